@@ -1,0 +1,95 @@
+"""The results schema: one ``jobs`` row per submitted folder, one ``images`` row per file.
+
+The ``images`` rows are written by the producer before anything is enqueued (the job's
+manifest), so the database, not the broker, knows which images are still pending. That is
+what lets ``resume`` re-enqueue exactly the lost work after a broker restart.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    DONE_WITH_ERRORS = "done with errors"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ImageStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    root: Mapped[str] = mapped_column(Text)
+    threshold: Mapped[float] = mapped_column(Float)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    total_images: Mapped[int] = mapped_column(Integer)
+    total_batches: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(String(64))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    failure: Mapped[str | None] = mapped_column(Text)
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (
+        UniqueConstraint("job_id", "path", name="uq_images_job_path"),
+        Index("ix_images_job_batch", "job_id", "batch"),
+        Index("ix_images_job_status", "job_id", "status"),
+    )
+
+    # BIGINT on PostgreSQL (a million images a job adds up); SQLite needs INTEGER for rowid.
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    batch: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)  # relative to the job's root
+    status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING)
+    digit: Mapped[int | None] = mapped_column(SmallInteger)
+    class_index: Mapped[int | None] = mapped_column(SmallInteger)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    below_threshold: Mapped[bool | None] = mapped_column(Boolean)
+    probabilities: Mapped[list[float] | None] = mapped_column(JSON)  # index = digit
+    error: Mapped[str | None] = mapped_column(Text)
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,205 @@
+"""Every query the producer, workers and CLI run; all take the session by keyword."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from db.models import Image, ImageStatus, Job, JobState, utcnow
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job: Job
+    state: JobState
+    total: int
+    pending: int
+    done: int
+    errors: int
+    cancelled: int
+    below_threshold: int
+    first_finished: datetime | None
+    last_finished: datetime | None
+    stalled: bool
+
+    @property
+    def finished(self) -> int:
+        return self.total - self.pending
+
+    @property
+    def rate(self) -> float | None:
+        """Images per second from submission to the latest stored row."""
+        if not self.last_finished or not self.finished:
+            return None
+        seconds = (_aware(self.last_finished) - _aware(self.job.created_at)).total_seconds()
+        return self.finished / seconds if seconds > 0 else None
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every timestamp we write is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def create_job(session: Session, *, job: Job) -> None:
+    session.add(job)
+    session.flush()
+
+
+def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str]]) -> None:
+    """Insert pending image rows: (batch number, relative path) each."""
+    if rows:
+        session.execute(
+            insert(Image),
+            [
+                {"job_id": job_id, "batch": b, "path": p, "status": ImageStatus.PENDING}
+                for b, p in rows
+            ],
+        )
+
+
+def resolve_job(session: Session, *, ref: str) -> Job:
+    """A job by id, unique id prefix, or ``latest``."""
+    if ref == "latest":
+        job = session.scalars(select(Job).order_by(Job.created_at.desc()).limit(1)).first()
+        if job is None:
+            raise JobNotFound("no jobs yet")
+        return job
+    job = session.get(Job, ref)
+    if job is not None:
+        return job
+    matches = session.scalars(select(Job).where(Job.id.startswith(ref)).limit(2)).all()
+    if len(matches) == 1:
+        return matches[0]
+    raise JobNotFound(f"no job {ref!r}" if not matches else f"job id {ref!r} is ambiguous")
+
+
+def list_jobs(session: Session, *, limit: int = 50) -> list[Job]:
+    return list(session.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)))
+
+
+def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSummary:
+    status = Image.status
+    row = session.execute(
+        select(
+            func.count(),
+            func.sum(case((status == ImageStatus.PENDING, 1), else_=0)),
+            func.sum(case((status == ImageStatus.DONE, 1), else_=0)),
+            func.sum(case((status == ImageStatus.ERROR, 1), else_=0)),
+            func.sum(case((status == ImageStatus.CANCELLED, 1), else_=0)),
+            func.sum(case((Image.below_threshold.is_(True), 1), else_=0)),
+            func.min(Image.finished_at),
+            func.max(Image.finished_at),
+        ).where(Image.job_id == job.id)
+    ).one()
+    total, pending, done, errors, cancelled, below = (int(v or 0) for v in row[:6])
+    first, last = row[6], row[7]
+    if job.failure:
+        state = JobState.FAILED
+    elif job.cancelled_at is not None:
+        state = JobState.CANCELLED
+    elif pending == 0:
+        state = JobState.DONE_WITH_ERRORS if errors else JobState.DONE
+    elif pending == total:
+        state = JobState.QUEUED
+    else:
+        state = JobState.RUNNING
+    progress_at = _aware(last or job.created_at)
+    stalled = (
+        state in (JobState.QUEUED, JobState.RUNNING)
+        and utcnow() - progress_at > timedelta(seconds=stall_seconds)
+    )
+    return JobSummary(
+        job, state, total, pending, done, errors, cancelled, below, first, last, stalled
+    )
+
+
+def pending_images(session: Session, *, job_id: str, batch: int) -> list[Image]:
+    return list(
+        session.scalars(
+            select(Image)
+            .where(Image.job_id == job_id, Image.batch == batch)
+            .where(Image.status == ImageStatus.PENDING)
+            .order_by(Image.id)
+        )
+    )
+
+
+def pending_batches(session: Session, *, job_id: str) -> list[int]:
+    return list(
+        session.scalars(
+            select(Image.batch)
+            .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
+            .group_by(Image.batch)
+            .order_by(Image.batch)
+        )
+    )
+
+
+def store_results(session: Session, *, rows: Sequence[dict]) -> None:
+    """Write finished rows by primary key, only over rows still pending, in one statement.
+
+    Guarding on ``pending`` makes a batch delivered twice harmless: the second delivery
+    finds nothing to overwrite, and each image keeps exactly one result. Every row must
+    carry the same keys (an executemany).
+    """
+    if not rows:
+        return
+    table = Image.__table__
+    columns = [key for key in rows[0] if key != "id"]
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"), table.c.status == ImageStatus.PENDING)
+        .values({column: bindparam(f"new_{column}") for column in columns})
+    )
+    session.execute(
+        statement,
+        [{"row_id": r["id"], **{f"new_{c}": r[c] for c in columns}} for r in rows],
+    )
+
+
+def cancel_job(session: Session, *, job: Job) -> int:
+    """Mark the job cancelled and its pending images skipped; returns how many."""
+    if job.cancelled_at is None:
+        job.cancelled_at = utcnow()
+    result = session.execute(
+        update(Image)
+        .where(Image.job_id == job.id, Image.status == ImageStatus.PENDING)
+        .values(status=ImageStatus.CANCELLED, error="job cancelled", finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount
+
+
+def iter_results(
+    session: Session,
+    *,
+    job_id: str,
+    digit: int | None = None,
+    below_threshold: bool = False,
+    errors: bool = False,
+) -> Iterator[Image]:
+    query = select(Image).where(Image.job_id == job_id).order_by(Image.path)
+    if digit is not None:
+        query = query.where(Image.digit == digit)
+    if below_threshold:
+        query = query.where(Image.below_threshold.is_(True))
+    if errors:
+        query = query.where(Image.status.in_([ImageStatus.ERROR, ImageStatus.CANCELLED]))
+    yield from session.scalars(query.execution_options(yield_per=2000))
+
+
+def digit_counts(session: Session, *, job_id: str) -> dict[int, int]:
+    rows = session.execute(
+        select(Image.digit, func.count())
+        .where(Image.job_id == job_id, Image.status == ImageStatus.DONE)
+        .group_by(Image.digit)
+    )
+    return {int(d): int(n) for d, n in rows}

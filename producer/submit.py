@@ -1,0 +1,176 @@
+"""Submit a folder: record the job and its manifest, then enqueue its batches."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.models import Job
+from db.queries import add_manifest, create_job, pending_batches, pending_images
+from producer.scan import FolderError, scan_folder
+from signdigits.settings import Settings
+from training.artifact import read_model_info, resolve_model_path
+
+TASK_NAME = "signdigits.classify_batch"
+_MANIFEST_CHUNK = 5000
+
+Progress = Callable[[str, int], None]
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    job_id: str
+    total_images: int
+    total_batches: int
+
+
+def submit_folder(
+    root: Path,
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    app: Celery,
+    threshold: float | None = None,
+    batch_size: int | None = None,
+    inline: bool | None = None,
+    progress: Progress | None = None,
+) -> SubmittedJob:
+    """Walk ``root``, write the job and its pending rows in one transaction, enqueue.
+
+    A missing or image-less folder raises :class:`FolderError` before anything is
+    committed or enqueued.
+    """
+    root = Path(root).expanduser().resolve()
+    check_allowed_root(root, settings)
+    model = read_model_info(resolve_model_path(settings.model_path))
+    batch_size = batch_size or settings.batch_size
+    inline = settings.inline if inline is None else inline
+    threshold = _pick_threshold(threshold, settings.threshold, model.default_threshold)
+    job_id = uuid.uuid4().hex
+    with sessions.begin() as session:
+        job = Job(
+            id=job_id,
+            root=str(root),
+            threshold=threshold,
+            batch_size=batch_size,
+            total_images=0,
+            total_batches=0,
+            model_version=model.version,
+            inline=inline,
+        )
+        create_job(session, job=job)
+        total = write_manifest(session, job_id=job_id, root=root, batch_size=batch_size,
+                               progress=progress)
+        if total == 0:
+            raise FolderError(f"{root}: no images found (looked for {_extensions()})")
+        job.total_images = total
+        job.total_batches = -(-total // batch_size)
+    enqueue_batches(
+        app,
+        sessions=sessions,
+        job_id=job_id,
+        batches=range(job.total_batches),
+        root=root if inline else None,
+        settings=settings,
+        progress=progress,
+    )
+    return SubmittedJob(job_id, total, job.total_batches)
+
+
+def check_allowed_root(root: Path, settings: Settings) -> None:
+    allowed = [Path(p).resolve() for p in settings.allowed_roots]
+    if allowed and not any(root == a or a in root.parents for a in allowed):
+        raise FolderError(f"{root}: outside SIGNDIGITS_ALLOWED_ROOTS")
+
+
+def _pick_threshold(*candidates: float | None) -> float:
+    value = next(c for c in candidates if c is not None)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"threshold {value} must lie between 0 and 1")
+    return value
+
+
+def _extensions() -> str:
+    from producer.scan import IMAGE_EXTENSIONS
+
+    return ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
+
+
+def write_manifest(
+    session: Session, *, job_id: str, root: Path, batch_size: int, progress: Progress | None
+) -> int:
+    paths = scan_folder(root)
+    total = 0
+    while chunk := list(islice(paths, _MANIFEST_CHUNK)):
+        rows = [((total + i) // batch_size, path) for i, path in enumerate(chunk)]
+        add_manifest(session, job_id=job_id, rows=rows)
+        total += len(chunk)
+        if progress:
+            progress("found", total)
+    return total
+
+
+def enqueue_batches(
+    app: Celery,
+    *,
+    sessions: sessionmaker[Session],
+    job_id: str,
+    batches: range | list[int],
+    root: Path | None,
+    settings: Settings,
+    progress: Progress | None = None,
+) -> int:
+    """Send one task per batch; with ``root`` set, the image bytes travel inside them."""
+    sent = 0
+    with app.producer_or_acquire() as producer:
+        for batch in batches:
+            kwargs = {}
+            if root is not None:
+                kwargs["inline"] = _read_inline(sessions, job_id, batch, root, settings)
+            app.send_task(TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer)
+            sent += 1
+            if progress and (sent % 100 == 0 or sent == len(batches)):
+                progress("enqueued", sent)
+    return sent
+
+
+def resume_job(
+    app: Celery, *, sessions: sessionmaker[Session], job: Job, settings: Settings
+) -> int:
+    """Re-enqueue every batch that still has pending images (after a broker loss)."""
+    with sessions() as session:
+        batches = pending_batches(session, job_id=job.id)
+    root = Path(job.root) if job.inline else None
+    return enqueue_batches(
+        app, sessions=sessions, job_id=job.id, batches=batches, root=root, settings=settings
+    )
+
+
+def _read_inline(
+    sessions: sessionmaker[Session], job_id: str, batch: int, root: Path, settings: Settings
+) -> dict[str, str | None]:
+    """Image id -> base64 bytes; ``None`` where the file is unreadable or over the cap.
+
+    The worker turns a ``None`` into an error row by trying the file itself, which gives
+    the same message a shared-disk worker would give.
+    """
+    with sessions() as session:
+        images = pending_images(session, job_id=job_id, batch=batch)
+    payload: dict[str, str | None] = {}
+    for image in images:
+        path = root / image.path
+        try:
+            if path.stat().st_size > settings.max_file_bytes:
+                payload[str(image.id)] = None
+                continue
+            payload[str(image.id)] = base64.b64encode(path.read_bytes()).decode("ascii")
+        except OSError:
+            payload[str(image.id)] = None
+    return payload

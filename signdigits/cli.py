@@ -1,0 +1,212 @@
+"""``signdigits``: one command for the whole pipeline. Heavy imports happen per command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from signdigits import cli_training
+from signdigits.console import console, fail
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Classify folders of sign-language digit photos with Celery workers.",
+)
+for command in cli_training.app.registered_commands:
+    app.registered_commands.append(command)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+JOB_HELP = "job id, unique prefix of one, or 'latest'"
+
+
+def _settings():
+    from pydantic import ValidationError
+
+    from signdigits.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        fail("invalid configuration: " + "; ".join(e["msg"] for e in exc.errors()))
+
+
+def _database(settings):
+    """Migrate, then hand out sessions; a clear line if the database is unreachable."""
+    from sqlalchemy.exc import OperationalError
+
+    from db.migrate import upgrade
+    from db.session import session_factory
+
+    try:
+        upgrade(settings.database_url)
+    except OperationalError as exc:
+        fail(f"database {settings.database_url} unreachable: {exc.orig}")
+    return session_factory(settings.database_url)
+
+
+def _job(sessions, ref: str):
+    from db.queries import JobNotFound, resolve_job
+
+    with sessions() as session:
+        try:
+            return resolve_job(session, ref=ref)
+        except JobNotFound as exc:
+            fail(str(exc))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply Alembic migrations (alembic upgrade head)."""
+    settings = _settings()
+    _database(settings)
+    console.print(f"database {settings.database_url} is at the latest schema")
+
+
+@app.command()
+def submit(
+    folder: Path = typer.Argument(..., help="folder of images (searched recursively)"),
+    threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
+    batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
+    inline: bool = typer.Option(None, "--inline/--paths", help="ship image bytes in messages"),
+    wait: bool = typer.Option(False, "--wait", help="show progress until the job finishes"),
+) -> None:
+    """Record a folder as a job and enqueue its batches; prints the job id."""
+    from signdigits import pipeline
+
+    settings = _settings()
+    if not settings.broker_url:
+        fail("SIGNDIGITS_BROKER_URL is not set (use `signdigits run` for a one-machine job)")
+    sessions = _database(settings)
+    job = pipeline.submit(folder, settings=settings, sessions=sessions, threshold=threshold,
+                          batch_size=batch_size, inline=inline)
+    print(job.job_id)
+    if wait:
+        summary = pipeline.watch(job.job_id, settings=settings, sessions=sessions)
+        pipeline.print_summary(summary, sessions=sessions)
+
+
+@app.command()
+def run(
+    folder: Path = typer.Argument(..., help="folder of images (searched recursively)"),
+    workers: int = typer.Option(None, min=1, max=64, help="worker processes"),
+    threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
+    batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
+) -> None:
+    """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
+    from signdigits import pipeline
+
+    settings = _settings()
+    sessions = _database(settings)
+    code = pipeline.run_locally(
+        folder, settings=settings, sessions=sessions, workers=workers or settings.concurrency,
+        threshold=threshold, batch_size=batch_size,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def worker(
+    concurrency: int = typer.Option(None, min=1, max=256, help="processes (default: setting)"),
+    hostname: str = typer.Option(None, "--hostname", "-n", help="node name, e.g. w1@%h"),
+    loglevel: str = typer.Option("INFO", help="Celery log level"),
+) -> None:
+    """A Celery worker with task events on (same as `celery -A worker worker -E`)."""
+    import os
+
+    from signdigits.local import worker_command
+
+    settings = _settings()
+    if not settings.broker_url:
+        fail("SIGNDIGITS_BROKER_URL is not set")
+    _database(settings)
+    name = hostname or "signdigits@%h"
+    command = worker_command(concurrency=concurrency or settings.concurrency, name=name,
+                             loglevel=loglevel)
+    os.execv(sys.executable, command)
+
+
+@app.command()
+def flower(
+    port: int = typer.Option(5555, help="port on 127.0.0.1"),
+    address: str = typer.Option("127.0.0.1", help="address to listen on"),
+) -> None:
+    """Celery's monitoring UI for this broker (basic auth from SIGNDIGITS_FLOWER_BASIC_AUTH)."""
+    import os
+
+    settings = _settings()
+    if not settings.broker_url:
+        fail("SIGNDIGITS_BROKER_URL is not set")
+    command = [sys.executable, "-m", "celery", "-A", "worker", "flower",
+               f"--port={port}", f"--address={address}"]
+    if settings.flower_basic_auth:
+        command.append(f"--basic-auth={settings.flower_basic_auth}")
+    os.execv(sys.executable, command)
+
+
+@app.command()
+def status(
+    job: str = typer.Argument(None, help=JOB_HELP + "; omit for all jobs"),
+) -> None:
+    """State, images done / total, below threshold, errors, rate, model version."""
+    from signdigits import pipeline
+
+    settings = _settings()
+    sessions = _database(settings)
+    jobs = [_job(sessions, job)] if job else None
+    pipeline.print_status(jobs, settings=settings, sessions=sessions)
+
+
+@app.command()
+def results(
+    job: str = typer.Argument(..., help=JOB_HELP),
+    digit: int = typer.Option(None, min=0, max=9, help="only images predicted as this digit"),
+    below_threshold: bool = typer.Option(False, "--below-threshold", help="only uncertain ones"),
+    errors: bool = typer.Option(False, "--errors", help="only images that could not be read"),
+    format: str = typer.Option("table", "--format", help="table, csv or json"),
+    output: Path = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+) -> None:
+    """One row per image: path, digit, confidence, below_threshold, error."""
+    from signdigits.output import write_results
+
+    if format not in ("table", "csv", "json"):
+        fail(f"--format must be table, csv or json, not {format!r}")
+    settings = _settings()
+    sessions = _database(settings)
+    found = _job(sessions, job)
+    with sessions() as session:
+        write_results(session, job=found, digit=digit, below_threshold=below_threshold,
+                      errors=errors, fmt=format, output=output)
+
+
+@app.command()
+def resume(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
+    """Re-enqueue exactly the job's pending images (after a broker restart lost them)."""
+    from producer.submit import resume_job
+    from worker.app import create_app
+
+    settings = _settings()
+    if not settings.broker_url:
+        fail("SIGNDIGITS_BROKER_URL is not set")
+    sessions = _database(settings)
+    found = _job(sessions, job)
+    if found.cancelled_at is not None:
+        fail(f"job {found.id} was cancelled")
+    sent = resume_job(create_app(settings), sessions=sessions, job=found, settings=settings)
+    console.print(f"job {found.id}: re-enqueued {sent} batches with pending images")
+
+
+@app.command()
+def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
+    """Skip the job's batches not yet started; the job ends cancelled."""
+    from db.queries import cancel_job
+
+    settings = _settings()
+    sessions = _database(settings)
+    found = _job(sessions, job)
+    with sessions.begin() as session:
+        skipped = cancel_job(session, job=session.merge(found))
+    console.print(f"job {found.id}: cancelled, {skipped} pending images skipped")

@@ -1,0 +1,150 @@
+"""``train``, ``evaluate``, ``predict`` and ``convert``: the model's commands."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+from signdigits.console import console, fail
+
+app = typer.Typer()
+
+
+def _load(data: Path):
+    from training.data import DataError, load_labelled
+
+    with console.status(f"reading {data}") as status:
+        try:
+            return load_labelled(
+                data, progress=lambda n, t: status.update(f"reading {data}: {n}/{t} images")
+            )
+        except DataError as exc:
+            fail(str(exc))
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
+    epochs: int = typer.Option(60, min=1, help="training epochs"),
+    out: Path = typer.Option(Path("signdigits-cnn.keras"), help="where to write the model"),
+    seed: int = typer.Option(7, help="seed for the signer split and the weights"),
+) -> None:
+    """Train the CNN with a signer-disjoint split and save a self-describing model."""
+    from training.classifier import configure_tensorflow
+
+    configure_tensorflow(0)
+    from training.train import Recipe, train_model
+
+    images = _load(data)
+    command = "signdigits " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    info = train_model(
+        images, out=out, recipe=Recipe(epochs=epochs, seed=seed), command=command,
+        report=console.print,
+    )
+    test = info.metadata["evaluation"]["test"]
+    console.print(f"saved {out} (version {info.version}), test accuracy {test['accuracy']:.4f}")
+
+
+@app.command()
+def evaluate(
+    data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
+    model: Path = typer.Option(None, help="model artifact (default: the shipped one)"),
+    report: Path = typer.Option(Path("evaluation-report"), help="folder for the PNGs and CSV"),
+    split: str = typer.Option(
+        "auto", help="auto (test split if this is the model's training data), test, all"
+    ),
+) -> None:
+    """Accuracy, loss, per-digit precision/recall and a report folder; ends `accuracy=`."""
+    import numpy as np
+
+    from training.artifact import ArtifactError
+    from training.classifier import Classifier
+    from training.evaluate import evaluate_probabilities, selective_curve, write_report
+
+    try:
+        classifier = Classifier(model)
+    except ArtifactError as exc:
+        fail(str(exc))
+    images = _load(data)
+    meta = classifier.info.metadata
+    trained_on_this = images.digest() == meta.get("data_digest")
+    if split == "test" or (split == "auto" and trained_on_this):
+        test_groups = set(meta.get("split", {}).get("test_groups", []))
+        if not trained_on_this:
+            fail("--split test needs the data the model was trained on (digest differs)")
+        images = images.subset(np.flatnonzero(np.isin(images.groups, list(test_groups))))
+        console.print(f"evaluating on the model's test split: {len(images)} images")
+    else:
+        console.print(f"evaluating on all {len(images)} images")
+    table = classifier.info.class_to_digit
+    probs = np.concatenate(
+        [classifier.probabilities(images.x[i : i + 256]) for i in range(0, len(images), 256)]
+    )
+    figures = evaluate_probabilities(probs, images.classes, table)
+    curve = selective_curve(probs, images.classes)
+    write_report(report, figures, curve, meta.get("history"))
+    console.print(f"loss {figures['loss']:.4f} on {figures['images']} images")
+    for digit, f in figures["per_digit"].items():
+        console.print(
+            f"digit {digit}: precision {f['precision']}, recall {f['recall']}, n={f['support']}"
+        )
+    console.print(f"report: {report}/ (confusion.png, learning_curves.png, selective_accuracy.*)")
+    print(f"accuracy={figures['accuracy']:.4f}")
+
+
+@app.command()
+def predict(
+    images: list[Path] = typer.Argument(..., help="image files"),
+    threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
+    preview: Path = typer.Option(None, help="write the 64x64 image the model saw here"),
+    model: Path = typer.Option(None, help="model artifact (default: the shipped one)"),
+) -> None:
+    """Digit, confidence and below-threshold flag for each image."""
+    from signdigits.settings import get_settings
+    from training.artifact import ArtifactError
+    from training.classifier import Classifier
+    from training.preprocess import ImageError, preprocess_image, read_image_file, to_preview_png
+
+    settings = get_settings()
+    try:
+        classifier = Classifier(model or settings.model_path)
+    except ArtifactError as exc:
+        fail(str(exc))
+    limit = threshold if threshold is not None else settings.threshold
+    limit = limit if limit is not None else classifier.info.default_threshold
+    if preview:
+        preview.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for path in images:
+        try:
+            pixels = preprocess_image(
+                read_image_file(path, max_bytes=settings.max_file_bytes),
+                max_pixels=settings.max_image_pixels,
+            )
+        except ImageError as exc:
+            console.print(f"{path}: error: {exc}", markup=False, highlight=False)
+            failed += 1
+            continue
+        p = classifier.classify(pixels[None])[0]
+        flag = "  below threshold" if p.confidence < limit else ""
+        print(f"{path}: digit {p.digit} confidence {p.confidence:.4f}{flag}")
+        if preview:
+            to_preview_png(pixels, preview / f"{path.stem}.png")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def convert(
+    data: Path = typer.Option(..., help="digit folders (0-9)"),
+    out: Path = typer.Option(..., help="folder to write X.npy, Y.npy, groups.npy, names.txt"),
+) -> None:
+    """Convert digit folders to the X.npy / Y.npy layout (plus signer groups)."""
+    from training.data import save_npy
+
+    images = _load(data)
+    save_npy(images, out)
+    console.print(f"wrote {len(images)} images to {out}/X.npy, Y.npy, groups.npy, names.txt")

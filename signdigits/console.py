@@ -1,0 +1,15 @@
+"""The terminal: one rich console, and one way to fail with a one-line message."""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"error: {message}", markup=False, highlight=False)
+    raise typer.Exit(code)

@@ -1,0 +1,150 @@
+"""What the pipeline commands do, with progress and summaries for a person watching."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.queries import JobSummary, digit_counts, list_jobs, resolve_job, summarize_job
+from producer.scan import FolderError
+from signdigits.console import console, fail
+from signdigits.settings import Settings
+from training.artifact import ArtifactError
+
+FINISHED = {"done", "done with errors", "failed", "cancelled"}
+
+
+def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session], **options):
+    from producer.submit import submit_folder
+    from worker.app import create_app
+
+    with console.status(f"scanning {folder}") as spinner:
+        def progress(stage: str, n: int) -> None:
+            spinner.update(f"{folder}: {n:,} images {stage}")
+
+        try:
+            job = submit_folder(folder, settings=settings, sessions=sessions,
+                                app=create_app(settings), progress=progress, **options)
+        except (FolderError, ArtifactError, ValueError) as exc:
+            fail(str(exc))
+        except Exception as exc:  # kombu/redis raise many types for an unreachable broker
+            if "connect" in str(exc).lower() or exc.__class__.__name__.endswith("Error"):
+                fail(f"cannot enqueue on {settings.broker_url}: {exc}")
+            raise
+    console.print(f"job {job.job_id}: {job.total_images:,} images in {job.total_batches:,} batches")
+    return job
+
+
+def summarize(job_id: str, *, settings: Settings, sessions: sessionmaker[Session]) -> JobSummary:
+    with sessions() as session:
+        job = resolve_job(session, ref=job_id)
+        return summarize_job(session, job=job, stall_seconds=settings.stall_seconds)
+
+
+def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
+          alive=lambda: True) -> JobSummary:
+    """Progress bar until the job finishes (or ``alive()`` turns false)."""
+    summary = summarize(job_id, settings=settings, sessions=sessions)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("classifying", total=summary.total, detail="")
+        while summary.state not in FINISHED and alive():
+            time.sleep(0.5)
+            summary = summarize(job_id, settings=settings, sessions=sessions)
+            rate = f"{summary.rate:,.0f} img/s" if summary.rate else ""
+            stalled = " STALLED" if summary.stalled else ""
+            bar.update(task, completed=summary.finished,
+                       detail=f"{summary.errors} errors {rate}{stalled}")
+    return summary
+
+
+def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
+                workers: int, threshold: float | None, batch_size: int | None) -> int:
+    """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
+    from signdigits.local import EmbeddedBroker, StackError, WorkerProcess
+    from training.artifact import read_model_info, resolve_model_path
+
+    try:
+        read_model_info(resolve_model_path(settings.model_path))
+    except ArtifactError as exc:
+        fail(str(exc))
+    broker = EmbeddedBroker() if not settings.broker_url else None
+    worker = None
+    logs = Path(tempfile.mkdtemp(prefix="signdigits-run-"))
+    try:
+        url = broker.start() if broker else settings.broker_url
+        settings = settings.model_copy(update={"broker_url": url})
+        env = {**os.environ, "SIGNDIGITS_BROKER_URL": url,
+               "SIGNDIGITS_DATABASE_URL": settings.database_url}
+        worker = WorkerProcess(env=env, concurrency=workers, name=f"local-{os.getpid()}@%h",
+                               log=logs / "worker.log")
+        job = submit(folder, settings=settings, sessions=sessions, threshold=threshold,
+                     batch_size=batch_size)
+        summary = watch(job.job_id, settings=settings, sessions=sessions, alive=worker.alive)
+        if summary.state not in FINISHED:
+            console.print(f"error: the worker stopped unexpectedly; its log:\n{worker.log_tail()}",
+                          markup=False)
+            console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
+            return 1
+        print_summary(summary, sessions=sessions)
+        return 0
+    except StackError as exc:
+        fail(str(exc), code=1)
+    except KeyboardInterrupt:
+        console.print("interrupted: stopping workers (pending images stay recorded)")
+        return 130
+    finally:
+        if worker is not None:
+            with console.status("stopping workers"):
+                worker.stop()
+        if broker is not None:
+            broker.stop()
+
+
+def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        counts = digit_counts(session, job_id=summary.job.id)
+    table = Table(title=f"job {summary.job.id}: {summary.state}", show_header=True)
+    for digit in range(10):
+        table.add_column(str(digit), justify="right")
+    table.add_row(*(str(counts.get(d, 0)) for d in range(10)))
+    console.print(table)
+    rate = f"{summary.rate:,.1f} images/s" if summary.rate else "n/a"
+    console.print(
+        f"{summary.done:,} classified, {summary.below_threshold:,} below threshold "
+        f"{summary.job.threshold:.2f}, {summary.errors:,} errors, {summary.cancelled:,} "
+        f"cancelled, of {summary.total:,} images; {rate}"
+    )
+    if summary.errors:
+        console.print(f"see the errors: signdigits results {summary.job.id} --errors")
+
+
+def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        if jobs is None:
+            jobs = list_jobs(session)
+        summaries = [summarize_job(session, job=session.merge(j),
+                                   stall_seconds=settings.stall_seconds) for j in jobs]
+    if not summaries:
+        console.print("no jobs yet")
+        return
+    table = Table(show_header=True)
+    for column in ("job", "state", "done/total", "below thr.", "errors", "img/s", "model",
+                   "created", "folder"):
+        table.add_column(column)
+    for s in summaries:
+        state = f"{s.state} (stalled)" if s.stalled else str(s.state)
+        table.add_row(
+            s.job.id, state, f"{s.finished:,}/{s.total:,}", f"{s.below_threshold:,}",
+            f"{s.errors:,}", f"{s.rate:,.1f}" if s.rate else "-", s.job.model_version,
+            s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), s.job.root,
+        )
+    Console = type(console)
+    Console(width=200).print(table)

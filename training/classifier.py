@@ -1,0 +1,85 @@
+"""A loaded model ready to classify batches: used by ``predict``, the workers and ``bench``.
+
+Loading TensorFlow takes seconds and is not fork-safe, so a :class:`Classifier` is built
+in the process that uses it (after Celery forks), never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.artifact import ModelInfo, read_model_info, resolve_model_path
+from training.preprocess import IMAGE_SIZE
+
+
+@dataclass(frozen=True)
+class Prediction:
+    digit: int
+    class_index: int
+    confidence: float
+    probabilities: list[float]  # indexed by digit 0-9
+
+
+def configure_tensorflow(threads: int) -> None:
+    """Limit TensorFlow's thread pools; must run before TensorFlow is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if threads > 0:
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:
+            pass  # already initialised in this process; keep its pools
+
+
+class Classifier:
+    def __init__(self, model_path: Path | None = None, *, threads: int = 0) -> None:
+        self.info: ModelInfo = read_model_info(resolve_model_path(model_path))
+        configure_tensorflow(threads)
+        import keras
+        import tensorflow as tf
+
+        import training.model  # noqa: F401 - registers the custom layers the archive names
+
+        model = keras.saving.load_model(self.info.path, compile=False)
+        # One traced graph for every batch size: model.predict per call is slower and leaks.
+        self._forward = tf.function(
+            lambda x: model(x, training=False),
+            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)],
+            reduce_retracing=True,
+        )
+        # Columns of the model's output reordered so that column d is digit d.
+        self._digit_order = np.argsort(np.asarray(self.info.class_to_digit))
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, 64, 64) preprocessed images -> (N, 10) class probabilities, model order."""
+        if len(pixels) == 0:
+            return np.zeros((0, len(self.info.class_to_digit)), np.float32)
+        batch = np.ascontiguousarray(pixels, dtype=np.float32)[..., None]
+        return self._forward(batch).numpy()
+
+    def classify(self, pixels: np.ndarray) -> list[Prediction]:
+        probs = self.probabilities(pixels)
+        table = self.info.class_to_digit
+        by_digit = probs[:, self._digit_order]
+        predictions = []
+        for row, digit_row in zip(probs, by_digit, strict=True):
+            index = int(row.argmax())
+            predictions.append(
+                Prediction(
+                    digit=table[index],
+                    class_index=index,
+                    confidence=float(row[index]),
+                    probabilities=[round(float(p), 6) for p in digit_row],
+                )
+            )
+        return predictions

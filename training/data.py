@@ -1,0 +1,190 @@
+"""Labelled data in the two layouts users have, and the signer-disjoint split.
+
+Layout 1 is one folder per digit (the folder's name is the true digit); layout 2 is the
+``X.npy`` / ``Y.npy`` pair (N x 64 x 64 floats, one-hot labels in the dataset's class
+order). Both loaders return the same :class:`LabelledImages`, so training from either
+gives the model the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES, digit_to_class
+from training.preprocess import IMAGE_SIZE, preprocess_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+_COUNTER = re.compile(r"(\d+)")
+# A gap in the photo counter larger than this starts a new signer even if digits rise.
+_SIGNER_GAP = 5
+
+
+class DataError(ValueError):
+    """The data folder is not in a layout we can read; the message says why."""
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    x: np.ndarray  # (N, 64, 64) float32 in [0, 1]
+    classes: np.ndarray  # (N,) int class index in the dataset's order
+    groups: np.ndarray  # (N,) int signer id; images of one signer share it
+    names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    @property
+    def digits(self) -> np.ndarray:
+        return np.asarray(NPY_CLASS_TO_DIGIT)[self.classes]
+
+    def subset(self, index: np.ndarray) -> LabelledImages:
+        return LabelledImages(
+            self.x[index], self.classes[index], self.groups[index], [self.names[i] for i in index]
+        )
+
+    def digest(self) -> str:
+        """sha256 of pixels and labels: identifies the training data in the artifact."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.x.astype(np.float32)).tobytes())
+        h.update(np.ascontiguousarray(self.classes.astype(np.int64)).tobytes())
+        return h.hexdigest()
+
+
+def load_labelled(path: Path, *, progress: Callable[[int, int], None] | None = None):
+    """Read either layout from ``path``; npy when it holds X.npy/Y.npy, else folders."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder")
+    if _npy_file(path, "x") and _npy_file(path, "y"):
+        return load_npy(path)
+    return load_digit_folders(path, progress=progress)
+
+
+def load_digit_folders(
+    root: Path, *, progress: Callable[[int, int], None] | None = None
+) -> LabelledImages:
+    files = sorted(_labelled_files(root), key=lambda item: (_counter(item[0].name), item[0].name))
+    if not files:
+        raise DataError(f"{root}: no images in folders named 0-9 (nor X.npy/Y.npy)")
+    x = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), np.float32)
+
+    def decode(i: int) -> None:
+        x[i] = preprocess_image(files[i][0])
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for done, _ in enumerate(pool.map(decode, range(len(files))), start=1):
+            if progress and (done % 100 == 0 or done == len(files)):
+                progress(done, len(files))
+    digits = [digit for _, digit in files]
+    counters = [_counter(path.name) for path, _ in files]
+    return LabelledImages(
+        x=x,
+        classes=np.asarray([digit_to_class(d) for d in digits], np.int64),
+        groups=signer_groups(counters, digits),
+        names=[str(path.relative_to(root)) for path, _ in files],
+    )
+
+
+def _labelled_files(root: Path) -> Iterator[tuple[Path, int]]:
+    for digit in range(NUM_CLASSES):
+        folder = root / str(digit)
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+                    yield path, digit
+
+
+def _counter(name: str) -> int:
+    found = _COUNTER.findall(name)
+    return int(found[-1]) if found else -1
+
+
+def signer_groups(counters: list[int], digits: list[int]) -> np.ndarray:
+    """Signer id per image, from runs of the camera's photo counter.
+
+    Each participant signed 0 through 9 in a row, so along the counter a new signer starts
+    where the digit falls back (or the counter jumps). Files without a counter each get a
+    group of their own, which keeps them on one side of any split.
+    """
+    order = sorted(range(len(counters)), key=lambda i: counters[i])
+    groups = np.empty(len(counters), np.int64)
+    group, previous = -1, None
+    for i in order:
+        if counters[i] < 0 or previous is None:
+            group += 1
+        else:
+            prev_counter, prev_digit = previous
+            if digits[i] < prev_digit or counters[i] - prev_counter > _SIGNER_GAP:
+                group += 1
+        groups[i] = group
+        previous = None if counters[i] < 0 else (counters[i], digits[i])
+    return groups
+
+
+def _npy_file(folder: Path, stem: str) -> Path | None:
+    for candidate in folder.iterdir():
+        if candidate.suffix.lower() == ".npy" and candidate.stem.lower() == stem:
+            return candidate
+    return None
+
+
+def load_npy(folder: Path) -> LabelledImages:
+    x_path, y_path = _npy_file(folder, "x"), _npy_file(folder, "y")
+    if x_path is None or y_path is None:
+        raise DataError(f"{folder}: needs X.npy and Y.npy")
+    x = np.load(x_path, allow_pickle=False).astype(np.float32)
+    y = np.load(y_path, allow_pickle=False)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{x_path}: expected N x {IMAGE_SIZE} x {IMAGE_SIZE}, got {x.shape}")
+    if y.ndim != 2 or y.shape != (len(x), NUM_CLASSES):
+        raise DataError(f"{y_path}: expected one-hot {len(x)} x {NUM_CLASSES}, got {y.shape}")
+    if x.min() < 0 or x.max() > 1:
+        raise DataError(f"{x_path}: pixel values must lie in [0, 1]")
+    groups_path = _npy_file(folder, "groups")
+    if groups_path is not None:
+        groups = np.load(groups_path, allow_pickle=False).astype(np.int64)
+    else:
+        # The public X.npy carries no signer information: fall back to one group per image.
+        groups = np.arange(len(x), dtype=np.int64)
+    names_path = folder / "names.txt"
+    names = (
+        names_path.read_text().splitlines()
+        if names_path.exists()
+        else [f"{x_path.name}[{i}]" for i in range(len(x))]
+    )
+    return LabelledImages(x, y.argmax(axis=1).astype(np.int64), groups, names)
+
+
+def save_npy(data: LabelledImages, folder: Path) -> None:
+    """Write ``data`` as layout 2 (plus groups.npy and names.txt, which layout 2 lacks)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "X.npy", data.x.astype(np.float32))
+    np.save(folder / "Y.npy", np.eye(NUM_CLASSES, dtype=np.float32)[data.classes])
+    np.save(folder / "groups.npy", data.groups)
+    (folder / "names.txt").write_text("\n".join(data.names) + "\n")
+
+
+def split_by_signer(
+    groups: np.ndarray, *, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train / validation / test indices with every signer on exactly one side."""
+    unique = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(unique)
+    n_test = max(1, round(len(unique) * test_fraction))
+    n_val = max(1, round(len(unique) * val_fraction))
+    test_groups = set(shuffled[:n_test].tolist())
+    val_groups = set(shuffled[n_test : n_test + n_val].tolist())
+    side = np.array(
+        [2 if g in test_groups else 1 if g in val_groups else 0 for g in groups.tolist()]
+    )
+    return np.flatnonzero(side == 0), np.flatnonzero(side == 1), np.flatnonzero(side == 2)

@@ -1,0 +1,18 @@
+"""The dataset's class order: the only place the class-index -> digit table is written.
+
+The model's output classes are the class indices of the widely shared ``X.npy``/``Y.npy``
+version of the Sign Language Digits dataset. Training copies this table into the model
+artifact; ``predict`` and the workers read it from the artifact and never from here, so a
+model trained with another class order still gets its own table applied.
+"""
+
+from __future__ import annotations
+
+# index -> digit, as documented by the dataset (see ../shared/datasets/.../README.md).
+NPY_CLASS_TO_DIGIT: tuple[int, ...] = (9, 0, 7, 6, 1, 8, 4, 3, 2, 5)
+NUM_CLASSES = len(NPY_CLASS_TO_DIGIT)
+
+
+def digit_to_class(digit: int) -> int:
+    """Class index of ``digit`` in the dataset's order (used only when reading labels)."""
+    return NPY_CLASS_TO_DIGIT.index(digit)

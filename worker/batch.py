@@ -1,0 +1,182 @@
+"""One batch, start to finish: claim its pending rows, decode, classify, store.
+
+Read :func:`process_batch` top to bottom for the whole lifecycle of a task.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select, update
+
+from db.models import Image, ImageStatus, Job, utcnow
+from db.queries import store_results
+from training.preprocess import IMAGE_SIZE, ImageError, preprocess_image, read_image_file
+from worker.context import WorkerContext
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    job_id: str
+    batch: int
+    classified: int = 0
+    errors: int = 0
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class ClaimedBatch:
+    job: Job
+    images: list[Image]
+    attempt: int
+
+
+def process_batch(
+    ctx: WorkerContext, *, job_id: str, batch: int, inline: dict | None, worker: str
+) -> BatchOutcome:
+    claimed = claim_batch(ctx, job_id=job_id, batch=batch)
+    if claimed is None:
+        return BatchOutcome(job_id, batch, skipped=True)
+    if claimed.attempt > ctx.settings.max_attempts:
+        give_up_batch(
+            ctx, claimed, worker=worker,
+            reason=f"gave up after {ctx.settings.max_attempts} attempts "
+            "(the worker failed or died on every try)",
+        )
+        return BatchOutcome(job_id, batch, errors=len(claimed.images))
+    pixels, errors = decode_images(ctx, claimed, inline=inline)
+    rows = classify_images(ctx, claimed, pixels, errors, worker=worker)
+    with ctx.sessions.begin() as session:
+        store_results(session, rows=rows)
+    return BatchOutcome(job_id, batch, classified=len(pixels), errors=len(errors))
+
+
+def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int) -> ClaimedBatch | None:
+    """Count this attempt on the batch's pending rows and load them; None if none left."""
+    with ctx.sessions.begin() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.cancelled_at is not None:
+            return None
+        session.execute(
+            update(Image)
+            .where(Image.job_id == job_id, Image.batch == batch)
+            .where(Image.status == ImageStatus.PENDING)
+            .values(attempts=Image.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        images = list(
+            session.scalars(
+                select(Image)
+                .where(Image.job_id == job_id, Image.batch == batch)
+                .where(Image.status == ImageStatus.PENDING)
+                .order_by(Image.id)
+            )
+        )
+        session.expunge_all()
+    if not images:
+        return None
+    return ClaimedBatch(job, images, attempt=max(image.attempts for image in images))
+
+
+def decode_images(
+    ctx: WorkerContext, claimed: ClaimedBatch, *, inline: dict | None
+) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+    """Image id -> pixels for the readable images, image id -> error message for the rest."""
+    root = Path(claimed.job.root)
+    settings = ctx.settings
+
+    def decode(image: Image) -> np.ndarray:
+        encoded = inline.get(str(image.id)) if inline is not None else None
+        if encoded is not None:
+            data = base64.b64decode(encoded)
+            if len(data) > settings.max_file_bytes:
+                raise ImageError(f"file is {len(data):,} bytes, over the cap")
+        else:
+            data = read_image_file(
+                resolve_inside(root, image.path, settings.allowed_roots),
+                max_bytes=settings.max_file_bytes,
+            )
+        return preprocess_image(data, max_pixels=settings.max_image_pixels)
+
+    pixels: dict[int, np.ndarray] = {}
+    errors: dict[int, str] = {}
+    futures = {image.id: ctx.decoders.submit(decode, image) for image in claimed.images}
+    for image_id, future in futures.items():
+        try:
+            pixels[image_id] = future.result()
+        except ImageError as exc:
+            errors[image_id] = str(exc)
+    return pixels, errors
+
+
+def resolve_inside(root: Path, relative: str, allowed_roots: list[Path]) -> Path:
+    """The real path of ``root/relative``, refused unless it lies inside the job's root.
+
+    Resolving symlinks first means a link, or a ``..`` in a forged row, cannot make a
+    worker read a file outside the folder the user submitted.
+    """
+    real_root = os.path.realpath(root)
+    if allowed_roots and not any(
+        _inside(real_root, os.path.realpath(allowed)) for allowed in allowed_roots
+    ):
+        raise ImageError("job folder is outside SIGNDIGITS_ALLOWED_ROOTS")
+    real = os.path.realpath(os.path.join(real_root, relative))
+    if not _inside(real, real_root):
+        raise ImageError("path leads outside the job's folder (refused)")
+    return Path(real)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def classify_images(
+    ctx: WorkerContext,
+    claimed: ClaimedBatch,
+    pixels: dict[int, np.ndarray],
+    errors: dict[int, str],
+    *,
+    worker: str,
+) -> list[dict]:
+    """Run the model once on the whole batch and build one result row per image."""
+    ids = list(pixels)
+    stack = np.stack([pixels[i] for i in ids]) if ids else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE))
+    predictions = dict(zip(ids, ctx.classifier.classify(stack), strict=True))
+    version = ctx.classifier.version
+    threshold = claimed.job.threshold
+    now = utcnow()
+    rows = []
+    for image in claimed.images:
+        row = {
+            "id": image.id, "worker": worker, "model_version": version, "finished_at": now,
+            "status": ImageStatus.DONE, "digit": None, "class_index": None,
+            "confidence": None, "below_threshold": None, "probabilities": None, "error": None,
+        }
+        if image.id in predictions:
+            p = predictions[image.id]
+            row.update(
+                digit=p.digit, class_index=p.class_index, confidence=p.confidence,
+                below_threshold=p.confidence < threshold, probabilities=p.probabilities,
+            )
+        else:
+            row.update(status=ImageStatus.ERROR, error=errors.get(image.id, "not decoded"))
+        rows.append(row)
+    return rows
+
+
+def give_up_batch(ctx: WorkerContext, claimed: ClaimedBatch, *, worker: str, reason: str) -> None:
+    """Store an error row for every pending image of a batch that keeps failing."""
+    now = utcnow()
+    rows = [
+        {
+            "id": image.id, "worker": worker, "finished_at": now,
+            "status": ImageStatus.ERROR, "error": reason,
+        }
+        for image in claimed.images
+    ]
+    with ctx.sessions.begin() as session:
+        store_results(session, rows=rows)

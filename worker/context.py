@@ -1,0 +1,50 @@
+"""Per-process resources of a worker: the loaded model, the database, the decode pool.
+
+They are built after Celery forks its children (``worker_process_init``), because
+TensorFlow and database connections do not survive a fork; building them at import time
+would load TensorFlow in the parent and hand every child a broken copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+from celery.signals import worker_process_init
+from sqlalchemy.orm import Session, sessionmaker
+
+from db.session import session_factory
+from signdigits.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    classifier: object  # training.classifier.Classifier, typed loosely to keep imports light
+    decoders: ThreadPoolExecutor
+
+
+@lru_cache(maxsize=1)
+def get_context() -> WorkerContext:
+    """Build this process's resources on first use (solo pool) or at child start."""
+    from training.classifier import Classifier
+
+    settings = get_settings()
+    classifier = Classifier(settings.model_path, threads=settings.tf_threads)
+    log.info("model %s loaded from %s", classifier.version, classifier.info.path)
+    return WorkerContext(
+        settings=settings,
+        sessions=session_factory(settings.database_url),
+        classifier=classifier,
+        decoders=ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode"),
+    )
+
+
+@worker_process_init.connect
+def _load_in_child(**_kwargs) -> None:
+    get_context()
