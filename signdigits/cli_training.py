@@ -28,7 +28,7 @@ def _load(data: Path):
 @app.command()
 def train(
     data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
-    epochs: int = typer.Option(60, min=1, help="training epochs"),
+    epochs: int = typer.Option(120, min=1, help="training epochs"),
     out: Path = typer.Option(Path("signdigits-cnn.keras"), help="where to write the model"),
     seed: int = typer.Option(7, help="seed for the signer split and the weights"),
 ) -> None:

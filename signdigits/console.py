@@ -7,7 +7,8 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-console = Console(stderr=True, highlight=False)
+# soft_wrap: a message stays one line however narrow the terminal (or a pipe) is.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -70,7 +70,7 @@ def load_labelled(path: Path, *, progress: Callable[[int, int], None] | None = N
 def load_digit_folders(
     root: Path, *, progress: Callable[[int, int], None] | None = None
 ) -> LabelledImages:
-    files = sorted(_labelled_files(root), key=lambda item: (_counter(item[0].name), item[0].name))
+    files = list_labelled_files(root)
     if not files:
         raise DataError(f"{root}: no images in folders named 0-9 (nor X.npy/Y.npy)")
     x = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), np.float32)
@@ -82,14 +82,21 @@ def load_digit_folders(
         for done, _ in enumerate(pool.map(decode, range(len(files))), start=1):
             if progress and (done % 100 == 0 or done == len(files)):
                 progress(done, len(files))
-    digits = [digit for _, digit in files]
-    counters = [_counter(path.name) for path, _ in files]
     return LabelledImages(
         x=x,
-        classes=np.asarray([digit_to_class(d) for d in digits], np.int64),
-        groups=signer_groups(counters, digits),
+        classes=np.asarray([digit_to_class(d) for _, d in files], np.int64),
+        groups=file_signer_groups(files),
         names=[str(path.relative_to(root)) for path, _ in files],
     )
+
+
+def list_labelled_files(root: Path) -> list[tuple[Path, int]]:
+    """(path, digit) for every image under ``root/0`` .. ``root/9``, in photo-counter order."""
+    return sorted(_labelled_files(root), key=lambda item: (_counter(item[0].name), item[0].name))
+
+
+def file_signer_groups(files: list[tuple[Path, int]]) -> np.ndarray:
+    return signer_groups([_counter(path.name) for path, _ in files], [d for _, d in files])
 
 
 def _labelled_files(root: Path) -> Iterator[tuple[Path, int]]:

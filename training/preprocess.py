@@ -76,7 +76,7 @@ def _to_grayscale(img: Image.Image) -> Image.Image:
         if mode in ("I", "F") and values.max(initial=0) <= 255:
             top = 255.0
         scaled = np.clip(values / top * 255.0, 0, 255).round().astype(np.uint8)
-        return Image.fromarray(scaled, mode="L")
+        return Image.fromarray(scaled)
     if mode == "P":
         img = img.convert("RGBA")
         mode = "RGBA"
@@ -124,4 +124,4 @@ def read_image_file(path: Path, *, max_bytes: int) -> bytes:
 
 def to_preview_png(pixels: np.ndarray, path: Path) -> None:
     """Write the 64 x 64 image the model saw, for a person to look at."""
-    Image.fromarray((np.clip(pixels, 0, 1) * 255).round().astype(np.uint8), mode="L").save(path)
+    Image.fromarray((np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)).save(path)

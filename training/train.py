@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ Report = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Recipe:
-    epochs: int = 60
+    epochs: int = 120
     batch_size: int = 32
-    learning_rate: float = float(os.environ.get("SD_LR", "1e-3"))
+    learning_rate: float = 1e-3
     label_smoothing: float = 0.05
     seed: int = 7
     val_fraction: float = 0.15
@@ -41,7 +40,7 @@ def train_model(
     import keras
     import tensorflow as tf
 
-    from training.model import augmenter, build_model
+    from training.model import augmenter, build_inference_model, build_model
 
     keras.utils.set_random_seed(recipe.seed)
     train_idx, val_idx, test_idx = split_by_signer(
@@ -88,10 +87,12 @@ def train_model(
         model.set_weights(keeper.best_weights)
         report(f"kept epoch {keeper.best_epoch} (best validation loss)")
 
+    served = build_inference_model(model)
+
     def probabilities(part: LabelledImages) -> np.ndarray:
         if not len(part):
             return np.zeros((0, NUM_CLASSES), np.float32)
-        return model.predict(part.x[..., None], batch_size=256, verbose=0)
+        return served.predict(part.x[..., None], batch_size=256, verbose=0)
 
     val_probs = probabilities(val)
     threshold = choose_threshold(selective_curve(val_probs, val.classes)) if len(val) else 0.5
@@ -123,7 +124,7 @@ def train_model(
         },
         "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.history.items()},
     }
-    return save_artifact(model, out, metadata)
+    return save_artifact(served, out, metadata)
 
 
 class _KeepBest:

@@ -1,0 +1,3 @@
+from signdigits.cli import app
+
+app(prog_name="signdigits")

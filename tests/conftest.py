@@ -1,0 +1,159 @@
+"""Shared fixtures: the real dataset, real servers (Valkey/Redis, PostgreSQL, SQLite) and
+real Celery worker processes. Nothing here mocks a server."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATASET = Path(os.environ.get(
+    "SIGNDIGITS_TEST_DATASET", REPO.parent / "shared" / "datasets" / "sign-language-digits"
+))
+POSTGRES_URL = os.environ.get(
+    "SIGNDIGITS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip with ``reason`` outside CI; under CI a missing prerequisite fails the run."""
+    if not condition:
+        if IN_CI:
+            pytest.fail(f"CI requires this: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Path:
+    require((DATASET / "0").is_dir(), f"dataset not found at {DATASET}")
+    return DATASET
+
+
+def sample_images(dataset: Path, per_digit: int, *, seed: int = 1) -> list[tuple[Path, int]]:
+    rng = random.Random(seed)
+    picked = []
+    for digit in range(10):
+        files = sorted((dataset / str(digit)).iterdir())
+        picked += [(f, digit) for f in rng.sample(files, per_digit)]
+    return picked
+
+
+def copy_sample(dataset: Path, folder: Path, per_digit: int, *, seed: int = 1) -> dict[str, int]:
+    """Copy a sample into ``folder/<digit>/``; returns relative path -> true digit."""
+    truth = {}
+    for path, digit in sample_images(dataset, per_digit, seed=seed):
+        target = folder / str(digit) / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        truth[f"{digit}/{path.name}"] = digit
+    return truth
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A private Valkey server (the one `signdigits run` embeds) for the whole session."""
+    from signdigits.local import EmbeddedBroker
+
+    broker = EmbeddedBroker()
+    url = broker.start()
+    yield url
+    broker.stop()
+
+
+def _postgres_available() -> str | None:
+    import psycopg
+
+    try:
+        psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), connect_timeout=3).close()
+        return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0]
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'results.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh schema in the PostgreSQL at 127.0.0.1:5432 (database test), dropped after."""
+    import psycopg
+
+    problem = _postgres_available()
+    require(problem is None, f"PostgreSQL unreachable at {POSTGRES_URL}: {problem}")
+    schema = f"sd_test_{uuid.uuid4().hex[:8]}"
+    plain = POSTGRES_URL.replace("+psycopg", "")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path_factory) -> str:
+    """The same test against both databases."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'results.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def make_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNDIGITS_")}
+    env.update({f"SIGNDIGITS_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+class RunningWorker:
+    """A real ``celery -A worker worker`` process, stopped on exit."""
+
+    def __init__(self, env: dict[str, str], name: str, log: Path, concurrency: int = 1):
+        from signdigits.local import worker_command
+
+        self.name = name
+        self.log = log
+        self._log = open(log, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            worker_command(concurrency=concurrency, name=name, loglevel="INFO"),
+            env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, app, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
+            replies = app.control.ping(destination=[self.name], timeout=1.0)
+            if replies:
+                return
+        raise RuntimeError(f"worker not ready in {timeout}s: {self.log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300):
+    return subprocess.run(
+        [sys.executable, "-m", "signdigits", *args], env=env, cwd=cwd, capture_output=True,
+        text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )

@@ -1,0 +1,166 @@
+"""The batch pipeline end to end: real Valkey, real Celery workers, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from db.models import Image, Job
+from db.session import session_factory
+from tests.conftest import RunningWorker, copy_sample, make_env, run_cli
+
+_redis_db = itertools.count(1)
+
+
+class Stack:
+    def __init__(self, redis_url: str, database_url: str, tmp: Path) -> None:
+        self.broker_url = redis_url.rsplit("/", 1)[0] + f"/{next(_redis_db) % 16}"
+        self.database_url = database_url
+        self.env = make_env(broker_url=self.broker_url, database_url=database_url)
+        self.tmp = tmp
+        self.worker: RunningWorker | None = None
+
+    def start_worker(self, concurrency: int = 2) -> None:
+        from signdigits.settings import Settings
+        from worker.app import create_app
+
+        name = f"test-{uuid.uuid4().hex[:6]}@localhost"
+        self.worker = RunningWorker(self.env, name, self.tmp / "worker.log", concurrency)
+        app = create_app(Settings(broker_url=self.broker_url, database_url=self.database_url))
+        self.worker.wait_ready(app)
+
+    def cli(self, *args: str, timeout: float = 300):
+        return run_cli(*args, env=self.env, cwd=self.tmp, timeout=timeout)
+
+    def wait_for(self, job_id: str, timeout: float = 240) -> Job:
+        sessions = session_factory(self.database_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with sessions() as session:
+                pending = session.scalar(
+                    select(func.count()).where(Image.job_id == job_id, Image.status == "pending")
+                )
+                if pending == 0:
+                    return session.get(Job, job_id)
+            time.sleep(0.5)
+        log = self.worker.log.read_text()[-3000:] if self.worker else ""
+        raise AssertionError(f"job {job_id} not finished in {timeout}s; worker log:\n{log}")
+
+    def rows(self, job_id: str) -> list[Image]:
+        with session_factory(self.database_url)() as session:
+            return list(session.scalars(select(Image).where(Image.job_id == job_id)))
+
+
+@pytest.fixture
+def stack(redis_url, database_url, tmp_path):
+    stack = Stack(redis_url, database_url, tmp_path)
+    yield stack
+    if stack.worker:
+        stack.worker.stop()
+
+
+def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
+    images = tmp_path / "photos"
+    truth = copy_sample(dataset, images, per_digit=25, seed=11)
+    (images / "broken.jpg").write_text("this is not a JPEG")
+    stack.start_worker()
+
+    submitted = stack.cli("submit", str(images), "--batch-size", "32", "--threshold", "0.9")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip()
+    job = stack.wait_for(job_id)
+    assert job.total_images == 251 and job.total_batches == 8
+
+    rows = stack.rows(job_id)
+    assert sorted(r.path for r in rows) == sorted([*truth, "broken.jpg"])  # one row each
+    by_path = {r.path: r for r in rows}
+    broken = by_path.pop("broken.jpg")
+    assert broken.status == "error" and "not an image" in broken.error
+    correct = sum(by_path[p].digit == d for p, d in truth.items())
+    assert correct >= 0.95 * len(truth), f"{correct}/{len(truth)}"
+    for row in by_path.values():
+        assert row.status == "done" and row.model_version == job.model_version
+        assert row.below_threshold == (row.confidence < 0.9)
+        assert len(row.probabilities) == 10 and abs(sum(row.probabilities) - 1) < 1e-3
+        assert row.probabilities[row.digit] == pytest.approx(row.confidence, abs=1e-5)
+        assert row.worker.startswith("test-")
+
+    # A batch delivered again (as after a lost acknowledgement) changes nothing.
+    from signdigits.settings import Settings
+    from worker.app import create_app
+
+    before = {r.id: (r.digit, r.finished_at) for r in rows}
+    app = create_app(Settings(broker_url=stack.broker_url, database_url=stack.database_url))
+    for batch in range(job.total_batches):
+        app.send_task("signdigits.classify_batch", args=[job_id, batch])
+    time.sleep(3)
+    after = stack.rows(job_id)
+    assert len(after) == len(rows)
+    assert {r.id: (r.digit, r.finished_at) for r in after} == before
+
+    status = stack.cli("status", job_id[:8])
+    assert status.returncode == 0 and "done with errors" in status.stdout
+    assert "251/251" in status.stdout
+
+    as_csv = stack.cli("results", "latest", "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    records = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert len(records) == 251
+    assert list(records[0])[:5] == ["path", "digit", "confidence", "below_threshold", "error"]
+    assert {r["path"] for r in records} == {*truth, "broken.jpg"}
+
+    out = tmp_path / "errors.json"
+    as_json = stack.cli("results", job_id, "--errors", "--format", "json", "--output", str(out))
+    assert as_json.returncode == 0, as_json.stderr
+    errors = json.loads(out.read_text())
+    assert [e["path"] for e in errors] == ["broken.jpg"] and errors[0]["digit"] is None
+
+    threes = json.loads(stack.cli("results", job_id, "--digit", "3", "--format", "json").stdout)
+    assert threes and all(r["digit"] == 3 for r in threes)
+    low = json.loads(stack.cli("results", job_id, "--below-threshold", "--format", "json").stdout)
+    assert all(r["below_threshold"] and r["confidence"] < 0.9 for r in low)
+
+
+def test_empty_or_missing_folder_leaves_no_job(stack, tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "readme.txt").write_text("no pictures here")
+    sessions = session_factory(stack.database_url)
+    stack.cli("db", "upgrade")
+    with sessions() as session:
+        jobs_before = session.scalar(select(func.count()).select_from(Job))
+    for folder in (empty, tmp_path / "missing"):
+        result = stack.cli("submit", str(folder))
+        assert result.returncode != 0
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "no images" in result.stderr or "no such folder" in result.stderr
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Job)) == jobs_before
+    import redis
+
+    assert redis.Redis.from_url(stack.broker_url).llen("signdigits") == 0
+
+
+def test_run_on_an_empty_folder_fails_clearly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_cli("run", str(tmp_path / "empty"), env=make_env(), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "no images found" in result.stderr
+
+
+def test_run_does_everything_with_embedded_defaults(dataset, tmp_path):
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=3, seed=2)
+    result = run_cli("run", str(tmp_path / "photos"), "--workers", "1", env=make_env(),
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "images/s" in result.stderr and "30 classified" in result.stderr
+    rows = session_factory(f"sqlite:///{tmp_path / 'signdigits.db'}")().scalars(select(Image))
+    assert sorted(r.path for r in rows) == sorted(truth)

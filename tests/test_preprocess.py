@@ -1,0 +1,146 @@
+"""The one preprocessing function on every odd image a user may have."""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from training.preprocess import IMAGE_SIZE, ImageError, preprocess_image
+
+
+def _hand_like(size: int = 100) -> Image.Image:
+    """An asymmetric RGB picture: a dark blob in the upper left on a light background."""
+    y, x = np.mgrid[0:size, 0:size]
+    base = np.full((size, size, 3), 220, np.uint8)
+    blob = (x - size * 0.3) ** 2 + (y - size * 0.25) ** 2 < (size * 0.18) ** 2
+    base[blob] = (120, 80, 60)
+    base[: size // 10, :, 2] = 30
+    return Image.fromarray(base, "RGB")
+
+
+def _encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def reference() -> np.ndarray:
+    return preprocess_image(_encode(_hand_like(), "PNG"))
+
+
+def test_output_shape_range_dtype(reference):
+    assert reference.shape == (IMAGE_SIZE, IMAGE_SIZE)
+    assert reference.dtype == np.float32
+    assert reference.min() >= 0.0 and reference.max() <= 1.0
+
+
+@pytest.mark.parametrize(
+    "mode_case",
+    ["RGBA", "LA", "P", "P-transparent", "L", "CMYK-JPEG", "I;16", "BMP", "WEBP", "TIFF"],
+)
+def test_odd_modes_give_the_same_picture(mode_case, reference):
+    img = _hand_like()
+    if mode_case == "RGBA":
+        data = _encode(img.convert("RGBA"), "PNG")
+    elif mode_case == "LA":
+        data = _encode(img.convert("LA"), "PNG")
+    elif mode_case == "P":
+        data = _encode(img.convert("P", palette=Image.Palette.ADAPTIVE), "PNG")
+    elif mode_case == "P-transparent":
+        data = _encode(img.convert("P", palette=Image.Palette.ADAPTIVE), "PNG", transparency=255)
+    elif mode_case == "L":
+        data = _encode(img.convert("L"), "PNG")
+    elif mode_case == "CMYK-JPEG":
+        data = _encode(img.convert("CMYK"), "JPEG", quality=95)
+    elif mode_case == "I;16":
+        gray = np.asarray(img.convert("L"), np.uint16) * 257  # full 16-bit range
+        data = _encode(Image.fromarray(gray), "PNG")
+    else:
+        data = _encode(img, mode_case)
+    out = preprocess_image(data)
+    assert out.shape == (IMAGE_SIZE, IMAGE_SIZE)
+    assert np.abs(out - reference).mean() < 0.03, mode_case
+
+
+def test_sixteen_bit_is_scaled_not_clipped():
+    gray = np.full((80, 80), 32768, np.uint16)  # mid-grey in 16 bits
+    out = preprocess_image(_encode(Image.fromarray(gray), "PNG"))
+    assert abs(float(out.mean()) - 0.5) < 0.01
+
+
+def test_alpha_composited_onto_white():
+    rgba = Image.new("RGBA", (64, 64), (0, 0, 0, 0))  # fully transparent black
+    assert preprocess_image(_encode(rgba, "PNG")).min() > 0.99
+
+
+def test_animated_gif_uses_first_frame(reference):
+    first = _hand_like().convert("P")
+    second = Image.new("P", (100, 100), 0)
+    data = _encode(first, "GIF", save_all=True, append_images=[second], duration=100)
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    assert np.abs(preprocess_image(data) - reference).mean() < 0.03
+
+
+def test_exif_orientation_is_honoured(reference):
+    # Orientation 6 means "rotate 90 degrees clockwise to display": store the picture
+    # rotated the other way, as a phone camera would.
+    stored = _hand_like().transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = _encode(stored, "JPEG", quality=95, exif=exif)
+    upright = preprocess_image(data)
+    assert np.abs(upright - reference).mean() < 0.03
+    naive = np.asarray(stored.convert("L").resize((64, 64)), np.float32) / 255
+    assert np.abs(naive - reference).mean() > 0.05  # the test can tell the difference
+
+
+def test_non_square_is_centre_cropped():
+    wide = Image.new("L", (300, 100), 255)
+    wide.paste(0, (100, 0, 200, 100))  # the black centre square survives the crop
+    assert preprocess_image(_encode(wide, "PNG")).mean() < 0.05
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny valid-looking PNG that declares enormous dimensions (a decompression bomb)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF
+        )
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1000)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_before_decoding():
+    data = _png_header_only(100_000, 100_000)
+    assert len(data) < 2000
+    started = time.monotonic()
+    with pytest.raises(ImageError, match="pixel limit"):
+        preprocess_image(data)
+    assert time.monotonic() - started < 5  # refused from the header, not decoded
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty file"),
+        (b"<html><body>not a picture</body></html>", "not an image"),
+        (b"just some text, named .jpg", "not an image"),
+    ],
+)
+def test_unreadable_inputs_raise_clear_errors(data, message):
+    with pytest.raises(ImageError, match=message):
+        preprocess_image(data)
+
+
+def test_truncated_jpeg_is_an_error():
+    data = _encode(_hand_like(400), "JPEG", quality=95)
+    with pytest.raises(ImageError, match="cannot decode"):
+        preprocess_image(data[: len(data) // 2])

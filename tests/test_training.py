@@ -1,0 +1,157 @@
+"""Training data layouts, the signer split, the artifact, and training end to end."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import copy_sample, make_env, run_cli
+from training.artifact import ArtifactError, read_model_info, shipped_model_path
+from training.data import (
+    file_signer_groups,
+    list_labelled_files,
+    load_digit_folders,
+    load_npy,
+    save_npy,
+    signer_groups,
+    split_by_signer,
+)
+from training.labels import NPY_CLASS_TO_DIGIT
+
+
+def test_signer_groups_follow_runs_of_the_photo_counter():
+    counters = [100, 101, 102, 103, 110, 111, 112, 500, 501, -1]
+    digits = [0, 1, 2, 0, 1, 2, 3, 0, 1, 5]
+    groups = signer_groups(counters, digits)
+    # 0,1,2 | 0 (digit falls back) ,1,2,3 (gap of 7 > 5 starts another) | 0,1 | no counter
+    assert len({groups[0], groups[1], groups[2]}) == 1
+    assert groups[3] != groups[2]
+    assert groups[4] != groups[3] and groups[4] == groups[5] == groups[6]
+    assert groups[7] == groups[8] != groups[6]
+    assert groups[9] not in set(groups[:9].tolist())
+
+
+def test_split_keeps_each_signer_on_one_side():
+    groups = np.repeat(np.arange(50), 10)
+    train, val, test = split_by_signer(groups, seed=3)
+    sides = [set(groups[train]), set(groups[val]), set(groups[test])]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert len(train) + len(val) + len(test) == len(groups)
+    again = split_by_signer(groups, seed=3)
+    assert all((a == b).all() for a, b in zip((train, val, test), again, strict=True))
+
+
+def test_folder_and_npy_layouts_give_the_same_inputs(dataset, tmp_path):
+    copy_sample(dataset, tmp_path / "folders", per_digit=3)
+    from_folders = load_digit_folders(tmp_path / "folders")
+    save_npy(from_folders, tmp_path / "npy")
+    from_npy = load_npy(tmp_path / "npy")
+    assert np.array_equal(from_folders.x, from_npy.x)
+    assert np.array_equal(from_folders.classes, from_npy.classes)
+    assert np.array_equal(from_folders.groups, from_npy.groups)
+    # Y.npy uses the dataset's class order, not digits: folder 0 is class index 1.
+    y = np.load(tmp_path / "npy" / "Y.npy")
+    zero = [i for i, n in enumerate(from_folders.names) if n.startswith("0/")][0]
+    assert y[zero].argmax() == NPY_CLASS_TO_DIGIT.index(0) == 1
+    assert from_npy.digits.tolist() == [int(n.split("/")[0]) for n in from_npy.names]
+
+
+def test_shipped_model_is_self_describing():
+    info = read_model_info(shipped_model_path())
+    assert list(info.class_to_digit) == list(NPY_CLASS_TO_DIGIT)
+    meta = info.metadata
+    for key in ("input_shape", "preprocess_version", "data_digest", "evaluation",
+                "training_command", "version", "default_threshold"):
+        assert key in meta, key
+    assert meta["evaluation"]["test"]["images"] > 200
+
+
+def test_model_without_table_is_refused(tmp_path):
+    stripped = tmp_path / "stripped.keras"
+    with zipfile.ZipFile(shipped_model_path()) as src, zipfile.ZipFile(stripped, "w") as dst:
+        for name in src.namelist():
+            if name != "signdigits.json":
+                dst.writestr(name, src.read(name))
+    with pytest.raises(ArtifactError, match="class-index -> digit table"):
+        read_model_info(stripped)
+    result = run_cli("predict", "--model", str(stripped), str(tmp_path / "x.jpg"),
+                     env=make_env(), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "table" in result.stderr
+
+
+def test_train_and_evaluate_end_to_end_on_a_tiny_subset(dataset, tmp_path):
+    copy_sample(dataset, tmp_path / "data", per_digit=6)
+    model = tmp_path / "tiny.keras"
+    result = run_cli("train", "--data", str(tmp_path / "data"), "--epochs", "2",
+                     "--out", str(model), env=make_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "epoch 2/2" in result.stderr
+    info = read_model_info(model)
+    assert info.metadata["training_command"].startswith("signdigits train")
+    assert info.metadata["split"]["by"] == "signer"
+    report = tmp_path / "report"
+    result = run_cli("evaluate", "--model", str(model), "--data", str(tmp_path / "data"),
+                     "--report", str(report), env=make_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("accuracy=") and 0 <= float(last.split("=")[1]) <= 1
+    for name in ("confusion.png", "learning_curves.png", "selective_accuracy.png",
+                 "selective_accuracy.csv"):
+        assert (report / name).stat().st_size > 0, name
+    figures = json.loads((report / "figures.json").read_text())
+    assert set(figures["per_digit"]) == {str(d) for d in range(10)}
+
+
+def test_convert_command_writes_the_npy_layout(dataset, tmp_path):
+    copy_sample(dataset, tmp_path / "data", per_digit=2)
+    result = run_cli("convert", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "npy"),
+                     env=make_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert np.load(tmp_path / "npy" / "X.npy").shape == (20, 64, 64)
+    assert np.load(tmp_path / "npy" / "Y.npy").shape == (20, 10)
+
+
+def _test_split_files(dataset: Path) -> list[tuple[Path, int]]:
+    """Images of the signers the shipped model never trained on."""
+    info = read_model_info(shipped_model_path())
+    test_groups = set(info.metadata["split"]["test_groups"])
+    files = list_labelled_files(dataset)
+    groups = file_signer_groups(files)
+    return [f for f, g in zip(files, groups, strict=True) if int(g) in test_groups]
+
+
+def test_predict_reports_the_folder_digits(dataset, tmp_path):
+    """The label table, checked on real photos: the original project's was wrong."""
+    import random
+
+    files = _test_split_files(dataset)
+    assert len(files) > 200
+    sample = random.Random(5).sample(files, 100)
+    result = run_cli("predict", *(str(p) for p, _ in sample), env=make_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 100
+    correct = sum(
+        f": digit {digit} " in line for (path, digit), line in zip(sample, lines, strict=True)
+    )
+    assert correct >= 95, f"{correct}/100 correct"
+
+
+def test_predict_reports_bad_files_and_goes_on(dataset, tmp_path):
+    good = next((dataset / "3").iterdir())
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_text("<html>no</html>")
+    missing = tmp_path / "missing.png"
+    preview = tmp_path / "preview"
+    result = run_cli("predict", str(corrupt), str(good), str(missing), "--preview", str(preview),
+                     env=make_env(), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"{good}: digit" in result.stdout
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 2 and "not an image" in errors[0] and "not found" in errors[1]
+    assert (preview / f"{good.stem}.png").exists()
