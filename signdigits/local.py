@@ -123,10 +123,12 @@ class WorkerProcess:
             return ""
 
 
-def worker_command(*, concurrency: int, name: str, loglevel: str = "WARNING") -> list[str]:
+def worker_command(
+    *, concurrency: int, name: str, loglevel: str = "WARNING", extra: tuple[str, ...] = ()
+) -> list[str]:
     return [
         sys.executable, "-m", "celery", "-A", "worker", "worker",
         "--pool", "prefork", "--concurrency", str(concurrency), "--hostname", name,
         "--loglevel", loglevel, "--task-events",
-        "--without-mingle", "--without-gossip",
+        "--without-mingle", "--without-gossip", *extra,
     ]

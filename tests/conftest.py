@@ -119,14 +119,16 @@ def make_env(**settings: str) -> dict[str, str]:
 class RunningWorker:
     """A real ``celery -A worker worker`` process, stopped on exit."""
 
-    def __init__(self, env: dict[str, str], name: str, log: Path, concurrency: int = 1):
+    def __init__(self, env: dict[str, str], name: str, log: Path, concurrency: int = 1,
+                 faults: bool = False):
         from signdigits.local import worker_command
 
         self.name = name
         self.log = log
         self._log = open(log, "ab")  # noqa: SIM115
+        extra = ("--include", "tests.faults") if faults else ()
         self.process = subprocess.Popen(
-            worker_command(concurrency=concurrency, name=name, loglevel="INFO"),
+            worker_command(concurrency=concurrency, name=name, loglevel="INFO", extra=extra),
             env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

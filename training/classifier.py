@@ -7,6 +7,8 @@ in the process that uses it (after Celery forks), never at import time.
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +26,35 @@ class Prediction:
     probabilities: list[float]  # indexed by digit 0-9
 
 
-def configure_tensorflow(threads: int) -> None:
-    """Limit TensorFlow's thread pools; must run before TensorFlow is imported."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if threads > 0:
-        import tensorflow as tf
+def import_tensorflow():
+    """Import TensorFlow with its C++ start-up lines (oneDNN, CPU features) kept off stderr.
 
+    They are printed before TensorFlow reads any log-level setting and would bury our
+    one-line messages; if the import fails, what it printed is replayed.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow as tf
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return tf
+
+
+def configure_tensorflow(threads: int) -> None:
+    """Limit TensorFlow's thread pools (0 keeps its default: all cores)."""
+    tf = import_tensorflow()
+    if threads > 0:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)

@@ -108,7 +108,7 @@ def read_image_file(path: Path, *, max_bytes: int) -> bytes:
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)
     except FileNotFoundError:
-        raise ImageError("file not found (deleted after submission?)") from None
+        raise ImageError("file not found") from None
     except PermissionError:
         raise ImageError("permission denied") from None
     except IsADirectoryError:

@@ -1,0 +1,34 @@
+"""Faults for real worker processes, loaded with ``celery worker --include tests.faults``.
+
+Production code has no fault hooks; tests that need a slow or failing batch start a real
+worker with this module, which wraps :func:`worker.batch.classify_images`:
+
+- ``SIGNDIGITS_TEST_SLOW_BATCHES="0,3"`` and ``SIGNDIGITS_TEST_SLOW_SECONDS=5``: those
+  batches sleep before classifying, so a test can kill or cancel them mid-batch.
+- ``SIGNDIGITS_TEST_POISON_BATCHES="1"``: those batches raise every time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import worker.batch
+
+_original = worker.batch.classify_images
+
+
+def _batches(name: str) -> set[int]:
+    return {int(b) for b in os.environ.get(name, "").split(",") if b.strip()}
+
+
+def _faulty_classify_images(ctx, claimed, pixels, errors, *, worker):
+    batch = claimed.images[0].batch if claimed.images else -1
+    if batch in _batches("SIGNDIGITS_TEST_SLOW_BATCHES"):
+        time.sleep(float(os.environ.get("SIGNDIGITS_TEST_SLOW_SECONDS", "5")))
+    if batch in _batches("SIGNDIGITS_TEST_POISON_BATCHES"):
+        raise RuntimeError(f"poisoned batch {batch} (test fault)")
+    return _original(ctx, claimed, pixels, errors, worker=worker)
+
+
+worker.batch.classify_images = _faulty_classify_images
