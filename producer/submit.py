@@ -17,6 +17,7 @@ from db.queries import add_manifest, create_job, pending_batches, pending_images
 from producer.scan import FolderError, scan_folder
 from signdigits.settings import Settings
 from training.artifact import read_model_info, resolve_model_path
+from training.preprocess import ImageError, read_image_file
 
 TASK_NAME = "signdigits.classify_batch"
 _MANIFEST_CHUNK = 5000
@@ -155,22 +156,21 @@ def resume_job(
 
 def _read_inline(
     sessions: sessionmaker[Session], job_id: str, batch: int, root: Path, settings: Settings
-) -> dict[str, str | None]:
-    """Image id -> base64 bytes; ``None`` where the file is unreadable or over the cap.
+) -> dict[str, dict[str, str]]:
+    """Image id -> ``{"data": base64}``, or ``{"error": message}`` for a file that cannot go.
 
-    The worker turns a ``None`` into an error row by trying the file itself, which gives
-    the same message a shared-disk worker would give.
+    The producer reads with the same size cap and messages as a worker would, so a worker
+    that cannot see this disk still stores the right error for an oversized or unreadable
+    file, and a failed read never fails the job.
     """
     with sessions() as session:
         images = pending_images(session, job_id=job_id, batch=batch)
-    payload: dict[str, str | None] = {}
+    cap = min(settings.max_file_bytes, settings.inline_max_file_bytes)
+    payload: dict[str, dict[str, str]] = {}
     for image in images:
-        path = root / image.path
         try:
-            if path.stat().st_size > settings.max_file_bytes:
-                payload[str(image.id)] = None
-                continue
-            payload[str(image.id)] = base64.b64encode(path.read_bytes()).decode("ascii")
-        except OSError:
-            payload[str(image.id)] = None
+            data = read_image_file(root / image.path, max_bytes=cap)
+            payload[str(image.id)] = {"data": base64.b64encode(data).decode("ascii")}
+        except ImageError as exc:
+            payload[str(image.id)] = {"error": str(exc)}
     return payload

