@@ -1,0 +1,65 @@
+# signdigits: one image for the worker (default), Flower, migrations and the CLI.
+#
+#   docker build -t signdigits .
+#   docker compose up -d --scale worker=4        # see docker-compose.yml and .env.example
+#
+# Layers: the Python dependencies (TensorFlow CPU included, ~600 MB) are installed from
+# pyproject.toml alone, so editing the code rebuilds only the small layer holding our wheel.
+
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+
+# --- the signdigits wheel, model artifact and migrations inside (package data) ----------
+FROM base AS wheel
+WORKDIR /src
+COPY . .
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+ && python -c "import glob, sys, zipfile; \
+names = zipfile.ZipFile(glob.glob('/wheels/signdigits-*.whl')[0]).namelist(); \
+missing = {'training/artifacts/signdigits-cnn.keras', 'db/migrations/env.py'} - set(names); \
+sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)"
+
+
+# --- the runtime image ---------------------------------------------------------------------
+FROM base
+RUN groupadd --system signdigits \
+ && useradd --system --gid signdigits --create-home --home-dir /home/signdigits \
+      --shell /usr/sbin/nologin signdigits
+
+# Dependencies only: pyproject.toml plus an empty package layout, so this layer is rebuilt
+# only when pyproject.toml changes. The stub package itself is removed again.
+COPY pyproject.toml /tmp/deps/
+RUN set -eux; \
+    cd /tmp/deps; \
+    for package in signdigits worker producer db training; do \
+      mkdir -p "$package"; touch "$package/__init__.py"; \
+    done; \
+    touch README.md; \
+    pip install .; \
+    pip uninstall -y signdigits; \
+    cd /; rm -rf /tmp/deps
+
+# The code: our wheel, no dependency resolution (they are all in the layer above).
+COPY --from=wheel /wheels /tmp/wheels
+RUN pip install --no-deps /tmp/wheels/signdigits-*.whl \
+ && rm -rf /tmp/wheels \
+ && python -c "from importlib.resources import files; \
+assert (files('training') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no model'"
+
+USER signdigits
+WORKDIR /home/signdigits
+ENV MPLCONFIGDIR=/home/signdigits/.cache/matplotlib
+
+# The worker answers a broadcast ping under its node name (signdigits@<container hostname>,
+# the default of `signdigits worker`). TensorFlow takes a while to load, hence start-period.
+# Other roles (flower, migrate, cli) override or disable this in docker-compose.yml.
+HEALTHCHECK --interval=60s --timeout=30s --start-period=120s --retries=3 \
+  CMD celery -A worker inspect ping --destination "signdigits@$HOSTNAME" --timeout 10 \
+      >/dev/null || exit 1
+
+CMD ["signdigits", "worker"]

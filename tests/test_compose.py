@@ -1,0 +1,402 @@
+"""The container definitions: Dockerfile, .dockerignore, docker-compose.yml, .env.example.
+
+The compose file is checked as Compose itself resolves it (`docker-compose config`, or the
+`docker compose` plugin), in a temporary copy with a generated `.env`, so that what is
+asserted is the interpolated configuration `up` would run. No image is built and no
+container is started: these tests need no Docker daemon and take a few seconds.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = REPO / "docker-compose.yml"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_USER", "FLOWER_PASSWORD")
+APP_SERVICES = ("migrate", "worker", "flower", "cli")
+
+
+# --- the Dockerfile and its build context -------------------------------------------------
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = (REPO / "Dockerfile").read_text()
+    logical, pending = [], ""
+    for line in text.splitlines():
+        if not pending and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            pending += line.rstrip()[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    pairs = []
+    for line in logical:
+        instruction, _, arguments = line.strip().partition(" ")
+        pairs.append((instruction.upper(), arguments.strip()))
+    return pairs
+
+
+def test_dockerfile_is_python_311_slim_and_runs_as_a_non_root_user():
+    instructions = _dockerfile_instructions()
+    stages: dict[str, str] = {}  # stage alias -> base image it resolves to
+    final_image = None
+    for instruction, arguments in instructions:
+        if instruction == "FROM":
+            words = [w for w in arguments.split() if not w.startswith("--")]
+            image = stages.get(words[0].lower(), words[0])
+            assert image == "python:3.11-slim", f"FROM {arguments}: not python:3.11-slim"
+            if len(words) == 3 and words[1].upper() == "AS":
+                stages[words[2].lower()] = image
+            final_image = image
+    assert final_image == "python:3.11-slim"
+
+    final_stage = instructions[max(i for i, (ins, _) in enumerate(instructions)
+                                   if ins == "FROM"):]
+    users = [arguments for instruction, arguments in final_stage if instruction == "USER"]
+    assert users, "the runtime stage has no USER line: the container would run as root"
+    assert users[-1].split(":")[0] not in ("root", "0"), f"USER {users[-1]}"
+
+    cmd = [json.loads(args) for ins, args in final_stage if ins == "CMD"]
+    assert cmd and cmd[-1] == ["signdigits", "worker"]
+    assert any(ins == "HEALTHCHECK" and "inspect ping" in args for ins, args in final_stage)
+
+
+def test_docker_build_context_keeps_the_shipped_model_and_drops_local_state():
+    rules = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    for excluded in (".env", ".venv/", ".git/"):
+        assert excluded in rules, f"{excluded} is sent to the Docker daemon"
+    assert any(rule.endswith(".db") for rule in rules)
+    # the model is package data (pyproject: training = ["artifacts/*.keras"]): it must
+    # reach the build even though other *.keras files are kept out. As in Docker, the last
+    # rule matching a path decides.
+    model = "training/artifacts/signdigits-cnn.keras"
+    deciding = [rule for rule in rules if _ignore_rule_matches(rule.lstrip("!"), model)]
+    assert not deciding or deciding[-1].startswith("!"), f"{model} excluded by {deciding[-1]}"
+
+
+def _ignore_rule_matches(pattern: str, path: str) -> bool:
+    pattern = pattern.rstrip("/")
+    if pattern.startswith("**/"):
+        pattern = "*" + pattern[3:]
+    return fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/")
+
+
+# --- .env.example --------------------------------------------------------------------------
+
+def _compose_variables() -> set[str]:
+    return set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
+
+
+def test_env_example_documents_every_variable_and_holds_no_secret():
+    example = {}
+    for line in (REPO / ".env.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            example[name.strip()] = value.strip()
+    assert _compose_variables() <= set(example), "variables missing from .env.example"
+    for name in ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_PASSWORD"):
+        assert example[name] == "", f"{name} must be left empty in .env.example"
+
+
+# --- docker-compose.yml, as Compose resolves it --------------------------------------------
+
+class Compose:
+    """`docker-compose` (v1, Debian's package, or v2 standalone) or `docker compose`."""
+
+    def __init__(self) -> None:
+        self.command, self.version = self._find()
+        self.json_output = int(self.version.lstrip("v").split(".")[0]) >= 2
+
+    @staticmethod
+    def _find() -> tuple[list[str], str]:
+        problems = []
+        candidates = []
+        if shutil.which("docker-compose"):
+            candidates.append(["docker-compose"])
+        else:
+            problems.append("no docker-compose on PATH (Debian: apt-get install docker-compose)")
+        if shutil.which("docker"):
+            candidates.append(["docker", "compose"])
+        else:
+            problems.append("no docker client on PATH for `docker compose`")
+        for command in candidates:
+            probe = subprocess.run([*command, "version"], capture_output=True, text=True,
+                                   timeout=30, env=_clean_env())
+            # "docker-compose version 1.29.2, build ..." / "Docker Compose version v2.29.1"
+            version = re.search(r"version v?(\d+\.\d+[\w.+-]*)", probe.stdout)
+            if probe.returncode == 0 and version:
+                return command, version.group(1)
+            output = (probe.stderr or probe.stdout).strip().splitlines() or ["no output"]
+            problems.append(f"`{' '.join(command)} version` failed: {output[0][:200]}")
+        reason = "Compose is not available: " + "; ".join(problems)
+        if IN_CI:
+            # CI machines may be fresh: a missing Debian package is not the project's
+            # failure, so skip, with the reason in pytest's summary (-ra).
+            reason = "CI: docker-compose.yml NOT validated. " + reason
+        pytest.skip(reason)
+
+    def config(self, project: Path, *extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*self.command, "--profile", "cli", "-f", str(project / "docker-compose.yml"),
+             "config", *extra],
+            cwd=project, capture_output=True, text=True, timeout=60, env=_clean_env(),
+        )
+
+    def resolved(self, project: Path) -> dict[str, Any]:
+        result = self.config(project, *(["--format", "json"] if self.json_output else []))
+        assert result.returncode == 0, result.stderr
+        if self.json_output:
+            return json.loads(result.stdout)
+        return parse_block_yaml(result.stdout)
+
+
+def _clean_env() -> dict[str, str]:
+    """This process's environment without anything that would override the `.env` file."""
+    drop = _compose_variables() | set(SECRETS)
+    return {k: v for k, v in os.environ.items()
+            if k not in drop and not k.startswith("COMPOSE_")}
+
+
+@pytest.fixture(scope="module")
+def compose() -> Compose:
+    return Compose()
+
+
+def _project(folder: Path, env: dict[str, str] | None) -> Path:
+    """A copy of the compose file and its build context files, with ``env`` as `.env`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("docker-compose.yml", "Dockerfile", ".dockerignore"):
+        shutil.copyfile(REPO / name, folder / name)
+    if env is not None:
+        (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    return folder
+
+
+def _good_env(images: Path) -> dict[str, str]:
+    return {
+        "REDIS_PASSWORD": secrets.token_hex(16),
+        "POSTGRES_PASSWORD": secrets.token_hex(16),
+        "FLOWER_USER": "admin",
+        "FLOWER_PASSWORD": secrets.token_hex(16),
+        "IMAGES_DIR": str(images),
+        "WORKER_CONCURRENCY": "3",
+    }
+
+
+@pytest.fixture(scope="module")
+def resolved(compose, tmp_path_factory) -> tuple[dict[str, Any], dict[str, str]]:
+    root = tmp_path_factory.mktemp("compose")
+    env = _good_env(root / "photos")
+    config = compose.resolved(_project(root / "project", env))
+    return config, env
+
+
+def _port(entry: Any) -> tuple[str, str, str]:
+    """(host ip, published port, container port) from the short or the long syntax."""
+    if isinstance(entry, dict):
+        return (entry.get("host_ip", ""), str(entry.get("published", "")),
+                str(entry["target"]))
+    parts = str(entry).split("/")[0].rsplit(":", 2)
+    return tuple([""] * (3 - len(parts)) + parts)
+
+
+def _mount(entry: Any) -> tuple[str, str, bool]:
+    """(source, target, read only) from the short or the long syntax."""
+    if isinstance(entry, dict):
+        return str(entry.get("source", "")), entry["target"], bool(entry.get("read_only"))
+    parts = str(entry).split(":")
+    mode = parts.pop() if len(parts) == 3 else "rw"
+    return parts[0], parts[-1], "ro" in mode.split(",")
+
+
+def test_compose_services(resolved):
+    config, _ = resolved
+    services = config["services"]
+    assert set(services) == {"redis", "postgres", "migrate", "worker", "flower", "cli"}
+    assert services["redis"]["image"].startswith("redis:7")
+    assert services["postgres"]["image"].startswith("postgres:16")
+    assert services["cli"]["profiles"] == ["cli"]
+    assert services["cli"]["entrypoint"] == ["signdigits"]
+    assert services["migrate"]["command"] == ["signdigits", "db", "upgrade"]
+    assert services["migrate"]["restart"] == "no"
+
+
+def test_app_services_share_one_environment(resolved):
+    config, env = resolved
+    for name in APP_SERVICES:
+        service = config["services"][name]
+        assert "build" in service, f"{name} is not built from the Dockerfile"
+        environment = service["environment"]
+        assert environment["SIGNDIGITS_ENVIRONMENT"] == "production"
+        assert environment["SIGNDIGITS_BROKER_URL"] == (
+            f"redis://:{env['REDIS_PASSWORD']}@redis:6379/0")
+        assert environment["SIGNDIGITS_DATABASE_URL"] == (
+            f"postgresql://signdigits:{env['POSTGRES_PASSWORD']}@postgres:5432/signdigits")
+        assert json.loads(environment["SIGNDIGITS_ALLOWED_ROOTS"]) == ["/data"]
+
+
+def test_redis_persists_requires_a_password_and_never_evicts(resolved):
+    config, env = resolved
+    redis = config["services"]["redis"]
+    command = " ".join(str(word) for word in redis["command"])
+    assert "--appendonly yes" in command
+    assert f"--requirepass {env['REDIS_PASSWORD']}" in command
+    assert "--maxmemory-policy noeviction" in command
+    assert any(_mount(v)[1] == "/data" for v in redis["volumes"])
+    assert "ping" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_postgres_has_a_volume_and_a_health_check(resolved):
+    config, env = resolved
+    postgres = config["services"]["postgres"]
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == env["POSTGRES_PASSWORD"]
+    assert postgres["environment"]["POSTGRES_USER"] == "signdigits"
+    assert any(_mount(v)[1] == "/var/lib/postgresql/data" for v in postgres["volumes"])
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+
+
+def test_flower_is_published_on_loopback_only(resolved):
+    config, env = resolved
+    flower = config["services"]["flower"]
+    assert [_port(p) for p in flower["ports"]] == [("127.0.0.1", "5555", "5555")]
+    auth = flower["environment"]["SIGNDIGITS_FLOWER_BASIC_AUTH"]
+    assert auth == f"admin:{env['FLOWER_PASSWORD']}"
+
+
+def test_worker_scales_and_reads_the_images_read_only(resolved):
+    config, env = resolved
+    worker = config["services"]["worker"]
+    assert "container_name" not in worker, "a fixed container name prevents --scale"
+    assert not worker.get("ports"), "a published port prevents --scale"
+    command = [str(word) for word in worker["command"]]
+    assert command[:2] == ["signdigits", "worker"]
+    assert command[command.index("--concurrency") + 1] == env["WORKER_CONCURRENCY"]
+    assert command[command.index("-n") + 1] == "signdigits@%h"
+    mounts = [_mount(v) for v in worker["volumes"]]
+    assert (env["IMAGES_DIR"], "/data", True) in mounts
+    assert [m for m in mounts if m[1] == "/data"] == [(env["IMAGES_DIR"], "/data", True)]
+    conditions = {k: v["condition"] for k, v in worker["depends_on"].items()}
+    assert conditions == {"redis": "service_healthy", "postgres": "service_healthy",
+                          "migrate": "service_completed_successfully"}
+    cli_mounts = [_mount(v) for v in config["services"]["cli"]["volumes"]]
+    assert cli_mounts == [(env["IMAGES_DIR"], "/data", True)]
+
+
+@pytest.mark.parametrize("missing", SECRETS)
+def test_a_missing_secret_stops_compose_naming_it(compose, tmp_path, missing):
+    env = _good_env(tmp_path / "photos")
+    del env[missing]
+    result = compose.config(_project(tmp_path, env))
+    assert result.returncode != 0
+    assert f"set {missing} in .env" in result.stdout + result.stderr
+
+
+def test_without_an_env_file_compose_refuses_to_start(compose, tmp_path):
+    result = compose.config(_project(tmp_path, None))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert any(f"set {name} in .env" in output for name in SECRETS), output
+
+
+def test_an_unedited_env_example_is_refused(compose, tmp_path):
+    project = _project(tmp_path, None)
+    shutil.copyfile(REPO / ".env.example", project / ".env")
+    result = compose.config(project)
+    assert result.returncode != 0
+    assert "in .env" in result.stdout + result.stderr
+
+
+# --- the YAML subset `docker-compose` v1 prints ---------------------------------------------
+
+def parse_block_yaml(text: str) -> Any:
+    """Parse the block-style YAML that PyYAML's ``safe_dump`` writes (what `docker-compose`
+    v1 prints for `config`): nested mappings and lists, plain and quoted scalars, long
+    scalars wrapped onto more-indented lines. v2 prints JSON instead (``--format json``);
+    no YAML library is a dependency of this project."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    value, end = _block(lines, 0)
+    assert end == len(lines), f"unparsed line {end + 1}: {lines[end]!r}"
+    return value
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _is_item(line: str) -> bool:
+    stripped = line.lstrip(" ")
+    return stripped == "-" or stripped.startswith("- ")
+
+
+_KEY = re.compile(r"^([^'\"\s][^:]*|'[^']*'|\"[^\"]*\"):(?: (.*))?$")
+
+
+def _block(lines: list[str], i: int) -> tuple[Any, int]:
+    indent = _indent(lines[i])
+    if _is_item(lines[i]):
+        items = []
+        while i < len(lines) and _indent(lines[i]) == indent and _is_item(lines[i]):
+            rest = lines[i].lstrip(" ")[1:].lstrip(" ")
+            if not rest:
+                value, i = _block(lines, i + 1)
+            elif _KEY.match(rest) and rest[0] not in "'\"":
+                lines[i] = " " * (indent + 2) + rest  # "- key: v": a mapping one level in
+                value, i = _block(lines, i)
+            else:
+                value, i = _scalar(lines, i, rest, indent)
+            items.append(value)
+        return items, i
+    mapping: dict[str, Any] = {}
+    while i < len(lines) and _indent(lines[i]) == indent and not _is_item(lines[i]):
+        match = _KEY.match(lines[i].strip())
+        assert match, f"not a mapping entry: {lines[i]!r}"
+        key = str(_convert(match.group(1)))
+        rest = match.group(2)
+        nested = i + 1 < len(lines) and (
+            _indent(lines[i + 1]) > indent
+            or (_indent(lines[i + 1]) == indent and _is_item(lines[i + 1])))
+        if rest is None or rest == "":
+            mapping[key], i = _block(lines, i + 1) if nested else (None, i + 1)
+        else:
+            mapping[key], i = _scalar(lines, i, rest, indent)
+    return mapping, i
+
+
+def _scalar(lines: list[str], i: int, first: str, indent: int) -> tuple[Any, int]:
+    pieces = [first]
+    i += 1
+    while i < len(lines) and _indent(lines[i]) > indent:  # a wrapped long scalar
+        pieces.append(lines[i].strip())
+        i += 1
+    if first.startswith('"'):
+        text = ""
+        for piece in pieces:
+            text += piece[:-1] if piece.endswith("\\") else piece + " "
+        return json.loads(text.rstrip().replace("\\ ", " ")), i
+    return _convert(" ".join(pieces)), i
+
+
+def _convert(text: str) -> Any:
+    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
+        return text[1:-1].replace("''", "'")
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        return json.loads(text)
+    special = {"{}": {}, "[]": [], "null": None, "~": None, "true": True, "false": False}
+    if text in special:
+        return special[text]
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    return text
