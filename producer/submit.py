@@ -135,7 +135,11 @@ def enqueue_batches(
             kwargs = {}
             if root is not None:
                 kwargs["inline"] = _read_inline(sessions, job_id, batch, root, settings)
-            app.send_task(TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer)
+            # The shadow name is what Flower and the worker logs show for this task.
+            app.send_task(
+                TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer,
+                shadow=f"classify_batch job={job_id[:8]} batch={batch}",
+            )
             sent += 1
             if progress and (sent % 100 == 0 or sent == len(batches)):
                 progress("enqueued", sent)

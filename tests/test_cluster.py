@@ -113,7 +113,9 @@ def test_compose_topology_natively(cluster, dataset):
     ours = [t for t in tasks.values() if job_id in (t.get("args") or "")]
     assert len(ours) == 15, f"{len(ours)} tasks of job {job_id} in Flower"
     assert {t["state"] for t in ours} == {"SUCCESS"}
-    assert {t["name"] for t in ours} == {"signdigits.classify_batch"}
+    assert {t["name"] for t in ours} == {
+        f"classify_batch job={job_id[:8]} batch={n}" for n in range(15)
+    }
 
     with pytest.raises(urllib.error.HTTPError) as refused:
         _get(f"{flower}/api/workers", auth=False)
