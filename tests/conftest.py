@@ -3,6 +3,7 @@ real Celery worker processes. Nothing here mocks a server."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import shutil
@@ -189,3 +190,115 @@ def wait_for_http(url: str, timeout: float = 60, auth: tuple[str, str] | None = 
         except OSError:
             time.sleep(0.3)
     raise TimeoutError(f"{url} did not answer in {timeout}s")
+
+
+_redis_db = itertools.count(1)
+
+
+class Stack:
+    """A broker database, a results database and real workers, as one test needs them."""
+
+    def __init__(self, redis_url: str, database_url: str, tmp: Path, **settings) -> None:
+        self.broker_url = redis_url.rsplit("/", 1)[0] + f"/{next(_redis_db) % 16}"
+        self.database_url = database_url
+        self.env = make_env(broker_url=self.broker_url, database_url=database_url, **settings)
+        self.tmp = tmp
+        self.workers: list[RunningWorker] = []
+
+    @property
+    def worker(self) -> RunningWorker | None:
+        return self.workers[-1] if self.workers else None
+
+    def app(self):
+        from signdigits.settings import Settings
+        from worker.app import create_app
+
+        return create_app(Settings(broker_url=self.broker_url, database_url=self.database_url))
+
+    def start_worker(self, concurrency: int = 2, *, faults: bool = False, wait: bool = True,
+                     **env: str) -> RunningWorker:
+        name = f"test-{uuid.uuid4().hex[:6]}@localhost"
+        worker_env = {**self.env, **{k.upper(): str(v) for k, v in env.items()}}
+        worker = RunningWorker(worker_env, name, self.tmp / f"{name}.log", concurrency,
+                               faults=faults)
+        self.workers.append(worker)
+        if wait:
+            worker.wait_ready(self.app())
+        return worker
+
+    def cli(self, *args: str, timeout: float = 300):
+        return run_cli(*args, env=self.env, cwd=self.tmp, timeout=timeout)
+
+    def submit(self, folder: Path, *args: str) -> str:
+        result = self.cli("submit", str(folder), *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout.strip().splitlines()[0]
+
+    def sessions(self):
+        from db.session import session_factory
+
+        return session_factory(self.database_url)
+
+    def counts(self, job_id: str) -> dict[str, int]:
+        from sqlalchemy import func, select
+
+        from db.models import Image
+
+        with self.sessions()() as session:
+            rows = session.execute(
+                select(Image.status, func.count()).where(Image.job_id == job_id)
+                .group_by(Image.status)
+            )
+            return {status: n for status, n in rows}
+
+    def wait_for(self, job_id: str, timeout: float = 240, until=None):
+        """Wait until no image of the job is pending (or ``until(counts)`` holds)."""
+        from db.models import Job
+
+        until = until or (lambda counts: counts.get("pending", 0) == 0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if until(self.counts(job_id)):
+                with self.sessions()() as session:
+                    return session.get(Job, job_id)
+            time.sleep(0.3)
+        logs = "\n".join(w.log.read_text(errors="replace")[-2000:] for w in self.workers)
+        raise AssertionError(f"job {job_id}: {self.counts(job_id)} after {timeout}s\n{logs}")
+
+    def rows(self, job_id: str) -> list:
+        from sqlalchemy import select
+
+        from db.models import Image
+
+        with self.sessions()() as session:
+            return list(session.scalars(select(Image).where(Image.job_id == job_id)))
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+def account(rows, expected_paths) -> dict[str, int]:
+    """Figures for the README's guarantees: submitted, stored, missing, duplicates."""
+    paths = [r.path for r in rows]
+    return {
+        "submitted": len(expected_paths),
+        "rows": len(paths),
+        "missing": len(set(expected_paths) - set(paths)),
+        "duplicates": len(paths) - len(set(paths)),
+    }
+
+
+FIGURES: list[tuple[str, dict]] = []
+
+
+def record(name: str, figures: dict) -> None:
+    FIGURES.append((name, figures))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FIGURES:
+        terminalreporter.section("guarantees: figures measured by the fault tests")
+        for name, figures in FIGURES:
+            shown = ", ".join(f"{k} {v}" for k, v in figures.items())
+            terminalreporter.write_line(f"{name}: {shown}")

@@ -4,67 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from db.models import Image, Job
 from db.session import session_factory
-from tests.conftest import RunningWorker, copy_sample, make_env, run_cli
-
-_redis_db = itertools.count(1)
-
-
-class Stack:
-    def __init__(self, redis_url: str, database_url: str, tmp: Path) -> None:
-        self.broker_url = redis_url.rsplit("/", 1)[0] + f"/{next(_redis_db) % 16}"
-        self.database_url = database_url
-        self.env = make_env(broker_url=self.broker_url, database_url=database_url)
-        self.tmp = tmp
-        self.worker: RunningWorker | None = None
-
-    def start_worker(self, concurrency: int = 2) -> None:
-        from signdigits.settings import Settings
-        from worker.app import create_app
-
-        name = f"test-{uuid.uuid4().hex[:6]}@localhost"
-        self.worker = RunningWorker(self.env, name, self.tmp / "worker.log", concurrency)
-        app = create_app(Settings(broker_url=self.broker_url, database_url=self.database_url))
-        self.worker.wait_ready(app)
-
-    def cli(self, *args: str, timeout: float = 300):
-        return run_cli(*args, env=self.env, cwd=self.tmp, timeout=timeout)
-
-    def wait_for(self, job_id: str, timeout: float = 240) -> Job:
-        sessions = session_factory(self.database_url)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with sessions() as session:
-                pending = session.scalar(
-                    select(func.count()).where(Image.job_id == job_id, Image.status == "pending")
-                )
-                if pending == 0:
-                    return session.get(Job, job_id)
-            time.sleep(0.5)
-        log = self.worker.log.read_text()[-3000:] if self.worker else ""
-        raise AssertionError(f"job {job_id} not finished in {timeout}s; worker log:\n{log}")
-
-    def rows(self, job_id: str) -> list[Image]:
-        with session_factory(self.database_url)() as session:
-            return list(session.scalars(select(Image).where(Image.job_id == job_id)))
+from tests.conftest import Stack, copy_sample, make_env, run_cli
 
 
 @pytest.fixture
 def stack(redis_url, database_url, tmp_path):
     stack = Stack(redis_url, database_url, tmp_path)
     yield stack
-    if stack.worker:
-        stack.worker.stop()
+    stack.stop()
 
 
 def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):

@@ -29,7 +29,13 @@ def celery_config(settings: Settings) -> dict:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         # Redis redelivers unacknowledged messages after this; must exceed the longest task.
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout},
+        # Kombu looks for such messages only every interval x throttle seconds (100 s by
+        # default); scale that to the timeout so a dead worker's batch comes back promptly.
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
+        },
         "broker_connection_retry_on_startup": True,
         # Flower shows queued, running and finished tasks only with these events.
         "worker_send_task_events": True,

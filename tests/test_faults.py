@@ -1,0 +1,235 @@
+"""Crashes, restarts and outages: every image of the job ends with exactly one row."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from signdigits.local import RedisServer, free_port
+from tests.conftest import Stack, account, copy_sample, record
+
+
+def _child_pids(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def _wait_claimed(stack: Stack, job_id: str, batch: int, timeout: float = 60) -> None:
+    """Until the batch's first attempt has started (its rows carry attempts >= 1)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [r for r in stack.rows(job_id) if r.batch == batch]
+        if rows and all(r.attempts >= 1 for r in rows) and rows[0].status == "pending":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"batch {batch} never started")
+
+
+@pytest.fixture
+def sqlite_stack(redis_url, tmp_path):
+    stack = Stack(redis_url, f"sqlite:///{tmp_path / 'results.db'}", tmp_path,
+                  visibility_timeout=8, stall_seconds=3, max_attempts=3)
+    yield stack
+    stack.stop()
+
+
+def test_child_killed_mid_batch_is_redelivered(sqlite_stack, dataset, tmp_path):
+    stack = sqlite_stack
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=4)
+    worker = stack.start_worker(concurrency=1, faults=True,
+                                SIGNDIGITS_TEST_SLOW_BATCHES="1", SIGNDIGITS_TEST_SLOW_SECONDS=3)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "8")
+    _wait_claimed(stack, job_id, batch=1)
+    children = _child_pids(worker.process.pid)
+    assert children, "no pool child to kill"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    stack.wait_for(job_id, timeout=120)
+    rows = stack.rows(job_id)
+    figures = account(rows, list(truth))
+    record("worker child SIGKILLed mid-batch", figures)
+    assert figures == {"submitted": 40, "rows": 40, "missing": 0, "duplicates": 0}
+    assert all(r.status == "done" for r in rows)
+    assert max(r.attempts for r in rows if r.batch == 1) == 2  # the killed try, then one more
+
+
+def test_whole_worker_killed_another_finishes(sqlite_stack, dataset, tmp_path):
+    stack = sqlite_stack
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=4)
+    doomed = stack.start_worker(concurrency=1, faults=True,
+                                SIGNDIGITS_TEST_SLOW_BATCHES="0", SIGNDIGITS_TEST_SLOW_SECONDS=30)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "8")
+    _wait_claimed(stack, job_id, batch=0)
+    os.killpg(doomed.process.pid, signal.SIGKILL)  # the worker and its children, no goodbye
+    doomed.process.wait()
+    killed_at = time.monotonic()
+    stack.start_worker(concurrency=1)
+    stack.wait_for(job_id, timeout=120)
+    rows = stack.rows(job_id)
+    figures = account(rows, list(truth))
+    figures["recovered after s"] = round(time.monotonic() - killed_at, 1)
+    record("whole worker SIGKILLed mid-batch (visibility timeout 8 s)", figures)
+    assert figures["rows"] == 40 and figures["missing"] == 0 and figures["duplicates"] == 0
+    assert all(r.status == "done" for r in rows)
+
+
+def test_broker_lost_then_resume(tmp_path, dataset):
+    port = free_port()
+    broker = RedisServer(port=port)
+    broker.start()
+    stack = Stack(f"redis://127.0.0.1:{port}/0", f"sqlite:///{tmp_path / 'r.db'}", tmp_path,
+                  stall_seconds=3)
+    try:
+        truth = copy_sample(dataset, tmp_path / "photos", per_digit=6)
+        stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_SLOW_BATCHES="0,1,2,3",
+                           SIGNDIGITS_TEST_SLOW_SECONDS=1)
+        job_id = stack.submit(tmp_path / "photos", "--batch-size", "6")
+        stack.wait_for(job_id, until=lambda c: c.get("done", 0) >= 6)
+        broker.stop()  # no persistence: every queued message is gone
+        broker = RedisServer(port=port)
+        broker.start()
+        time.sleep(5)  # let the in-flight batch finish and the job go quiet
+        pending = stack.counts(job_id).get("pending", 0)
+        assert pending > 0, "nothing was lost; the test proves nothing"
+        status = stack.cli("status", job_id)
+        assert "stalled" in status.stdout, status.stdout
+        resumed = stack.cli("resume", job_id)
+        assert resumed.returncode == 0, resumed.stderr
+        stack.wait_for(job_id, timeout=120)
+        rows = stack.rows(job_id)
+        figures = account(rows, list(truth))
+        figures["pending when resumed"] = pending
+        record("broker restarted without persistence, then resume", figures)
+        assert figures["rows"] == 60 and figures["missing"] == 0 and figures["duplicates"] == 0
+        assert all(r.status == "done" for r in rows)
+        assert "done" in stack.cli("status", job_id).stdout
+    finally:
+        stack.stop()
+        broker.stop()
+
+
+class PrivatePostgres:
+    """A throw-away PostgreSQL cluster (initdb/pg_ctl) on its own port, stoppable at will."""
+
+    def __init__(self) -> None:
+        # Not under pytest's tmp_path: that is private to root, and PostgreSQL refuses to
+        # run as root, so the server runs as the postgres user in a folder it can reach.
+        self.base = Path(tempfile.mkdtemp(prefix="signdigits-pg-"))
+        self.base.chmod(0o755)
+        self.folder, self.port = self.base / "cluster", free_port()
+        self.folder.mkdir()
+        self.user = "postgres" if os.geteuid() == 0 else None
+        if self.user:
+            shutil.chown(self.folder, self.user)
+        self._run(["initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U", "postgres"])
+
+    def _run(self, command: list[str]) -> None:
+        if self.user:
+            command = ["runuser", "-u", self.user, "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
+        self._run(["pg_ctl", "-D", str(self.folder / "data"), "-o", options, "-w", "-l",
+                   str(self.folder / "log"), "start"])
+
+    def stop(self) -> None:
+        self._run(["pg_ctl", "-D", str(self.folder / "data"), "-m", "fast", "-w", "stop"])
+
+    def remove(self) -> None:
+        subprocess.run(["pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "stop"]
+                       if not self.user else
+                       ["runuser", "-u", self.user, "--", "pg_ctl", "-D",
+                        str(self.folder / "data"), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+
+def test_postgres_outage_is_waited_out(redis_url, dataset, tmp_path):
+    if not (shutil.which("initdb") and shutil.which("pg_ctl")):
+        pytest.skip("initdb/pg_ctl not found: cannot start a private PostgreSQL")
+    pg = PrivatePostgres()
+    pg.start()
+    stack = Stack(redis_url, pg.url, tmp_path)
+    try:
+        truth = copy_sample(dataset, tmp_path / "photos", per_digit=6)
+        stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_SLOW_BATCHES="0,1,2,3,4",
+                           SIGNDIGITS_TEST_SLOW_SECONDS=1)
+        job_id = stack.submit(tmp_path / "photos", "--batch-size", "6")
+        stack.wait_for(job_id, until=lambda c: c.get("done", 0) >= 6)
+        pg.stop()
+        stopped = time.monotonic()
+        time.sleep(10)
+        pg.start()
+        stack.wait_for(job_id, timeout=180)
+        rows = stack.rows(job_id)
+        figures = account(rows, list(truth))
+        figures["outage s"] = 10
+        figures["finished after restart s"] = round(time.monotonic() - stopped - 10, 1)
+        record("PostgreSQL stopped for 10 s mid-job", figures)
+        assert figures["rows"] == 60 and figures["missing"] == 0 and figures["duplicates"] == 0
+        assert all(r.status == "done" for r in rows)
+        log = stack.worker.log.read_text(errors="replace")
+        assert "database unavailable" in log  # the outage was really met, and waited out
+    finally:
+        stack.stop()
+        pg.remove()
+
+
+def test_poison_batch_stops_after_bounded_attempts(sqlite_stack, dataset, tmp_path):
+    stack = sqlite_stack
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=3)
+    stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_POISON_BATCHES="1")
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "10")
+    stack.wait_for(job_id, timeout=120)
+    time.sleep(3)  # any further redelivery would show as more attempts
+    rows = stack.rows(job_id)
+    poisoned = [r for r in rows if r.batch == 1]
+    assert len(poisoned) == 10
+    assert all(r.status == "error" and "gave up after 3 attempts" in r.error for r in poisoned)
+    assert all("poisoned batch 1" in r.error for r in poisoned)
+    assert {r.attempts for r in poisoned} == {3}
+    assert all(r.status == "done" for r in rows if r.batch != 1)
+    figures = account(rows, list(truth))
+    figures["attempts"] = 3
+    record("poison batch (fails every time, max 3 attempts)", figures)
+    assert figures["missing"] == 0 and figures["duplicates"] == 0
+    assert "done with errors" in stack.cli("status", job_id).stdout
+
+
+def test_cancel_skips_batches_not_started(sqlite_stack, dataset, tmp_path):
+    stack = sqlite_stack
+    copy_sample(dataset, tmp_path / "photos", per_digit=5)
+    stack.start_worker(concurrency=1, faults=True,
+                       SIGNDIGITS_TEST_SLOW_BATCHES=",".join(map(str, range(10))),
+                       SIGNDIGITS_TEST_SLOW_SECONDS=1)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "5")
+    stack.wait_for(job_id, until=lambda c: c.get("done", 0) >= 5)
+    cancelled = stack.cli("cancel", job_id)
+    assert cancelled.returncode == 0, cancelled.stderr
+    time.sleep(3)
+    counts = stack.counts(job_id)
+    assert counts.get("pending", 0) == 0
+    assert counts.get("cancelled", 0) >= 20 and counts["done"] + counts["cancelled"] == 50
+    status = stack.cli("status", job_id).stdout
+    assert "cancelled" in status and "50/50" in status
+    # Nothing else is disturbed: the next job runs to the end on the same worker.
+    other = copy_sample(dataset, tmp_path / "next", per_digit=1, seed=3)
+    next_job = stack.submit(tmp_path / "next")
+    stack.wait_for(next_job, timeout=120)
+    assert stack.counts(next_job) == {"done": len(other)}
+    record("cancel mid-job", {"submitted": 50, "done": counts["done"],
+                              "cancelled": counts["cancelled"], "pending": 0})
+    assert stack.counts(job_id) == counts  # later batches of the cancelled job stayed skipped
