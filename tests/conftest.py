@@ -128,8 +128,13 @@ class RunningWorker:
         self.log = log
         self._log = open(log, "ab")  # noqa: SIM115
         extra = ("--include", "tests.faults") if faults else ()
+        command = worker_command(concurrency=concurrency, name=name, loglevel="INFO",
+                                 extra=extra)
+        if env.pop("DROP_FILE_CAPABILITIES", None):
+            # Root reads any file; without these two capabilities file modes apply to it.
+            command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
         self.process = subprocess.Popen(
-            worker_command(concurrency=concurrency, name=name, loglevel="INFO", extra=extra),
+            command,
             env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
