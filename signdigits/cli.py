@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -115,8 +116,6 @@ def worker(
     loglevel: str = typer.Option("INFO", help="Celery log level"),
 ) -> None:
     """A Celery worker with task events on (same as `celery -A worker worker -E`)."""
-    import os
-
     from signdigits.local import worker_command
 
     settings = _settings()
@@ -135,8 +134,6 @@ def flower(
     address: str = typer.Option("127.0.0.1", help="address to listen on"),
 ) -> None:
     """Celery's monitoring UI for this broker (basic auth from SIGNDIGITS_FLOWER_BASIC_AUTH)."""
-    import os
-
     settings = _settings()
     if not settings.broker_url:
         fail("SIGNDIGITS_BROKER_URL is not set")
@@ -210,3 +207,34 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     with sessions.begin() as session:
         skipped = cancel_job(session, job=session.merge(found))
     console.print(f"job {found.id}: cancelled, {skipped} pending images skipped")
+
+
+@app.command()
+def bench(
+    images: int = typer.Option(10_000, min=1, help="image files to build and classify"),
+    workers: int = typer.Option(None, min=1, help="worker processes (default: setting)"),
+    database: str = typer.Option(None, "--database", help="SQLAlchemy URL (default: temp SQLite)"),
+    source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
+    batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
+) -> None:
+    """Pipeline vs in-process ceiling vs one model.predict per image; ends `ratio_to_ceiling=`."""
+    from signdigits.bench import default_source, run_bench
+
+    settings = _settings()
+    source = source or default_source()
+    if not source.is_dir():
+        fail(f"{source}: no such folder (pass --source DIR)")
+    if database and database.startswith("postgresql://"):
+        database = "postgresql+psycopg://" + database.split("://", 1)[1]
+    result = run_bench(images=images, workers=workers or settings.concurrency,
+                       database_url=database, source=source,
+                       batch_size=batch_size or settings.batch_size)
+    print(f"images={result.images} cpu_threads={os.cpu_count()}")
+    print(f"ceiling_images_per_s={result.ceiling:.1f}")
+    print(f"original_images_per_s={result.original:.1f}")
+    print(f"end_to_end_images_per_s={result.end_to_end:.1f}")
+    print(f"producer_seconds={result.producer_seconds:.2f}")
+    print(f"producer_peak_mb={result.producer_peak_mb:.0f}")
+    print("worker_peak_mb=" + ",".join(f"{m:.0f}" for m in result.worker_peak_mb))
+    print(f"ratio_to_original={result.ratio_to_original:.1f}")
+    print(f"ratio_to_ceiling={result.ratio_to_ceiling:.2f}")

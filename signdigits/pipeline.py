@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.queries import JobSummary, digit_counts, list_jobs, resolve_job, summarize_job
 from producer.scan import FolderError
-from signdigits.console import console, fail
+from signdigits.console import console, fail, output
 from signdigits.settings import Settings
 from training.artifact import ArtifactError
 
@@ -146,5 +146,4 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             f"{s.errors:,}", f"{s.rate:,.1f}" if s.rate else "-", s.job.model_version,
             s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), s.job.root,
         )
-    Console = type(console)
-    Console(width=200).print(table)
+    output.print(table)

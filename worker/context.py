@@ -11,12 +11,16 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from celery.signals import worker_process_init
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.session import session_factory
 from signdigits.settings import Settings, get_settings
+
+if TYPE_CHECKING:  # importing it for real would pull TensorFlow into the parent
+    from training.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +29,7 @@ log = logging.getLogger(__name__)
 class WorkerContext:
     settings: Settings
     sessions: sessionmaker[Session]
-    classifier: object  # training.classifier.Classifier, typed loosely to keep imports light
+    classifier: Classifier
     decoders: ThreadPoolExecutor
 
 

@@ -1,0 +1,201 @@
+"""``signdigits bench``: the pipeline against the in-process ceiling and the original way.
+
+All three figures come from one run, on the same files, model and machine:
+1. ceiling: decode + preprocess + model in one process, same CPU threads, no queue or DB;
+2. original: one ``model.predict`` call per image (the project we started from);
+3. end to end: ``submit`` until every row is in the database, through a real Redis and
+   real worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from signdigits.console import console
+
+CHUNK = 256
+
+
+@dataclass
+class BenchResult:
+    images: int
+    ceiling: float
+    original: float
+    end_to_end: float
+    producer_seconds: float
+    producer_peak_mb: float
+    worker_peak_mb: list[float]
+
+    @property
+    def ratio_to_ceiling(self) -> float:
+        return self.end_to_end / self.ceiling
+
+    @property
+    def ratio_to_original(self) -> float:
+        return self.end_to_end / self.original
+
+
+def build_folder(source: Path, target: Path, count: int) -> list[Path]:
+    """``count`` image files made from the images under ``source``, 1,000 per subfolder."""
+    from producer.scan import scan_folder
+
+    originals = [source / p for p in scan_folder(source)]
+    if not originals:
+        raise ValueError(f"{source}: no images to copy")
+    made = []
+    for i in range(count):
+        original = originals[i % len(originals)]
+        path = target / f"{i // 1000:04d}" / f"{i:07d}{original.suffix.lower()}"
+        if i % 1000 == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(original, path)  # same bytes, no disk: a hard link is a real file
+        except OSError:
+            shutil.copyfile(original, path)
+        made.append(path)
+    return made
+
+
+def measure_ceiling(files: list[Path], threads: int) -> float:
+    """Images per second decoding (``threads`` threads) and classifying in one process."""
+    from training.classifier import Classifier
+    from training.preprocess import preprocess_image
+
+    classifier = Classifier(threads=threads)
+    classifier.classify(np.zeros((CHUNK, 64, 64), np.float32))  # trace once, untimed
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        for i in range(0, len(files), CHUNK):
+            pixels = np.stack(list(pool.map(preprocess_image, files[i : i + CHUNK])))
+            classifier.classify(pixels)
+    return len(files) / (time.perf_counter() - started)
+
+
+def measure_original(files: list[Path]) -> float:
+    """One ``model.predict`` per image, as the original project's web page did."""
+    import keras
+
+    import training.model  # noqa: F401 - custom layers
+    from training.artifact import resolve_model_path
+    from training.preprocess import preprocess_image
+
+    model = keras.saving.load_model(resolve_model_path(None), compile=False)
+    model.predict(np.zeros((1, 64, 64, 1), np.float32), verbose=0)
+    started = time.perf_counter()
+    for path in files:
+        model.predict(preprocess_image(path)[None, ..., None], verbose=0)
+    return len(files) / (time.perf_counter() - started)
+
+
+def _peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
+                       batch_size: int) -> tuple[float, float, float, list[float]]:
+    """(images/s, producer seconds, producer peak MB, each worker process's peak MB)."""
+    from db.migrate import upgrade
+    from signdigits.local import EmbeddedBroker, WorkerProcess
+    from signdigits.pipeline import summarize
+    from signdigits.settings import get_settings
+    from worker.app import create_app
+
+    settings = get_settings().model_copy(update={"database_url": database_url})
+    broker = EmbeddedBroker() if not settings.broker_url else None
+    logs = Path(tempfile.mkdtemp(prefix="signdigits-bench-"))
+    worker = None
+    try:
+        url = broker.start() if broker else settings.broker_url
+        settings = settings.model_copy(update={"broker_url": url})
+        upgrade(database_url)
+        env = {**os.environ, "SIGNDIGITS_BROKER_URL": url, "SIGNDIGITS_DATABASE_URL": database_url}
+        name = f"bench-{os.getpid()}@localhost"
+        worker = WorkerProcess(env=env, concurrency=workers, name=name, log=logs / "worker.log")
+        app = create_app(settings)
+        deadline = time.monotonic() + 180
+        while not app.control.ping(destination=[name], timeout=1.0):
+            if time.monotonic() > deadline or not worker.alive():
+                raise RuntimeError(f"bench worker did not start:\n{worker.log_tail()}")
+        started = time.perf_counter()
+        submit = subprocess.run(
+            [sys.executable, "-m", "signdigits", "submit", str(folder), "--batch-size",
+             str(batch_size)], env=env, capture_output=True, text=True,
+        )
+        producer_seconds = time.perf_counter() - started
+        if submit.returncode:
+            raise RuntimeError(f"submit failed: {submit.stderr.strip()}")
+        producer_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        job_id = submit.stdout.strip().splitlines()[0]
+        from db.session import session_factory
+
+        sessions = session_factory(database_url)
+        while True:
+            summary = summarize(job_id, settings=settings, sessions=sessions)
+            if summary.pending == 0:
+                break
+            if not worker.alive():
+                raise RuntimeError(f"bench worker died:\n{worker.log_tail()}")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        peaks = [_peak_rss_mb(pid) for pid in [worker.process.pid, *_children(worker.process.pid)]]
+        return count / elapsed, producer_seconds, producer_peak, peaks
+    finally:
+        if worker is not None:
+            worker.stop()
+        if broker is not None:
+            broker.stop()
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def run_bench(*, images: int, workers: int, database_url: str | None, source: Path,
+              batch_size: int, original_sample: int = 300, keep: Path | None = None) -> BenchResult:
+    threads = os.cpu_count() or 1
+    base = Path(tempfile.mkdtemp(prefix="signdigits-bench-"))
+    folder = keep or base / "images"
+    try:
+        with console.status(f"making {images:,} image files from {source}"):
+            files = build_folder(source, folder, images)
+        database_url = database_url or f"sqlite:///{base / 'bench.db'}"
+        console.print(f"{images:,} files in {folder}; {threads} CPU threads; "
+                      f"database {database_url.split('@')[-1]}")
+        with console.status("end to end: submit until every row is stored"):
+            e2e, producer_s, producer_mb, worker_mb = measure_end_to_end(
+                folder, count=images, workers=workers, database_url=database_url,
+                batch_size=batch_size)
+        console.print(f"end to end: {e2e:,.0f} images/s (producer {producer_s:.1f} s)")
+        with console.status("ceiling: decode + preprocess + model in this process"):
+            ceiling = measure_ceiling(files, threads)
+        console.print(f"ceiling: {ceiling:,.0f} images/s")
+        with console.status(f"original: model.predict per image on {original_sample}"):
+            original = measure_original(files[:original_sample])
+        console.print(f"original: {original:,.1f} images/s")
+        return BenchResult(images, ceiling, original, e2e, producer_s, producer_mb, worker_mb)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def default_source() -> Path:
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / \
+        "sign-language-digits"

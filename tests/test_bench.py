@@ -1,0 +1,18 @@
+"""The benchmark command keeps working (its figures are for people, not assertions)."""
+
+from __future__ import annotations
+
+from tests.conftest import make_env, run_cli
+
+
+def test_bench_runs_on_a_tiny_folder(dataset, tmp_path):
+    result = run_cli("bench", "--images", "60", "--workers", "1", "--batch-size", "16",
+                     "--source", str(dataset), env=make_env(), cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    figures = dict(line.split("=", 1) for line in lines)
+    assert figures["images"].startswith("60")
+    for key in ("ceiling_images_per_s", "original_images_per_s", "end_to_end_images_per_s"):
+        assert float(figures[key]) > 0, key
+    assert lines[-1].startswith("ratio_to_ceiling=")
+    assert 0 < float(lines[-1].split("=")[1]) < 10
