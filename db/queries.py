@@ -132,6 +132,13 @@ def pending_images(session: Session, *, job_id: str, batch: int) -> list[Image]:
     )
 
 
+def count_pending(session: Session, *, job_id: str) -> int:
+    """Cheap enough to poll: served by the (job_id, status) index alone."""
+    return session.scalar(
+        select(func.count()).where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
+    ) or 0
+
+
 def pending_batches(session: Session, *, job_id: str) -> list[int]:
     return list(
         session.scalars(

@@ -117,8 +117,9 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
                        batch_size: int) -> tuple[float, float, float, list[float]]:
     """(images/s, producer seconds, producer peak MB, each worker process's peak MB)."""
     from db.migrate import upgrade
+    from db.queries import count_pending
+    from db.session import session_factory
     from signdigits.local import EmbeddedBroker, WorkerProcess
-    from signdigits.pipeline import summarize
     from signdigits.settings import get_settings
     from worker.app import create_app
 
@@ -148,16 +149,14 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
             raise RuntimeError(f"submit failed: {submit.stderr.strip()}")
         producer_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         job_id = submit.stdout.strip().splitlines()[0]
-        from db.session import session_factory
-
         sessions = session_factory(database_url)
         while True:
-            summary = summarize(job_id, settings=settings, sessions=sessions)
-            if summary.pending == 0:
-                break
+            with sessions() as session:
+                if count_pending(session, job_id=job_id) == 0:
+                    break
             if not worker.alive():
                 raise RuntimeError(f"bench worker died:\n{worker.log_tail()}")
-            time.sleep(0.05)
+            time.sleep(0.1)
         elapsed = time.perf_counter() - started
         peaks = [_peak_rss_mb(pid) for pid in [worker.process.pid, *_children(worker.process.pid)]]
         return count / elapsed, producer_seconds, producer_peak, peaks

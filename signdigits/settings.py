@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="default confidence threshold; unset: the model's"
     )
-    batch_size: int = Field(64, ge=1, le=4096, description="images per Celery task")
+    batch_size: int = Field(128, ge=1, le=4096, description="images per Celery task")
     concurrency: int = Field(2, ge=1, le=256, description="worker processes per worker")
     visibility_timeout: int = Field(
         3600, ge=5, description="seconds before Redis redelivers an unacknowledged task"
@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     allowed_roots: list[Path] = Field(
         default_factory=list, description="folders a job's root must lie in (JSON list)"
     )
-    decode_threads: int = Field(2, ge=1, le=64, description="decode threads per worker process")
+    decode_threads: int = Field(1, ge=1, le=64, description="decode threads per worker process")
     tf_threads: int = Field(1, ge=0, le=64, description="TensorFlow threads per worker process")
     stall_seconds: int = Field(120, ge=1, description="no progress this long: job is stalled")
     max_attempts: int = Field(5, ge=1, description="tries per batch before its rows get errors")

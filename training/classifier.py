@@ -81,6 +81,10 @@ class Classifier:
         # Columns of the model's output reordered so that column d is digit d.
         self._digit_order = np.argsort(np.asarray(self.info.class_to_digit))
 
+    def warm_up(self) -> None:
+        """Trace the compiled call once (a second or so) so the first real batch is fast."""
+        self.probabilities(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))
+
     @property
     def version(self) -> str:
         return self.info.version

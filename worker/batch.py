@@ -9,9 +9,10 @@ import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from db.models import Image, ImageStatus, Job, utcnow
 from db.queries import store_results
@@ -28,10 +29,17 @@ class BatchOutcome:
     skipped: bool = False
 
 
+class PendingImage(NamedTuple):
+    id: int
+    path: str
+    batch: int
+    attempts: int
+
+
 @dataclass(frozen=True)
 class ClaimedBatch:
     job: Job
-    images: list[Image]
+    images: list[PendingImage]
     attempt: int
 
 
@@ -61,24 +69,18 @@ def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int) -> ClaimedBatch 
         job = session.get(Job, job_id)
         if job is None or job.cancelled_at is not None:
             return None
-        session.execute(
+        claimed = session.execute(
             update(Image)
             .where(Image.job_id == job_id, Image.batch == batch)
             .where(Image.status == ImageStatus.PENDING)
             .values(attempts=Image.attempts + 1)
+            .returning(Image.id, Image.path, Image.batch, Image.attempts)
             .execution_options(synchronize_session=False)
-        )
-        images = list(
-            session.scalars(
-                select(Image)
-                .where(Image.job_id == job_id, Image.batch == batch)
-                .where(Image.status == ImageStatus.PENDING)
-                .order_by(Image.id)
-            )
-        )
-        session.expunge_all()
-    if not images:
+        ).all()
+        session.expunge(job)
+    if not claimed:
         return None
+    images = sorted((PendingImage(*row) for row in claimed), key=lambda image: image.id)
     return ClaimedBatch(job, images, attempt=max(image.attempts for image in images))
 
 
@@ -89,7 +91,7 @@ def decode_images(
     root = Path(claimed.job.root)
     settings = ctx.settings
 
-    def decode(image: Image) -> np.ndarray:
+    def decode(image: PendingImage) -> np.ndarray:
         if inline is not None:
             entry = inline.get(str(image.id)) or {"error": "image missing from the message"}
             if "error" in entry:

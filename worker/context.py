@@ -40,6 +40,7 @@ def get_context() -> WorkerContext:
 
     settings = get_settings()
     classifier = Classifier(settings.model_path, threads=settings.tf_threads)
+    classifier.warm_up()  # trace the graph now, not on the first batch of a job
     log.info("model %s loaded from %s", classifier.version, classifier.info.path)
     return WorkerContext(
         settings=settings,

@@ -14,7 +14,7 @@ from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from worker.app import app
-from worker.batch import ClaimedBatch, give_up_batch, process_batch
+from worker.batch import ClaimedBatch, PendingImage, give_up_batch, process_batch
 from worker.context import get_context
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,14 @@ def _retry_or_give_up(self: Task, ctx, job_id: str, batch: int, exc: Exception, 
 
     with ctx.sessions() as session:
         job = session.get(Job, job_id)
-        images = list(
-            session.scalars(
-                select(Image).where(Image.job_id == job_id, Image.batch == batch)
+        images = [
+            PendingImage(*row)
+            for row in session.execute(
+                select(Image.id, Image.path, Image.batch, Image.attempts)
+                .where(Image.job_id == job_id, Image.batch == batch)
                 .where(Image.status == ImageStatus.PENDING)
             )
-        )
+        ]
         session.expunge_all()
     attempts = max((image.attempts for image in images), default=0)
     if job is None or not images:
