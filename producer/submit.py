@@ -43,10 +43,12 @@ def submit_folder(
     inline: bool | None = None,
     progress: Progress | None = None,
 ) -> SubmittedJob:
-    """Walk ``root``, write the job and its pending rows in one transaction, enqueue.
+    """Walk ``root``, writing the job's manifest and enqueueing its batches as it goes.
 
-    A missing or image-less folder raises :class:`FolderError` before anything is
-    committed or enqueued.
+    The manifest is committed a few thousand images at a time, each part's batches
+    enqueued right after, so workers start while a big folder is still being walked. A
+    missing or image-less folder raises :class:`FolderError` before anything is committed
+    or enqueued; a failure later marks the job failed with the reason.
     """
     root = Path(root).expanduser().resolve()
     check_allowed_root(root, settings)
@@ -54,35 +56,44 @@ def submit_folder(
     batch_size = batch_size or settings.batch_size
     inline = settings.inline if inline is None else inline
     threshold = _pick_threshold(threshold, settings.threshold, model.default_threshold)
-    job_id = uuid.uuid4().hex
-    with sessions.begin() as session:
-        job = Job(
-            id=job_id,
-            root=str(root),
-            threshold=threshold,
-            batch_size=batch_size,
-            total_images=0,
-            total_batches=0,
-            model_version=model.version,
-            inline=inline,
-        )
-        create_job(session, job=job)
-        total = write_manifest(session, job_id=job_id, root=root, batch_size=batch_size,
-                               progress=progress)
-        if total == 0:
-            raise FolderError(f"{root}: no images found (looked for {_extensions()})")
-        job.total_images = total
-        job.total_batches = -(-total // batch_size)
-    enqueue_batches(
-        app,
-        sessions=sessions,
-        job_id=job_id,
-        batches=range(job.total_batches),
-        root=root if inline else None,
-        settings=settings,
-        progress=progress,
+    # Whole batches per part, so no batch is enqueued before all of its rows exist.
+    part_size = batch_size * max(1, _MANIFEST_CHUNK // batch_size)
+    paths = scan_folder(root)
+    part = list(islice(paths, part_size))
+    if not part:
+        raise FolderError(f"{root}: no images found (looked for {_extensions()})")
+    job = Job(
+        id=uuid.uuid4().hex, root=str(root), threshold=threshold, batch_size=batch_size,
+        total_images=0, total_batches=0, model_version=model.version, inline=inline,
     )
-    return SubmittedJob(job_id, total, job.total_batches)
+    with sessions.begin() as session:
+        create_job(session, job=job)
+    total = 0
+    try:
+        while part:
+            with sessions.begin() as session:
+                add_manifest(session, job_id=job.id,
+                             rows=[((total + i) // batch_size, p) for i, p in enumerate(part)])
+            first_batch = total // batch_size
+            total += len(part)
+            enqueue_batches(
+                app, sessions=sessions, job_id=job.id,
+                batches=range(first_batch, -(-total // batch_size)),
+                root=root if inline else None, settings=settings,
+            )
+            if progress:
+                progress("found and enqueued", total)
+            part = list(islice(paths, part_size))
+        with sessions.begin() as session:
+            recorded = session.get(Job, job.id)
+            recorded.total_images, recorded.total_batches = total, -(-total // batch_size)
+    except BaseException as exc:
+        with sessions.begin() as session:
+            session.get(Job, job.id).failure = (
+                f"submission stopped after {total:,} images: {exc.__class__.__name__}: {exc}"
+            )
+        raise
+    return SubmittedJob(job.id, total, -(-total // batch_size))
 
 
 def check_allowed_root(root: Path, settings: Settings) -> None:
@@ -104,20 +115,6 @@ def _extensions() -> str:
     return ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
 
 
-def write_manifest(
-    session: Session, *, job_id: str, root: Path, batch_size: int, progress: Progress | None
-) -> int:
-    paths = scan_folder(root)
-    total = 0
-    while chunk := list(islice(paths, _MANIFEST_CHUNK)):
-        rows = [((total + i) // batch_size, path) for i, path in enumerate(chunk)]
-        add_manifest(session, job_id=job_id, rows=rows)
-        total += len(chunk)
-        if progress:
-            progress("found", total)
-    return total
-
-
 def enqueue_batches(
     app: Celery,
     *,
@@ -126,7 +123,6 @@ def enqueue_batches(
     batches: range | list[int],
     root: Path | None,
     settings: Settings,
-    progress: Progress | None = None,
 ) -> int:
     """Send one task per batch; with ``root`` set, the image bytes travel inside them."""
     sent = 0
@@ -141,8 +137,6 @@ def enqueue_batches(
                 shadow=f"classify_batch job={job_id[:8]} batch={batch}",
             )
             sent += 1
-            if progress and (sent % 100 == 0 or sent == len(batches)):
-                progress("enqueued", sent)
     return sent
 
 
