@@ -10,7 +10,6 @@ All three figures come from one run, on the same files, model and machine:
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -148,15 +147,20 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
             if time.monotonic() > deadline or not worker.alive():
                 raise RuntimeError(f"bench worker did not start:\n{worker.log_tail()}")
         started = time.perf_counter()
-        submit = subprocess.run(
+        submit = subprocess.Popen(
             [sys.executable, "-m", "signdigits", "submit", str(folder), "--batch-size",
-             str(batch_size)], env=env, capture_output=True, text=True,
+             str(batch_size)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
         )
+        producer_peak = 0.0
+        while submit.poll() is None:  # the producer's own high-water mark, read live
+            producer_peak = max(producer_peak, _peak_rss_mb(submit.pid))
+            time.sleep(0.05)
         producer_seconds = time.perf_counter() - started
+        stdout, stderr = submit.communicate()
         if submit.returncode:
-            raise RuntimeError(f"submit failed: {submit.stderr.strip()}")
-        producer_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        job_id = submit.stdout.strip().splitlines()[0]
+            raise RuntimeError(f"submit failed: {stderr.strip()}")
+        job_id = stdout.strip().splitlines()[0]
         sessions = session_factory(database_url)
         while True:
             with sessions() as session:

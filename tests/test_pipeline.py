@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -119,3 +122,41 @@ def test_run_does_everything_with_embedded_defaults(dataset, tmp_path):
     assert "images/s" in result.stderr and "30 classified" in result.stderr
     rows = session_factory(f"sqlite:///{tmp_path / 'signdigits.db'}")().scalars(select(Image))
     assert sorted(r.path for r in rows) == sorted(truth)
+
+
+def _stray_processes(marker: str) -> list[str]:
+    found = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True)
+    return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+
+
+def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
+    copy_sample(dataset, tmp_path / "photos", per_digit=40, seed=8)
+    brokers_before = set(_stray_processes("signdigits-redis-"))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "1",
+         "--batch-size", "8"],
+        env=make_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )
+    database = tmp_path / "signdigits.db"
+    deadline = time.monotonic() + 120
+    done = 0
+    while time.monotonic() < deadline and not done:
+        time.sleep(0.5)
+        if database.exists():
+            with session_factory(f"sqlite:///{database}")() as session:
+                done = session.scalar(
+                    select(func.count()).select_from(Image).where(Image.status == "done")
+                ) or 0
+    assert done, "the job never started"
+    run.send_signal(signal.SIGINT)
+    _, stderr = run.communicate(timeout=90)
+    assert run.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr
+    assert _stray_processes(f"local-{run.pid}@") == []  # the worker is gone
+    assert set(_stray_processes("signdigits-redis-")) <= brokers_before  # so is the broker
+    with session_factory(f"sqlite:///{database}")() as session:
+        pending = session.scalar(
+            select(func.count()).select_from(Image).where(Image.status == "pending")
+        )
+    assert pending > 0  # stopped part-way, and the rest is still recorded for `resume`
