@@ -58,10 +58,8 @@ def preprocess_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXEL
         raise
     except UnidentifiedImageError:
         raise ImageError("not an image (format not recognised)") from None
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise _file_error(exc) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from None
     return _square_resize(gray)
@@ -99,6 +97,16 @@ def _square_resize(gray: Image.Image) -> np.ndarray:
     return np.asarray(gray, dtype=np.float32) / np.float32(255.0)
 
 
+def _file_error(exc: OSError) -> ImageError:
+    if isinstance(exc, FileNotFoundError):
+        return ImageError("file not found")
+    if isinstance(exc, PermissionError):
+        return ImageError("permission denied")
+    if isinstance(exc, IsADirectoryError):
+        return ImageError("is a directory, not a file")
+    return ImageError(f"cannot read file: {exc.strerror or exc}")
+
+
 def read_image_file(path: Path, *, max_bytes: int) -> bytes:
     """Read a file for :func:`preprocess_image`, refusing it past ``max_bytes``."""
     try:
@@ -107,14 +115,8 @@ def read_image_file(path: Path, *, max_bytes: int) -> bytes:
             raise ImageError(f"file is {size:,} bytes, over the {max_bytes:,}-byte cap")
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
-    except IsADirectoryError:
-        raise ImageError("is a directory, not a file") from None
     except OSError as exc:
-        raise ImageError(f"cannot read file: {exc.strerror or exc}") from None
+        raise _file_error(exc) from None
     if len(data) > max_bytes:
         raise ImageError(f"file grew past the {max_bytes:,}-byte cap while being read")
     if not data:
