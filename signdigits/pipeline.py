@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from kombu.exceptions import OperationalError as KombuOperationalError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
@@ -33,10 +34,8 @@ def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
                                 app=create_app(settings), progress=progress, **options)
         except (FolderError, ArtifactError, ValueError) as exc:
             fail(str(exc))
-        except Exception as exc:  # kombu/redis raise many types for an unreachable broker
-            if "connect" in str(exc).lower() or exc.__class__.__name__.endswith("Error"):
-                fail(f"cannot enqueue on {settings.broker_url}: {exc}")
-            raise
+        except KombuOperationalError as exc:
+            fail(f"cannot enqueue on the broker ({exc}); the job is marked failed")
     console.print(f"job {job.job_id}: {job.total_images:,} images in {job.total_batches:,} batches")
     return job
 
@@ -94,7 +93,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
             console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
             return 1
         print_summary(summary, sessions=sessions)
-        return 0
+        return 1 if summary.state == "failed" else 0
     except StackError as exc:
         fail(str(exc), code=1)
     except KeyboardInterrupt:
