@@ -140,6 +140,8 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
         table.add_column(column)
     for s in summaries:
         state = f"{s.state} (stalled)" if s.stalled else str(s.state)
+        if s.job.failure:
+            state += f": {s.job.failure}"
         table.add_row(
             s.job.id, state, f"{s.finished:,}/{s.total:,}", f"{s.below_threshold:,}",
             f"{s.errors:,}", f"{s.rate:,.1f}" if s.rate else "-", s.job.model_version,
