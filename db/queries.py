@@ -26,7 +26,6 @@ class JobSummary:
     errors: int
     cancelled: int
     below_threshold: int
-    first_finished: datetime | None
     last_finished: datetime | None
     stalled: bool
 
@@ -75,7 +74,9 @@ def resolve_job(session: Session, *, ref: str) -> Job:
     job = session.get(Job, ref)
     if job is not None:
         return job
-    matches = session.scalars(select(Job).where(Job.id.startswith(ref)).limit(2)).all()
+    # autoescape: a '_' or '%' typed by the user is a character, not a LIKE wildcard.
+    prefix = Job.id.startswith(ref.lower(), autoescape=True)
+    matches = session.scalars(select(Job).where(prefix).limit(2)).all()
     if len(matches) == 1:
         return matches[0]
     raise JobNotFound(f"no job {ref!r}" if not matches else f"job id {ref!r} is ambiguous")
@@ -95,17 +96,16 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
             func.sum(case((status == ImageStatus.ERROR, 1), else_=0)),
             func.sum(case((status == ImageStatus.CANCELLED, 1), else_=0)),
             func.sum(case((Image.below_threshold.is_(True), 1), else_=0)),
-            func.min(Image.finished_at),
             func.max(Image.finished_at),
         ).where(Image.job_id == job.id)
     ).one()
     total, pending, done, errors, cancelled, below = (int(v or 0) for v in row[:6])
-    first, last = row[6], row[7]
+    last = row[6]
     if job.failure:
         state = JobState.FAILED
     elif job.cancelled_at is not None:
         state = JobState.CANCELLED
-    elif pending == 0:
+    elif pending == 0 and job.total_batches:  # 0 total batches: the producer is still walking
         state = JobState.DONE_WITH_ERRORS if errors else JobState.DONE
     elif pending == total:
         state = JobState.QUEUED
@@ -117,7 +117,7 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
         and utcnow() - progress_at > timedelta(seconds=stall_seconds)
     )
     return JobSummary(
-        job, state, total, pending, done, errors, cancelled, below, first, last, stalled
+        job, state, total, pending, done, errors, cancelled, below, last, stalled
     )
 
 

@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from signdigits.paths import is_inside
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
@@ -44,14 +46,11 @@ def scan_folder(root: Path) -> Iterator[str]:
             if entry.is_dir(follow_symlinks=False):
                 subfolders.append(name)
             elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                if entry.is_symlink() and not _inside(os.path.realpath(entry.path), real_root):
-                    continue
-                if entry.is_symlink() and not os.path.isfile(entry.path):
-                    continue
-                yield name
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    if is_inside(target, real_root) and os.path.isfile(target):
+                        yield name
+                elif entry.is_file(follow_symlinks=False):  # not a FIFO, socket or device
+                    yield name
         entries.close()
         stack.extend(sorted(subfolders, reverse=True))
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

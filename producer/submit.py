@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Job
 from db.queries import add_manifest, create_job, pending_batches, pending_images
 from producer.scan import FolderError, scan_folder
+from signdigits.paths import resolve_inside
 from signdigits.settings import Settings
 from training.artifact import read_model_info, resolve_model_path
 from training.preprocess import ImageError, read_image_file
@@ -83,6 +84,9 @@ def submit_folder(
             )
             if progress:
                 progress("found and enqueued", total)
+            with sessions() as session:
+                if session.get(Job, job.id).cancelled_at is not None:
+                    break  # cancelled while we walked: enqueue nothing more
             part = list(islice(paths, part_size))
         with sessions.begin() as session:
             recorded = session.get(Job, job.id)
@@ -130,7 +134,9 @@ def enqueue_batches(
         for batch in batches:
             kwargs = {}
             if root is not None:
-                kwargs["inline"] = _read_inline(sessions, job_id, batch, root, settings)
+                kwargs["inline"] = _read_inline(
+                    sessions, job_id=job_id, batch=batch, root=root, settings=settings
+                )
             # The shadow name is what Flower and the worker logs show for this task.
             app.send_task(
                 TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer,
@@ -153,7 +159,7 @@ def resume_job(
 
 
 def _read_inline(
-    sessions: sessionmaker[Session], job_id: str, batch: int, root: Path, settings: Settings
+    sessions: sessionmaker[Session], *, job_id: str, batch: int, root: Path, settings: Settings
 ) -> dict[str, dict[str, str]]:
     """Image id -> ``{"data": base64}``, or ``{"error": message}`` for a file that cannot go.
 
@@ -167,7 +173,10 @@ def _read_inline(
     payload: dict[str, dict[str, str]] = {}
     for image in images:
         try:
-            data = read_image_file(root / image.path, max_bytes=cap)
+            path = resolve_inside(root, image.path, settings.allowed_roots)
+            if path is None:
+                raise ImageError("path leads outside the job's folder (refused)")
+            data = read_image_file(path, max_bytes=cap, within=root)
             payload[str(image.id)] = {"data": base64.b64encode(data).decode("ascii")}
         except ImageError as exc:
             payload[str(image.id)] = {"error": str(exc)}

@@ -45,8 +45,15 @@ def _database(settings):
     try:
         upgrade(settings.database_url)
     except OperationalError as exc:
-        fail(f"database {settings.database_url} unreachable: {exc.orig}")
+        fail(f"database {shown_url(settings.database_url)} unreachable: {exc.orig}")
     return session_factory(settings.database_url)
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for a terminal or a log: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _job(sessions, ref: str):
@@ -64,7 +71,7 @@ def db_upgrade() -> None:
     """Apply Alembic migrations (alembic upgrade head)."""
     settings = _settings()
     _database(settings)
-    console.print(f"database {settings.database_url} is at the latest schema")
+    console.print(f"database {shown_url(settings.database_url)} is at the latest schema")
 
 
 @app.command()
@@ -140,7 +147,8 @@ def flower(
     command = [sys.executable, "-m", "celery", "-A", "worker", "flower",
                f"--port={port}", f"--address={address}"]
     if settings.flower_basic_auth:
-        command.append(f"--basic-auth={settings.flower_basic_auth}")
+        # Flower reads FLOWER_* variables; on its command line `ps` would show the password.
+        os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth
     os.execv(sys.executable, command)
 
 
@@ -162,7 +170,9 @@ def results(
     job: str = typer.Argument(..., help=JOB_HELP),
     digit: int = typer.Option(None, min=0, max=9, help="only images predicted as this digit"),
     below_threshold: bool = typer.Option(False, "--below-threshold", help="only uncertain ones"),
-    errors: bool = typer.Option(False, "--errors", help="only images that could not be read"),
+    errors: bool = typer.Option(
+        False, "--errors", help="only images with an error (unreadable, or skipped by cancel)"
+    ),
     format: str = typer.Option("table", "--format", help="table, csv or json"),
     output: Path = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
 ) -> None:
@@ -199,13 +209,15 @@ def resume(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
 @app.command()
 def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     """Skip the job's batches not yet started; the job ends cancelled."""
+    from db.models import Job
     from db.queries import cancel_job
 
     settings = _settings()
     sessions = _database(settings)
     found = _job(sessions, job)
     with sessions.begin() as session:
-        skipped = cancel_job(session, job=session.merge(found))
+        # Fresh from the database: a stale copy would undo what the producer wrote since.
+        skipped = cancel_job(session, job=session.get(Job, found.id))
     console.print(f"job {found.id}: cancelled, {skipped} pending images skipped")
 
 
@@ -224,8 +236,10 @@ def bench(
     source = source or default_source()
     if not source.is_dir():
         fail(f"{source}: no such folder (pass --source DIR)")
-    if database and database.startswith("postgresql://"):
-        database = "postgresql+psycopg://" + database.split("://", 1)[1]
+    if database:
+        from signdigits.settings import sqlalchemy_url
+
+        database = sqlalchemy_url(database)
     result = run_bench(images=images, workers=workers or settings.concurrency,
                        database_url=database, source=source,
                        batch_size=batch_size or settings.batch_size)

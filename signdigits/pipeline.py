@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -77,6 +79,10 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
     broker = EmbeddedBroker() if not settings.broker_url else None
     worker = None
     logs = Path(tempfile.mkdtemp(prefix="signdigits-run-"))
+    # A closed terminal or `kill` must clean up like Ctrl-C: the workers run in their own
+    # session and would otherwise outlive us, holding a model each.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         url = broker.start() if broker else settings.broker_url
         settings = settings.model_copy(update={"broker_url": url})
@@ -100,11 +106,27 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         console.print("interrupted: stopping workers (pending images stay recorded)")
         return 130
     finally:
+        _stop_stack(worker, broker, logs)
+
+
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_stack(worker, broker, logs: Path) -> None:
+    """Stop the workers, then the broker, even if another Ctrl-C arrives meanwhile."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         if worker is not None:
             with console.status("stopping workers"):
                 worker.stop()
-        if broker is not None:
-            broker.stop()
+    finally:
+        try:
+            if broker is not None:
+                broker.stop()
+        finally:
+            shutil.rmtree(logs, ignore_errors=True)
+            signal.signal(signal.SIGINT, previous)
 
 
 def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:

@@ -15,6 +15,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", ""}
 
 
+def sqlalchemy_url(url: str) -> str:
+    """psycopg 3 is the driver we ship; a plain postgresql:// URL would ask for psycopg2."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNDIGITS_", extra="ignore")
 
@@ -52,10 +59,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_driver(cls, url: str) -> str:
-        # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
-        if url.startswith("postgresql://") or url.startswith("postgres://"):
-            return "postgresql+psycopg://" + url.split("://", 1)[1]
-        return url
+        return sqlalchemy_url(url)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 
@@ -158,3 +159,20 @@ def test_truncated_jpeg_is_an_error():
     data = _encode(_hand_like(400), "JPEG", quality=95)
     with pytest.raises(ImageError, match="cannot decode"):
         preprocess_image(data[: len(data) // 2])
+
+
+def test_reading_refuses_special_files_and_final_symlinks(tmp_path):
+    from training.preprocess import read_image_file
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(ImageError, match="not a regular file"):
+        read_image_file(tmp_path / "pipe.jpg", max_bytes=1000)  # returns, does not block
+    (tmp_path / "real.jpg").write_bytes(b"x")
+    os.symlink(tmp_path / "real.jpg", tmp_path / "link.jpg")
+    with pytest.raises(ImageError, match="symlink"):
+        read_image_file(tmp_path / "link.jpg", max_bytes=1000)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"x")
+    with pytest.raises(ImageError, match="outside the job's folder"):
+        read_image_file(outside / "secret.jpg", max_bytes=1000, within=tmp_path / "job")

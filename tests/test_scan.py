@@ -37,6 +37,7 @@ def test_symlinks_out_of_the_folder_are_not_followed(tmp_path):
     os.symlink(root / "inside.jpg", root / "link-in.jpg")
     os.symlink(root, root / "loop")
     os.symlink(tmp_path / "nowhere.jpg", root / "dangling.jpg")
+    os.mkfifo(root / "fifo.jpg")  # reading it would block forever
     assert sorted(scan_folder(root)) == ["inside.jpg", "link-in.jpg"]
 
 

@@ -7,21 +7,23 @@ was trained on, which is how the project we started from lost accuracy silently.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from signdigits.paths import is_inside
+
 IMAGE_SIZE = 64
 # Bump when the pixels this module produces change; artifacts record the version they
 # were trained with and are refused by code that preprocesses differently.
 PREPROCESS_VERSION = 2
 DEFAULT_MAX_PIXELS = 40_000_000
-
-# Pillow's own bomb check only warns below 2x its limit; we refuse explicitly instead.
-Image.MAX_IMAGE_PIXELS = None
 
 ImageSource = bytes | str | Path | BinaryIO
 
@@ -56,6 +58,11 @@ def preprocess_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXEL
             gray = _to_grayscale(ImageOps.exif_transpose(img))
     except ImageError:
         raise
+    except Image.DecompressionBombError as exc:  # Pillow's header check, before ours
+        size = str(exc).split(" pixels")[0].split("(")[-1]
+        raise ImageError(
+            f"image is {size} pixels, over the pixel limit (refused before decoding)"
+        ) from None
     except UnidentifiedImageError:
         raise ImageError("not an image (format not recognised)") from None
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
@@ -107,16 +114,34 @@ def _file_error(exc: OSError) -> ImageError:
     return ImageError(f"cannot read file: {exc.strerror or exc}")
 
 
-def read_image_file(path: Path, *, max_bytes: int) -> bytes:
-    """Read a file for :func:`preprocess_image`, refusing it past ``max_bytes``."""
+def read_image_file(path: Path, *, max_bytes: int, within: Path | None = None) -> bytes:
+    """Read a regular file for :func:`preprocess_image`, refusing it past ``max_bytes``.
+
+    Opened without following a final symlink and without blocking (a FIFO named .jpg
+    would otherwise hang the reader forever); with ``within`` set, the file actually
+    opened must lie inside that folder, which closes the gap between resolving a path
+    and opening it.
+    """
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImageError(f"file is {size:,} bytes, over the {max_bytes:,}-byte cap")
-        with path.open("rb") as handle:
-            data = handle.read(max_bytes + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageError("is a symlink (refused)") from None
         raise _file_error(exc) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageError("not a regular file")
+        if within is not None:
+            opened = os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") else ""
+            if opened and not is_inside(opened, os.path.realpath(within)):
+                raise ImageError("path leads outside the job's folder (refused)")
+        if info.st_size > max_bytes:
+            raise ImageError(f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte cap")
+        try:
+            data = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise _file_error(exc) from None
     if len(data) > max_bytes:
         raise ImageError(f"file grew past the {max_bytes:,}-byte cap while being read")
     if not data:

@@ -6,7 +6,6 @@ Read :func:`process_batch` top to bottom for the whole lifecycle of a task.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy import update
 
 from db.models import Image, ImageStatus, Job, utcnow
 from db.queries import store_results
+from signdigits.paths import resolve_inside
 from training.preprocess import IMAGE_SIZE, ImageError, preprocess_image, read_image_file
 from worker.context import WorkerContext
 
@@ -103,6 +103,10 @@ def decode_in_parts(
     root = Path(claimed.job.root)
     settings = ctx.settings
 
+    # Bytes in a message are used only for jobs submitted that way: anyone who can write
+    # to the broker could otherwise supply the pixels stored for any job's images.
+    inline = inline if claimed.job.inline else None
+
     def decode(image: PendingImage) -> np.ndarray:
         if inline is not None:
             entry = inline.get(str(image.id)) or {"error": "image missing from the message"}
@@ -112,10 +116,12 @@ def decode_in_parts(
             if len(data) > settings.max_file_bytes:
                 raise ImageError(f"file is {len(data):,} bytes, over the cap")
         else:
-            data = read_image_file(
-                resolve_inside(root, image.path, settings.allowed_roots),
-                max_bytes=settings.max_file_bytes,
-            )
+            path = resolve_inside(root, image.path, settings.allowed_roots)
+            if path is None:
+                raise ImageError(
+                    "path leads outside the job's folder or SIGNDIGITS_ALLOWED_ROOTS (refused)"
+                )
+            data = read_image_file(path, max_bytes=settings.max_file_bytes, within=root)
         return preprocess_image(data, max_pixels=settings.max_image_pixels)
 
     futures = [(image.id, ctx.decoders.submit(decode, image)) for image in claimed.images]
@@ -132,27 +138,6 @@ def decode_in_parts(
     finally:
         for _, future in futures:
             future.cancel()  # the batch failed part-way: decode no further
-
-
-def resolve_inside(root: Path, relative: str, allowed_roots: list[Path]) -> Path:
-    """The real path of ``root/relative``, refused unless it lies inside the job's root.
-
-    Resolving symlinks first means a link, or a ``..`` in a forged row, cannot make a
-    worker read a file outside the folder the user submitted.
-    """
-    real_root = os.path.realpath(root)
-    if allowed_roots and not any(
-        _inside(real_root, os.path.realpath(allowed)) for allowed in allowed_roots
-    ):
-        raise ImageError("job folder is outside SIGNDIGITS_ALLOWED_ROOTS")
-    real = os.path.realpath(os.path.join(real_root, relative))
-    if not _inside(real, real_root):
-        raise ImageError("path leads outside the job's folder (refused)")
-    return Path(real)
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def classify_images(

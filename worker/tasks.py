@@ -40,35 +40,40 @@ def classify_batch(self: Task, job_id: str, batch: int, inline: dict | None = No
             return outcome.__dict__
         except (OperationalError, DBAPIError) as exc:
             if not _is_outage(exc) or time.monotonic() > deadline:
-                return _retry_or_give_up(self, ctx, job_id, batch, exc, worker)
+                return _retry_or_give_up(
+                    self, ctx, job_id=job_id, batch=batch, exc=exc, worker=worker
+                )
             log.warning("database unavailable (%s); retrying batch %s in %.1fs",
                         exc.__class__.__name__, batch, delay)
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
         except Exception as exc:  # noqa: BLE001 - any failure counts against the batch
-            return _retry_or_give_up(self, ctx, job_id, batch, exc, worker)
+            return _retry_or_give_up(self, ctx, job_id=job_id, batch=batch, exc=exc, worker=worker)
 
 
 def _is_outage(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
 
 
-def _retry_or_give_up(self: Task, ctx, job_id: str, batch: int, exc: Exception, worker: str):
-    from sqlalchemy import select
+def _retry_or_give_up(
+    self: Task, ctx, *, job_id: str, batch: int, exc: Exception, worker: str
+) -> dict:
+    """Retry with backoff while the batch has attempts left; then store error rows."""
+    from db.models import Job
+    from db.queries import pending_images
 
-    from db.models import Image, ImageStatus, Job
-
-    with ctx.sessions() as session:
-        job = session.get(Job, job_id)
-        images = [
-            PendingImage(*row)
-            for row in session.execute(
-                select(Image.id, Image.path, Image.batch, Image.attempts)
-                .where(Image.job_id == job_id, Image.batch == batch)
-                .where(Image.status == ImageStatus.PENDING)
-            )
-        ]
-        session.expunge_all()
+    try:
+        with ctx.sessions() as session:
+            job = session.get(Job, job_id)
+            images = [
+                PendingImage(i.id, i.path, i.batch, i.attempts)
+                for i in pending_images(session, job_id=job_id, batch=batch)
+            ]
+            session.expunge_all()
+    except (OperationalError, DBAPIError):
+        # Still no database: retrying is the only way to keep the batch (a task that
+        # raises is acknowledged, and its batch would wait for `resume`).
+        raise self.retry(exc=exc, countdown=30) from None
     attempts = max((image.attempts for image in images), default=0)
     if job is None or not images:
         return {"job_id": job_id, "batch": batch, "skipped": True}
@@ -77,6 +82,7 @@ def _retry_or_give_up(self: Task, ctx, job_id: str, batch: int, exc: Exception, 
         give_up_batch(ctx, ClaimedBatch(job, images, attempts), worker=worker, reason=reason)
         log.error("batch %s of job %s: %s", batch, job_id, reason)
         return {"job_id": job_id, "batch": batch, "errors": len(images)}
-    countdown = min(2 ** attempts, 60)
+    # Below the visibility timeout, or Redis would hand the waiting retry to another worker.
+    countdown = min(2**attempts, 60, max(1, ctx.settings.visibility_timeout // 2))
     log.warning("batch %s of job %s failed (%s); retry in %ss", batch, job_id, exc, countdown)
     raise self.retry(exc=exc, countdown=countdown)
