@@ -79,7 +79,7 @@ def submit_folder(
             total += len(part)
             enqueue_batches(
                 app, sessions=sessions, job_id=job.id,
-                batches=range(first_batch, -(-total // batch_size)),
+                batches=range(first_batch, _batches(total, batch_size)),
                 root=root if inline else None, settings=settings,
             )
             if progress:
@@ -90,14 +90,19 @@ def submit_folder(
             part = list(islice(paths, part_size))
         with sessions.begin() as session:
             recorded = session.get(Job, job.id)
-            recorded.total_images, recorded.total_batches = total, -(-total // batch_size)
+            recorded.total_images = total
+            recorded.total_batches = _batches(total, batch_size)
     except BaseException as exc:
         with sessions.begin() as session:
             session.get(Job, job.id).failure = (
                 f"submission stopped after {total:,} images: {exc.__class__.__name__}: {exc}"
             )
         raise
-    return SubmittedJob(job.id, total, -(-total // batch_size))
+    return SubmittedJob(job.id, total, _batches(total, batch_size))
+
+
+def _batches(images: int, batch_size: int) -> int:
+    return -(-images // batch_size)
 
 
 def check_allowed_root(root: Path, settings: Settings) -> None:

@@ -126,22 +126,20 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
     from db.migrate import upgrade
     from db.queries import count_pending
     from db.session import session_factory
-    from signdigits.local import EmbeddedBroker, WorkerProcess
+    from signdigits.local import LocalStack
     from signdigits.settings import get_settings
     from worker.app import create_app
 
     settings = get_settings().model_copy(update={"database_url": database_url})
-    broker = EmbeddedBroker() if not settings.broker_url else None
-    logs = Path(tempfile.mkdtemp(prefix="signdigits-bench-"))
-    worker = None
+    name = f"bench-{os.getpid()}@localhost"
+    stack = LocalStack(broker_url=settings.broker_url, database_url=database_url,
+                       concurrency=workers, name=name)
     try:
-        url = broker.start() if broker else settings.broker_url
-        settings = settings.model_copy(update={"broker_url": url})
         upgrade(database_url)
+        url = stack.start()
         env = {**os.environ, "SIGNDIGITS_BROKER_URL": url, "SIGNDIGITS_DATABASE_URL": database_url}
-        name = f"bench-{os.getpid()}@localhost"
-        worker = WorkerProcess(env=env, concurrency=workers, name=name, log=logs / "worker.log")
-        app = create_app(settings)
+        worker = stack.worker
+        app = create_app(settings.model_copy(update={"broker_url": url}))
         deadline = time.monotonic() + 180
         while not app.control.ping(destination=[name], timeout=1.0):
             if time.monotonic() > deadline or not worker.alive():
@@ -173,11 +171,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         peaks = [_peak_rss_mb(pid) for pid in [worker.process.pid, *_children(worker.process.pid)]]
         return count / elapsed, producer_seconds, producer_peak, peaks
     finally:
-        if worker is not None:
-            worker.stop()
-        if broker is not None:
-            broker.stop()
-        shutil.rmtree(logs, ignore_errors=True)
+        stack.stop()
 
 
 def run_bench(*, images: int, workers: int, database_url: str | None, source: Path,

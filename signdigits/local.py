@@ -99,7 +99,7 @@ class RedisServer:
         self.stop()
         raise StackError(f"{command[0]} did not start listening on port {self.port}")
 
-    def stop(self, *, keep_folder: bool = False) -> None:
+    def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -107,8 +107,48 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self._own_folder and not keep_folder:
+        if self._own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class LocalStack:
+    """A broker (embedded unless ``broker_url`` is given) and one worker process.
+
+    ``run`` and ``bench`` both start the pipeline this way; ``stop`` takes everything
+    down even if another Ctrl-C arrives meanwhile, because an orphaned worker keeps a
+    model (~700 MB) per process alive.
+    """
+
+    def __init__(self, *, broker_url: str | None, database_url: str, concurrency: int,
+                 name: str) -> None:
+        self.broker = EmbeddedBroker() if not broker_url else None
+        self.broker_url = broker_url
+        self.database_url, self.concurrency, self.name = database_url, concurrency, name
+        self.logs = Path(tempfile.mkdtemp(prefix="signdigits-stack-"))
+        self.worker: WorkerProcess | None = None
+
+    def start(self) -> str:
+        """Start the broker and the worker (which loads the model meanwhile); the URL."""
+        if self.broker is not None:
+            self.broker_url = self.broker.start()
+        env = {**os.environ, "SIGNDIGITS_BROKER_URL": self.broker_url,
+               "SIGNDIGITS_DATABASE_URL": self.database_url}
+        self.worker = WorkerProcess(env=env, concurrency=self.concurrency, name=self.name,
+                                    log=self.logs / "worker.log")
+        return self.broker_url
+
+    def stop(self) -> None:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if self.worker is not None:
+                self.worker.stop()
+        finally:
+            try:
+                if self.broker is not None:
+                    self.broker.stop()
+            finally:
+                shutil.rmtree(self.logs, ignore_errors=True)
+                signal.signal(signal.SIGINT, previous)
 
 
 class WorkerProcess:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,33 +67,28 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
 def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
                 workers: int, threshold: float | None, batch_size: int | None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
-    from signdigits.local import EmbeddedBroker, StackError, WorkerProcess
+    from signdigits.local import LocalStack, StackError
     from training.artifact import read_model_info, resolve_model_path
 
     try:
         read_model_info(resolve_model_path(settings.model_path))
     except ArtifactError as exc:
         fail(str(exc))
-    broker = EmbeddedBroker() if not settings.broker_url else None
-    worker = None
-    logs = Path(tempfile.mkdtemp(prefix="signdigits-run-"))
+    stack = LocalStack(broker_url=settings.broker_url, database_url=settings.database_url,
+                       concurrency=workers, name=f"local-{os.getpid()}@%h")
     # A closed terminal or `kill` must clean up like Ctrl-C: the workers run in their own
-    # session and would otherwise outlive us, holding a model each.
+    # session and would otherwise outlive us.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
     try:
-        url = broker.start() if broker else settings.broker_url
-        settings = settings.model_copy(update={"broker_url": url})
-        env = {**os.environ, "SIGNDIGITS_BROKER_URL": url,
-               "SIGNDIGITS_DATABASE_URL": settings.database_url}
-        worker = WorkerProcess(env=env, concurrency=workers, name=f"local-{os.getpid()}@%h",
-                               log=logs / "worker.log")
+        settings = settings.model_copy(update={"broker_url": stack.start()})
         job = submit(folder, settings=settings, sessions=sessions, threshold=threshold,
                      batch_size=batch_size)
-        summary = watch(job.job_id, settings=settings, sessions=sessions, alive=worker.alive)
+        summary = watch(job.job_id, settings=settings, sessions=sessions,
+                        alive=stack.worker.alive)
         if summary.state not in FINISHED:
-            console.print(f"error: the worker stopped unexpectedly; its log:\n{worker.log_tail()}",
-                          markup=False)
+            console.print("error: the worker stopped unexpectedly; its log:\n"
+                          + stack.worker.log_tail(), markup=False)
             console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
             return 1
         print_summary(summary, sessions=sessions)
@@ -106,27 +99,12 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         console.print("interrupted: stopping workers (pending images stay recorded)")
         return 130
     finally:
-        _stop_stack(worker, broker, logs)
+        with console.status("stopping workers"):
+            stack.stop()
 
 
 def _interrupt(signum, _frame) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def _stop_stack(worker, broker, logs: Path) -> None:
-    """Stop the workers, then the broker, even if another Ctrl-C arrives meanwhile."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        if worker is not None:
-            with console.status("stopping workers"):
-                worker.stop()
-    finally:
-        try:
-            if broker is not None:
-                broker.stop()
-        finally:
-            shutil.rmtree(logs, ignore_errors=True)
-            signal.signal(signal.SIGINT, previous)
 
 
 def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:
