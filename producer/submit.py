@@ -60,7 +60,9 @@ def submit_folder(
     # Whole batches per part, so no batch is enqueued before all of its rows exist.
     part_size = batch_size * max(1, _MANIFEST_CHUNK // batch_size)
     paths = scan_folder(root)
-    part = list(islice(paths, part_size))
+    # A small first part gets every worker busy at once; later parts are larger, as
+    # fewer commits make the walk itself faster.
+    part = list(islice(paths, batch_size * 4))
     if not part:
         raise FolderError(f"{root}: no images found (looked for {_extensions()})")
     job = Job(
