@@ -13,7 +13,7 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from db.models import Job
-from db.queries import add_manifest, create_job, pending_batches, pending_images
+from db.queries import add_manifest, cancel_job, create_job, pending_batches, pending_images
 from producer.scan import FolderError, scan_folder
 from signdigits.paths import resolve_inside
 from signdigits.settings import Settings
@@ -86,9 +86,12 @@ def submit_folder(
             )
             if progress:
                 progress("found and enqueued", total)
-            with sessions() as session:
-                if session.get(Job, job.id).cancelled_at is not None:
-                    break  # cancelled while we walked: enqueue nothing more
+            with sessions.begin() as session:
+                recorded = session.get(Job, job.id)
+                if recorded.cancelled_at is not None:
+                    # Cancelled while we walked: this part's rows came after the cancel.
+                    cancel_job(session, job=recorded)
+                    break
             part = list(islice(paths, part_size))
         with sessions.begin() as session:
             recorded = session.get(Job, job.id)
