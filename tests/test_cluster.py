@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -109,10 +110,17 @@ def test_compose_topology_natively(cluster, dataset):
     flower = cluster["flower"]
     workers = _get(f"{flower}/api/workers?refresh=1")
     assert {"signdigits@host-a", "signdigits@host-b"} <= set(workers)
-    tasks = _get(f"{flower}/api/tasks")
-    ours = [t for t in tasks.values() if job_id in (t.get("args") or "")]
-    assert len(ours) == 15, f"{len(ours)} tasks of job {job_id} in Flower"
-    assert {t["state"] for t in ours} == {"SUCCESS"}
+    # Flower learns of tasks from events, which may trail the rows by a moment.
+    deadline = time.monotonic() + 30
+    while True:
+        tasks = _get(f"{flower}/api/tasks")
+        ours = [t for t in tasks.values() if job_id in (t.get("args") or "")]
+        if len(ours) == 15 and {t["state"] for t in ours} == {"SUCCESS"}:
+            break
+        assert time.monotonic() < deadline, (
+            f"{len(ours)} tasks of job {job_id} in Flower: {[t['state'] for t in ours]}"
+        )
+        time.sleep(0.5)
     assert {t["name"] for t in ours} == {
         f"classify_batch job={job_id[:8]} batch={n}" for n in range(15)
     }
