@@ -75,7 +75,7 @@ def train_model(
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=["accuracy"],
     )
-    keeper = _KeepBest(report, recipe.epochs)
+    keeper = keep_best_callback(report, recipe.epochs)
     history = model.fit(
         batches(train, training=True),
         validation_data=batches(val, training=False) if len(val) else None,
@@ -127,31 +127,32 @@ def train_model(
     return save_artifact(served, out, metadata)
 
 
-class _KeepBest:
-    """Prints one line per epoch and remembers the weights with the best validation loss."""
+def keep_best_callback(report: Report, epochs: int):
+    """A callback that prints one line per epoch and keeps the best-validation weights.
 
-    def __new__(cls, report: Report, epochs: int):
-        import keras
+    Defined inside a function so that importing this module does not import Keras.
+    """
+    import keras
 
-        class KeepBest(keras.callbacks.Callback):
-            def __init__(self) -> None:
-                super().__init__()
-                self.best_loss = np.inf
-                self.best_weights = None
-                self.best_epoch = 0
-                self.started = time.monotonic()
+    class KeepBest(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.best_loss = np.inf
+            self.best_weights = None
+            self.best_epoch = 0
+            self.started = time.monotonic()
 
-            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                logs = logs or {}
-                line = f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.4f} "
-                line += f"accuracy {logs.get('accuracy', 0):.4f}"
-                if "val_loss" in logs:
-                    line += f" | val_loss {logs['val_loss']:.4f} "
-                    line += f"val_accuracy {logs['val_accuracy']:.4f}"
-                    if logs["val_loss"] < self.best_loss:
-                        self.best_loss = logs["val_loss"]
-                        self.best_weights = self.model.get_weights()
-                        self.best_epoch = epoch + 1
-                report(f"{line} ({time.monotonic() - self.started:.0f}s)")
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            line = f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.4f} "
+            line += f"accuracy {logs.get('accuracy', 0):.4f}"
+            if "val_loss" in logs:
+                line += f" | val_loss {logs['val_loss']:.4f} "
+                line += f"val_accuracy {logs['val_accuracy']:.4f}"
+                if logs["val_loss"] < self.best_loss:
+                    self.best_loss = logs["val_loss"]
+                    self.best_weights = self.model.get_weights()
+                    self.best_epoch = epoch + 1
+            report(f"{line} ({time.monotonic() - self.started:.0f}s)")
 
-        return KeepBest()
+    return KeepBest()
