@@ -38,11 +38,11 @@ class JobSummary:
         """Images per second from submission to the latest stored row."""
         if not self.last_finished or not self.finished:
             return None
-        seconds = (_aware(self.last_finished) - _aware(self.job.created_at)).total_seconds()
+        seconds = (as_utc(self.last_finished) - as_utc(self.job.created_at)).total_seconds()
         return self.finished / seconds if seconds > 0 else None
 
 
-def _aware(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     # SQLite hands back naive datetimes; every timestamp we write is UTC.
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
 
@@ -111,7 +111,7 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
         state = JobState.QUEUED
     else:
         state = JobState.RUNNING
-    progress_at = _aware(last or job.created_at)
+    progress_at = as_utc(last or job.created_at)
     stalled = (
         state in (JobState.QUEUED, JobState.RUNNING)
         and utcnow() - progress_at > timedelta(seconds=stall_seconds)

@@ -26,6 +26,17 @@ from signdigits.console import console
 CHUNK = 256
 
 
+@dataclass(frozen=True)
+class Timeline:
+    """Seconds after ``submit`` was started: where the end-to-end time went."""
+
+    job_recorded: float
+    first_result: float
+    producer_done: float
+    last_result: float
+    all_stored: float  # when the bench saw no pending row (it polls every 0.1 s)
+
+
 @dataclass
 class BenchResult:
     images: int
@@ -35,6 +46,8 @@ class BenchResult:
     producer_seconds: float
     producer_peak_mb: float
     worker_peak_mb: list[float]
+    timeline: Timeline
+
 
     @property
     def ratio_to_ceiling(self) -> float:
@@ -120,15 +133,24 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in found.stdout.split()]
 
 
+@dataclass(frozen=True)
+class EndToEnd:
+    images_per_s: float
+    producer_seconds: float
+    producer_peak_mb: float
+    worker_peak_mb: list[float]
+    timeline: Timeline
+
+
 def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
-                       batch_size: int) -> tuple[float, float, float, list[float]]:
-    """(images/s, producer seconds, producer peak MB, each worker process's peak MB)."""
+                       batch_size: int) -> EndToEnd:
+    """``submit`` in its own process, timed until no row of its job is pending."""
     from db.migrate import upgrade
-    from db.queries import count_pending
     from db.session import session_factory
     from signdigits.local import LocalStack
     from signdigits.settings import get_settings
     from worker.app import create_app
+    from worker.readiness import wait_for_models
 
     settings = get_settings().model_copy(update={"database_url": database_url})
     name = f"bench-{os.getpid()}@localhost"
@@ -140,11 +162,11 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         env = {**os.environ, "SIGNDIGITS_BROKER_URL": url, "SIGNDIGITS_DATABASE_URL": database_url}
         worker = stack.worker
         app = create_app(settings.model_copy(update={"broker_url": url}))
-        deadline = time.monotonic() + 180
-        while not app.control.ping(destination=[name], timeout=1.0):
-            if time.monotonic() > deadline or not worker.alive():
-                raise RuntimeError(f"bench worker did not start:\n{worker.log_tail()}")
-        started = time.perf_counter()
+        try:  # the clock must time the pipeline, not TensorFlow loading in each process
+            wait_for_models(app, name=name, alive=worker.alive)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}:\n{worker.log_tail()}") from None
+        wall_start, started = time.time(), time.perf_counter()
         submit = subprocess.Popen(
             [sys.executable, "-m", "signdigits", "submit", str(folder), "--batch-size",
              str(batch_size)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -160,18 +182,47 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
             raise RuntimeError(f"submit failed: {stderr.strip()}")
         job_id = stdout.strip().splitlines()[0]
         sessions = session_factory(database_url)
-        while True:
-            with sessions() as session:
-                if count_pending(session, job_id=job_id) == 0:
-                    break
-            if not worker.alive():
-                raise RuntimeError(f"bench worker died:\n{worker.log_tail()}")
-            time.sleep(0.1)
+        _wait_until_stored(sessions, job_id=job_id, worker=worker)
         elapsed = time.perf_counter() - started
         peaks = [_peak_rss_mb(pid) for pid in [worker.process.pid, *_children(worker.process.pid)]]
-        return count / elapsed, producer_seconds, producer_peak, peaks
+        timeline = _read_timeline(sessions, job_id=job_id, wall_start=wall_start,
+                                  producer_done=producer_seconds, all_stored=elapsed)
+        return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline)
     finally:
         stack.stop()
+
+
+def _wait_until_stored(sessions, *, job_id: str, worker) -> None:
+    from db.queries import count_pending
+
+    while True:
+        with sessions() as session:
+            if count_pending(session, job_id=job_id) == 0:
+                return
+        if not worker.alive():
+            raise RuntimeError(f"bench worker died:\n{worker.log_tail()}")
+        time.sleep(0.1)
+
+
+def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: float,
+                   all_stored: float) -> Timeline:
+    from sqlalchemy import func, select
+
+    from db.models import Image, Job
+    from db.queries import as_utc
+
+    with sessions() as session:
+        created = session.get(Job, job_id).created_at
+        first, last = session.execute(
+            select(func.min(Image.finished_at), func.max(Image.finished_at))
+            .where(Image.job_id == job_id)
+        ).one()
+
+    def since_start(moment) -> float:
+        return as_utc(moment).timestamp() - wall_start
+
+    return Timeline(since_start(created), since_start(first), producer_done,
+                    since_start(last), all_stored)
 
 
 def run_bench(*, images: int, workers: int, database_url: str | None, source: Path,
@@ -186,17 +237,23 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
         console.print(f"{images:,} files in {folder}; {threads} CPU threads; "
                       f"database {database_url.split('@')[-1]}")
         with console.status("end to end: submit until every row is stored"):
-            e2e, producer_s, producer_mb, worker_mb = measure_end_to_end(
-                folder, count=images, workers=workers, database_url=database_url,
-                batch_size=batch_size)
-        console.print(f"end to end: {e2e:,.0f} images/s (producer {producer_s:.1f} s)")
+            e2e = measure_end_to_end(folder, count=images, workers=workers,
+                                     database_url=database_url, batch_size=batch_size)
+        t = e2e.timeline
+        console.print(
+            f"end to end: {e2e.images_per_s:,.0f} images/s; seconds after submit started: "
+            f"job recorded {t.job_recorded:.2f}, first result {t.first_result:.2f}, producer "
+            f"done {t.producer_done:.2f}, last result {t.last_result:.2f}, "
+            f"seen stored {t.all_stored:.2f}"
+        )
         with console.status("ceiling: decode + preprocess + model in this process"):
             ceiling = measure_ceiling(files, threads)
         console.print(f"ceiling: {ceiling:,.0f} images/s")
         with console.status(f"original: model.predict per image on {original_sample}"):
             original = measure_original(files[:original_sample])
         console.print(f"original: {original:,.1f} images/s")
-        return BenchResult(images, ceiling, original, e2e, producer_s, producer_mb, worker_mb)
+        return BenchResult(images, ceiling, original, e2e.images_per_s, e2e.producer_seconds,
+                           e2e.producer_peak_mb, e2e.worker_peak_mb, e2e.timeline)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

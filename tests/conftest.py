@@ -140,14 +140,14 @@ class RunningWorker:
         )
 
     def wait_ready(self, app, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited: {self.log.read_text()[-3000:]}")
-            replies = app.control.ping(destination=[self.name], timeout=1.0)
-            if replies:
-                return
-        raise RuntimeError(f"worker not ready in {timeout}s: {self.log.read_text()[-3000:]}")
+        """Until every pool process has loaded the model (a ping answers before that)."""
+        from worker.readiness import wait_for_models
+
+        try:
+            wait_for_models(app, name=self.name, alive=lambda: self.process.poll() is None,
+                            timeout=timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{exc}: {self.log.read_text()[-3000:]}") from None
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db.session import session_factory
 from signdigits.settings import Settings, get_settings
+from worker.readiness import mark_model_loaded
 
 if TYPE_CHECKING:  # importing it for real would pull TensorFlow into the parent
     from training.classifier import Classifier
@@ -53,3 +54,4 @@ def get_context() -> WorkerContext:
 @worker_process_init.connect
 def _load_in_child(**_kwargs) -> None:
     get_context()
+    mark_model_loaded()

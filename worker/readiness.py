@@ -1,0 +1,80 @@
+"""Which of a worker's pool processes have their model loaded: ``inspect models_loaded``.
+
+A worker answers Celery's ``ping`` as soon as its main process is up, while its pool
+processes still spend seconds loading TensorFlow. Anything that must know the workers
+can classify *now* (``bench`` before it starts its clock, a health check) asks
+``celery -A worker inspect models_loaded`` instead. Removing this means a ping-gated
+benchmark times model loading as if it were the pipeline.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from multiprocessing.sharedctypes import SynchronizedArray
+
+from celery.signals import worker_init, worker_process_shutdown
+from celery.worker.control import inspect_command
+
+_SLOTS = 1024  # more than any pool size; a child killed outright leaves its slot behind
+
+# Pids of pool processes whose model is loaded. Created in the main process before the
+# pool forks, so every child shares the same memory.
+_loaded: SynchronizedArray | None = None
+
+
+@worker_init.connect
+def _create_slots(**_kwargs) -> None:
+    global _loaded
+    _loaded = multiprocessing.Array("q", _SLOTS)
+
+
+def mark_model_loaded() -> None:
+    """Called by a pool process once its model is loaded and warmed up."""
+    if _loaded is None:
+        return  # not under `celery worker` (a test or a one-off call)
+    _set_slot(find=0, value=os.getpid())
+
+
+@worker_process_shutdown.connect
+def _mark_model_unloaded(**_kwargs) -> None:
+    if _loaded is not None:
+        _set_slot(find=os.getpid(), value=0)
+
+
+def _set_slot(*, find: int, value: int) -> None:
+    with _loaded.get_lock():
+        for index in range(_SLOTS):
+            if _loaded[index] == find:
+                _loaded[index] = value
+                return
+        if value:  # every slot stale: overwrite one rather than stay "not ready" for ever
+            _loaded[value % _SLOTS] = value
+
+
+@inspect_command()
+def models_loaded(state) -> dict:
+    """Pool processes with their model loaded, out of how many (prefork pool)."""
+    processes = state.consumer.pool.info.get("processes") or []
+    loaded = set(_loaded[:]) if _loaded is not None else set()
+    return {"loaded": sum(pid in loaded for pid in processes), "processes": len(processes)}
+
+
+def wait_for_models(app, *, name: str, alive: Callable[[], bool], timeout: float = 180) -> None:
+    """Block until worker ``name`` reports every pool process loaded; raise if it cannot.
+
+    ``alive`` tells whether the worker process still runs, to fail at once if it died.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"worker {name} exited before its models were loaded")
+        replies = app.control.broadcast("models_loaded", destination=[name], reply=True,
+                                        timeout=1.0)
+        status = next(iter(replies[0].values()), {}) if replies else {}
+        if status.get("processes") and status["loaded"] == status["processes"]:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"worker {name}: models not loaded after {timeout:.0f}s")
