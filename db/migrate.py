@@ -6,25 +6,36 @@ import fcntl
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from db.session import engine_for
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision under migrations/versions; tests/test_migrate.py fails if it is not.
+SCHEMA_HEAD = "0001"
 _PG_LOCK_KEY = 0x5167D161  # any constant shared by all signdigits processes
 
 
-def alembic_config() -> Config:
+def alembic_config():
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def upgrade(url: str) -> None:
-    """``alembic upgrade head`` on ``url``, serialised against concurrent callers."""
+    """``alembic upgrade head`` on ``url``, serialised against concurrent callers.
+
+    A database already at :data:`SCHEMA_HEAD` costs one query and no Alembic import:
+    every ``submit`` calls this, and Alembic's start-up would delay the job's first batch.
+    """
+    if _at_head(url):
+        return
+    from alembic import command
+
     engine = engine_for(url)
     with _migration_lock(url), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
@@ -32,6 +43,14 @@ def upgrade(url: str) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def _at_head(url: str) -> bool:
+    try:
+        with engine_for(url).connect() as connection:
+            return connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
+    except DBAPIError:
+        return False  # no alembic_version table yet (or unreachable: upgrade says which)
 
 
 @contextmanager
