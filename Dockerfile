@@ -55,11 +55,11 @@ USER signdigits
 WORKDIR /home/signdigits
 ENV MPLCONFIGDIR=/home/signdigits/.cache/matplotlib
 
-# The worker answers a broadcast ping under its node name (signdigits@<container hostname>,
-# the default of `signdigits worker`). TensorFlow takes a while to load, hence start-period.
+# Healthy once the worker (node signdigits@<container hostname>, the default of
+# `signdigits worker`) answers and every pool process has loaded the model; TensorFlow
+# takes a while to load, hence start-period.
 # Other roles (flower, migrate, cli) override or disable this in docker-compose.yml.
 HEALTHCHECK --interval=60s --timeout=30s --start-period=120s --retries=3 \
-  CMD celery -A worker inspect ping --destination "signdigits@$HOSTNAME" --timeout 10 \
-      >/dev/null || exit 1
+  CMD signdigits ready "signdigits@$HOSTNAME" --timeout 10 >/dev/null || exit 1
 
 CMD ["signdigits", "worker"]

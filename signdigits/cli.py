@@ -136,6 +136,29 @@ def worker(
 
 
 @app.command()
+def ready(
+    node: str = typer.Argument(..., help="worker node name, e.g. signdigits@host"),
+    timeout: float = typer.Option(10.0, min=0.1, help="seconds to wait for its reply"),
+) -> None:
+    """Exit 0 only if the worker answers and all its processes have the model loaded."""
+    from signdigits.console import output
+    from worker.app import create_app
+    from worker.readiness import ask_models_loaded
+
+    settings = _settings()
+    if not settings.broker_url:
+        fail("SIGNDIGITS_BROKER_URL is not set")
+    status = ask_models_loaded(create_app(settings), name=node, timeout=timeout)
+    if status is None:
+        fail(f"{node}: no reply in {timeout:g} s (not running, or another broker)", code=1)
+    loaded, processes = status
+    if not processes or loaded < processes:
+        fail(f"{node}: {loaded} of {processes} processes have the model loaded (not ready)",
+             code=1)
+    output.print(f"{node}: ready, {loaded} of {processes} processes have the model loaded")
+
+
+@app.command()
 def flower(
     port: int = typer.Option(5555, help="port on 127.0.0.1"),
     address: str = typer.Option("127.0.0.1", help="address to listen on"),

@@ -21,7 +21,14 @@ from sqlalchemy import select
 from db.models import Image
 from db.session import session_factory
 from signdigits.local import free_port
-from tests.conftest import REPO, RunningWorker, copy_sample, start_valkey, wait_for_http
+from tests.conftest import (
+    REPO,
+    RunningWorker,
+    copy_sample,
+    run_cli,
+    start_valkey,
+    wait_for_http,
+)
 
 FLOWER_USER, FLOWER_PASSWORD = "operator", "s3cret-flower-pw"
 REDIS_PASSWORD = "s3cret-redis-pw"
@@ -148,3 +155,15 @@ def test_submit_outside_allowed_roots_is_refused(cluster, tmp_path):
         env=cluster["env"], cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode != 0 and "SIGNDIGITS_ALLOWED_ROOTS" in result.stderr
+
+
+def test_ready_is_the_worker_health_check(cluster):
+    # What the compose and Dockerfile health checks run, against the running workers.
+    ready = run_cli("ready", "signdigits@host-a", env=cluster["env"], cwd=REPO)
+    assert ready.returncode == 0, ready.stderr
+    assert "ready, 1 of 1 processes have the model loaded" in ready.stdout
+
+    absent = run_cli("ready", "signdigits@no-such-host", "--timeout", "1",
+                     env=cluster["env"], cwd=REPO)
+    assert absent.returncode == 1
+    assert "no reply" in absent.stderr

@@ -70,7 +70,7 @@ def test_dockerfile_is_python_311_slim_and_runs_as_a_non_root_user():
 
     cmd = [json.loads(args) for ins, args in final_stage if ins == "CMD"]
     assert cmd and cmd[-1] == ["signdigits", "worker"]
-    assert any(ins == "HEALTHCHECK" and "inspect ping" in args for ins, args in final_stage)
+    assert any(ins == "HEALTHCHECK" and "signdigits ready" in args for ins, args in final_stage)
 
 
 def test_docker_build_context_keeps_the_shipped_model_and_drops_local_state():

@@ -62,6 +62,17 @@ def models_loaded(state) -> dict:
     return {"loaded": sum(pid in loaded for pid in processes), "processes": len(processes)}
 
 
+def ask_models_loaded(app, *, name: str, timeout: float = 1.0) -> tuple[int, int] | None:
+    """(loaded, processes) as worker ``name`` reports them; None if it did not answer."""
+    replies = app.control.broadcast("models_loaded", destination=[name], reply=True,
+                                    timeout=timeout)
+    for reply in replies:
+        status = reply.get(name)
+        if isinstance(status, dict) and "loaded" in status:
+            return int(status["loaded"]), int(status["processes"])
+    return None
+
+
 def wait_for_models(app, *, name: str, alive: Callable[[], bool], timeout: float = 180) -> None:
     """Block until worker ``name`` reports every pool process loaded; raise if it cannot.
 
@@ -71,10 +82,8 @@ def wait_for_models(app, *, name: str, alive: Callable[[], bool], timeout: float
     while time.monotonic() < deadline:
         if not alive():
             raise RuntimeError(f"worker {name} exited before its models were loaded")
-        replies = app.control.broadcast("models_loaded", destination=[name], reply=True,
-                                        timeout=1.0)
-        status = next(iter(replies[0].values()), {}) if replies else {}
-        if status.get("processes") and status["loaded"] == status["processes"]:
+        status = ask_models_loaded(app, name=name)
+        if status and status[1] and status[0] == status[1]:
             return
         time.sleep(0.2)
     raise TimeoutError(f"worker {name}: models not loaded after {timeout:.0f}s")
