@@ -140,6 +140,8 @@ def test_compose_topology_natively(cluster, dataset):
     assert {t["name"] for t in ours} == {
         f"classify_batch job={job_id[:8]} batch={n}" for n in range(15)
     }
+    # Each task reports where its time went; Flower shows it as the task's result.
+    assert all("'decode_and_model':" in (t.get("result") or "") for t in ours), ours[0]
 
     with pytest.raises(urllib.error.HTTPError) as refused:
         _get(f"{flower}/api/workers", auth=False)

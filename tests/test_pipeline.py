@@ -12,6 +12,7 @@ import time
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from db.models import Image, Job
 from db.session import session_factory
@@ -144,10 +145,13 @@ def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
     while time.monotonic() < deadline and not done:
         time.sleep(0.5)
         if database.exists():
-            with session_factory(f"sqlite:///{database}")() as session:
-                done = session.scalar(
-                    select(func.count()).select_from(Image).where(Image.status == "done")
-                ) or 0
+            try:
+                with session_factory(f"sqlite:///{database}")() as session:
+                    done = session.scalar(
+                        select(func.count()).select_from(Image).where(Image.status == "done")
+                    ) or 0
+            except OperationalError:
+                pass  # the file exists before `run` has migrated it: no tables yet
     assert done, "the job never started"
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=90)
