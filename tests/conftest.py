@@ -121,13 +121,13 @@ class RunningWorker:
     """A real ``celery -A worker worker`` process, stopped on exit."""
 
     def __init__(self, env: dict[str, str], name: str, log: Path, concurrency: int = 1,
-                 faults: bool = False):
+                 faults: bool = False, extra: tuple[str, ...] = ()):
         from signdigits.local import worker_command
 
         self.name = name
         self.log = log
         self._log = open(log, "ab")  # noqa: SIM115
-        extra = ("--include", "tests.faults") if faults else ()
+        extra = (*extra, "--include", "tests.faults") if faults else extra
         command = worker_command(concurrency=concurrency, name=name, loglevel="INFO",
                                  extra=extra)
         if env.pop("DROP_FILE_CAPABILITIES", None):
@@ -221,11 +221,11 @@ class Stack:
         return create_app(Settings(broker_url=self.broker_url, database_url=self.database_url))
 
     def start_worker(self, concurrency: int = 2, *, faults: bool = False, wait: bool = True,
-                     **env: str) -> RunningWorker:
+                     extra: tuple[str, ...] = (), **env: str) -> RunningWorker:
         name = f"test-{uuid.uuid4().hex[:6]}@localhost"
         worker_env = {**self.env, **{k.upper(): str(v) for k, v in env.items()}}
         worker = RunningWorker(worker_env, name, self.tmp / f"{name}.log", concurrency,
-                               faults=faults)
+                               faults=faults, extra=extra)
         self.workers.append(worker)
         if wait:
             worker.wait_ready(self.app())

@@ -36,22 +36,23 @@ class WorkerContext:
 
 @lru_cache(maxsize=1)
 def get_context() -> WorkerContext:
-    """Build this process's resources on first use (solo pool) or at child start."""
+    """Build this process's resources once: when a pool process starts, or on first use."""
     from training.classifier import Classifier
 
     settings = get_settings()
     classifier = Classifier(settings.model_path, threads=settings.tf_threads)
     classifier.warm_up()  # trace the graph now, not on the first batch of a job
     log.info("model %s loaded from %s", classifier.version, classifier.info.path)
-    return WorkerContext(
+    context = WorkerContext(
         settings=settings,
         sessions=session_factory(settings.database_url),
         classifier=classifier,
         decoders=ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode"),
     )
+    mark_model_loaded()
+    return context
 
 
 @worker_process_init.connect
 def _load_in_child(**_kwargs) -> None:
     get_context()
-    mark_model_loaded()

@@ -32,7 +32,7 @@ def _create_slots(**_kwargs) -> None:
 
 
 def mark_model_loaded() -> None:
-    """Called by a pool process once its model is loaded and warmed up."""
+    """Called by a process that runs tasks once its model is loaded and warmed up."""
     if _loaded is None:
         return  # not under `celery worker` (a test or a one-off call)
     _set_slot(find=0, value=os.getpid())
@@ -56,8 +56,10 @@ def _set_slot(*, find: int, value: int) -> None:
 
 @inspect_command()
 def models_loaded(state) -> dict:
-    """Pool processes with their model loaded, out of how many (prefork pool)."""
-    processes = state.consumer.pool.info.get("processes") or []
+    """Pool processes with their model loaded, out of how many."""
+    # Prefork and solo pools list the processes that run tasks; a thread pool runs them in
+    # this very process, which builds its model on the first task (worker.context).
+    processes = state.consumer.pool.info.get("processes") or [os.getpid()]
     loaded = set(_loaded[:]) if _loaded is not None else set()
     return {"loaded": sum(pid in loaded for pid in processes), "processes": len(processes)}
 
