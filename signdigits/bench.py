@@ -37,25 +37,29 @@ class Timeline:
     all_stored: float  # when the bench saw no pending row (it polls every 0.02 s)
 
 
-@dataclass
-class BenchResult:
-    images: int
-    ceiling: float
-    original: float
-    end_to_end: float
+@dataclass(frozen=True)
+class EndToEnd:
+    images_per_s: float
     producer_seconds: float
     producer_peak_mb: float
     worker_peak_mb: list[float]
     timeline: Timeline
 
 
+@dataclass(frozen=True)
+class BenchResult:
+    images: int
+    ceiling: float
+    original: float
+    end_to_end: EndToEnd
+
     @property
     def ratio_to_ceiling(self) -> float:
-        return self.end_to_end / self.ceiling
+        return self.end_to_end.images_per_s / self.ceiling
 
     @property
     def ratio_to_original(self) -> float:
-        return self.end_to_end / self.original
+        return self.end_to_end.images_per_s / self.original
 
 
 def build_folder(source: Path, target: Path, count: int) -> list[Path]:
@@ -131,15 +135,6 @@ def _peak_rss_mb(pid: int) -> float:
 def _children(pid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
     return [int(p) for p in found.stdout.split()]
-
-
-@dataclass(frozen=True)
-class EndToEnd:
-    images_per_s: float
-    producer_seconds: float
-    producer_peak_mb: float
-    worker_peak_mb: list[float]
-    timeline: Timeline
 
 
 def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
@@ -252,8 +247,7 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
         with console.status(f"original: model.predict per image on {original_sample}"):
             original = measure_original(files[:original_sample])
         console.print(f"original: {original:,.1f} images/s")
-        return BenchResult(images, ceiling, original, e2e.images_per_s, e2e.producer_seconds,
-                           e2e.producer_peak_mb, e2e.worker_peak_mb, e2e.timeline)
+        return BenchResult(images, ceiling, original, e2e)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
