@@ -15,10 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from db.models import Job
 from db.queries import add_manifest, cancel_job, create_job, pending_batches, pending_images
 from producer.scan import FolderError, scan_folder
-from signdigits.paths import resolve_inside
 from signdigits.settings import Settings
 from training.artifact import read_model_info, resolve_model_path
-from training.preprocess import ImageError, read_image_file
+from training.preprocess import ImageError, read_job_file
 
 TASK_NAME = "signdigits.classify_batch"
 _MANIFEST_CHUNK = 5000
@@ -183,10 +182,8 @@ def _read_inline(
     payload: dict[str, dict[str, str]] = {}
     for image in images:
         try:
-            path = resolve_inside(root, image.path, settings.allowed_roots)
-            if path is None:
-                raise ImageError("path leads outside the job's folder (refused)")
-            data = read_image_file(path, max_bytes=cap, within=root)
+            data = read_job_file(root, image.path, max_bytes=cap,
+                                 allowed_roots=settings.allowed_roots)
             payload[str(image.id)] = {"data": base64.b64encode(data).decode("ascii")}
         except ImageError as exc:
             payload[str(image.id)] = {"error": str(exc)}

@@ -17,7 +17,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from signdigits.paths import is_inside
+from signdigits.paths import is_inside, resolve_inside
 
 IMAGE_SIZE = 64
 # Bump when the pixels this module produces change; artifacts record the version they
@@ -112,6 +112,18 @@ def _file_error(exc: OSError) -> ImageError:
     if isinstance(exc, IsADirectoryError):
         return ImageError("is a directory, not a file")
     return ImageError(f"cannot read file: {exc.strerror or exc}")
+
+
+def read_job_file(root: Path, relative: str, *, max_bytes: int,
+                  allowed_roots: list[Path]) -> bytes:
+    """The bytes of a job's image by its manifest path, refused if it leads outside the
+    job's folder or outside every one of ``allowed_roots`` (when any are given)."""
+    path = resolve_inside(root, relative, allowed_roots)
+    if path is None:
+        raise ImageError(
+            "path leads outside the job's folder or SIGNDIGITS_ALLOWED_ROOTS (refused)"
+        )
+    return read_image_file(path, max_bytes=max_bytes, within=root)
 
 
 def read_image_file(path: Path, *, max_bytes: int, within: Path | None = None) -> bytes:

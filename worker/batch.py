@@ -17,8 +17,7 @@ from sqlalchemy import update
 
 from db.models import Image, ImageStatus, Job, utcnow
 from db.queries import store_results
-from signdigits.paths import resolve_inside
-from training.preprocess import IMAGE_SIZE, ImageError, preprocess_image, read_image_file
+from training.preprocess import IMAGE_SIZE, ImageError, preprocess_image, read_job_file
 from worker.context import WorkerContext
 
 # Images per model call inside a batch; smaller parts overlap decoding and inference more,
@@ -129,12 +128,8 @@ def decode_in_parts(
             if len(data) > settings.max_file_bytes:
                 raise ImageError(f"file is {len(data):,} bytes, over the cap")
         else:
-            path = resolve_inside(root, image.path, settings.allowed_roots)
-            if path is None:
-                raise ImageError(
-                    "path leads outside the job's folder or SIGNDIGITS_ALLOWED_ROOTS (refused)"
-                )
-            data = read_image_file(path, max_bytes=settings.max_file_bytes, within=root)
+            data = read_job_file(root, image.path, max_bytes=settings.max_file_bytes,
+                                 allowed_roots=settings.allowed_roots)
         return preprocess_image(data, max_pixels=settings.max_image_pixels)
 
     futures = [(image.id, ctx.decoders.submit(decode, image)) for image in claimed.images]
