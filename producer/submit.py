@@ -17,7 +17,7 @@ from db.queries import add_manifest, cancel_job, create_job, pending_batches, pe
 from producer.scan import FolderError, scan_folder
 from signdigits.settings import Settings
 from training.artifact import read_model_info, resolve_model_path
-from training.preprocess import ImageError, read_job_file
+from training.image_files import ImageError, read_job_file
 
 TASK_NAME = "signdigits.classify_batch"
 _MANIFEST_CHUNK = 5000

@@ -106,7 +106,8 @@ def predict(
     from signdigits.settings import get_settings
     from training.artifact import ArtifactError
     from training.classifier import Classifier
-    from training.preprocess import ImageError, preprocess_image, read_image_file, to_preview_png
+    from training.image_files import ImageError, read_image_file
+    from training.preprocess import preprocess_image, to_preview_png
 
     settings = get_settings()
     try:

@@ -162,7 +162,7 @@ def test_truncated_jpeg_is_an_error():
 
 
 def test_reading_refuses_special_files_and_final_symlinks(tmp_path):
-    from training.preprocess import read_image_file
+    from training.image_files import read_image_file
 
     os.mkfifo(tmp_path / "pipe.jpg")
     with pytest.raises(ImageError, match="not a regular file"):

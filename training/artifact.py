@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from training.labels import NUM_CLASSES
-from training.preprocess import IMAGE_SIZE, PREPROCESS_VERSION
+from training.model_input import IMAGE_SIZE, PREPROCESS_VERSION
 
 METADATA_ENTRY = "signdigits.json"
 SHIPPED_MODEL = "signdigits-cnn.keras"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from training.artifact import ModelInfo, read_model_info, resolve_model_path
-from training.preprocess import IMAGE_SIZE
+from training.model_input import IMAGE_SIZE
 
 
 @dataclass(frozen=True)

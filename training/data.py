@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES, digit_to_class
-from training.preprocess import IMAGE_SIZE, preprocess_image
+from training.model_input import IMAGE_SIZE
+from training.preprocess import preprocess_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _COUNTER = re.compile(r"(\d+)")

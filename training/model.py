@@ -20,7 +20,7 @@ import keras
 from keras import layers, ops
 
 from training.labels import NUM_CLASSES
-from training.preprocess import IMAGE_SIZE
+from training.model_input import IMAGE_SIZE
 
 
 @keras.saving.register_keras_serializable(package="signdigits")

@@ -7,29 +7,19 @@ was trained on, which is how the project we started from lost accuracy silently.
 
 from __future__ import annotations
 
-import errno
 import io
-import os
-import stat
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from signdigits.paths import is_inside, resolve_inside
+from training.image_files import ImageError, file_error
+from training.model_input import IMAGE_SIZE
 
-IMAGE_SIZE = 64
-# Bump when the pixels this module produces change; artifacts record the version they
-# were trained with and are refused by code that preprocesses differently.
-PREPROCESS_VERSION = 2
 DEFAULT_MAX_PIXELS = 40_000_000
 
 ImageSource = bytes | str | Path | BinaryIO
-
-
-class ImageError(ValueError):
-    """A file that cannot become model input; the message is shown to the user as is."""
 
 
 def preprocess_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -66,7 +56,7 @@ def preprocess_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXEL
     except UnidentifiedImageError:
         raise ImageError("not an image (format not recognised)") from None
     except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        raise _file_error(exc) from None
+        raise file_error(exc) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from None
     return _square_resize(gray)
@@ -102,63 +92,6 @@ def _square_resize(gray: Image.Image) -> np.ndarray:
     if gray.size != (IMAGE_SIZE, IMAGE_SIZE):
         gray = gray.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return np.asarray(gray, dtype=np.float32) / np.float32(255.0)
-
-
-def _file_error(exc: OSError) -> ImageError:
-    if isinstance(exc, FileNotFoundError):
-        return ImageError("file not found")
-    if isinstance(exc, PermissionError):
-        return ImageError("permission denied")
-    if isinstance(exc, IsADirectoryError):
-        return ImageError("is a directory, not a file")
-    return ImageError(f"cannot read file: {exc.strerror or exc}")
-
-
-def read_job_file(root: Path, relative: str, *, max_bytes: int,
-                  allowed_roots: list[Path]) -> bytes:
-    """The bytes of a job's image by its manifest path, refused if it leads outside the
-    job's folder or outside every one of ``allowed_roots`` (when any are given)."""
-    path = resolve_inside(root, relative, allowed_roots)
-    if path is None:
-        raise ImageError(
-            "path leads outside the job's folder or SIGNDIGITS_ALLOWED_ROOTS (refused)"
-        )
-    return read_image_file(path, max_bytes=max_bytes, within=root)
-
-
-def read_image_file(path: Path, *, max_bytes: int, within: Path | None = None) -> bytes:
-    """Read a regular file for :func:`preprocess_image`, refusing it past ``max_bytes``.
-
-    Opened without following a final symlink and without blocking (a FIFO named .jpg
-    would otherwise hang the reader forever); with ``within`` set, the file actually
-    opened must lie inside that folder, which closes the gap between resolving a path
-    and opening it.
-    """
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ImageError("is a symlink (refused)") from None
-        raise _file_error(exc) from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageError("not a regular file")
-        if within is not None:
-            opened = os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") else ""
-            if opened and not is_inside(opened, os.path.realpath(within)):
-                raise ImageError("path leads outside the job's folder (refused)")
-        if info.st_size > max_bytes:
-            raise ImageError(f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte cap")
-        try:
-            data = handle.read(max_bytes + 1)
-        except OSError as exc:
-            raise _file_error(exc) from None
-    if len(data) > max_bytes:
-        raise ImageError(f"file grew past the {max_bytes:,}-byte cap while being read")
-    if not data:
-        raise ImageError("empty file (0 bytes)")
-    return data
 
 
 def to_preview_png(pixels: np.ndarray, path: Path) -> None:

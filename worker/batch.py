@@ -17,7 +17,9 @@ from sqlalchemy import update
 
 from db.models import Image, ImageStatus, Job, utcnow
 from db.queries import store_results
-from training.preprocess import IMAGE_SIZE, ImageError, preprocess_image, read_job_file
+from training.image_files import ImageError, read_job_file
+from training.model_input import IMAGE_SIZE
+from training.preprocess import preprocess_image
 from worker.context import WorkerContext
 
 # Images per model call inside a batch; smaller parts overlap decoding and inference more,

@@ -1,0 +1,10 @@
+"""What the model takes: the size and preprocessing version every artifact records.
+
+Apart from :mod:`training.preprocess` so that reading an artifact's metadata (which the
+producer does for each job) does not import numpy and Pillow.
+"""
+
+IMAGE_SIZE = 64
+# Bump when the pixels preprocess_image produces change; artifacts record the version they
+# were trained with and are refused by code that preprocesses differently.
+PREPROCESS_VERSION = 2
