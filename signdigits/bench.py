@@ -10,6 +10,7 @@ All three figures come from one run, on the same files, model and machine:
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
+from signdigits.completions import TaskCompletions
 from signdigits.console import console
+from signdigits.procstat import (
+    CpuSplit,
+    children,
+    cpu_seconds,
+    machine_busy_seconds,
+    peak_rss_mb,
+)
 
 CHUNK = 256
 
@@ -34,7 +43,7 @@ class Timeline:
     first_result: float
     producer_done: float
     last_result: float
-    all_stored: float  # when the bench saw no pending row (it polls every 0.02 s)
+    all_stored: float  # when the last task's event arrived and no row was pending
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class EndToEnd:
     producer_peak_mb: float
     worker_peak_mb: list[float]
     timeline: Timeline
+    cpu: CpuSplit
 
 
 @dataclass(frozen=True)
@@ -122,21 +132,6 @@ def measure_original(files: list[Path]) -> float:
     return len(files) / (time.perf_counter() - started)
 
 
-def _peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
-
-
 def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
                        batch_size: int) -> EndToEnd:
     """``submit`` in its own process, timed until no row of its job is pending."""
@@ -161,6 +156,11 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
             wait_for_models(app, name=name, alive=worker.alive)
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{exc}:\n{worker.log_tail()}") from None
+        pool = [worker.process.pid, *children(worker.process.pid)]
+        broker = stack.broker.pid if stack.broker else None
+        completions = TaskCompletions(app, expected=-(-count // batch_size))
+        completions.start()
+        before = _cpu_snapshot(pool, broker)
         wall_start, started = time.time(), time.perf_counter()
         submit = subprocess.Popen(
             [sys.executable, "-m", "signdigits", "submit", str(folder), "--batch-size",
@@ -169,34 +169,66 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         )
         producer_peak = 0.0
         while submit.poll() is None:  # the producer's own high-water mark, read live
-            producer_peak = max(producer_peak, _peak_rss_mb(submit.pid))
+            producer_peak = max(producer_peak, peak_rss_mb(submit.pid))
             time.sleep(0.05)
         producer_seconds = time.perf_counter() - started
         stdout, stderr = submit.communicate()
         if submit.returncode:
             raise RuntimeError(f"submit failed: {stderr.strip()}")
         job_id = stdout.strip().splitlines()[0]
-        sessions = session_factory(database_url)
-        _wait_until_stored(sessions, job_id=job_id, worker=worker)
-        elapsed = time.perf_counter() - started
-        peaks = [_peak_rss_mb(pid) for pid in [worker.process.pid, *_children(worker.process.pid)]]
-        timeline = _read_timeline(sessions, job_id=job_id, wall_start=wall_start,
-                                  producer_done=producer_seconds, all_stored=elapsed)
-        return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline)
+        elapsed = _wait_until_stored(completions, database_url, job_id=job_id,
+                                     worker=worker) - started
+        cpu = _cpu_split(before, _cpu_snapshot(pool, broker), available=elapsed * os.cpu_count())
+        peaks = [peak_rss_mb(pid) for pid in pool]
+        timeline = _read_timeline(session_factory(database_url), job_id=job_id,
+                                  wall_start=wall_start, producer_done=producer_seconds,
+                                  all_stored=elapsed)
+        return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline, cpu)
     finally:
         stack.stop()
 
 
-def _wait_until_stored(sessions, *, job_id: str, worker) -> None:
-    from db.queries import any_pending
+def _cpu_snapshot(pool: list[int], broker: int | None) -> dict[str, float]:
+    def own(who: int) -> float:
+        usage = resource.getrusage(who)
+        return usage.ru_utime + usage.ru_stime
 
-    while True:
-        with sessions() as session:
-            if not any_pending(session, job_id=job_id):
-                return
-        if not worker.alive():
-            raise RuntimeError(f"bench worker died:\n{worker.log_tail()}")
-        time.sleep(0.02)  # one index probe: polling this often costs the workers nothing
+    return {
+        "busy": machine_busy_seconds(),
+        "workers": sum(cpu_seconds(pid) for pid in pool),
+        "broker": cpu_seconds(broker) if broker else 0.0,
+        "observer": own(resource.RUSAGE_SELF),
+        "producer": own(resource.RUSAGE_CHILDREN),  # submit is the only child reaped meanwhile
+    }
+
+
+def _cpu_split(before: dict[str, float], after: dict[str, float], *, available: float) -> CpuSplit:
+    return CpuSplit(available=available, **{key: after[key] - before[key] for key in before})
+
+
+def _wait_until_stored(completions: TaskCompletions, database_url: str, *, job_id: str,
+                       worker) -> float:
+    """perf_counter when every task has finished and no image of the job is pending.
+
+    The task events say when; the database, probed twice a second, says whether (and
+    stands in for the events should any be lost).
+    """
+    from db.queries import any_pending
+    from db.session import engine_for
+
+    try:
+        with engine_for(database_url).connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            while True:
+                finished = completions.wait(0.5)
+                for error in completions.failed.values():
+                    raise RuntimeError(f"a bench task failed: {error}")
+                if not any_pending(connection, job_id=job_id):
+                    return completions.finished_at if finished else time.perf_counter()
+                if not worker.alive():
+                    raise RuntimeError(f"bench worker died:\n{worker.log_tail()}")
+    finally:
+        completions.stop()
 
 
 def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: float,
@@ -241,6 +273,7 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
             f"done {t.producer_done:.2f}, last result {t.last_result:.2f}, "
             f"seen stored {t.all_stored:.2f}"
         )
+        console.print(e2e.cpu.describe())
         with console.status("ceiling: decode + preprocess + model in this process"):
             ceiling = measure_ceiling(files, threads)
         console.print(f"ceiling: {ceiling:,.0f} images/s")

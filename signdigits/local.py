@@ -45,6 +45,11 @@ class EmbeddedBroker:
             self._server.stop()
             self._server = None
 
+    @property
+    def pid(self) -> int | None:
+        process = self._server.process if self._server else None
+        return process.pid if process else None
+
 
 def redis_server_binary() -> str:
     try:

@@ -14,5 +14,8 @@ def test_bench_runs_on_a_tiny_folder(dataset, tmp_path):
     assert figures["images"].startswith("60")
     for key in ("ceiling_images_per_s", "original_images_per_s", "end_to_end_images_per_s"):
         assert float(figures[key]) > 0, key
+    cpu = dict(part.split(":") for part in figures["cpu_seconds"].split(","))
+    assert float(cpu["workers"]) > 0 and float(cpu["producer"]) > 0, cpu  # read from /proc
+    assert float(cpu["available"]) > float(cpu["workers"]), cpu
     assert lines[-1].startswith("ratio_to_ceiling=")
     assert 0 < float(lines[-1].split("=")[1]) < 10
