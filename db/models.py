@@ -71,8 +71,7 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
         UniqueConstraint("job_id", "path", name="uq_images_job_path"),
-        Index("ix_images_job_batch", "job_id", "batch"),
-        Index("ix_images_job_status", "job_id", "status"),
+        Index("ix_images_job_status_batch", "job_id", "status", "batch"),
     )
 
     # BIGINT on PostgreSQL (a million images a job adds up); SQLite needs INTEGER for rowid.
@@ -91,5 +90,22 @@ class Image(Base):
     error: Mapped[str | None] = mapped_column(Text)
     model_version: Mapped[str | None] = mapped_column(String(64))
     worker: Mapped[str | None] = mapped_column(String(255))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # of its batch, when stored
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Batch(Base):
+    """One row per batch of a job: how many times a worker has started on it.
+
+    Counted here, on one row per claim, rather than on each of the batch's image rows:
+    those writes were most of PostgreSQL's work per task. Removing the count means a batch
+    that kills its worker every time is redelivered for ever.
+    """
+
+    __tablename__ = "batches"
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    batch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -23,7 +23,7 @@ def _batches(name: str) -> set[int]:
 
 
 def _faulty_classify_images(ctx, claimed, pixels, errors, *, worker):
-    batch = claimed.images[0].batch if claimed.images else -1
+    batch = claimed.batch
     if batch in _batches("SIGNDIGITS_TEST_SLOW_BATCHES"):
         time.sleep(float(os.environ.get("SIGNDIGITS_TEST_SLOW_SECONDS", "5")))
     if batch in _batches("SIGNDIGITS_TEST_POISON_BATCHES"):

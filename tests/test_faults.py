@@ -22,14 +22,22 @@ def _child_pids(pid: int) -> list[int]:
 
 
 def _wait_claimed(stack: Stack, job_id: str, batch: int, timeout: float = 60) -> None:
-    """Until the batch's first attempt has started (its rows carry attempts >= 1)."""
+    """Until the batch's first attempt has started (counted, its rows still pending)."""
+    from db.queries import batch_attempts
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        with stack.sessions()() as session:
+            attempts = batch_attempts(session, job_id=job_id, batch=batch)
         rows = [r for r in stack.rows(job_id) if r.batch == batch]
-        if rows and all(r.attempts >= 1 for r in rows) and rows[0].status == "pending":
+        if attempts >= 1 and rows and all(r.status == "pending" for r in rows):
             return
         time.sleep(0.1)
     raise AssertionError(f"batch {batch} never started")
+
+
+def _not_done(rows) -> list:
+    return [(r.batch, r.status, r.error) for r in rows if r.status != "done"]
 
 
 @pytest.fixture
@@ -56,7 +64,7 @@ def test_child_killed_mid_batch_is_redelivered(sqlite_stack, dataset, tmp_path):
     figures = account(rows, list(truth))
     record("worker child SIGKILLed mid-batch", figures)
     assert figures == {"submitted": 40, "rows": 40, "missing": 0, "duplicates": 0}
-    assert all(r.status == "done" for r in rows)
+    assert all(r.status == "done" for r in rows), _not_done(rows)
     assert max(r.attempts for r in rows if r.batch == 1) == 2  # the killed try, then one more
 
 
@@ -77,7 +85,7 @@ def test_whole_worker_killed_another_finishes(sqlite_stack, dataset, tmp_path):
     figures["recovered after s"] = round(time.monotonic() - killed_at, 1)
     record("whole worker SIGKILLed mid-batch (visibility timeout 8 s)", figures)
     assert figures["rows"] == 40 and figures["missing"] == 0 and figures["duplicates"] == 0
-    assert all(r.status == "done" for r in rows)
+    assert all(r.status == "done" for r in rows), _not_done(rows)
 
 
 def test_broker_lost_then_resume(tmp_path, dataset):

@@ -31,3 +31,43 @@ def test_upgrade_creates_the_schema_then_leaves_it_alone(database_url):
         assert session.get(Job, job_id) is not None
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
+
+
+def test_upgrade_from_0001_keeps_the_attempts_of_jobs_in_flight(empty_database_url):
+    from alembic import command
+
+    from db.queries import batch_attempts
+
+    url = empty_database_url
+    with engine_for(url).begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('j', '/', 0.5, 2, 4, 2, 'v', false, CURRENT_TIMESTAMP)"
+        ))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts) VALUES"
+            " ('j', 0, 'a', 'done', 1), ('j', 0, 'b', 'done', 1),"
+            " ('j', 1, 'c', 'pending', 2), ('j', 1, 'd', 'pending', 2)"
+        ))
+    upgrade(url)
+    with session_factory(url)() as session:
+        assert batch_attempts(session, job_id="j", batch=0) == 1
+        assert batch_attempts(session, job_id="j", batch=1) == 2  # a third try gives up at 3
+    indexes = {ix["name"] for ix in inspect(engine_for(url)).get_indexes("images")}
+    assert "ix_images_job_status_batch" in indexes
+    assert not indexes & {"ix_images_job_batch", "ix_images_job_status"}
+
+
+def test_migrations_build_exactly_the_schema_the_models_declare(empty_database_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from db.models import Base
+
+    upgrade(empty_database_url)
+    with engine_for(empty_database_url).connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []

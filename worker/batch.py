@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import update
+from sqlalchemy import select
 
 from db.models import Image, ImageStatus, Job, utcnow
-from db.queries import store_results
+from db.queries import count_attempt, store_results
 from training.image_files import ImageError, read_job_file
 from training.model_input import IMAGE_SIZE
 from training.preprocess import preprocess_image
@@ -42,13 +42,12 @@ class BatchOutcome:
 class PendingImage(NamedTuple):
     id: int
     path: str
-    batch: int
-    attempts: int
 
 
 @dataclass(frozen=True)
 class ClaimedBatch:
     job: Job
+    batch: int
     images: list[PendingImage]
     attempt: int
 
@@ -85,24 +84,25 @@ def process_batch(
 
 
 def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int) -> ClaimedBatch | None:
-    """Count this attempt on the batch's pending rows and load them; None if none left."""
+    """Count this attempt on the batch and load its pending images; None if none are left."""
     with ctx.sessions.begin() as session:
         job = session.get(Job, job_id)
         if job is None or job.cancelled_at is not None:
             return None
-        claimed = session.execute(
-            update(Image)
-            .where(Image.job_id == job_id, Image.batch == batch)
-            .where(Image.status == ImageStatus.PENDING)
-            .values(attempts=Image.attempts + 1)
-            .returning(Image.id, Image.path, Image.batch, Image.attempts)
-            .execution_options(synchronize_session=False)
-        ).all()
+        images = [
+            PendingImage(*row)
+            for row in session.execute(
+                select(Image.id, Image.path)
+                .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
+                .where(Image.batch == batch)
+                .order_by(Image.id)
+            )
+        ]
+        if not images:
+            return None  # delivered again after its rows were stored: nothing to count
+        attempt = count_attempt(session, job_id=job_id, batch=batch)
         session.expunge(job)
-    if not claimed:
-        return None
-    images = sorted((PendingImage(*row) for row in claimed), key=lambda image: image.id)
-    return ClaimedBatch(job, images, attempt=max(image.attempts for image in images))
+    return ClaimedBatch(job, batch, images, attempt)
 
 
 def decode_in_parts(
@@ -171,6 +171,7 @@ def classify_images(
             continue  # another part's
         row = {
             "id": image.id, "worker": worker, "model_version": version, "finished_at": now,
+            "attempts": claimed.attempt,
             "status": ImageStatus.DONE, "digit": None, "class_index": None,
             "confidence": None, "below_threshold": None, "probabilities": None, "error": None,
         }
@@ -192,7 +193,7 @@ def give_up_batch(ctx: WorkerContext, claimed: ClaimedBatch, *, worker: str, rea
     rows = [
         {
             "id": image.id, "worker": worker, "finished_at": now,
-            "status": ImageStatus.ERROR, "error": reason,
+            "status": ImageStatus.ERROR, "error": reason, "attempts": claimed.attempt,
         }
         for image in claimed.images
     ]

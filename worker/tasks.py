@@ -60,26 +60,26 @@ def _retry_or_give_up(
 ) -> dict:
     """Retry with backoff while the batch has attempts left; then store error rows."""
     from db.models import Job
-    from db.queries import pending_images
+    from db.queries import batch_attempts, pending_images
 
     try:
         with ctx.sessions() as session:
             job = session.get(Job, job_id)
             images = [
-                PendingImage(i.id, i.path, i.batch, i.attempts)
+                PendingImage(i.id, i.path)
                 for i in pending_images(session, job_id=job_id, batch=batch)
             ]
+            attempts = batch_attempts(session, job_id=job_id, batch=batch)
             session.expunge_all()
     except (OperationalError, DBAPIError):
         # Still no database: retrying is the only way to keep the batch (a task that
         # raises is acknowledged, and its batch would wait for `resume`).
         raise self.retry(exc=exc, countdown=30) from None
-    attempts = max((image.attempts for image in images), default=0)
     if job is None or not images:
         return {"job_id": job_id, "batch": batch, "skipped": True}
     if attempts >= ctx.settings.max_attempts:
         reason = f"gave up after {attempts} attempts: {exc.__class__.__name__}: {exc}"
-        give_up_batch(ctx, ClaimedBatch(job, images, attempts), worker=worker, reason=reason)
+        give_up_batch(ctx, ClaimedBatch(job, batch, images, attempts), worker=worker, reason=reason)
         log.error("batch %s of job %s: %s", batch, job_id, reason)
         return {"job_id": job_id, "batch": batch, "errors": len(images)}
     # Below the visibility timeout, or Redis would hand the waiting retry to another worker.
