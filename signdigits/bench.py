@@ -183,6 +183,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         timeline = _read_timeline(session_factory(database_url), job_id=job_id,
                                   wall_start=wall_start, producer_done=producer_seconds,
                                   all_stored=elapsed)
+        _delete_job(session_factory(database_url), job_id=job_id)
         return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline, cpu)
     finally:
         stack.stop()
@@ -229,6 +230,16 @@ def _wait_until_stored(completions: TaskCompletions, database_url: str, *, job_i
                     raise RuntimeError(f"bench worker died:\n{worker.log_tail()}")
     finally:
         completions.stop()
+
+
+def _delete_job(sessions, *, job_id: str) -> None:
+    """Repeated runs against one database would otherwise grow it, and slow later runs."""
+    from sqlalchemy import delete
+
+    from db.models import Job
+
+    with sessions.begin() as session:  # images and batches go with it (ON DELETE CASCADE)
+        session.execute(delete(Job).where(Job.id == job_id))
 
 
 def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: float,
