@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from signdigits import procstat
 from signdigits.local import RedisServer, free_port
 from tests.conftest import Stack, account, copy_sample, record
-
-
-def _child_pids(pid: int) -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(p) for p in found.stdout.split()]
 
 
 def _wait_claimed(stack: Stack, job_id: str, batch: int, timeout: float = 60) -> None:
@@ -55,7 +51,7 @@ def test_child_killed_mid_batch_is_redelivered(sqlite_stack, dataset, tmp_path):
                                 SIGNDIGITS_TEST_SLOW_BATCHES="1", SIGNDIGITS_TEST_SLOW_SECONDS=3)
     job_id = stack.submit(tmp_path / "photos", "--batch-size", "8")
     _wait_claimed(stack, job_id, batch=1)
-    children = _child_pids(worker.process.pid)
+    children = procstat.children(worker.process.pid)
     assert children, "no pool child to kill"
     for pid in children:
         os.kill(pid, signal.SIGKILL)
