@@ -105,7 +105,7 @@ def measure_ceiling(files: list[Path], threads: int) -> float:
     from training.preprocess import preprocess_image
 
     classifier = Classifier(threads=threads)
-    classifier.warm_up()
+    classifier.warm_up(CHUNK)
     chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:

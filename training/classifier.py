@@ -81,9 +81,16 @@ class Classifier:
         # Columns of the model's output reordered so that column d is digit d.
         self._digit_order = np.argsort(np.asarray(self.info.class_to_digit))
 
-    def warm_up(self) -> None:
-        """Trace the compiled call once (a second or so) so the first real batch is fast."""
-        self.probabilities(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))
+    def warm_up(self, largest_batch: int = 1) -> None:
+        """Trace the compiled call and size its buffers, so the first real batch is fast.
+
+        The first call at a batch size larger than any before costs about twice a steady
+        one (0.33 s instead of 0.11 s at 64 images, one thread): buffers grow then, and are
+        reused by every smaller batch after. Warming at the largest size the caller will
+        send moves that cost to start-up, before any job waits on it.
+        """
+        for size in sorted({1, largest_batch}):
+            self.probabilities(np.zeros((size, IMAGE_SIZE, IMAGE_SIZE), np.float32))
 
     @property
     def version(self) -> str:
