@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import Batch, Image, ImageStatus, Job, JobState, utcnow
@@ -203,6 +204,9 @@ def store_results(session: Session, *, rows: Sequence[dict]) -> None:
         return
     table = Image.__table__
     columns = [key for key in rows[0] if key != "id"]
+    if session.get_bind().dialect.name == "postgresql":
+        _store_results_in_one_statement(session, rows=rows, columns=columns)
+        return
     statement = (
         update(table)
         .where(table.c.id == bindparam("row_id"), table.c.status == ImageStatus.PENDING)
@@ -212,6 +216,36 @@ def store_results(session: Session, *, rows: Sequence[dict]) -> None:
         statement,
         [{"row_id": r["id"], **{f"new_{c}": r[c] for c in columns}} for r in rows],
     )
+
+
+def _store_results_in_one_statement(
+    session: Session, *, rows: Sequence[dict], columns: list[str]
+) -> None:
+    """PostgreSQL: the whole batch as one JSON document, joined to the table in one UPDATE.
+
+    An executemany runs one UPDATE per image, and binding one array per column spent
+    ~2 ms a batch in psycopg's Python array code. One document costs the client one
+    ``json.dumps`` and the server one parse and one plan per batch.
+    """
+    table = Image.__table__
+    dialect = session.get_bind().dialect
+    quote = dialect.identifier_preparer.quote
+    names = ["id", *columns]
+    record = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in names)
+    assignments = ", ".join(f"{quote(c)} = v.{quote(c)}" for c in columns)
+    statement = text(
+        f"UPDATE {quote(table.name)} AS i SET {assignments} "
+        f"FROM json_to_recordset(CAST(:rows AS json)) AS v({record}) "
+        "WHERE i.id = v.id AND i.status = :pending"
+    )
+    document = json.dumps([{n: row[n] for n in names} for row in rows], default=_json_value)
+    session.execute(statement, {"rows": document, "pending": ImageStatus.PENDING.value})
+
+
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
 def cancel_job(session: Session, *, job: Job) -> int:

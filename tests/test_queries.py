@@ -1,0 +1,59 @@
+"""A worker's writes against both databases: what a store leaves in the rows."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from db.migrate import upgrade
+from db.models import Image, ImageStatus, Job, utcnow
+from db.queries import add_manifest, create_job, store_results
+from db.session import session_factory, worker_session_factory
+
+
+def test_store_results_writes_each_image_once(database_url):
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    job = Job(id=uuid.uuid4().hex, root="/photos", threshold=0.5, batch_size=3,
+              total_images=3, total_batches=1, model_version="m1", inline=False)
+    with sessions.begin() as session:
+        create_job(session, job=job)
+        add_manifest(session, job_id=job.id, rows=[(0, "a.jpg"), (0, "b.jpg"), (0, "c.jpg")])
+    with sessions() as session:
+        a, b, c = session.scalars(
+            select(Image.id).where(Image.job_id == job.id).order_by(Image.path)
+        )
+    now = utcnow()
+    common = {"worker": "w@host", "model_version": "m1", "finished_at": now, "attempts": 2}
+    done = {"id": a, **common, "status": ImageStatus.DONE, "digit": 7, "class_index": 3,
+            "confidence": 0.123456789012345, "below_threshold": True,
+            "probabilities": [0.05] * 9 + [0.55], "error": None}
+    unreadable = {"id": b, **common, "status": ImageStatus.ERROR, "digit": None,
+                  "class_index": None, "confidence": None, "below_threshold": None,
+                  "probabilities": None, "error": "cannot decode: it's \"broken\" (é)"}
+    # What a batch that gave up stores: fewer columns than a classified row.
+    gave_up = {"id": c, "worker": "w@host", "finished_at": now, "status": ImageStatus.ERROR,
+               "error": "gave up after 3 attempts", "attempts": 3}
+
+    workers = worker_session_factory(database_url)
+    with workers.begin() as session:
+        store_results(session, rows=[done, unreadable])
+    with workers.begin() as session:  # the same batch delivered again, with other results
+        store_results(session, rows=[{**done, "digit": 1}, {**unreadable, "error": "other"}])
+    with workers.begin() as session:
+        store_results(session, rows=[gave_up])
+
+    with sessions() as session:
+        rows = {r.id: r for r in session.scalars(select(Image).where(Image.job_id == job.id))}
+    assert (rows[a].status, rows[a].digit, rows[a].class_index) == ("done", 7, 3)
+    assert rows[a].confidence == 0.123456789012345 and rows[a].below_threshold is True
+    assert rows[a].probabilities == [0.05] * 9 + [0.55]
+    assert (rows[a].worker, rows[a].model_version, rows[a].attempts) == ("w@host", "m1", 2)
+    assert rows[a].finished_at.replace(tzinfo=now.tzinfo) == now
+    assert rows[b].status == "error" and rows[b].error == "cannot decode: it's \"broken\" (é)"
+    assert rows[b].digit is None and rows[b].probabilities is None
+    assert (rows[c].status, rows[c].error, rows[c].attempts) == (
+        "error", "gave up after 3 attempts", 3
+    )
+    assert rows[c].model_version is None and rows[c].digit is None
