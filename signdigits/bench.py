@@ -54,6 +54,9 @@ class EndToEnd:
     worker_peak_mb: list[float]
     timeline: Timeline
     cpu: CpuSplit
+    # Summed over the tasks: "runtime" and each phase of a batch (claim, decode_and_model,
+    # store). Against workers x elapsed, shows how long the processes waited between tasks.
+    task_seconds: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -186,9 +189,20 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
                                   wall_start=wall_start, producer_done=producer_seconds,
                                   all_stored=elapsed)
         _delete_job(session_factory(database_url), job_id=job_id)
-        return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline, cpu)
+        return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline, cpu,
+                        dict(completions.task_seconds))
     finally:
         stack.stop()
+
+
+def describe_tasks(task_seconds: dict[str, float], *, process_seconds: float) -> str:
+    """One line: the worker processes' seconds in tasks, by phase, and outside any task."""
+    phases = ", ".join(f"{name} {value:.2f}" for name, value in task_seconds.items()
+                       if name != "runtime")
+    busy = task_seconds.get("runtime", 0.0)
+    return (f"worker processes: {process_seconds:.1f} s, of which in tasks {busy:.2f} "
+            f"({phases}), outside any task {process_seconds - busy:.2f} (waiting for the "
+            "first batch, between tasks, after their last)")
 
 
 def _cpu_snapshot(pool: list[int], broker: int | None) -> dict[str, float]:
@@ -297,6 +311,7 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
             f"seen stored {t.all_stored:.2f}"
         )
         console.print(e2e.cpu.describe())
+        console.print(describe_tasks(e2e.task_seconds, process_seconds=workers * t.all_stored))
         with console.status("ceiling, again: decode + preprocess + model in this process"):
             ceiling_after = measure_ceiling(files, threads)
         ceiling = (ceiling_before + ceiling_after) / 2

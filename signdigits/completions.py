@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import threading
 import time
+from collections import Counter
 
 from celery import Celery
 
@@ -24,6 +26,9 @@ class TaskCompletions:
         self.succeeded: set[str] = set()
         self.failed: dict[str, str] = {}
         self.finished_at: float | None = None  # perf_counter when the count was reached
+        # Seconds the tasks spent, in all (``runtime``) and per phase of a batch, summed
+        # over the tasks: each task returns its phases, and the event carries that value.
+        self.task_seconds: Counter[str] = Counter()
         self._subscribed = threading.Event()
         self._done = threading.Event()
         self._receiver = None
@@ -61,9 +66,21 @@ class TaskCompletions:
     def _finished(self, event: dict, *, error: str | None) -> None:
         if error is None:
             self.succeeded.add(event["uuid"])
+            self.task_seconds["runtime"] += event.get("runtime") or 0.0
+            self.task_seconds.update(_phases(event.get("result")))
         else:
             self.failed[event["uuid"]] = error
         if len(self.succeeded) + len(self.failed) >= self.expected and not self._done.is_set():
             self.finished_at = time.perf_counter()
             self._done.set()
             self._receiver.should_stop = True
+
+
+def _phases(result: object) -> dict[str, float]:
+    """The ``seconds`` of a task's return value, which the event carries as its repr."""
+    try:
+        value = ast.literal_eval(result) if isinstance(result, str) else None
+    except (ValueError, SyntaxError):  # a repr Celery cut short, or not a literal
+        return {}
+    seconds = value.get("seconds") if isinstance(value, dict) else None
+    return {k: float(v) for k, v in seconds.items()} if isinstance(seconds, dict) else {}

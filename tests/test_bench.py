@@ -17,5 +17,9 @@ def test_bench_runs_on_a_tiny_folder(dataset, tmp_path):
     cpu = dict(part.split(":") for part in figures["cpu_seconds"].split(","))
     assert float(cpu["workers"]) > 0 and float(cpu["producer"]) > 0, cpu  # read from /proc
     assert float(cpu["available"]) > float(cpu["workers"]), cpu
+    # Summed from the task events' return values: the bench sees inside the batches.
+    tasks = dict(part.split(":") for part in figures["task_seconds"].split(","))
+    assert float(tasks["decode_and_model"]) > 0 and float(tasks["store"]) > 0, tasks
+    assert float(tasks["runtime"]) >= float(tasks["decode_and_model"]), tasks
     assert lines[-1].startswith("ratio_to_ceiling=")
     assert 0 < float(lines[-1].split("=")[1]) < 10
