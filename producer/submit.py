@@ -21,6 +21,7 @@ from training.image_files import ImageError, read_job_file
 
 TASK_NAME = "signdigits.classify_batch"
 _MANIFEST_CHUNK = 5000
+_SMALLEST_TAIL = 16  # images in the smallest batch of a job's shaped tail
 
 Progress = Callable[[str, int], None]
 
@@ -61,7 +62,8 @@ def submit_folder(
     paths = scan_folder(root)
     # A small first part gets every worker busy at once; later parts are larger, as
     # fewer commits make the walk itself faster.
-    part = list(islice(paths, batch_size * 4))
+    wanted = batch_size * 4
+    part = list(islice(paths, wanted))
     if not part:
         raise FolderError(f"{root}: no images found (looked for {_extensions()})")
     job = Job(
@@ -70,19 +72,20 @@ def submit_folder(
     )
     with sessions.begin() as session:
         create_job(session, job=job)
-    total = 0
+    total = batches = 0
     try:
         while part:
+            # A part shorter than asked for is the walk's last: its tail can be shaped.
+            sizes = batch_sizes(len(part), batch_size, last=len(part) < wanted)
+            numbers = [batches + n for n, size in enumerate(sizes) for _ in range(size)]
             with sessions.begin() as session:
-                add_manifest(session, job_id=job.id,
-                             rows=[((total + i) // batch_size, p) for i, p in enumerate(part)])
-            first_batch = total // batch_size
-            total += len(part)
+                add_manifest(session, job_id=job.id, rows=list(zip(numbers, part, strict=True)))
             enqueue_batches(
                 app, sessions=sessions, job_id=job.id,
-                batches=range(first_batch, _batches(total, batch_size)),
+                batches=range(batches, batches + len(sizes)),
                 root=root if inline else None, settings=settings,
             )
+            total, batches = total + len(part), batches + len(sizes)
             if progress:
                 progress("found and enqueued", total)
             with sessions.begin() as session:
@@ -91,22 +94,40 @@ def submit_folder(
                     # Cancelled while we walked: this part's rows came after the cancel.
                     cancel_job(session, job=recorded)
                     break
-            part = list(islice(paths, part_size))
+            wanted = part_size
+            part = list(islice(paths, wanted))
         with sessions.begin() as session:
             recorded = session.get(Job, job.id)
             recorded.total_images = total
-            recorded.total_batches = _batches(total, batch_size)
+            recorded.total_batches = batches
     except BaseException as exc:
         with sessions.begin() as session:
             session.get(Job, job.id).failure = (
                 f"submission stopped after {total:,} images: {exc.__class__.__name__}: {exc}"
             )
         raise
-    return SubmittedJob(job.id, total, _batches(total, batch_size))
+    return SubmittedJob(job.id, total, batches)
 
 
-def _batches(images: int, batch_size: int) -> int:
-    return -(-images // batch_size)
+def batch_sizes(count: int, batch_size: int, *, last: bool) -> list[int]:
+    """How ``count`` images are cut into batches: full ones, and at a job's end, halving.
+
+    Every worker is busy until the queue runs dry; then each finishes the batch it holds,
+    and the job waits for the slowest. With equal batches that wait averages half a batch
+    on a process that has nothing else to do. So a job's last full batch and its remainder
+    go out as batches that halve until fewer than ``2 * _SMALLEST_TAIL`` images are left
+    (128 + 40 images: 84, 42, 21, 21), and the last to finish holds little.
+    """
+    full, rest = divmod(count, batch_size)
+    if not last or batch_size <= 2 * _SMALLEST_TAIL:
+        return [batch_size] * full + ([rest] if rest else [])
+    # A job smaller than one batch is cut too, or it would keep a single worker busy.
+    sizes = [batch_size] * (full - 1) if full else []
+    tail = batch_size + rest if full else rest
+    while tail > 2 * _SMALLEST_TAIL:
+        sizes.append(tail // 2)
+        tail -= tail // 2
+    return [*sizes, tail]
 
 
 def check_allowed_root(root: Path, settings: Settings) -> None:

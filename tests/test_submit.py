@@ -41,3 +41,19 @@ def test_producer_stops_walking_when_its_job_is_cancelled(redis_url, tmp_path):
     import redis
 
     redis.Redis.from_url(settings.broker_url).flushdb()
+
+
+def test_a_jobs_last_batches_shrink_so_workers_finish_together():
+    from producer.submit import batch_sizes
+
+    assert batch_sizes(5000, 128, last=False) == [128] * 39 + [8]  # not the end: as cut
+    tail = batch_sizes(4496, 128, last=True)
+    assert sum(tail) == 4496 and tail[:34] == [128] * 34
+    assert tail[34:] == [72, 36, 18, 18]  # the last full batch and the 16 left, halving
+    assert batch_sizes(16, 128, last=True) == [16]
+    assert batch_sizes(100, 128, last=True) == [50, 25, 25]  # every worker gets some
+    assert batch_sizes(251, 32, last=True) == [32] * 7 + [27]  # small batches: as cut
+    for count in range(1, 1000):
+        sizes = batch_sizes(count, 128, last=True)
+        assert sum(sizes) == count and all(0 < s <= 128 for s in sizes)
+        assert sizes[-1] <= 32  # the last to finish holds little
