@@ -14,7 +14,11 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **options)
+    # Without a timeout, connecting to a host that drops packets hangs for minutes (TCP's
+    # own), longer than Celery waits for a starting pool process. The URL can override it.
+    connect_args = {} if "connect_timeout" in url else {"connect_timeout": 10}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                         connect_args=connect_args, **options)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
