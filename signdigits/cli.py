@@ -254,6 +254,7 @@ def bench(
 ) -> None:
     """Pipeline vs in-process ceiling vs one model.predict per image; ends `ratio_to_ceiling=`."""
     from signdigits.bench import default_source, run_bench
+    from signdigits.local import stop_on_termination
 
     settings = _settings()
     source = source or default_source()
@@ -263,9 +264,13 @@ def bench(
         from signdigits.settings import sqlalchemy_url
 
         database = sqlalchemy_url(database)
-    result = run_bench(images=images, workers=workers or settings.concurrency,
-                       database_url=database, source=source,
-                       batch_size=batch_size or settings.batch_size)
+    stop_on_termination()
+    try:
+        result = run_bench(images=images, workers=workers or settings.concurrency,
+                           database_url=database, source=source,
+                           batch_size=batch_size or settings.batch_size)
+    except KeyboardInterrupt:
+        fail("interrupted: the bench's workers, broker and files are removed", code=130)
     print(f"images={result.images} cpu_threads={os.cpu_count()}")
     print(f"ceiling_images_per_s={result.ceiling:.1f}")
     print(f"original_images_per_s={result.original:.1f}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -67,7 +66,7 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
 def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
                 workers: int, threshold: float | None, batch_size: int | None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
-    from signdigits.local import LocalStack, StackError
+    from signdigits.local import LocalStack, StackError, stop_on_termination
     from training.artifact import read_model_info, resolve_model_path
 
     try:
@@ -76,10 +75,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         fail(str(exc))
     stack = LocalStack(broker_url=settings.broker_url, database_url=settings.database_url,
                        concurrency=workers, name=f"local-{os.getpid()}@%h")
-    # A closed terminal or `kill` must clean up like Ctrl-C: the workers run in their own
-    # session and would otherwise outlive us.
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+    stop_on_termination()
     try:
         settings = settings.model_copy(update={"broker_url": stack.start()})
         job = submit(folder, settings=settings, sessions=sessions, threshold=threshold,
@@ -101,10 +97,6 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
     finally:
         with console.status("stopping workers"):
             stack.stop()
-
-
-def _interrupt(signum, _frame) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:

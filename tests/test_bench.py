@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
+
 from tests.conftest import make_env, run_cli
 
 
@@ -23,3 +28,26 @@ def test_bench_runs_on_a_tiny_folder(dataset, tmp_path):
     assert float(tasks["runtime"]) >= float(tasks["decode_and_model"]), tasks
     assert lines[-1].startswith("ratio_to_ceiling=")
     assert 0 < float(lines[-1].split("=")[1]) < 10
+
+
+def test_terminated_bench_leaves_no_worker_or_broker(dataset, tmp_path):
+    from tests.test_pipeline import _stray_processes
+
+    brokers_before = set(_stray_processes("signdigits-redis-"))
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "signdigits", "bench", "--images", "400", "--workers", "1",
+         "--batch-size", "8", "--source", str(dataset)],
+        env=make_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )
+    worker = f"bench-{bench.pid}@"
+    deadline = time.monotonic() + 180
+    while not _stray_processes(worker) and time.monotonic() < deadline:
+        assert bench.poll() is None, bench.communicate()[1][-2000:]
+        time.sleep(0.2)
+    assert _stray_processes(worker), "the bench never started its worker"
+    bench.send_signal(signal.SIGTERM)  # as `kill` or a closing terminal would
+    _, stderr = bench.communicate(timeout=90)
+    assert bench.returncode == 130 and "interrupted" in stderr, stderr[-2000:]
+    assert _stray_processes(worker) == []
+    assert set(_stray_processes("signdigits-redis-")) <= brokers_before
