@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from signdigits import cli_training
-from signdigits.console import console, fail
+from signdigits.console import console, exit_promptly, fail
 
 app = typer.Typer(
     add_completion=False,
@@ -95,6 +95,7 @@ def submit(
     if wait:
         summary = pipeline.watch(job.job_id, settings=settings, sessions=sessions)
         pipeline.print_summary(summary, sessions=sessions)
+    exit_promptly()
 
 
 @app.command()

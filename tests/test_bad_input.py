@@ -154,16 +154,19 @@ def test_forged_messages_cannot_reach_outside_files(stack, dataset, tmp_path):
     job_id = stack.submit(photos)
     stack.wait_for(job_id, timeout=60)
     assert stack.counts(job_id) == {"done": 1}
-    # A manifest row edited to climb out of the job's folder is refused by the worker.
-    from sqlalchemy import update
+    # A manifest row written to climb out of the job's folder is refused by the worker.
+    # Written straight to the database and only then enqueued (by `resume`), so no
+    # worker can have taken the batch before the row was forged.
+    from db.models import Job
+    from db.queries import add_manifest, create_job
 
-    from db.models import Image as ImageRow
-
-    forged = stack.submit(photos)
+    forged = uuid.uuid4().hex
     with stack.sessions().begin() as session:
-        session.execute(update(ImageRow).where(ImageRow.job_id == forged)
-                        .values(path="../../../../etc/hostname", status="pending"))
-    stack.cli("resume", forged)
+        create_job(session, job=Job(id=forged, root=str(photos), threshold=0.5,
+                                    batch_size=1, total_images=1, total_batches=1,
+                                    model_version="forged", inline=False))
+        add_manifest(session, job_id=forged, rows=[(0, "../../../../etc/hostname")])
+    assert stack.cli("resume", forged).returncode == 0
     stack.wait_for(forged, timeout=60)
     [row] = stack.rows(forged)
     assert row.status == "error" and "outside the job's folder" in row.error
