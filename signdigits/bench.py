@@ -55,7 +55,7 @@ class EndToEnd:
     timeline: Timeline
     cpu: CpuSplit
     # Summed over the tasks: "runtime" and each phase of a batch (claim, decode_and_model,
-    # store). Against workers x elapsed, shows how long the processes waited between tasks.
+    # store). Against workers x elapsed, shows how long the processes spent outside tasks.
     task_seconds: dict[str, float]
 
 
