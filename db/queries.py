@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, text, update
+from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import Batch, Image, ImageStatus, Job, JobState, utcnow
@@ -142,12 +142,13 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
     )
 
 
-def pending_images(session: Session, *, job_id: str, batch: int) -> list[Image]:
+def pending_images(session: Session, *, job_id: str, batch: int) -> list[Row[tuple[int, str]]]:
+    """The batch's pending images as ``(id, path)`` rows, in id order."""
     return list(
-        session.scalars(
-            select(Image)
-            .where(Image.job_id == job_id, Image.batch == batch)
-            .where(Image.status == ImageStatus.PENDING)
+        session.execute(
+            select(Image.id, Image.path)
+            .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
+            .where(Image.batch == batch)
             .order_by(Image.id)
         )
     )

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from sqlalchemy import select
 
-from db.models import Image, ImageStatus, Job, utcnow
-from db.queries import count_attempt, store_results
+from db.models import ImageStatus, Job, utcnow
+from db.queries import count_attempt, pending_images, store_results
 from training.image_files import ImageError, read_job_file
 from training.model_input import IMAGE_SIZE
 from training.preprocess import preprocess_image
@@ -90,13 +89,7 @@ def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int) -> ClaimedBatch 
         if job is None or job.cancelled_at is not None:
             return None
         images = [
-            PendingImage(*row)
-            for row in session.execute(
-                select(Image.id, Image.path)
-                .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
-                .where(Image.batch == batch)
-                .order_by(Image.id)
-            )
+            PendingImage(*row) for row in pending_images(session, job_id=job_id, batch=batch)
         ]
         if not images:
             return None  # delivered again after its rows were stored: nothing to count

@@ -66,8 +66,7 @@ def _retry_or_give_up(
         with ctx.sessions() as session:
             job = session.get(Job, job_id)
             images = [
-                PendingImage(i.id, i.path)
-                for i in pending_images(session, job_id=job_id, batch=batch)
+                PendingImage(*row) for row in pending_images(session, job_id=job_id, batch=batch)
             ]
             attempts = batch_attempts(session, job_id=job_id, batch=batch)
             session.expunge_all()
