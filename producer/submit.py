@@ -17,7 +17,7 @@ from db.queries import add_manifest, cancel_job, create_job, pending_batches, pe
 from producer.scan import FolderError, scan_folder
 from signdigits.settings import Settings
 from training.artifact import read_model_info, resolve_model_path
-from training.image_files import ImageError, read_job_file
+from training.image_files import ImageError, JobFolder
 
 TASK_NAME = "signdigits.classify_batch"
 _MANIFEST_CHUNK = 5000
@@ -200,11 +200,11 @@ def _read_inline(
     with sessions() as session:
         images = pending_images(session, job_id=job_id, batch=batch)
     cap = min(settings.max_file_bytes, settings.inline_max_file_bytes)
+    folder = JobFolder(root, allowed_roots=settings.allowed_roots)
     payload: dict[str, dict[str, str]] = {}
     for image in images:
         try:
-            data = read_job_file(root, image.path, max_bytes=cap,
-                                 allowed_roots=settings.allowed_roots)
+            data = folder.read(image.path, max_bytes=cap)
             payload[str(image.id)] = {"data": base64.b64encode(data).decode("ascii")}
         except ImageError as exc:
             payload[str(image.id)] = {"error": str(exc)}
