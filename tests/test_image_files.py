@@ -103,3 +103,18 @@ def test_a_folder_outside_the_allowed_roots_reads_nothing(tmp_path):
         confined.read("a.jpg", max_bytes=100)
     allowed = JobFolder(tmp_path / "job", allowed_roots=[tmp_path])
     assert allowed.read("a.jpg", max_bytes=100) == b"inside"
+
+
+def test_a_file_that_grew_since_its_size_was_read_is_read_whole_or_refused(tmp_path):
+    from training.image_files import _read_capped
+
+    path = tmp_path / "growing.jpg"
+    path.write_bytes(bytes(range(256)) * 12_000)  # 3,072,000 bytes; "seen" as 10 below
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _read_capped(fd, expected=10, max_bytes=5_000_000) == path.read_bytes()
+        os.lseek(fd, 0, os.SEEK_SET)
+        with pytest.raises(ImageError, match="grew past the 2,000,000-byte cap"):
+            _read_capped(fd, expected=10, max_bytes=2_000_000)
+    finally:
+        os.close(fd)
