@@ -57,6 +57,7 @@ class EndToEnd:
     # Summed over the tasks: "runtime" and each phase of a batch (claim, decode_and_model,
     # store). Against workers x elapsed, shows how long the processes spent outside tasks.
     task_seconds: dict[str, float]
+    tasks: int  # whose task-succeeded (or task-failed) event arrived: the job's batches
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
             raise RuntimeError(f"{exc}:\n{worker.log_tail()}") from None
         pool = [worker.process.pid, *children(worker.process.pid)]
         broker = stack.broker.pid if stack.broker else None
-        completions = TaskCompletions(app, expected=-(-count // batch_size))
+        completions = TaskCompletions(app)
         completions.start()
         before = _cpu_snapshot(pool, broker)
         wall_start, started = time.time(), time.perf_counter()
@@ -182,6 +183,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         if submit.returncode:
             raise RuntimeError(f"submit failed: {stderr.strip()}")
         job_id = stdout.strip().splitlines()[0]
+        completions.expect(_total_batches(session_factory(database_url), job_id=job_id))
         elapsed = _wait_until_stored(completions, database_url, job_id=job_id,
                                      worker=worker) - started
         cpu = _cpu_split(before, _cpu_snapshot(pool, broker), available=elapsed * os.cpu_count())
@@ -192,7 +194,8 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         _delete_job(session_factory(database_url), job_id=job_id)
         _vacuum(database_url)
         return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline, cpu,
-                        dict(completions.task_seconds))
+                        dict(completions.task_seconds),
+                        len(completions.succeeded) + len(completions.failed))
     finally:
         stack.stop()
 
@@ -284,6 +287,13 @@ def _delete_job(sessions, *, job_id: str) -> None:
 
     with sessions.begin() as session:  # images and batches go with it (ON DELETE CASCADE)
         session.execute(delete(Job).where(Job.id == job_id))
+
+
+def _total_batches(sessions, *, job_id: str) -> int:
+    from db.models import Job
+
+    with sessions() as session:
+        return session.get(Job, job_id).total_batches
 
 
 def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: float,

@@ -282,5 +282,6 @@ def bench(
     print("worker_peak_mb=" + ",".join(f"{m:.0f}" for m in e2e.worker_peak_mb))
     print("cpu_seconds=" + ",".join(f"{k}:{v:.2f}" for k, v in e2e.cpu.as_dict().items()))
     print("task_seconds=" + ",".join(f"{k}:{v:.2f}" for k, v in e2e.task_seconds.items()))
+    print(f"tasks={e2e.tasks}")
     print(f"ratio_to_original={result.ratio_to_original:.1f}")
     print(f"ratio_to_ceiling={result.ratio_to_ceiling:.2f}")

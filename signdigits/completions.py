@@ -21,11 +21,14 @@ class TaskCompletions:
     :meth:`start` returns are missed, so start it before anything is enqueued.
     """
 
-    def __init__(self, app: Celery, *, expected: int) -> None:
-        self.app, self.expected = app, expected
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self.expected: int | None = None  # known once the producer has cut the last batch
         self.succeeded: set[str] = set()
         self.failed: dict[str, str] = {}
-        self.finished_at: float | None = None  # perf_counter when the count was reached
+        self.finished_at: float | None = None  # perf_counter of the expected count's event
+        self._last_event_at: float | None = None
+        self._lock = threading.Lock()
         # Seconds the tasks spent, in all (``runtime``) and per phase of a batch, summed
         # over the tasks: each task returns its phases, and the event carries that value.
         self.task_seconds: Counter[str] = Counter()
@@ -44,6 +47,16 @@ class TaskCompletions:
                 if time.monotonic() > deadline or not self._thread.is_alive():
                     raise TimeoutError("could not subscribe to the workers' task events")
                 dispatcher.send(_HELLO)
+
+    def expect(self, count: int) -> None:
+        """Wait for ``count`` tasks: set once known, even after they have all finished.
+
+        A job's batch count is the producer's to decide (its last batches halve), so it is
+        read from the job, not computed here from the image count and batch size.
+        """
+        with self._lock:
+            self.expected = count
+            self._check()
 
     def wait(self, timeout: float) -> bool:
         """True once ``expected`` tasks have finished (failed ones included)."""
@@ -64,15 +77,23 @@ class TaskCompletions:
             self._receiver.capture(limit=None, timeout=None, wakeup=False)
 
     def _finished(self, event: dict, *, error: str | None) -> None:
-        if error is None:
-            self.succeeded.add(event["uuid"])
-            self.task_seconds["runtime"] += event.get("runtime") or 0.0
-            self.task_seconds.update(_phases(event.get("result")))
-        else:
-            self.failed[event["uuid"]] = error
-        if len(self.succeeded) + len(self.failed) >= self.expected and not self._done.is_set():
-            self.finished_at = time.perf_counter()
-            self._done.set()
+        with self._lock:
+            self._last_event_at = time.perf_counter()
+            if error is None:
+                self.succeeded.add(event["uuid"])
+                self.task_seconds["runtime"] += event.get("runtime") or 0.0
+                self.task_seconds.update(_phases(event.get("result")))
+            else:
+                self.failed[event["uuid"]] = error
+            self._check()
+
+    def _check(self) -> None:
+        finished = len(self.succeeded) + len(self.failed)
+        if self.expected is None or finished < self.expected or self._done.is_set():
+            return
+        self.finished_at = self._last_event_at
+        self._done.set()
+        if self._receiver is not None:
             self._receiver.should_stop = True
 
 
