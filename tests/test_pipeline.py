@@ -131,7 +131,11 @@ def _stray_processes(marker: str) -> list[str]:
 
 
 def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
-    copy_sample(dataset, tmp_path / "photos", per_digit=40, seed=8)
+    from signdigits.bench import build_folder
+
+    # Long enough that Ctrl-C lands mid-job however fast the machine: 400 images once
+    # finished (67 img/s) before the poll below had seen a result, and `run` exited 0.
+    build_folder(dataset, tmp_path / "photos", 3000)  # hard links to the dataset's files
     brokers_before = set(_stray_processes("signdigits-redis-"))
     run = subprocess.Popen(
         [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "1",
