@@ -130,18 +130,21 @@ def _stray_processes(marker: str) -> list[str]:
     return [line for line in found.stdout.splitlines() if "pgrep" not in line]
 
 
-def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
-    from signdigits.bench import build_folder
+def _hear_ctrl_c() -> None:
+    # A test run started in the background by a non-interactive shell (`tests &`) has
+    # SIGINT ignored, and a child inherits that: `run` would never see this Ctrl-C and
+    # would finish the job (this failed twice so, in a fresh-clone run started with &).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    # Long enough that Ctrl-C lands mid-job however fast the machine: 400 images once
-    # finished (67 img/s) before the poll below had seen a result, and `run` exited 0.
-    build_folder(dataset, tmp_path / "photos", 3000)  # hard links to the dataset's files
+
+def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
+    copy_sample(dataset, tmp_path / "photos", per_digit=40, seed=8)
     brokers_before = set(_stray_processes("signdigits-redis-"))
     run = subprocess.Popen(
         [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "1",
          "--batch-size", "8"],
         env=make_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True,
+        text=True, start_new_session=True, preexec_fn=_hear_ctrl_c,
     )
     database = tmp_path / "signdigits.db"
     deadline = time.monotonic() + 120
