@@ -41,9 +41,9 @@ class JobFolder:
     ``allowed_roots`` (when any are given). On Linux each file is opened as a bare handle
     first (``O_PATH``: no data, no device side effects); its type and real path are
     checked before it is opened for reading, so nothing outside the folder and no FIFO or
-    device is ever opened for reading. That takes ~6 system calls a
-    file; resolving each path component by component, as before, took ~20, and with the
-    read 100 us an image instead of 18 (``scripts/bench-read``).
+    device is ever opened for reading. That takes ~6 system calls a file; resolving each
+    path component by component, as before, took ~20, and with the read 100 us an image
+    instead of 18 (``scripts/bench-read``).
     """
 
     def __init__(self, root: Path | str, *, allowed_roots: list[Path]) -> None:
