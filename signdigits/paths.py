@@ -11,13 +11,8 @@ def is_inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def resolve_inside(root: Path, relative: str, allowed_roots: list[Path]) -> Path | None:
-    """The real path of ``root/relative``, or None if it leads outside ``root`` (or the
-    job's root lies outside every one of ``allowed_roots``, when any are given)."""
+def resolve_inside(root: Path, relative: str) -> Path | None:
+    """The real path of ``root/relative``, or None if it leads outside ``root``."""
     real_root = os.path.realpath(root)
-    if allowed_roots and not any(
-        is_inside(real_root, os.path.realpath(allowed)) for allowed in allowed_roots
-    ):
-        return None
     real = os.path.realpath(os.path.join(real_root, relative))
     return Path(real) if is_inside(real, real_root) else None

@@ -56,7 +56,7 @@ class JobFolder:
         if not self.allowed:
             raise ImageError("the job's folder is outside SIGNDIGITS_ALLOWED_ROOTS (refused)")
         if not _CAN_OPEN_AS_HANDLE:
-            path = resolve_inside(Path(self.real_root), relative, [])
+            path = resolve_inside(Path(self.real_root), relative)
             if path is None:
                 raise ImageError("path leads outside the job's folder (refused)")
             return read_image_file(path, max_bytes=max_bytes, within=Path(self.real_root))
