@@ -139,7 +139,7 @@ def measure_original(files: list[Path]) -> float:
 
 
 def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
-                       batch_size: int) -> EndToEnd:
+                       batch_size: int, inline: bool = False) -> EndToEnd:
     """``submit`` in its own process, timed until no row of its job is pending."""
     from db.migrate import upgrade
     from db.session import session_factory
@@ -171,8 +171,8 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         wall_start, started = time.time(), time.perf_counter()
         submit = subprocess.Popen(
             [sys.executable, "-m", "signdigits", "submit", str(folder), "--batch-size",
-             str(batch_size)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True,
+             str(batch_size), "--inline" if inline else "--paths"], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         producer_peak = 0.0
         while submit.poll() is None:  # the producer's own high-water mark, read live
@@ -318,7 +318,8 @@ def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: f
 
 
 def run_bench(*, images: int, workers: int, database_url: str | None, source: Path,
-              batch_size: int, original_sample: int = 300, keep: Path | None = None) -> BenchResult:
+              batch_size: int, inline: bool = False, original_sample: int = 300,
+              keep: Path | None = None) -> BenchResult:
     threads = os.cpu_count() or 1
     base = Path(tempfile.mkdtemp(prefix="signdigits-bench-"))
     folder = keep or base / "images"
@@ -327,14 +328,16 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
             files = build_folder(source, folder, images)
         database_url = database_url or f"sqlite:///{base / 'bench.db'}"
         console.print(f"{images:,} files in {folder}; {threads} CPU threads; "
-                      f"database {database_url.split('@')[-1]}")
+                      f"database {database_url.split('@')[-1]}; messages carry "
+                      + ("the image bytes (--inline)" if inline else "paths"))
         # Measured before and after end to end: a shared machine's speed drifts by more
         # than the differences this bench is for, and the mean brackets the run in time.
         with console.status("ceiling: decode + preprocess + model in this process"):
             ceiling_before = measure_ceiling(files, threads)
         with console.status("end to end: submit until every row is stored"):
             e2e = measure_end_to_end(folder, count=images, workers=workers,
-                                     database_url=database_url, batch_size=batch_size)
+                                     database_url=database_url, batch_size=batch_size,
+                                     inline=inline)
         t = e2e.timeline
         console.print(
             f"end to end: {e2e.images_per_s:,.0f} images/s; seconds after submit started: "

@@ -252,6 +252,7 @@ def bench(
     database: str = typer.Option(None, "--database", help="SQLAlchemy URL (default: temp SQLite)"),
     source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
     batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
+    inline: bool = typer.Option(False, "--inline", help="submit with --inline (bytes in messages)"),
 ) -> None:
     """Pipeline vs in-process ceiling vs one model.predict per image; ends `ratio_to_ceiling=`."""
     from signdigits.bench import default_source, run_bench
@@ -269,7 +270,7 @@ def bench(
     try:
         result = run_bench(images=images, workers=workers or settings.concurrency,
                            database_url=database, source=source,
-                           batch_size=batch_size or settings.batch_size)
+                           batch_size=batch_size or settings.batch_size, inline=inline)
     except KeyboardInterrupt:
         fail("interrupted: the bench's workers, broker and files are removed", code=130)
     print(f"images={result.images} cpu_threads={os.cpu_count()}")

@@ -7,15 +7,21 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.conftest import make_env, run_cli
 
 
-def test_bench_runs_on_a_tiny_folder(dataset, tmp_path):
+@pytest.mark.parametrize("messages", ["--paths", "--inline"])
+def test_bench_runs_on_a_tiny_folder(dataset, tmp_path, messages):
     # 100 images in batches of 64 go out as 50, 25, 25 (a job's last batches halve): the
     # bench must wait for the job's 3 tasks, not the 2 that 100 / 64 suggests.
+    inline = ["--inline"] if messages == "--inline" else []
     result = run_cli("bench", "--images", "100", "--workers", "1", "--batch-size", "64",
-                     "--source", str(dataset), env=make_env(), cwd=tmp_path, timeout=600)
+                     *inline, "--source", str(dataset), env=make_env(), cwd=tmp_path,
+                     timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert ("the image bytes" in result.stderr) == bool(inline), result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     figures = dict(line.split("=", 1) for line in lines)
     assert figures["images"].startswith("100")
