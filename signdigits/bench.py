@@ -183,15 +183,16 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         if submit.returncode:
             raise RuntimeError(f"submit failed: {stderr.strip()}")
         job_id = stdout.strip().splitlines()[0]
-        completions.expect(_total_batches(session_factory(database_url), job_id=job_id))
+        sessions = session_factory(database_url)
+        completions.expect(_total_batches(sessions, job_id=job_id))
         elapsed = _wait_until_stored(completions, database_url, job_id=job_id,
                                      worker=worker) - started
         cpu = _cpu_split(before, _cpu_snapshot(pool, broker), available=elapsed * os.cpu_count())
         peaks = [peak_rss_mb(pid) for pid in pool]
-        timeline = _read_timeline(session_factory(database_url), job_id=job_id,
+        timeline = _read_timeline(sessions, job_id=job_id,
                                   wall_start=wall_start, producer_done=producer_seconds,
                                   all_stored=elapsed)
-        _delete_job(session_factory(database_url), job_id=job_id)
+        _delete_job(sessions, job_id=job_id)
         _vacuum(database_url)
         return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline, cpu,
                         dict(completions.task_seconds),
