@@ -29,8 +29,10 @@ def file_error(exc: OSError) -> ImageError:
     return ImageError(f"cannot read file: {exc.strerror or exc}")
 
 
+# /proc names the file behind a descriptor: what was opened, whatever its path was.
+_CAN_NAME_OPENED = os.path.isdir("/proc/self/fd")
 # Linux lets a file be opened as a bare handle (O_PATH): checked before any byte is read.
-_CAN_OPEN_AS_HANDLE = hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd")
+_CAN_OPEN_AS_HANDLE = hasattr(os, "O_PATH") and _CAN_NAME_OPENED
 
 
 class JobFolder:
@@ -66,7 +68,7 @@ class JobFolder:
         try:
             if not stat.S_ISREG(info.st_mode):
                 raise ImageError("not a regular file")
-            if not is_inside(os.readlink(f"/proc/self/fd/{handle}"), self.real_root):
+            if not _opened_inside(handle, self.real_root):
                 raise ImageError("path leads outside the job's folder (refused)")
             if info.st_size > max_bytes:
                 raise ImageError(f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte cap")
@@ -92,6 +94,10 @@ class JobFolder:
                 raise ImageError("path leads outside the job's folder (refused)")
             handle, info = _open_bare(target)  # a symlink again (swapped meanwhile): refused
         return handle, info
+
+
+def _opened_inside(fd: int, real_root: str) -> bool:
+    return is_inside(os.readlink(f"/proc/self/fd/{fd}"), real_root)
 
 
 def _open_bare(path: str) -> tuple[int, os.stat_result]:
@@ -153,10 +159,10 @@ def read_image_file(path: Path, *, max_bytes: int, within: Path | None = None) -
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ImageError("not a regular file")
-        if within is not None:
-            opened = os.readlink(f"/proc/self/fd/{fd}") if os.path.isdir("/proc/self/fd") else ""
-            if opened and not is_inside(opened, os.path.realpath(within)):
-                raise ImageError("path leads outside the job's folder (refused)")
+        inside = within is None or not _CAN_NAME_OPENED or _opened_inside(
+            fd, os.path.realpath(within))
+        if not inside:
+            raise ImageError("path leads outside the job's folder (refused)")
         if info.st_size > max_bytes:
             raise ImageError(f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte cap")
         return _read_capped(fd, expected=info.st_size, max_bytes=max_bytes)
