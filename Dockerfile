@@ -21,7 +21,7 @@ COPY . .
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && python -c "import glob, sys, zipfile; \
 names = zipfile.ZipFile(glob.glob('/wheels/signdigits-*.whl')[0]).namelist(); \
-missing = {'training/artifacts/signdigits-cnn.keras', 'db/migrations/env.py'} - set(names); \
+missing = {'serving/artifacts/signdigits-cnn.keras', 'db/migrations/env.py'} - set(names); \
 sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)"
 
 
@@ -36,7 +36,7 @@ RUN groupadd --system signdigits \
 COPY pyproject.toml /tmp/deps/
 RUN set -eux; \
     cd /tmp/deps; \
-    for package in signdigits worker producer db training; do \
+    for package in config files serving broker db producer worker training signdigits; do \
       mkdir -p "$package"; touch "$package/__init__.py"; \
     done; \
     touch README.md; \
@@ -49,7 +49,7 @@ COPY --from=wheel /wheels /tmp/wheels
 RUN pip install --no-deps /tmp/wheels/signdigits-*.whl \
  && rm -rf /tmp/wheels \
  && python -c "from importlib.resources import files; \
-assert (files('training') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no model'"
+assert (files('serving') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no model'"
 
 USER signdigits
 WORKDIR /home/signdigits

@@ -6,9 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from signdigits.paths import is_inside
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+from files.paths import is_image_name, is_inside
 
 
 class FolderError(ValueError):
@@ -41,11 +39,11 @@ def scan_folder(root: Path) -> Iterator[str]:
         # million-file folder in memory.
         for entry in entries:
             if entry.name.startswith("."):
-                continue
+                continue  # hidden: editors' and systems' files, never the user's photos
             name = f"{relative}/{entry.name}" if relative else entry.name
             if entry.is_dir(follow_symlinks=False):
                 subfolders.append(name)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+            elif is_image_name(entry.name):
                 if entry.is_symlink():
                     target = os.path.realpath(entry.path)
                     if is_inside(target, real_root) and os.path.isfile(target):

@@ -12,14 +12,15 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.messages import TASK_NAME, display_name
+from config.settings import Settings
 from db.models import Job
 from db.queries import add_manifest, cancel_job, create_job, pending_batches, pending_images
+from files.paths import IMAGE_EXTENSIONS, inside_allowed_roots
+from files.reading import ImageError, JobFolder
 from producer.scan import FolderError, scan_folder
-from signdigits.settings import Settings
-from training.artifact import read_model_info, resolve_model_path
-from training.image_files import ImageError, JobFolder
+from serving.artifact import read_model_info, resolve_model_path
 
-TASK_NAME = "signdigits.classify_batch"
 _MANIFEST_CHUNK = 5000
 _SMALLEST_TAIL = 16  # images in the smallest batch of a job's shaped tail
 
@@ -131,8 +132,7 @@ def batch_sizes(count: int, batch_size: int, *, last: bool) -> list[int]:
 
 
 def check_allowed_root(root: Path, settings: Settings) -> None:
-    allowed = [Path(p).resolve() for p in settings.allowed_roots]
-    if allowed and not any(root == a or a in root.parents for a in allowed):
+    if not inside_allowed_roots(root, settings.allowed_roots):
         raise FolderError(f"{root}: outside SIGNDIGITS_ALLOWED_ROOTS")
 
 
@@ -144,8 +144,6 @@ def _pick_threshold(*candidates: float | None) -> float:
 
 
 def _extensions() -> str:
-    from producer.scan import IMAGE_EXTENSIONS
-
     return ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
 
 
@@ -170,7 +168,7 @@ def enqueue_batches(
             # The shadow name is what Flower and the worker logs show for this task.
             app.send_task(
                 TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer,
-                shadow=f"classify_batch job={job_id[:8]} batch={batch}",
+                shadow=display_name(job_id, batch),
             )
             sent += 1
     return sent

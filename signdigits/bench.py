@@ -105,8 +105,8 @@ def measure_ceiling(files: list[Path], threads: int) -> float:
     Decoding the next chunk overlaps classifying this one (as two worker processes
     overlap), so this is the best one process does on the same cores.
     """
-    from training.classifier import Classifier
-    from training.preprocess import preprocess_image
+    from serving.classifier import Classifier
+    from serving.preprocess import preprocess_image
 
     classifier = Classifier(threads=threads)
     classifier.warm_up(CHUNK)
@@ -126,9 +126,9 @@ def measure_original(files: list[Path]) -> float:
     """One ``model.predict`` per image, as the original project's web page did."""
     import keras
 
-    import training.model  # noqa: F401 - custom layers
-    from training.artifact import resolve_model_path
-    from training.preprocess import preprocess_image
+    import serving.layers  # noqa: F401 - custom layers
+    from serving.artifact import resolve_model_path
+    from serving.preprocess import preprocess_image
 
     model = keras.saving.load_model(resolve_model_path(None), compile=False)
     model.predict(np.zeros((1, 64, 64, 1), np.float32), verbose=0)
@@ -141,11 +141,11 @@ def measure_original(files: list[Path]) -> float:
 def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
                        batch_size: int, inline: bool = False) -> EndToEnd:
     """``submit`` in its own process, timed until no row of its job is pending."""
+    from broker.app import create_app
+    from config.settings import get_settings
     from db.migrate import upgrade
     from db.session import session_factory
     from signdigits.local import LocalStack
-    from signdigits.settings import get_settings
-    from worker.app import create_app
     from worker.readiness import wait_for_models
 
     settings = get_settings().model_copy(update={"database_url": database_url})

@@ -27,7 +27,7 @@ JOB_HELP = "job id, unique prefix of one, or 'latest'"
 def _settings():
     from pydantic import ValidationError
 
-    from signdigits.settings import get_settings
+    from config.settings import get_settings
 
     try:
         return get_settings()
@@ -142,8 +142,8 @@ def ready(
     timeout: float = typer.Option(10.0, min=0.1, help="seconds to wait for its reply"),
 ) -> None:
     """Exit 0 only if the worker answers and all its processes have the model loaded."""
+    from broker.app import create_app
     from signdigits.console import output
-    from worker.app import create_app
     from worker.readiness import ask_models_loaded
 
     settings = _settings()
@@ -216,8 +216,8 @@ def results(
 @app.command()
 def resume(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     """Re-enqueue exactly the job's pending images (after a broker restart lost them)."""
+    from broker.app import create_app
     from producer.submit import resume_job
-    from worker.app import create_app
 
     settings = _settings()
     if not settings.broker_url:
@@ -263,7 +263,7 @@ def bench(
     if not source.is_dir():
         fail(f"{source}: no such folder (pass --source DIR)")
     if database:
-        from signdigits.settings import sqlalchemy_url
+        from config.settings import sqlalchemy_url
 
         database = sqlalchemy_url(database)
     stop_on_termination()

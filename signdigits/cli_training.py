@@ -33,7 +33,7 @@ def train(
     seed: int = typer.Option(7, help="seed for the signer split and the weights"),
 ) -> None:
     """Train the CNN with a signer-disjoint split and save a self-describing model."""
-    from training.classifier import configure_tensorflow
+    from serving.classifier import configure_tensorflow
 
     configure_tensorflow(0)
     from training.train import Recipe, train_model
@@ -60,8 +60,8 @@ def evaluate(
     """Accuracy, loss, per-digit precision/recall and a report folder; ends `accuracy=`."""
     import numpy as np
 
-    from training.artifact import ArtifactError
-    from training.classifier import Classifier
+    from serving.artifact import ArtifactError
+    from serving.classifier import Classifier
     from training.evaluate import evaluate_probabilities, selective_curve, write_report
 
     try:
@@ -103,11 +103,11 @@ def predict(
     model: Path = typer.Option(None, help="model artifact (default: the shipped one)"),
 ) -> None:
     """Digit, confidence and below-threshold flag for each image."""
-    from signdigits.settings import get_settings
-    from training.artifact import ArtifactError
-    from training.classifier import Classifier
-    from training.image_files import ImageError, read_image_file
-    from training.preprocess import preprocess_image, to_preview_png
+    from config.settings import get_settings
+    from files.reading import ImageError, read_image_file
+    from serving.artifact import ArtifactError
+    from serving.classifier import Classifier
+    from serving.preprocess import preprocess_image, to_preview_png
 
     settings = get_settings()
     try:

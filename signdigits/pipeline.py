@@ -11,18 +11,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import Settings
 from db.queries import JobSummary, digit_counts, list_jobs, resolve_job, summarize_job
 from producer.scan import FolderError
+from serving.artifact import ArtifactError
 from signdigits.console import console, fail, output
-from signdigits.settings import Settings
-from training.artifact import ArtifactError
 
 FINISHED = {"done", "done with errors", "failed", "cancelled"}
 
 
 def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session], **options):
+    from broker.app import create_app
     from producer.submit import submit_folder
-    from worker.app import create_app
 
     with console.status(f"scanning {folder}") as spinner:
         def progress(stage: str, n: int) -> None:
@@ -66,8 +66,8 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
 def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
                 workers: int, threshold: float | None, batch_size: int | None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
+    from serving.artifact import read_model_info, resolve_model_path
     from signdigits.local import LocalStack, StackError, stop_on_termination
-    from training.artifact import read_model_info, resolve_model_path
 
     try:
         read_model_info(resolve_model_path(settings.model_path))

@@ -235,8 +235,8 @@ class Stack:
         return self.workers[-1] if self.workers else None
 
     def app(self):
-        from signdigits.settings import Settings
-        from worker.app import create_app
+        from broker.app import create_app
+        from config.settings import Settings
 
         return create_app(Settings(broker_url=self.broker_url, database_url=self.database_url))
 

@@ -79,8 +79,8 @@ def cluster(postgres_url, tmp_path):
              "--address=127.0.0.1", f"--basic-auth={FLOWER_USER}:{FLOWER_PASSWORD}"],
             env=env, cwd=REPO, stdout=flower_log, stderr=subprocess.STDOUT,
         )
-        from signdigits.settings import Settings
-        from worker.app import create_app
+        from broker.app import create_app
+        from config.settings import Settings
 
         app = create_app(Settings(broker_url=broker_url, database_url=postgres_url))
         for worker in workers:

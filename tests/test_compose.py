@@ -82,7 +82,7 @@ def test_docker_build_context_keeps_the_shipped_model_and_drops_local_state():
     # the model is package data (pyproject: training = ["artifacts/*.keras"]): it must
     # reach the build even though other *.keras files are kept out. As in Docker, the last
     # rule matching a path decides.
-    model = "training/artifacts/signdigits-cnn.keras"
+    model = "serving/artifacts/signdigits-cnn.keras"
     deciding = [rule for rule in rules if _ignore_rule_matches(rule.lstrip("!"), model)]
     assert not deciding or deciding[-1].startswith("!"), f"{model} excluded by {deciding[-1]}"
 

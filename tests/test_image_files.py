@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import training.image_files as image_files
-from training.image_files import ImageError, JobFolder
+import files.reading as image_files
+from files.reading import ImageError, JobFolder
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,7 +80,7 @@ def test_an_unreadable_file_is_reported_as_such(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"inside")
     (tmp_path / "a.jpg").chmod(0)
     script = (
-        "import sys; import training.image_files as f\n"
+        "import sys; import files.reading as f\n"
         "f._CAN_OPEN_AS_HANDLE = f._CAN_OPEN_AS_HANDLE and sys.argv[2] == 'handle'\n"
         "try: f.JobFolder(sys.argv[1], allowed_roots=[]).read('a.jpg', max_bytes=100)\n"
         "except f.ImageError as exc: print(exc)\n"
@@ -106,7 +106,7 @@ def test_a_folder_outside_the_allowed_roots_reads_nothing(tmp_path):
 
 
 def test_a_file_that_grew_since_its_size_was_read_is_read_whole_or_refused(tmp_path):
-    from training.image_files import _read_capped
+    from files.reading import _read_capped
 
     path = tmp_path / "growing.jpg"
     path.write_bytes(bytes(range(256)) * 12_000)  # 3,072,000 bytes; "seen" as 10 below

@@ -53,8 +53,8 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
         assert row.worker.startswith("test-")
 
     # A batch delivered again (as after a lost acknowledgement) changes nothing.
-    from signdigits.settings import Settings
-    from worker.app import create_app
+    from broker.app import create_app
+    from config.settings import Settings
 
     before = {r.id: (r.digit, r.finished_at) for r in rows}
     app = create_app(Settings(broker_url=stack.broker_url, database_url=stack.database_url))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.preprocess import IMAGE_SIZE, ImageError, preprocess_image
+from serving.preprocess import IMAGE_SIZE, ImageError, preprocess_image
 
 
 def _hand_like(size: int = 100) -> Image.Image:
@@ -130,7 +130,7 @@ def test_decompression_bomb_refused_before_decoding(tmp_path):
     script = (
         "import resource, sys; "
         "resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
-        "from training.preprocess import preprocess_image, ImageError\n"
+        "from serving.preprocess import preprocess_image, ImageError\n"
         "try:\n    preprocess_image(open(sys.argv[1], 'rb').read())\n"
         "except ImageError as exc:\n    print(exc)\n"
     )
@@ -162,7 +162,7 @@ def test_truncated_jpeg_is_an_error():
 
 
 def test_reading_refuses_special_files_and_final_symlinks(tmp_path):
-    from training.image_files import read_image_file
+    from files.reading import read_image_file
 
     os.mkfifo(tmp_path / "pipe.jpg")
     with pytest.raises(ImageError, match="not a regular file"):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from broker.app import create_app
+from config.settings import Settings
 from db.migrate import upgrade
 from db.models import Image, Job
 from db.queries import cancel_job
 from db.session import session_factory
 from producer.submit import submit_folder
-from signdigits.settings import Settings
-from worker.app import create_app
 
 
 def test_producer_stops_walking_when_its_job_is_cancelled(redis_url, tmp_path):

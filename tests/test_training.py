@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from serving.artifact import ArtifactError, read_model_info, shipped_model_path
 from tests.conftest import copy_sample, make_env, run_cli
-from training.artifact import ArtifactError, read_model_info, shipped_model_path
 from training.data import (
     file_signer_groups,
     list_labelled_files,

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
+from files.paths import is_image_name
+from serving.model_input import IMAGE_SIZE
+from serving.preprocess import preprocess_image
 from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES, digit_to_class
-from training.model_input import IMAGE_SIZE
-from training.preprocess import preprocess_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 _COUNTER = re.compile(r"(\d+)")
 # A gap in the photo counter larger than this starts a new signer even if digits rise.
 _SIGNER_GAP = 5
@@ -105,7 +105,7 @@ def _labelled_files(root: Path) -> Iterator[tuple[Path, int]]:
         folder = root / str(digit)
         if folder.is_dir():
             for path in folder.iterdir():
-                if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+                if is_image_name(path.name):
                     yield path, digit
 
 

@@ -17,20 +17,10 @@ recipes tried, at twice the inference cost; removing it loses that.
 from __future__ import annotations
 
 import keras
-from keras import layers, ops
+from keras import layers
 
-from training.labels import NUM_CLASSES
-from training.model_input import IMAGE_SIZE
-
-
-@keras.saving.register_keras_serializable(package="signdigits")
-class Standardize(layers.Layer):
-    """Per-image zero mean and unit variance (what tf.image.per_image_standardization does)."""
-
-    def call(self, x):
-        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
-        std = ops.maximum(ops.std(x, axis=(1, 2, 3), keepdims=True), 1.0 / IMAGE_SIZE)
-        return (x - mean) / std
+from serving.layers import Mirror, Standardize
+from serving.model_input import IMAGE_SIZE, NUM_CLASSES
 
 
 def build_model() -> keras.Model:
@@ -45,14 +35,6 @@ def build_model() -> keras.Model:
     x = layers.Dropout(0.5)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="class_probabilities")(x)
     return keras.Model(inputs, outputs, name="signdigits_cnn")
-
-
-@keras.saving.register_keras_serializable(package="signdigits")
-class Mirror(layers.Layer):
-    """Left-right mirror image (deterministic; not an augmentation)."""
-
-    def call(self, x):
-        return ops.flip(x, axis=2)
 
 
 def build_inference_model(trained: keras.Model) -> keras.Model:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.artifact import ModelInfo, save_artifact
+from serving.artifact import ModelInfo, save_artifact
 from training.data import LabelledImages, split_by_signer
 from training.evaluate import choose_threshold, evaluate_probabilities, selective_curve
 from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES

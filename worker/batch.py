@@ -15,14 +15,10 @@ import numpy as np
 
 from db.models import ImageStatus, Job, utcnow
 from db.queries import count_attempt, pending_images, store_results
-from training.image_files import ImageError, JobFolder
-from training.model_input import IMAGE_SIZE
-from training.preprocess import preprocess_image
-from worker.context import WorkerContext
-
-# Images per model call inside a batch; smaller parts overlap decoding and inference more,
-# larger ones use the model more efficiently (64 measured best with batches of 128).
-INFERENCE_PART = 64
+from files.reading import ImageError, JobFolder
+from serving.model_input import IMAGE_SIZE
+from serving.preprocess import preprocess_image
+from worker.context import INFERENCE_PART, WorkerContext
 
 
 @dataclass(frozen=True)

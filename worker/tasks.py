@@ -13,6 +13,7 @@ import time
 from celery import Task
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from broker.messages import TASK_NAME
 from worker.app import app
 from worker.batch import ClaimedBatch, PendingImage, give_up_batch, process_batch
 from worker.context import get_context
@@ -23,7 +24,7 @@ _DB_OUTAGE_WAIT = 300.0  # seconds of database outage a task waits out in place
 
 
 @app.task(
-    name="signdigits.classify_batch",
+    name=TASK_NAME,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,

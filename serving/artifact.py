@@ -18,8 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from training.labels import NUM_CLASSES
-from training.model_input import IMAGE_SIZE, PREPROCESS_VERSION
+from serving.model_input import IMAGE_SIZE, NUM_CLASSES, PREPROCESS_VERSION
 
 METADATA_ENTRY = "signdigits.json"
 SHIPPED_MODEL = "signdigits-cnn.keras"
@@ -39,15 +38,16 @@ class ModelInfo:
 
 
 def shipped_model_path() -> Path:
-    return Path(str(resources.files("training") / "artifacts" / SHIPPED_MODEL))
+    return Path(str(resources.files("serving") / "artifacts" / SHIPPED_MODEL))
 
 
-def resolve_model_path(path: Path | None = None) -> Path:
-    if path is None:
-        from signdigits.settings import get_settings
+def resolve_model_path(path: Path | None) -> Path:
+    """The model file to use: ``path`` (from ``SIGNDIGITS_MODEL_PATH``), else the shipped one.
 
-        path = get_settings().model_path or shipped_model_path()
-    return Path(path).expanduser().resolve()
+    The caller passes its settings' value: reading global settings here would make every
+    test and embedded caller share one process-wide model choice.
+    """
+    return Path(path or shipped_model_path()).expanduser().resolve()
 
 
 def _content_hash(archive: zipfile.ZipFile, metadata: dict[str, Any]) -> str:

@@ -14,15 +14,16 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from training.image_files import ImageError, file_error
-from training.model_input import IMAGE_SIZE
-
-DEFAULT_MAX_PIXELS = 40_000_000
+from config.settings import DEFAULT_MAX_IMAGE_PIXELS
+from files.reading import ImageError, file_error
+from serving.model_input import IMAGE_SIZE
 
 ImageSource = bytes | str | Path | BinaryIO
 
 
-def preprocess_image(source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def preprocess_image(
+    source: ImageSource, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+) -> np.ndarray:
     """Decode ``source`` and return the model's view of it: (64, 64) float32 in [0, 1].
 
     Honours EXIF orientation; accepts palette, alpha, 16-bit, CMYK and multi-frame images

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.artifact import ModelInfo, read_model_info, resolve_model_path
-from training.model_input import IMAGE_SIZE
+from serving.artifact import ModelInfo, read_model_info, resolve_model_path
+from serving.model_input import IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class Classifier:
         import keras
         import tensorflow as tf
 
-        import training.model  # noqa: F401 - registers the custom layers the archive names
+        import serving.layers  # noqa: F401 - registers the custom layers the archive names
 
         model = keras.saving.load_model(self.info.path, compile=False)
         # One traced graph for every batch size: model.predict per call is slower and leaks.

@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Decoding a bigger image could take gigabytes; preprocess_image refuses it from the header.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", ""}
 
 
@@ -41,7 +43,8 @@ class Settings(BaseSettings):
     )
     max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="larger files get an error")
     max_image_pixels: int = Field(
-        40_000_000, ge=1, description="images with more pixels are refused before decoding"
+        DEFAULT_MAX_IMAGE_PIXELS, ge=1,
+        description="images with more pixels are refused before decoding",
     )
     inline: bool = Field(False, description="ship image bytes inside the messages")
     inline_max_file_bytes: int = Field(

@@ -1,6 +1,6 @@
 """Reading a job's image files safely: size caps, no symlinks, nothing outside its folder.
 
-Kept apart from :mod:`training.preprocess` (and free of numpy and Pillow) because the
+Kept apart from :mod:`serving.preprocess` (and free of numpy and Pillow) because the
 producer reads files too, for ``--inline`` jobs, and its start-up is on the clock of
 every job: the workers wait idle until its first batch is enqueued.
 """
@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from signdigits.paths import is_inside, resolve_inside
+from files.paths import inside_allowed_roots, is_inside, resolve_inside
 
 
 class ImageError(ValueError):
@@ -50,9 +50,7 @@ class JobFolder:
 
     def __init__(self, root: Path | str, *, allowed_roots: list[Path]) -> None:
         self.real_root = os.path.realpath(root)
-        self.allowed = not allowed_roots or any(
-            is_inside(self.real_root, os.path.realpath(allowed)) for allowed in allowed_roots
-        )
+        self.allowed = inside_allowed_roots(self.real_root, allowed_roots)
 
     def read(self, relative: str, *, max_bytes: int) -> bytes:
         if not self.allowed:

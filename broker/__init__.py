@@ -1,0 +1,1 @@
+"""The queue contract: the Celery configuration and the messages producer and worker share."""

@@ -1,0 +1,56 @@
+"""The Celery configuration both sides of the queue use: nothing heavy imported here.
+
+The producer sends with an app made here and the worker (:mod:`worker.app`) consumes with
+one; keeping one configuration means the serializer, queue and acknowledgement rules
+cannot drift apart between them.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from config.settings import Settings, get_settings
+
+QUEUE = "signdigits"
+
+
+def celery_config(settings: Settings) -> dict:
+    return {
+        "broker_url": settings.broker_url or "redis://127.0.0.1:6379/0",
+        # Pickle would let anyone who can write to Redis run code in the workers.
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        # Results live in our SQL tables; Celery's result backend would only duplicate them.
+        "task_ignore_result": True,
+        "result_backend": None,
+        # At-least-once: a task is acknowledged after it stored its rows, and a task whose
+        # worker process died is redelivered rather than dropped.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Redis redelivers unacknowledged messages after this; must exceed the longest task.
+        # Kombu looks for such messages only every interval x throttle seconds (100 s by
+        # default); scale that to the timeout so a dead worker's batch comes back promptly.
+        "broker_transport_options": {
+            "visibility_timeout": settings.visibility_timeout,
+            "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
+            "unacked_restore_throttle": 1,
+        },
+        "broker_connection_retry_on_startup": True,
+        # Flower shows queued, running and finished tasks only with these events.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_default_queue": QUEUE,
+        "task_track_started": True,
+        # Loading TensorFlow in a fresh child takes seconds; Celery's default is 4.
+        "worker_proc_alive_timeout": 120.0,
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    celery = Celery("signdigits")
+    celery.conf.update(celery_config(settings or get_settings()))
+    return celery

@@ -1,0 +1,16 @@
+"""What travels on the queue: the task's registered name and the name people see.
+
+The producer sends by name and never imports the worker (which would pull in the model's
+dependencies); the worker registers its task under the same constant. Writing the name
+twice would let one side be renamed without the other, and every message would then be
+refused as an unregistered task.
+"""
+
+from __future__ import annotations
+
+TASK_NAME = "signdigits.classify_batch"
+
+
+def display_name(job_id: str, batch: int) -> str:
+    """The name Flower and the worker logs show for one batch's task."""
+    return f"classify_batch job={job_id[:8]} batch={batch}"

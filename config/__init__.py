@@ -1,0 +1,1 @@
+"""Configuration: one validated settings object, read from SIGNDIGITS_* variables."""

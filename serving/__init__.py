@@ -1,0 +1,1 @@
+"""The model as served: its input, preprocessing, artifact and a loaded classifier."""
