@@ -251,6 +251,22 @@ class Stack:
             worker.wait_ready(self.app())
         return worker
 
+    @contextmanager
+    def task_events(self) -> Iterator:
+        """Counts the workers' ``task-succeeded``/``task-failed`` events while open.
+
+        Waiting on these (``completions.expect(n); completions.wait(timeout)``) instead of
+        sleeping is how a test knows a task ran, and that a re-sent task was handled.
+        """
+        from signdigits.completions import TaskCompletions
+
+        completions = TaskCompletions(self.app())
+        completions.start()
+        try:
+            yield completions
+        finally:
+            completions.stop()
+
     def cli(self, *args: str, timeout: float = 300):
         return run_cli(*args, env=self.env, cwd=self.tmp, timeout=timeout)
 

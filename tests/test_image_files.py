@@ -15,14 +15,15 @@ import pytest
 
 import files.reading as image_files
 from files.reading import ImageError, JobFolder
+from tests.conftest import require
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(params=["handle", "resolve"])
 def folder(request, tmp_path, monkeypatch):
-    if request.param == "handle" and not image_files._CAN_OPEN_AS_HANDLE:
-        pytest.skip("this system has no O_PATH or /proc/self/fd")
+    if request.param == "handle":
+        require(image_files._CAN_OPEN_AS_HANDLE, "this system has no O_PATH or /proc/self/fd")
     monkeypatch.setattr(image_files, "_CAN_OPEN_AS_HANDLE", request.param == "handle")
     root = tmp_path / "job"
     (root / "sub").mkdir(parents=True)

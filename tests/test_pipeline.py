@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from broker.messages import TASK_NAME
 from db.models import Image, Job
 from db.session import session_factory
 from tests.conftest import Stack, copy_sample, make_env, run_cli
@@ -58,9 +59,12 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
 
     before = {r.id: (r.digit, r.finished_at) for r in rows}
     app = create_app(Settings(broker_url=stack.broker_url, database_url=stack.database_url))
-    for batch in range(job.total_batches):
-        app.send_task("signdigits.classify_batch", args=[job_id, batch])
-    time.sleep(3)
+    with stack.task_events() as completions:
+        for batch in range(job.total_batches):
+            app.send_task(TASK_NAME, args=[job_id, batch])
+        completions.expect(job.total_batches)
+        assert completions.wait(60), "the re-sent batches were never handled"
+    assert not completions.failed
     after = stack.rows(job_id)
     assert len(after) == len(rows)
     assert {r.id: (r.digit, r.finished_at) for r in after} == before

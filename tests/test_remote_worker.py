@@ -22,7 +22,7 @@ from sqlalchemy import select
 from db.models import Image
 from db.session import session_factory
 from signdigits.local import free_port, worker_command
-from tests.conftest import REPO, copy_sample, make_env, start_valkey
+from tests.conftest import REPO, copy_sample, make_env, require, start_valkey
 
 REDIS_PASSWORD = "remote-worker-pw"
 
@@ -99,14 +99,12 @@ class NetworkNamespace:
 
 @pytest.fixture
 def namespace():
-    if shutil.which("ip") is None or shutil.which("unshare") is None:
-        print("skip reason: iproute2/unshare not installed")
-        pytest.skip("network namespaces unavailable: iproute2/unshare not installed")
+    require(shutil.which("ip") is not None and shutil.which("unshare") is not None,
+            "network namespaces unavailable: iproute2/unshare not installed")
     try:
         ns = NetworkNamespace()
     except OSError as exc:
-        print(f"skip reason: {exc}")
-        pytest.skip(f"network namespaces cannot be created here: {exc}")
+        require(False, f"network namespaces cannot be created here: {exc}")
     yield ns
     ns.remove()
 
