@@ -8,6 +8,7 @@ cannot drift apart between them.
 from __future__ import annotations
 
 from celery import Celery
+from celery.app.amqp import AMQP
 
 from config.settings import Settings, get_settings
 
@@ -50,7 +51,27 @@ def celery_config(settings: Settings) -> dict:
     }
 
 
+class DisplayNamedMessages(AMQP):
+    """Task messages whose ``task-sent`` event names the task as its other events do.
+
+    Celery puts the display name (``shadow``) in the message, so ``task-received`` and
+    every later event carry it, but builds the ``task-sent`` event, published by the
+    producer right after the message, with the registered name. An idle worker can
+    receive a batch and report it before that event is out; Celery's event state (what
+    Flower shows) then merges the late ``task-sent`` as an earlier state and takes its
+    name, so the job's first batch appeared as ``signdigits.classify_batch``. Removing
+    this brings that flake back.
+    """
+
+    def as_task_v2(self, *args, **kwargs):
+        message = super().as_task_v2(*args, **kwargs)
+        shadow = message.headers.get("shadow")
+        if shadow and message.sent_event is not None:
+            message.sent_event["name"] = shadow
+        return message
+
+
 def create_app(settings: Settings | None = None) -> Celery:
-    celery = Celery("signdigits")
+    celery = Celery("signdigits", amqp=DisplayNamedMessages)
     celery.conf.update(celery_config(settings or get_settings()))
     return celery

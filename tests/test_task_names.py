@@ -1,0 +1,66 @@
+"""Every event of a batch's task names it after its job and batch, whatever Flower sees first.
+
+The flake this guards against: Flower listed a job's first batch as
+``signdigits.classify_batch`` because the producer's ``task-sent`` event, published just
+after the message, reached it after the worker's ``task-received``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from celery.events.state import State
+
+from broker.app import create_app
+from broker.messages import display_name
+from config.settings import Settings
+from producer.submit import enqueue_batches
+
+
+def test_task_sent_events_carry_the_display_name(redis_url):
+    settings = Settings(broker_url=redis_url.rsplit("/", 1)[0] + "/15")
+    app = create_app(settings)
+    job_id = "f" * 32
+    sent: list[dict] = []
+    listening = threading.Event()
+
+    def listen() -> None:
+        with app.connection_for_read() as connection:
+            receiver = app.events.Receiver(connection, handlers={
+                "worker-online": lambda _e: listening.set(),
+                "task-sent": lambda event: sent.append(event),
+            })
+            for _ in receiver.itercapture(limit=None, timeout=30, wakeup=False):
+                if len(sent) >= 3:
+                    return
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    # An event of our own proves the subscription is live before anything is sent.
+    with app.events.default_dispatcher() as dispatcher:
+        deadline = time.monotonic() + 10
+        while not listening.wait(0.1):
+            assert time.monotonic() < deadline, "could not subscribe to events"
+            dispatcher.send("worker-online")
+    enqueue_batches(app, sessions=None, job_id=job_id, batches=[0, 1, 2], root=None,
+                    settings=settings)
+    thread.join(30)
+    with app.connection_for_write() as connection:
+        connection.default_channel.client.delete("signdigits")  # the three unconsumed tasks
+    assert sorted(e["name"] for e in sent) == [display_name(job_id, n) for n in range(3)]
+
+
+def test_the_name_does_not_depend_on_which_event_arrives_first():
+    """Celery's event state (Flower's) fed the order that produced the flake."""
+    app = create_app(Settings(broker_url="redis://127.0.0.1:1/0"))
+    message = app.amqp.create_task_message(
+        "task-1", "signdigits.classify_batch", ["job", 0], {}, create_sent_event=True,
+        shadow=display_name("job", 0),
+    )
+    state = State()
+    state.event({"type": "task-received", "uuid": "task-1", "name": display_name("job", 0),
+                 "hostname": "w@h", "timestamp": 2.0, "local_received": 2.0, "clock": 2})
+    state.event({**message.sent_event, "type": "task-sent", "hostname": "producer@h",
+                 "timestamp": 1.0, "local_received": 2.1, "clock": 3})
+    assert state.tasks["task-1"].name == display_name("job", 0)
