@@ -225,6 +225,11 @@ class Stack:
 
     def __init__(self, redis_url: str, database_url: str, tmp: Path, **settings) -> None:
         self.broker_url = redis_url.rsplit("/", 1)[0] + f"/{next(_redis_db) % 16}"
+        # The 16 numbered databases are reused across tests: start from an empty one, or an
+        # earlier test's unacknowledged messages come back into this one's workers.
+        import redis
+
+        redis.Redis.from_url(self.broker_url).flushdb()
         self.database_url = database_url
         self.env = make_env(broker_url=self.broker_url, database_url=database_url, **settings)
         self.tmp = tmp
