@@ -7,17 +7,21 @@ cannot drift apart between them.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from celery import Celery
 from celery.app.amqp import AMQP
 
-from config.settings import Settings, get_settings
+from config.settings import Settings, SettingsInvalid, get_settings
 
 QUEUE = "signdigits"
 
 
 def celery_config(settings: Settings) -> dict:
     return {
-        "broker_url": settings.broker_url or "redis://127.0.0.1:6379/0",
+        # No default: a worker started without a URL must not find some other Redis.
+        "broker_url": settings.broker_url,
         # Pickle would let anyone who can write to Redis run code in the workers.
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -72,6 +76,30 @@ class DisplayNamedMessages(AMQP):
 
 
 def create_app(settings: Settings | None = None) -> Celery:
+    """The app for ``settings``; without them, for the environment (``celery -A worker``).
+
+    Under the ``celery`` command an unset or invalid setting ends the process with one line
+    and exit code 2, as ``signdigits`` would: Celery would print a traceback, or with no
+    broker URL retry a default server for ever. Imported anywhere else (tests, ``bench``,
+    ``ready``), the app from the environment is only a registry of task names.
+    """
+    if settings is None:
+        try:
+            settings = get_settings()
+        except SettingsInvalid as exc:
+            _refuse_under_celery_command(str(exc))
+            raise
+        if not settings.broker_url:
+            _refuse_under_celery_command(
+                "SIGNDIGITS_BROKER_URL is not set: expected a Redis URL such as "
+                "redis://:password@host:6379/0")
     celery = Celery("signdigits", amqp=DisplayNamedMessages)
-    celery.conf.update(celery_config(settings or get_settings()))
+    celery.conf.update(celery_config(settings))
     return celery
+
+
+def _refuse_under_celery_command(message: str) -> None:
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if program.name == "celery" or program.parent.name == "celery":  # celery or -m celery
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)

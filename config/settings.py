@@ -6,15 +6,30 @@ nowhere else, so a value documented in the README is the value the code uses.
 
 from __future__ import annotations
 
+import os
+import re
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 # Decoding a bigger image could take gigabytes; preprocess_image refuses it from the header.
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", ""}
+
+
+ENV_PREFIX = "SIGNDIGITS_"
+BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel")
+# Secrets a message may echo only masked.
+SECRET_FIELDS = {"flower_basic_auth"}
+URL_FIELDS = {"broker_url", "database_url"}
+
+
+class SettingsInvalid(ValueError):
+    """A ``SIGNDIGITS_*`` variable holds a value no command can use; ``str`` is one line
+    naming the variable, the value (passwords masked) and what is expected."""
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -25,7 +40,7 @@ def sqlalchemy_url(url: str) -> str:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SIGNDIGITS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     environment: str = Field("development", description="development or production")
     broker_url: str | None = Field(
@@ -59,10 +74,40 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1, description="tries per batch before its rows get errors")
     flower_basic_auth: str | None = Field(None, description="user:password for Flower")
 
+    @field_validator("broker_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if url is None or not url.strip():
+            return None  # an empty variable means unset, as in a compose file's ${X:-}
+        scheme = url.partition("://")[0].lower() if "://" in url else ""
+        if scheme not in BROKER_SCHEMES:
+            raise PydanticCustomError(
+                "broker_url", "expected a Redis URL such as redis://:password@host:6379/0 "
+                "(schemes: {schemes})", {"schemes": ", ".join(BROKER_SCHEMES)})
+        return url
+
     @field_validator("database_url")
     @classmethod
-    def _postgres_driver(cls, url: str) -> str:
-        return sqlalchemy_url(url)
+    def _sqlite_or_postgresql(cls, url: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        expected = ("expected sqlite:///path/to/file.db or "
+                    "postgresql://user:password@host/database")
+        url = sqlalchemy_url(url)
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise PydanticCustomError("database_url", expected) from None
+        # The name alone: asking SQLAlchemy for the dialect would import (or fail to find) it.
+        backend, _, driver = parsed.drivername.partition("+")
+        if backend == "sqlite" and driver in ("", "pysqlite"):
+            if parsed.host or not parsed.database or parsed.database == ":memory:":
+                # An in-memory database would lose every job when the command exits.
+                raise PydanticCustomError("database_url", expected + " (a file path)")
+        elif backend != "postgresql" or driver != "psycopg":
+            raise PydanticCustomError("database_url", expected)
+        return url
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -71,10 +116,89 @@ class Settings(BaseSettings):
         if self.flower_basic_auth is not None:
             password = self.flower_basic_auth.partition(":")[2]
             if password.lower() in PLACEHOLDER_SECRETS:
-                raise ValueError("SIGNDIGITS_FLOWER_BASIC_AUTH holds a placeholder password")
+                raise PydanticCustomError(
+                    "placeholder", "SIGNDIGITS_FLOWER_BASIC_AUTH holds a placeholder password "
+                    "(SIGNDIGITS_ENVIRONMENT={environment}: set a real one)",
+                    {"environment": self.environment})
         return self
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; :class:`SettingsInvalid` (one line) if one is bad."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsInvalid(describe_validation_error(exc)) from None
+    except SettingsError as exc:
+        raise SettingsInvalid(_describe_unparsable(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Each failed field as ``SIGNDIGITS_X='value': what is expected``, joined on one line."""
+    problems = []
+    for error in exc.errors():
+        if not error["loc"]:  # a check across fields: its message names the variables
+            problems.append(error["msg"].removeprefix("Value error, "))
+            continue
+        field = str(error["loc"][0])
+        # As typed: pydantic's input for a JSON variable is already parsed.
+        shown = shown_value(field, _raw_variable(field) or error.get("input"))
+        problems.append(f"{ENV_PREFIX}{field.upper()}={shown}: {_expected(error)}")
+    return "; ".join(problems)
+
+
+_EXPECTED = {
+    "int_parsing": "an integer", "int_from_float": "an integer", "int_type": "an integer",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "list_type": "a JSON list", "path_type": "a path", "string_type": "text",
+}
+_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
+           "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
+
+
+def _expected(error) -> str:
+    """What the field wants, in the words of its README line."""
+    field = Settings.model_fields.get(str(error["loc"][0]))
+    meaning = f" ({field.description})" if field is not None and field.description else ""
+    kind = error["type"]
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}{meaning}"
+    if kind in _BOUNDS:
+        words, key = _BOUNDS[kind]
+        return f"expected a number {words} {error['ctx'][key]}{meaning}"
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("expected"):
+        return message
+    return f"invalid{meaning}: {message}"
+
+
+def shown_value(field: str, value: object) -> str:
+    """A value fit for a terminal: URL passwords and secrets masked, quoted like Python."""
+    if value is None:
+        return "unset"
+    text = str(value)
+    if field in SECRET_FIELDS:
+        user, colon, _ = text.partition(":")
+        text = f"{user}:***" if colon else "***"
+    elif field in URL_FIELDS:
+        text = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
+    return repr(text)
+
+
+def _raw_variable(field: str) -> str | None:
+    variable = ENV_PREFIX + field.upper()
+    return next((v for k, v in os.environ.items() if k.upper() == variable), None)
+
+
+def _describe_unparsable(exc: SettingsError) -> str:
+    """pydantic-settings could not even parse a JSON-valued variable (allowed_roots)."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    if not found:
+        return str(exc)
+    field = found.group(1)
+    variable = ENV_PREFIX + field.upper()
+    raw = _raw_variable(field)
+    reason = f" ({exc.__cause__})" if exc.__cause__ else ""
+    return (f"{variable}={shown_value(field, raw)}: expected a JSON list of folders such as "
+            f'["/data"]{reason}')

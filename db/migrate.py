@@ -6,7 +6,7 @@ import fcntl
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -51,6 +51,17 @@ def _at_head(url: str) -> bool:
             return connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
     except DBAPIError:
         return False  # no alembic_version table yet (or unreachable: upgrade says which)
+
+
+def schema_revision(url: str) -> str | None:
+    """The database's Alembic revision; None if it has no signdigits tables. Changes nothing.
+
+    Raises SQLAlchemy's ``OperationalError`` if the database cannot be reached.
+    """
+    with engine_for(url).connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        return connection.scalar(text("SELECT version_num FROM alembic_version"))
 
 
 @contextmanager

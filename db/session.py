@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -51,3 +53,17 @@ def worker_session_factory(url: str) -> sessionmaker[Session]:
     commit, not a round trip, is what costs, and a batch's 128 updates share one.
     """
     return sessionmaker(engine_for(url, autocommit=True), expire_on_commit=False)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL names, made absolute; None for any other database.
+
+    Connecting to a SQLite file that does not exist creates it, so a command that only
+    reads asks this first.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:" or parsed.database.startswith("file:"):
+        return None
+    return Path(parsed.database).expanduser().absolute()

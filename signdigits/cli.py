@@ -9,9 +9,18 @@ from pathlib import Path
 import typer
 
 from signdigits import cli_training
-from signdigits.console import console, exit_promptly, fail
+from signdigits.console import USAGE, console, exit_promptly, fail
+from signdigits.preflight import (
+    OneLineErrors,
+    database_for_reading,
+    database_for_writing,
+    is_loopback,
+    require_broker,
+    settings_or_fail,
+    shown_url,
+)
 
-app = typer.Typer(
+app = OneLineErrors(
     add_completion=False,
     no_args_is_help=True,
     help="Classify folders of sign-language digit photos with Celery workers.",
@@ -22,38 +31,6 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 JOB_HELP = "job id, unique prefix of one, or 'latest'"
-
-
-def _settings():
-    from pydantic import ValidationError
-
-    from config.settings import get_settings
-
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        fail("invalid configuration: " + "; ".join(e["msg"] for e in exc.errors()))
-
-
-def _database(settings):
-    """Migrate, then hand out sessions; a clear line if the database is unreachable."""
-    from sqlalchemy.exc import OperationalError
-
-    from db.migrate import upgrade
-    from db.session import session_factory
-
-    try:
-        upgrade(settings.database_url)
-    except OperationalError as exc:
-        fail(f"database {shown_url(settings.database_url)} unreachable: {exc.orig}")
-    return session_factory(settings.database_url)
-
-
-def shown_url(url: str) -> str:
-    """A database URL fit for a terminal or a log: the password masked."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _job(sessions, ref: str):
@@ -69,8 +46,8 @@ def _job(sessions, ref: str):
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply Alembic migrations (alembic upgrade head)."""
-    settings = _settings()
-    _database(settings)
+    settings = settings_or_fail()
+    database_for_writing(settings)
     console.print(f"database {shown_url(settings.database_url)} is at the latest schema")
 
 
@@ -85,10 +62,10 @@ def submit(
     """Record a folder as a job and enqueue its batches; prints the job id."""
     from signdigits import pipeline
 
-    settings = _settings()
-    if not settings.broker_url:
-        fail("SIGNDIGITS_BROKER_URL is not set (use `signdigits run` for a one-machine job)")
-    sessions = _database(settings)
+    settings = settings_or_fail()
+    require_broker(settings, " (or `signdigits run` for a one-machine job)")
+    pipeline.check_broker(settings)  # before anything is recorded
+    sessions = database_for_writing(settings)
     job = pipeline.submit(folder, settings=settings, sessions=sessions, threshold=threshold,
                           batch_size=batch_size, inline=inline)
     print(job.job_id)
@@ -108,8 +85,8 @@ def run(
     """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
     from signdigits import pipeline
 
-    settings = _settings()
-    sessions = _database(settings)
+    settings = settings_or_fail()
+    sessions = database_for_writing(settings)
     code = pipeline.run_locally(
         folder, settings=settings, sessions=sessions, workers=workers or settings.concurrency,
         threshold=threshold, batch_size=batch_size,
@@ -126,10 +103,9 @@ def worker(
     """A Celery worker with task events on (same as `celery -A worker worker -E`)."""
     from signdigits.local import worker_command
 
-    settings = _settings()
-    if not settings.broker_url:
-        fail("SIGNDIGITS_BROKER_URL is not set")
-    _database(settings)
+    settings = settings_or_fail()
+    require_broker(settings)
+    database_for_writing(settings)
     name = hostname or "signdigits@%h"
     command = worker_command(concurrency=concurrency or settings.concurrency, name=name,
                              loglevel=loglevel)
@@ -142,13 +118,12 @@ def ready(
     timeout: float = typer.Option(10.0, min=0.1, help="seconds to wait for its reply"),
 ) -> None:
     """Exit 0 only if the worker answers and all its processes have the model loaded."""
+    settings = settings_or_fail()
+    require_broker(settings)
     from broker.app import create_app
     from signdigits.console import output
     from worker.readiness import ask_models_loaded
 
-    settings = _settings()
-    if not settings.broker_url:
-        fail("SIGNDIGITS_BROKER_URL is not set")
     status = ask_models_loaded(create_app(settings), name=node, timeout=timeout)
     if status is None:
         fail(f"{node}: no reply in {timeout:g} s (not running, or another broker)", code=1)
@@ -165,9 +140,13 @@ def flower(
     address: str = typer.Option("127.0.0.1", help="address to listen on"),
 ) -> None:
     """Celery's monitoring UI for this broker (basic auth from SIGNDIGITS_FLOWER_BASIC_AUTH)."""
-    settings = _settings()
-    if not settings.broker_url:
-        fail("SIGNDIGITS_BROKER_URL is not set")
+    settings = settings_or_fail()
+    require_broker(settings)
+    if not settings.flower_basic_auth and (settings.environment != "development"
+                                          or not is_loopback(address)):
+        # Flower shows every task's arguments and can shut workers down: never open.
+        fail(f"flower on {address} needs SIGNDIGITS_FLOWER_BASIC_AUTH=user:password "
+             f"(SIGNDIGITS_ENVIRONMENT={settings.environment})", code=USAGE)
     command = [sys.executable, "-m", "celery", "-A", "worker", "flower",
                f"--port={port}", f"--address={address}"]
     if settings.flower_basic_auth:
@@ -183,8 +162,8 @@ def status(
     """State, images done / total, below threshold, errors, rate, model version."""
     from signdigits import pipeline
 
-    settings = _settings()
-    sessions = _database(settings)
+    settings = settings_or_fail()
+    sessions = database_for_reading(settings)
     jobs = [_job(sessions, job)] if job else None
     pipeline.print_status(jobs, settings=settings, sessions=sessions)
 
@@ -201,16 +180,21 @@ def results(
     output: Path = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
 ) -> None:
     """One row per image: path, digit, confidence, below_threshold, error."""
-    from signdigits.output import write_results
+    from signdigits.output import OutputError, check_writable, write_results
 
     if format not in ("table", "csv", "json"):
-        fail(f"--format must be table, csv or json, not {format!r}")
-    settings = _settings()
-    sessions = _database(settings)
-    found = _job(sessions, job)
-    with sessions() as session:
-        write_results(session, job=found, digit=digit, below_threshold=below_threshold,
-                      errors=errors, fmt=format, output=output)
+        fail(f"--format must be table, csv or json, not {format!r}", code=USAGE)
+    settings = settings_or_fail()
+    try:
+        if output is not None:
+            check_writable(output)
+        sessions = database_for_reading(settings)
+        found = _job(sessions, job)
+        with sessions() as session:
+            write_results(session, job=found, digit=digit, below_threshold=below_threshold,
+                          errors=errors, fmt=format, output=output)
+    except OutputError as exc:
+        fail(str(exc))
 
 
 @app.command()
@@ -218,12 +202,13 @@ def resume(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     """Re-enqueue exactly the job's pending images (after a broker restart lost them)."""
     from broker.app import create_app
     from producer.submit import resume_job
+    from signdigits.pipeline import check_broker
 
-    settings = _settings()
-    if not settings.broker_url:
-        fail("SIGNDIGITS_BROKER_URL is not set")
-    sessions = _database(settings)
+    settings = settings_or_fail()
+    require_broker(settings)
+    sessions = database_for_reading(settings)
     found = _job(sessions, job)
+    check_broker(settings)
     if found.cancelled_at is not None:
         fail(f"job {found.id} was cancelled")
     sent = resume_job(create_app(settings), sessions=sessions, job=found, settings=settings)
@@ -236,8 +221,8 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     from db.models import Job
     from db.queries import cancel_job
 
-    settings = _settings()
-    sessions = _database(settings)
+    settings = settings_or_fail()
+    sessions = database_for_reading(settings)
     found = _job(sessions, job)
     with sessions.begin() as session:
         # Fresh from the database: a stale copy would undo what the producer wrote since.
@@ -258,10 +243,10 @@ def bench(
     from signdigits.bench import default_source, run_bench
     from signdigits.local import stop_on_termination
 
-    settings = _settings()
+    settings = settings_or_fail()
     source = source or default_source()
     if not source.is_dir():
-        fail(f"{source}: no such folder (pass --source DIR)")
+        fail(f"{source}: no such folder (pass --source DIR)", code=USAGE)
     if database:
         from config.settings import sqlalchemy_url
 

@@ -9,15 +9,38 @@ from pathlib import Path
 from kombu.exceptions import OperationalError as KombuOperationalError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings
-from db.queries import JobSummary, digit_counts, list_jobs, resolve_job, summarize_job
+from config.settings import Settings, shown_value
+from db.models import Image, ImageStatus, Job
+from db.queries import JobSummary, as_utc, digit_counts, list_jobs, resolve_job, summarize_job
 from producer.scan import FolderError
 from serving.artifact import ArtifactError
-from signdigits.console import console, fail, output
+from signdigits.console import console, fail, output, printable
 
 FINISHED = {"done", "done with errors", "failed", "cancelled"}
+STATUS_LIMIT = 50  # jobs `status` lists, newest first
+
+
+def check_broker(settings: Settings, timeout: float = 5.0) -> None:
+    """Fail with one line unless the broker answers: called before a job is recorded.
+
+    Otherwise an unreachable broker shows up only at the first enqueue, after the job
+    and its first manifest rows are written, and leaves a failed job behind.
+    """
+    from kombu import Connection
+
+    try:
+        # A bare connection, not a Celery app: with a second app made here, Flower missed
+        # a task-sent event of the job (test_cluster.py); why was not pinned down.
+        with Connection(settings.broker_url, connect_timeout=timeout) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
+                                         timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - any way of not answering is the same answer
+        fail(f"broker {shown_value('broker_url', settings.broker_url)} (SIGNDIGITS_BROKER_URL) "
+             f"unreachable: {exc}; nothing was recorded")
 
 
 def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session], **options):
@@ -102,12 +125,13 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
 def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
         counts = digit_counts(session, job_id=summary.job.id)
+        images_per_s = classified_rate(session, summary)
     table = Table(title=f"job {summary.job.id}: {summary.state}", show_header=True)
     for digit in range(10):
         table.add_column(str(digit), justify="right")
     table.add_row(*(str(counts.get(d, 0)) for d in range(10)))
     console.print(table)
-    rate = f"{summary.rate:,.1f} images/s" if summary.rate else "n/a"
+    rate = f"{images_per_s:,.1f} images/s" if images_per_s else "n/a"
     console.print(
         f"{summary.done:,} classified, {summary.below_threshold:,} below threshold "
         f"{summary.job.threshold:.2f}, {summary.errors:,} errors, {summary.cancelled:,} "
@@ -117,12 +141,34 @@ def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> No
         console.print(f"see the errors: signdigits results {summary.job.id} --errors")
 
 
+def classified_rate(session: Session, summary: JobSummary) -> float | None:
+    """Images per second over the images a worker finished (done or error).
+
+    A cancel marks every pending image finished at once, so counting those (as
+    :attr:`JobSummary.rate` does) gave a cancelled job thousands of images per second.
+    """
+    if summary.state != "cancelled" and not summary.cancelled:
+        return summary.rate
+    worked = (ImageStatus.DONE, ImageStatus.ERROR)
+    count, last = session.execute(
+        select(func.count(), func.max(Image.finished_at))
+        .where(Image.job_id == summary.job.id, Image.status.in_(worked))
+    ).one()
+    if not count or last is None:
+        return None
+    seconds = (as_utc(last) - as_utc(summary.job.created_at)).total_seconds()
+    return count / seconds if seconds > 0 else None
+
+
 def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -> None:
+    total_jobs = None
     with sessions() as session:
         if jobs is None:
-            jobs = list_jobs(session)
+            jobs = list_jobs(session, limit=STATUS_LIMIT)
+            total_jobs = session.scalar(select(func.count()).select_from(Job))
         summaries = [summarize_job(session, job=session.merge(j),
                                    stall_seconds=settings.stall_seconds) for j in jobs]
+        rates = [classified_rate(session, s) for s in summaries]
     if not summaries:
         console.print("no jobs yet")
         return
@@ -130,13 +176,18 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
     for column in ("job", "state", "done/total", "below thr.", "errors", "img/s", "model",
                    "created", "folder"):
         table.add_column(column)
-    for s in summaries:
+    for s, rate in zip(summaries, rates, strict=True):
         state = f"{s.state} (stalled)" if s.stalled else str(s.state)
         if s.job.failure:
             state += f": {s.job.failure}"
+        # Text, not markup: a folder named "[red]x" or holding escape codes prints as is.
         table.add_row(
-            s.job.id, state, f"{s.finished:,}/{s.total:,}", f"{s.below_threshold:,}",
-            f"{s.errors:,}", f"{s.rate:,.1f}" if s.rate else "-", s.job.model_version,
-            s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), s.job.root,
+            s.job.id, Text(printable(state)), f"{s.finished:,}/{s.total:,}",
+            f"{s.below_threshold:,}", f"{s.errors:,}", f"{rate:,.1f}" if rate else "-",
+            Text(printable(s.job.model_version)),
+            s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(printable(s.job.root)),
         )
     output.print(table)
+    if total_jobs is not None and total_jobs > len(summaries):
+        output.print(f"the {len(summaries)} newest of {total_jobs:,} jobs; "
+                     "`signdigits status JOB` shows any one")

@@ -1,0 +1,136 @@
+"""What every command checks before it starts, and the one line it prints when it cannot.
+
+Every bad setting, path or server ends in ``error: ...`` naming the variable or path,
+the value and what was expected, with exit code 2 for a value that can never work and 1
+for a request that failed; never in a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from signdigits.console import USAGE, fail
+
+
+class OneLineErrors(typer.Typer):
+    """The CLI, with a server or file that fails mid-command reported in one line, exit 1.
+
+    Commands check what they can before they start; this is for what only shows up
+    while they run (a database that is read-only, a broker that went away).
+    """
+
+    def __call__(self, *args, **kwargs):
+        from kombu.exceptions import OperationalError as BrokerError
+        from sqlalchemy.exc import DBAPIError
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except DBAPIError as exc:
+            _report(f"database {_configured_database()}: {_first_line(exc.orig)}")
+        except BrokerError as exc:
+            _report(f"broker: {_first_line(exc)}")
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            _report(f"{where}{exc.strerror or _first_line(exc)}")
+
+
+def _report(message: str):
+    try:
+        fail(message)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+
+
+def _first_line(error: object) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else error.__class__.__name__
+
+
+def _configured_database() -> str:
+    from config.settings import get_settings
+    from db.session import sqlite_file
+
+    url = get_settings().database_url
+    return str(sqlite_file(url) or shown_url(url))
+
+
+def settings_or_fail():
+    from config.settings import SettingsInvalid, get_settings
+
+    try:
+        return get_settings()
+    except SettingsInvalid as exc:
+        fail(str(exc), code=USAGE)
+
+
+def require_broker(settings, hint: str = "") -> None:
+    if not settings.broker_url:
+        fail("SIGNDIGITS_BROKER_URL is not set: expected a Redis URL such as "
+             "redis://:password@host:6379/0" + hint, code=USAGE)
+
+
+def database_for_writing(settings):
+    """Create or migrate the database, then hand out sessions: for commands that write."""
+    from sqlalchemy.exc import DBAPIError
+
+    from db.migrate import upgrade
+    from db.session import session_factory, sqlite_file
+
+    url = settings.database_url
+    where = sqlite_file(url) or shown_url(url)
+    try:
+        upgrade(url)
+    except DBAPIError as exc:
+        fail(f"database {where} (SIGNDIGITS_DATABASE_URL): {_first_line(exc.orig)}")
+    except OSError as exc:
+        fail(f"database {where} (SIGNDIGITS_DATABASE_URL): cannot create it "
+             f"({exc.strerror}: {exc.filename})")
+    return session_factory(url)
+
+
+def database_for_reading(settings):
+    """Sessions on a database that already holds jobs: never created, never migrated.
+
+    ``status``, ``results``, ``resume`` and ``cancel`` pointed at the wrong place would
+    otherwise leave an empty database (and its folders) there, and report "no jobs".
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from db.migrate import SCHEMA_HEAD, schema_revision
+    from db.session import session_factory, sqlite_file
+
+    url = settings.database_url
+    path = sqlite_file(url)
+    where = f"{path or shown_url(url)} (SIGNDIGITS_DATABASE_URL)"
+    if path is not None and not path.is_file():
+        fail(f"no database at {where}: nothing was submitted there")
+    try:
+        revision = schema_revision(url)
+    except DBAPIError as exc:
+        fail(f"database {where}: {_first_line(exc.orig)}")
+    if revision is None:
+        fail(f"database {where} holds no signdigits tables: nothing was submitted there")
+    if revision != SCHEMA_HEAD:
+        fail(f"database {where} is at schema {revision}, this signdigits needs "
+             f"{SCHEMA_HEAD}: run `signdigits db upgrade`")
+    return session_factory(url)
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for a terminal or a log: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_loopback(address: str) -> bool:
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

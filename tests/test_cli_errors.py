@@ -1,0 +1,231 @@
+"""Every bad setting, path or server ends in one line naming it, never in a traceback.
+
+Each test runs the real ``signdigits`` (or ``celery``) command as a subprocess, against
+real SQLite files, a real PostgreSQL and a real Valkey server. Exit codes: 2 for a
+value that can never work (Click's code for usage errors), 1 for a request that failed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_env, run_cli
+
+# Root reads and writes any file; without these two capabilities file modes apply to it.
+UNPRIVILEGED = (["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+                if os.geteuid() == 0 else [])
+
+
+def one_line_error(result, code: int, *needles: str) -> str:
+    """The error line, after checking it is the only output and names ``needles``."""
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    assert result.returncode == code, (result.returncode, lines[0])
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def sqlite_with_jobs(path: Path, *jobs: dict) -> str:
+    """A migrated SQLite file holding ``jobs`` (Job columns), each with ten pending images."""
+    from db.migrate import upgrade
+    from db.models import Job
+    from db.queries import add_manifest, create_job
+    from db.session import session_factory
+
+    url = f"sqlite:///{path}"
+    upgrade(url)
+    with session_factory(url).begin() as session:
+        for columns in jobs:
+            job = Job(**{"id": uuid.uuid4().hex, "root": "/photos", "threshold": 0.5,
+                         "batch_size": 10, "total_images": 10, "total_batches": 1,
+                         "model_version": "test", "inline": False, **columns})
+            create_job(session, job=job)
+            add_manifest(session, job_id=job.id, rows=[(0, f"{n}.jpg") for n in range(10)])
+    return url
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        ("ALLOWED_ROOTS", "/data", "'/data'"),
+        ("DATABASE_URL", "postgresq://me:hunter2@db/sd", "'postgresq://me:***@db/sd'"),
+        ("DATABASE_URL", "sqlite//sd.db", "'sqlite//sd.db'"),
+        ("BATCH_SIZE", "abc", "'abc'"),
+        ("BROKER_URL", "http://me:hunter2@127.0.0.1:1/0", "'http://me:***@127.0.0.1:1/0'"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_variable_and_value(variable, value, shown, tmp_path):
+    settings = {"database_url": f"sqlite:///{tmp_path / 'sd.db'}", variable.lower(): value}
+    env = make_env(**settings)
+    for command in (["status"], ["submit", str(tmp_path)]):
+        result = run_cli(*command, env=env, cwd=tmp_path)
+        line = one_line_error(result, 2, f"SIGNDIGITS_{variable}={shown}", "expected")
+        assert "hunter2" not in line
+    assert not (tmp_path / "sd.db").exists()  # nothing recorded, not even a database
+
+
+@pytest.mark.parametrize("command", [["status"], ["results", "latest"], ["resume", "latest"],
+                                     ["cancel", "latest"]])
+def test_read_only_commands_never_create_a_database(command, tmp_path, redis_url):
+    missing = tmp_path / "nonexistent" / "dir" / "sd.db"
+    env = make_env(database_url=f"sqlite:///{missing}", broker_url=redis_url)
+    one_line_error(run_cli(*command, env=env, cwd=tmp_path), 1, str(missing))
+    assert not missing.parent.parent.exists()
+
+
+def test_read_only_commands_never_migrate_an_empty_postgres_schema(tmp_path):
+    from tests.conftest import fresh_postgres_schema
+
+    with fresh_postgres_schema() as url:
+        result = run_cli("status", env=make_env(database_url=url), cwd=tmp_path)
+        one_line_error(result, 1, "holds no signdigits tables")
+        from sqlalchemy import create_engine, inspect
+
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            assert inspect(connection).get_table_names() == []
+        engine.dispose()
+
+
+def test_unreachable_broker_is_refused_before_a_job_is_recorded(tmp_path):
+    from signdigits.local import free_port
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"not looked at")
+    database = tmp_path / "sd.db"
+    url = sqlite_with_jobs(database)
+    broker = f"redis://:hunter2@127.0.0.1:{free_port()}/0"  # nothing listens there
+    result = run_cli("submit", str(photos), cwd=tmp_path,
+                     env=make_env(database_url=url, broker_url=broker))
+    line = one_line_error(result, 1, "SIGNDIGITS_BROKER_URL")
+    assert "hunter2" not in line and "unreachable" in line
+    assert _job_count(url) == 0  # no failed job left behind
+
+
+def _job_count(url: str) -> int:
+    from sqlalchemy import create_engine, func, select
+
+    from db.models import Job
+
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        count = connection.scalar(select(func.count()).select_from(Job))
+    engine.dispose()
+    return count
+
+
+def _as_unprivileged(*args: str, env: dict[str, str], cwd: Path):
+    return subprocess.run([*UNPRIVILEGED, sys.executable, "-m", "signdigits", *args], env=env,
+                          cwd=cwd, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_read_only_sqlite_file_submit_and_cancel_change_nothing(tmp_path, redis_url):
+    database = tmp_path / "sd.db"
+    url = sqlite_with_jobs(database, {})
+    database.chmod(0o444)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"never read")
+    env = make_env(database_url=url, broker_url=redis_url)
+    one_line_error(_as_unprivileged("submit", str(photos), env=env, cwd=tmp_path), 1,
+                   str(database), "readonly")
+    one_line_error(_as_unprivileged("cancel", "latest", env=env, cwd=tmp_path), 1,
+                   str(database), "readonly")
+    database.chmod(0o644)
+    assert _job_count(url) == 1
+    status = run_cli("status", "latest", env=env, cwd=tmp_path)
+    assert status.returncode == 0 and "queued" in status.stdout, status.stderr
+
+
+def test_run_in_a_folder_it_cannot_write(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        result = _as_unprivileged("run", str(tmp_path), env=make_env(), cwd=locked)
+        one_line_error(result, 1, str(locked / "signdigits.db"), "SIGNDIGITS_DATABASE_URL")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o755)
+
+
+def test_results_to_a_missing_folder_writes_nothing(tmp_path):
+    url = sqlite_with_jobs(tmp_path / "sd.db", {})
+    target = tmp_path / "nonexistent" / "x.csv"
+    result = run_cli("results", "latest", "--format", "csv", "--output", str(target),
+                     env=make_env(database_url=url), cwd=tmp_path)
+    one_line_error(result, 1, str(target))
+    assert not target.parent.exists()
+
+
+def test_usage_errors_exit_2_and_failures_exit_1(tmp_path):
+    url = sqlite_with_jobs(tmp_path / "sd.db", {})
+    env = make_env(database_url=url)
+    one_line_error(run_cli("results", "latest", "--format", "xml", env=env, cwd=tmp_path), 2,
+                   "--format")
+    one_line_error(run_cli("status", "no-such-job", env=env, cwd=tmp_path), 1, "no-such-job")
+
+
+def test_status_says_when_it_shows_only_the_newest_jobs(tmp_path):
+    from db.models import utcnow
+
+    now = utcnow()
+    url = sqlite_with_jobs(tmp_path / "sd.db", *(
+        {"created_at": now - timedelta(minutes=n)} for n in range(51)))
+    result = run_cli("status", env=make_env(database_url=url), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "the 50 newest of 51 jobs" in result.stdout
+
+
+def test_a_cancelled_job_shows_the_rate_of_the_images_classified(tmp_path):
+    """2 images classified in the job's first 10 s, 8 cancelled 20 s in: 0.2 images/s."""
+    from sqlalchemy import update
+
+    from db.models import Image, ImageStatus, utcnow
+    from db.session import session_factory
+
+    created = utcnow() - timedelta(seconds=20)
+    url = sqlite_with_jobs(tmp_path / "sd.db", {"created_at": created})
+    with session_factory(url).begin() as session:
+        session.execute(
+            update(Image).where(Image.path.in_(["0.jpg", "1.jpg"]))
+            .values(status=ImageStatus.DONE, digit=1, confidence=0.9, below_threshold=False,
+                    finished_at=created + timedelta(seconds=10)))
+    env = make_env(database_url=url)
+    cancel = run_cli("cancel", "latest", env=env, cwd=tmp_path)
+    assert cancel.returncode == 0, cancel.stderr
+    result = run_cli("status", "latest", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    [row] = [line for line in result.stdout.splitlines() if "cancelled" in line]
+    cells = [cell.strip() for cell in row.split("│")]
+    assert cells[6] == "0.2", row  # the img/s column; counting the cancelled ones gave 0.5
+
+
+def test_flower_without_credentials_outside_development_is_refused(tmp_path, redis_url):
+    from signdigits.local import free_port
+
+    env = make_env(environment="production", broker_url=redis_url)
+    # Before this fix Flower started and answered 200 to anyone: the timeout ends it.
+    result = run_cli("flower", "--address", "0.0.0.0", "--port", str(free_port()), env=env,
+                     cwd=tmp_path, timeout=60)
+    one_line_error(result, 2, "SIGNDIGITS_FLOWER_BASIC_AUTH")
+
+
+def test_celery_command_without_a_broker_url_refuses(tmp_path):
+    # `inspect ping`: before this fix it asked whatever Redis answers on 127.0.0.1:6379.
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker", "inspect", "ping", "--timeout", "1"],
+        env=make_env(), cwd=Path(__file__).resolve().parent.parent, capture_output=True,
+        text=True, timeout=120, stdin=subprocess.DEVNULL)
+    one_line_error(result, 2, "SIGNDIGITS_BROKER_URL is not set")

