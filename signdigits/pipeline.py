@@ -6,7 +6,6 @@ import os
 import time
 from pathlib import Path
 
-from kombu.exceptions import OperationalError as KombuOperationalError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,16 +24,20 @@ def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
     from producer.submit import submit_folder
 
     with console.status(f"scanning {folder}") as spinner:
+        waiting = False
+
         def progress(stage: str, n: int) -> None:
+            nonlocal waiting
             spinner.update(f"{folder}: {n:,} images {stage}")
+            if "waiting" in stage and not waiting:  # a line a log (not only a terminal) keeps
+                console.print(f"{folder}: {n:,} images {stage}", markup=False)
+            waiting = "waiting" in stage
 
         try:
             job = submit_folder(folder, settings=settings, sessions=sessions,
                                 app=create_app(settings), progress=progress, **options)
         except (FolderError, ArtifactError, ValueError) as exc:
             fail(str(exc))
-        except KombuOperationalError as exc:
-            fail(f"cannot enqueue on the broker ({exc}); the job is marked failed")
     console.print(f"job {job.job_id}: {job.total_images:,} images in {job.total_batches:,} batches")
     return job
 
@@ -134,6 +137,9 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
         state = f"{s.state} (stalled)" if s.stalled else str(s.state)
         if s.job.failure:
             state += f": {s.job.failure}"
+        elif s.state == "submission interrupted":
+            why = f" ({s.job.submission_stopped})" if s.job.submission_stopped else ""
+            state += f"{why}: `signdigits resume {s.job.id}` finishes it"
         table.add_row(
             s.job.id, state, f"{s.finished:,}/{s.total:,}", f"{s.below_threshold:,}",
             f"{s.errors:,}", f"{s.rate:,.1f}" if s.rate else "-", s.job.model_version,
