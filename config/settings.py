@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     stall_seconds: int = Field(120, ge=1, description="no progress this long: job is stalled")
     max_attempts: int = Field(5, ge=1, description="tries per batch before its rows get errors")
     flower_basic_auth: str | None = Field(None, description="user:password for Flower")
+    # The producer: how much of an --inline job may wait in the broker at once.
+    inline_max_queued_bytes: int = Field(
+        256 * 1024 * 1024, ge=1,
+        description="an --inline producer waits while its queued messages hold more bytes",
+    )
 
     @field_validator("broker_url")
     @classmethod

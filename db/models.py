@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -32,6 +33,8 @@ def utcnow() -> datetime:
 
 
 class JobState(StrEnum):
+    SUBMITTING = "submitting"  # the producer is still walking and enqueueing
+    SUBMISSION_INTERRUPTED = "submission interrupted"  # its producer died: `resume` finishes
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
@@ -65,6 +68,13 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     failure: Mapped[str | None] = mapped_column(Text)
+    # The submission's own record: set when the walk is over and every batch enqueued;
+    # until then, which producer is walking ("host:pid") and when it last wrote, so that
+    # `status` can tell a producer at work from one that died, and `resume` can finish it.
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    producer: Mapped[str | None] = mapped_column(String(255))
+    producer_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    submission_stopped: Mapped[str | None] = mapped_column(Text)  # why, when it raised
 
 
 class Image(Base):
@@ -80,7 +90,10 @@ class Image(Base):
     )
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     batch: Mapped[int] = mapped_column(Integer)
-    path: Mapped[str] = mapped_column(Text)  # relative to the job's root
+    path: Mapped[str] = mapped_column(Text)  # relative to the job's root, readable
+    # The name's exact bytes, only when it is not valid UTF-8 (``path`` then shows each
+    # such byte as \xNN): what a worker opens.
+    raw_path: Mapped[bytes | None] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default=ImageStatus.PENDING)
     digit: Mapped[int | None] = mapped_column(SmallInteger)
     class_index: Mapped[int | None] = mapped_column(SmallInteger)
@@ -109,3 +122,6 @@ class Batch(Base):
     )
     batch: Mapped[int] = mapped_column(Integer, primary_key=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When its message was sent: `resume` re-sends only batches never sent (or, when the
+    # broker holds none of the job's messages, the lost ones), so the queue never doubles.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

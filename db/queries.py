@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import Connection, Row, bindparam, case, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from db.models import Batch, Image, ImageStatus, Job, JobState, utcnow
+from files.paths import disk_name, stored_name
 
 
 class JobNotFound(LookupError):
@@ -56,9 +60,11 @@ def create_job(session: Session, *, job: Job) -> None:
 def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str]]) -> None:
     """Insert pending image rows, (batch number, relative path) each, and their batches.
 
-    Every batch's images must come in one call. On PostgreSQL the images go in with COPY:
-    a third of the time of an INSERT executemany and almost none of the producer's CPU,
-    which the workers need while a large folder is walked.
+    Paths are the walk's names: one that is not valid UTF-8 is stored readable in
+    ``path`` and exactly in ``raw_path`` (:func:`files.paths.stored_name`). Every batch's
+    images must come in one call. On PostgreSQL the images go in with COPY: a third of
+    the time of an INSERT executemany and almost none of the producer's CPU, which the
+    workers need while a large folder is walked.
     """
     if not rows:
         return
@@ -66,23 +72,111 @@ def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str
     batches = sorted({batch for batch, _ in rows})
     connection.execute(insert(Batch.__table__),
                        [{"job_id": job_id, "batch": b, "attempts": 0} for b in batches])
+    pending = ImageStatus.PENDING.value
     if connection.dialect.name == "postgresql":
-        columns = "job_id, batch, path, status, attempts"
+        columns = "job_id, batch, path, raw_path, status, attempts"
         cursor = connection.connection.driver_connection.cursor()
         with cursor, cursor.copy(f"COPY {Image.__tablename__} ({columns}) FROM STDIN") as copy:
-            for batch, path in rows:
-                copy.write_row((job_id, batch, path, ImageStatus.PENDING.value, 0))
+            for batch, name in rows:
+                copy.write_row((job_id, batch, *stored_name(name), pending, 0))
         return
     # The table, not the mapped class: the ORM's bulk path spends more CPU per row than
     # SQLite spends inserting it.
-    connection.execute(
-        insert(Image.__table__),
-        [
-            {"job_id": job_id, "batch": b, "path": p, "status": ImageStatus.PENDING.value,
-             "attempts": 0}
-            for b, p in rows
-        ],
+    values = []
+    for batch, name in rows:
+        path, raw = stored_name(name)
+        values.append({"job_id": job_id, "batch": batch, "path": path, "raw_path": raw,
+                       "status": pending, "attempts": 0})
+    connection.execute(insert(Image.__table__), values)
+
+
+UNREACHABLE_BATCH = -1  # the batch of rows the walk itself gave an error: nothing to process
+
+
+def add_unreachable(session: Session, *, job_id: str, rows: Sequence[tuple[str, str]]) -> None:
+    """Error rows, (relative path, reason) each, for what the walk found but could not list."""
+    if not rows:
+        return
+    now = utcnow()
+    values = []
+    for name, reason in rows:
+        path, raw = stored_name(name)
+        values.append({"job_id": job_id, "batch": UNREACHABLE_BATCH, "path": path,
+                       "raw_path": raw, "status": ImageStatus.ERROR.value, "error": reason,
+                       "attempts": 0, "finished_at": now})
+    session.connection().execute(insert(Image.__table__), values)
+
+
+def recorded_names(session: Session, *, job_id: str, names: Sequence[str]) -> set[str]:
+    """Which of these walked names already have a row in the job (one indexed query)."""
+    stored = {stored_name(name)[0]: name for name in names}
+    found = session.scalars(
+        select(Image.path).where(Image.job_id == job_id, Image.path.in_(list(stored)))
     )
+    return {stored[path] for path in found}
+
+
+def next_batch_number(session: Session, *, job_id: str) -> int:
+    last = session.scalar(select(func.max(Batch.batch)).where(Batch.job_id == job_id))
+    return 0 if last is None else last + 1
+
+
+def mark_enqueued(session: Session, *, job_id: str, batches: Sequence[int]) -> None:
+    if batches:
+        table = Batch.__table__
+        session.execute(
+            update(table).where(table.c.job_id == job_id, table.c.batch.in_(list(batches)))
+            .values(enqueued_at=utcnow())
+        )
+
+
+def unsent_batches(session: Session, *, job_id: str) -> list[int]:
+    """Batches with pending images whose message was never sent."""
+    return list(session.scalars(
+        select(Batch.batch)
+        .where(Batch.job_id == job_id, Batch.enqueued_at.is_(None))
+        .where(select(Image.id).where(Image.job_id == job_id, Image.batch == Batch.batch,
+                                      Image.status == ImageStatus.PENDING).exists())
+        .order_by(Batch.batch)
+    ))
+
+
+def still_pending(session: Session, *, job_id: str, batches: Sequence[int]) -> set[int]:
+    """Which of these batches still have pending images."""
+    if not batches:
+        return set()
+    return set(session.scalars(
+        select(Image.batch).distinct()
+        .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
+        .where(Image.batch.in_(list(batches)))
+    ))
+
+
+def count_rows(session: Session, *, job_id: str) -> tuple[int, int]:
+    """The job's image rows and batches, as recorded."""
+    images = session.scalar(select(func.count()).where(Image.job_id == job_id))
+    batches = session.scalar(select(func.count()).where(Batch.job_id == job_id))
+    return int(images or 0), int(batches or 0)
+
+
+def producer_alive(job: Job, *, stall_seconds: int) -> bool:
+    """Whether the producer recorded on the job may still be walking its folder.
+
+    On the producer's own host its process is looked up (a killed producer is seen at
+    once); elsewhere, and for a reused process id, it must have written within
+    ``stall_seconds`` (it writes after each part and while it waits for the queue).
+    """
+    if job.producer is None or job.producer_seen_at is None:
+        return False
+    host, _, pid = job.producer.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # another user's process: alive
+    return utcnow() - as_utc(job.producer_seen_at) <= timedelta(seconds=stall_seconds)
 
 
 def resolve_job(session: Session, *, ref: str) -> Job:
@@ -126,7 +220,10 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
         state = JobState.FAILED
     elif job.cancelled_at is not None:
         state = JobState.CANCELLED
-    elif pending == 0 and job.total_batches:  # 0 total batches: the producer is still walking
+    elif job.submitted_at is None:  # the walk is not over: at work, or its producer died
+        alive = producer_alive(job, stall_seconds=stall_seconds)
+        state = JobState.SUBMITTING if alive else JobState.SUBMISSION_INTERRUPTED
+    elif pending == 0:
         state = JobState.DONE_WITH_ERRORS if errors else JobState.DONE
     elif pending == total:
         state = JobState.QUEUED
@@ -142,16 +239,20 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
     )
 
 
-def pending_images(session: Session, *, job_id: str, batch: int) -> list[Row[tuple[int, str]]]:
+class PendingFile(NamedTuple):
+    id: int
+    path: str  # the name to open: a name that is not UTF-8 as its exact bytes decode
+
+
+def pending_images(session: Session, *, job_id: str, batch: int) -> list[PendingFile]:
     """The batch's pending images as ``(id, path)`` rows, in id order."""
-    return list(
-        session.execute(
-            select(Image.id, Image.path)
-            .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
-            .where(Image.batch == batch)
-            .order_by(Image.id)
-        )
+    rows = session.execute(
+        select(Image.id, Image.path, Image.raw_path)
+        .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
+        .where(Image.batch == batch)
+        .order_by(Image.id)
     )
+    return [PendingFile(i, disk_name(path, raw)) for i, path, raw in rows]
 
 
 def any_pending(session: Session | Connection, *, job_id: str) -> bool:

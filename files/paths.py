@@ -35,3 +35,26 @@ def inside_allowed_roots(folder: Path | str, allowed_roots: list[Path]) -> bool:
     return not allowed_roots or any(
         is_inside(real, os.path.realpath(allowed)) for allowed in allowed_roots
     )
+
+
+def stored_name(name: str) -> tuple[str, bytes | None]:
+    """A walked name as the database keeps it: (readable text, exact bytes or None).
+
+    A name that is not valid UTF-8 (common on disks shared with other systems) reaches
+    Python with its bad bytes as lone surrogates, which no database text column accepts.
+    It is kept twice: readable, each undecodable byte shown as ``\\xNN``, and as its
+    exact bytes, which is what a worker opens. Every other name is kept as it is.
+    """
+    if name.isascii():
+        return name, None
+    try:
+        name.encode("utf-8")
+        return name, None
+    except UnicodeEncodeError:
+        raw = os.fsencode(name)
+        return raw.decode("utf-8", "backslashreplace"), raw
+
+
+def disk_name(path: str, raw: bytes | None) -> str:
+    """The name to open for a stored image: its exact bytes when it has them."""
+    return path if raw is None else os.fsdecode(raw)

@@ -62,11 +62,16 @@ class JobFolder:
             return read_image_file(path, max_bytes=max_bytes, within=Path(self.real_root))
         if os.path.isabs(relative) or os.path.normpath(relative).startswith(".."):
             raise ImageError("path leads outside the job's folder (refused)")
-        handle, info = self._open_handle(os.path.join(self.real_root, relative))
+        try:
+            handle, info = self._open_handle(os.path.join(self.real_root, relative))
+            by_components = False
+        except _PathTooLong:
+            handle, info = self._open_by_components(relative)
+            by_components = True  # inside by construction; /proc cannot name it anyway
         try:
             if not stat.S_ISREG(info.st_mode):
                 raise ImageError("not a regular file")
-            if not _opened_inside(handle, self.real_root):
+            if not by_components and not _opened_inside(handle, self.real_root):
                 raise ImageError("path leads outside the job's folder (refused)")
             if info.st_size > max_bytes:
                 raise ImageError(f"file is {info.st_size:,} bytes, over the {max_bytes:,}-byte cap")
@@ -94,6 +99,43 @@ class JobFolder:
         return handle, info
 
 
+    def _open_by_components(self, relative: str) -> tuple[int, os.stat_result]:
+        """A bare handle on a file whose path is past the system's limit (``PATH_MAX``).
+
+        Each folder on the way is opened from its parent's descriptor with ``O_NOFOLLOW``,
+        so no symlink is followed and nothing outside the folder is reached; a symlinked
+        file there is refused (the walk gave it an error row and no path).
+        """
+        parts = relative.split("/")
+        if any(part in ("", ".", "..") for part in parts):
+            raise ImageError("path leads outside the job's folder (refused)")
+        try:
+            fd = os.open(self.real_root, os.O_PATH | os.O_DIRECTORY)
+        except OSError as exc:
+            raise file_error(exc) from None
+        try:
+            for part in parts[:-1]:
+                folder = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = folder
+            handle = os.open(parts[-1], os.O_PATH | os.O_NOFOLLOW, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno == errno.ENOTDIR:
+                raise ImageError("path leads through a symlink or a file (refused)") from None
+            raise file_error(exc) from None
+        finally:
+            os.close(fd)
+        info = os.fstat(handle)
+        if stat.S_ISLNK(info.st_mode):
+            os.close(handle)
+            raise ImageError("is a symlink past the path limit (refused)")
+        return handle, info
+
+
+class _PathTooLong(ImageError):
+    """The system refused the path as too long: read it a component at a time."""
+
+
 def _opened_inside(fd: int, real_root: str) -> bool:
     return is_inside(os.readlink(f"/proc/self/fd/{fd}"), real_root)
 
@@ -102,6 +144,8 @@ def _open_bare(path: str) -> tuple[int, os.stat_result]:
     try:
         handle = os.open(path, os.O_PATH | os.O_NOFOLLOW)  # a symlink opens as itself
     except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise _PathTooLong("path too long") from None
         raise file_error(exc) from None
     try:
         return handle, os.fstat(handle)

@@ -2,23 +2,44 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from files.paths import is_image_name, is_inside
+
+_KEPT_OPEN = 32  # folders past the path limit kept open, so a deep chain costs one open a level
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class FolderError(ValueError):
     """The folder cannot be submitted; the message says why."""
 
 
-def scan_folder(root: Path) -> Iterator[str]:
+@dataclass(frozen=True)
+class Unreachable:
+    """Something the walk found but could not list or follow: it gets an error row.
+
+    ``path`` is relative to the root, a folder's ending in ``/``.
+    """
+
+    path: str
+    reason: str
+
+
+def scan_folder(root: Path) -> Iterator[str | Unreachable]:
     """Yield image paths relative to ``root`` (POSIX separators), in directory order.
 
-    Recurses; matches extensions case-insensitively; skips hidden files and folders; never
-    descends into symlinked folders (loops, escapes) and yields a symlinked file only when
-    its target lies inside ``root``.
+    Recurses (each folder's subfolders in sorted order, so a second walk of an unchanged
+    folder yields the same sequence: what ``resume`` relies on); matches extensions
+    case-insensitively; skips hidden files and folders; never descends into symlinked
+    folders (loops, escapes) and yields a symlinked file only when its target lies inside
+    ``root``. A subfolder that cannot be listed (no permission, an I/O error) is yielded
+    as :class:`Unreachable`, never skipped in silence; one deeper than the system's path
+    limit is opened a component at a time from a descriptor, and its files are yielded
+    like any other.
     """
     root = Path(root)
     if not root.exists():
@@ -26,29 +47,108 @@ def scan_folder(root: Path) -> Iterator[str]:
     if not root.is_dir():
         raise FolderError(f"{root}: not a folder")
     real_root = os.path.realpath(root)
+    deep = _DeepFolders(str(root))
     stack = [""]
-    while stack:
-        relative = stack.pop()
-        folder = os.path.join(root, relative) if relative else str(root)
+    try:
+        while stack:
+            relative = stack.pop()
+            folder = os.path.join(root, relative) if relative else str(root)
+            by_descriptor = False
+            try:
+                try:
+                    entries = os.scandir(folder)
+                except OSError as exc:
+                    if exc.errno != errno.ENAMETOOLONG or not relative:
+                        raise
+                    entries, by_descriptor = deep.scandir(relative), True
+            except OSError as exc:
+                if not relative:
+                    raise FolderError(f"{root}: cannot list it: {_reason(exc)}") from None
+                yield Unreachable(f"{relative}/", f"folder not listed: {_reason(exc)}")
+                continue
+            subfolders = []
+            # Entries are consumed as the OS returns them: sorting would hold a whole
+            # million-file folder in memory.
+            try:
+                for entry in entries:
+                    if entry.name.startswith("."):
+                        continue  # hidden: editors' and systems' files, never the user's photos
+                    name = f"{relative}/{entry.name}" if relative else entry.name
+                    if entry.is_dir(follow_symlinks=False):
+                        subfolders.append(name)
+                    elif is_image_name(entry.name):
+                        if entry.is_symlink():
+                            if by_descriptor:
+                                # Its target would be resolved by a path the system refuses.
+                                yield Unreachable(name, "symlink past the path limit "
+                                                        "(not followed)")
+                                continue
+                            target = os.path.realpath(entry.path)
+                            if is_inside(target, real_root) and os.path.isfile(target):
+                                yield name
+                        elif entry.is_file(follow_symlinks=False):  # no FIFO, socket, device
+                            yield name
+            except OSError as exc:
+                yield Unreachable(f"{relative}/" if relative else "./",
+                                  f"folder listed only in part: {_reason(exc)}")
+            finally:
+                entries.close()
+            stack.extend(sorted(subfolders, reverse=True))
+    finally:
+        deep.close()
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied; the images in it have no rows"
+    return f"{exc.strerror or exc}; the images in it have no rows"
+
+
+class _DeepFolders:
+    """Folders whose paths the system refuses as too long, opened from descriptors.
+
+    Each component is opened with ``O_NOFOLLOW`` relative to its parent's descriptor, so
+    no symlink is followed on the way. A few recently listed folders stay open: a folder
+    whose parent is among them costs one ``open``, whatever its depth.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.open: dict[str, int] = {}  # relative path -> descriptor, oldest first
+
+    def scandir(self, relative: str) -> Iterator[os.DirEntry]:
+        return os.scandir(self._descriptor(relative))  # scandir works on its own copy
+
+    def _descriptor(self, relative: str) -> int:
+        parent, _, name = relative.rpartition("/")
+        base = self.open.get(parent)
+        if base is None:
+            base, names = self._root(), relative.split("/")
+        else:
+            names = [name]
+        fd = base
         try:
-            entries = os.scandir(folder)
-        except OSError:
-            continue  # an unreadable subfolder holds nothing we can classify
-        subfolders = []
-        # Entries are consumed as the OS returns them: sorting would hold a whole
-        # million-file folder in memory.
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue  # hidden: editors' and systems' files, never the user's photos
-            name = f"{relative}/{entry.name}" if relative else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                subfolders.append(name)
-            elif is_image_name(entry.name):
-                if entry.is_symlink():
-                    target = os.path.realpath(entry.path)
-                    if is_inside(target, real_root) and os.path.isfile(target):
-                        yield name
-                elif entry.is_file(follow_symlinks=False):  # not a FIFO, socket or device
-                    yield name
-        entries.close()
-        stack.extend(sorted(subfolders, reverse=True))
+            for part in names:
+                opened = os.open(part, _FOLDER_FLAGS, dir_fd=fd)
+                if fd != base:
+                    os.close(fd)
+                fd = opened
+        except BaseException:
+            if fd != base:
+                os.close(fd)
+            raise
+        self.open[relative] = fd
+        while len(self.open) > _KEPT_OPEN:
+            oldest = next(k for k in self.open if k)  # the root stays open
+            os.close(self.open.pop(oldest))
+        return fd
+
+    def _root(self) -> int:
+        if "" not in self.open:
+            self.open[""] = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self.open[""]
+
+    def close(self) -> None:
+        for fd in self.open.values():
+            os.close(fd)
+        self.open.clear()

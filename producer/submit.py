@@ -1,24 +1,42 @@
-"""Submit a folder: record the job and its manifest, then enqueue its batches."""
+"""Submit a folder: record the job and its manifest, then enqueue its batches.
+
+The job records its own submission: which producer walks it (``host:pid``), when that
+producer last wrote, and once the walk is over and every batch sent, ``submitted_at``.
+``status`` tells a submission at work from one whose producer died, and ``resume``
+finishes the walk of an interrupted one where it stopped.
+"""
 
 from __future__ import annotations
 
-import base64
+import os
+import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session, sessionmaker
 
-from broker.messages import TASK_NAME, display_name
 from config.settings import Settings
-from db.models import Job
-from db.queries import add_manifest, cancel_job, create_job, pending_batches, pending_images
+from db.models import Job, utcnow
+from db.queries import (
+    add_manifest,
+    add_unreachable,
+    cancel_job,
+    count_rows,
+    create_job,
+    next_batch_number,
+    pending_batches,
+    producer_alive,
+    recorded_names,
+    unsent_batches,
+)
 from files.paths import IMAGE_EXTENSIONS, inside_allowed_roots
-from files.reading import ImageError, JobFolder
-from producer.scan import FolderError, scan_folder
+from producer.enqueue import QueuedBytes, broker_holds_messages_of, enqueue_batches
+from producer.scan import FolderError, Unreachable, scan_folder
 from serving.artifact import read_model_info, resolve_model_path
 
 _MANIFEST_CHUNK = 5000
@@ -27,11 +45,23 @@ _SMALLEST_TAIL = 16  # images in the smallest batch of a job's shaped tail
 Progress = Callable[[str, int], None]
 
 
+class SubmissionError(ValueError):
+    """The submission could not go on; the message says why and what to run next."""
+
+
 @dataclass(frozen=True)
 class SubmittedJob:
     job_id: str
     total_images: int
     total_batches: int
+
+
+@dataclass(frozen=True)
+class Resumed:
+    resent: int  # batches sent again or for the first time
+    lost: bool  # whether batches already sent were sent again (the broker had lost them)
+    found: int  # images the finished walk added
+    batches: int  # their batches
 
 
 def submit_folder(
@@ -49,8 +79,9 @@ def submit_folder(
 
     The manifest is committed a few thousand images at a time, each part's batches
     enqueued right after, so workers start while a big folder is still being walked. A
-    missing or image-less folder raises :class:`FolderError` before anything is committed
-    or enqueued; a failure later marks the job failed with the reason.
+    missing or image-less folder, or an unreachable broker, raises before anything is
+    recorded. A failure later leaves the job ``submission interrupted`` with the reason,
+    and raises :class:`SubmissionError`: ``resume`` finishes it.
     """
     root = Path(root).expanduser().resolve()
     check_allowed_root(root, settings)
@@ -58,56 +89,135 @@ def submit_folder(
     batch_size = batch_size or settings.batch_size
     inline = settings.inline if inline is None else inline
     threshold = _pick_threshold(threshold, settings.threshold, model.default_threshold)
-    # Whole batches per part, so no batch is enqueued before all of its rows exist.
-    part_size = batch_size * max(1, _MANIFEST_CHUNK // batch_size)
     paths = scan_folder(root)
     # A small first part gets every worker busy at once; later parts are larger, as
     # fewer commits make the walk itself faster.
-    wanted = batch_size * 4
-    part = list(islice(paths, wanted))
-    if not part:
+    first = list(islice(paths, batch_size * 4))
+    if not first:
         raise FolderError(f"{root}: no images found (looked for {_extensions()})")
+    check_broker(app)
     job = Job(
         id=uuid.uuid4().hex, root=str(root), threshold=threshold, batch_size=batch_size,
         total_images=0, total_batches=0, model_version=model.version, inline=inline,
+        producer=this_producer(), producer_seen_at=utcnow(),
     )
     with sessions.begin() as session:
         create_job(session, job=job)
-    total = batches = 0
-    try:
-        while part:
-            # A part shorter than asked for is the walk's last: its tail can be shaped.
-            sizes = batch_sizes(len(part), batch_size, last=len(part) < wanted)
-            numbers = [batches + n for n, size in enumerate(sizes) for _ in range(size)]
-            with sessions.begin() as session:
-                add_manifest(session, job_id=job.id, rows=list(zip(numbers, part, strict=True)))
-            enqueue_batches(
-                app, sessions=sessions, job_id=job.id,
-                batches=range(batches, batches + len(sizes)),
-                root=root if inline else None, settings=settings,
-            )
-            total, batches = total + len(part), batches + len(sizes)
-            if progress:
-                progress("found and enqueued", total)
-            with sessions.begin() as session:
-                recorded = session.get(Job, job.id)
-                if recorded.cancelled_at is not None:
-                    # Cancelled while we walked: this part's rows came after the cancel.
-                    cancel_job(session, job=recorded)
-                    break
-            wanted = part_size
-            part = list(islice(paths, wanted))
-        with sessions.begin() as session:
-            recorded = session.get(Job, job.id)
-            recorded.total_images = total
-            recorded.total_batches = batches
-    except BaseException as exc:
-        with sessions.begin() as session:
-            session.get(Job, job.id).failure = (
-                f"submission stopped after {total:,} images: {exc.__class__.__name__}: {exc}"
-            )
-        raise
+    walk = _Walk(job, root, settings=settings, sessions=sessions, app=app, progress=progress)
+    total, batches = walk.run(paths, first=first, next_batch=0, skip_recorded=False)
     return SubmittedJob(job.id, total, batches)
+
+
+def check_broker(app: Celery) -> None:
+    """Connect once, so that a broker that is down costs a clear line and records nothing."""
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+    except BrokerError as exc:
+        url = app.conf.broker_url.rsplit("@", 1)[-1]  # no password on the terminal
+        raise SubmissionError(f"cannot reach the broker at {url}: {exc}; nothing was "
+                              "recorded") from None
+
+
+def this_producer() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Walk:
+    """The walk of one job's folder, part by part: rows recorded, then their batches sent."""
+
+    def __init__(self, job: Job, root: Path, *, settings: Settings,
+                 sessions: sessionmaker[Session], app: Celery, progress: Progress | None):
+        self.job_id, self.batch_size, self.root = job.id, job.batch_size, root
+        self.inline = job.inline
+        self.settings, self.sessions, self.app = settings, sessions, app
+        self.progress = progress or (lambda stage, n: None)
+        self.found = 0
+        self.first_part = job.batch_size * 4
+        self.queued = QueuedBytes(
+            cap=settings.inline_max_queued_bytes, sessions=sessions, job_id=job.id,
+            waiting=self._waiting,
+        ) if job.inline else None
+
+    def run(self, walk: Iterator, *, first: list | None, next_batch: int,
+            skip_recorded: bool) -> tuple[int, int]:
+        """Record and send the walk part by part (``first`` is its first, already taken);
+        then mark the job submitted. Returns the job's image rows and batches."""
+        # Whole batches per part, so no batch is enqueued before all of its rows exist.
+        part_size = self.batch_size * max(1, _MANIFEST_CHUNK // self.batch_size)
+        wanted = self.first_part
+        part = first if first is not None else list(islice(walk, wanted))
+        batch = next_batch
+        try:
+            while part:
+                # A part shorter than asked for is the walk's last: its tail can be shaped.
+                batch = self._record(part, batch, last=len(part) < wanted,
+                                     skip_recorded=skip_recorded)
+                self.progress("found and enqueued", self.found)
+                if self._cancelled():
+                    break
+                wanted = part_size
+                part = list(islice(walk, wanted))
+            with self.sessions.begin() as session:
+                job = session.get(Job, self.job_id)
+                job.total_images, job.total_batches = count_rows(session, job_id=self.job_id)
+                job.submitted_at = utcnow()
+                job.producer = None
+                return job.total_images, job.total_batches
+        except BaseException as exc:
+            reason = f"stopped after {self.found:,} images: {exc.__class__.__name__}: {exc}"
+            try:
+                with self.sessions.begin() as session:
+                    job = session.get(Job, self.job_id)
+                    job.submission_stopped, job.producer = reason, None
+            except Exception:  # noqa: BLE001 - the database may be why it stopped
+                pass
+            if isinstance(exc, Exception):
+                raise SubmissionError(
+                    f"job {self.job_id}: submission {reason}; `signdigits resume "
+                    f"{self.job_id}` finishes it") from exc
+            raise
+
+    def _record(self, part: list, batch: int, *, last: bool, skip_recorded: bool) -> int:
+        files = [p for p in part if type(p) is str]
+        unreachable = [(p.path, p.reason) for p in part if type(p) is Unreachable]
+        if skip_recorded:
+            with self.sessions() as session:
+                done = recorded_names(session, job_id=self.job_id,
+                                      names=files + [p for p, _ in unreachable])
+            files = [p for p in files if p not in done]
+            unreachable = [u for u in unreachable if u[0] not in done]
+        sizes = batch_sizes(len(files), self.batch_size, last=last) if files else []
+        numbers = [batch + n for n, size in enumerate(sizes) for _ in range(size)]
+        with self.sessions.begin() as session:
+            add_manifest(session, job_id=self.job_id, rows=list(zip(numbers, files, strict=True)))
+            add_unreachable(session, job_id=self.job_id, rows=unreachable)
+            session.get(Job, self.job_id).producer_seen_at = utcnow()
+        enqueue_batches(
+            self.app, sessions=self.sessions, job_id=self.job_id,
+            batches=range(batch, batch + len(sizes)), root=self.root if self.inline else None,
+            settings=self.settings, queued=self.queued,
+        )
+        self.found += len(files) + len(unreachable)
+        return batch + len(sizes)
+
+    def _cancelled(self) -> bool:
+        with self.sessions.begin() as session:
+            recorded = session.get(Job, self.job_id)
+            if recorded.cancelled_at is None:
+                return False
+            # Cancelled while we walked: this part's rows came after the cancel.
+            cancel_job(session, job=recorded)
+            return True
+
+    def _waiting(self, queued: int) -> None:
+        """Held back by SIGNDIGITS_INLINE_MAX_QUEUED_BYTES: said, and the job told we live."""
+        cap = self.settings.inline_max_queued_bytes
+        self.progress(f"found and enqueued; waiting for workers: {queued / 1e6:,.1f} MB "
+                      f"queued, SIGNDIGITS_INLINE_MAX_QUEUED_BYTES is {cap / 1e6:,.1f} MB",
+                      self.found)
+        with self.sessions.begin() as session:
+            session.get(Job, self.job_id).producer_seen_at = utcnow()
 
 
 def batch_sizes(count: int, batch_size: int, *, last: bool) -> list[int]:
@@ -147,63 +257,45 @@ def _extensions() -> str:
     return ", ".join(sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS))
 
 
-def enqueue_batches(
-    app: Celery,
-    *,
-    sessions: sessionmaker[Session],
-    job_id: str,
-    batches: range | list[int],
-    root: Path | None,
-    settings: Settings,
-) -> int:
-    """Send one task per batch; with ``root`` set, the image bytes travel inside them."""
-    sent = 0
-    with app.producer_or_acquire() as producer:
-        for batch in batches:
-            kwargs = {}
-            if root is not None:
-                kwargs["inline"] = _read_inline(
-                    sessions, job_id=job_id, batch=batch, root=root, settings=settings
-                )
-            # The shadow name is what Flower and the worker logs show for this task.
-            app.send_task(
-                TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer,
-                shadow=display_name(job_id, batch),
-            )
-            sent += 1
-    return sent
-
-
 def resume_job(
-    app: Celery, *, sessions: sessionmaker[Session], job: Job, settings: Settings
-) -> int:
-    """Re-enqueue every batch that still has pending images (after a broker loss)."""
-    with sessions() as session:
-        batches = pending_batches(session, job_id=job.id)
-    root = Path(job.root) if job.inline else None
-    return enqueue_batches(
-        app, sessions=sessions, job_id=job.id, batches=batches, root=root, settings=settings
-    )
+    app: Celery, *, sessions: sessionmaker[Session], job: Job, settings: Settings,
+    lost: bool = False, progress: Progress | None = None,
+) -> Resumed:
+    """Send what the job still needs, once: then finish its walk if it was interrupted.
 
-
-def _read_inline(
-    sessions: sessionmaker[Session], *, job_id: str, batch: int, root: Path, settings: Settings
-) -> dict[str, dict[str, str]]:
-    """Image id -> ``{"data": base64}``, or ``{"error": message}`` for a file that cannot go.
-
-    The producer reads with the same size cap and messages as a worker would, so a worker
-    that cannot see this disk still stores the right error for an oversized or unreadable
-    file, and a failed read never fails the job.
+    Sends every batch with pending images that was never sent. Batches already sent are
+    sent again only if the broker holds none of the job's messages (it restarted and lost
+    them) or ``lost`` says so: re-sending messages still queued would double the queue.
+    An interrupted walk is walked again from the start, in the same order, skipping
+    every name already recorded; rows already recorded stay as they are.
     """
+    with sessions.begin() as session:
+        job = session.get(Job, job.id)
+        if job.submitted_at is None:
+            if producer_alive(job, stall_seconds=settings.stall_seconds):
+                raise SubmissionError(f"job {job.id} is still being submitted by "
+                                      f"{job.producer}")
+            job.producer, job.producer_seen_at = this_producer(), utcnow()
+            job.submission_stopped = None
+        batches = unsent_batches(session, job_id=job.id)
+        sent_pending = [b for b in pending_batches(session, job_id=job.id) if b not in
+                        set(batches)]
+        next_batch = next_batch_number(session, job_id=job.id)
+        session.expunge(job)
+    check_broker(app)
+    lost = bool(sent_pending) and (lost or not broker_holds_messages_of(app, job.id))
+    if lost:
+        batches = sorted(batches + sent_pending)
+    root = Path(job.root)
+    walk = _Walk(job, root, settings=settings, sessions=sessions, app=app, progress=progress)
+    enqueue_batches(app, sessions=sessions, job_id=job.id, batches=batches,
+                    root=root if job.inline else None, settings=settings, queued=walk.queued)
+    if job.submitted_at is not None:
+        return Resumed(len(batches), lost, 0, 0)
+    before = next_batch
+    walk.run(scan_folder(root), first=None, next_batch=next_batch, skip_recorded=True)
     with sessions() as session:
-        images = pending_images(session, job_id=job_id, batch=batch)
-    cap = min(settings.max_file_bytes, settings.inline_max_file_bytes)
-    folder = JobFolder(root, allowed_roots=settings.allowed_roots)
-    payload: dict[str, dict[str, str]] = {}
-    for image in images:
-        try:
-            data = folder.read(image.path, max_bytes=cap)
-            payload[str(image.id)] = {"data": base64.b64encode(data).decode("ascii")}
-        except ImageError as exc:
-            payload[str(image.id)] = {"error": str(exc)}
-    return payload
+        after = next_batch_number(session, job_id=job.id)
+    return Resumed(len(batches), lost, walk.found, after - before)
+
+

@@ -198,10 +198,14 @@ def results(
 
 
 @app.command()
-def resume(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
-    """Re-enqueue exactly the job's pending images (after a broker restart lost them)."""
+def resume(
+    job: str = typer.Argument(..., help=JOB_HELP),
+    lost: bool = typer.Option(False, "--lost", help="re-send every batch with pending "
+                              "images, even if the broker still holds some of the job's"),
+) -> None:
+    """Finish an interrupted submission; send again batches the broker lost, once."""
     from broker.app import create_app
-    from producer.submit import resume_job
+    from producer.submit import SubmissionError, resume_job
     from signdigits.pipeline import check_broker
 
     settings = settings_or_fail()
@@ -211,8 +215,17 @@ def resume(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     check_broker(settings)
     if found.cancelled_at is not None:
         fail(f"job {found.id} was cancelled")
-    sent = resume_job(create_app(settings), sessions=sessions, job=found, settings=settings)
-    console.print(f"job {found.id}: re-enqueued {sent} batches with pending images")
+    try:
+        done = resume_job(create_app(settings), sessions=sessions, job=found,
+                          settings=settings, lost=lost)
+    except SubmissionError as exc:
+        fail(str(exc))
+    kind = "lost or never sent" if done.lost else "never sent"
+    console.print(f"job {found.id}: enqueued {done.resent} batches with pending images "
+                  f"({kind})")
+    if found.submitted_at is None:
+        console.print(f"job {found.id}: walk finished: {done.found:,} more images in "
+                      f"{done.batches:,} batches")
 
 
 @app.command()

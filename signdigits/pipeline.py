@@ -6,7 +6,6 @@ import os
 import time
 from pathlib import Path
 
-from kombu.exceptions import OperationalError as KombuOperationalError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -48,16 +47,20 @@ def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
     from producer.submit import submit_folder
 
     with console.status(f"scanning {folder}") as spinner:
+        waiting = False
+
         def progress(stage: str, n: int) -> None:
+            nonlocal waiting
             spinner.update(f"{folder}: {n:,} images {stage}")
+            if "waiting" in stage and not waiting:  # a line a log (not only a terminal) keeps
+                console.print(f"{folder}: {n:,} images {stage}", markup=False)
+            waiting = "waiting" in stage
 
         try:
             job = submit_folder(folder, settings=settings, sessions=sessions,
                                 app=create_app(settings), progress=progress, **options)
         except (FolderError, ArtifactError, ValueError) as exc:
             fail(str(exc))
-        except KombuOperationalError as exc:
-            fail(f"cannot enqueue on the broker ({exc}); the job is marked failed")
     console.print(f"job {job.job_id}: {job.total_images:,} images in {job.total_batches:,} batches")
     return job
 
@@ -180,6 +183,9 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
         state = f"{s.state} (stalled)" if s.stalled else str(s.state)
         if s.job.failure:
             state += f": {s.job.failure}"
+        elif s.state == "submission interrupted":
+            why = f" ({s.job.submission_stopped})" if s.job.submission_stopped else ""
+            state += f"{why}: `signdigits resume {s.job.id}` finishes it"
         # Text, not markup: a folder named "[red]x" or holding escape codes prints as is.
         table.add_row(
             s.job.id, Text(printable(state)), f"{s.finished:,}/{s.total:,}",

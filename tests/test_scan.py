@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from producer.scan import FolderError, scan_folder
+from tests.conftest import REPO
 
 
 def _touch(path: Path, data: bytes = b"x") -> None:
@@ -54,3 +57,70 @@ def test_a_folder_that_is_not_one_is_refused(tmp_path, kind):
         target.write_text("x")
     with pytest.raises(FolderError):
         list(scan_folder(target))
+
+
+def make_deep(top: Path, levels: int, name: str, files: dict[int, bytes]) -> str:
+    """A chain of ``levels`` folders below ``top``, made through descriptors (its paths are
+    past PATH_MAX); ``files`` puts ``img.jpg`` at those depths. Returns the deepest path."""
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    relative = []
+    try:
+        for depth in range(1, levels + 1):
+            os.mkdir(name, dir_fd=fd)
+            child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+            relative.append(name)
+            if depth in files:
+                out = os.open("img.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+                os.write(out, files[depth])
+                os.close(out)
+    finally:
+        os.close(fd)
+    return "/".join(relative)
+
+
+def remove_deep(path: Path) -> None:
+    # shutil.rmtree recurses once per level and stops at Python's recursion limit.
+    subprocess.run(["rm", "-rf", str(path)], check=True)
+
+
+def test_images_past_the_path_limit_are_found(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    _touch(root / "top.jpg")
+    wanted = {1: b"x", 1500: b"x", 2999: b"x", 3000: b"x"}  # "d/" x 3000: a 6,000-byte path
+    try:
+        make_deep(root, 3000, "d", wanted)
+        found = list(scan_folder(root))
+        expected = {"top.jpg"} | {"/".join(["d"] * depth + ["img.jpg"]) for depth in wanted}
+        assert set(found) == expected and len(found) == len(expected)
+        assert max(len(p) for p in found) > os.pathconf("/", "PC_PATH_MAX")
+    finally:
+        remove_deep(root)
+
+
+def test_an_unreadable_folder_is_reported_not_skipped(tmp_path):
+    root = tmp_path / "root"
+    _touch(root / "a.jpg")
+    _touch(root / "locked" / "b.jpg")
+    _touch(root / "locked" / "c.jpg")
+    (root / "locked").chmod(0)
+    script = ("import sys; from producer.scan import scan_folder\n"
+              "for item in scan_folder(sys.argv[1]): print(repr(item))")
+    command = [sys.executable, "-c", script, str(root)]
+    # Root reads any folder; without these two capabilities its mode applies to root too.
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    result = subprocess.run([*drop, *command] if os.geteuid() == 0 else command,
+                            capture_output=True, text=True, cwd=REPO, check=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    (root / "locked").chmod(0o755)
+    lines = sorted(result.stdout.splitlines())
+    assert lines == ["'a.jpg'", "Unreachable(path='locked/', reason='folder not listed: "
+                     "permission denied; the images in it have no rows')"], result.stderr
+
+
+def test_names_that_are_not_utf8_are_yielded_as_the_system_gives_them(tmp_path):
+    _touch(tmp_path / "ok.jpg")
+    os.link(tmp_path / "ok.jpg", os.fsencode(tmp_path) + b"/caf\xe9.jpg")
+    assert sorted(scan_folder(tmp_path)) == ["caf\udce9.jpg", "ok.jpg"]

@@ -57,3 +57,51 @@ def test_a_jobs_last_batches_shrink_so_workers_finish_together():
         sizes = batch_sizes(count, 128, last=True)
         assert sum(sizes) == count and all(0 < s <= 128 for s in sizes)
         assert sizes[-1] <= 32  # the last to finish holds little
+
+
+def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(tmp_path):
+    import pytest
+
+    from db.queries import summarize_job
+    from producer.submit import SubmissionError, resume_job
+    from tests.conftest import start_valkey
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(6000):  # more than one manifest part
+        (folder / f"{i:05d}.jpg").write_bytes(b"")
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    sessions = session_factory(url)
+    broker = start_valkey()
+    port = broker.port
+    settings = Settings(broker_url=f"redis://127.0.0.1:{port}/0", database_url=url)
+
+    stopped = []
+
+    def stop_broker_after_first_part(stage: str, found: int) -> None:
+        if not stopped:
+            stopped.append(found)
+            broker.stop()
+
+    try:
+        with pytest.raises(SubmissionError, match="resume"):
+            submit_folder(folder, settings=settings, sessions=sessions, app=create_app(settings),
+                          batch_size=2, progress=stop_broker_after_first_part)
+        with sessions() as session:
+            job = session.scalars(select(Job)).one()
+            assert summarize_job(session, job=job, stall_seconds=60).state == \
+                "submission interrupted"
+            assert job.submission_stopped and job.failure is None
+        broker = start_valkey(port=port)
+        resume_job(create_app(settings), sessions=sessions, job=job, settings=settings)
+        with sessions() as session:
+            job = session.get(Job, job.id)
+            assert job.submitted_at is not None and job.total_images == 6000
+            assert session.scalar(select(func.count(func.distinct(Image.path)))) == 6000
+        import redis
+
+        queued = redis.Redis.from_url(settings.broker_url).llen("signdigits")
+        assert queued == job.total_batches  # the lost first part's batches sent again, once
+    finally:
+        broker.stop()

@@ -1,0 +1,157 @@
+"""Sending a job's batches: one task each, marked sent, and for --inline, held back.
+
+An ``--inline`` message carries its batch's image bytes (~2.6 MB for 128 photos), and a
+producer reads files far faster than workers classify them: unchecked, a million-image
+job would park ~57 GB in Redis. :class:`QueuedBytes` keeps the messages this producer has
+sent and the database does not yet show finished under
+``SIGNDIGITS_INLINE_MAX_QUEUED_BYTES``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from broker.app import QUEUE
+from broker.messages import TASK_NAME, display_name
+from config.settings import Settings
+from db.queries import mark_enqueued, pending_images, still_pending
+from files.reading import ImageError, JobFolder
+
+_POLL_SECONDS = 0.25  # how often a held-back producer asks the database for finished batches
+# Kombu's Redis transport base64-encodes the JSON body inside a JSON envelope of headers.
+_ENVELOPE_BYTES = 1500
+
+
+class QueuedBytes:
+    """The bytes of this producer's sent messages whose batches still have pending images."""
+
+    def __init__(self, *, cap: int, sessions: sessionmaker[Session], job_id: str,
+                 waiting: Callable[[int], None]) -> None:
+        self.cap = cap
+        self.sessions = sessions
+        self.job_id = job_id
+        self.waiting = waiting  # told the bytes queued, each time the producer waits
+        self.sent: dict[int, int] = {}
+
+    @property
+    def total(self) -> int:
+        return sum(self.sent.values())
+
+    def make_room(self, size: int) -> None:
+        """Return once a message of ``size`` bytes fits under the cap (at once if none
+        is outstanding: a batch bigger than the cap still goes, alone)."""
+        while self.sent and self.total + size > self.cap:
+            with self.sessions() as session:
+                left = still_pending(session, job_id=self.job_id, batches=list(self.sent))
+            self.sent = {b: n for b, n in self.sent.items() if b in left}
+            if self.sent and self.total + size > self.cap:
+                self.waiting(self.total)
+                time.sleep(_POLL_SECONDS)
+
+    def add(self, batch: int, size: int) -> None:
+        self.sent[batch] = size
+
+
+def enqueue_batches(
+    app: Celery,
+    *,
+    sessions: sessionmaker[Session],
+    job_id: str,
+    batches: Sequence[int],
+    root: Path | None,
+    settings: Settings,
+    queued: QueuedBytes | None = None,
+) -> int:
+    """Send one task per batch and mark it sent; with ``root`` set, the image bytes
+    travel inside them, each sent only once ``queued`` has room for it.
+
+    A batch is marked after its message is sent, never before: a producer killed in
+    between leaves it unmarked, and ``resume`` sends it again (a duplicate delivery
+    changes no result) rather than never.
+    """
+    sent: list[int] = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for batch in batches:
+                kwargs = {}
+                if root is not None:
+                    kwargs["inline"] = read_inline(sessions, job_id=job_id, batch=batch,
+                                                   root=root, settings=settings)
+                    size = message_bytes(kwargs["inline"])
+                    if queued is not None:
+                        queued.make_room(size)
+                # The shadow name is what Flower and the worker logs show for this task.
+                app.send_task(
+                    TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer,
+                    shadow=display_name(job_id, batch),
+                )
+                sent.append(batch)
+                if root is not None:
+                    if queued is not None:
+                        queued.add(batch, size)
+                    _mark(sessions, job_id, sent)  # a big message: marked at once
+                    sent = []
+    finally:
+        _mark(sessions, job_id, sent)
+    return len(batches)
+
+
+def _mark(sessions: sessionmaker[Session], job_id: str, batches: list[int]) -> None:
+    if batches:
+        with sessions.begin() as session:
+            mark_enqueued(session, job_id=job_id, batches=batches)
+
+
+def message_bytes(inline: dict) -> int:
+    """What the message will occupy in Redis: its JSON, base64-encoded, and the envelope."""
+    return len(json.dumps(inline)) * 4 // 3 + _ENVELOPE_BYTES
+
+
+def read_inline(
+    sessions: sessionmaker[Session], *, job_id: str, batch: int, root: Path, settings: Settings
+) -> dict[str, dict[str, str]]:
+    """Image id -> ``{"data": base64}``, or ``{"error": message}`` for a file that cannot go.
+
+    The producer reads with the same size cap and messages as a worker would, so a worker
+    that cannot see this disk still stores the right error for an oversized or unreadable
+    file, and a failed read never fails the job.
+    """
+    with sessions() as session:
+        images = pending_images(session, job_id=job_id, batch=batch)
+    cap = min(settings.max_file_bytes, settings.inline_max_file_bytes)
+    folder = JobFolder(root, allowed_roots=settings.allowed_roots)
+    payload: dict[str, dict[str, str]] = {}
+    for image in images:
+        try:
+            data = folder.read(image.path, max_bytes=cap)
+            payload[str(image.id)] = {"data": base64.b64encode(data).decode("ascii")}
+        except ImageError as exc:
+            payload[str(image.id)] = {"error": str(exc)}
+    return payload
+
+
+def broker_holds_messages_of(app: Celery, job_id: str) -> bool:
+    """Whether the broker still holds any message of the job: queued, or delivered to a
+    worker and not yet acknowledged (kombu keeps those in its ``unacked`` hash).
+
+    Reads every queued message, so it costs as much as the queue holds; ``resume`` asks
+    it once, to tell a queue that lost the job's messages from one still working on them.
+    """
+    needle = job_id.encode()
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        client = channel.client
+        keys = [channel._q_for_pri(QUEUE, step) for step in channel.priority_steps]
+        for key in dict.fromkeys(keys):
+            length = client.llen(key)
+            for start in range(0, length, 100):
+                if any(needle in item for item in client.lrange(key, start, start + 99)):
+                    return True
+        return any(needle in value for _, value in client.hscan_iter(channel.unacked_key))
