@@ -20,7 +20,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings
+from config.settings import Settings, shown_value
 from db.models import Job, utcnow
 from db.queries import (
     add_manifest,
@@ -108,15 +108,21 @@ def submit_folder(
     return SubmittedJob(job.id, total, batches)
 
 
-def check_broker(app: Celery) -> None:
-    """Connect once, so that a broker that is down costs a clear line and records nothing."""
+def check_broker(app: Celery, *, timeout: float = 5.0) -> None:
+    """Connect once, so that a broker that is down costs a clear line and records nothing.
+
+    The CLI asks before it even opens the database, ``submit_folder`` and ``resume_job``
+    before they write: without it an unreachable broker shows up only at the first
+    enqueue, after the job and its first manifest rows exist.
+    """
     try:
         with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
-    except BrokerError as exc:
-        url = app.conf.broker_url.rsplit("@", 1)[-1]  # no password on the terminal
-        raise SubmissionError(f"cannot reach the broker at {url}: {exc}; nothing was "
-                              "recorded") from None
+            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
+                                         timeout=timeout)
+    except (BrokerError, OSError) as exc:
+        url = shown_value("broker_url", app.conf.broker_url)  # no password on the terminal
+        raise SubmissionError(f"cannot reach the broker at {url} (SIGNDIGITS_BROKER_URL): "
+                              f"{exc}; nothing was recorded") from None
 
 
 def this_producer() -> str:

@@ -12,7 +12,7 @@ from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings, shown_value
+from config.settings import Settings
 from db.models import Image, ImageStatus, Job
 from db.queries import JobSummary, as_utc, digit_counts, list_jobs, resolve_job, summarize_job
 from producer.scan import FolderError
@@ -23,23 +23,16 @@ FINISHED = {"done", "done with errors", "failed", "cancelled"}
 STATUS_LIMIT = 50  # jobs `status` lists, newest first
 
 
-def check_broker(settings: Settings, timeout: float = 5.0) -> None:
-    """Fail with one line unless the broker answers: called before a job is recorded.
-
-    Otherwise an unreachable broker shows up only at the first enqueue, after the job
-    and its first manifest rows are written, and leaves a failed job behind.
-    """
-    from kombu import Connection
+def check_broker(settings: Settings) -> None:
+    """One line and exit 1 unless the broker answers (the producer's own check)."""
+    from broker.app import create_app
+    from producer.submit import SubmissionError
+    from producer.submit import check_broker as broker_answers
 
     try:
-        # A bare connection, not a Celery app: with a second app made here, Flower missed
-        # a task-sent event of the job (test_cluster.py); why was not pinned down.
-        with Connection(settings.broker_url, connect_timeout=timeout) as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
-                                         timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - any way of not answering is the same answer
-        fail(f"broker {shown_value('broker_url', settings.broker_url)} (SIGNDIGITS_BROKER_URL) "
-             f"unreachable: {exc}; nothing was recorded")
+        broker_answers(create_app(settings))
+    except SubmissionError as exc:
+        fail(str(exc))
 
 
 def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session], **options):

@@ -184,13 +184,15 @@ def test_submit_with_the_broker_down_records_nothing(stack, tmp_path):
     stack.env["SIGNDIGITS_BROKER_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
     result = stack.cli("submit", str(tmp_path / "photos"))
     assert result.returncode != 0
-    assert "cannot reach the broker at redis://127.0.0.1:1/0" in result.stderr
+    assert "cannot reach the broker at 'redis://127.0.0.1:1/0'" in result.stderr
     assert "nothing was recorded" in result.stderr
-    from sqlalchemy import select
+    from sqlalchemy import inspect, select
 
     from db.models import Job
 
     with stack.sessions()() as session:
-        assert session.scalars(select(Job).where(Job.root == str(tmp_path / "photos"))).all() \
-            == []
+        # The CLI asks the broker before it opens the database: no tables is "nothing" too.
+        if "jobs" in inspect(session.connection()).get_table_names():
+            assert session.scalars(
+                select(Job).where(Job.root == str(tmp_path / "photos"))).all() == []
 
