@@ -7,6 +7,7 @@ after the message, reached it after the worker's ``task-received``.
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 
@@ -15,13 +16,16 @@ from celery.events.state import State
 from broker.app import create_app
 from broker.messages import display_name
 from config.settings import Settings
-from producer.submit import enqueue_batches
+from tests.conftest import make_env, run_cli, sample_images
 
 
-def test_task_sent_events_carry_the_display_name(redis_url):
-    settings = Settings(broker_url=redis_url.rsplit("/", 1)[0] + "/15")
-    app = create_app(settings)
-    job_id = "f" * 32
+def test_task_sent_events_carry_the_display_name(redis_url, dataset, tmp_path):
+    broker_url = redis_url.rsplit("/", 1)[0] + "/15"
+    app = create_app(Settings(broker_url=broker_url))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for n, (path, _) in enumerate(sample_images(dataset, 1)[:3]):
+        shutil.copyfile(path, photos / f"{n}.jpg")
     sent: list[dict] = []
     listening = threading.Event()
 
@@ -43,8 +47,10 @@ def test_task_sent_events_carry_the_display_name(redis_url):
         while not listening.wait(0.1):
             assert time.monotonic() < deadline, "could not subscribe to events"
             dispatcher.send("worker-online")
-    enqueue_batches(app, sessions=None, job_id=job_id, batches=[0, 1, 2], root=None,
-                    settings=settings)
+    submitted = run_cli("submit", str(photos), "--batch-size", "1", cwd=tmp_path, env=make_env(
+        broker_url=broker_url, database_url=f"sqlite:///{tmp_path / 'sd.db'}"))
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.split()[0]
     thread.join(30)
     with app.connection_for_write() as connection:
         connection.default_channel.client.delete("signdigits")  # the three unconsumed tasks
