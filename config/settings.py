@@ -6,6 +6,8 @@ nowhere else, so a value documented in the README is the value the code uses.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +26,37 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def default_database_url() -> str:
+    """SQLite in the user's data folder: one file for every process this user starts.
+
+    ``$XDG_DATA_HOME/signdigits/signdigits.db`` (``~/.local/share/signdigits/`` when unset).
+    A path relative to the working directory would give a worker started in another
+    folder a database of its own, empty, and every batch sent to it would find no job.
+    """
+    data_home = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
+    folder = base / "signdigits"
+    # If this fails, SQLite's own error on connecting names the file it could not open.
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'signdigits.db'}"
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """A SQLite URL with a relative path made absolute (against this working directory).
+
+    Every process then logs and prints the one file it really opens, so two processes
+    that were given the same relative URL in different folders are told apart at once.
+    """
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+")[0] != "sqlite" or rest.startswith("/"):
+        return url
+    path, query_sep, query = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    return f"{scheme}:///{os.path.abspath(path)}{query_sep}{query}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNDIGITS_", extra="ignore")
 
@@ -31,7 +64,10 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, description="Redis URL; unset means `run` starts an embedded server"
     )
-    database_url: str = Field("sqlite:///signdigits.db", description="SQLAlchemy URL")
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL; unset: SQLite in $XDG_DATA_HOME/signdigits",
+    )
     model_path: Path | None = Field(None, description="model artifact; unset: the shipped one")
     threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="default confidence threshold; unset: the model's"
@@ -62,7 +98,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_driver(cls, url: str) -> str:
-        return sqlalchemy_url(url)
+        return absolute_sqlite_url(sqlalchemy_url(url))
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
