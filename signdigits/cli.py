@@ -124,11 +124,16 @@ def worker(
     loglevel: str = typer.Option("INFO", help="Celery log level"),
 ) -> None:
     """A Celery worker with task events on (same as `celery -A worker worker -E`)."""
+    from serving.artifact import ArtifactError, read_model_info, resolve_model_path
     from signdigits.local import worker_command
 
     settings = _settings()
     if not settings.broker_url:
         fail("SIGNDIGITS_BROKER_URL is not set")
+    try:  # before anything starts: a worker without its model must take no batch
+        read_model_info(resolve_model_path(settings.model_path))
+    except ArtifactError as exc:
+        fail(str(exc))
     _database(settings)
     name = hostname or "signdigits@%h"
     command = worker_command(concurrency=concurrency or settings.concurrency, name=name,

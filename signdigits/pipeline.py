@@ -73,6 +73,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         read_model_info(resolve_model_path(settings.model_path))
     except ArtifactError as exc:
         fail(str(exc))
+    console.print(f"results database: {_shown_url(settings.database_url)}")
     stack = LocalStack(broker_url=settings.broker_url, database_url=settings.database_url,
                        concurrency=workers, name=f"local-{os.getpid()}@%h")
     stop_on_termination()
@@ -126,6 +127,8 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
     if not summaries:
         console.print("no jobs yet")
         return
+    reports = _unknown_job_reports(settings, [s.job.id for s in summaries
+                                             if s.state not in FINISHED])
     table = Table(show_header=True)
     for column in ("job", "state", "done/total", "below thr.", "errors", "img/s", "model",
                    "created", "folder"):
@@ -134,9 +137,39 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
         state = f"{s.state} (stalled)" if s.stalled else str(s.state)
         if s.job.failure:
             state += f": {s.job.failure}"
+        if s.job.id in reports:
+            state += " (a worker's database lacks it, see below)"
         table.add_row(
             s.job.id, state, f"{s.finished:,}/{s.total:,}", f"{s.below_threshold:,}",
             f"{s.errors:,}", f"{s.rate:,.1f}" if s.rate else "-", s.job.model_version,
             s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), s.job.root,
         )
     output.print(table)
+    for job_id, found in reports.items():
+        for report in found:
+            output.print(f"job {job_id}: worker {report.worker} has no such job in its "
+                         f"database {report.database} ({report.seconds_ago:.0f} s ago); it "
+                         "puts the batches back for a worker that knows the job",
+                         soft_wrap=True, markup=False)
+
+
+def _shown_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _unknown_job_reports(settings: Settings, job_ids: list[str]) -> dict:
+    """Workers that were sent these jobs' batches but whose database has no such job.
+
+    Read from the broker, the only thing such a worker shares with this side; without a
+    broker (or if it does not answer) status shows the database's view alone.
+    """
+    if not settings.broker_url or not job_ids:
+        return {}
+    from worker.unknown_jobs import unknown_job_reports
+
+    try:
+        return unknown_job_reports(settings.broker_url, job_ids=job_ids)
+    except Exception:  # noqa: BLE001 - a status without the reports beats no status
+        return {}
