@@ -39,6 +39,35 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def default_database_url() -> str:
+    """SQLite in the user's data folder: one file for every process this user starts.
+
+    ``$XDG_DATA_HOME/signdigits/signdigits.db`` (``~/.local/share/signdigits/`` when unset).
+    A path relative to the working directory would give a worker started in another
+    folder a database of its own, empty, and every batch sent to it would find no job.
+    """
+    data_home = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
+    # The folder is made by the commands that write (db.session), not here: reading the
+    # settings must create nothing.
+    return f"sqlite:///{base / 'signdigits' / 'signdigits.db'}"
+
+
+def absolute_sqlite_url(url: str) -> str:
+    """A SQLite URL with a relative path made absolute (against this working directory).
+
+    Every process then logs and prints the one file it really opens, so two processes
+    that were given the same relative URL in different folders are told apart at once.
+    """
+    scheme, sep, rest = url.partition(":///")
+    if not sep or scheme.split("+")[0] != "sqlite" or rest.startswith("/"):
+        return url
+    path, query_sep, query = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return url
+    return f"{scheme}:///{os.path.abspath(path)}{query_sep}{query}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
@@ -46,7 +75,10 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, description="Redis URL; unset means `run` starts an embedded server"
     )
-    database_url: str = Field("sqlite:///signdigits.db", description="SQLAlchemy URL")
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL; unset: SQLite in $XDG_DATA_HOME/signdigits",
+    )
     model_path: Path | None = Field(None, description="model artifact; unset: the shipped one")
     threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="default confidence threshold; unset: the model's"
@@ -112,7 +144,7 @@ class Settings(BaseSettings):
                 raise PydanticCustomError("database_url", expected + " (a file path)")
         elif backend != "postgresql" or driver != "psycopg":
             raise PydanticCustomError("database_url", expected)
-        return url
+        return absolute_sqlite_url(url)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:

@@ -67,3 +67,8 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.database == ":memory:" or parsed.database.startswith("file:"):
         return None
     return Path(parsed.database).expanduser().absolute()
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit for a terminal or a log: the password masked."""
+    return make_url(url).render_as_string(hide_password=True)

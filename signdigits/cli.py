@@ -17,7 +17,6 @@ from signdigits.preflight import (
     is_loopback,
     require_broker,
     settings_or_fail,
-    shown_url,
 )
 
 app = OneLineErrors(
@@ -48,6 +47,8 @@ def db_upgrade() -> None:
     """Apply Alembic migrations (alembic upgrade head)."""
     settings = settings_or_fail()
     database_for_writing(settings)
+    from db.session import shown_url
+
     console.print(f"database {shown_url(settings.database_url)} is at the latest schema")
 
 
@@ -101,10 +102,15 @@ def worker(
     loglevel: str = typer.Option("INFO", help="Celery log level"),
 ) -> None:
     """A Celery worker with task events on (same as `celery -A worker worker -E`)."""
+    from serving.artifact import ArtifactError, read_model_info, resolve_model_path
     from signdigits.local import worker_command
 
     settings = settings_or_fail()
     require_broker(settings)
+    try:  # before anything starts: a worker without its model must take no batch
+        read_model_info(resolve_model_path(settings.model_path))
+    except ArtifactError as exc:
+        fail(str(exc))
     database_for_writing(settings)
     name = hostname or "signdigits@%h"
     command = worker_command(concurrency=concurrency or settings.concurrency, name=name,

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from db.models import Image, ImageStatus, Job
 from db.queries import JobSummary, as_utc, digit_counts, list_jobs, resolve_job, summarize_job
+from db.session import shown_url
 from producer.scan import FolderError
 from serving.artifact import ArtifactError
 from signdigits.console import console, fail, output, printable
@@ -92,6 +93,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         read_model_info(resolve_model_path(settings.model_path))
     except ArtifactError as exc:
         fail(str(exc))
+    console.print(f"results database: {shown_url(settings.database_url)}")
     stack = LocalStack(broker_url=settings.broker_url, database_url=settings.database_url,
                        concurrency=workers, name=f"local-{os.getpid()}@%h")
     stop_on_termination()
@@ -168,6 +170,8 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
     if not summaries:
         console.print("no jobs yet")
         return
+    reports = _unknown_job_reports(settings, [s.job.id for s in summaries
+                                             if s.state not in FINISHED])
     table = Table(show_header=True)
     for column in ("job", "state", "done/total", "below thr.", "errors", "img/s", "model",
                    "created", "folder"):
@@ -179,6 +183,8 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
         elif s.state == "submission interrupted":
             why = f" ({s.job.submission_stopped})" if s.job.submission_stopped else ""
             state += f"{why}: `signdigits resume {s.job.id}` finishes it"
+        if s.job.id in reports:
+            state += " (a worker's database lacks it, see below)"
         # Text, not markup: a folder named "[red]x" or holding escape codes prints as is.
         table.add_row(
             s.job.id, Text(printable(state)), f"{s.finished:,}/{s.total:,}",
@@ -190,3 +196,25 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
     if total_jobs is not None and total_jobs > len(summaries):
         output.print(f"the {len(summaries)} newest of {total_jobs:,} jobs; "
                      "`signdigits status JOB` shows any one")
+    for job_id, found in reports.items():
+        for report in found:
+            output.print(f"job {job_id}: worker {report.worker} has no such job in its "
+                         f"database {report.database} ({report.seconds_ago:.0f} s ago); it "
+                         "puts the batches back for a worker that knows the job",
+                         soft_wrap=True, markup=False)
+
+
+def _unknown_job_reports(settings: Settings, job_ids: list[str]) -> dict:
+    """Workers that were sent these jobs' batches but whose database has no such job.
+
+    Read from the broker, the only thing such a worker shares with this side; without a
+    broker (or if it does not answer) status shows the database's view alone.
+    """
+    if not settings.broker_url or not job_ids:
+        return {}
+    from worker.unknown_jobs import unknown_job_reports
+
+    try:
+        return unknown_job_reports(settings.broker_url, job_ids=job_ids)
+    except Exception:  # noqa: BLE001 - a status without the reports beats no status
+        return {}

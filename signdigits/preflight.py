@@ -50,7 +50,7 @@ def _first_line(error: object) -> str:
 
 def _configured_database() -> str:
     from config.settings import get_settings
-    from db.session import sqlite_file
+    from db.session import shown_url, sqlite_file
 
     url = get_settings().database_url
     return str(sqlite_file(url) or shown_url(url))
@@ -76,7 +76,7 @@ def database_for_writing(settings):
     from sqlalchemy.exc import DBAPIError
 
     from db.migrate import upgrade
-    from db.session import session_factory, sqlite_file
+    from db.session import session_factory, shown_url, sqlite_file
 
     url = settings.database_url
     where = sqlite_file(url) or shown_url(url)
@@ -99,7 +99,7 @@ def database_for_reading(settings):
     from sqlalchemy.exc import DBAPIError
 
     from db.migrate import SCHEMA_HEAD, schema_revision
-    from db.session import session_factory, sqlite_file
+    from db.session import session_factory, shown_url, sqlite_file
 
     url = settings.database_url
     path = sqlite_file(url)
@@ -116,13 +116,6 @@ def database_for_reading(settings):
         fail(f"database {where} is at schema {revision}, this signdigits needs "
              f"{SCHEMA_HEAD}: run `signdigits db upgrade`")
     return session_factory(url)
-
-
-def shown_url(url: str) -> str:
-    """A database URL fit for a terminal or a log: the password masked."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def is_loopback(address: str) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from signdigits import procstat
 from signdigits.local import RedisServer, free_port
 from tests.conftest import Stack, account, copy_sample, record
+from tests.events import BatchEvents
 
 
 def _wait_claimed(stack: Stack, job_id: str, batch: int, timeout: float = 60) -> None:
@@ -40,6 +41,20 @@ def _not_done(rows) -> list:
 def sqlite_stack(redis_url, tmp_path):
     stack = Stack(redis_url, f"sqlite:///{tmp_path / 'results.db'}", tmp_path,
                   visibility_timeout=8, stall_seconds=3, max_attempts=3)
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def counting_stack(redis_url, tmp_path):
+    """For tests that count deliveries: no visibility timeout expires during the test.
+
+    An unacknowledged message older than the timeout is delivered once more (at least
+    once); with 8 s, a batch that waited for a restarting pool process was, once in two
+    runs, and a count of deliveries would measure the machine's load.
+    """
+    stack = Stack(redis_url, f"sqlite:///{tmp_path / 'results.db'}", tmp_path,
+                  visibility_timeout=600, stall_seconds=3, max_attempts=3)
     yield stack
     stack.stop()
 
@@ -192,13 +207,42 @@ def test_postgres_outage_is_waited_out(redis_url, dataset, tmp_path):
         pg.remove()
 
 
-def test_poison_batch_stops_after_bounded_attempts(sqlite_stack, dataset, tmp_path):
-    stack = sqlite_stack
+def _wait_until_no_message_is_left(stack: Stack, timeout: float = 60) -> None:
+    """Until neither the broker nor the worker holds a message of this stack's queue.
+
+    Queued (the queue's list), delivered but unacknowledged (kombu's ``unacked`` hash,
+    what the visibility timeout restores), or held by the worker (running, reserved,
+    waiting for a retry's countdown): with none of these left, no delivery can follow.
+    """
+    import redis
+
+    from broker.app import QUEUE
+
+    client = redis.Redis.from_url(stack.broker_url)
+    inspect = stack.app().control.inspect(destination=[stack.worker.name], timeout=2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        held = [inspect.active(), inspect.reserved(), inspect.scheduled()]
+        in_worker = sum(len(reply.get(stack.worker.name, [])) for reply in held if reply)
+        if (all(held) and not in_worker and not client.llen(QUEUE)
+                and not client.hlen("unacked")):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"messages still held after {timeout}s")
+
+
+def test_poison_batch_stops_after_bounded_attempts(counting_stack, dataset, tmp_path):
+    stack = counting_stack
     truth = copy_sample(dataset, tmp_path / "photos", per_digit=3)
     stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_POISON_BATCHES="1")
-    job_id = stack.submit(tmp_path / "photos", "--batch-size", "10")
-    stack.wait_for(job_id, timeout=120)
-    time.sleep(3)  # any further redelivery would show as more attempts
+    with BatchEvents(stack.app()) as events:
+        job_id = stack.submit(tmp_path / "photos", "--batch-size", "10")
+        stack.wait_for(job_id, timeout=120)
+        events.wait_for(job_id, 1, until=lambda seen: "succeeded" in seen)
+        _wait_until_no_message_is_left(stack)
+        deliveries = events.of(job_id, 1).count("received")
+    # Three tries, each a delivery; the third gave up and was acknowledged: no fourth.
+    assert deliveries == 3, events.of(job_id, 1)
     rows = stack.rows(job_id)
     poisoned = [r for r in rows if r.batch == 1]
     assert len(poisoned) == 10
@@ -208,8 +252,37 @@ def test_poison_batch_stops_after_bounded_attempts(sqlite_stack, dataset, tmp_pa
     assert all(r.status == "done" for r in rows if r.batch != 1)
     figures = account(rows, list(truth))
     figures["attempts"] = 3
+    figures["deliveries"] = deliveries
     record("poison batch (fails every time, max 3 attempts)", figures)
     assert figures["missing"] == 0 and figures["duplicates"] == 0
+    assert "done with errors" in stack.cli("status", job_id).stdout
+
+
+def test_batch_that_kills_its_worker_every_time_is_given_up(
+    counting_stack, dataset, tmp_path
+):
+    stack = counting_stack
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=3)
+    worker = stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_KILL_BATCHES="1")
+    with BatchEvents(stack.app()) as events:
+        job_id = stack.submit(tmp_path / "photos", "--batch-size", "10")
+        stack.wait_for(job_id, timeout=300)
+        events.wait_for(job_id, 1, until=lambda seen: "succeeded" in seen)
+        deliveries = events.of(job_id, 1).count("received")
+    rows = stack.rows(job_id)
+    doomed = [r for r in rows if r.batch == 1]
+    assert len(doomed) == 10
+    assert all(r.status == "error" and "gave up after 3 attempts" in r.error
+               and "died" in r.error for r in doomed), {r.error for r in doomed}
+    assert {r.attempts for r in doomed} == {3}  # the tries made, as for a batch that raises
+    assert all(r.status == "done" for r in rows if r.batch != 1), _not_done(rows)
+    kills = worker.log.read_text(errors="replace").count("exited with 'signal 9 (SIGKILL)'")
+    assert kills == 3  # exactly max_attempts tries, each ended by the process's death
+    assert deliveries == 4, events.of(job_id, 1)  # three tries, then the give-up delivery
+    figures = account(rows, list(truth))
+    figures.update({"child deaths": kills, "deliveries": deliveries})
+    record("batch kills its worker process on every try (max 3 attempts)", figures)
+    assert figures["rows"] == 30 and figures["missing"] == 0 and figures["duplicates"] == 0
     assert "done with errors" in stack.cli("status", job_id).stdout
 
 

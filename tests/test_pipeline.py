@@ -112,20 +112,27 @@ def test_empty_or_missing_folder_leaves_no_job(stack, tmp_path):
     assert redis.Redis.from_url(stack.broker_url).llen("signdigits") == 0
 
 
+def _own_data_home(tmp_path) -> dict[str, str]:
+    """No SIGNDIGITS_DATABASE_URL: the default SQLite file, under tmp_path, not ~."""
+    return {**make_env(), "XDG_DATA_HOME": str(tmp_path)}
+
+
 def test_run_on_an_empty_folder_fails_clearly(tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run_cli("run", str(tmp_path / "empty"), env=make_env(), cwd=tmp_path)
+    result = run_cli("run", str(tmp_path / "empty"), env=_own_data_home(tmp_path), cwd=tmp_path)
     assert result.returncode != 0
     assert "no images found" in result.stderr
 
 
 def test_run_does_everything_with_embedded_defaults(dataset, tmp_path):
     truth = copy_sample(dataset, tmp_path / "photos", per_digit=3, seed=2)
-    result = run_cli("run", str(tmp_path / "photos"), "--workers", "1", env=make_env(),
-                     cwd=tmp_path)
+    result = run_cli("run", str(tmp_path / "photos"), "--workers", "1",
+                     env=_own_data_home(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "images/s" in result.stderr and "30 classified" in result.stderr
-    rows = session_factory(f"sqlite:///{tmp_path / 'signdigits.db'}")().scalars(select(Image))
+    database = tmp_path / "signdigits" / "signdigits.db"  # the default: $XDG_DATA_HOME/...
+    assert f"results database: sqlite:///{database}" in result.stderr
+    rows = session_factory(f"sqlite:///{database}")().scalars(select(Image))
     assert sorted(r.path for r in rows) == sorted(truth)
 
 
@@ -147,10 +154,10 @@ def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
     run = subprocess.Popen(
         [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "1",
          "--batch-size", "8"],
-        env=make_env(), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, start_new_session=True, preexec_fn=_hear_ctrl_c,
+        env=_own_data_home(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_hear_ctrl_c,
     )
-    database = tmp_path / "signdigits.db"
+    database = tmp_path / "signdigits" / "signdigits.db"
     deadline = time.monotonic() + 120
     done = 0
     while time.monotonic() < deadline and not done:

@@ -6,6 +6,8 @@ Read :func:`process_batch` top to bottom for the whole lifecycle of a task.
 from __future__ import annotations
 
 import base64
+import dataclasses
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +21,17 @@ from files.reading import ImageError, JobFolder
 from serving.model_input import IMAGE_SIZE
 from serving.preprocess import preprocess_image
 from worker.context import INFERENCE_PART, WorkerContext
+from worker.retries import Action, Failure, decide
+
+log = logging.getLogger(__name__)
+
+
+class UnknownJob(LookupError):
+    """This worker's database has no such job: it is not the producer's database.
+
+    Never acknowledged as done: the task puts the message back for a worker that knows
+    the job (:mod:`worker.tasks`).
+    """
 
 
 @dataclass(frozen=True)
@@ -54,12 +67,16 @@ def process_batch(
     claimed_at = time.perf_counter()
     if claimed is None:
         return BatchOutcome(job_id, batch, skipped=True)
-    if claimed.attempt > ctx.settings.max_attempts:
-        give_up_batch(
-            ctx, claimed, worker=worker,
-            reason=f"gave up after {ctx.settings.max_attempts} attempts "
-            "(the worker failed or died on every try)",
-        )
+    # Every earlier try ended without a result (it raised and was retried, or its process
+    # died): the same rule as after a failure decides whether this one may run.
+    tries = claimed.attempt - 1
+    decision = decide(tries=tries, failure=Failure.UNFINISHED, settings=ctx.settings,
+                      detail="no try finished (the worker process died, or lost the "
+                      "database, every time)")
+    if decision.action is Action.GIVE_UP:
+        give_up_batch(ctx, dataclasses.replace(claimed, attempt=tries), worker=worker,
+                      reason=decision.reason)
+        log.error("batch %s of job %s: %s", batch, job_id, decision.reason)
         return BatchOutcome(job_id, batch, errors=len(claimed.images))
     rows: list[dict] = []
     for pixels, errors in decode_in_parts(ctx, claimed, inline=inline):
@@ -78,10 +95,15 @@ def process_batch(
 
 
 def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int) -> ClaimedBatch | None:
-    """Count this attempt on the batch and load its pending images; None if none are left."""
+    """Count this attempt on the batch and load its pending images; None if none are left.
+
+    Raises :class:`UnknownJob` if this worker's database has no such job.
+    """
     with ctx.sessions.begin() as session:
         job = session.get(Job, job_id)
-        if job is None or job.cancelled_at is not None:
+        if job is None:
+            raise UnknownJob(job_id)
+        if job.cancelled_at is not None:
             return None
         images = [
             PendingImage(*row) for row in pending_images(session, job_id=job_id, batch=batch)

@@ -8,16 +8,19 @@ would load TensorFlow in the parent and hand every child a broken copy.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings, get_settings
-from db.session import worker_session_factory
+from db.session import shown_url, worker_session_factory
 from worker.readiness import mark_model_loaded
 
 if TYPE_CHECKING:  # importing it for real would pull TensorFlow into the parent
@@ -73,6 +76,50 @@ def open_connection(sessions: sessionmaker[Session]) -> None:
         log.warning("database not reachable at worker start (%s); tasks will retry", exc)
 
 
+@worker_init.connect
+def _check_before_consuming(**_kwargs) -> None:
+    """In the worker's main process, before its pool or consumer starts: exit if no model.
+
+    A worker that cannot load its model must not take batches: each would fail on every
+    try and end as error rows (or, before this check, be acknowledged unprocessed). The
+    artifact's metadata is read here without TensorFlow, which must not be loaded before
+    the fork; one line on stderr says why, and the exit status is 1.
+    """
+    from pydantic import ValidationError
+
+    from serving.artifact import ArtifactError, read_model_info, resolve_model_path
+
+    try:
+        settings = get_settings()
+        info = read_model_info(resolve_model_path(settings.model_path))
+    except ValidationError as exc:
+        _exit_at_start("invalid configuration: " + "; ".join(e["msg"] for e in exc.errors()))
+    except ArtifactError as exc:
+        _exit_at_start(f"cannot start the worker: {exc}")
+    # The start line: which model, and which database this worker reads its jobs from.
+    print(f"signdigits worker: model {info.version} from {info.path}; database "
+          f"{shown_url(settings.database_url)}", file=sys.stderr, flush=True)
+
+
+def _exit_at_start(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    # os._exit: a SystemExit raised inside Celery's start-up would be reported as a crash.
+    os._exit(1)
+
+
 @worker_process_init.connect
 def _load_in_child(**_kwargs) -> None:
-    get_context()
+    """Build the context in a new pool process; if that fails, stop the whole worker.
+
+    A pool process without its model would take batches and fail each one; and exiting
+    alone would make the pool fork a replacement that fails the same way, for ever. A
+    cold shutdown (SIGQUIT) of the main process exits with status 1, and any message it
+    had reserved goes back to the queue.
+    """
+    try:
+        get_context()
+    except Exception as exc:  # noqa: BLE001 - whatever it is, this process cannot work
+        log.critical("cannot load the model in a worker process (%s: %s); stopping the worker",
+                     exc.__class__.__name__, exc)
+        os.kill(os.getppid(), signal.SIGQUIT)
+        os._exit(1)

@@ -1,8 +1,10 @@
 """The Celery task: a thin shell around :func:`worker.batch.process_batch`.
 
-It decides only what happens on failure: a database outage is waited out with the
-message still unacknowledged; any other error is retried with backoff until the batch
-has used its attempts, after which its images get error rows and the job moves on.
+It carries out what :func:`worker.retries.decide` says on failure: a database outage is
+waited out with the message still unacknowledged; any other error is retried with
+backoff until the batch has used its attempts, after which its images get error rows and
+the job moves on. A batch of a job this worker's database does not know is put back on
+the queue, never acknowledged as done.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ import logging
 import time
 
 from celery import Task
+from celery.exceptions import Reject
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from broker.messages import TASK_NAME
+from db.session import shown_url
 from worker.app import app
-from worker.batch import ClaimedBatch, PendingImage, give_up_batch, process_batch
-from worker.context import get_context
+from worker.batch import ClaimedBatch, PendingImage, UnknownJob, give_up_batch, process_batch
+from worker.context import WorkerContext, get_context
+from worker.retries import Action, Failure, decide
+from worker.unknown_jobs import report_unknown_job
 
 log = logging.getLogger(__name__)
-
-_DB_OUTAGE_WAIT = 300.0  # seconds of database outage a task waits out in place
 
 
 @app.task(
@@ -33,31 +37,39 @@ _DB_OUTAGE_WAIT = 300.0  # seconds of database outage a task waits out in place
 def classify_batch(self: Task, job_id: str, batch: int, inline: dict | None = None) -> dict:
     ctx = get_context()
     worker = self.request.hostname or "unknown"
-    deadline = time.monotonic() + _DB_OUTAGE_WAIT
-    delay = 0.5
+    outage_since: float | None = None
     while True:
         try:
             outcome = process_batch(ctx, job_id=job_id, batch=batch, inline=inline, worker=worker)
             return outcome.__dict__
+        except UnknownJob:
+            return _put_back(self, ctx, job_id=job_id, batch=batch, worker=worker)
         except (OperationalError, DBAPIError) as exc:
-            if not _is_outage(exc) or time.monotonic() > deadline:
-                return _retry_or_give_up(
-                    self, ctx, job_id=job_id, batch=batch, exc=exc, worker=worker
-                )
+            if not _is_outage(exc):
+                return _after_failure(self, ctx, job_id=job_id, batch=batch, exc=exc,
+                                      worker=worker, failure=Failure.ERROR)
+            outage_since = outage_since or time.monotonic()
+            waited = time.monotonic() - outage_since
+            decision = decide(tries=None, failure=Failure.OUTAGE, settings=ctx.settings,
+                              waited=waited)
+            if decision.action is not Action.WAIT:
+                return _after_failure(self, ctx, job_id=job_id, batch=batch, exc=exc,
+                                      worker=worker, failure=Failure.OUTAGE, waited=waited)
             log.warning("database unavailable (%s); retrying batch %s in %.1fs",
-                        exc.__class__.__name__, batch, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+                        exc.__class__.__name__, batch, decision.delay)
+            time.sleep(decision.delay)
         except Exception as exc:  # noqa: BLE001 - any failure counts against the batch
-            return _retry_or_give_up(self, ctx, job_id=job_id, batch=batch, exc=exc, worker=worker)
+            return _after_failure(self, ctx, job_id=job_id, batch=batch, exc=exc,
+                                  worker=worker, failure=Failure.ERROR)
 
 
 def _is_outage(exc: DBAPIError) -> bool:
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
 
 
-def _retry_or_give_up(
-    self: Task, ctx, *, job_id: str, batch: int, exc: Exception, worker: str
+def _after_failure(
+    self: Task, ctx: WorkerContext, *, job_id: str, batch: int, exc: Exception, worker: str,
+    failure: Failure, waited: float = 0.0,
 ) -> dict:
     """Retry with backoff while the batch has attempts left; then store error rows."""
     from db.models import Job
@@ -69,20 +81,51 @@ def _retry_or_give_up(
             images = [
                 PendingImage(*row) for row in pending_images(session, job_id=job_id, batch=batch)
             ]
-            attempts = batch_attempts(session, job_id=job_id, batch=batch)
+            tries: int | None = batch_attempts(session, job_id=job_id, batch=batch)
             session.expunge_all()
     except (OperationalError, DBAPIError):
         # Still no database: retrying is the only way to keep the batch (a task that
         # raises is acknowledged, and its batch would wait for `resume`).
-        raise self.retry(exc=exc, countdown=30) from None
-    if job is None or not images:
+        job, images, tries = None, [], None
+    if tries is not None and (job is None or not images):
         return {"job_id": job_id, "batch": batch, "skipped": True}
-    if attempts >= ctx.settings.max_attempts:
-        reason = f"gave up after {attempts} attempts: {exc.__class__.__name__}: {exc}"
-        give_up_batch(ctx, ClaimedBatch(job, batch, images, attempts), worker=worker, reason=reason)
-        log.error("batch %s of job %s: %s", batch, job_id, reason)
+    decision = decide(tries=tries, failure=failure, settings=ctx.settings, waited=waited,
+                      detail=f"{exc.__class__.__name__}: {exc}")
+    if decision.action is Action.GIVE_UP:
+        give_up_batch(ctx, ClaimedBatch(job, batch, images, tries), worker=worker,
+                      reason=decision.reason)
+        log.error("batch %s of job %s: %s", batch, job_id, decision.reason)
         return {"job_id": job_id, "batch": batch, "errors": len(images)}
-    # Below the visibility timeout, or Redis would hand the waiting retry to another worker.
-    countdown = min(2**attempts, 60, max(1, ctx.settings.visibility_timeout // 2))
-    log.warning("batch %s of job %s failed (%s); retry in %ss", batch, job_id, exc, countdown)
-    raise self.retry(exc=exc, countdown=countdown)
+    log.warning("batch %s of job %s failed (%s); retry in %ss", batch, job_id, exc,
+                decision.delay)
+    raise self.retry(exc=exc, countdown=decision.delay)
+
+
+def _put_back(self: Task, ctx: WorkerContext, *, job_id: str, batch: int, worker: str) -> dict:
+    """A job this worker's database does not know: loud, and the batch stays queued.
+
+    Acknowledging it would lose the batch for the workers that do know the job (the
+    producer's database still holds its rows as pending); putting it back at once would
+    let this worker take it again in a loop. So: an error naming the database looked in,
+    a report on the broker that `signdigits status` shows, a pause, then the message goes
+    back to the queue. Only after ``UNKNOWN_JOB_PATIENCE`` (no worker knew the job all
+    that time: a deleted job, a stale message) is it dropped, with an error.
+    """
+    database = shown_url(ctx.settings.database_url)
+    try:
+        waited = report_unknown_job(self.app.conf.broker_url, job_id=job_id, worker=worker,
+                                    database=database)
+    except Exception as exc:  # noqa: BLE001 - the report is advice; keeping the batch is not
+        log.warning("could not report unknown job %s on the broker: %s", job_id, exc)
+        waited = 0.0
+    decision = decide(tries=None, failure=Failure.UNKNOWN_JOB, settings=ctx.settings,
+                      waited=waited, detail=f"job {job_id} is not in database {database}")
+    if decision.action is Action.GIVE_UP:
+        log.error("batch %s of job %s dropped: %s", batch, job_id, decision.reason)
+        return {"job_id": job_id, "batch": batch, "dropped": decision.reason}
+    log.error("batch %s of job %s: no such job in this worker's database %s (is "
+              "SIGNDIGITS_DATABASE_URL the producer's?); putting the batch back on the queue "
+              "in %.0f s for a worker that knows the job", batch, job_id, database,
+              decision.delay)
+    time.sleep(decision.delay)
+    raise Reject(f"job {job_id} is not in database {database}", requeue=True)
