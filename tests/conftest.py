@@ -311,6 +311,23 @@ class Stack:
         logs = "\n".join(w.log.read_text(errors="replace")[-2000:] for w in self.workers)
         raise AssertionError(f"job {job_id}: {self.counts(job_id)} after {timeout}s\n{logs}")
 
+    def summary(self, job_id: str):
+        """The job as `signdigits status` sees it: state, counts, stalled."""
+        from db.models import Job
+        from db.queries import summarize_job
+
+        stall = int(self.env.get("SIGNDIGITS_STALL_SECONDS", "120"))
+        with self.sessions()() as session:
+            return summarize_job(session, job=session.get(Job, job_id), stall_seconds=stall)
+
+    def wait_for_summary(self, job_id: str, until, timeout: float = 60):
+        """Until ``until(summary)`` holds (e.g. the job is stalled), with a deadline."""
+        deadline = time.monotonic() + timeout
+        while not until(summary := self.summary(job_id)):
+            assert time.monotonic() < deadline, f"job {job_id}: {summary} after {timeout}s"
+            time.sleep(0.3)
+        return summary
+
     def rows(self, job_id: str) -> list:
         from sqlalchemy import select
 
