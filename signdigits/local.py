@@ -199,12 +199,19 @@ class LocalStack:
 class WorkerProcess:
     """``celery -A worker worker`` in a child process, as a cluster would run it."""
 
-    def __init__(self, *, env: dict[str, str], concurrency: int, name: str, log: Path) -> None:
+    def __init__(
+        self, *, env: dict[str, str], concurrency: int, name: str, log: Path,
+        loglevel: str = "WARNING", extra: tuple[str, ...] = (), prefix: tuple[str, ...] = (),
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
         self.log = log
         self._handle = open(log, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            worker_command(concurrency=concurrency, name=name),
+            [*prefix, *worker_command(concurrency=concurrency, name=name, loglevel=loglevel,
+                                      extra=extra)],
             env=env,
+            cwd=cwd,
             stdout=self._handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the worker cleanly

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from signdigits.local import WorkerProcess
+
 REPO = Path(__file__).resolve().parent.parent
 DATASET = Path(os.environ.get(
     "SIGNDIGITS_TEST_DATASET", REPO.parent / "shared" / "datasets" / "sign-language-digits"
@@ -137,47 +139,26 @@ def make_env(**settings: str) -> dict[str, str]:
     return env
 
 
-class RunningWorker:
-    """A real ``celery -A worker worker`` process, stopped on exit."""
+class RunningWorker(WorkerProcess):
+    """The worker `signdigits run` starts, as a test starts it: faults, capabilities, readiness."""
 
     def __init__(self, env: dict[str, str], name: str, log: Path, concurrency: int = 1,
                  faults: bool = False, extra: tuple[str, ...] = ()):
-        from signdigits.local import worker_command
-
-        self.name = name
-        self.log = log
-        self._log = open(log, "ab")  # noqa: SIM115
         extra = (*extra, "--include", "tests.faults") if faults else extra
-        command = worker_command(concurrency=concurrency, name=name, loglevel="INFO",
-                                 extra=extra)
-        if env.pop("DROP_FILE_CAPABILITIES", None):
-            # Root reads any file; without these two capabilities file modes apply to it.
-            command = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", *command]
-        self.process = subprocess.Popen(
-            command,
-            env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # Root reads any file; without these two capabilities file modes apply to it.
+        prefix = (("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+                  if env.pop("DROP_FILE_CAPABILITIES", None) else ())
+        super().__init__(env=env, concurrency=concurrency, name=name, log=log,
+                         loglevel="INFO", extra=extra, prefix=prefix, cwd=REPO)
 
     def wait_ready(self, app, timeout: float = 120) -> None:
         """Until every pool process has loaded the model (a ping answers before that)."""
         from worker.readiness import wait_for_models
 
         try:
-            wait_for_models(app, name=self.name, alive=lambda: self.process.poll() is None,
-                            timeout=timeout)
+            wait_for_models(app, name=self.name, alive=self.alive, timeout=timeout)
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{exc}: {self.log.read_text()[-3000:]}") from None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300):
