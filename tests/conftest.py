@@ -9,6 +9,7 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ POSTGRES_URL = os.environ.get(
     "SIGNDIGITS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The default database lives in the user's data folder: never the real one in a test.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="signdigits-test-data-")
 
 
 def require(condition: bool, reason: str) -> None:

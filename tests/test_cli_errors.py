@@ -154,8 +154,11 @@ def test_run_in_a_folder_it_cannot_write(tmp_path):
     locked.mkdir()
     locked.chmod(0o555)
     try:
-        result = _as_unprivileged("run", str(tmp_path), env=make_env(), cwd=locked)
-        one_line_error(result, 1, str(locked / "signdigits.db"), "SIGNDIGITS_DATABASE_URL")
+        # The default database lives in the user's data folder: make that the locked one.
+        env = {**make_env(), "XDG_DATA_HOME": str(locked)}
+        result = _as_unprivileged("run", str(tmp_path), env=env, cwd=locked)
+        one_line_error(result, 1, str(locked / "signdigits" / "signdigits.db"),
+                       "SIGNDIGITS_DATABASE_URL")
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
