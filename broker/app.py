@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.app.amqp import AMQP
+from kombu import Queue
 
+from broker.messages import PREDICT_TASK_NAME
 from config.settings import Settings, get_settings
 
 QUEUE = "signdigits"
+# Single photos to classify while a person waits: a queue of their own, consumed by every
+# worker beside QUEUE, so a photo waits for at most the batch a process is on, never for
+# the whole backlog of queued batches.
+PREDICT_QUEUE = "signdigits-predict"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -24,7 +30,10 @@ def celery_config(settings: Settings) -> dict:
         "result_serializer": "json",
         # Results live in our SQL tables; Celery's result backend would only duplicate them.
         "task_ignore_result": True,
-        "result_backend": None,
+        # ...except for a single photo's prediction, which the web waits for: only tasks
+        # that set ignore_result=False (predict_image) write here, for a few minutes.
+        "result_backend": settings.broker_url or "redis://127.0.0.1:6379/0",
+        "result_expires": 300,
         # At-least-once: a task is acknowledged after it stored its rows, and a task whose
         # worker process died is redelivered rather than dropped.
         "task_acks_late": True,
@@ -43,6 +52,9 @@ def celery_config(settings: Settings) -> dict:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "task_default_queue": QUEUE,
+        # A worker started without -Q consumes every queue listed here.
+        "task_queues": [Queue(QUEUE), Queue(PREDICT_QUEUE)],
+        "task_routes": {PREDICT_TASK_NAME: {"queue": PREDICT_QUEUE}},
         "task_track_started": True,
         # Loading TensorFlow in a fresh child takes seconds; Celery's default is 4.
         "worker_proc_alive_timeout": 120.0,

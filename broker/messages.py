@@ -9,6 +9,8 @@ refused as an unregistered task.
 from __future__ import annotations
 
 TASK_NAME = "signdigits.classify_batch"
+# One photo from the web's /try page or POST /api/predict, on a queue of its own.
+PREDICT_TASK_NAME = "signdigits.predict_image"
 
 
 def display_name(job_id: str, batch: int) -> str:
