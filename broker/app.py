@@ -30,10 +30,7 @@ def celery_config(settings: Settings) -> dict:
         "result_serializer": "json",
         # Results live in our SQL tables; Celery's result backend would only duplicate them.
         "task_ignore_result": True,
-        # ...except for a single photo's prediction, which the web waits for: only tasks
-        # that set ignore_result=False (predict_image) write here, for a few minutes.
-        "result_backend": settings.broker_url or "redis://127.0.0.1:6379/0",
-        "result_expires": 300,
+        "result_backend": None,
         # At-least-once: a task is acknowledged after it stored its rows, and a task whose
         # worker process died is redelivered rather than dropped.
         "task_acks_late": True,

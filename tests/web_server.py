@@ -31,6 +31,7 @@ def serving(settings, *, timeout: float = 30):
         time.sleep(0.05)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            client.settings = settings
             yield client
     finally:
         server.should_exit = True

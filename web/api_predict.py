@@ -8,14 +8,16 @@ the digit. Nothing is stored.
 from __future__ import annotations
 
 import base64
-import time
+import json
+import uuid
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from kombu.exceptions import OperationalError as BrokerUnavailable
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from broker.app import PREDICT_QUEUE
-from broker.messages import PREDICT_TASK_NAME
+from broker.messages import PREDICT_TASK_NAME, predict_reply_key
 from files.reading import ImageError
 from web.api_jobs import number
 from web.imaging import as_uint8, model_view, preview_png
@@ -48,29 +50,21 @@ async def predict(request: Request, file: UploadFile = File(...),
 def ask_worker(state: WebState, pixels: bytes, threshold: float | None) -> dict:
     """Send the pixels to the predict queue and wait for the answer, up to the timeout.
 
-    Polls the result key rather than ``AsyncResult.get``: that waits on a Redis pub/sub
-    connection that Celery shares between threads, and the web serves many at once.
+    The worker pushes its answer to a Redis list named for this request; BLPOP waits on
+    it without polling, and one connection per waiting thread comes from redis-py's pool.
     """
+    reply_to = predict_reply_key(uuid.uuid4().hex)
     try:
-        sent = state.celery.send_task(
+        state.celery.send_task(
             PREDICT_TASK_NAME, args=[base64.b64encode(pixels).decode("ascii"), threshold],
-            queue=PREDICT_QUEUE, ignore_result=False)
-    except BrokerUnavailable as exc:
+            kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
+        found = state.replies.blpop([reply_to], timeout=state.settings.predict_timeout)
+    except (BrokerUnavailable, RedisError) as exc:
         raise HTTPException(503, f"broker unavailable: {exc}") from None
-    backend = state.celery.backend
-    deadline = time.monotonic() + state.settings.predict_timeout
-    pause = 0.005
-    while time.monotonic() < deadline:
-        meta = backend.get_task_meta(sent.id)
-        if meta["status"] == "SUCCESS":
-            backend.forget(sent.id)
-            result = meta["result"]
-            if "error" in result:
-                raise HTTPException(422, result["error"])
-            return result
-        if meta["status"] in ("FAILURE", "REVOKED"):
-            raise HTTPException(503, f"the worker failed on this photo: {meta['result']}")
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.05)
-    raise HTTPException(503, f"no worker answered in {state.settings.predict_timeout:g} s "
-                             "(are workers running on the predict queue?)")
+    if found is None:
+        raise HTTPException(503, f"no worker answered in {state.settings.predict_timeout:g} s "
+                                 "(are workers running?)")
+    answer = json.loads(found[1])
+    if "error" in answer:
+        raise HTTPException(422, answer["error"])
+    return answer

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from db.models import Image
-from db.queries import JobNotFound, JobSummary, resolve_job, summarize_job
+from db.queries import JobNotFound, JobSummary, as_utc, resolve_job, summarize_job
 
 
 @dataclass
@@ -26,13 +26,14 @@ class WebState:
     celery: Celery
 
     @cached_property
-    def default_threshold(self) -> float:
-        """The threshold a job or prediction gets when it names none: setting, else model's."""
-        if self.settings.threshold is not None:
-            return self.settings.threshold
-        from serving.artifact import read_model_info, resolve_model_path
+    def replies(self):
+        """A Redis client on the broker, where workers push predictions' answers."""
+        import redis
 
-        return read_model_info(resolve_model_path(self.settings.model_path)).default_threshold
+        # A read must outlast the longest BLPOP (redis-py's default gives up after 5 s).
+        return redis.Redis.from_url(self.settings.broker_url or "redis://127.0.0.1:6379/0",
+                                    socket_timeout=self.settings.predict_timeout + 10,
+                                    socket_connect_timeout=5)
 
     def summary(self, session: Session, job_id: str) -> JobSummary:
         """The job's summary; 404 for an unknown id (prefixes and ``latest`` work too)."""
@@ -60,7 +61,7 @@ def job_json(summary: JobSummary) -> dict:
         "pending": summary.pending,
         "threshold": job.threshold,
         "model_version": job.model_version,
-        "created_at": job.created_at.isoformat(),
+        "created_at": as_utc(job.created_at).isoformat(),
         "images_per_second": round(summary.rate, 2) if summary.rate else None,
         "stalled": summary.stalled,
         "failure": job.failure,

@@ -9,6 +9,8 @@ not for a decode of a 12-megapixel photo. Nothing is written to the database.
 from __future__ import annotations
 
 import base64
+import json
+from functools import lru_cache
 
 import numpy as np
 
@@ -17,14 +19,34 @@ from serving.model_input import IMAGE_SIZE
 from worker.app import app
 from worker.context import get_context
 
+_REPLY_SECONDS = 60  # an answer nobody collected by then is dropped by Redis
 
-@app.task(name=PREDICT_TASK_NAME, ignore_result=False, acks_late=False)
-def predict_image(pixels_b64: str, threshold: float | None = None) -> dict:
+
+@lru_cache(maxsize=1)
+def _replies(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+@app.task(name=PREDICT_TASK_NAME, acks_late=False)
+def predict_image(pixels_b64: str, threshold: float | None = None,
+                  reply_to: str | None = None) -> dict:
     """Pixels as 64 x 64 uint8 grayscale, base64 -> digit, confidence, probabilities.
 
-    Acknowledged on receipt (not late): a prediction redelivered an hour later would
-    answer nobody. Malformed pixels get an ``error`` answer rather than a retry.
+    The answer is pushed to the Redis list ``reply_to`` on the broker, where the web
+    waits for it. Acknowledged on receipt (not late): a prediction redelivered an hour
+    later would answer nobody. Malformed pixels get an ``error`` answer, not a retry.
     """
+    answer = _predict(pixels_b64, threshold)
+    if reply_to:
+        client = _replies(app.conf.broker_url)
+        with client.pipeline() as pipe:
+            pipe.rpush(reply_to, json.dumps(answer)).expire(reply_to, _REPLY_SECONDS).execute()
+    return answer
+
+
+def _predict(pixels_b64: str, threshold: float | None) -> dict:
     ctx = get_context()
     raw = base64.b64decode(pixels_b64, validate=False)
     if len(raw) != IMAGE_SIZE * IMAGE_SIZE:
