@@ -56,8 +56,12 @@ document.getElementById("submit-form").addEventListener("submit", async (event) 
   let options;
   if (files.length) {
     const form = new FormData();
-    // A folder's files keep their paths inside it (3/IMG_1.JPG), as a zip's do.
-    for (const f of files) form.append("files", f, f.webkitRelativePath || f.name);
+    // A folder's files keep their paths inside it (3/IMG_1.JPG), as a zip's do and as
+    // `signdigits run FOLDER` records them: without the chosen folder's own name.
+    for (const f of files) {
+      const inside = f.webkitRelativePath ? f.webkitRelativePath.split("/").slice(1).join("/") : "";
+      form.append("files", f, inside || f.name);
+    }
     if (threshold) form.append("threshold", threshold);
     options = {method: "POST", body: form};
   } else if (server) {
