@@ -42,6 +42,12 @@ def job_page(request: Request, job_id: str) -> HTMLResponse:
     return _page(request, "job.html", job=job, flower_url=state.settings.flower_url)
 
 
+@router.get("/healthz")
+def healthz() -> dict:
+    """Answers without credentials (a container health check has none); tells nothing."""
+    return {"ok": True}
+
+
 @router.get("/try", response_class=HTMLResponse)
 def try_page(request: Request) -> HTMLResponse:
     return _page(request, "try.html")
