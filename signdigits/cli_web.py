@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -83,3 +84,37 @@ def _run_server(settings, *, host: str, port: int, embedded: bool) -> None:
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=3, access_log=False)
     Server(config).run()  # a port already taken: uvicorn logs it and exits 1
+
+
+@app.command("bench-web")
+def bench_web(
+    rows: int = typer.Option(100_000, min=50_000, help="images of the large job in the database"),
+    busy_images: int = typer.Option(10_000, min=10, help="images of the job run meanwhile"),
+    workers: int = typer.Option(None, min=1, help="worker processes (default: setting)"),
+    database: str = typer.Option(None, "--database", help="SQLAlchemy URL (default: temp SQLite)"),
+    source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
+) -> None:
+    """Web latency: image pages (first, 500th), a thumbnail, predict idle and during a job."""
+    from config.settings import get_settings, sqlalchemy_url
+    from signdigits.bench import default_source
+    from signdigits.bench_web import run_web_bench
+    from signdigits.local import stop_on_termination
+
+    source = source or default_source()
+    if not source.is_dir():
+        fail(f"{source}: no such folder (pass --source DIR)")
+    stop_on_termination()
+    try:
+        result = run_web_bench(rows=rows, busy_images=busy_images,
+                               workers=workers or get_settings().concurrency,
+                               database_url=sqlalchemy_url(database) if database else None,
+                               source=source)
+    except KeyboardInterrupt:
+        fail("interrupted: the bench's workers, broker and files are removed", code=130)
+    print(f"rows={result.rows} busy_job_images={result.busy_job_images}")
+    print(f"images_first_page_ms={result.first_page_ms:.1f}")
+    print(f"images_page_500_ms={result.page_500_ms:.1f}")
+    print(f"thumbnail_ms={result.thumbnail_ms:.1f}")
+    print(f"predict_idle_ms={result.predict_idle_ms:.1f}")
+    print(f"predict_during_job_ms={result.predict_busy_ms:.1f} "
+          f"(max {result.predict_busy_max_ms:.1f})")
