@@ -181,3 +181,20 @@ def test_thumbnails_stay_inside_the_jobs_folder(web, dataset, tmp_path):
     for kind in ("thumbnail", "preview"):
         refused = web.get(f"/api/images/{image['id']}/{kind}")
         assert refused.status_code == 422 and "outside" in refused.json()["detail"]
+
+
+def test_predict_is_not_queued_behind_a_jobs_batches(web, dataset, tmp_path):
+    """The answer comes while the job's batches still wait: its own queue is served first.
+
+    On one shared queue the photo would wait behind every batch enqueued before it, and
+    the job would have no pending image left when the answer came.
+    """
+    folder = tmp_path / "backlog"
+    copy_sample(dataset, folder, per_digit=40, seed=17)
+    job = web.post("/api/jobs", json={"folder": str(folder), "batch_size": 8}).json()
+    path, digit = sample_images(dataset, 1, seed=23)[2]
+    answer = web.post("/api/predict", files={"file": (path.name, path.read_bytes())})
+    pending = web.get(f"/api/jobs/{job['id']}").json()["pending"]
+    assert answer.status_code == 200 and answer.json()["digit"] == digit
+    assert pending > 0, "the prediction waited for the whole job"
+    sse_until_done(web, job["id"])
