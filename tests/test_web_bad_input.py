@@ -106,6 +106,7 @@ def test_bad_folder_job_is_refused(bad, body, status):
     ("POST", "/api/jobs/nope/cancel", {}, 404),
     ("GET", "/api/images/999999/thumbnail", {}, 404),
     ("GET", "/api/images/abc/preview", {}, 422),
+    ("GET", "/api/images/1/thumbnail?side=5", {}, 422),
     ("GET", "/api/jobs?limit=0", {}, 422),
     ("GET", "/api/jobs?cursor=x", {}, 422),
     ("POST", "/api/jobs", {"content": b"{not json", "headers": {

@@ -7,7 +7,7 @@ the job's folder (by ``..``, a symlink, a swapped file) and nothing from a folde
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from db.web_queries import image_with_job
@@ -37,10 +37,13 @@ def _read(request: Request, image_id: int) -> bytes:
 
 
 @router.get("/{image_id}/thumbnail", summary="A small JPEG of the photo, EXIF-upright")
-def thumbnail(request: Request, image_id: int) -> Response:
+def thumbnail(request: Request, image_id: int,
+              side: int = Query(256, ge=32, le=1024, description="longest side, pixels")
+              ) -> Response:
     data = _read(request, image_id)
     try:
-        jpeg = thumbnail_jpeg(data, max_pixels=web_state(request).settings.max_image_pixels)
+        jpeg = thumbnail_jpeg(data, max_pixels=web_state(request).settings.max_image_pixels,
+                              side=side)
     except ImageError as exc:
         raise HTTPException(422, f"cannot show image {image_id}: {exc}") from None
     return Response(jpeg, media_type="image/jpeg", headers=_CACHE)

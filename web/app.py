@@ -92,6 +92,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.warning("database unavailable: %s", exc)
         return JSONResponse({"detail": "database unavailable; try again"}, status_code=503)
 
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours, not the client's: logged in full, answered in one line.
+        log.exception("unexpected error")
+        return JSONResponse({"detail": f"internal error ({exc.__class__.__name__})"},
+                            status_code=500)
+
     @app.exception_handler(BrokerUnavailable)
     async def broker_down(_request: Request, exc: BrokerUnavailable) -> JSONResponse:
         return JSONResponse({"detail": one_line(f"broker unavailable: {exc}")}, status_code=503)

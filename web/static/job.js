@@ -68,7 +68,7 @@ async function loadImages(reset) {
 
 function openImage(image) {
   document.getElementById("detail-path").textContent = image.path;
-  document.getElementById("detail-photo").src = `/api/images/${image.id}/thumbnail`;
+  document.getElementById("detail-photo").src = `/api/images/${image.id}/thumbnail?side=640`;
   document.getElementById("detail-preview").src = `/api/images/${image.id}/preview`;
   document.getElementById("detail-summary").textContent = image.status === "done" ?
     `digit ${image.digit}, confidence ${percent(image.confidence)}` +
