@@ -21,7 +21,8 @@ COPY . .
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && python -c "import glob, sys, zipfile; \
 names = zipfile.ZipFile(glob.glob('/wheels/signdigits-*.whl')[0]).namelist(); \
-missing = {'serving/artifacts/signdigits-cnn.keras', 'db/migrations/env.py'} - set(names); \
+missing = {'serving/artifacts/signdigits-cnn.keras', 'db/migrations/env.py', \
+           'web/templates/base.html', 'web/static/common.js'} - set(names); \
 sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)"
 
 
@@ -36,7 +37,7 @@ RUN groupadd --system signdigits \
 COPY pyproject.toml /tmp/deps/
 RUN set -eux; \
     cd /tmp/deps; \
-    for package in config files serving broker db producer worker training signdigits; do \
+    for package in config files serving broker db producer worker training web signdigits; do \
       mkdir -p "$package"; touch "$package/__init__.py"; \
     done; \
     touch README.md; \
@@ -53,6 +54,8 @@ assert (files('serving') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no 
 
 USER signdigits
 WORKDIR /home/signdigits
+# The web service's uploads volume mounts here; made by this user, so the volume is its.
+RUN mkdir -p /home/signdigits/uploads
 ENV MPLCONFIGDIR=/home/signdigits/.cache/matplotlib
 
 # Healthy once the worker (node signdigits@<container hostname>, the default of

@@ -12,10 +12,16 @@ from pathlib import Path
 
 from celery import Celery
 from celery.app.amqp import AMQP
+from kombu import Queue
 
+from broker.messages import PREDICT_TASK_NAME
 from config.settings import Settings, SettingsInvalid, get_settings
 
 QUEUE = "signdigits"
+# Single photos to classify while a person waits: a queue of their own, consumed by every
+# worker beside QUEUE, so a photo waits for at most the batch a process is on, never for
+# the whole backlog of queued batches.
+PREDICT_QUEUE = "signdigits-predict"
 
 
 def celery_config(settings: Settings) -> dict:
@@ -47,6 +53,9 @@ def celery_config(settings: Settings) -> dict:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "task_default_queue": QUEUE,
+        # A worker started without -Q consumes every queue listed here.
+        "task_queues": [Queue(QUEUE), Queue(PREDICT_QUEUE)],
+        "task_routes": {PREDICT_TASK_NAME: {"queue": PREDICT_QUEUE}},
         "task_track_started": True,
         # Loading TensorFlow in a fresh child takes seconds; Celery's default is 4.
         "worker_proc_alive_timeout": 120.0,

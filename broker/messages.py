@@ -9,6 +9,17 @@ refused as an unregistered task.
 from __future__ import annotations
 
 TASK_NAME = "signdigits.classify_batch"
+# One photo from the web's /try page or POST /api/predict, on a queue of its own.
+PREDICT_TASK_NAME = "signdigits.predict_image"
+
+
+def predict_reply_key(request_id: str) -> str:
+    """The Redis list a prediction's answer is pushed to, and the web waits on (BLPOP).
+
+    Not Celery's result backend: with one configured, every task sent (each batch too)
+    subscribes the sender to a result channel, which the pipeline has no use for.
+    """
+    return f"signdigits-predict-reply:{request_id}"
 
 
 def display_name(job_id: str, batch: int) -> str:

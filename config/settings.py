@@ -159,6 +159,25 @@ class Settings(BaseSettings):
                     {"environment": self.environment})
         return self
 
+    # --- the web application and HTTP API (`signdigits serve`) ---
+    web_auth: str | None = Field(
+        None, description="user:password the web asks for; required outside development"
+    )
+    web_token: str | None = Field(None, description="bearer token the web also accepts")
+    upload_dir: Path | None = Field(
+        None, description="where uploaded jobs are stored; unset: beside the database"
+    )
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, description="largest request body the web accepts"
+    )
+    max_unpacked_bytes: int = Field(
+        2 * 1024 * 1024 * 1024, ge=1, description="most bytes one upload's zips may unpack to"
+    )
+    predict_timeout: float = Field(
+        30.0, gt=0, description="seconds POST /api/predict waits for a worker"
+    )
+    flower_url: str | None = Field(None, description="Flower's address, for links from the web")
+
 
 @lru_cache
 def get_settings() -> Settings:

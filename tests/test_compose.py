@@ -25,8 +25,9 @@ from tests.conftest import require
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
-SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_USER", "FLOWER_PASSWORD")
-APP_SERVICES = ("migrate", "worker", "flower", "cli")
+SECRETS = ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_USER", "FLOWER_PASSWORD", "WEB_USER",
+           "WEB_PASSWORD")
+APP_SERVICES = ("migrate", "worker", "flower", "web", "cli")
 
 
 # --- the Dockerfile and its build context -------------------------------------------------
@@ -109,7 +110,7 @@ def test_env_example_documents_every_variable_and_holds_no_secret():
             name, _, value = line.partition("=")
             example[name.strip()] = value.strip()
     assert _compose_variables() <= set(example), "variables missing from .env.example"
-    for name in ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_PASSWORD"):
+    for name in ("REDIS_PASSWORD", "POSTGRES_PASSWORD", "FLOWER_PASSWORD", "WEB_PASSWORD"):
         assert example[name] == "", f"{name} must be left empty in .env.example"
 
 
@@ -190,6 +191,8 @@ def _good_env(images: Path) -> dict[str, str]:
         "POSTGRES_PASSWORD": secrets.token_hex(16),
         "FLOWER_USER": "admin",
         "FLOWER_PASSWORD": secrets.token_hex(16),
+        "WEB_USER": "ann",
+        "WEB_PASSWORD": secrets.token_hex(16),
         "IMAGES_DIR": str(images),
         "WORKER_CONCURRENCY": "3",
     }
@@ -224,7 +227,7 @@ def _mount(entry: Any) -> tuple[str, str, bool]:
 def test_compose_services(resolved):
     config, _ = resolved
     services = config["services"]
-    assert set(services) == {"redis", "postgres", "migrate", "worker", "flower", "cli"}
+    assert set(services) == {"redis", "postgres", "migrate", "worker", "flower", "web", "cli"}
     assert services["redis"]["image"].startswith("redis:7")
     assert services["postgres"]["image"].startswith("postgres:16")
     assert services["cli"]["profiles"] == ["cli"]
@@ -273,6 +276,17 @@ def test_flower_is_published_on_loopback_only(resolved):
     assert [_port(p) for p in flower["ports"]] == [("127.0.0.1", "5555", "5555")]
     auth = flower["environment"]["SIGNDIGITS_FLOWER_BASIC_AUTH"]
     assert auth == f"admin:{env['FLOWER_PASSWORD']}"
+
+
+def test_web_is_published_on_loopback_only_with_credentials(resolved):
+    config, env = resolved
+    web = config["services"]["web"]
+    assert [_port(p) for p in web["ports"]] == [("127.0.0.1", "8000", "8000")]
+    assert web["environment"]["SIGNDIGITS_WEB_AUTH"] == f"ann:{env['WEB_PASSWORD']}"
+    command = [str(word) for word in web["command"]]
+    assert command[:2] == ["signdigits", "serve"]
+    uploads = web["environment"]["SIGNDIGITS_UPLOAD_DIR"]
+    assert [m for m in map(_mount, web["volumes"]) if m[1] == uploads]
 
 
 def test_worker_scales_and_reads_the_images_read_only(resolved):

@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"files"},                        # which names are images, reading them safely
     {"serving", "db", "broker"},      # the model as served; SQL; the queue contract
     {"producer", "worker", "training"},
+    {"web"},                          # the web application and HTTP API
     {"signdigits"},                   # the command, the local stack, the benchmark
 ]
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}

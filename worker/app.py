@@ -9,4 +9,4 @@ from __future__ import annotations
 from broker.app import create_app
 
 app = create_app()
-app.conf.imports = ("worker.tasks",)
+app.conf.imports = ("worker.tasks", "worker.predict")

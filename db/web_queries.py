@@ -1,0 +1,118 @@
+"""The queries behind the web pages and the HTTP API: pages of jobs and of image rows.
+
+Apart from :mod:`db.queries` (the pipeline's), so that the web's reading patterns can
+change without touching what producer and workers depend on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from db.models import Image, Job
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    digit: int | None = None
+    below_threshold: bool | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageCursor:
+    """Where a page ended: the last row's id and, in confidence order, its confidence.
+
+    ``unscored`` marks the second part of confidence order: rows with no confidence yet
+    (pending, errors), by id, after every scored row.
+    """
+
+    last_id: int = 0
+    confidence: float | None = None
+    unscored: bool = False
+
+
+def jobs_page(session: Session, *, limit: int, offset: int) -> list[Job]:
+    """Newest first; ``limit + 1`` rows are asked for, so the caller knows if more exist."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    return list(session.scalars(query.offset(offset).limit(limit + 1)))
+
+
+def _filtered(query, job_id: str, where: ImageFilter):
+    query = query.where(Image.job_id == job_id)
+    if where.digit is not None:
+        query = query.where(Image.digit == where.digit)
+    if where.below_threshold is not None:
+        query = query.where(Image.below_threshold.is_(where.below_threshold))
+    if where.status is not None:
+        query = query.where(Image.status == where.status)
+    return query
+
+
+def images_page(
+    session: Session, *, job_id: str, where: ImageFilter, order: str, limit: int,
+    cursor: ImageCursor | None,
+) -> tuple[list[Image], ImageCursor | None]:
+    """One page of the job's image rows and the cursor of the next page (None: the last).
+
+    Keyset pagination: each page starts where the last ended (``id > last`` or
+    ``(confidence, id) > last``), so page 1,000 reads as few rows as page 1; an OFFSET
+    would read and skip every earlier row. ``order`` is ``id`` or ``confidence`` (lowest
+    first, then the rows that have none).
+    """
+    cursor = cursor or ImageCursor()
+    if order == "id":
+        query = _filtered(select(Image), job_id, where).where(Image.id > cursor.last_id)
+        rows = list(session.scalars(query.order_by(Image.id).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return rows, ImageCursor(rows[-1].id) if more else None
+    rows = []
+    if not cursor.unscored:
+        query = _filtered(select(Image), job_id, where).where(Image.confidence.is_not(None))
+        if cursor.confidence is not None:
+            query = query.where(or_(
+                Image.confidence > cursor.confidence,
+                and_(Image.confidence == cursor.confidence, Image.id > cursor.last_id),
+            ))
+        rows = list(session.scalars(
+            query.order_by(Image.confidence, Image.id).limit(limit + 1)))
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            return rows[:limit], ImageCursor(last.id, last.confidence)
+        cursor = ImageCursor(0, None, unscored=True)
+    query = _filtered(select(Image), job_id, where).where(
+        Image.confidence.is_(None), Image.id > cursor.last_id)
+    unscored = list(session.scalars(query.order_by(Image.id).limit(limit - len(rows) + 1)))
+    more = len(rows) + len(unscored) > limit
+    rows = (rows + unscored)[:limit]
+    if not more:
+        return rows, None
+    if rows[-1].confidence is not None:  # the page ended on the last scored row
+        return rows, ImageCursor(0, None, unscored=True)
+    return rows, ImageCursor(rows[-1].id, None, unscored=True)
+
+
+def image_with_job(session: Session, *, image_id: int) -> tuple[Image, Job] | None:
+    found = session.execute(
+        select(Image, Job).join(Job, Job.id == Image.job_id).where(Image.id == image_id)
+    ).first()
+    return (found[0], found[1]) if found else None
+
+
+def confidence_histogram(session: Session, *, job_id: str, bins: int = 20) -> list[int]:
+    """How many classified images fall in each of ``bins`` equal confidence ranges."""
+    from sqlalchemy import func
+
+    bucket = func.min(func.floor(Image.confidence * bins), bins - 1)
+    if session.get_bind().dialect.name == "postgresql":
+        bucket = func.least(func.floor(Image.confidence * bins), bins - 1)
+    counts = [0] * bins
+    query = (select(bucket, func.count()).where(Image.job_id == job_id,
+                                                Image.confidence.is_not(None))
+             .group_by(bucket))
+    for index, count in session.execute(query):
+        counts[int(index)] += int(count)
+    return counts

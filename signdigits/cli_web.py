@@ -1,0 +1,120 @@
+"""``signdigits serve``: the web application and HTTP API, with the embedded stack if needed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from signdigits.console import console, fail
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
+    workers: int = typer.Option(None, min=1, max=64,
+                                help="worker processes of the embedded stack"),
+) -> None:
+    """The web pages and HTTP API; with no SIGNDIGITS_BROKER_URL, Valkey and workers too.
+
+    Runs until Ctrl-C, then stops everything it started (pending images stay recorded).
+    """
+    from pydantic import ValidationError
+    from sqlalchemy.exc import OperationalError
+
+    from config.settings import get_settings
+    from db.migrate import upgrade
+    from serving.artifact import ArtifactError, read_model_info, resolve_model_path
+    from signdigits.local import LocalStack, StackError, stop_on_termination
+    from web.auth import StartRefused, check_can_start
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        fail("invalid configuration: " + "; ".join(e["msg"] for e in exc.errors()))
+    try:
+        check_can_start(settings, host=host)
+        read_model_info(resolve_model_path(settings.model_path))
+        upgrade(settings.database_url)
+    except (StartRefused, ArtifactError) as exc:
+        fail(str(exc))
+    except OperationalError as exc:
+        fail(f"database unreachable: {exc.orig}")
+    stack = None
+    if not settings.broker_url:
+        stack = LocalStack(broker_url=None, database_url=settings.database_url,
+                           concurrency=workers or settings.concurrency,
+                           name=f"serve-{os.getpid()}@%h")
+    stop_on_termination()
+    try:
+        if stack is not None:
+            settings = settings.model_copy(update={"broker_url": stack.start()})
+        _run_server(settings, host=host, port=port, embedded=stack is not None)
+    except StackError as exc:
+        fail(str(exc), code=1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if stack is not None:
+            with console.status("stopping workers and the embedded broker"):
+                stack.stop()
+    console.print("stopped")
+
+
+def _run_server(settings, *, host: str, port: int, embedded: bool) -> None:
+    import uvicorn
+
+    from web.app import create_app
+
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}/"
+    what = "embedded Valkey and workers" if embedded else settings.broker_url.split("@")[-1]
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets)
+            if self.started:  # bound: the address printed is one that answers
+                console.print(f"signdigits web at {url} (API docs {url}docs; {what}); "
+                              "Ctrl-C stops it", markup=False)
+
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=3, access_log=False)
+    Server(config).run()  # a port already taken: uvicorn logs it and exits 1
+
+
+@app.command("bench-web")
+def bench_web(
+    rows: int = typer.Option(100_000, min=50_000, help="images of the large job in the database"),
+    busy_images: int = typer.Option(10_000, min=10, help="images of the job run meanwhile"),
+    workers: int = typer.Option(None, min=1, help="worker processes (default: setting)"),
+    database: str = typer.Option(None, "--database", help="SQLAlchemy URL (default: temp SQLite)"),
+    source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
+) -> None:
+    """Web latency: image pages (first, 500th), a thumbnail, predict idle and during a job."""
+    from config.settings import get_settings, sqlalchemy_url
+    from signdigits.bench import default_source
+    from signdigits.bench_web import run_web_bench
+    from signdigits.local import stop_on_termination
+
+    source = source or default_source()
+    if not source.is_dir():
+        fail(f"{source}: no such folder (pass --source DIR)")
+    stop_on_termination()
+    try:
+        result = run_web_bench(rows=rows, busy_images=busy_images,
+                               workers=workers or get_settings().concurrency,
+                               database_url=sqlalchemy_url(database) if database else None,
+                               source=source)
+    except KeyboardInterrupt:
+        fail("interrupted: the bench's workers, broker and files are removed", code=130)
+    print(f"rows={result.rows} busy_job_images={result.busy_job_images}")
+    print(f"images_first_page_ms={result.first_page_ms:.1f}")
+    print(f"images_page_500_ms={result.page_500_ms:.1f}")
+    print(f"thumbnail_ms={result.thumbnail_ms:.1f}")
+    print(f"predict_idle_ms={result.predict_idle_ms:.1f}")
+    print(f"predict_during_job_ms={result.predict_busy_ms:.1f} "
+          f"(max {result.predict_busy_max_ms:.1f})")

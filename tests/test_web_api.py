@@ -1,0 +1,200 @@
+"""The HTTP API against a real stack: uvicorn, Valkey, a Celery worker, SQLite and PostgreSQL.
+
+Uploads of real photos (files with folder paths, and a zip) become jobs the worker
+classifies; the API's pages, filters, pictures, exports, events and predictions are
+checked against the database and against the one preprocessing function.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import Stack, copy_sample, sample_images
+from tests.web_server import serving, sse_until_done
+
+JOB_FIELDS = {"id", "state", "total_images", "done", "errors", "below_threshold", "cancelled",
+              "pending", "threshold", "model_version", "created_at", "images_per_second"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def web(request, redis_url, tmp_path_factory, dataset):
+    """One worker and one web server per database, shared by this module's tests."""
+    from config.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("web")
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{tmp / 'results.db'}"
+    else:
+        database_url = request.getfixturevalue("postgres_url")
+    stack = Stack(redis_url, database_url, tmp, upload_dir=str(tmp / "uploads"))
+    stack.start_worker(concurrency=1)
+    settings = Settings(broker_url=stack.broker_url, database_url=database_url,
+                        upload_dir=tmp / "uploads")
+    try:
+        with serving(settings) as client:
+            client.stack, client.tmp = stack, tmp
+            yield client
+    finally:
+        stack.stop()
+
+
+def _upload_sample(dataset: Path, per_digit: int, seed: int):
+    """Half the sample as files named by folder path (as a browser's folder upload sends
+    them), half in one zip; returns the multipart fields and path -> true digit."""
+    files, truth, archive = [], {}, io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for n, (path, digit) in enumerate(sample_images(dataset, per_digit, seed=seed)):
+            relative = f"{digit}/{path.name}"
+            truth[relative] = digit
+            if n % 2:
+                zipped.write(path, relative)
+            else:
+                files.append(("files", (relative, path.read_bytes(), "image/jpeg")))
+    files.append(("files", ("more.zip", archive.getvalue(), "application/zip")))
+    return files, truth
+
+
+def test_upload_is_classified_and_browsable(web, dataset):
+    files, truth = _upload_sample(dataset, per_digit=2, seed=11)
+    response = web.post("/api/jobs", files=files, data={"threshold": "0.6"})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert set(job) >= JOB_FIELDS and job["total_images"] == len(truth)
+    assert job["threshold"] == 0.6
+
+    events = sse_until_done(web, job["id"])
+    final = events[-1][1]
+    assert final["state"] == "done" and final["done"] == len(truth) and final["pending"] == 0
+    assert web.get(f"/api/jobs/{job['id']}").json() == final
+
+    # Keyset pages of 7 cover every image exactly once, with the uploaded paths.
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 7, **({"cursor": cursor} if cursor else {})}
+        page = web.get(f"/api/jobs/{job['id']}/images", params=params).json()
+        seen += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(i["path"] for i in seen) == sorted(truth)
+    right = sum(i["digit"] == truth[i["path"]] for i in seen)
+    assert right >= 0.9 * len(truth), f"{right} of {len(truth)} right"
+    assert all(len(i["probabilities"]) == 10 for i in seen)
+
+    # Lowest confidence first, across pages; a digit filter returns only that digit.
+    ordered, cursor = [], None
+    while True:
+        params = {"order": "confidence", "limit": 6, **({"cursor": cursor} if cursor else {})}
+        page = web.get(f"/api/jobs/{job['id']}/images", params=params).json()
+        ordered += [i["confidence"] for i in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert ordered == sorted(ordered) and len(ordered) == len(truth)
+    digit = seen[0]["digit"]
+    only = web.get(f"/api/jobs/{job['id']}/images", params={"digit": digit}).json()["items"]
+    assert only and {i["digit"] for i in only} == {digit}
+    below = web.get(f"/api/jobs/{job['id']}/images", params={"below_threshold": "true"})
+    assert all(i["confidence"] < 0.6 for i in below.json()["items"])
+
+    # Pictures: the thumbnail is a small JPEG; the preview is exactly what the model saw.
+    from serving.preprocess import preprocess_image
+
+    image = seen[0]
+    thumb = web.get(f"/api/images/{image['id']}/thumbnail")
+    assert thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
+    preview = Image.open(io.BytesIO(web.get(f"/api/images/{image['id']}/preview").content))
+    expected = preprocess_image(dataset / image["path"])
+    assert preview.size == (64, 64)
+    assert np.array_equal(np.asarray(preview), (expected * 255).round().astype(np.uint8))
+
+
+def test_exports_match_the_cli_and_folder_jobs(web, dataset, tmp_path):
+    folder = tmp_path / "photos"
+    truth = copy_sample(dataset, folder, per_digit=1, seed=5)
+    response = web.post("/api/jobs", json={"folder": str(folder), "batch_size": 4})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    assert sse_until_done(web, job_id)[-1][1]["done"] == len(truth)
+
+    exported = web.get(f"/api/jobs/{job_id}/results.csv")
+    assert exported.headers["content-type"].startswith("text/csv")
+    cli = web.stack.cli("results", job_id, "--format", "csv")
+    assert cli.returncode == 0, cli.stderr
+    assert exported.text == cli.stdout
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert sorted(r["path"] for r in rows) == sorted(truth)
+    as_json = web.get(f"/api/jobs/{job_id}/results.json").json()
+    assert [r["path"] for r in as_json] == [r["path"] for r in rows]
+
+    listed = web.get("/api/jobs", params={"limit": 1}).json()
+    assert listed["items"][0]["id"] == job_id and listed["next_cursor"]
+    older = web.get("/api/jobs", params={"limit": 1, "cursor": listed["next_cursor"]}).json()
+    assert older["items"][0]["id"] != job_id
+
+
+def test_cancel_skips_what_has_not_started(web, dataset, tmp_path):
+    folder = tmp_path / "many"
+    copy_sample(dataset, folder, per_digit=30, seed=3)
+    job = web.post("/api/jobs", json={"folder": str(folder), "batch_size": 8}).json()
+    cancelled = web.post(f"/api/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200
+    body = cancelled.json()
+    assert body["state"] == "cancelled" and body["pending"] == 0
+    assert body["done"] + body["cancelled"] + body["errors"] == 300
+
+
+def test_predict_one_photo(web, dataset):
+    path, digit = next((p, d) for p, d in sample_images(dataset, 1, seed=21) if d == 7)
+    response = web.post("/api/predict", files={"file": (path.name, path.read_bytes())},
+                        data={"threshold": "0.5"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["digit"] == digit
+    assert len(answer["probabilities"]) == 10
+    assert answer["probabilities"][digit] == pytest.approx(answer["confidence"], abs=1e-5)
+    assert answer["below_threshold"] == (answer["confidence"] < 0.5)
+    assert answer["model_version"]
+    preview = Image.open(io.BytesIO(base64.b64decode(answer["preview_png"])))
+    assert preview.size == (64, 64)
+
+
+def test_thumbnails_stay_inside_the_jobs_folder(web, dataset, tmp_path):
+    """A file swapped for a symlink to a secret after the scan is never served."""
+    folder = tmp_path / "swap"
+    copy_sample(dataset, folder, per_digit=1, seed=9)
+    job_id = web.post("/api/jobs", json={"folder": str(folder)}).json()["id"]
+    sse_until_done(web, job_id)
+    image = web.get(f"/api/jobs/{job_id}/images", params={"limit": 1}).json()["items"][0]
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes((dataset / image["path"]).read_bytes())
+    (folder / image["path"]).unlink()
+    (folder / image["path"]).symlink_to(secret)
+    for kind in ("thumbnail", "preview"):
+        refused = web.get(f"/api/images/{image['id']}/{kind}")
+        assert refused.status_code == 422 and "outside" in refused.json()["detail"]
+
+
+def test_predict_is_not_queued_behind_a_jobs_batches(web, dataset, tmp_path):
+    """The answer comes while the job's batches still wait: its own queue is served first.
+
+    On one shared queue the photo would wait behind every batch enqueued before it, and
+    the job would have no pending image left when the answer came.
+    """
+    folder = tmp_path / "backlog"
+    copy_sample(dataset, folder, per_digit=40, seed=17)
+    job = web.post("/api/jobs", json={"folder": str(folder), "batch_size": 8}).json()
+    path, digit = sample_images(dataset, 1, seed=23)[2]
+    answer = web.post("/api/predict", files={"file": (path.name, path.read_bytes())})
+    pending = web.get(f"/api/jobs/{job['id']}").json()["pending"]
+    assert answer.status_code == 200 and answer.json()["digit"] == digit
+    assert pending > 0, "the prediction waited for the whole job"
+    sse_until_done(web, job["id"])

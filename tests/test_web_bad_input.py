@@ -1,0 +1,153 @@
+"""Everything bad a client can send gets a 4xx with one line of JSON, and leaves nothing.
+
+A real uvicorn on a real Valkey and a SQLite file; no worker is needed, since every one
+of these is refused before anything is enqueued.
+"""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+
+import pytest
+
+from tests.web_server import serving
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def bad(redis_url, tmp_path_factory):
+    from config.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("web-bad")
+    allowed = tmp / "allowed"
+    allowed.mkdir()
+    settings = Settings(broker_url=redis_url, database_url=f"sqlite:///{tmp / 'r.db'}",
+                        upload_dir=tmp / "uploads", allowed_roots=[allowed],
+                        max_upload_bytes=3 * MB, max_unpacked_bytes=2 * MB,
+                        max_file_bytes=1 * MB)
+    with serving(settings) as client:
+        client.uploads, client.allowed = tmp / "uploads", allowed
+        yield client
+
+
+def _zip(*entries: tuple[str, bytes], link: str | None = None) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+        if link:
+            info = zipfile.ZipInfo(link)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            archive.writestr(info, "/etc/passwd")
+    return out.getvalue()
+
+
+JPEG = b"\xff\xd8\xff\xe0" + b"0" * 100  # named .jpg; its content is the workers' business
+
+CASES = {
+    "not an image": (415, dict(files=[("files", ("notes.txt", b"hello"))])),
+    "empty file": (400, dict(files=[("files", ("a.jpg", b""))])),
+    "no files": (400, dict(files=[("other", ("a.jpg", JPEG))])),
+    "zip climbing out": (400, dict(files=[("files", ("x.zip", _zip(("../../evil.jpg", JPEG))))])),
+    "zip absolute path": (400, dict(files=[("files", ("x.zip", _zip(("/tmp/evil.jpg", JPEG))))])),
+    "zip with a link": (400, dict(files=[("files", ("x.zip", _zip(("ok.jpg", JPEG),
+                                                                     link="3/link.jpg")))])),
+    "zip bomb": (413, dict(files=[("files", ("b.zip", _zip(*[(f"{n}.jpg", bytes(900_000))
+                                                               for n in range(3)])))])),
+    "zip entry over the file cap": (
+        413, dict(files=[("files", ("c.zip", _zip(("big.jpg", bytes(2 * MB)))))])),
+    "not a zip": (400, dict(files=[("files", ("d.zip", b"PK not really"))])),
+    "zip without images": (400, dict(files=[("files", ("e.zip", _zip(("readme.txt", b"hi"))))])),
+    "same path twice": (400, dict(files=[("files", ("3/a.jpg", JPEG)),
+                                         ("files", ("3/a.jpg", JPEG))])),
+    "bad threshold": (422, dict(files=[("files", ("a.jpg", JPEG))], data={"threshold": "2"})),
+    "threshold not a number": (422, dict(files=[("files", ("a.jpg", JPEG))],
+                                         data={"threshold": "high"})),
+    "body over the upload cap": (413, dict(files=[("files", ("big.jpg", bytes(4 * MB)))])),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_upload_is_refused_and_leaves_nothing(bad, case):
+    status, request = CASES[case]
+    response = bad.post("/api/jobs", **request)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert detail and "\n" not in detail
+    assert not bad.uploads.exists() or not any(bad.uploads.iterdir())
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"folder": "/etc"}, 403),                      # outside SIGNDIGITS_ALLOWED_ROOTS
+    ({"folder": "relative/path"}, 422),
+    ({"folder": 5}, 422),
+    ([1, 2], 422),
+    ({"folder": "ALLOWED", "threshold": -1}, 422),
+    ({"folder": "ALLOWED", "batch_size": 0}, 422),
+    ({"folder": "ALLOWED"}, 400),                   # an empty folder: no images found
+    ({"folder": "ALLOWED/missing"}, 400),
+])
+def test_bad_folder_job_is_refused(bad, body, status):
+    if isinstance(body, dict) and body.get("folder", "") in ("ALLOWED", "ALLOWED/missing"):
+        body = {**body, "folder": body["folder"].replace("ALLOWED", str(bad.allowed))}
+    response = bad.post("/api/jobs", json=body)
+    assert response.status_code == status, response.text
+    assert "\n" not in response.json()["detail"]
+
+
+@pytest.mark.parametrize("method, url, kwargs, status", [
+    ("GET", "/api/jobs/0123456789abcdef", {}, 404),
+    ("GET", "/api/jobs/nope/images", {}, 404),
+    ("GET", "/api/jobs/nope/events", {}, 404),
+    ("GET", "/api/jobs/nope/results.csv", {}, 404),
+    ("POST", "/api/jobs/nope/cancel", {}, 404),
+    ("GET", "/api/images/999999/thumbnail", {}, 404),
+    ("GET", "/api/images/abc/preview", {}, 422),
+    ("GET", "/api/images/1/thumbnail?side=5", {}, 422),
+    ("GET", "/api/jobs?limit=0", {}, 422),
+    ("GET", "/api/jobs?cursor=x", {}, 422),
+    ("POST", "/api/jobs", {"content": b"{not json", "headers": {
+        "content-type": "application/json"}}, 400),
+    ("POST", "/api/jobs", {"content": b"x", "headers": {"content-type": "text/plain"}}, 415),
+    ("POST", "/api/predict", {"files": {"file": ("a.jpg", b"not an image at all")}}, 415),
+    ("POST", "/api/predict", {"files": {"file": ("a.jpg", b"")}}, 400),
+    ("POST", "/api/predict", {"data": {"threshold": "0.5"}}, 422),
+    ("POST", "/api/predict", {"files": {"file": ("a.jpg", bytes(2 * MB))}}, 413),
+    ("POST", "/api/predict", {"files": {"file": ("a.png", b"\x89PNG\r\n\x1a\n")},
+                              "data": {"threshold": "7"}}, 422),
+])
+def test_bad_request_gets_one_line(bad, method, url, kwargs, status):
+    response = bad.request(method, url, **kwargs)
+    assert response.status_code == status, response.text
+    assert "\n" not in response.json()["detail"]
+
+
+def test_bad_image_cursor(bad):
+    from db.models import Job
+    from db.session import session_factory
+
+    with session_factory(bad.settings.database_url).begin() as session:
+        session.add(Job(id="c" * 32, root="/x", threshold=0.5, batch_size=1, total_images=0,
+                        total_batches=0, model_version="v"))
+    for cursor in ("garbage!!", "WzEsMl0"):  # not base64 JSON; JSON of the wrong shape
+        response = bad.get(f"/api/jobs/{'c' * 32}/images", params={"cursor": cursor})
+        assert response.status_code == 400, response.text
+
+
+def test_cross_site_post_is_refused(bad):
+    """A browser's cross-site form post carries Origin but not our cookie's token."""
+    response = bad.post("/api/jobs", json={"folder": "/etc"},
+                        headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403 and "cross-site" in response.json()["detail"]
+    page = bad.get("/")  # the page sets the cookie and carries the token
+    token = page.text.split('name="csrf-token" content="')[1].split('"')[0]
+    allowed = bad.post("/api/jobs", json={"folder": "/etc"},
+                       headers={"Origin": str(bad.base_url), "X-CSRF-Token": token})
+    assert allowed.status_code == 403 and "ALLOWED_ROOTS" in allowed.json()["detail"]
+    forged = bad.post("/api/jobs", json={"folder": "/etc"},
+                      headers={"Origin": "https://evil.example", "X-CSRF-Token": "guess"})
+    assert forged.status_code == 403 and "cross-site" in forged.json()["detail"]
+    bad.cookies.clear()

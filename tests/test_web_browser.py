@@ -1,0 +1,146 @@
+"""The pages in a real browser (Debian's Chromium, driven by Playwright) on a real stack.
+
+Uploads a folder of real photos, watches the job reach done, filters the grid to a
+digit, opens an image; on /try uploads a photo and reads the digit, then takes one with
+Chromium's fake camera (a video made here from a real photo) and reads the digit again.
+Screenshots go to ``SIGNDIGITS_SCREENSHOT_DIR`` (``docs/`` when they are refreshed).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import Stack, copy_sample, require, sample_images
+from tests.web_server import serving
+
+CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
+DONE = 120_000  # ms a page may take to show a finished job
+
+
+def write_y4m(photo: Path, target: Path, *, frames: int = 10) -> None:
+    """A 640 x 480 Y4M video of ``photo``: Chromium's fake camera plays it in a loop.
+
+    The photo is centred on a white frame, 480 x 480, so the square the model crops
+    from the camera's picture is the photo itself.
+    """
+    frame = Image.new("RGB", (640, 480), "white")
+    frame.paste(Image.open(photo).convert("RGB").resize((480, 480)), (80, 0))
+    y, cb, cr = (np.asarray(c) for c in frame.convert("YCbCr").split())
+    half = [np.asarray(Image.fromarray(c).resize((320, 240), Image.Resampling.BILINEAR))
+            for c in (cb, cr)]
+    with target.open("wb") as out:
+        out.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for _ in range(frames):
+            out.write(b"FRAME\n" + y.tobytes() + half[0].tobytes() + half[1].tobytes())
+
+
+@pytest.fixture(scope="module")
+def site(redis_url, tmp_path_factory, dataset):
+    from config.settings import Settings
+
+    require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
+    tmp = tmp_path_factory.mktemp("browser")
+    stack = Stack(redis_url, f"sqlite:///{tmp / 'r.db'}", tmp)
+    stack.start_worker(concurrency=2)
+    settings = Settings(broker_url=stack.broker_url, database_url=stack.database_url,
+                        upload_dir=tmp / "uploads")
+    try:
+        with serving(settings) as client:
+            yield client, tmp
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(site, dataset):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    client, tmp = site
+    # A photo the model is sure about, so the camera's re-encoded frame reads the same.
+    for path, digit in sample_images(dataset, 3, seed=8):
+        answer = client.post("/api/predict", files={"file": (path.name, path.read_bytes())})
+        if answer.json()["digit"] == digit and answer.json()["confidence"] > 0.95:
+            break
+    video = tmp / "hand.y4m"
+    write_y4m(path, video)
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"])
+        context = chromium.new_context(viewport={"width": 1200, "height": 900})
+        context.grant_permissions(["camera"], origin=str(client.base_url))
+        page = context.new_page()
+        page.camera_photo = (path, digit)
+        yield page
+        chromium.close()
+
+
+def _shots() -> Path | None:
+    folder = os.environ.get("SIGNDIGITS_SCREENSHOT_DIR")
+    return Path(folder) if folder else None
+
+
+def _shoot(page, name: str, tmp: Path) -> None:
+    target = (_shots() or tmp) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target), full_page=True)
+
+
+def test_upload_watch_filter_open(site, browser, dataset, tmp_path):
+    client, tmp = site
+    page = browser
+    folder = tmp_path / "photos"
+    truth = copy_sample(dataset, folder, per_digit=4, seed=13)
+    page.goto(f"{client.base_url}/")
+    page.set_input_files("#folder", str(folder))
+    page.click("#submit")
+    page.wait_for_selector("#submit-message:has-text('images')", timeout=60_000)
+    job_id = page.inner_text("#submit-message").split()[1].rstrip(":")
+    row = f"#job-{job_id}"
+    page.wait_for_selector(f"{row} td.state:text-is('done')", timeout=DONE)
+    assert page.inner_text(f"{row} .muted") == f"{len(truth)} / {len(truth)}"
+    _shoot(page, "web-jobs.png", tmp)
+
+    page.click(f"{row} a")
+    page.wait_for_selector("#state:text-is('done')", timeout=DONE)
+    page.wait_for_function(f"document.querySelectorAll('#grid .tile').length == {len(truth)}")
+    page.wait_for_function("[...document.querySelectorAll('#grid img')].every(i => i.complete)")
+    _shoot(page, "web-job.png", tmp)
+    page.select_option("#filter-digit", "3")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#grid .tile .label')].length > 0 && "
+        "[...document.querySelectorAll('#grid .tile .label')]"
+        ".every(l => l.textContent.startsWith('3 '))")
+    titles = page.eval_on_selector_all("#grid .tile", "tiles => tiles.map(t => t.title)")
+    assert titles and set(titles) <= set(truth)  # only the 3s, and every one a real upload
+    page.click("#grid .tile >> nth=0")
+    page.wait_for_selector("#detail[open] #detail-probabilities .col >> nth=9")
+    page.wait_for_function("document.getElementById('detail-preview').naturalWidth === 64")
+    assert page.inner_text("#detail-path") == titles[0]
+    _shoot(page, "web-job-image.png", tmp)
+    page.keyboard.press("Escape")
+
+
+def test_try_upload_and_camera(site, browser, dataset):
+    client, tmp = site
+    page = browser
+    photo, digit = sample_images(dataset, 1, seed=30)[5]
+    page.goto(f"{client.base_url}/try")
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector("#answer:not([hidden])", timeout=60_000)
+    assert page.inner_text("#answer-digit") == str(digit)
+    assert page.eval_on_selector_all("#answer-probabilities .col", "c => c.length") == 10
+
+    camera_photo, camera_digit = page.camera_photo
+    page.evaluate("document.getElementById('answer').dataset.digit = ''")
+    page.click("#camera-start")
+    page.wait_for_function("document.getElementById('camera').videoWidth === 640")
+    page.click("#camera-shoot")
+    page.wait_for_function("document.getElementById('answer').dataset.digit !== ''",
+                           timeout=60_000)
+    assert page.inner_text("#answer-digit") == str(camera_digit), camera_photo
+    _shoot(page, "web-try.png", tmp)

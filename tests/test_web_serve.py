@@ -1,0 +1,163 @@
+"""``signdigits serve`` as a user runs it, who may use it, and what the web process imports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO, make_env, run_cli, sample_images, start_valkey, wait_for_http
+from tests.web_server import sse_until_done
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
+    """No broker configured: Valkey, a worker and ./signdigits.db, gone after Ctrl-C."""
+    from signdigits.local import free_port
+
+    port = free_port()
+    env = make_env(concurrency="1")
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
+    process = subprocess.Popen([sys.executable, "-m", "signdigits", "serve", "--port",
+                                str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/api/jobs", timeout=120)
+        children = _children(process.pid)
+        assert len(children) >= 2, children  # the broker and the worker
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            path, digit = sample_images(dataset, 1, seed=4)[3]
+            answer = client.post("/api/predict", files={"file": (path.name, path.read_bytes())})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["digit"] == digit
+            job = client.post("/api/jobs", files=[("files", (f"{digit}/{path.name}",
+                                                              path.read_bytes()))]).json()
+            assert sse_until_done(client, job["id"])[-1][1]["done"] == 1
+        assert (tmp_path / "signdigits.db").exists()
+        assert any((tmp_path / "uploads").iterdir())  # beside the database by default
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    assert process.returncode == 0, output
+    assert f"http://127.0.0.1:{port}/" in output
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], output
+
+
+@pytest.mark.parametrize("settings, host, refused", [
+    ({"environment": "production"}, "127.0.0.1", "SIGNDIGITS_WEB_AUTH"),
+    ({"environment": "production", "web_auth": "admin:changeme"}, "127.0.0.1", "placeholder"),
+    ({"web_auth": "admin:password"}, "127.0.0.1", "placeholder"),
+    ({"web_auth": "nocolon"}, "127.0.0.1", "user:password"),
+    ({"web_token": "short"}, "127.0.0.1", "16 characters"),
+    ({}, "0.0.0.0", "loopback"),
+    ({"environment": "production", "web_auth": "admin:s3cret-Horse"}, "0.0.0.0", None),
+    ({"web_token": "a-long-enough-token-123"}, "0.0.0.0", None),
+    ({}, "127.0.0.1", None),
+    ({}, "::1", None),
+])
+def test_who_may_start_open(settings, host, refused):
+    from config.settings import Settings
+    from web.auth import StartRefused, check_can_start
+
+    if refused is None:
+        check_can_start(Settings(**settings), host=host)
+        return
+    with pytest.raises(StartRefused, match=refused):
+        check_can_start(Settings(**settings), host=host)
+
+
+def test_serve_refuses_production_without_credentials(tmp_path):
+    result = run_cli("serve", env=make_env(environment="production"), cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "SIGNDIGITS_WEB_AUTH" in result.stderr
+
+
+def test_credentials_are_required_when_set(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from config.settings import Settings
+    from db.migrate import upgrade
+    from web.app import create_app
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", environment="production",
+                        web_auth="ann:a-real-secret", web_token="t" * 20)
+    upgrade(settings.database_url)
+    client = TestClient(create_app(settings))
+    for url in ("/", "/api/jobs", "/docs", "/static/common.js"):
+        assert client.get(url).status_code == 401
+    assert client.get("/api/jobs", auth=("ann", "wrong")).status_code == 401
+    assert client.get("/healthz").json() == {"ok": True}  # the health check needs none
+    assert client.get("/api/jobs", auth=("ann", "a-real-secret")).status_code == 200
+    assert client.get("/api/jobs", headers={"Authorization": "Bearer " + "t" * 20}).status_code \
+        == 200
+
+
+def test_the_web_never_imports_tensorflow(tmp_path, dataset):
+    """Serving pages, an upload, a thumbnail and a prediction loads no TensorFlow."""
+    photo = sample_images(dataset, 1, seed=2)[0][0]
+    broker = start_valkey()  # its own: no worker anywhere consumes it
+    redis_url = broker.url
+    script = textwrap.dedent(f"""
+        import sys
+        from fastapi.testclient import TestClient
+        from config.settings import Settings
+        from db.migrate import upgrade
+        from web.app import create_app
+
+        settings = Settings(database_url="sqlite:///{tmp_path}/r.db", broker_url="{redis_url}",
+                            upload_dir="{tmp_path}/up", predict_timeout=0.5)
+        upgrade(settings.database_url)
+        client = TestClient(create_app(settings), client=("127.0.0.1", 1))
+        data = open("{photo}", "rb").read()
+        for url in ("/", "/try", "/docs", "/openapi.json"):
+            assert client.get(url).status_code == 200, url
+        client.cookies.clear()
+        job = client.post("/api/jobs", files=[("files", ("3/a.jpg", data))])
+        assert job.status_code == 201, job.text
+        assert client.get("/jobs/" + job.json()["id"]).status_code == 200
+        image = client.get("/api/jobs/" + job.json()["id"] + "/images").json()["items"][0]
+        assert client.get(f"/api/images/{{image['id']}}/thumbnail").status_code == 200
+        assert client.get(f"/api/images/{{image['id']}}/preview").status_code == 200
+        # No worker consumes this broker: the prediction times out, 503.
+        client.cookies.clear()
+        assert client.post("/api/predict", files={{"file": ("a.jpg", data)}}).status_code == 503
+        print("tensorflow" in sys.modules, "keras" in sys.modules)
+    """)
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(REPO))}
+    try:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                env=env, cwd=tmp_path, timeout=120)
+    finally:
+        broker.stop()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["False", "False"]

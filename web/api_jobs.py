@@ -1,0 +1,198 @@
+"""``/api/jobs``: submit a folder or an upload, list jobs, one job, its images, cancel."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from db.models import ImageStatus, Job
+from db.queries import cancel_job
+from db.web_queries import ImageCursor, ImageFilter, images_page, jobs_page
+from files.paths import inside_allowed_roots
+from web.auth import is_loopback
+from web.state import WebState, image_json, job_json, web_state
+from web.uploads import Upload, UploadRefused, store_uploads, upload_root
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+_SUBMIT_DOC = {
+    "requestBody": {"content": {
+        "application/json": {"schema": {"type": "object", "required": ["folder"], "properties": {
+            "folder": {"type": "string"}, "threshold": {"type": "number"},
+            "batch_size": {"type": "integer"}}}},
+        "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
+            "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "threshold": {"type": "number"}}}},
+    }},
+}
+
+
+def number(value, name: str, *, low: float, high: float, integer: bool = False):
+    """A client's number checked against its range; 422 with one line otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        parsed = None
+    if parsed is None or isinstance(value, bool) or not low <= parsed <= high:
+        kind = "an integer" if integer else "a number"
+        raise HTTPException(422, f"{name} must be {kind} between {low:g} and {high:g}")
+    return parsed
+
+
+@router.post("", status_code=201, openapi_extra=_SUBMIT_DOC,
+             summary="Submit a server folder (JSON) or uploaded images/zips (multipart)")
+async def submit(request: Request) -> dict:
+    state = web_state(request)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        folder, threshold, batch_size = await _stored_upload(request, state)
+        job_settings = state.settings.model_copy(
+            update={"allowed_roots": [*state.settings.allowed_roots, upload_root(state.settings)]})
+        inline = True  # the workers may not see the web's disk: the bytes travel
+    elif kind == "application/json":
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise HTTPException(422, 'send a JSON object: {"folder": "/abs/path"}')
+        folder = _allowed_folder(request, state, body.get("folder"))
+        threshold = number(body.get("threshold"), "threshold", low=0, high=1)
+        batch_size = number(body.get("batch_size"), "batch_size", low=1, high=4096, integer=True)
+        job_settings, inline = state.settings, None
+    else:
+        raise HTTPException(415, "send application/json with a folder, or multipart/form-data "
+                                 "with files")
+    job_id = await run_in_threadpool(_submit, state, folder, job_settings, threshold,
+                                     batch_size, inline)
+    with state.sessions() as session:
+        return job_json(state.summary(session, job_id))
+
+
+async def _stored_upload(request: Request, state: WebState) -> tuple[Path, float | None, None]:
+    form = await request.form(max_files=100_000, max_fields=20)
+    try:
+        threshold = number(form.get("threshold"), "threshold", low=0, high=1)
+        files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+        if not files:
+            raise HTTPException(400, "no files uploaded (send one or more 'files' fields)")
+        uploads = [Upload(f.filename or "", f.file) for f in files]
+        try:
+            folder = await run_in_threadpool(store_uploads, uploads, settings=state.settings)
+        except UploadRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+    finally:
+        await form.close()
+    return folder, threshold, None
+
+
+def _allowed_folder(request: Request, state: WebState, folder) -> Path:
+    if not isinstance(folder, str) or not folder.startswith("/"):
+        raise HTTPException(422, 'give "folder" as an absolute path on the server')
+    roots = state.settings.allowed_roots
+    if roots:
+        if not inside_allowed_roots(folder, roots):
+            raise HTTPException(403, f"{folder}: outside SIGNDIGITS_ALLOWED_ROOTS")
+    elif state.settings.environment != "development" or not is_loopback(
+            request.client.host if request.client else ""):
+        raise HTTPException(403, "folder jobs over HTTP need SIGNDIGITS_ALLOWED_ROOTS (without "
+                                 "it, only in development from this machine)")
+    return Path(folder)
+
+
+def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inline) -> str:
+    from producer.scan import FolderError
+    from producer.submit import submit_folder
+    from serving.artifact import ArtifactError
+
+    try:
+        job = submit_folder(folder, settings=settings, sessions=state.sessions, app=state.celery,
+                            threshold=threshold, batch_size=batch_size, inline=inline)
+    except FolderError as exc:
+        if inline:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise HTTPException(400, str(exc)) from None
+    except ArtifactError as exc:
+        raise HTTPException(503, f"model unavailable: {exc}") from None
+    except BrokerUnavailable as exc:
+        raise HTTPException(503, f"cannot enqueue on the broker ({exc}); the job is marked "
+                                 "failed") from None
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return job.job_id
+
+
+@router.get("", summary="Jobs, newest first")
+def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200),
+              cursor: str | None = Query(None)) -> dict:
+    state = web_state(request)
+    offset = 0 if cursor is None else number(cursor, "cursor", low=0, high=10**12, integer=True)
+    with state.sessions() as session:
+        jobs = jobs_page(session, limit=limit, offset=offset)
+        items = [job_json(state.summary(session, job.id)) for job in jobs[:limit]]
+    return {"items": items, "next_cursor": str(offset + limit) if len(jobs) > limit else None}
+
+
+@router.get("/{job_id}", summary="One job: counts, state, rate")
+def get_job(request: Request, job_id: str) -> dict:
+    state = web_state(request)
+    with state.sessions() as session:
+        return job_json(state.summary(session, job_id))
+
+
+@router.get("/{job_id}/images", summary="The job's images, keyset-paginated")
+def list_images(
+    request: Request, job_id: str,
+    digit: int | None = Query(None, ge=0, le=9),
+    below_threshold: bool | None = Query(None),
+    status: ImageStatus | None = Query(None),
+    order: str = Query("id", pattern="^(id|confidence)$"),
+    limit: int = Query(100, ge=1, le=500),
+    cursor: str | None = Query(None),
+) -> dict:
+    state = web_state(request)
+    where = ImageFilter(digit, below_threshold, status.value if status else None)
+    with state.sessions() as session:
+        job = state.summary(session, job_id).job
+        rows, following = images_page(session, job_id=job.id, where=where, order=order,
+                                      limit=limit, cursor=decode_cursor(cursor))
+        return {"items": [image_json(r) for r in rows], "next_cursor": encode_cursor(following)}
+
+
+def encode_cursor(cursor: ImageCursor | None) -> str | None:
+    if cursor is None:
+        return None
+    raw = json.dumps([cursor.last_id, cursor.confidence, cursor.unscored]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str | None) -> ImageCursor | None:
+    if not text:
+        return None
+    try:
+        last_id, confidence, unscored = json.loads(
+            base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        cursor = ImageCursor(int(last_id), None if confidence is None else float(confidence),
+                             bool(unscored))
+    except (ValueError, TypeError):
+        raise HTTPException(400, "cursor is not one this API returned") from None
+    return cursor
+
+
+@router.post("/{job_id}/cancel", summary="Skip the job's images not yet started")
+def cancel(request: Request, job_id: str) -> dict:
+    state = web_state(request)
+    with state.sessions.begin() as session:
+        found = state.summary(session, job_id).job
+        cancel_job(session, job=session.get(Job, found.id))
+    with state.sessions() as session:
+        return job_json(state.summary(session, found.id))

@@ -1,0 +1,70 @@
+"""``POST /api/predict``: one photo, classified by a worker on the predict queue.
+
+The photo is decoded and preprocessed here (a non-image is refused at once, and the
+answer shows the 64 x 64 view); only those pixels travel to a worker, whose model gives
+the digit. Nothing is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from redis.exceptions import RedisError
+from starlette.concurrency import run_in_threadpool
+
+from broker.app import PREDICT_QUEUE
+from broker.messages import PREDICT_TASK_NAME, predict_reply_key
+from files.reading import ImageError
+from web.api_jobs import number
+from web.imaging import as_uint8, model_view, preview_png
+from web.state import WebState, web_state
+
+router = APIRouter(prefix="/api", tags=["predict"])
+
+
+@router.post("/predict", summary="Classify one photo now (nothing is stored)")
+async def predict(request: Request, file: UploadFile = File(...),
+                  threshold: str | None = Form(None)) -> dict:
+    state = web_state(request)
+    chosen = number(threshold, "threshold", low=0, high=1)
+    cap = state.settings.max_file_bytes
+    data = await file.read(cap + 1)
+    if len(data) > cap:
+        raise HTTPException(413, f"the photo is over the {cap:,}-byte cap")
+    if not data:
+        raise HTTPException(400, "empty upload (0 bytes)")
+    try:
+        pixels = await run_in_threadpool(model_view, data,
+                                         max_pixels=state.settings.max_image_pixels)
+    except ImageError as exc:
+        raise HTTPException(415, f"{file.filename or 'the upload'}: {exc}") from None
+    answer = await run_in_threadpool(ask_worker, state, as_uint8(pixels).tobytes(), chosen)
+    answer["preview_png"] = base64.b64encode(preview_png(pixels)).decode("ascii")
+    return answer
+
+
+def ask_worker(state: WebState, pixels: bytes, threshold: float | None) -> dict:
+    """Send the pixels to the predict queue and wait for the answer, up to the timeout.
+
+    The worker pushes its answer to a Redis list named for this request; BLPOP waits on
+    it without polling, and one connection per waiting thread comes from redis-py's pool.
+    """
+    reply_to = predict_reply_key(uuid.uuid4().hex)
+    try:
+        state.celery.send_task(
+            PREDICT_TASK_NAME, args=[base64.b64encode(pixels).decode("ascii"), threshold],
+            kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
+        found = state.replies.blpop([reply_to], timeout=state.settings.predict_timeout)
+    except (BrokerUnavailable, RedisError) as exc:
+        raise HTTPException(503, f"broker unavailable: {exc}") from None
+    if found is None:
+        raise HTTPException(503, f"no worker answered in {state.settings.predict_timeout:g} s "
+                                 "(are workers running?)")
+    answer = json.loads(found[1])
+    if "error" in answer:
+        raise HTTPException(422, answer["error"])
+    return answer

@@ -1,0 +1,104 @@
+"""The application factory: ``create_app(settings)`` is what uvicorn serves.
+
+Every error a client can cause leaves as a 4xx with one line of JSON ``detail``; the
+handlers below turn validation errors, a database or broker that is down, and anything
+unexpected into such lines too, so no traceback ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from sqlalchemy.exc import OperationalError as DatabaseUnavailable
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from config.settings import Settings
+from web import api_images, api_jobs, api_predict, api_results, events, pages
+from web.auth import Guard
+from web.limits import BodyCap, BodyTooLarge
+from web.state import WebState
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """A ready application on ``settings``' database and broker (migrated beforehand)."""
+    from broker.app import create_app as celery_app
+    from db.session import session_factory
+
+    app = FastAPI(title="signdigits", version="1", docs_url=None, redoc_url=None,
+                  description="Submit image folders or uploads, watch jobs, browse results, "
+                              "classify one photo.")
+    app.state.web = WebState(settings=settings, sessions=session_factory(settings.database_url),
+                             celery=celery_app(settings))
+    for module in (api_jobs, api_results, api_images, api_predict, events, pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _install_offline_docs(app)
+    app.add_middleware(BodyCap, limit=settings.max_upload_bytes)
+    app.add_middleware(Guard, settings=settings)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_offline_docs(app: FastAPI) -> None:
+    """``/docs`` from the swagger-ui-bundle package: FastAPI's own page loads it from a CDN,
+    which a machine without internet access cannot reach."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+              name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="signdigits API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": one_line(exc.detail)}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return JSONResponse({"detail": one_line(f"{where}: {first['msg']}" if where
+                                                else first["msg"])}, status_code=422)
+
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=413)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        log.warning("database unavailable: %s", exc)
+        return JSONResponse({"detail": "database unavailable; try again"}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # A bug of ours, not the client's: logged in full, answered in one line.
+        log.exception("unexpected error")
+        return JSONResponse({"detail": f"internal error ({exc.__class__.__name__})"},
+                            status_code=500)
+
+    @app.exception_handler(BrokerUnavailable)
+    async def broker_down(_request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": one_line(f"broker unavailable: {exc}")}, status_code=503)

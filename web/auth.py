@@ -1,0 +1,120 @@
+"""Who may use the web: credentials, the rule for starting open, and cross-site posts.
+
+Starting open is allowed only in development on a loopback address; anywhere else a
+photo service with no password would classify (and store) anyone's uploads.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import secrets
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from config.settings import PLACEHOLDER_SECRETS, Settings
+
+CSRF_COOKIE = "signdigits_csrf"
+CSRF_HEADER = "x-csrf-token"
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class StartRefused(RuntimeError):
+    """`serve` must not start with this configuration; the message says why."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_can_start(settings: Settings, *, host: str) -> None:
+    """Raise :class:`StartRefused` unless credentials are set, or this may run open."""
+    if settings.web_auth is not None:
+        user, colon, password = settings.web_auth.partition(":")
+        if not colon or not user:
+            raise StartRefused("SIGNDIGITS_WEB_AUTH must be user:password")
+        if password.lower() in PLACEHOLDER_SECRETS:
+            raise StartRefused("SIGNDIGITS_WEB_AUTH holds a placeholder password (refused)")
+    if settings.web_token is not None and (
+        settings.web_token.lower() in PLACEHOLDER_SECRETS or len(settings.web_token) < 16
+    ):
+        raise StartRefused("SIGNDIGITS_WEB_TOKEN is a placeholder or shorter than 16 characters")
+    if settings.web_auth or settings.web_token:
+        return
+    if settings.environment != "development":
+        raise StartRefused(
+            "set SIGNDIGITS_WEB_AUTH=user:password (or SIGNDIGITS_WEB_TOKEN): the web "
+            f"starts without credentials only in development (environment is "
+            f"{settings.environment!r})")
+    if not is_loopback(host):
+        raise StartRefused(
+            f"set SIGNDIGITS_WEB_AUTH=user:password to listen on {host}: without "
+            "credentials the web listens only on a loopback address")
+
+
+class Guard:
+    """ASGI middleware: credentials on every request (when set), CSRF on unsafe ones.
+
+    A browser sends a cross-site POST (a form on another site) with the user's cached
+    Basic credentials; the cookie it cannot read is what tells ours apart. A request
+    with no ``Origin``, no ``Sec-Fetch-Site`` and no cookie is no browser's (curl, a
+    program): it needs no token, as it carries no ambient credentials to abuse.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.basic = None
+        if settings.web_auth:
+            self.basic = "Basic " + base64.b64encode(settings.web_auth.encode()).decode()
+        self.bearer = f"Bearer {settings.web_token}" if settings.web_token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if request.url.path == "/healthz":  # the container's health check: says nothing
+            await self.app(scope, receive, send)
+            return
+        if not self._authorized(request):
+            response = JSONResponse({"detail": "authentication required"}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Basic realm="signdigits"'})
+            await response(scope, receive, send)
+            return
+        if request.method in _UNSAFE and not _same_site(request):
+            response = JSONResponse(
+                {"detail": "cross-site request refused (missing or wrong CSRF token)"},
+                status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _authorized(self, request: Request) -> bool:
+        if self.basic is None and self.bearer is None:
+            return True
+        given = request.headers.get("authorization", "")
+        return any(
+            expected is not None and secrets.compare_digest(given.encode(), expected.encode())
+            for expected in (self.basic, self.bearer)
+        )
+
+
+def _same_site(request: Request) -> bool:
+    cookie = request.cookies.get(CSRF_COOKIE)
+    token = request.headers.get(CSRF_HEADER)
+    if cookie and token:
+        return secrets.compare_digest(cookie.encode(), token.encode())
+    browser = (request.headers.get("origin") or request.headers.get("sec-fetch-site")
+               or request.cookies)
+    return not browser
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)

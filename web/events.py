@@ -1,0 +1,54 @@
+"""``GET /api/jobs/{id}/events``: a job's counts as server-sent events until it ends.
+
+The browser keeps one connection open instead of asking every second; the server reads
+the job's summary once a second and sends it only when it changed, then a final ``done``
+event with the finished state, and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from web.state import job_json, web_state
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+FINISHED = {"done", "done with errors", "failed", "cancelled"}
+INTERVAL = 1.0
+
+
+@router.get("/{job_id}/events", summary="Server-sent events: counts as they change, then done")
+async def events(request: Request, job_id: str) -> StreamingResponse:
+    state = web_state(request)
+
+    def current() -> dict:
+        with state.sessions() as session:
+            return job_json(state.summary(session, job_id))
+
+    first = await run_in_threadpool(current)  # an unknown job is a 404, not an empty stream
+
+    async def stream():
+        shown = None
+        snapshot = first
+        while True:
+            if snapshot != shown:
+                finished = snapshot["state"] in FINISHED
+                name = "done" if finished else "progress"
+                yield f"event: {name}\ndata: {json.dumps(snapshot)}\n\n"
+                if finished:
+                    return
+                shown = snapshot
+            else:
+                yield ": still running\n\n"  # a comment: keeps proxies from closing it
+            await asyncio.sleep(INTERVAL)
+            if await request.is_disconnected():
+                return
+            snapshot = await run_in_threadpool(current)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

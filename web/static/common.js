@@ -1,0 +1,41 @@
+// Shared by every page: the CSRF token for posts, JSON errors as one line, bar charts.
+"use strict";
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+
+async function api(url, options = {}) {
+  const headers = Object.assign({"X-CSRF-Token": CSRF}, options.headers || {});
+  const response = await fetch(url, Object.assign({}, options, {headers}));
+  const body = await response.json().catch(() => ({detail: response.statusText}));
+  if (!response.ok) throw new Error(body.detail || ("HTTP " + response.status));
+  return body;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v; else if (k === "text") node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// columns: [{label, value, cls}] drawn as bars scaled to the largest value.
+function barChart(container, columns, markAt) {
+  container.replaceChildren();
+  const top = Math.max(1, ...columns.map(c => c.value));
+  for (const c of columns) {
+    const bar = el("div", {class: "b", title: String(c.value)});
+    bar.style.height = (100 * c.value / top) + "%";
+    container.append(el("div", {class: "col " + (c.cls || "")},
+      el("span", {text: c.shown !== undefined ? c.shown : String(c.value)}), bar,
+      el("span", {text: c.label})));
+  }
+  if (markAt !== undefined) {
+    const line = el("div", {class: "threshold", title: "threshold"});
+    line.style.left = (markAt * 100) + "%";
+    container.append(line);
+  }
+}
+
+function percent(x) { return x === null || x === undefined ? "-" : (100 * x).toFixed(1) + "%"; }

@@ -1,0 +1,99 @@
+// One job: live progress (server-sent events), charts, and the filterable thumbnail grid.
+"use strict";
+const section = document.getElementById("job");
+const JOB = section.dataset.job;
+const THRESHOLD = Number(section.dataset.threshold);
+const grid = document.getElementById("grid");
+let cursor = null;
+let loading = false;
+
+function showProgress(job) {
+  const finished = job.total_images - job.pending;
+  document.getElementById("state").textContent = job.state + (job.stalled ? " (stalled)" : "");
+  document.getElementById("counts").textContent =
+    `${finished} / ${job.total_images} images: ${job.done} classified, ` +
+    `${job.below_threshold} below threshold, ${job.errors} errors` +
+    (job.images_per_second ? `, ${job.images_per_second} images/s` : "");
+  document.getElementById("progress").style.width =
+    job.total_images ? (100 * finished / job.total_images) + "%" : "0";
+}
+
+async function loadStats() {
+  const stats = await api(`/api/jobs/${JOB}/stats`);
+  barChart(document.getElementById("digits"),
+           stats.digits.map((n, d) => ({label: String(d), value: n})));
+  const bins = stats.confidence_histogram.length;
+  barChart(document.getElementById("histogram"), stats.confidence_histogram.map((n, i) => ({
+    label: i % 5 === 0 ? (i / bins).toFixed(2) : "", value: n,
+    cls: (i + 1) / bins <= stats.threshold ? "low" : ""})), stats.threshold);
+}
+
+function filters() {
+  const params = new URLSearchParams({order: "confidence", limit: "60"});
+  const digit = document.getElementById("filter-digit").value;
+  if (digit !== "") params.set("digit", digit);
+  if (document.getElementById("filter-below").checked) params.set("below_threshold", "true");
+  if (document.getElementById("filter-errors").checked) params.set("status", "error");
+  return params;
+}
+
+function tile(image) {
+  const label = image.status === "done" ?
+      `${image.digit} (${percent(image.confidence)})` : (image.error || image.status);
+  const cls = "tile" + (image.below_threshold ? " low" : "") +
+              (image.status === "error" ? " error" : "");
+  const node = el("div", {class: cls, "data-image": String(image.id), title: image.path},
+    el("img", {src: `/api/images/${image.id}/thumbnail`, loading: "lazy", alt: image.path}),
+    el("div", {class: "label", text: label}));
+  node.addEventListener("click", () => openImage(image));
+  return node;
+}
+
+async function loadImages(reset) {
+  if (loading) return;
+  loading = true;
+  try {
+    if (reset) { grid.replaceChildren(); cursor = null; }
+    const params = filters();
+    if (cursor) params.set("cursor", cursor);
+    const page = await api(`/api/jobs/${JOB}/images?${params}`);
+    for (const image of page.items) grid.append(tile(image));
+    cursor = page.next_cursor;
+    document.getElementById("more-images").hidden = !cursor;
+    grid.dataset.loaded = String(grid.children.length);
+  } finally {
+    loading = false;
+  }
+}
+
+function openImage(image) {
+  document.getElementById("detail-path").textContent = image.path;
+  document.getElementById("detail-photo").src = `/api/images/${image.id}/thumbnail?side=640`;
+  document.getElementById("detail-preview").src = `/api/images/${image.id}/preview`;
+  document.getElementById("detail-summary").textContent = image.status === "done" ?
+    `digit ${image.digit}, confidence ${percent(image.confidence)}` +
+    (image.below_threshold ? " (below the threshold)" : "") : (image.error || image.status);
+  const probabilities = image.probabilities || [];
+  barChart(document.getElementById("detail-probabilities"), probabilities.map((p, d) => ({
+    label: String(d), value: p, shown: percent(p), cls: d === image.digit ? "top" : ""})));
+  document.getElementById("detail").showModal();
+}
+
+for (const id of ["filter-digit", "filter-below", "filter-errors"]) {
+  document.getElementById(id).addEventListener("change", () => loadImages(true));
+}
+document.getElementById("more-images").addEventListener("click", () => loadImages(false));
+document.getElementById("cancel").addEventListener("click", async () => {
+  showProgress(await api(`/api/jobs/${JOB}/cancel`, {method: "POST"}));
+});
+
+const events = new EventSource(`/api/jobs/${JOB}/events`);
+events.addEventListener("progress", e => showProgress(JSON.parse(e.data)));
+events.addEventListener("done", e => {
+  showProgress(JSON.parse(e.data));
+  events.close();
+  loadStats();
+  loadImages(true);
+});
+loadStats();
+loadImages(true);

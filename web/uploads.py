@@ -1,0 +1,166 @@
+"""Uploaded files and zip archives, unpacked into a fresh folder that becomes a job's.
+
+The folder's name is chosen here (a random id under ``SIGNDIGITS_UPLOAD_DIR``); inside it
+each image keeps its path (``3/IMG_1.JPG`` from a zip or a browser's folder upload stays
+``3/IMG_1.JPG``) with every component cleaned. A path that would climb out, a link, or an
+archive that unpacks to more than ``SIGNDIGITS_MAX_UNPACKED_BYTES`` (a zip bomb) refuses
+the whole upload and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import uuid
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from config.settings import Settings
+from files.paths import is_image_name
+
+_CHUNK = 1 << 20
+_MAX_ZIP_ENTRIES = 200_000
+_SAFE = re.compile(r"[^\w.\- ]")  # \w is Unicode: accented names stay readable
+
+
+class UploadRefused(ValueError):
+    """The upload cannot become a job; the message is the client's one-line answer."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    stream: BinaryIO
+
+
+def upload_root(settings: Settings) -> Path:
+    """``SIGNDIGITS_UPLOAD_DIR``, or ``uploads/`` beside a SQLite database (else ./)."""
+    if settings.upload_dir is not None:
+        return Path(settings.upload_dir).expanduser().resolve()
+    url = settings.database_url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent / "uploads"
+    return Path("uploads").resolve()
+
+
+def clean_relative(name: str) -> str:
+    """A client's path made safe to join under our folder, or :class:`UploadRefused`."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not parts or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise UploadRefused(f"{name!r}: absolute paths are refused")
+    if ".." in parts:
+        raise UploadRefused(f"{name!r}: a path that climbs out of the upload is refused")
+    cleaned = [_SAFE.sub("_", part).strip() for part in parts if part not in ("", ".")]
+    if not cleaned or any(not part or part.startswith(".") for part in cleaned):
+        raise UploadRefused(f"{name!r}: not a usable file name")
+    return "/".join(cleaned)
+
+
+def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> Path:
+    """Write every upload into a new folder; its path. Nothing remains if one is refused."""
+    folder = upload_root(settings) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    budget = _Budget(settings.max_unpacked_bytes)
+    try:
+        images = 0
+        for upload in uploads:
+            images += _store_one(upload, folder, settings=settings, budget=budget)
+        if not images:
+            raise UploadRefused("no images in the upload (send images or .zip archives of them)")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+
+    def spend(self, count: int, what: str) -> None:
+        self.left -= count
+        if self.left < 0:
+            raise UploadRefused(f"{what}: unpacks to more than SIGNDIGITS_MAX_UNPACKED_BYTES "
+                                "(a zip bomb?); refused", status=413)
+
+
+def _store_one(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget) -> int:
+    name = upload.filename or ""
+    if name.lower().endswith(".zip"):
+        return _unpack_zip(upload, folder, settings=settings, budget=budget)
+    relative = clean_relative(name)
+    if not is_image_name(PurePosixPath(relative).name):
+        raise UploadRefused(f"{name!r} is not an image or a .zip of images", status=415)
+    written = _write(folder, relative, upload.stream, cap=settings.max_file_bytes,
+                     budget=budget, what=name)
+    if not written:
+        raise UploadRefused(f"{name!r} is empty (0 bytes)")
+    return 1
+
+
+def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget) -> int:
+    name = upload.filename
+    try:
+        archive = zipfile.ZipFile(upload.stream)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise UploadRefused(f"{name!r} is not a readable zip archive") from None
+    with archive:
+        entries = archive.infolist()
+        if len(entries) > _MAX_ZIP_ENTRIES:
+            raise UploadRefused(f"{name!r} holds over {_MAX_ZIP_ENTRIES:,} entries; refused")
+        declared = sum(entry.file_size for entry in entries)
+        if declared > budget.left:
+            budget.spend(declared, name)
+        images = 0
+        for entry in entries:
+            if entry.is_dir():
+                continue
+            relative = clean_relative(entry.filename)  # refuses climbing before anything else
+            if stat.S_ISLNK(entry.external_attr >> 16):
+                raise UploadRefused(f"{name!r}: {entry.filename!r} is a link; refused")
+            parts = PurePosixPath(relative).parts
+            if parts[0] == "__MACOSX" or not is_image_name(parts[-1]):
+                continue  # an archive's other files are not the user's photos
+            if entry.file_size > settings.max_file_bytes:
+                raise UploadRefused(f"{name!r}: {entry.filename!r} is over the "
+                                    f"{settings.max_file_bytes:,}-byte per-file cap", status=413)
+            try:
+                with archive.open(entry) as data:
+                    # The header's size can lie: the cap is enforced on what comes out.
+                    _write(folder, relative, data, cap=min(entry.file_size,
+                                                           settings.max_file_bytes),
+                           budget=budget, what=f"{name}: {entry.filename}")
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
+                    NotImplementedError, RuntimeError) as exc:
+                raise UploadRefused(f"{name!r}: cannot unpack {entry.filename!r}: {exc}") from None
+            images += 1
+        return images
+
+
+def _write(folder: Path, relative: str, stream: BinaryIO, *, cap: int, budget: _Budget,
+           what: str) -> int:
+    target = folder / relative
+    if target.exists():
+        raise UploadRefused(f"{what!r}: two files in the upload have the path {relative!r}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    # O_EXCL | O_NOFOLLOW: never through a link, never over a file.
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+    with os.fdopen(fd, "wb") as out:
+        while chunk := stream.read(_CHUNK):
+            written += len(chunk)
+            budget.spend(len(chunk), what)
+            if written > cap:
+                raise UploadRefused(f"{what!r} is bigger than it declares or over the "
+                                    f"{cap:,}-byte cap; refused", status=413)
+            out.write(chunk)
+    return written
