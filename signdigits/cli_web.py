@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from signdigits.console import console, fail
+from signdigits.console import USAGE, console, fail
 
 app = typer.Typer()
 
@@ -23,27 +23,21 @@ def serve(
 
     Runs until Ctrl-C, then stops everything it started (pending images stay recorded).
     """
-    from pydantic import ValidationError
-    from sqlalchemy.exc import OperationalError
-
-    from config.settings import get_settings
-    from db.migrate import upgrade
     from serving.artifact import ArtifactError, read_model_info, resolve_model_path
     from signdigits.local import LocalStack, StackError, stop_on_termination
+    from signdigits.preflight import database_for_writing, settings_or_fail
     from web.auth import StartRefused, check_can_start
 
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        fail("invalid configuration: " + "; ".join(e["msg"] for e in exc.errors()))
-    try:
+    settings = settings_or_fail()
+    try:  # missing credentials are a setting to fix, as for `flower`: the usage code
         check_can_start(settings, host=host)
+    except StartRefused as exc:
+        fail(str(exc), code=USAGE)
+    try:
         read_model_info(resolve_model_path(settings.model_path))
-        upgrade(settings.database_url)
-    except (StartRefused, ArtifactError) as exc:
+    except ArtifactError as exc:
         fail(str(exc))
-    except OperationalError as exc:
-        fail(f"database unreachable: {exc.orig}")
+    database_for_writing(settings)
     stack = None
     if not settings.broker_url:
         stack = LocalStack(broker_url=None, database_url=settings.database_url,

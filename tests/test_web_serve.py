@@ -39,11 +39,12 @@ def _alive(pid: int) -> bool:
 
 
 def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
-    """No broker configured: Valkey, a worker and ./signdigits.db, gone after Ctrl-C."""
+    """No broker configured: Valkey, a worker and the default database, gone after Ctrl-C."""
     from signdigits.local import free_port
 
     port = free_port()
     env = make_env(concurrency="1")
+    env["XDG_DATA_HOME"] = str(tmp_path)  # the default database: $XDG_DATA_HOME/signdigits/
     env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
     process = subprocess.Popen([sys.executable, "-m", "signdigits", "serve", "--port",
                                 str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
@@ -60,8 +61,8 @@ def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
             job = client.post("/api/jobs", files=[("files", (f"{digit}/{path.name}",
                                                               path.read_bytes()))]).json()
             assert sse_until_done(client, job["id"])[-1][1]["done"] == 1
-        assert (tmp_path / "signdigits.db").exists()
-        assert any((tmp_path / "uploads").iterdir())  # beside the database by default
+        assert (tmp_path / "signdigits" / "signdigits.db").exists()
+        assert any((tmp_path / "signdigits" / "uploads").iterdir())  # beside the database
     finally:
         process.send_signal(signal.SIGINT)
         output = process.communicate(timeout=60)[0]
