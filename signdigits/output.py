@@ -17,51 +17,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
 from db.models import Job
 from db.queries import iter_results
 from signdigits.console import printable
 
-COLUMNS = ["path", "digit", "confidence", "below_threshold", "error", "status",
-           "model_version", "worker", "finished_at"]
-# Cells that hold text from outside (file names, error messages, host names): the only
-# ones a spreadsheet could read as a formula. Numbers and our own words are left alone.
-TEXT_COLUMNS = ("path", "error", "model_version", "worker")
-# Excel, LibreOffice and Google Sheets start a formula (or DDE command) with these.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
 
 class OutputError(OSError):
     """The ``--output`` file cannot be written; the message names it."""
-
-
-def result_record(image) -> dict:
-    return {
-        "path": image.path,
-        "digit": image.digit,
-        "confidence": None if image.confidence is None else round(image.confidence, 6),
-        "below_threshold": image.below_threshold,
-        "error": image.error,
-        "status": image.status,
-        "model_version": image.model_version,
-        "worker": image.worker,
-        "finished_at": image.finished_at.isoformat() if image.finished_at else None,
-    }
-
-
-def spreadsheet_safe(value: str) -> str:
-    """A text cell no spreadsheet evaluates: a leading ``'`` before a formula character.
-
-    ``=HYPERLINK(...)`` as a file name would otherwise be a live link (or with DDE, a
-    command) in the sheet of whoever opens the results. The ``'`` is visible in the CSV.
-    """
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-def csv_row(record: dict) -> dict:
-    return {
-        key: "" if value is None else spreadsheet_safe(value) if key in TEXT_COLUMNS else value
-        for key, value in record.items()
-    }
 
 
 def check_writable(output: Path) -> None:
@@ -117,7 +80,7 @@ def write_results(session: Session, *, job: Job, digit: int | None, below_thresh
         if fmt == "csv":
             # CRLF line ends (RFC 4180): with "\n" alone, csv quotes a "\n" in a name but
             # not a "\r", and every reader then splits that row in two.
-            writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
+            writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator=CSV_LINE_END)
             writer.writeheader()
             for row in rows:
                 writer.writerow(csv_row(row))

@@ -127,9 +127,11 @@ def test_exports_match_the_cli_and_folder_jobs(web, dataset, tmp_path):
 
     exported = web.get(f"/api/jobs/{job_id}/results.csv")
     assert exported.headers["content-type"].startswith("text/csv")
-    cli = web.stack.cli("results", job_id, "--format", "csv")
+    # Byte for byte, line ends included (stdout in text mode would translate CRLF).
+    written = tmp_path / "cli.csv"
+    cli = web.stack.cli("results", job_id, "--format", "csv", "--output", str(written))
     assert cli.returncode == 0, cli.stderr
-    assert exported.text == cli.stdout
+    assert exported.content == written.read_bytes()
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert sorted(r["path"] for r in rows) == sorted(truth)
     as_json = web.get(f"/api/jobs/{job_id}/results.json").json()

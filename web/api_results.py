@@ -1,7 +1,7 @@
 """``results.csv`` and ``results.json``: the rows ``signdigits results`` writes, streamed.
 
-The columns are those of ``signdigits.output`` (the CLI's), which this package may not
-import (it sits below the CLI); ``tests/test_web_api.py`` checks both give the same rows.
+The rows and cells are :mod:`db.export`'s, as the CLI's are: formula cells neutralised,
+CRLF line ends; ``tests/test_web_api.py`` checks both give the same rows.
 """
 
 from __future__ import annotations
@@ -14,28 +14,11 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
+from db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
 from db.queries import iter_results
 from web.state import web_state
 
 router = APIRouter(prefix="/api/jobs", tags=["results"])
-
-COLUMNS = ["path", "digit", "confidence", "below_threshold", "error", "status",
-           "model_version", "worker", "finished_at"]
-
-
-def result_record(image) -> dict:
-    return {
-        "path": image.path,
-        "digit": image.digit,
-        "confidence": None if image.confidence is None else round(image.confidence, 6),
-        "below_threshold": image.below_threshold,
-        "error": image.error,
-        "status": image.status,
-        "model_version": image.model_version,
-        "worker": image.worker,
-        "finished_at": image.finished_at.isoformat() if image.finished_at else None,
-    }
-
 
 def _records(request: Request, job_id: str, digit, below_threshold: bool,
              errors: bool) -> tuple[str, Iterator[dict]]:
@@ -59,10 +42,10 @@ def results_csv(request: Request, job_id: str, digit: int | None = Query(None, g
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator=CSV_LINE_END)
         writer.writeheader()
         for row in records:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+            writer.writerow(csv_row(row))
             if buffer.tell() > 1 << 16:
                 yield buffer.getvalue()
                 buffer.seek(0)

@@ -1,0 +1,48 @@
+"""What one result row is when it leaves the database: the CLI's and the web's exports.
+
+``signdigits results`` and the web's ``results.csv``/``.json`` promise the same rows; one
+definition here means a column, or the neutralising of formula cells, cannot be added to
+one and forgotten in the other.
+"""
+
+from __future__ import annotations
+
+COLUMNS = ["path", "digit", "confidence", "below_threshold", "error", "status",
+           "model_version", "worker", "finished_at"]
+# Cells that hold text from outside (file names, error messages, host names): the only
+# ones a spreadsheet could read as a formula. Numbers and our own words are left alone.
+TEXT_COLUMNS = ("path", "error", "model_version", "worker")
+# Excel, LibreOffice and Google Sheets start a formula (or DDE command) with these.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# RFC 4180: a name holding a bare "\r" is then quoted, and a reader keeps the row whole.
+CSV_LINE_END = "\r\n"
+
+
+def result_record(image) -> dict:
+    return {
+        "path": image.path,
+        "digit": image.digit,
+        "confidence": None if image.confidence is None else round(image.confidence, 6),
+        "below_threshold": image.below_threshold,
+        "error": image.error,
+        "status": image.status,
+        "model_version": image.model_version,
+        "worker": image.worker,
+        "finished_at": image.finished_at.isoformat() if image.finished_at else None,
+    }
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A text cell no spreadsheet evaluates: a leading ``'`` before a formula character.
+
+    ``=HYPERLINK(...)`` as a file name would otherwise be a live link (or with DDE, a
+    command) in the sheet of whoever opens the results. The ``'`` is visible in the CSV.
+    """
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def csv_row(record: dict) -> dict:
+    return {
+        key: "" if value is None else spreadsheet_safe(value) if key in TEXT_COLUMNS else value
+        for key, value in record.items()
+    }
