@@ -82,6 +82,8 @@ class Image(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "path", name="uq_images_job_path"),
         Index("ix_images_job_status_batch", "job_id", "status", "batch"),
+        # The web's lowest-confidence-first pages (keyset on confidence, id): see 0004.
+        Index("ix_images_job_confidence_id", "job_id", "confidence", "id"),
     )
 
     # BIGINT on PostgreSQL (a million images a job adds up); SQLite needs INTEGER for rowid.
