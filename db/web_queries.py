@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from db.models import Image, Job
@@ -73,10 +73,11 @@ def images_page(
     if not cursor.unscored:
         query = _filtered(select(Image), job_id, where).where(Image.confidence.is_not(None))
         if cursor.confidence is not None:
-            query = query.where(or_(
-                Image.confidence > cursor.confidence,
-                and_(Image.confidence == cursor.confidence, Image.id > cursor.last_id),
-            ))
+            # A row-value comparison, not ``c > x OR (c = x AND id > y)``: SQLite seeks the
+            # (job_id, confidence, id) index to it, where the OR form read every earlier
+            # entry (page 500 of 100,000 rows took twice page 1's time).
+            query = query.where(
+                tuple_(Image.confidence, Image.id) > tuple_(cursor.confidence, cursor.last_id))
         rows = list(session.scalars(
             query.order_by(Image.confidence, Image.id).limit(limit + 1)))
         if len(rows) > limit:

@@ -57,3 +57,35 @@ def test_store_results_writes_each_image_once(database_url):
         "error", "gave up after 3 attempts", 3
     )
     assert rows[c].model_version is None and rows[c].digit is None
+
+
+def test_confidence_pages_cover_every_row_once_across_ties(database_url):
+    """Keyset pages in confidence order: ties on a page boundary, unscored rows last."""
+    from sqlalchemy import update
+
+    from db.web_queries import ImageFilter, images_page
+
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    job = Job(id=uuid.uuid4().hex, root="/photos", threshold=0.5, batch_size=50,
+              total_images=23, total_batches=1, model_version="m1", inline=False)
+    with sessions.begin() as session:
+        create_job(session, job=job)
+        add_manifest(session, job_id=job.id, rows=[(0, f"{n:02}.jpg") for n in range(23)])
+    with sessions.begin() as session:
+        ids = list(session.scalars(select(Image.id).where(Image.job_id == job.id)
+                                   .order_by(Image.id)))
+        for n, image_id in enumerate(ids[:20]):  # 4 distinct confidences, 5 rows each
+            session.execute(update(Image).where(Image.id == image_id).values(
+                status="done", digit=n % 10, confidence=[0.9, 0.2, 0.5, 0.2][n % 4]))
+    seen, cursor = [], None
+    with sessions() as session:
+        while True:
+            rows, cursor = images_page(session, job_id=job.id, where=ImageFilter(),
+                                       order="confidence", limit=3, cursor=cursor)
+            seen += [(r.confidence, r.id) for r in rows]
+            if cursor is None:
+                break
+    scored = sorted((c, i) for c, i in seen if c is not None)
+    assert seen == scored + [(None, i) for i in ids[20:]]
+    assert sorted(i for _, i in seen) == ids

@@ -162,7 +162,7 @@ def list_images(
     state = web_state(request)
     where = ImageFilter(digit, below_threshold, status.value if status else None)
     with state.sessions() as session:
-        job = state.summary(session, job_id).job
+        job = state.job(session, job_id)
         rows, following = images_page(session, job_id=job.id, where=where, order=order,
                                       limit=limit, cursor=decode_cursor(cursor))
         return {"items": [image_json(r) for r in rows], "next_cursor": encode_cursor(following)}
@@ -192,7 +192,7 @@ def decode_cursor(text: str | None) -> ImageCursor | None:
 def cancel(request: Request, job_id: str) -> dict:
     state = web_state(request)
     with state.sessions.begin() as session:
-        found = state.summary(session, job_id).job
+        found = state.job(session, job_id)
         cancel_job(session, job=session.get(Job, found.id))
     with state.sessions() as session:
         return job_json(state.summary(session, found.id))

@@ -24,7 +24,7 @@ def _records(request: Request, job_id: str, digit, below_threshold: bool,
              errors: bool) -> tuple[str, Iterator[dict]]:
     state = web_state(request)
     with state.sessions() as session:
-        found = state.summary(session, job_id).job.id  # 404 before the response starts
+        found = state.job(session, job_id).id  # 404 before the response starts
 
     def rows() -> Iterator[dict]:
         with state.sessions() as session:

@@ -58,7 +58,7 @@ def try_page(request: Request) -> HTMLResponse:
 def stats(request: Request, job_id: str) -> dict:
     state = web_state(request)
     with state.sessions() as session:
-        job = state.summary(session, job_id).job
+        job = state.job(session, job_id)
         digits = digit_counts(session, job_id=job.id)
         histogram = confidence_histogram(session, job_id=job.id)
     return {"digits": [digits.get(d, 0) for d in range(10)],

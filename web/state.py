@@ -15,7 +15,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
-from db.models import Image
+from db.models import Image, Job
 from db.queries import JobNotFound, JobSummary, as_utc, resolve_job, summarize_job
 
 
@@ -35,13 +35,21 @@ class WebState:
                                     socket_timeout=self.settings.predict_timeout + 10,
                                     socket_connect_timeout=5)
 
-    def summary(self, session: Session, job_id: str) -> JobSummary:
-        """The job's summary; 404 for an unknown id (prefixes and ``latest`` work too)."""
+    def job(self, session: Session, job_id: str) -> Job:
+        """The job's row; 404 for an unknown id (prefixes and ``latest`` work too).
+
+        Use this, not :meth:`summary`, where the counts are not shown: a summary counts
+        every row of the job, which for 100,000 rows cost 150 ms of each image page.
+        """
         try:
-            job = resolve_job(session, ref=job_id)
+            return resolve_job(session, ref=job_id)
         except JobNotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        return summarize_job(session, job=job, stall_seconds=self.settings.stall_seconds)
+
+    def summary(self, session: Session, job_id: str) -> JobSummary:
+        """The job's summary (counts every row of the job); 404 for an unknown id."""
+        return summarize_job(session, job=self.job(session, job_id),
+                             stall_seconds=self.settings.stall_seconds)
 
 
 def web_state(request: Request) -> WebState:
