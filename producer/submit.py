@@ -74,6 +74,7 @@ def submit_folder(
     batch_size: int | None = None,
     inline: bool | None = None,
     progress: Progress | None = None,
+    on_recorded: Callable[[str], None] | None = None,
 ) -> SubmittedJob:
     """Walk ``root``, writing the job's manifest and enqueueing its batches as it goes.
 
@@ -81,7 +82,9 @@ def submit_folder(
     enqueued right after, so workers start while a big folder is still being walked. A
     missing or image-less folder, or an unreachable broker, raises before anything is
     recorded. A failure later leaves the job ``submission interrupted`` with the reason,
-    and raises :class:`SubmissionError`: ``resume`` finishes it.
+    and raises :class:`SubmissionError`: ``resume`` finishes it. ``on_recorded`` is
+    called with the job's id as soon as its row exists, before the walk goes on (the HTTP
+    API answers then, rather than after a million-image walk).
     """
     root = Path(root).expanduser().resolve()
     check_allowed_root(root, settings)
@@ -103,6 +106,8 @@ def submit_folder(
     )
     with sessions.begin() as session:
         create_job(session, job=job)
+    if on_recorded is not None:
+        on_recorded(job.id)
     walk = _Walk(job, root, settings=settings, sessions=sessions, app=app, progress=progress)
     total, batches = walk.run(paths, first=first, next_batch=0, skip_recorded=False)
     return SubmittedJob(job.id, total, batches)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+import queue
 import shutil
+import threading
 from pathlib import Path
+from typing import NoReturn
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from kombu.exceptions import OperationalError as BrokerUnavailable
@@ -21,6 +25,7 @@ from web.state import WebState, image_json, job_json, web_state
 from web.uploads import Upload, UploadRefused, store_uploads, upload_root
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+_log = logging.getLogger("signdigits.web")
 
 _SUBMIT_DOC = {
     "requestBody": {"content": {
@@ -110,25 +115,68 @@ def _allowed_folder(request: Request, state: WebState, folder) -> Path:
 
 
 def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inline) -> str:
-    from producer.scan import FolderError
+    """Start the job; its id once its row exists, or the HTTP error of why it cannot start.
+
+    A folder's walk goes on in a thread after the answer (a million images take minutes
+    to walk; the job shows ``submitting`` meanwhile, and a web process stopped mid-walk
+    leaves it ``submission interrupted``, which ``signdigits resume`` finishes). An upload
+    is walked before the answer: its files are all here already, and the answer then
+    counts them.
+    """
     from producer.submit import submit_folder
+
+    if inline:
+        try:
+            return submit_folder(folder, settings=settings, sessions=state.sessions,
+                                 app=state.celery, threshold=threshold, batch_size=batch_size,
+                                 inline=inline).job_id
+        except Exception as exc:  # noqa: BLE001 - mapped to an HTTP answer, or re-raised
+            _refuse(exc, folder=folder, inline=inline)
+    outcome: queue.SimpleQueue[str | BaseException] = queue.SimpleQueue()
+    recorded = threading.Event()
+
+    def on_recorded(job_id: str) -> None:
+        recorded.set()
+        outcome.put(job_id)
+
+    def walk() -> None:
+        try:
+            submit_folder(folder, settings=settings, sessions=state.sessions, app=state.celery,
+                          threshold=threshold, batch_size=batch_size, inline=inline,
+                          on_recorded=on_recorded)
+        except BaseException as exc:  # noqa: BLE001 - the request, or the log, reports it
+            if not recorded.is_set():
+                outcome.put(exc)
+            else:  # the job's row says why (submission interrupted); the log says it too
+                _log.error("the walk of %s stopped: %s", folder, exc)
+
+    threading.Thread(target=walk, name=f"walk {folder}", daemon=True).start()
+    answer = outcome.get()
+    if isinstance(answer, BaseException):
+        _refuse(answer, folder=folder, inline=inline)
+    return answer
+
+
+def _refuse(exc: BaseException, *, folder: Path, inline: bool | None) -> NoReturn:
+    """Raise the HTTP error for a submission that could not start (or ``exc`` itself)."""
+    from producer.scan import FolderError
+    from producer.submit import SubmissionError
     from serving.artifact import ArtifactError
 
-    try:
-        job = submit_folder(folder, settings=settings, sessions=state.sessions, app=state.celery,
-                            threshold=threshold, batch_size=batch_size, inline=inline)
-    except FolderError as exc:
+    if isinstance(exc, FolderError):
         if inline:
             shutil.rmtree(folder, ignore_errors=True)
         raise HTTPException(400, str(exc)) from None
-    except ArtifactError as exc:
+    if isinstance(exc, ArtifactError):
         raise HTTPException(503, f"model unavailable: {exc}") from None
-    except BrokerUnavailable as exc:
+    if isinstance(exc, BrokerUnavailable):
         raise HTTPException(503, f"cannot enqueue on the broker ({exc}); the job is marked "
                                  "failed") from None
-    except ValueError as exc:
+    if isinstance(exc, SubmissionError):  # the broker was unreachable before anything began
+        raise HTTPException(503, str(exc)) from None
+    if isinstance(exc, ValueError):
         raise HTTPException(422, str(exc)) from None
-    return job.job_id
+    raise exc
 
 
 @router.get("", summary="Jobs, newest first")
