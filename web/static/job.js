@@ -7,6 +7,8 @@ const grid = document.getElementById("grid");
 let cursor = null;
 let loading = false;
 
+const ENDED = new Set(["done", "done with errors", "failed", "cancelled"]);
+
 function showProgress(job) {
   const finished = job.total_images - job.pending;
   document.getElementById("state").textContent = job.state + (job.stalled ? " (stalled)" : "");
@@ -16,6 +18,8 @@ function showProgress(job) {
     (job.images_per_second ? `, ${job.images_per_second} images/s` : "");
   document.getElementById("progress").style.width =
     job.total_images ? (100 * finished / job.total_images) + "%" : "0";
+  // Nothing is left to cancel once the job has ended.
+  document.getElementById("cancel").disabled = ENDED.has(job.state);
 }
 
 async function loadStats() {
