@@ -47,7 +47,10 @@ def serve(
     try:
         if stack is not None:
             settings = settings.model_copy(update={"broker_url": stack.start()})
-        _run_server(settings, host=host, port=port, embedded=stack is not None)
+        died = _run_server(settings, host=host, port=port, stack=stack)
+        if died:
+            fail(f"{died}; stopping the web server (pending images stay recorded: "
+                 "`signdigits resume` finishes them)", code=1)
     except StackError as exc:
         fail(str(exc), code=1)
     except KeyboardInterrupt:
@@ -59,14 +62,22 @@ def serve(
     console.print("stopped")
 
 
-def _run_server(settings, *, host: str, port: int, embedded: bool) -> None:
+def _run_server(settings, *, host: str, port: int, stack) -> str | None:
+    """Serve until Ctrl-C; or until the embedded stack dies, returning why.
+
+    Without the watch, a crashed embedded worker left a web server that accepted jobs
+    and predictions which nothing would ever classify.
+    """
+    import asyncio
+
     import uvicorn
 
     from web.app import create_app
 
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    what = "embedded Valkey and workers" if embedded else settings.broker_url.split("@")[-1]
+    what = "embedded Valkey and workers" if stack else settings.broker_url.split("@")[-1]
+    died: list[str] = []
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
@@ -74,10 +85,20 @@ def _run_server(settings, *, host: str, port: int, embedded: bool) -> None:
             if self.started:  # bound: the address printed is one that answers
                 console.print(f"signdigits web at {url} (API docs {url}docs; {what}); "
                               "Ctrl-C stops it", markup=False)
+                if stack is not None:
+                    self._watch = asyncio.create_task(self.watch_stack())
+
+        async def watch_stack(self) -> None:
+            while not self.should_exit:
+                await asyncio.sleep(1)
+                if problem := stack.failure():
+                    died.append(problem)
+                    self.should_exit = True
 
     config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning",
                             timeout_graceful_shutdown=3, access_log=False)
     Server(config).run()  # a port already taken: uvicorn logs it and exits 1
+    return died[0] if died else None
 
 
 @app.command("bench-web")

@@ -182,6 +182,17 @@ class LocalStack:
                                     log=self.logs / "worker.log")
         return self.broker_url
 
+    def failure(self) -> str | None:
+        """Why the stack can no longer classify (its worker or broker exited), or None."""
+        if self.worker is not None and not self.worker.alive():
+            tail = self.worker.log_tail(5).strip()
+            return (f"the embedded worker exited (code {self.worker.process.returncode})"
+                    + (f"; its last lines:\n{tail}" if tail else ""))
+        server = self.broker._server if self.broker is not None else None
+        if server is not None and server.process is not None and server.process.poll() is not None:
+            return f"the embedded broker exited (code {server.process.returncode})"
+        return None
+
     def stop(self) -> None:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:

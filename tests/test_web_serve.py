@@ -74,6 +74,36 @@ def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
     assert not [pid for pid in children if _alive(pid)], output
 
 
+def test_serve_stops_when_its_embedded_worker_dies(tmp_path):
+    """A killed worker ends `serve` with one line and exit 1, not a server that never answers."""
+    from signdigits.local import free_port
+
+    port = free_port()
+    env = make_env(concurrency="1")
+    env["XDG_DATA_HOME"] = str(tmp_path)
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
+    process = subprocess.Popen([sys.executable, "-m", "signdigits", "serve", "--port",
+                                str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/api/jobs", timeout=120)
+        children = _children(process.pid)
+        worker = next(pid for pid in children
+                      if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        os.kill(worker, signal.SIGKILL)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, output
+    assert "the embedded worker exited" in output and "Traceback" not in output, output
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)], output  # the broker is stopped too
+
+
 @pytest.mark.parametrize("settings, host, refused", [
     ({"environment": "production"}, "127.0.0.1", "SIGNDIGITS_WEB_AUTH"),
     ({"environment": "production", "web_auth": "admin:changeme"}, "127.0.0.1", "placeholder"),
