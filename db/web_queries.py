@@ -117,3 +117,26 @@ def confidence_histogram(session: Session, *, job_id: str, bins: int = 20) -> li
     for index, count in session.execute(query):
         counts[int(index)] += int(count)
     return counts
+
+
+def record_prediction(session: Session, *, root: str, path: str, answer: dict) -> tuple[str, int]:
+    """A one-image job holding a prediction already made (``POST /api/predict`` with
+    ``store``): its job id and image id, so the photo can be browsed and reviewed later."""
+    import uuid
+
+    from db.models import ImageStatus, utcnow
+
+    now = utcnow()
+    job = Job(id=uuid.uuid4().hex, root=root, threshold=answer["threshold"], batch_size=1,
+              total_images=1, total_batches=1, model_version=answer["model_version"],
+              inline=True, created_at=now, submitted_at=now)
+    image = Image(job_id=job.id, batch=0, path=path, status=ImageStatus.DONE,
+                  digit=answer["digit"], confidence=answer["confidence"],
+                  below_threshold=answer["below_threshold"],
+                  probabilities=answer["probabilities"], model_version=answer["model_version"],
+                  worker=answer.get("worker"), attempts=1, finished_at=now)
+    session.add(job)
+    session.flush()
+    session.add(image)
+    session.flush()
+    return job.id, image.id

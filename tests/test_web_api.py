@@ -174,6 +174,25 @@ def test_predict_one_photo(web, dataset):
     assert answer["model_version"]
     preview = Image.open(io.BytesIO(base64.b64decode(answer["preview_png"])))
     assert preview.size == (64, 64)
+    assert "job_id" not in answer  # nothing stored unless asked
+
+
+def test_predict_stores_the_photo_when_asked(web, dataset):
+    path, digit = next((p, d) for p, d in sample_images(dataset, 1, seed=22) if d == 4)
+    jobs_before = web.get("/api/jobs", params={"limit": 200}).json()["items"]
+    response = web.post("/api/predict", files={"file": ("blob", path.read_bytes())},
+                        data={"store": "true"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    job = web.get(f"/api/jobs/{answer['job_id']}").json()
+    assert (job["state"], job["total_images"], job["done"]) == ("done", 1, 1)
+    assert job["id"] not in {j["id"] for j in jobs_before}
+    [image] = web.get(f"/api/jobs/{job['id']}/images").json()["items"]
+    assert image["id"] == answer["image_id"]
+    assert (image["digit"], image["confidence"]) == (answer["digit"], answer["confidence"])
+    assert answer["digit"] == digit
+    thumbnail = web.get(f"/api/images/{image['id']}/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
 
 
 def test_thumbnails_stay_inside_the_jobs_folder(web, dataset, tmp_path):

@@ -2,12 +2,15 @@
 
 The photo is decoded and preprocessed here (a non-image is refused at once, and the
 answer shows the 64 x 64 view); only those pixels travel to a worker, whose model gives
-the digit. Nothing is stored.
+the digit. Nothing is stored unless ``store`` is asked: then the photo is kept under the
+upload folder as a one-image job (its ``job_id`` and ``image_id`` are in the answer), which
+the pages show and a reviewer can correct like any other.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import uuid
 
@@ -18,17 +21,22 @@ from starlette.concurrency import run_in_threadpool
 
 from broker.app import PREDICT_QUEUE
 from broker.messages import PREDICT_TASK_NAME, predict_reply_key
+from db.web_queries import record_prediction
+from files.paths import is_image_name
 from files.reading import ImageError
 from web.api_jobs import number
 from web.imaging import as_uint8, model_view, preview_png
 from web.state import WebState, web_state
+from web.uploads import Upload, UploadRefused, store_uploads
 
 router = APIRouter(prefix="/api", tags=["predict"])
 
 
-@router.post("/predict", summary="Classify one photo now (nothing is stored)")
+@router.post("/predict", summary="Classify one photo now (stored only with store=true)")
 async def predict(request: Request, file: UploadFile = File(...),
-                  threshold: str | None = Form(None)) -> dict:
+                  threshold: str | None = Form(None),
+                  store: bool = Form(False, description="keep the photo and the answer as a "
+                                                        "one-image job")) -> dict:
     state = web_state(request)
     chosen = number(threshold, "threshold", low=0, high=1)
     cap = state.settings.max_file_bytes
@@ -43,8 +51,31 @@ async def predict(request: Request, file: UploadFile = File(...),
     except ImageError as exc:
         raise HTTPException(415, f"{file.filename or 'the upload'}: {exc}") from None
     answer = await run_in_threadpool(ask_worker, state, as_uint8(pixels).tobytes(), chosen)
+    if store:
+        answer.update(await run_in_threadpool(_store, state, file.filename or "", data, answer))
     answer["preview_png"] = base64.b64encode(preview_png(pixels)).decode("ascii")
     return answer
+
+
+def _store(state: WebState, filename: str, data: bytes, answer: dict) -> dict:
+    """The photo written under the upload folder (a name the server chooses for the
+    folder, the client's only as the image's path) and recorded with its answer."""
+    try:
+        folder = store_uploads([Upload(_image_name(filename), io.BytesIO(data))],
+                               settings=state.settings)
+    except UploadRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
+    path = next(p for p in folder.rglob("*") if p.is_file()).relative_to(folder).as_posix()
+    with state.sessions.begin() as session:
+        job_id, image_id = record_prediction(session, root=str(folder), path=path,
+                                             answer=answer)
+    return {"job_id": job_id, "image_id": image_id}
+
+
+def _image_name(filename: str) -> str:
+    """The client's name if it names an image (a camera frame may come as ``blob``)."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    return base if is_image_name(base) else "photo.png"
 
 
 def ask_worker(state: WebState, pixels: bytes, threshold: float | None) -> dict:
