@@ -167,6 +167,12 @@ class Settings(BaseSettings):
     upload_dir: Path | None = Field(
         None, description="where uploaded jobs are stored; unset: beside the database"
     )
+    # True sends uploaded photos inside the messages, for workers that cannot see the
+    # upload folder (another machine, another container); it caps each photo at
+    # SIGNDIGITS_INLINE_MAX_FILE_BYTES. `serve` with its embedded workers sets it false.
+    upload_inline: bool = Field(
+        True, description="send uploaded images inside the messages (workers can't see them)"
+    )
     max_upload_bytes: int = Field(
         512 * 1024 * 1024, ge=1, description="largest request body the web accepts"
     )

@@ -46,7 +46,12 @@ def serve(
     stop_on_termination()
     try:
         if stack is not None:
-            settings = settings.model_copy(update={"broker_url": stack.start()})
+            # Its workers read the upload folder themselves (same machine, same user), so
+            # an upload's photos need not travel in the messages nor fit their cap. Not
+            # with allowed roots set: the workers would refuse the upload folder.
+            settings = settings.model_copy(update={
+                "broker_url": stack.start(),
+                "upload_inline": settings.upload_inline and bool(settings.allowed_roots)})
         died = _run_server(settings, host=host, port=port, stack=stack)
         if died:
             fail(f"{died}; stopping the web server (pending images stay recorded: "

@@ -38,6 +38,20 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _big_png(photo: Path) -> bytes:
+    """The photo at 2,000 x 2,000 with faint noise: a PNG of about 6 MB."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(photo).convert("RGB").resize((2000, 2000))).astype(np.int16)
+    pixels += np.random.default_rng(1).integers(-4, 5, pixels.shape, dtype=np.int16)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, "PNG")
+    return out.getvalue()
+
+
 def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
     """No broker configured: Valkey, a worker and the default database, gone after Ctrl-C."""
     from signdigits.local import free_port
@@ -58,9 +72,17 @@ def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
             answer = client.post("/api/predict", files={"file": (path.name, path.read_bytes())})
             assert answer.status_code == 200, answer.text
             assert answer.json()["digit"] == digit
-            job = client.post("/api/jobs", files=[("files", (f"{digit}/{path.name}",
-                                                              path.read_bytes()))]).json()
-            assert sse_until_done(client, job["id"])[-1][1]["done"] == 1
+            # A big photo (over the 5 MB cap of photos sent inside messages): serve's own
+            # workers read the upload folder, so it is classified, not an error row.
+            big = _big_png(path)
+            assert len(big) > 5 * 1024 * 1024
+            job = client.post("/api/jobs", files=[
+                ("files", (f"{digit}/{path.name}", path.read_bytes())),
+                ("files", (f"{digit}/big.png", big))]).json()
+            assert sse_until_done(client, job["id"])[-1][1]["done"] == 2
+            rows = client.get(f"/api/jobs/{job['id']}/images").json()["items"]
+            assert [r["error"] for r in rows] == [None, None]
+            assert {r["digit"] for r in rows} == {digit}
         assert (tmp_path / "signdigits" / "signdigits.db").exists()
         assert any((tmp_path / "signdigits" / "uploads").iterdir())  # beside the database
     finally:

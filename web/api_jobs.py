@@ -62,7 +62,7 @@ async def submit(request: Request) -> dict:
         folder, threshold, batch_size = await _stored_upload(request, state)
         job_settings = state.settings.model_copy(
             update={"allowed_roots": [*state.settings.allowed_roots, upload_root(state.settings)]})
-        inline = True  # the workers may not see the web's disk: the bytes travel
+        inline = state.settings.upload_inline  # the bytes travel, unless workers see them
     elif kind == "application/json":
         try:
             body = await request.json()
@@ -78,7 +78,7 @@ async def submit(request: Request) -> dict:
         raise HTTPException(415, "send application/json with a folder, or multipart/form-data "
                                  "with files")
     job_id = await run_in_threadpool(_submit, state, folder, job_settings, threshold,
-                                     batch_size, inline)
+                                     batch_size, inline, kind == "multipart/form-data")
     with state.sessions() as session:
         return job_json(state.summary(session, job_id))
 
@@ -114,7 +114,8 @@ def _allowed_folder(request: Request, state: WebState, folder) -> Path:
     return Path(folder)
 
 
-def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inline) -> str:
+def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inline,
+            upload: bool) -> str:
     """Start the job; its id once its row exists, or the HTTP error of why it cannot start.
 
     A folder's walk goes on in a thread after the answer (a million images take minutes
@@ -125,13 +126,13 @@ def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inli
     """
     from producer.submit import submit_folder
 
-    if inline:
+    if upload:
         try:
             return submit_folder(folder, settings=settings, sessions=state.sessions,
                                  app=state.celery, threshold=threshold, batch_size=batch_size,
                                  inline=inline).job_id
         except Exception as exc:  # noqa: BLE001 - mapped to an HTTP answer, or re-raised
-            _refuse(exc, folder=folder, inline=inline)
+            _refuse(exc, folder=folder, upload=upload)
     outcome: queue.SimpleQueue[str | BaseException] = queue.SimpleQueue()
     recorded = threading.Event()
 
@@ -153,18 +154,18 @@ def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inli
     threading.Thread(target=walk, name=f"walk {folder}", daemon=True).start()
     answer = outcome.get()
     if isinstance(answer, BaseException):
-        _refuse(answer, folder=folder, inline=inline)
+        _refuse(answer, folder=folder, upload=upload)
     return answer
 
 
-def _refuse(exc: BaseException, *, folder: Path, inline: bool | None) -> NoReturn:
+def _refuse(exc: BaseException, *, folder: Path, upload: bool) -> NoReturn:
     """Raise the HTTP error for a submission that could not start (or ``exc`` itself)."""
     from producer.scan import FolderError
     from producer.submit import SubmissionError
     from serving.artifact import ArtifactError
 
     if isinstance(exc, FolderError):
-        if inline:
+        if upload:
             shutil.rmtree(folder, ignore_errors=True)
         raise HTTPException(400, str(exc)) from None
     if isinstance(exc, ArtifactError):
