@@ -92,9 +92,10 @@ def review_history(session: Session, *, image_id: int) -> list[Review]:
 def reviewed_images(session: Session, *, job_ids: Sequence[str]
                     ) -> Iterator[tuple[Image, Job, Review]]:
     """Every image of these jobs whose current answer is a digit (not unusable)."""
-    query = with_current_review(select(Image)).add_columns(Job).join(
-        Job, Job.id == Image.job_id).where(Image.job_id.in_(list(job_ids)),
-                                           Review.id.is_not(None), Review.unusable.is_(False))
-    for image, review, job in session.execute(
+    query = (select(Image, Job, Review).select_from(Image)
+             .join(Job, Job.id == Image.job_id)
+             .join(Review, and_(Review.image_id == Image.id, Review.id == _newest_review_id()))
+             .where(Image.job_id.in_(list(job_ids)), Review.unusable.is_(False)))
+    for row in session.execute(
             query.order_by(Image.job_id, Image.path).execution_options(yield_per=2000)):
-        yield image, job, review
+        yield row[0], row[1], row[2]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db.export import spreadsheet_safe
+from db.queries import as_utc
 from db.reviews import reviewed_images
 from files.paths import is_inside
 from files.reading import ImageError, JobFolder
@@ -71,7 +72,7 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
             writer.writerow({
                 "file": f"{review.digit}/{name}", "job": job.id,
                 "path": spreadsheet_safe(image.path), "reviewer": spreadsheet_safe(review.reviewer),
-                "digit": review.digit, "reviewed_at": review.reviewed_at.isoformat(),
+                "digit": review.digit, "reviewed_at": as_utc(review.reviewed_at).isoformat(),
                 "model_digit": image.digit, "confidence": image.confidence})
     return summary
 

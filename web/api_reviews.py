@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from db.models import Image
+from db.queries import as_utc
 from db.reviews import NotReviewable, add_review, review_history, review_progress, review_queue
 from web.auth import request_user
 from web.state import image_json, web_state
@@ -21,7 +22,7 @@ ImageId = Path(ge=0, le=2**63 - 1, description="an image id from the job's image
 def review_json(review) -> dict:
     return {"id": review.id, "image_id": review.image_id, "digit": review.digit,
             "unusable": review.unusable, "reviewer": review.reviewer,
-            "reviewed_at": review.reviewed_at.isoformat()}
+            "reviewed_at": as_utc(review.reviewed_at).isoformat()}
 
 
 @router.get("/api/jobs/{job_id}/review",
