@@ -349,3 +349,22 @@ def test_export_reviews_then_train_on_them(web, dataset, tmp_path):
     split = read_model_info(model).metadata["split"]
     # The base folder's 30 images and the export's 7, each folder split on its own.
     assert split["train_images"] + split["validation_images"] + split["test_images"] == 37
+
+
+def test_review_in_the_terminal(web, dataset, tmp_path):
+    """`signdigits review JOB`: a digit, Enter, x, then b and a new digit for the last."""
+    import getpass
+    import subprocess
+    import sys
+
+    job_id, _ = _reviewable_job(web, dataset, tmp_path / "terminal", per_digit=1)
+    queue = web.get(f"/api/jobs/{job_id}/review", params={"limit": 3}).json()["items"]
+    done = subprocess.run([sys.executable, "-m", "signdigits", "review", job_id],
+                          input="3\n\nx\nb\n5\nq\n", text=True, capture_output=True,
+                          env=web.stack.env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "stopped: 3 of" in done.stdout + done.stderr
+    histories = [web.get(f"/api/images/{i['id']}/reviews").json()["items"] for i in queue]
+    assert [[(r["digit"], r["unusable"]) for r in h] for h in histories] == [
+        [(3, False)], [(queue[1]["digit"], False)], [(None, True), (5, False)]]
+    assert {r["reviewer"] for h in histories for r in h} == {getpass.getuser()}
