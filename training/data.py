@@ -134,18 +134,17 @@ def _export_groups(root: Path, files: list[tuple[Path, int]]) -> np.ndarray:
 
     with (root / REVIEW_MANIFEST).open(newline="", encoding="utf-8") as handle:
         origin = {row["file"]: (row["job"], row["path"]) for row in csv.DictReader(handle)}
+    keys = [str(path.relative_to(root)) for path, _ in files]
     by_job: dict[str, list[int]] = {}
-    for i, (path, _) in enumerate(files):
-        job, _original = origin.get(str(path.relative_to(root)), (f"?{i}", ""))
-        by_job.setdefault(job, []).append(i)
+    for i, key in enumerate(keys):  # a file the manifest does not name: a job of its own
+        by_job.setdefault(origin[key][0] if key in origin else f"?{i}", []).append(i)
     groups = np.empty(len(files), np.int64)
     first = 0
     for job in sorted(by_job):
         members = by_job[job]
-        counters = [_counter(Path(origin.get(str(files[i][0].relative_to(root)),
-                                             ("", files[i][0].name))[1]).name)
-                    for i in members]
-        local = signer_groups(counters, [files[i][1] for i in members])
+        names = [Path(origin[keys[i]][1]).name if keys[i] in origin else files[i][0].name
+                 for i in members]
+        local = signer_groups([_counter(name) for name in names], [files[i][1] for i in members])
         groups[members] = local + first
         first += int(local.max()) + 1
     return groups
