@@ -7,8 +7,9 @@ one and forgotten in the other.
 
 from __future__ import annotations
 
+# New columns go at the end: programs reading these files by position keep working.
 COLUMNS = ["path", "digit", "confidence", "below_threshold", "error", "status",
-           "model_version", "worker", "finished_at"]
+           "model_version", "worker", "finished_at", "reviewed_digit", "final_digit"]
 # Cells that hold text from outside (file names, error messages, host names): the only
 # ones a spreadsheet could read as a formula. Numbers and our own words are left alone.
 TEXT_COLUMNS = ("path", "error", "model_version", "worker")
@@ -18,7 +19,20 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 CSV_LINE_END = "\r\n"
 
 
-def result_record(image) -> dict:
+def reviewed_digit(review) -> int | None:
+    """The person's digit; None when nobody reviewed the image or it was marked unusable."""
+    return None if review is None or review.unusable else review.digit
+
+
+def final_digit(image, review) -> int | None:
+    """The reviewed digit where there is one, else the model's. A photo whose current
+    review says unusable has none: it shows no digit, whatever the model guessed."""
+    if review is None:
+        return image.digit
+    return reviewed_digit(review)
+
+
+def result_record(image, review=None) -> dict:
     return {
         "path": image.path,
         "digit": image.digit,
@@ -29,6 +43,8 @@ def result_record(image) -> dict:
         "model_version": image.model_version,
         "worker": image.worker,
         "finished_at": image.finished_at.isoformat() if image.finished_at else None,
+        "reviewed_digit": reviewed_digit(review),
+        "final_digit": final_digit(image, review),
     }
 
 

@@ -109,6 +109,29 @@ class Image(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Review(Base):
+    """A person's answer for one image: a digit, or ``unusable`` (the photo shows none).
+
+    Never updated: a later review of the same image is a new row, and the image's current
+    answer is its row with the highest ``id``, so the history stays. The model's own
+    columns on ``images`` are never changed by a review.
+    """
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_image_id", "image_id", "id"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("images.id", ondelete="CASCADE"))
+    digit: Mapped[int | None] = mapped_column(SmallInteger)  # None exactly when unusable
+    unusable: Mapped[bool] = mapped_column(Boolean, default=False)
+    reviewer: Mapped[str] = mapped_column(String(255))
+    reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Batch(Base):
     """One row per batch of a job: how many times a worker has started on it.
 

@@ -13,7 +13,8 @@ from typing import NamedTuple
 from sqlalchemy import Connection, bindparam, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from db.models import Batch, Image, ImageStatus, Job, JobState, utcnow
+from db.models import Batch, Image, ImageStatus, Job, JobState, Review, utcnow
+from db.reviews import with_current_review
 from files.paths import disk_name, stored_name
 
 
@@ -370,15 +371,17 @@ def iter_results(
     digit: int | None = None,
     below_threshold: bool = False,
     errors: bool = False,
-) -> Iterator[Image]:
-    query = select(Image).where(Image.job_id == job_id).order_by(Image.path)
+) -> Iterator[tuple[Image, Review | None]]:
+    """The job's rows by path, each with its current review (None when not reviewed)."""
+    query = with_current_review(select(Image)).where(Image.job_id == job_id).order_by(Image.path)
     if digit is not None:
         query = query.where(Image.digit == digit)
     if below_threshold:
         query = query.where(Image.below_threshold.is_(True))
     if errors:
         query = query.where(Image.status.in_([ImageStatus.ERROR, ImageStatus.CANCELLED]))
-    yield from session.scalars(query.execution_options(yield_per=2000))
+    for row in session.execute(query.execution_options(yield_per=2000)):
+        yield row[0], row[1]
 
 
 def digit_counts(session: Session, *, job_id: str) -> dict[int, int]:

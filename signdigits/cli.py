@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from signdigits import cli_training, cli_web
+from signdigits import cli_reviews, cli_training, cli_web
 from signdigits.console import USAGE, console, exit_promptly, fail
 from signdigits.preflight import (
     OneLineErrors,
@@ -27,6 +27,7 @@ app = OneLineErrors(
 for command in cli_training.app.registered_commands:
     app.registered_commands.append(command)
 app.registered_commands += cli_web.app.registered_commands
+app.registered_commands += cli_reviews.app.registered_commands
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -25,9 +25,22 @@ def _load(data: Path):
             fail(str(exc))
 
 
+def _load_all(data: list[Path]):
+    from training.data import DataError, load_sources
+
+    with console.status(f"reading {data[0]}") as status:
+        try:
+            return load_sources(
+                data, progress=lambda p, n, t: status.update(f"reading {p}: {n}/{t} images"))
+        except DataError as exc:
+            fail(str(exc))
+
+
 @app.command()
 def train(
-    data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
+    data: list[Path] = typer.Option(
+        ..., help="digit folders (0-9) or a folder with X.npy/Y.npy; repeat to train on "
+        "several (e.g. an export-reviews folder): each is split by signer on its own"),
     epochs: int = typer.Option(120, min=1, help="training epochs"),
     out: Path = typer.Option(Path("signdigits-cnn.keras"), help="where to write the model"),
     seed: int = typer.Option(7, help="seed for the signer split and the weights"),
@@ -38,7 +51,7 @@ def train(
     configure_tensorflow(0)
     from training.train import Recipe, train_model
 
-    images = _load(data)
+    images = _load_all(data)
     command = "signdigits " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     info = train_model(
         images, out=out, recipe=Recipe(epochs=epochs, seed=seed), command=command,

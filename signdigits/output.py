@@ -71,8 +71,8 @@ def _umask() -> int:
 def write_results(session: Session, *, job: Job, digit: int | None, below_threshold: bool,
                   errors: bool, fmt: str, output: Path | None) -> int:
     rows = (
-        result_record(image)
-        for image in iter_results(session, job_id=job.id, digit=digit,
+        result_record(image, review)
+        for image, review in iter_results(session, job_id=job.id, digit=digit,
                                   below_threshold=below_threshold, errors=errors)
     )
     count = 0
@@ -92,7 +92,10 @@ def write_results(session: Session, *, job: Job, digit: int | None, below_thresh
                 count += 1
             out.write("\n]\n")
         else:
-            out.write(f"{'digit':>5} {'conf':>7} {'low':>3}  path / error\n")
+            # The reviewed and final digits come after the model's columns, before the
+            # path, which has no fixed width.
+            out.write(f"{'digit':>5} {'conf':>7} {'low':>3} {'rev':>3} {'final':>5}"
+                      "  path / error\n")
             for row in rows:
                 d = "-" if row["digit"] is None else str(row["digit"])
                 conf = "-" if row["confidence"] is None else f"{row['confidence']:.4f}"
@@ -100,6 +103,8 @@ def write_results(session: Session, *, job: Job, digit: int | None, below_thresh
                 # One image per line, and nothing from a name reaches the terminal raw.
                 tail = printable(row["path"]) + (
                     f"  [{printable(row['error'])}]" if row["error"] else "")
-                out.write(f"{d:>5} {conf:>7} {low:>3}  {tail}\n")
+                rev = "-" if row["reviewed_digit"] is None else str(row["reviewed_digit"])
+                final = "-" if row["final_digit"] is None else str(row["final_digit"])
+                out.write(f"{d:>5} {conf:>7} {low:>3} {rev:>3} {final:>5}  {tail}\n")
                 count += 1
     return count

@@ -71,3 +71,42 @@ def test_migrations_build_exactly_the_schema_the_models_declare(empty_database_u
     upgrade(empty_database_url)
     with engine_for(empty_database_url).connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+
+
+def test_reviews_migration_up_down_up(empty_database_url):
+    """0005 adds ``reviews`` (with its index) and takes it away again, keeping the rest."""
+    from alembic import command
+
+    url = empty_database_url
+    upgrade(url)
+    engine = engine_for(url)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('r', '/', 0.5, 1, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, digit)"
+            " VALUES ('r', 0, 'a', 'done', 1, 3)"))
+        image_id = connection.scalar(text("SELECT id FROM images WHERE job_id = 'r'"))
+        connection.execute(text(
+            "INSERT INTO reviews (image_id, digit, unusable, reviewer, reviewed_at)"
+            " VALUES (:i, 7, false, 'ann', CURRENT_TIMESTAMP)"), {"i": image_id})
+    assert "ix_reviews_image_id" in {ix["name"] for ix in inspect(engine).get_indexes("reviews")}
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    to("0004", command.downgrade)
+    assert "reviews" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT digit FROM images WHERE job_id = 'r'")) == 3
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0004"
+    to("head", command.upgrade)
+    assert "reviews" in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM reviews")) == 0
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD

@@ -12,10 +12,12 @@ import pytest
 from serving.artifact import ArtifactError, read_model_info, shipped_model_path
 from tests.conftest import copy_sample, make_env, run_cli
 from training.data import (
+    SOURCE_STRIDE,
     file_signer_groups,
     list_labelled_files,
     load_digit_folders,
     load_npy,
+    load_sources,
     save_npy,
     signer_groups,
     split_by_signer,
@@ -43,6 +45,52 @@ def test_split_keeps_each_signer_on_one_side():
     assert len(train) + len(val) + len(test) == len(groups)
     again = split_by_signer(groups, seed=3)
     assert all((a == b).all() for a, b in zip((train, val, test), again, strict=True))
+
+
+def test_a_second_data_folder_never_moves_the_first_ones_signers():
+    """--data A --data B: A splits exactly as alone; B's signers are split on their own."""
+    first = np.repeat(np.arange(40), 10)
+    export = SOURCE_STRIDE + np.repeat(np.arange(20), 2)
+    alone = split_by_signer(first, seed=7)
+    both = split_by_signer(np.concatenate([first, export]), seed=7)
+    for side_alone, side_both in zip(alone, both, strict=True):
+        assert np.array_equal(side_both[side_both < len(first)], side_alone)
+    sides = [set(np.concatenate([first, export])[s].tolist()) for s in both]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert len([g for g in sides[2] if g >= SOURCE_STRIDE]) == 3  # 15% of 20 signers
+    tiny = split_by_signer(np.concatenate([first, SOURCE_STRIDE + np.arange(3)]), seed=7)
+    assert all(i < len(first) for i in np.concatenate(tiny[1:]))  # a small export all trains
+
+
+def test_an_export_groups_its_photos_by_job_and_counter_run(dataset, tmp_path):
+    """Each job's photos get runs of their original names' counter; jobs never share one."""
+    import csv
+
+    base = tmp_path / "base"
+    copy_sample(dataset, base, per_digit=1, seed=4)
+    export = tmp_path / "export"
+    rows = []
+    for n, (digit, counter, job) in enumerate([(1, 100, "a"), (2, 101, "a"), (1, 300, "a"),
+                                               (3, 102, "b"), (4, 103, "b")]):
+        source = next((dataset / str(digit)).iterdir())
+        name = f"{job}-{n}-photo.jpg"  # the export's own name: no counter in it
+        (export / str(digit)).mkdir(parents=True, exist_ok=True)
+        (export / str(digit) / name).write_bytes(source.read_bytes())
+        rows.append({"file": f"{digit}/{name}", "job": job, "path": f"x/IMG_{counter}.JPG"})
+    with (export / "reviews.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "job", "path"])
+        writer.writeheader()
+        writer.writerows(rows)
+    loaded = load_sources([base, export])
+    assert len(loaded) == 15 and loaded.names[10].startswith("1:")
+    assert np.array_equal(loaded.groups[:10], load_digit_folders(base).groups)
+    group = {name.split("/")[-1]: int(g) for name, g in zip(loaded.names, loaded.groups,
+                                                              strict=True) if name[:2] == "1:"}
+    assert min(group.values()) >= SOURCE_STRIDE
+    assert group["a-0-photo.jpg"] == group["a-1-photo.jpg"]  # 100 -> 101, digit rises
+    assert group["a-2-photo.jpg"] != group["a-0-photo.jpg"]  # counter jumps to 300
+    assert group["b-3-photo.jpg"] == group["b-4-photo.jpg"]
+    assert group["b-3-photo.jpg"] != group["a-1-photo.jpg"]  # 101 -> 102, but another job
 
 
 def test_folder_and_npy_layouts_give_the_same_inputs(dataset, tmp_path):

@@ -145,3 +145,53 @@ def test_try_upload_and_camera(site, browser, dataset):
                            timeout=60_000)
     assert page.inner_text("#answer-digit") == str(camera_digit), camera_photo
     _shoot(page, "web-try.png", tmp)
+
+
+def test_review_three_images_with_the_keyboard(site, browser, dataset, tmp_path):
+    """A digit key, Enter (the model's digit) and x (unusable), then Backspace and a new
+    key for the last one: the rows say what was pressed, the counter counts images."""
+    from tests.web_server import sse_until_done
+
+    client, tmp = site
+    page = browser
+    folder = tmp_path / "to-review"
+    copy_sample(dataset, folder, per_digit=1, seed=19)
+    job = client.post("/api/jobs", json={"folder": str(folder), "threshold": 0.9999}).json()
+    sse_until_done(client, job["id"])
+    queue = client.get(f"/api/jobs/{job['id']}/review", params={"limit": 100}).json()
+    total = queue["total"]
+    assert total >= 3
+    page.goto(f"{client.base_url}/jobs/{job['id']}/review")
+    page.wait_for_selector(f"#counter:text-is('0 of {total} reviewed')")
+
+    shown = []
+    for key in ("3", "Enter", "x"):
+        page.wait_for_selector("#review-item:not([hidden])")
+        page.wait_for_function(
+            "document.getElementById('review-photo').complete && "
+            "document.getElementById('review-preview').naturalWidth === 64")
+        shown.append(int(page.get_attribute("#review-item", "data-image")))
+        assert page.eval_on_selector_all("#review-guesses li", "l => l.length") == 3
+        if key == "3":
+            _shoot(page, "web-review.png", tmp)
+        page.keyboard.press(key)
+    page.wait_for_selector("#review[data-saved='3']")
+    page.wait_for_selector(f"#counter:text-is('3 of {total} reviewed')")
+    assert shown == [i["id"] for i in queue["items"][:3]]  # lowest confidence first
+
+    page.keyboard.press("Backspace")
+    page.wait_for_selector(f"#review-item[data-image='{shown[2]}']")
+    assert "unusable" in page.inner_text("#review-answer")
+    page.keyboard.press("5")
+    page.wait_for_selector("#review[data-saved='4']")
+    page.wait_for_selector(f"#counter:text-is('3 of {total} reviewed')")
+    assert page.inner_text("#review-message") == ""
+
+    items = {i["id"]: i for i in client.get(f"/api/jobs/{job['id']}/images",
+                                            params={"limit": 100}).json()["items"]}
+    assert items[shown[0]]["reviewed_digit"] == 3
+    assert items[shown[1]]["reviewed_digit"] == items[shown[1]]["digit"]
+    assert items[shown[2]]["reviewed_digit"] == 5 and items[shown[2]]["final_digit"] == 5
+    history = client.get(f"/api/images/{shown[2]}/reviews").json()["items"]
+    assert [(r["digit"], r["unusable"]) for r in history] == [(None, True), (5, False)]
+    assert {r["reviewer"] for r in history} == {"anonymous"}

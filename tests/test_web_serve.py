@@ -198,9 +198,14 @@ def test_the_web_never_imports_tensorflow(tmp_path, dataset):
         job = client.post("/api/jobs", files=[("files", ("3/a.jpg", data))])
         assert job.status_code == 201, job.text
         assert client.get("/jobs/" + job.json()["id"]).status_code == 200
+        assert client.get("/jobs/" + job.json()["id"] + "/review").status_code == 200
+        assert client.get("/api/jobs/" + job.json()["id"] + "/review").status_code == 200
         image = client.get("/api/jobs/" + job.json()["id"] + "/images").json()["items"][0]
         assert client.get(f"/api/images/{{image['id']}}/thumbnail").status_code == 200
         assert client.get(f"/api/images/{{image['id']}}/preview").status_code == 200
+        client.cookies.clear()
+        review = client.post(f"/api/images/{{image['id']}}/review", json={{"digit": 3}})
+        assert review.status_code == 409, review.text  # still pending: nothing to review
         # No worker consumes this broker: the prediction times out, 503.
         client.cookies.clear()
         assert client.post("/api/predict", files={{"file": ("a.jpg", data)}}).status_code == 503

@@ -25,6 +25,12 @@ from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES, digit_to_class
 _COUNTER = re.compile(r"(\d+)")
 # A gap in the photo counter larger than this starts a new signer even if digits rise.
 _SIGNER_GAP = 5
+# Several --data folders: folder k's signer ids are k * SOURCE_STRIDE + its own ids, so
+# they never meet, and split_by_signer splits each folder on its own (folder 0 exactly
+# as when it is given alone).
+SOURCE_STRIDE = 1 << 32
+# `signdigits export-reviews` writes this beside the digit folders: file, job, path, ...
+REVIEW_MANIFEST = "reviews.csv"
 
 
 class DataError(ValueError):
@@ -68,6 +74,26 @@ def load_labelled(path: Path, *, progress: Callable[[int, int], None] | None = N
     return load_digit_folders(path, progress=progress)
 
 
+def load_sources(paths: list[Path], *, progress: Callable[[str, int, int], None] | None = None
+                 ) -> LabelledImages:
+    """Several data folders as one: signer groups kept apart per folder (see SOURCE_STRIDE);
+    names of the second and later folders prefixed with ``k:`` (their folder's place)."""
+    parts = []
+    for k, path in enumerate(paths):
+        part = load_labelled(path, progress=(lambda n, t, p=path: progress(str(p), n, t))
+                             if progress else None)
+        if k:
+            part = LabelledImages(part.x, part.classes, part.groups + k * SOURCE_STRIDE,
+                                  [f"{k}:{name}" for name in part.names])
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    return LabelledImages(np.concatenate([p.x for p in parts]),
+                          np.concatenate([p.classes for p in parts]),
+                          np.concatenate([p.groups for p in parts]),
+                          [name for p in parts for name in p.names])
+
+
 def load_digit_folders(
     root: Path, *, progress: Callable[[int, int], None] | None = None
 ) -> LabelledImages:
@@ -86,7 +112,8 @@ def load_digit_folders(
     return LabelledImages(
         x=x,
         classes=np.asarray([digit_to_class(d) for _, d in files], np.int64),
-        groups=file_signer_groups(files),
+        groups=_export_groups(root, files) if (root / REVIEW_MANIFEST).is_file()
+        else file_signer_groups(files),
         names=[str(path.relative_to(root)) for path, _ in files],
     )
 
@@ -98,6 +125,29 @@ def list_labelled_files(root: Path) -> list[tuple[Path, int]]:
 
 def file_signer_groups(files: list[tuple[Path, int]]) -> np.ndarray:
     return signer_groups([_counter(path.name) for path, _ in files], [d for _, d in files])
+
+
+def _export_groups(root: Path, files: list[tuple[Path, int]]) -> np.ndarray:
+    """Signers of an export of reviewed images: runs of the photo counter of each file's
+    original name (the manifest's ``path``) within each job; no group spans two jobs."""
+    import csv
+
+    with (root / REVIEW_MANIFEST).open(newline="", encoding="utf-8") as handle:
+        origin = {row["file"]: (row["job"], row["path"]) for row in csv.DictReader(handle)}
+    keys = [str(path.relative_to(root)) for path, _ in files]
+    by_job: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):  # a file the manifest does not name: a job of its own
+        by_job.setdefault(origin[key][0] if key in origin else f"?{i}", []).append(i)
+    groups = np.empty(len(files), np.int64)
+    first = 0
+    for job in sorted(by_job):
+        members = by_job[job]
+        names = [Path(origin[keys[i]][1]).name if keys[i] in origin else files[i][0].name
+                 for i in members]
+        local = signer_groups([_counter(name) for name in names], [files[i][1] for i in members])
+        groups[members] = local + first
+        first += int(local.max()) + 1
+    return groups
 
 
 def _labelled_files(root: Path) -> Iterator[tuple[Path, int]]:
@@ -184,14 +234,25 @@ def save_npy(data: LabelledImages, folder: Path) -> None:
 def split_by_signer(
     groups: np.ndarray, *, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Train / validation / test indices with every signer on exactly one side."""
-    unique = np.unique(groups)
-    rng = np.random.default_rng(seed)
-    shuffled = rng.permutation(unique)
-    n_test = max(1, round(len(unique) * test_fraction))
-    n_val = max(1, round(len(unique) * val_fraction))
-    test_groups = set(shuffled[:n_test].tolist())
-    val_groups = set(shuffled[n_test : n_test + n_val].tolist())
+    """Train / validation / test indices with every signer on exactly one side.
+
+    With several data folders (ids ``k * SOURCE_STRIDE + ...``), each folder's signers are
+    split on their own with the same seed: the first folder exactly as when it is alone,
+    so adding an export never moves one of its signers to another side. A later folder
+    gets no minimum of one signer per side: a small export goes wholly to training.
+    """
+    test_groups: set[int] = set()
+    val_groups: set[int] = set()
+    sources = groups // SOURCE_STRIDE
+    for source in np.unique(sources).tolist():
+        unique = np.unique(groups[sources == source])
+        rng = np.random.default_rng(seed)
+        shuffled = rng.permutation(unique)
+        minimum = 1 if source == sources.min() else 0
+        n_test = max(minimum, round(len(unique) * test_fraction))
+        n_val = max(minimum, round(len(unique) * val_fraction))
+        test_groups |= set(shuffled[:n_test].tolist())
+        val_groups |= set(shuffled[n_test : n_test + n_val].tolist())
     side = np.array(
         [2 if g in test_groups else 1 if g in val_groups else 0 for g in groups.tolist()]
     )

@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 
 from db.models import ImageStatus, Job
 from db.queries import cancel_job
+from db.reviews import current_reviews
 from db.web_queries import ImageCursor, ImageFilter, images_page, jobs_page
 from files.paths import inside_allowed_roots
 from web.auth import is_loopback
@@ -214,7 +215,9 @@ def list_images(
         job = state.job(session, job_id)
         rows, following = images_page(session, job_id=job.id, where=where, order=order,
                                       limit=limit, cursor=decode_cursor(cursor))
-        return {"items": [image_json(r) for r in rows], "next_cursor": encode_cursor(following)}
+        reviews = current_reviews(session, image_ids=[r.id for r in rows])
+        return {"items": [image_json(r, reviews.get(r.id)) for r in rows],
+                "next_cursor": encode_cursor(following)}
 
 
 def encode_cursor(cursor: ImageCursor | None) -> str | None:

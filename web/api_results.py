@@ -28,9 +28,9 @@ def _records(request: Request, job_id: str, digit, below_threshold: bool,
 
     def rows() -> Iterator[dict]:
         with state.sessions() as session:
-            for image in iter_results(session, job_id=found, digit=digit,
-                                      below_threshold=below_threshold, errors=errors):
-                yield result_record(image)
+            for image, review in iter_results(session, job_id=found, digit=digit,
+                                              below_threshold=below_threshold, errors=errors):
+                yield result_record(image, review)
 
     return found, rows()
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from config.settings import Settings
-from web import api_images, api_jobs, api_predict, api_results, events, pages
+from web import api_images, api_jobs, api_predict, api_results, api_reviews, events, pages
 from web.auth import Guard
 from web.limits import BodyCap, BodyTooLarge
 from web.state import WebState
@@ -38,7 +38,8 @@ def create_app(settings: Settings) -> FastAPI:
                               "classify one photo.")
     app.state.web = WebState(settings=settings, sessions=session_factory(settings.database_url),
                              celery=celery_app(settings))
-    for module in (api_jobs, api_results, api_images, api_predict, events, pages):
+    for module in (api_jobs, api_results, api_images, api_predict, api_reviews, events,
+                   pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_offline_docs(app)

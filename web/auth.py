@@ -19,6 +19,9 @@ from config.settings import PLACEHOLDER_SECRETS, Settings
 CSRF_COOKIE = "signdigits_csrf"
 CSRF_HEADER = "x-csrf-token"
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+USER_STATE = "signdigits_user"
+ANONYMOUS = "anonymous"  # the web runs open: development, loopback, no credentials
+TOKEN_USER = "token"  # SIGNDIGITS_WEB_TOKEN names nobody
 
 
 class StartRefused(RuntimeError):
@@ -71,7 +74,9 @@ class Guard:
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
         self.basic = None
+        self.basic_user = ""
         if settings.web_auth:
+            self.basic_user = settings.web_auth.partition(":")[0]
             self.basic = "Basic " + base64.b64encode(settings.web_auth.encode()).decode()
         self.bearer = f"Bearer {settings.web_token}" if settings.web_token else None
 
@@ -83,7 +88,8 @@ class Guard:
         if request.url.path == "/healthz":  # the container's health check: says nothing
             await self.app(scope, receive, send)
             return
-        if not self._authorized(request):
+        user = self._user(request)
+        if user is None:
             response = JSONResponse({"detail": "authentication required"}, status_code=401,
                                     headers={"WWW-Authenticate": 'Basic realm="signdigits"'})
             await response(scope, receive, send)
@@ -94,16 +100,27 @@ class Guard:
                 status_code=403)
             await response(scope, receive, send)
             return
+        scope.setdefault("state", {})[USER_STATE] = user
         await self.app(scope, receive, send)
 
-    def _authorized(self, request: Request) -> bool:
+    def _user(self, request: Request) -> str | None:
+        """Who sent the request (what a review records), or None: not authorised.
+
+        The Basic user's name; ``token`` for the bearer token; ``anonymous`` when the web
+        runs open (development on loopback, no credentials configured)."""
         if self.basic is None and self.bearer is None:
-            return True
-        given = request.headers.get("authorization", "")
-        return any(
-            expected is not None and secrets.compare_digest(given.encode(), expected.encode())
-            for expected in (self.basic, self.bearer)
-        )
+            return ANONYMOUS
+        given = request.headers.get("authorization", "").encode()
+        if self.basic is not None and secrets.compare_digest(given, self.basic.encode()):
+            return self.basic_user
+        if self.bearer is not None and secrets.compare_digest(given, self.bearer.encode()):
+            return TOKEN_USER
+        return None
+
+
+def request_user(request: Request) -> str:
+    """The authenticated user of a request that passed :class:`Guard`."""
+    return request.scope.get("state", {}).get(USER_STATE) or ANONYMOUS
 
 
 def _same_site(request: Request) -> bool:

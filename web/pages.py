@@ -1,4 +1,4 @@
-"""The HTML pages: ``/`` (jobs and a submit form), ``/jobs/{id}`` and ``/try``.
+"""The HTML pages: ``/`` (jobs and a submit form), ``/jobs/{id}``, its review, ``/try``.
 
 Rendered from Jinja2 templates; everything live (progress, the grid, predictions) is
 plain JavaScript in ``static/`` calling the same HTTP API other programs use. Each page
@@ -40,6 +40,14 @@ def job_page(request: Request, job_id: str) -> HTMLResponse:
     with state.sessions() as session:
         job = job_json(state.summary(session, job_id))
     return _page(request, "job.html", job=job, flower_url=state.settings.flower_url)
+
+
+@router.get("/jobs/{job_id}/review", response_class=HTMLResponse)
+def review_page(request: Request, job_id: str) -> HTMLResponse:
+    state = web_state(request)
+    with state.sessions() as session:
+        job = job_json(state.summary(session, job_id))
+    return _page(request, "review.html", job=job)
 
 
 @router.get("/healthz")

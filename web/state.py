@@ -15,6 +15,7 @@ from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from db.export import final_digit, reviewed_digit
 from db.models import Image, Job
 from db.queries import JobNotFound, JobSummary, as_utc, resolve_job, summarize_job
 
@@ -77,7 +78,7 @@ def job_json(summary: JobSummary) -> dict:
     }
 
 
-def image_json(image: Image) -> dict:
+def image_json(image: Image, review=None) -> dict:
     return {
         "id": image.id,
         "path": image.path,
@@ -87,4 +88,6 @@ def image_json(image: Image) -> dict:
         "below_threshold": image.below_threshold,
         "error": image.error,
         "probabilities": image.probabilities,
+        "reviewed_digit": reviewed_digit(review),
+        "final_digit": final_digit(image, review),
     }

@@ -1,0 +1,101 @@
+"""The review queue and the reviews: what is left to look at, answers, their history.
+
+An image's current answer is its newest ``reviews`` row (highest id); earlier rows stay
+as its history. Every query here that needs the current answer finds it through the
+``(image_id, id)`` index, one lookup per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session, aliased
+
+from db.models import Image, ImageStatus, Job, Review
+
+MAX_REVIEWER = 255
+
+
+class NotReviewable(ValueError):
+    """The image has no classification to review (an error, pending or cancelled row)."""
+
+
+def _newest_review_id():
+    later = aliased(Review)
+    return (select(func.max(later.id)).where(later.image_id == Image.id)
+            .correlate(Image).scalar_subquery())
+
+
+def with_current_review(query):
+    """``query`` (selecting ``Image``) outer-joined to each image's current review."""
+    return query.add_columns(Review).outerjoin(
+        Review, and_(Review.image_id == Image.id, Review.id == _newest_review_id()))
+
+
+def current_reviews(session: Session, *, image_ids: Sequence[int]) -> dict[int, Review]:
+    """image id -> its current review, for the images of one page."""
+    if not image_ids:
+        return {}
+    found: dict[int, Review] = {}
+    rows = session.scalars(select(Review).where(Review.image_id.in_(list(image_ids)))
+                           .order_by(Review.id))
+    for review in rows:
+        found[review.image_id] = review  # the last one (highest id) stays
+    return found
+
+
+def _reviewable(job_id: str):
+    return (Image.job_id == job_id, Image.status == ImageStatus.DONE,
+            Image.below_threshold.is_(True))
+
+
+def review_queue(session: Session, *, job_id: str, limit: int,
+                 skip: Iterable[int] = ()) -> list[Image]:
+    """The job's below-threshold, classified images nobody has reviewed, lowest
+    confidence first (errors have no confidence and are never in the queue)."""
+    reviewed = exists().where(Review.image_id == Image.id)
+    query = select(Image).where(*_reviewable(job_id), ~reviewed)
+    skip = list(skip)
+    if skip:
+        query = query.where(Image.id.not_in(skip))
+    return list(session.scalars(query.order_by(Image.confidence, Image.id).limit(limit)))
+
+
+def review_progress(session: Session, *, job_id: str) -> tuple[int, int]:
+    """(reviewed, to review): the job's below-threshold images with an answer, and all."""
+    reviewed = exists().where(Review.image_id == Image.id)
+    total = session.scalar(select(func.count()).select_from(Image).where(*_reviewable(job_id)))
+    done = session.scalar(select(func.count()).select_from(Image)
+                          .where(*_reviewable(job_id), reviewed))
+    return int(done or 0), int(total or 0)
+
+
+def add_review(session: Session, *, image: Image, digit: int | None, unusable: bool,
+               reviewer: str) -> Review:
+    """Record a new answer for ``image`` (the caller commits). Raises NotReviewable."""
+    if image.status != ImageStatus.DONE:
+        why = f"error: {image.error}" if image.status == ImageStatus.ERROR else image.status
+        raise NotReviewable(f"image {image.id} has no classification to review ({why})")
+    review = Review(image_id=image.id, digit=None if unusable else digit, unusable=unusable,
+                    reviewer=reviewer[:MAX_REVIEWER])
+    session.add(review)
+    session.flush()
+    return review
+
+
+def review_history(session: Session, *, image_id: int) -> list[Review]:
+    return list(session.scalars(select(Review).where(Review.image_id == image_id)
+                                .order_by(Review.id)))
+
+
+def reviewed_images(session: Session, *, job_ids: Sequence[str]
+                    ) -> Iterator[tuple[Image, Job, Review]]:
+    """Every image of these jobs whose current answer is a digit (not unusable)."""
+    query = (select(Image, Job, Review).select_from(Image)
+             .join(Job, Job.id == Image.job_id)
+             .join(Review, and_(Review.image_id == Image.id, Review.id == _newest_review_id()))
+             .where(Image.job_id.in_(list(job_ids)), Review.unusable.is_(False)))
+    for row in session.execute(
+            query.order_by(Image.job_id, Image.path).execution_options(yield_per=2000)):
+        yield row[0], row[1], row[2]

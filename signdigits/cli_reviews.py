@@ -1,0 +1,117 @@
+"""``export-reviews``: the reviewed images of jobs, ready for ``signdigits train --data``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from signdigits.console import console, fail
+
+app = typer.Typer()
+
+
+@app.command("export-reviews")
+def export_reviews_command(
+    jobs: list[str] = typer.Argument(..., help="job ids, unique prefixes, or 'latest'"),
+    out: Path = typer.Option(..., "--out", help="a new (or empty) folder to write"),
+) -> None:
+    """Reviewed images (not unusable ones) as digit folders 0-9, plus reviews.csv."""
+    from db.queries import JobNotFound, resolve_job
+    from signdigits.preflight import database_for_reading, settings_or_fail
+    from signdigits.review_export import ExportError, check_out_folder, export_reviews
+    from web.uploads import upload_root
+
+    settings = settings_or_fail()
+    try:
+        check_out_folder(out)
+    except ExportError as exc:
+        fail(str(exc))
+    sessions = database_for_reading(settings)
+    with sessions() as session:
+        try:
+            ids = list(dict.fromkeys(resolve_job(session, ref=ref).id for ref in jobs))
+        except JobNotFound as exc:
+            fail(str(exc))
+        roots = settings.allowed_roots
+        try:
+            summary = export_reviews(
+                session, job_ids=ids, out=out, max_bytes=settings.max_file_bytes,
+                allowed_roots=[*roots, upload_root(settings)] if roots else [],
+                warn=lambda line: console.print(line, markup=False, highlight=False))
+        except ExportError as exc:
+            fail(str(exc))
+    console.print(f"exported {summary.written} reviewed images of {len(ids)} job(s) to {out}/ "
+                  f"({summary.linked} hard links, {summary.written - summary.linked} copies"
+                  + (f", {summary.skipped} skipped" if summary.skipped else "") + "); "
+                  f"manifest {out}/reviews.csv")
+
+
+def _ask(image, position: str) -> str:
+    from signdigits.console import printable
+
+    probabilities = image.probabilities or []
+    top = sorted(range(len(probabilities)), key=lambda d: -probabilities[d])[:3]
+    guesses = ", ".join(f"{d} ({probabilities[d]:.0%})" for d in top)
+    print(f"{position} {printable(image.path)}: model {guesses}", flush=True)
+    try:
+        return input(f"  digit 0-9, Enter = {image.digit}, x unusable, b back, q quit: ").strip()
+    except EOFError:
+        return "q"
+
+
+@app.command()
+def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or 'latest'"),
+           ) -> None:
+    """Review the job's below-threshold images in the terminal (reviewer: your user name).
+
+    Lowest confidence first, as on /jobs/{id}/review: type a digit, Enter for the model's
+    digit, x for unusable, b to go back one, q to stop. Each answer is stored at once.
+    """
+    import getpass
+
+    from db.models import Image
+    from db.queries import JobNotFound, resolve_job
+    from db.reviews import add_review, review_progress, review_queue
+    from signdigits.preflight import database_for_reading, settings_or_fail
+
+    settings = settings_or_fail()
+    sessions = database_for_reading(settings)
+    reviewer = getpass.getuser()
+    with sessions() as session:
+        try:
+            job_id = resolve_job(session, ref=job).id
+        except JobNotFound as exc:
+            fail(str(exc))
+    order: list[int] = []  # ids in the order shown; "b" steps back along it
+    answered: set[int] = set()
+    position = 0
+    while True:
+        with sessions() as session:
+            if position == len(order):
+                skip = [i for i in order if i not in answered]
+                fresh = review_queue(session, job_id=job_id, limit=1, skip=skip)
+                if not fresh:
+                    reviewed, total = review_progress(session, job_id=job_id)
+                    console.print(f"nothing left to review: {reviewed} of {total} reviewed")
+                    return
+                order.append(fresh[0].id)
+            image = session.get(Image, order[position])
+            reviewed, total = review_progress(session, job_id=job_id)
+        answer = _ask(image, f"[{reviewed} of {total} reviewed]")
+        key = answer.lower()
+        if key == "q":
+            console.print(f"stopped: {reviewed} of {total} reviewed")
+            return
+        if key == "b":
+            position = max(0, position - 1)
+            continue
+        if answer not in ("", "x", "X") and not (len(answer) == 1 and answer.isdigit()):
+            console.print(f"  {answer!r}: type one digit 0-9, Enter, x, b or q", markup=False)
+            continue
+        digit = image.digit if answer == "" else None if key == "x" else int(answer)
+        with sessions.begin() as session:
+            add_review(session, image=session.get(Image, image.id), digit=digit,
+                       unusable=key == "x", reviewer=reviewer)
+        answered.add(image.id)
+        position += 1

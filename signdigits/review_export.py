@@ -1,0 +1,93 @@
+"""``export-reviews``: reviewed images as digit folders, for ``signdigits train --data``.
+
+Each image whose current review is a digit becomes ``OUT/<digit>/<job8>-<image id>-<name>``
+(a hard link to the job's file when the file system allows, else a copy read through the
+workers' :class:`files.reading.JobFolder`, so nothing outside the job's folder is taken),
+and one row of ``OUT/reviews.csv``: ``file, job, path, reviewer, digit, reviewed_at,
+model_digit, confidence``. ``training.data`` reads that manifest to group the photos by
+signer: runs of the photo counter of the original name, within each job.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from db.export import spreadsheet_safe
+from db.queries import as_utc
+from db.reviews import reviewed_images
+from files.paths import is_inside
+from files.reading import ImageError, JobFolder
+from training.data import REVIEW_MANIFEST
+
+MANIFEST_COLUMNS = ["file", "job", "path", "reviewer", "digit", "reviewed_at", "model_digit",
+                    "confidence"]
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class ExportError(OSError):
+    """The export cannot be written; the message names the folder."""
+
+
+@dataclass
+class ExportSummary:
+    written: int = 0
+    linked: int = 0
+    skipped: int = 0  # a file gone or refused since its job ran
+
+
+def check_out_folder(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ExportError(f"--out {out}: exists and is not an empty folder (choose a new one)")
+    if not out.parent.is_dir():
+        raise ExportError(f"--out {out}: no folder {out.parent}")
+
+
+def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
+                   allowed_roots: list[Path], warn=print) -> ExportSummary:
+    check_out_folder(out)
+    out.mkdir(exist_ok=True)
+    summary = ExportSummary()
+    folders: dict[str, JobFolder] = {}
+    with (out / REVIEW_MANIFEST).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
+        writer.writeheader()
+        for image, job, review in reviewed_images(session, job_ids=job_ids):
+            folder = folders.setdefault(job.id, JobFolder(job.root, allowed_roots=allowed_roots))
+            relative = os.fsdecode(image.raw_path) if image.raw_path else image.path
+            name = f"{job.id[:8]}-{image.id}-{_UNSAFE.sub('_', Path(image.path).name)}"
+            target = out / str(review.digit) / name
+            target.parent.mkdir(exist_ok=True)
+            try:
+                summary.linked += _place(folder, relative, target, max_bytes=max_bytes)
+            except (ImageError, OSError) as exc:
+                warn(f"skipped {job.id[:8]} {image.path}: {exc}")
+                summary.skipped += 1
+                continue
+            summary.written += 1
+            writer.writerow({
+                "file": f"{review.digit}/{name}", "job": job.id,
+                "path": spreadsheet_safe(image.path), "reviewer": spreadsheet_safe(review.reviewer),
+                "digit": review.digit, "reviewed_at": as_utc(review.reviewed_at).isoformat(),
+                "model_digit": image.digit, "confidence": image.confidence})
+    return summary
+
+
+def _place(folder: JobFolder, relative: str, target: Path, *, max_bytes: int) -> bool:
+    """Hard-link the job's file at ``target`` (True) or copy its bytes (False)."""
+    if not folder.allowed:
+        raise ImageError("the job's folder is outside SIGNDIGITS_ALLOWED_ROOTS (refused)")
+    real = os.path.realpath(os.path.join(folder.real_root, relative))
+    if is_inside(real, folder.real_root):
+        try:
+            if stat.S_ISREG(os.stat(real, follow_symlinks=False).st_mode):
+                os.link(real, target, follow_symlinks=False)
+                return True
+        except OSError:
+            pass  # another file system, or not allowed to link: copy instead
+    target.write_bytes(folder.read(relative, max_bytes=max_bytes))
+    return False

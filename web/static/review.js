@@ -1,0 +1,106 @@
+// The review queue, one image at a time, driven by the keyboard:
+// 0-9 record a digit, Enter the model's digit, x unusable, Backspace back one.
+"use strict";
+const section = document.getElementById("review");
+const JOB = section.dataset.job;
+const queue = [];          // fetched, not yet shown
+const history = [];        // shown and answered this session, newest last
+const seen = new Set();    // every id fetched, so a refill never repeats one
+const answered = new Map(); // id -> what was recorded this session
+let current = null;
+let exhausted = false;
+let refilling = null;
+let saving = Promise.resolve(); // posts go one after another: the last key is the answer
+let saved = 0;
+
+function showCounter(reviewed, total) {
+  document.getElementById("counter").textContent = `${reviewed} of ${total} reviewed`;
+}
+
+function topThree(probabilities) {
+  return (probabilities || []).map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]).slice(0, 3);
+}
+
+function photoUrl(item) { return `/api/images/${item.id}/thumbnail?side=512`; }
+
+function show() {
+  const box = document.getElementById("review-item");
+  document.getElementById("review-done").hidden = current !== null || !exhausted;
+  box.hidden = current === null;
+  if (current === null) return;
+  document.getElementById("review-photo").src = photoUrl(current);
+  document.getElementById("review-preview").src = `/api/images/${current.id}/preview`;
+  const guesses = document.getElementById("review-guesses");
+  guesses.replaceChildren(...topThree(current.probabilities).map(([p, d]) =>
+    el("li", {text: `${d}  (${percent(p)})`})));
+  document.getElementById("review-path").textContent = current.path;
+  const answer = answered.get(current.id);
+  document.getElementById("review-answer").textContent =
+    answer === undefined ? "" : `recorded: ${answer} (a new key replaces it)`;
+  box.dataset.image = String(current.id);
+  if (queue.length) new Image().src = photoUrl(queue[0]); // the next one loads meanwhile
+}
+
+async function refill() {
+  if (exhausted || queue.length >= 5) return;
+  if (refilling) return refilling;
+  const skip = [current, ...queue].filter(Boolean).map(i => i.id).join(",");
+  refilling = api(`/api/jobs/${JOB}/review?limit=20&skip=${skip}`).then(page => {
+    showCounter(page.reviewed, page.total);
+    const fresh = page.items.filter(i => !seen.has(i.id));
+    fresh.forEach(i => { seen.add(i.id); queue.push(i); });
+    if (page.items.length < 20) exhausted = true;
+    if (current === null && queue.length) current = queue.shift();
+    show();
+  }).catch(e => {
+    document.getElementById("review-message").textContent = e.message;
+  }).finally(() => { refilling = null; });
+  return refilling;
+}
+
+function record(answer, label) {
+  if (current === null) return;
+  const item = current;
+  answered.set(item.id, label);
+  saving = saving.then(() => api(`/api/images/${item.id}/review`, {
+    method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify(answer)})).then(stored => {
+    showCounter(stored.reviewed, stored.total);
+    document.getElementById("review-message").textContent = "";
+  }).catch(e => {
+    answered.delete(item.id);
+    document.getElementById("review-message").textContent = `image ${item.id}: ${e.message}`;
+  }).finally(() => { section.dataset.saved = String(++saved); });
+  history.push(item);
+  current = queue.length ? queue.shift() : null;
+  show();
+  refill();
+}
+
+function back() {
+  if (!history.length) return;
+  if (current !== null) queue.unshift(current);
+  current = history.pop();
+  show();
+}
+
+function press(key) {
+  if (/^[0-9]$/.test(key)) record({digit: Number(key)}, key);
+  else if (key === "Enter" && current) record({digit: current.digit}, String(current.digit));
+  else if (key === "x" || key === "X") record({unusable: true}, "unusable");
+  else if (key === "Backspace") back();
+  else return false;
+  return true;
+}
+
+document.addEventListener("keydown", e => {
+  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (press(e.key)) e.preventDefault();
+});
+for (const button of document.querySelectorAll(".keys button[data-digit]")) {
+  button.addEventListener("click", () => press(button.dataset.digit));
+}
+document.getElementById("key-accept").addEventListener("click", () => press("Enter"));
+document.getElementById("key-unusable").addEventListener("click", () => press("x"));
+document.getElementById("key-back").addEventListener("click", () => press("Backspace"));
+refill();
