@@ -54,14 +54,19 @@ def train(
             loaded = json.loads(cv_result.read_text())
         except (OSError, ValueError) as exc:
             fail(f"--cv-result {cv_result}: cannot read it as JSON ({exc})", 2)
+    from training.fit import Recipe
+
+    recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture)
+    if loaded is not None and loaded.get("recipe") != recipe.__dict__:
+        fail(f"--cv-result {cv_result}: made with recipe {loaded.get('recipe')}, "
+             f"this training's is {recipe.__dict__}", 2)
     from serving.classifier import configure_tensorflow
 
     configure_tensorflow(0)
-    from training.train import CrossValidationMismatch, Recipe, train_model
+    from training.train import CrossValidationMismatch, train_model
 
     images = _load(data)
     command = "signdigits " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture)
     try:
         info = train_model(
             images, out=out, recipe=recipe, command=command, report=console.print,
