@@ -42,12 +42,15 @@ def train(
     """Train the CNN with a signer-disjoint split and save a self-describing model."""
     import json
 
-    from training.model import ARCHITECTURES
+    from training.fit import ARCHITECTURES
 
     if architecture not in ARCHITECTURES:
         fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
     if cv == 1:
         fail("--cv 1: cross-validation needs at least 2 folds (0 turns it off)", 2)
+    if cv and cv_result is not None:
+        fail("--cv and --cv-result: give one (--cv runs the cross-validation, --cv-result "
+             "reuses one)", 2)
     loaded = None
     if cv_result is not None:
         try:
@@ -92,7 +95,7 @@ def cv(
     """k-fold CV by signer on the training signers: out-of-fold accuracy, calibration."""
     import json
 
-    from training.model import ARCHITECTURES
+    from training.fit import ARCHITECTURES
 
     if architecture not in ARCHITECTURES:
         fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
