@@ -91,7 +91,14 @@ def choose_threshold(
 
 
 def calibration_summary(logits: np.ndarray, classes: np.ndarray) -> dict[str, float]:
-    """Temperature, ECE before/after, log loss before/after and the default threshold."""
+    """Temperature, ECE before/after, log loss before/after and the default threshold.
+
+    With no held-out images (a tiny data set) nothing can be fitted: temperature 1 and
+    threshold 0.5.
+    """
+    if not len(classes):
+        return {"temperature": 1.0, "ece_before": None, "ece_after": None,
+                "loss_before": None, "loss_after": None, "threshold": 0.5, "at_threshold": None}
     temperature = fit_temperature(logits, classes)
     raw, calibrated = softmax(logits), softmax(logits, temperature)
     threshold = choose_threshold(calibrated, classes)
