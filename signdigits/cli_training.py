@@ -42,7 +42,7 @@ def train(
     """Train the CNN with a signer-disjoint split and save a self-describing model."""
     import json
 
-    from training.fit import ARCHITECTURES
+    from training.architectures import ARCHITECTURES
 
     if architecture not in ARCHITECTURES:
         fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
@@ -95,7 +95,7 @@ def cv(
     """k-fold CV by signer on the training signers: out-of-fold accuracy, calibration."""
     import json
 
-    from training.fit import ARCHITECTURES
+    from training.architectures import ARCHITECTURES
 
     if architecture not in ARCHITECTURES:
         fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)

@@ -23,7 +23,7 @@ from keras import layers
 
 from serving.layers import Mirror, Standardize
 from serving.model_input import IMAGE_SIZE, NUM_CLASSES
-from training.fit import ARCHITECTURES, check_architecture
+from training.architectures import ARCHITECTURES, check_architecture
 
 
 def build_model(architecture: str = "original") -> keras.Model:
