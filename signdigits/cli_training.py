@@ -44,21 +44,91 @@ def train(
     epochs: int = typer.Option(120, min=1, help="training epochs"),
     out: Path = typer.Option(Path("signdigits-cnn.keras"), help="where to write the model"),
     seed: int = typer.Option(7, help="seed for the signer split and the weights"),
+    architecture: str = typer.Option("original", help="original or slim"),
+    cv: int = typer.Option(
+        0, "--cv", min=0, help="K > 1: K-fold CV by signer first, then fit on all its signers"
+    ),
+    cv_result: Path = typer.Option(
+        None, help="reuse a `signdigits cv --out` result (same data and recipe) instead"
+    ),
 ) -> None:
     """Train the CNN with a signer-disjoint split and save a self-describing model."""
+    import json
+
+    from training.architectures import ARCHITECTURES
+
+    if architecture not in ARCHITECTURES:
+        fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
+    if cv == 1:
+        fail("--cv 1: cross-validation needs at least 2 folds (0 turns it off)", 2)
+    if cv and cv_result is not None:
+        fail("--cv and --cv-result: give one (--cv runs the cross-validation, --cv-result "
+             "reuses one)", 2)
+    loaded = None
+    if cv_result is not None:
+        try:
+            loaded = json.loads(cv_result.read_text())
+        except (OSError, ValueError) as exc:
+            fail(f"--cv-result {cv_result}: cannot read it as JSON ({exc})", 2)
+    from training.fit import Recipe
+
+    recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture)
+    if loaded is not None and loaded.get("recipe") != recipe.__dict__:
+        fail(f"--cv-result {cv_result}: made with recipe {loaded.get('recipe')}, "
+             f"this training's is {recipe.__dict__}", 2)
     from serving.classifier import configure_tensorflow
 
     configure_tensorflow(0)
-    from training.train import Recipe, train_model
+    from training.train import CrossValidationMismatch, train_model
 
     images = _load_all(data)
     command = "signdigits " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    info = train_model(
-        images, out=out, recipe=Recipe(epochs=epochs, seed=seed), command=command,
-        report=console.print,
-    )
+    try:
+        info = train_model(
+            images, out=out, recipe=recipe, command=command, report=console.print,
+            folds=cv, cv_result=loaded,
+        )
+    except CrossValidationMismatch as exc:
+        fail(f"--cv-result {cv_result}: {exc}", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
     test = info.metadata["evaluation"]["test"]
     console.print(f"saved {out} (version {info.version}), test accuracy {test['accuracy']:.4f}")
+
+
+@app.command()
+def cv(
+    data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
+    folds: int = typer.Option(3, min=2, help="signer-grouped folds over the training signers"),
+    architecture: str = typer.Option("original", help="original or slim"),
+    epochs: int = typer.Option(80, min=1, help="training epochs per fold"),
+    seed: int = typer.Option(7, help="seed for the signer split, the folds and the weights"),
+    out: Path = typer.Option(None, help="write the result (with out-of-fold logits) as JSON"),
+) -> None:
+    """k-fold CV by signer on the training signers: out-of-fold accuracy, calibration."""
+    import json
+
+    from training.architectures import ARCHITECTURES
+
+    if architecture not in ARCHITECTURES:
+        fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
+    from serving.classifier import configure_tensorflow
+
+    configure_tensorflow(0)
+    from training.cv import cross_validate, summary_line
+    from training.fit import Recipe
+
+    images = _load(data)
+    recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture)
+    try:
+        result = cross_validate(images, recipe, folds=folds, report=console.print)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result))
+        console.print(f"wrote {out}")
+    print(summary_line(result))
 
 
 @app.command()
@@ -75,6 +145,7 @@ def evaluate(
 
     from serving.artifact import ArtifactError
     from serving.classifier import Classifier
+    from training.calibration import expected_calibration_error, selective_point
     from training.evaluate import evaluate_probabilities, selective_curve, write_report
 
     try:
@@ -98,8 +169,16 @@ def evaluate(
     )
     figures = evaluate_probabilities(probs, images.classes, table)
     curve = selective_curve(probs, images.classes)
-    write_report(report, figures, curve, meta.get("history"))
-    console.print(f"loss {figures['loss']:.4f} on {figures['images']} images")
+    threshold = classifier.info.default_threshold
+    figures["ece"] = expected_calibration_error(probs, images.classes)
+    figures["at_threshold"] = selective_point(probs, images.classes, threshold)
+    write_report(report, figures, curve, meta.get("history"), threshold)
+    at = figures["at_threshold"]
+    console.print(
+        f"loss {figures['loss']:.4f}, ECE {figures['ece']:.4f} on {figures['images']} images; "
+        f"at the default threshold {threshold:g}: {at['coverage']:.2%} accepted, "
+        f"{at['accuracy']:.2%} of them correct ({at['accepted_wrong']} wrong accepted)"
+    )
     for digit, f in figures["per_digit"].items():
         console.print(
             f"digit {digit}: precision {f['precision']}, recall {f['recall']}, n={f['support']}"

@@ -10,9 +10,6 @@ import numpy as np
 
 from training.labels import NUM_CLASSES
 
-# The default threshold is the lowest at which the accepted images are this accurate.
-TARGET_SELECTIVE_ACCURACY = 0.995
-
 
 def evaluate_probabilities(
     probs: np.ndarray, classes: np.ndarray, class_to_digit: tuple[int, ...]
@@ -62,25 +59,23 @@ def selective_curve(probs: np.ndarray, classes: np.ndarray) -> list[dict[str, fl
     return curve
 
 
-def choose_threshold(curve: list[dict[str, float]]) -> float:
-    """Lowest threshold whose accepted images reach :data:`TARGET_SELECTIVE_ACCURACY`."""
-    for point in curve:
-        if point["accuracy"] >= TARGET_SELECTIVE_ACCURACY:
-            return point["threshold"]
-    return curve[-1]["threshold"]
-
-
 def write_report(
     folder: Path,
     figures: dict[str, Any],
     curve: list[dict[str, float]],
     history: dict[str, list[float]] | None,
+    threshold: float | None = None,
 ) -> None:
-    """confusion.png, learning_curves.png, selective_accuracy.png/.csv and figures.json."""
+    """confusion.png, learning_curves.png, selective_accuracy.png/.csv and figures.json.
+
+    The selective-accuracy plot shows accuracy from 95% to 100% (where 99% and 100% are
+    far apart), the share accepted on its own axis, and the default ``threshold``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "figures.json").write_text(json.dumps(figures, indent=2))
@@ -99,11 +94,24 @@ def write_report(
     plt.close(fig)
 
     thresholds = [p["threshold"] for p in curve]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(thresholds, [p["accuracy"] for p in curve], label="accuracy of accepted")
-    ax.plot(thresholds, [p["coverage"] for p in curve], label="share accepted")
-    ax.set(xlabel="confidence threshold", ylim=(0, 1.01))
-    ax.legend()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(thresholds, [p["accuracy"] for p in curve], color="tab:blue",
+            label="accuracy of accepted (left)")
+    ax.set(xlabel="confidence threshold", ylabel="accuracy of accepted", ylim=(0.95, 1.0005))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=1))
+    ax.grid(alpha=0.3)
+    share = ax.twinx()
+    share.plot(thresholds, [p["coverage"] for p in curve], color="tab:orange",
+               label="share accepted (right)")
+    share.set(ylabel="share accepted", ylim=(0, 1.01))
+    share.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+    if threshold is not None:
+        ax.axvline(threshold, color="tab:red", linestyle="--", label=f"default {threshold:g}")
+        ax.axhline(0.998, color="grey", linestyle=":", label="99.8%")
+    lines = ax.get_legend_handles_labels()
+    more = share.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower left", fontsize=8)
+    ax.set_title("selective accuracy (accuracy below 95% is off the chart)", fontsize=9)
     fig.tight_layout()
     fig.savefig(folder / "selective_accuracy.png", dpi=100)
     plt.close(fig)

@@ -1,4 +1,5 @@
-"""The CNN: the original project's architecture behind a per-image standardisation.
+"""The CNNs: the original project's architecture and a slimmer one, behind a per-image
+standardisation.
 
 Standardising each image (zero mean, unit variance) inside the model makes it indifferent
 to the exposure and contrast of a photo, which is most of what differs between signers'
@@ -8,10 +9,11 @@ lagged the weights and validation accuracy stayed at chance for many epochs.
 
 Augmentation lives in :func:`augmenter` and is applied to training batches only; it is
 never part of the saved inference graph. The saved graph (:func:`build_inference_model`)
-does one deterministic thing more: it averages the network's answer on the image and on
-its mirror image, because a digit signed with the other hand is the same digit. On the
-validation signers this lifted accuracy from 98.6-99.0% to 99.0-99.3% in two of three
-recipes tried, at twice the inference cost; removing it loses that.
+does one deterministic thing more: it averages the network's logits on the image and on
+its mirror image (a digit signed with the other hand is the same digit), divides them by
+the calibration temperature and applies the softmax. Every op in it (conv, pool, dense,
+mean, flip, multiply, softmax) is a plain one that tf2onnx converts, so every runtime that
+serves the graph gives the same calibrated probabilities without code of its own.
 """
 
 from __future__ import annotations
@@ -21,29 +23,66 @@ from keras import layers
 
 from serving.layers import Mirror, Standardize
 from serving.model_input import IMAGE_SIZE, NUM_CLASSES
+from training.architectures import ARCHITECTURES, check_architecture
 
 
-def build_model() -> keras.Model:
-    """Three 3x3 conv + ReLU + 2x2 max-pool blocks (32, 64, 128), dense 128, dropout 0.5."""
+def build_model(architecture: str = "original") -> keras.Model:
+    """Conv blocks, dense, dropout 0.5, a linear ``logits`` layer, then the softmax."""
+    filters, dense = ARCHITECTURES[check_architecture(architecture)]
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     x = Standardize()(inputs)
-    for filters in (32, 64, 128):
-        x = layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+    for width in filters:
+        x = layers.Conv2D(width, 3, padding="same", activation="relu")(x)
         x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dense(dense, activation="relu")(x)
     x = layers.Dropout(0.5)(x)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="class_probabilities")(x)
-    return keras.Model(inputs, outputs, name="signdigits_cnn")
+    logits = layers.Dense(NUM_CLASSES, name="logits")(x)
+    outputs = layers.Softmax(name="class_probabilities")(logits)
+    return keras.Model(inputs, outputs, name=f"signdigits_{architecture}")
 
 
-def build_inference_model(trained: keras.Model) -> keras.Model:
-    """The served graph: mean of the trained network on the image and its mirror image."""
-    network = build_model()  # a fresh, uncompiled copy: no optimizer state in the archive
+def logits_model(trained: keras.Model, architecture: str) -> keras.Model:
+    """A fresh, uncompiled copy of ``trained`` ending at its logits (no optimizer state)."""
+    network = build_model(architecture)
     network.set_weights(trained.get_weights())
+    return keras.Model(network.input, network.get_layer("logits").output, name="network")
+
+
+def build_mirror_logits(trained: keras.Model, architecture: str) -> keras.Model:
+    """Mean of the network's logits on the image and on its mirror image."""
+    network = logits_model(trained, architecture)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    outputs = layers.Average(name="probabilities")([network(inputs), network(Mirror()(inputs))])
+    mean = layers.Average(name="mirror_mean")([network(inputs), network(Mirror()(inputs))])
+    return keras.Model(inputs, mean, name="signdigits_logits")
+
+
+def build_inference_model(
+    trained: keras.Model, architecture: str = "original", temperature: float = 1.0
+) -> keras.Model:
+    """The served graph: softmax(mean of mirror-pair logits / temperature)."""
+    mirrored = build_mirror_logits(trained, architecture)
+    inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
+    scaled = layers.Rescaling(1.0 / temperature, name="temperature")(mirrored(inputs))
+    outputs = layers.Softmax(name="probabilities")(scaled)
     return keras.Model(inputs, outputs, name="signdigits_served")
+
+
+def multiply_adds(model: keras.Model) -> int:
+    """Conv and dense multiply-adds of one forward pass, nested models included."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            calls = max(1, len(getattr(layer, "_inbound_nodes", [])) or 1)
+            total += calls * multiply_adds(layer)
+        elif isinstance(layer, layers.Conv2D):
+            out_h, out_w, out_c = layer.output.shape[1:]
+            k_h, k_w = layer.kernel_size
+            in_c = layer.input.shape[-1]
+            total += out_h * out_w * out_c * k_h * k_w * in_c // layer.groups
+        elif isinstance(layer, layers.Dense):
+            total += int(layer.input.shape[-1]) * layer.units
+    return int(total)
 
 
 def augmenter(seed: int) -> keras.Sequential:

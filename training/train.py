@@ -1,31 +1,51 @@
-"""Train the CNN on labelled images and save a self-describing artifact."""
+"""Train the CNN on labelled images and save a self-describing artifact.
+
+Two ways, one artifact:
+
+- with a cross-validation result (``signdigits cv --out``, or ``train --cv K`` which runs
+  it first), the network is fitted on every development signer (the split's train and
+  validation signers) for the recipe's fixed epochs, and the temperature and default
+  threshold come from the out-of-fold predictions;
+- without one, it is fitted on the train signers, the epoch with the best validation
+  loss is kept, and temperature and threshold are fitted on the validation signers.
+
+Either way the test signers are predicted once, at the end, for the figures.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from serving.artifact import ModelInfo, save_artifact
+from training.calibration import (
+    TARGET_COVERAGE,
+    TARGET_SELECTIVE_ACCURACY,
+    calibration_summary,
+    expected_calibration_error,
+    selective_point,
+    softmax,
+)
+from training.cv import cross_validate, development_indices
 from training.data import LabelledImages, split_by_signer
-from training.evaluate import choose_threshold, evaluate_probabilities, selective_curve
-from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES
+from training.evaluate import evaluate_probabilities
+from training.fit import Recipe, Report, fit_network, predict_logits
+from training.labels import NPY_CLASS_TO_DIGIT
 
-Report = Callable[[str], None]
+__all__ = ["Recipe", "train_model", "CrossValidationMismatch"]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    epochs: int = 120
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    label_smoothing: float = 0.05
-    seed: int = 7
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+class CrossValidationMismatch(ValueError):
+    """The cross-validation result was made with other data or another recipe."""
+
+
+def check_cv_result(cv: dict[str, Any], data: LabelledImages, recipe: Recipe) -> None:
+    if cv.get("data_digest") != data.digest():
+        raise CrossValidationMismatch("the cross-validation was run on other data (digest differs)")
+    if cv.get("recipe") != recipe.__dict__:
+        raise CrossValidationMismatch(
+            f"the cross-validation used recipe {cv.get('recipe')}, this training {recipe.__dict__}"
+        )
 
 
 def train_model(
@@ -35,73 +55,67 @@ def train_model(
     recipe: Recipe,
     command: str,
     report: Report = print,
+    folds: int = 0,
+    cv_result: dict[str, Any] | None = None,
 ) -> ModelInfo:
-    """Fit on the training signers, pick the epoch on validation, score on test, save."""
-    import keras
-    import tensorflow as tf
+    """Fit, calibrate on held-out signers, score once on the test signers, save."""
+    from training.model import build_inference_model, build_mirror_logits, multiply_adds
 
-    from training.model import augmenter, build_inference_model, build_model
+    if folds and cv_result is None:
+        cv_result = cross_validate(data, recipe, folds=folds, report=report)
+    if cv_result is not None:
+        check_cv_result(cv_result, data, recipe)
+        dev_idx, test_idx = development_indices(data, recipe)
+        fit_on, val, test = data.subset(dev_idx), None, data.subset(test_idx)
+        calibration = cv_result["calibration"]
+        report(
+            f"fitting on all {len(fit_on)} development images; temperature "
+            f"{calibration['temperature']} and threshold {calibration['threshold']} from the "
+            f"{cv_result['folds']}-fold out-of-fold predictions"
+        )
+    else:
+        train_idx, val_idx, test_idx = split_by_signer(
+            data.groups,
+            seed=recipe.seed,
+            val_fraction=recipe.val_fraction,
+            test_fraction=recipe.test_fraction,
+        )
+        fit_on, val, test = data.subset(train_idx), data.subset(val_idx), data.subset(test_idx)
+        report(
+            f"split by signer (seed {recipe.seed}): train {len(fit_on)}, "
+            f"validation {len(val)}, test {len(test)} images"
+        )
 
-    keras.utils.set_random_seed(recipe.seed)
-    train_idx, val_idx, test_idx = split_by_signer(
-        data.groups,
-        seed=recipe.seed,
-        val_fraction=recipe.val_fraction,
-        test_fraction=recipe.test_fraction,
-    )
-    train, val, test = data.subset(train_idx), data.subset(val_idx), data.subset(test_idx)
-    report(
-        f"split by signer (seed {recipe.seed}): train {len(train)}, "
-        f"validation {len(val)}, test {len(test)} images"
-    )
+    model, history = fit_network(fit_on, recipe, val=val, report=report)
+    mirrored = build_mirror_logits(model, recipe.architecture)
+    val_figures = None
+    if cv_result is None:
+        val_logits = predict_logits(mirrored, val)
+        calibration = calibration_summary(val_logits, val.classes)
+        val_figures = evaluate_probabilities(
+            softmax(val_logits, calibration["temperature"]), val.classes, NPY_CLASS_TO_DIGIT
+        )
+    temperature, threshold = calibration["temperature"], calibration["threshold"]
+    served = build_inference_model(model, recipe.architecture, temperature)
 
-    augment = augmenter(recipe.seed)
-
-    def batches(part: LabelledImages, *, training: bool) -> tf.data.Dataset:
-        onehot = np.eye(NUM_CLASSES, dtype=np.float32)[part.classes]
-        ds = tf.data.Dataset.from_tensor_slices((part.x[..., None], onehot))
-        if training:
-            ds = ds.shuffle(len(part), seed=recipe.seed, reshuffle_each_iteration=True)
-        ds = ds.batch(recipe.batch_size)
-        if training:
-            ds = ds.map(lambda x, y: (tf.clip_by_value(augment(x, training=True), 0, 1), y))
-        return ds.prefetch(2)
-
-    model = build_model()
-    steps = recipe.epochs * int(np.ceil(len(train) / recipe.batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(recipe.learning_rate, steps, alpha=0.01)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=["accuracy"],
-    )
-    keeper = keep_best_callback(report, recipe.epochs)
-    history = model.fit(
-        batches(train, training=True),
-        validation_data=batches(val, training=False) if len(val) else None,
-        epochs=recipe.epochs,
-        verbose=0,
-        callbacks=[keeper],
-    )
-    if keeper.best_weights is not None:
-        model.set_weights(keeper.best_weights)
-        report(f"kept epoch {keeper.best_epoch} (best validation loss)")
-
-    served = build_inference_model(model)
-
-    def probabilities(part: LabelledImages) -> np.ndarray:
-        if not len(part):
-            return np.zeros((0, NUM_CLASSES), np.float32)
-        return served.predict(part.x[..., None], batch_size=256, verbose=0)
-
-    val_probs = probabilities(val)
-    threshold = choose_threshold(selective_curve(val_probs, val.classes)) if len(val) else 0.5
-    test_probs = probabilities(test)
+    test_logits = predict_logits(mirrored, test)
+    test_probs = softmax(test_logits, temperature)
     test_figures = evaluate_probabilities(test_probs, test.classes, NPY_CLASS_TO_DIGIT)
-    report(
-        f"test (signers never seen): accuracy {test_figures['accuracy']:.4f}, "
-        f"loss {test_figures['loss']:.4f}; default threshold {threshold:.2f}"
+    test_figures["ece"] = expected_calibration_error(test_probs, test.classes)
+    test_figures["ece_uncalibrated"] = expected_calibration_error(
+        softmax(test_logits), test.classes
     )
+    test_figures["at_threshold"] = selective_point(test_probs, test.classes, threshold)
+    at = test_figures["at_threshold"]
+    report(
+        f"test (signers never seen, used once): accuracy {test_figures['accuracy']:.4f}, "
+        f"loss {test_figures['loss']:.4f}, ECE {test_figures['ece']:.4f}; at the default "
+        f"threshold {threshold}: coverage {at['coverage']:.4f}, accuracy {at['accuracy']:.4f}"
+    )
+    held_out = f"{cv_result['folds']}-fold out-of-fold" if cv_result else "validation"
+    def without_confusion(figures: dict[str, Any] | None) -> dict[str, Any] | None:
+        return figures and {k: v for k, v in figures.items() if k != "confusion"}
+
     metadata = {
         "class_to_digit": list(NPY_CLASS_TO_DIGIT),
         "data_digest": data.digest(),
@@ -109,50 +123,27 @@ def train_model(
         "recipe": recipe.__dict__,
         "split": {
             "by": "signer",
-            "train_images": len(train),
-            "validation_images": len(val),
+            "train_images": len(fit_on),
+            "validation_images": len(val) if val is not None else 0,
             "test_images": len(test),
             "test_groups": sorted({int(g) for g in test.groups}),
         },
         "default_threshold": threshold,
-        "threshold_rule": "lowest threshold whose accepted validation images are >= 99.5% correct",
+        "temperature": temperature,
+        "threshold_rule": (
+            f"lowest threshold (step 0.005) whose accepted {held_out} images are >= "
+            f"{TARGET_SELECTIVE_ACCURACY:.1%} correct (target: >= {TARGET_COVERAGE:.0%} "
+            "accepted)"
+        ),
+        "calibration": {"on": held_out, **calibration},
+        "multiply_adds_per_image": multiply_adds(served),
         "evaluation": {
-            "test": {k: v for k, v in test_figures.items() if k != "confusion"},
-            "validation": evaluate_probabilities(val_probs, val.classes, NPY_CLASS_TO_DIGIT)
-            if len(val)
-            else None,
+            "test": without_confusion(test_figures),
+            "validation": without_confusion(val_figures),
+            "cross_validation": cv_result and {
+                k: cv_result[k] for k in ("folds", "images", "accuracy", "errors", "fold_accuracy")
+            },
         },
-        "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.history.items()},
+        "history": history,
     }
     return save_artifact(served, out, metadata)
-
-
-def keep_best_callback(report: Report, epochs: int):
-    """A callback that prints one line per epoch and keeps the best-validation weights.
-
-    Defined inside a function so that importing this module does not import Keras.
-    """
-    import keras
-
-    class KeepBest(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.best_loss = np.inf
-            self.best_weights = None
-            self.best_epoch = 0
-            self.started = time.monotonic()
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            logs = logs or {}
-            line = f"epoch {epoch + 1}/{epochs}: loss {logs.get('loss', 0):.4f} "
-            line += f"accuracy {logs.get('accuracy', 0):.4f}"
-            if "val_loss" in logs:
-                line += f" | val_loss {logs['val_loss']:.4f} "
-                line += f"val_accuracy {logs['val_accuracy']:.4f}"
-                if logs["val_loss"] < self.best_loss:
-                    self.best_loss = logs["val_loss"]
-                    self.best_weights = self.model.get_weights()
-                    self.best_epoch = epoch + 1
-            report(f"{line} ({time.monotonic() - self.started:.0f}s)")
-
-    return KeepBest()
