@@ -44,7 +44,8 @@ def train(
     epochs: int = typer.Option(120, min=1, help="training epochs"),
     out: Path = typer.Option(Path("signdigits-cnn.keras"), help="where to write the model"),
     seed: int = typer.Option(7, help="seed for the signer split and the weights"),
-    architecture: str = typer.Option("original", help="original or slim"),
+    architecture: str = typer.Option(
+        "slim", help="slim (the shipped model's) or original (the first project's)"),
     cv: int = typer.Option(
         0, "--cv", min=0, help="K > 1: K-fold CV by signer first, then fit on all its signers"
     ),
@@ -100,7 +101,8 @@ def train(
 def cv(
     data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
     folds: int = typer.Option(3, min=2, help="signer-grouped folds over the training signers"),
-    architecture: str = typer.Option("original", help="original or slim"),
+    architecture: str = typer.Option(
+        "slim", help="slim (the shipped model's) or original (the first project's)"),
     epochs: int = typer.Option(80, min=1, help="training epochs per fold"),
     seed: int = typer.Option(7, help="seed for the signer split, the folds and the weights"),
     out: Path = typer.Option(None, help="write the result (with out-of-fold logits) as JSON"),
