@@ -122,6 +122,10 @@ def test_upload_is_classified_and_browsable(web, dataset):
 def test_exports_match_the_cli_and_folder_jobs(web, dataset, tmp_path):
     folder = tmp_path / "photos"
     truth = copy_sample(dataset, folder, per_digit=1, seed=5)
+    # An older job, so that the jobs list below has a second page whatever ran before.
+    photo = next(folder.rglob("*.JPG"))
+    older_job = web.post("/api/jobs", files=[("files", (photo.name, photo.read_bytes()))])
+    assert older_job.status_code == 201, older_job.text
     response = web.post("/api/jobs", json={"folder": str(folder), "batch_size": 4})
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
