@@ -12,6 +12,7 @@ import numpy as np
 from serving.artifact import ModelInfo, save_artifact
 from training.data import LabelledImages, split_by_signer
 from training.evaluate import choose_threshold, evaluate_probabilities, selective_curve
+from training.export_onnx import export_onnx
 from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES
 
 Report = Callable[[str], None]
@@ -124,7 +125,8 @@ def train_model(
         },
         "history": {k: [round(float(v), 5) for v in vs] for k, vs in history.history.items()},
     }
-    return save_artifact(served, out, metadata)
+    save_artifact(served, out, metadata)
+    return export_onnx(out)  # the ONNX graph beside it; one version stamped on both
 
 
 def keep_best_callback(report: Report, epochs: int):
