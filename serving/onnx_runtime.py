@@ -40,8 +40,9 @@ def load_onnx_forward(info: ModelInfo, path: Path, threads: int
     # Runtime alone), for no speed this machine could tell apart.
     options.enable_mem_pattern = False
     options.log_severity_level = 3  # warnings about unused initialisers are not ours to show
-    if threads == 1:
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Pool threads that spin between operators take CPU the other worker process (or the
+    # decoder) needs on a machine with as many processes as cores; they sleep instead.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     output_name = session.get_outputs()[0].name
