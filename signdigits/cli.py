@@ -109,7 +109,7 @@ def worker(
     settings = settings_or_fail()
     require_broker(settings)
     try:  # before anything starts: a worker without its model must take no batch
-        read_model_info(resolve_model_path(settings.model_path))
+        read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
     database_for_writing(settings)
