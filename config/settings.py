@@ -10,6 +10,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -101,7 +102,12 @@ class Settings(BaseSettings):
         default_factory=list, description="folders a job's root must lie in (JSON list)"
     )
     decode_threads: int = Field(1, ge=1, le=64, description="decode threads per worker process")
-    tf_threads: int = Field(1, ge=0, le=64, description="TensorFlow threads per worker process")
+    tf_threads: int = Field(
+        1, ge=0, le=64, description="model threads per worker process, either runtime (0: all)"
+    )
+    runtime: Literal["onnx", "tensorflow"] = Field(
+        "onnx", description="what runs the model: onnx (ONNX Runtime) or tensorflow (comparison)"
+    )
     stall_seconds: int = Field(120, ge=1, description="no progress this long: job is stalled")
     max_attempts: int = Field(5, ge=1, description="tries per batch before its rows get errors")
     flower_basic_auth: str | None = Field(None, description="user:password for Flower")

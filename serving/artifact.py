@@ -1,10 +1,15 @@
-"""The model artifact: a Keras ``.keras`` archive with our metadata inside it.
+"""The model artifact: a Keras ``.keras`` archive and its ONNX graph, one metadata in both.
 
-The archive gains one entry, ``signdigits.json``: the class-index -> digit table, input
-shape, preprocessing version, training-data digest, evaluation figures, training command
-and default threshold, plus ``version``, a content hash of the weights, config and that
-metadata. Keeping the table inside the weights' own file means the table can never be
-separated from, or mismatched with, the model it describes.
+The pair is ``NAME.keras`` (what TensorFlow loads, and what training writes first) and
+``NAME.onnx`` beside it (what ONNX Runtime serves). Both carry the same metadata: the
+class-index -> digit table, input shape, preprocessing version, training-data digest,
+evaluation figures, training command and default threshold, the SHA-256 of each file's
+content (``keras_sha256`` over the archive's entries, ``onnx_sha256`` over the ONNX
+graph; see :mod:`serving.onnx_file`), and ``version``, a hash of all of that. In the
+archive it is the entry ``signdigits.json``; in the ONNX file the ``metadata_props`` key
+of the same name. So the table travels inside each file that is served, and a file whose
+content, or whose metadata, is not the one its version was made from is refused, as is a
+pair whose halves come from different trainings.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from typing import Any
 
 from serving.model_input import IMAGE_SIZE, NUM_CLASSES, PREPROCESS_VERSION
 
-METADATA_ENTRY = "signdigits.json"
+METADATA_ENTRY = "signdigits.json"  # the archive's entry and the ONNX metadata_props key
 SHIPPED_MODEL = "signdigits-cnn.keras"
+RUNTIMES = ("onnx", "tensorflow")
 
 
 class ArtifactError(ValueError):
@@ -35,6 +41,40 @@ class ModelInfo:
     class_to_digit: tuple[int, ...]
     default_threshold: float
     metadata: dict[str, Any]
+    keras_path: Path | None = None  # the archive, when there is one
+    onnx_path: Path | None = None  # the ONNX graph, when there is one
+
+    def served_file(self, runtime: str) -> Path:
+        """The file ``runtime`` loads; ArtifactError if this artifact has none for it, or
+        if the runtime is not installed (TensorFlow comes with the ``training`` extra)."""
+        _require_runtime(runtime)
+        if runtime == "onnx":
+            if self.onnx_path is None:
+                raise ArtifactError(
+                    f"{self.path}: no ONNX graph beside it ({self.path.with_suffix('.onnx')}); "
+                    f"make it with `signdigits export-onnx {self.path}`, or set "
+                    "SIGNDIGITS_RUNTIME=tensorflow")
+            return self.onnx_path
+        if self.keras_path is None:
+            raise ArtifactError(f"{self.path}: SIGNDIGITS_RUNTIME=tensorflow needs the Keras "
+                                f"archive beside it ({self.path.with_suffix('.keras')})")
+        return self.keras_path
+
+
+def _require_runtime(runtime: str) -> None:
+    import importlib.util
+
+    package = {"onnx": "onnxruntime", "tensorflow": "tensorflow"}.get(runtime)
+    if package is None:
+        raise ArtifactError(f"unknown runtime {runtime!r} (expected one of {', '.join(RUNTIMES)})")
+    try:
+        found = importlib.util.find_spec(package) is not None
+    except (ValueError, ImportError):
+        found = False
+    if not found:
+        extra = " the training extra: pip install 'signdigits[training]'" \
+            if runtime == "tensorflow" else " onnxruntime: pip install signdigits"
+        raise ArtifactError(f"SIGNDIGITS_RUNTIME={runtime} needs{extra}")
 
 
 def shipped_model_path() -> Path:
@@ -50,7 +90,24 @@ def resolve_model_path(path: Path | None) -> Path:
     return Path(path or shipped_model_path()).expanduser().resolve()
 
 
-def _content_hash(archive: zipfile.ZipFile, metadata: dict[str, Any]) -> str:
+def keras_digest(archive: zipfile.ZipFile) -> str:
+    """SHA-256 of the archive's entries (names and bytes), our metadata entry excepted."""
+    h = hashlib.sha256()
+    for name in sorted(archive.namelist()):
+        if name != METADATA_ENTRY:
+            h.update(name.encode())
+            h.update(archive.read(name))
+    return h.hexdigest()
+
+
+def artifact_version(metadata: dict[str, Any]) -> str:
+    """The content hash: of the metadata, which holds both files' digests."""
+    unversioned = {k: v for k, v in metadata.items() if k != "version"}
+    return hashlib.sha256(json.dumps(unversioned, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _legacy_version(archive: zipfile.ZipFile, metadata: dict[str, Any]) -> str:
+    """Versions of archives written before the ONNX graph existed (no ``onnx_sha256``)."""
     h = hashlib.sha256()
     for name in sorted(archive.namelist()):
         if name != METADATA_ENTRY:
@@ -62,9 +119,15 @@ def _content_hash(archive: zipfile.ZipFile, metadata: dict[str, Any]) -> str:
 
 
 def save_artifact(model, path: Path, metadata: dict[str, Any]) -> ModelInfo:
-    """Save ``model`` with ``metadata`` (which must hold ``class_to_digit``)."""
+    """Save ``model`` with ``metadata`` (which must hold ``class_to_digit``).
+
+    This writes the archive alone: ``training.export_onnx`` then adds the ONNX graph and
+    stamps both files with the version that covers them. An ONNX file left beside it
+    from an earlier training is removed (it describes another model).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".onnx").unlink(missing_ok=True)
     tmp = path.with_suffix(".tmp.keras")
     model.save(tmp)
     metadata = {
@@ -73,16 +136,27 @@ def save_artifact(model, path: Path, metadata: dict[str, Any]) -> ModelInfo:
         "preprocess_version": PREPROCESS_VERSION,
     }
     with zipfile.ZipFile(tmp, "a") as archive:
-        metadata["version"] = _content_hash(archive, metadata)
+        metadata["version"] = _legacy_version(archive, metadata)
         archive.writestr(METADATA_ENTRY, json.dumps(metadata, indent=2, sort_keys=True))
     tmp.replace(path)
     read_model_info.cache_clear()
     return read_model_info(path)
 
 
-@lru_cache(maxsize=8)
-def read_model_info(path: Path) -> ModelInfo:
-    """Read and validate the metadata without loading TensorFlow."""
+def write_keras_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Replace the archive's metadata entry (the archive is rewritten, then renamed)."""
+    tmp = path.with_suffix(".tmp.keras")
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            if item.filename != METADATA_ENTRY:
+                dst.writestr(item, src.read(item.filename))
+        dst.writestr(METADATA_ENTRY, json.dumps(metadata, indent=2, sort_keys=True))
+    tmp.replace(path)
+    read_model_info.cache_clear()
+
+
+def read_keras_metadata(path: Path) -> dict[str, Any]:
+    """The archive's metadata, checked against the archive alone."""
     try:
         with zipfile.ZipFile(path) as archive:
             if METADATA_ENTRY not in archive.namelist():
@@ -91,10 +165,67 @@ def read_model_info(path: Path) -> ModelInfo:
                     "digit table is refused (train it with `signdigits train`)"
                 )
             metadata = json.loads(archive.read(METADATA_ENTRY))
+            if "onnx_sha256" not in metadata:
+                expected = _legacy_version(archive, metadata)
+            elif metadata.get("keras_sha256") != keras_digest(archive):
+                raise ArtifactError(f"{path}: the archive's weights or graph are not the ones "
+                                    "its metadata describes (keras_sha256 differs); refused")
+            else:
+                expected = artifact_version(metadata)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: model file not found") from None
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, IsADirectoryError, json.JSONDecodeError):
         raise ArtifactError(f"{path}: not a .keras model archive") from None
+    if metadata.get("version") != expected:
+        raise ArtifactError(f"{path}: its metadata was altered (version "
+                            f"{metadata.get('version')} does not match its content); refused")
+    return metadata
+
+
+def _onnx_metadata(path: Path) -> dict[str, Any]:
+    from serving.onnx_file import OnnxFileError, split_model
+
+    try:
+        props, digest = split_model(path.read_bytes())
+        metadata = json.loads(props[METADATA_ENTRY])
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: model file not found") from None
+    except (OnnxFileError, IsADirectoryError):
+        raise ArtifactError(f"{path}: not an ONNX model") from None
+    except KeyError:
+        raise ArtifactError(
+            f"{path}: no {METADATA_ENTRY} in its metadata_props; an ONNX graph without its "
+            "class-index -> digit table is refused (make it with `signdigits export-onnx`)"
+        ) from None
+    except json.JSONDecodeError:
+        raise ArtifactError(f"{path}: its {METADATA_ENTRY} metadata is not JSON") from None
+    if metadata.get("onnx_sha256") != digest:
+        raise ArtifactError(f"{path}: its ONNX graph is not the one its metadata describes "
+                            "(onnx_sha256 differs: graph and metadata disagree); refused")
+    if metadata.get("version") != artifact_version(metadata):
+        raise ArtifactError(f"{path}: its metadata was altered (version "
+                            f"{metadata.get('version')} does not match its content); refused")
+    return metadata
+
+
+@lru_cache(maxsize=8)
+def read_model_info(path: Path) -> ModelInfo:
+    """Read and check the artifact named by ``path`` (either file), without TensorFlow.
+
+    Each file present is checked against its own metadata; when both are, their
+    versions must be equal.
+    """
+    path = Path(path)
+    onnx_named = path.suffix == ".onnx"
+    metadata = _onnx_metadata(path) if onnx_named else read_keras_metadata(path)
+    sibling = path.with_suffix(".keras" if onnx_named else ".onnx")
+    if sibling.exists():
+        other = read_keras_metadata(sibling) if onnx_named else _onnx_metadata(sibling)
+        if other.get("version") != metadata.get("version"):
+            raise ArtifactError(
+                f"{path} (version {metadata.get('version')}) and {sibling} (version "
+                f"{other.get('version')}) come from different trainings; refused (export "
+                "the ONNX graph again: `signdigits export-onnx MODEL.keras`)")
     table = metadata.get("class_to_digit")
     if not isinstance(table, list) or sorted(table) != list(range(NUM_CLASSES)):
         raise ArtifactError(f"{path}: class_to_digit must map the 10 classes to digits 0-9")
@@ -103,10 +234,13 @@ def read_model_info(path: Path) -> ModelInfo:
             f"{path}: trained with preprocessing v{metadata.get('preprocess_version')}, this "
             f"code preprocesses with v{PREPROCESS_VERSION}; retrain the model"
         )
+    present = {path.suffix: path, sibling.suffix: sibling if sibling.exists() else None}
     return ModelInfo(
         path=path,
         version=str(metadata["version"]),
         class_to_digit=tuple(table),
         default_threshold=float(metadata.get("default_threshold", 0.5)),
         metadata=metadata,
+        keras_path=present.get(".keras"),
+        onnx_path=present.get(".onnx"),
     )

@@ -1,7 +1,10 @@
 """A loaded model ready to classify batches: used by ``predict``, the workers and ``bench``.
 
-Loading TensorFlow takes seconds and is not fork-safe, so a :class:`Classifier` is built
-in the process that uses it (after Celery forks), never at import time.
+Two runtimes run the same artifact: ONNX Runtime (``runtime="onnx"``, the default:
+:mod:`serving.onnx_runtime`, which never imports TensorFlow) and TensorFlow (the
+``.keras`` archive, for comparison and for training-side tools). Neither is fork-safe, so
+a :class:`Classifier` is built in the process that uses it (after Celery forks), never at
+import time.
 """
 
 from __future__ import annotations
@@ -62,22 +65,36 @@ def configure_tensorflow(threads: int) -> None:
             pass  # already initialised in this process; keep its pools
 
 
+def load_tensorflow_forward(path: Path, threads: int):
+    """The ``.keras`` archive as one traced TensorFlow function (N, 64, 64, 1) -> (N, 10)."""
+    configure_tensorflow(threads)
+    import keras
+    import tensorflow as tf
+
+    import serving.layers  # noqa: F401 - registers the custom layers the archive names
+
+    model = keras.saving.load_model(path, compile=False)
+    # One traced graph for every batch size: model.predict per call is slower and leaks.
+    traced = tf.function(
+        lambda x: model(x, training=False),
+        input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)],
+        reduce_retracing=True,
+    )
+    return lambda batch: traced(batch).numpy()
+
+
 class Classifier:
-    def __init__(self, model_path: Path | None = None, *, threads: int = 0) -> None:
+    def __init__(self, model_path: Path | None = None, *, threads: int = 0,
+                 runtime: str = "onnx") -> None:
         self.info: ModelInfo = read_model_info(resolve_model_path(model_path))
-        configure_tensorflow(threads)
-        import keras
-        import tensorflow as tf
+        self.runtime = runtime
+        self.served_path = self.info.served_file(runtime)
+        if runtime == "onnx":
+            from serving.onnx_runtime import load_onnx_forward
 
-        import serving.layers  # noqa: F401 - registers the custom layers the archive names
-
-        model = keras.saving.load_model(self.info.path, compile=False)
-        # One traced graph for every batch size: model.predict per call is slower and leaks.
-        self._forward = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)],
-            reduce_retracing=True,
-        )
+            self._forward = load_onnx_forward(self.info, self.served_path, threads)
+        else:
+            self._forward = load_tensorflow_forward(self.served_path, threads)
         # Columns of the model's output reordered so that column d is digit d.
         self._digit_order = np.argsort(np.asarray(self.info.class_to_digit))
 
@@ -101,7 +118,7 @@ class Classifier:
         if len(pixels) == 0:
             return np.zeros((0, len(self.info.class_to_digit)), np.float32)
         batch = np.ascontiguousarray(pixels, dtype=np.float32)[..., None]
-        return self._forward(batch).numpy()
+        return self._forward(batch)
 
     def classify(self, pixels: np.ndarray) -> list[Prediction]:
         probs = self.probabilities(pixels)

@@ -1,10 +1,15 @@
 """``signdigits bench``: the pipeline against the in-process ceiling and the original way.
 
-All three figures come from one run, on the same files, model and machine:
-1. ceiling: decode + preprocess + model in one process, same CPU threads, no queue or DB;
-2. original: one ``model.predict`` call per image (the project we started from);
-3. end to end: ``submit`` until every row is in the database, through a real Redis and
+All the figures come from one run, on the same files, model and machine:
+1. ceiling: decode + preprocess + model in one process, same CPU threads, no queue or DB,
+   with the runtime the workers use (``SIGNDIGITS_RUNTIME``, ONNX Runtime by default);
+2. the TensorFlow ceiling: the same with TensorFlow running the ``.keras`` archive (what
+   the workers ran before ONNX Runtime), when the training extra is installed;
+3. original: one ``model.predict`` call per image (the project we started from);
+4. end to end: ``submit`` until every row is in the database, through a real Redis and
    real worker processes.
+With the model's multiply-adds per image (recorded in the artifact at export), images/s
+becomes GFLOP/s: how far the run is from the machine's arithmetic limit.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from signdigits.bench_model import (
+    build_folder,
+    measure_ceiling,
+    measure_original,
+    tensorflow_installed,
+)
 from signdigits.completions import TaskCompletions
 from signdigits.console import console
 from signdigits.procstat import (
@@ -31,8 +39,6 @@ from signdigits.procstat import (
     machine_busy_seconds,
     peak_rss_mb,
 )
-
-CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -64,78 +70,29 @@ class EndToEnd:
 class BenchResult:
     images: int
     ceiling: float
-    original: float
+    original: float | None  # None without TensorFlow (the training extra)
     end_to_end: EndToEnd
+    runtime: str = "onnx"
+    ceiling_tensorflow: float | None = None
+    multiply_adds: int | None = None  # per image, from the artifact's metadata
+
+    def gflops(self, images_per_s: float) -> float | None:
+        """GFLOP/s at that rate (a multiply-add is two floating-point operations)."""
+        return None if not self.multiply_adds else 2 * self.multiply_adds * images_per_s / 1e9
 
     @property
     def ratio_to_ceiling(self) -> float:
         return self.end_to_end.images_per_s / self.ceiling
 
     @property
-    def ratio_to_original(self) -> float:
-        return self.end_to_end.images_per_s / self.original
+    def ratio_to_original(self) -> float | None:
+        return self.end_to_end.images_per_s / self.original if self.original else None
 
-
-def build_folder(source: Path, target: Path, count: int) -> list[Path]:
-    """``count`` image files made from the images under ``source``, 1,000 per subfolder."""
-    from producer.scan import scan_folder
-
-    originals = [source / p for p in scan_folder(source)]
-    if not originals:
-        raise ValueError(f"{source}: no images to copy")
-    for original in originals:  # into the page cache, so no measurement reads a cold disk
-        original.read_bytes()
-    made = []
-    for i in range(count):
-        original = originals[i % len(originals)]
-        path = target / f"{i // 1000:04d}" / f"{i:07d}{original.suffix.lower()}"
-        if i % 1000 == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(original, path)  # same bytes, no disk: a hard link is a real file
-        except OSError:
-            shutil.copyfile(original, path)
-        made.append(path)
-    return made
-
-
-def measure_ceiling(files: list[Path], threads: int) -> float:
-    """Images per second decoding and classifying in one process with ``threads`` threads.
-
-    Decoding the next chunk overlaps classifying this one (as two worker processes
-    overlap), so this is the best one process does on the same cores.
-    """
-    from serving.classifier import Classifier
-    from serving.preprocess import preprocess_image
-
-    classifier = Classifier(threads=threads)
-    classifier.warm_up(CHUNK)
-    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
-    started = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        upcoming = [pool.submit(preprocess_image, path) for path in chunks[0]]
-        for index in range(len(chunks)):
-            pixels = np.stack([future.result() for future in upcoming])
-            if index + 1 < len(chunks):
-                upcoming = [pool.submit(preprocess_image, path) for path in chunks[index + 1]]
-            classifier.classify(pixels)
-    return len(files) / (time.perf_counter() - started)
-
-
-def measure_original(files: list[Path]) -> float:
-    """One ``model.predict`` per image, as the original project's web page did."""
-    import keras
-
-    import serving.layers  # noqa: F401 - custom layers
-    from serving.artifact import resolve_model_path
-    from serving.preprocess import preprocess_image
-
-    model = keras.saving.load_model(resolve_model_path(None), compile=False)
-    model.predict(np.zeros((1, 64, 64, 1), np.float32), verbose=0)
-    started = time.perf_counter()
-    for path in files:
-        model.predict(preprocess_image(path)[None, ..., None], verbose=0)
-    return len(files) / (time.perf_counter() - started)
+    @property
+    def ratio_to_tensorflow_ceiling(self) -> float | None:
+        if not self.ceiling_tensorflow:
+            return None
+        return self.end_to_end.images_per_s / self.ceiling_tensorflow
 
 
 def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
@@ -320,8 +277,14 @@ def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: f
 
 def run_bench(*, images: int, workers: int, database_url: str | None, source: Path,
               batch_size: int, inline: bool = False, original_sample: int = 300,
-              keep: Path | None = None) -> BenchResult:
+              keep: Path | None = None, runtime: str = "onnx",
+              model_path: Path | None = None) -> BenchResult:
+    from serving.artifact import read_model_info, resolve_model_path
+
     threads = os.cpu_count() or 1
+    info = read_model_info(resolve_model_path(model_path))
+    info.served_file(runtime)  # the runtime and its file are there, before any work
+    macs = info.metadata.get("multiply_adds_per_image")
     base = Path(tempfile.mkdtemp(prefix="signdigits-bench-"))
     folder = keep or base / "images"
     try:
@@ -330,11 +293,13 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
         database_url = database_url or f"sqlite:///{base / 'bench.db'}"
         console.print(f"{images:,} files in {folder}; {threads} CPU threads; "
                       f"database {database_url.split('@')[-1]}; messages carry "
-                      + ("the image bytes (--inline)" if inline else "paths"))
+                      + ("the image bytes (--inline)" if inline else "paths")
+                      + f"; model {info.version} run by {runtime}")
         # Measured before and after end to end: a shared machine's speed drifts by more
         # than the differences this bench is for, and the mean brackets the run in time.
         with console.status("ceiling: decode + preprocess + model in this process"):
-            ceiling_before = measure_ceiling(files, threads)
+            ceiling_before = measure_ceiling(files, threads, runtime=runtime,
+                                             model_path=model_path)
         with console.status("end to end: submit until every row is stored"):
             e2e = measure_end_to_end(folder, count=images, workers=workers,
                                      database_url=database_url, batch_size=batch_size,
@@ -349,14 +314,32 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
         console.print(e2e.cpu.describe())
         console.print(describe_tasks(e2e.task_seconds, process_seconds=workers * t.all_stored))
         with console.status("ceiling, again: decode + preprocess + model in this process"):
-            ceiling_after = measure_ceiling(files, threads)
+            ceiling_after = measure_ceiling(files, threads, runtime=runtime,
+                                            model_path=model_path)
         ceiling = (ceiling_before + ceiling_after) / 2
         console.print(f"ceiling: {ceiling:,.0f} images/s (mean of {ceiling_before:,.0f} before "
                       f"and {ceiling_after:,.0f} after end to end)")
-        with console.status(f"original: model.predict per image on {original_sample}"):
-            original = measure_original(files[:original_sample])
-        console.print(f"original: {original:,.1f} images/s")
-        return BenchResult(images, ceiling, original, e2e)
+        if macs:
+            console.print(f"model: {macs / 1e6:.1f} M multiply-adds per image; ceiling "
+                          f"{2 * macs * ceiling / 1e9:.1f} GFLOP/s, end to end "
+                          f"{2 * macs * e2e.images_per_s / 1e9:.1f} GFLOP/s")
+        ceiling_tf = original = None
+        if not tensorflow_installed():
+            console.print("no TensorFlow (the training extra): TensorFlow ceiling and "
+                          "original not measured")
+        else:
+            if runtime != "tensorflow":
+                with console.status("TensorFlow ceiling: the same, with TensorFlow"):
+                    ceiling_tf = measure_ceiling(files, threads, runtime="tensorflow",
+                                                 model_path=model_path)
+            else:
+                ceiling_tf = ceiling
+            console.print(f"TensorFlow ceiling: {ceiling_tf:,.0f} images/s")
+            with console.status(f"original: model.predict per image on {original_sample}"):
+                original = measure_original(files[:original_sample], model_path)
+            console.print(f"original: {original:,.1f} images/s")
+        return BenchResult(images, ceiling, original, e2e, runtime=runtime,
+                           ceiling_tensorflow=ceiling_tf, multiply_adds=macs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

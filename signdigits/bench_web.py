@@ -81,7 +81,7 @@ def run_web_bench(*, rows: int, busy_images: int, workers: int, database_url: st
     from db.migrate import upgrade
     from db.session import session_factory
     from serving.artifact import read_model_info, resolve_model_path
-    from signdigits.bench import build_folder
+    from signdigits.bench_model import build_folder
     from signdigits.local import LocalStack, free_port
     from web.app import create_app
     from worker.readiness import wait_for_models

@@ -110,7 +110,7 @@ def worker(
     settings = settings_or_fail()
     require_broker(settings)
     try:  # before anything starts: a worker without its model must take no batch
-        read_model_info(resolve_model_path(settings.model_path))
+        read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
     database_for_writing(settings)
@@ -261,6 +261,7 @@ def bench(
     inline: bool = typer.Option(False, "--inline", help="submit with --inline (bytes in messages)"),
 ) -> None:
     """Pipeline vs in-process ceiling vs one model.predict per image; ends `ratio_to_ceiling=`."""
+    from serving.artifact import ArtifactError
     from signdigits.bench import default_source, run_bench
     from signdigits.local import stop_on_termination
 
@@ -276,19 +277,31 @@ def bench(
     try:
         result = run_bench(images=images, workers=workers or settings.concurrency,
                            database_url=database, source=source,
-                           batch_size=batch_size or settings.batch_size, inline=inline)
+                           batch_size=batch_size or settings.batch_size, inline=inline,
+                           runtime=settings.runtime, model_path=settings.model_path)
+    except ArtifactError as exc:
+        fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted: the bench's workers, broker and files are removed", code=130)
-    print(f"images={result.images} cpu_threads={os.cpu_count()}")
-    print(f"ceiling_images_per_s={result.ceiling:.1f}")
-    print(f"original_images_per_s={result.original:.1f}")
+    def figure(value: float | None, digits: int = 1) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
     e2e = result.end_to_end
+    print(f"images={result.images} cpu_threads={os.cpu_count()}")
+    print(f"runtime={result.runtime}")
+    print(f"ceiling_images_per_s={result.ceiling:.1f}")
+    print(f"ceiling_tensorflow_images_per_s={figure(result.ceiling_tensorflow)}")
+    print(f"original_images_per_s={figure(result.original)}")
     print(f"end_to_end_images_per_s={e2e.images_per_s:.1f}")
+    print(f"multiply_adds_per_image={result.multiply_adds or 'n/a'}")
+    print(f"ceiling_gflops={figure(result.gflops(result.ceiling), 2)}")
+    print(f"end_to_end_gflops={figure(result.gflops(e2e.images_per_s), 2)}")
     print(f"producer_seconds={e2e.producer_seconds:.2f}")
     print(f"producer_peak_mb={e2e.producer_peak_mb:.0f}")
     print("worker_peak_mb=" + ",".join(f"{m:.0f}" for m in e2e.worker_peak_mb))
     print("cpu_seconds=" + ",".join(f"{k}:{v:.2f}" for k, v in e2e.cpu.as_dict().items()))
     print("task_seconds=" + ",".join(f"{k}:{v:.2f}" for k, v in e2e.task_seconds.items()))
     print(f"tasks={e2e.tasks}")
-    print(f"ratio_to_original={result.ratio_to_original:.1f}")
+    print(f"ratio_to_original={figure(result.ratio_to_original)}")
+    print(f"ratio_to_tensorflow_ceiling={figure(result.ratio_to_tensorflow_ceiling, 2)}")
     print(f"ratio_to_ceiling={result.ratio_to_ceiling:.2f}")

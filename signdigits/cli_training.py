@@ -1,4 +1,9 @@
-"""``train``, ``evaluate``, ``predict`` and ``convert``: the model's commands."""
+"""``train``, ``evaluate``, ``predict``, ``convert`` and ``export-onnx``: the model's commands.
+
+``predict`` and ``convert`` need only what serving installs; ``train`` and
+``export-onnx`` need TensorFlow and the ONNX converter, ``evaluate`` matplotlib: without
+the ``training`` extra they say so in one line.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,26 @@ import typer
 from signdigits.console import console, fail
 
 app = typer.Typer()
+
+TRAINING_EXTRA = "pip install 'signdigits[training]'"
+CONVERTER = ("tensorflow", "keras", "tf2onnx", "onnx")
+
+
+def _missing(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ValueError, ImportError):  # a None in sys.modules: blocked, as good as missing
+        return True
+
+
+def require_training_extra(command: str, modules: tuple[str, ...]) -> None:
+    """Fail in one line, before any work, when the training extra is not installed."""
+    missing = [m for m in modules if _missing(m)]
+    if missing:
+        fail(f"signdigits {command} needs the training extra ({', '.join(missing)} not "
+             f"installed): {TRAINING_EXTRA}")
 
 
 def _load(data: Path):
@@ -53,7 +78,8 @@ def train(
         None, help="reuse a `signdigits cv --out` result (same data and recipe) instead"
     ),
 ) -> None:
-    """Train the CNN with a signer-disjoint split and save a self-describing model."""
+    """Train the CNN with a signer-disjoint split; write the model and its ONNX graph."""
+    require_training_extra("train", (*CONVERTER, "matplotlib"))
     import json
 
     from training.architectures import ARCHITECTURES
@@ -94,7 +120,30 @@ def train(
     except ValueError as exc:
         fail(str(exc), 2)
     test = info.metadata["evaluation"]["test"]
-    console.print(f"saved {out} (version {info.version}), test accuracy {test['accuracy']:.4f}")
+    console.print(f"saved {out} and {info.onnx_path} (version {info.version}), "
+                  f"test accuracy {test['accuracy']:.4f}")
+
+
+@app.command("export-onnx")
+def export_onnx_command(
+    model: Path = typer.Argument(..., help="a .keras artifact made by `signdigits train`"),
+) -> None:
+    """Write MODEL's ONNX graph beside it (MODEL.onnx); both get one new version."""
+    require_training_extra("export-onnx", CONVERTER)
+    from serving.artifact import ArtifactError
+
+    if model.suffix != ".keras":
+        fail(f"{model}: expected a .keras artifact")
+    from training.export_onnx import export_onnx
+
+    try:
+        with console.status(f"converting {model} to ONNX"):
+            info = export_onnx(model)
+    except ArtifactError as exc:
+        fail(str(exc))
+    macs = info.metadata["multiply_adds_per_image"]
+    console.print(f"wrote {info.onnx_path} (version {info.version}, "
+                  f"{macs / 1e6:.1f} M multiply-adds per image)")
 
 
 @app.command()
@@ -108,6 +157,7 @@ def cv(
     out: Path = typer.Option(None, help="write the result (with out-of-fold logits) as JSON"),
 ) -> None:
     """k-fold CV by signer on the training signers: out-of-fold accuracy, calibration."""
+    require_training_extra("cv", ("tensorflow",))
     import json
 
     from training.architectures import ARCHITECTURES
@@ -143,15 +193,17 @@ def evaluate(
     ),
 ) -> None:
     """Accuracy, loss, per-digit precision/recall and a report folder; ends `accuracy=`."""
+    require_training_extra("evaluate", ("matplotlib",))
     import numpy as np
 
+    from config.settings import get_settings
     from serving.artifact import ArtifactError
     from serving.classifier import Classifier
     from training.calibration import expected_calibration_error, selective_point
     from training.evaluate import evaluate_probabilities, selective_curve, write_report
 
     try:
-        classifier = Classifier(model)
+        classifier = Classifier(model, runtime=get_settings().runtime)
     except ArtifactError as exc:
         fail(str(exc))
     images = _load(data)
@@ -205,7 +257,7 @@ def predict(
 
     settings = get_settings()
     try:
-        classifier = Classifier(model or settings.model_path)
+        classifier = Classifier(model or settings.model_path, runtime=settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
     limit = threshold if threshold is not None else settings.threshold

@@ -34,7 +34,7 @@ def serve(
     except StartRefused as exc:
         fail(str(exc), code=USAGE)
     try:
-        read_model_info(resolve_model_path(settings.model_path))
+        read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
     database_for_writing(settings)

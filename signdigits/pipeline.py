@@ -90,7 +90,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
     from signdigits.local import LocalStack, StackError, stop_on_termination
 
     try:
-        read_model_info(resolve_model_path(settings.model_path))
+        read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
     console.print(f"results database: {shown_url(settings.database_url)}")

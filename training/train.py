@@ -29,6 +29,7 @@ from training.calibration import (
 from training.cv import cross_validate, development_indices
 from training.data import LabelledImages, split_by_signer
 from training.evaluate import evaluate_probabilities
+from training.export_onnx import export_onnx
 from training.fit import Recipe, Report, fit_network, predict_logits
 from training.labels import NPY_CLASS_TO_DIGIT
 
@@ -146,4 +147,5 @@ def train_model(
         },
         "history": history,
     }
-    return save_artifact(served, out, metadata)
+    save_artifact(served, out, metadata)
+    return export_onnx(out)  # the ONNX graph beside it; one version stamped on both

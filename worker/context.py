@@ -1,8 +1,10 @@
 """Per-process resources of a worker: the loaded model, the database, the decode pool.
 
 They are built after Celery forks its children (``worker_process_init``), because
-TensorFlow and database connections do not survive a fork; building them at import time
-would load TensorFlow in the parent and hand every child a broken copy.
+ONNX Runtime sessions, TensorFlow and database connections do not survive a fork;
+building them at import time would load the model in the parent and hand every child a
+broken copy. With the default runtime (``SIGNDIGITS_RUNTIME=onnx``) no worker process
+imports TensorFlow at all.
 """
 
 from __future__ import annotations
@@ -48,10 +50,12 @@ def get_context() -> WorkerContext:
     from serving.classifier import Classifier
 
     settings = get_settings()
-    classifier = Classifier(settings.model_path, threads=settings.tf_threads)
+    classifier = Classifier(settings.model_path, threads=settings.tf_threads,
+                            runtime=settings.runtime)
     # At the largest size a task sends: else a job's first batch pays for sizing buffers.
     classifier.warm_up(INFERENCE_PART)
-    log.info("model %s loaded from %s", classifier.version, classifier.info.path)
+    log.info("model %s loaded from %s (%s)", classifier.version, classifier.served_path,
+             classifier.runtime)
     context = WorkerContext(
         settings=settings,
         sessions=worker_session_factory(settings.database_url),
@@ -92,12 +96,13 @@ def _check_before_consuming(**_kwargs) -> None:
     try:
         settings = get_settings()
         info = read_model_info(resolve_model_path(settings.model_path))
+        served = info.served_file(settings.runtime)
     except ValidationError as exc:
         _exit_at_start("invalid configuration: " + "; ".join(e["msg"] for e in exc.errors()))
     except ArtifactError as exc:
         _exit_at_start(f"cannot start the worker: {exc}")
     # The start line: which model, and which database this worker reads its jobs from.
-    print(f"signdigits worker: model {info.version} from {info.path}; database "
+    print(f"signdigits worker: model {info.version} from {served} ({settings.runtime}); database "
           f"{shown_url(settings.database_url)}", file=sys.stderr, flush=True)
 
 

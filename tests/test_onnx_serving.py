@@ -1,0 +1,238 @@
+"""Serving with ONNX Runtime: parity with TensorFlow, the exported graph, refused pairs,
+and no TensorFlow in a worker or in ``predict``.
+
+Real photos from the dataset, a model trained for real (tiny), real worker processes and
+real ``signdigits`` subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serving.artifact import METADATA_ENTRY, ArtifactError, read_model_info, shipped_model_path
+from tests.conftest import REPO, Stack, copy_sample, make_env, run_cli, sample_images
+
+SHIPPED_KERAS = shipped_model_path()
+SHIPPED_ONNX = SHIPPED_KERAS.with_suffix(".onnx")
+
+
+def _pixels(paths: list[Path]) -> np.ndarray:
+    from serving.preprocess import preprocess_image
+
+    return np.stack([preprocess_image(p) for p in paths])
+
+
+def test_shipped_pair_carries_one_version_and_the_table():
+    from serving.onnx_file import split_model
+
+    props, _ = split_model(SHIPPED_ONNX.read_bytes())
+    in_graph = json.loads(props[METADATA_ENTRY])
+    keras_info = read_model_info(SHIPPED_KERAS)
+    onnx_info = read_model_info(SHIPPED_ONNX)
+    assert keras_info.version == onnx_info.version == in_graph["version"]
+    assert keras_info.metadata == onnx_info.metadata == in_graph
+    assert list(onnx_info.class_to_digit) == in_graph["class_to_digit"]
+    assert in_graph["multiply_adds_per_image"] > 1e6
+
+
+def test_runtimes_agree_on_200_real_photos(dataset):
+    from serving.classifier import Classifier
+
+    photos = [path for path, _ in sample_images(dataset, per_digit=20, seed=17)]
+    pixels = _pixels(photos)
+    onnx = Classifier(runtime="onnx", threads=1)
+    tensorflow = Classifier(runtime="tensorflow", threads=1)
+    a, b = onnx.probabilities(pixels), tensorflow.probabilities(pixels)
+    assert a.shape == b.shape == (200, 10)
+    assert (a.argmax(1) == b.argmax(1)).all()
+    worst = float(np.abs(a - b).max())
+    assert worst <= 1e-4, worst
+    digits = [(p.digit, q.digit) for p, q in zip(onnx.classify(pixels),
+                                                   tensorflow.classify(pixels), strict=True)]
+    assert all(x == y for x, y in digits)
+
+
+@pytest.fixture(scope="module")
+def tiny(dataset, tmp_path_factory) -> Path:
+    """A model trained for real on 40 photos, 1 epoch: its .keras and .onnx."""
+    folder = tmp_path_factory.mktemp("tiny")
+    copy_sample(dataset, folder / "data", per_digit=4, seed=5)
+    model = folder / "tiny.keras"
+    result = run_cli("train", "--data", str(folder / "data"), "--epochs", "1",
+                     "--out", str(model), env=make_env(), cwd=folder)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return model
+
+
+def test_exported_graph_of_a_trained_model_agrees_with_keras(tiny, dataset):
+    from serving.classifier import Classifier
+
+    info = read_model_info(tiny)
+    assert info.onnx_path == tiny.with_suffix(".onnx") and info.onnx_path.is_file()
+    assert read_model_info(info.onnx_path).version == info.version
+    photos = [path for path, _ in sample_images(dataset, per_digit=3, seed=9)]
+    pixels = _pixels(photos)
+    a = Classifier(tiny, runtime="onnx").probabilities(pixels)
+    b = Classifier(tiny, runtime="tensorflow").probabilities(pixels)
+    assert float(np.abs(a - b).max()) <= 1e-4
+
+
+def _rewrite_onnx_metadata(source: Path, target: Path, change) -> None:
+    import onnx
+
+    proto = onnx.load(source)
+    entry = next(p for p in proto.metadata_props if p.key == METADATA_ENTRY)
+    metadata = json.loads(entry.value)
+    change(metadata)
+    entry.value = json.dumps(metadata)
+    target.write_bytes(proto.SerializeToString())
+
+
+def test_graph_and_metadata_that_disagree_are_refused(tiny, tmp_path):
+    # Tampered metadata: the threshold changed, the version kept.
+    tampered = tmp_path / "tampered.onnx"
+    _rewrite_onnx_metadata(SHIPPED_ONNX, tampered,
+                           lambda m: m.update(default_threshold=0.01))
+    with pytest.raises(ArtifactError, match="metadata was altered"):
+        read_model_info(tampered)
+    # Another training's graph under the shipped metadata (version and digests included).
+    shipped = json.loads(json.dumps(read_model_info(SHIPPED_ONNX).metadata))
+    swapped = tmp_path / "swapped.onnx"
+    _rewrite_onnx_metadata(tiny.with_suffix(".onnx"), swapped,
+                           lambda m: (m.clear(), m.update(shipped)))
+    with pytest.raises(ArtifactError, match="graph and metadata disagree"):
+        read_model_info(swapped)
+    # A pair whose halves come from different trainings.
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    shutil.copyfile(SHIPPED_KERAS, pair / "m.keras")
+    shutil.copyfile(tiny.with_suffix(".onnx"), pair / "m.onnx")
+    for named in ("m.keras", "m.onnx"):
+        with pytest.raises(ArtifactError, match="come from different trainings"):
+            read_model_info(pair / named)
+
+
+def test_a_worker_and_predict_refuse_a_mismatched_pair(tiny, redis_url, tmp_path, dataset):
+    pair = tmp_path / "pair"
+    pair.mkdir()
+    shutil.copyfile(SHIPPED_KERAS, pair / "m.keras")
+    shutil.copyfile(tiny.with_suffix(".onnx"), pair / "m.onnx")
+    env = make_env(broker_url=redis_url, database_url=f"sqlite:///{tmp_path / 'w.db'}",
+                   model_path=str(pair / "m.keras"))
+    # The command, and Celery's own entry point (what compose or a unit file may run).
+    for command in (["-m", "signdigits", "worker"],
+                    ["-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO"]):
+        worker = subprocess.run([sys.executable, *command], env=env, cwd=tmp_path,
+                                capture_output=True, text=True, timeout=120,
+                                stdin=subprocess.DEVNULL)
+        assert worker.returncode == 1, worker.stderr[-3000:]
+        last = worker.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ") and "come from different trainings" in last, \
+            worker.stderr[-3000:]
+    photo = sample_images(dataset, per_digit=1)[0][0]
+    result = run_cli("predict", str(photo), env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "different trainings" in result.stderr
+
+
+def test_onnx_runtime_without_its_graph_is_refused(tmp_path, dataset):
+    shutil.copyfile(SHIPPED_KERAS, tmp_path / "alone.keras")
+    photo = sample_images(dataset, per_digit=1)[0][0]
+    result = run_cli("predict", "--model", str(tmp_path / "alone.keras"), str(photo),
+                     env=make_env(), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "no ONNX graph beside it" in result.stderr and "export-onnx" in result.stderr
+    ok = run_cli("predict", "--model", str(tmp_path / "alone.keras"), str(photo),
+                 env=make_env(runtime="tensorflow"), cwd=tmp_path)
+    assert ok.returncode == 0 and "digit" in ok.stdout, ok.stderr[-2000:]
+
+
+_BLOCK = "import sys; sys.modules.update(dict.fromkeys({mods}, None)); "
+
+
+def _blocked_cli(modules: list[str], *args: str, cwd: Path, env=None):
+    """``signdigits ARGS`` in a Python where ``modules`` cannot be imported."""
+    code = (_BLOCK.format(mods=modules) + f"sys.argv = ['signdigits', *{list(args)!r}]; "
+            "from signdigits.cli import app; app()")
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                          text=True, timeout=300, env=env or make_env(),
+                          stdin=subprocess.DEVNULL)
+
+
+def test_predict_runs_where_tensorflow_cannot_be_imported(dataset, tmp_path):
+    photos = [str(p) for p, _ in sample_images(dataset, per_digit=1)]
+    result = _blocked_cli(["tensorflow", "keras"], "predict", *photos, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("digit ") == 10
+    # The same, through the import log of a plain run: neither is ever imported.
+    traced = subprocess.run([sys.executable, "-X", "importtime", "-m", "signdigits", "predict",
+                             *photos], env=make_env(), cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert traced.returncode == 0
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in traced.stderr.splitlines() if line.startswith("import time:")}
+    assert "onnxruntime" in imported and not imported & {"tensorflow", "keras"}
+
+
+@pytest.mark.parametrize("command,blocked", [
+    (["train", "--data", "."], ["tensorflow"]),
+    (["export-onnx", "m.keras"], ["tf2onnx"]),
+    (["evaluate", "--data", "."], ["matplotlib"]),
+])
+def test_training_commands_say_they_need_the_training_extra(tmp_path, command, blocked):
+    result = _blocked_cli(blocked, *command, cwd=tmp_path)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"needs the training extra ({blocked[0]} not installed)" in lines[0]
+    assert "pip install 'signdigits[training]'" in lines[0]
+
+
+def _mapped_files(pid: int) -> set[str]:
+    return {line.split()[-1] for line in Path(f"/proc/{pid}/maps").read_text().splitlines()
+            if len(line.split()) >= 6}
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "tensorflow"])
+def test_a_worker_serving_with_onnx_never_loads_tensorflow(redis_url, tmp_path, dataset, runtime):
+    """Read from the pool processes' memory maps: a TensorFlow import maps its libraries.
+
+    The TensorFlow worker is the control: the same check does find them there.
+    """
+    from signdigits.procstat import children
+
+    stack = Stack(redis_url, f"sqlite:///{tmp_path / 'w.db'}", tmp_path, runtime=runtime)
+    try:
+        worker = stack.start_worker(concurrency=2)
+        copy_sample(dataset, tmp_path / "photos", per_digit=2)
+        job_id = stack.submit(tmp_path / "photos", "--batch-size", "5")
+        stack.wait_for(job_id)
+        assert stack.counts(job_id) == {"done": 20}
+        pool = children(worker.process.pid)
+        assert len(pool) == 2
+        for pid in pool:
+            mapped = _mapped_files(pid)
+            tensorflow = [name for name in mapped if "tensorflow" in name]
+            assert bool(tensorflow) == (runtime == "tensorflow"), (pid, tensorflow[:3])
+            assert any("onnxruntime" in name for name in mapped) == (runtime == "onnx")
+        # The main process forks the pool: it must hold neither.
+        assert not [n for n in _mapped_files(worker.process.pid) if "tensorflow" in n]
+    finally:
+        stack.stop()
+    assert f"({runtime})" in worker.log.read_text()
+
+
+def test_the_shipped_onnx_is_package_data():
+    import tomllib
+
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "artifacts/*.onnx" in data["tool"]["setuptools"]["package-data"]["serving"]
+    assert not [d for d in data["project"]["dependencies"]
+                if d.startswith(("tensorflow", "matplotlib", "tf2onnx"))]

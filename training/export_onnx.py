@@ -1,0 +1,132 @@
+"""The ONNX graph of a ``.keras`` artifact, written beside it with the same metadata.
+
+Keras 3's ``model.export(format="onnx")`` (tf2onnx under the TensorFlow backend, opset
+17, the conversion the runtime comparison in issue 17 measured) turns the served graph
+(standardisation, both mirror views, the average) into one ONNX graph that ONNX Runtime
+runs without TensorFlow or our custom layers. The artifact's metadata then gains the
+digest of each file, the graph's multiply-adds per image and a new ``version`` covering
+all of it, and is written into both files: the archive's ``signdigits.json`` entry and
+the ONNX ``metadata_props``. Before anything is replaced, the graph must agree with Keras
+on random images to 1e-5, else the export fails.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.artifact import (
+    METADATA_ENTRY,
+    ArtifactError,
+    ModelInfo,
+    artifact_version,
+    keras_digest,
+    read_keras_metadata,
+    read_model_info,
+    write_keras_metadata,
+)
+from serving.model_input import IMAGE_SIZE
+from serving.onnx_file import split_model
+
+OPSET = 17
+TOLERANCE = 1e-5
+
+
+def export_onnx(keras_path: Path, *, opset: int = OPSET) -> ModelInfo:
+    """Write ``keras_path`` with suffix ``.onnx`` and stamp both files with one version."""
+    import onnx
+
+    from serving.classifier import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    import serving.layers  # noqa: F401 - the archive names our custom layers
+
+    keras_path = Path(keras_path)
+    metadata = read_keras_metadata(keras_path)
+    model = keras.saving.load_model(keras_path, compile=False)
+    probe = np.random.default_rng(0).random((16, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    expected = np.asarray(model(probe, training=False))
+    with tempfile.TemporaryDirectory(prefix="signdigits-onnx-") as tmp:
+        raw = Path(tmp) / "graph.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tf2onnx's numpy-2 deprecation noise
+            model.export(raw, format="onnx", opset_version=opset, verbose=False)
+        proto = onnx.load(raw)
+    del proto.metadata_props[:]
+    proto.doc_string = "signdigits: 64x64 grayscale in [0, 1] -> 10 class probabilities"
+    graph_digest = split_model(proto.SerializeToString())[1]
+    with zipfile.ZipFile(keras_path) as archive:
+        archive_digest = keras_digest(archive)
+    metadata = {k: v for k, v in metadata.items() if k != "version"}
+    metadata.update({
+        "keras_sha256": archive_digest,
+        "onnx_sha256": graph_digest,
+        "onnx": {"opset": opset, "producer": f"{proto.producer_name} {proto.producer_version}"},
+        "multiply_adds_per_image": multiply_adds(proto),
+    })
+    metadata["version"] = artifact_version(metadata)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_ENTRY, _dumps(metadata)
+    data = proto.SerializeToString()
+    if split_model(data) != ({METADATA_ENTRY: entry.value}, graph_digest):
+        raise ArtifactError("the ONNX file's digest changed when its metadata was added")
+    _check_agreement(data, probe, expected)
+    onnx_path = keras_path.with_suffix(".onnx")
+    partial = onnx_path.with_suffix(".tmp.onnx")
+    partial.write_bytes(data)
+    write_keras_metadata(keras_path, metadata)
+    partial.replace(onnx_path)
+    read_model_info.cache_clear()
+    return read_model_info(keras_path)
+
+
+def _dumps(metadata: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(metadata, indent=2, sort_keys=True)
+
+
+def _check_agreement(data: bytes, probe: np.ndarray, expected: np.ndarray) -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: probe})[0]
+    worst = float(np.abs(got - expected).max())
+    if worst > TOLERANCE:
+        raise ArtifactError(f"the ONNX graph disagrees with Keras by {worst:.2e} (> "
+                            f"{TOLERANCE:.0e}) on random images; not exported")
+
+
+def multiply_adds(proto) -> int:
+    """Multiply-adds per image of the graph's Conv, MatMul and Gemm nodes.
+
+    Shapes come from ONNX shape inference (batch dimension left out); element-wise
+    operations, pooling and the softmax are not counted (they are a few percent).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    inferred = onnx.shape_inference.infer_shapes(proto)
+    shapes = {}
+    for value in [*inferred.graph.value_info, *inferred.graph.output, *inferred.graph.input]:
+        dims = value.type.tensor_type.shape.dim
+        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    weights = {t.name: numpy_helper.to_array(t).shape for t in inferred.graph.initializer}
+    total = 0
+    for node in inferred.graph.node:
+        if node.op_type == "Conv" and node.input[1] in weights:
+            out = shapes.get(node.output[0]) or []
+            if len(out) == 4 and None not in out[2:]:
+                total += int(np.prod(weights[node.input[1]])) * out[2] * out[3]
+        elif node.op_type in ("MatMul", "Gemm") and node.input[1] in weights:
+            rows = shapes.get(node.input[0]) or []
+            per_image = int(np.prod([d for d in rows[1:-1] if d])) if len(rows) > 2 else 1
+            total += int(np.prod(weights[node.input[1]])) * per_image
+    return total
