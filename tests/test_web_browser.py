@@ -156,7 +156,7 @@ def test_review_three_images_with_the_keyboard(site, browser, dataset, tmp_path)
     page = browser
     folder = tmp_path / "to-review"
     copy_sample(dataset, folder, per_digit=1, seed=19)
-    job = client.post("/api/jobs", json={"folder": str(folder), "threshold": 0.9999}).json()
+    job = client.post("/api/jobs", json={"folder": str(folder), "threshold": 1.0}).json()
     sse_until_done(client, job["id"])
     queue = client.get(f"/api/jobs/{job['id']}/review", params={"limit": 100}).json()
     total = queue["total"]
