@@ -38,7 +38,8 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
 names = zipfile.ZipFile(glob.glob('/wheels/signdigits-*.whl')[0]).namelist(); \
 missing = {'serving/artifacts/signdigits-cnn.keras', 'db/migrations/env.py', \
            'web/templates/base.html', 'web/static/common.js'} - set(names); \
-sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)"
+sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)" \
+ && pip install --no-deps --prefix /install /wheels/signdigits-*.whl
 
 
 # --- the runtime image ---------------------------------------------------------------------
@@ -64,12 +65,13 @@ RUN set -eux; \
     pip uninstall -y signdigits; \
     cd /; rm -rf /tmp/deps
 
-# The code: our wheel, no dependency resolution (they are all in the layer above).
-COPY --from=wheel /wheels /tmp/wheels
-RUN pip install --no-deps /tmp/wheels/signdigits-*.whl \
- && rm -rf /tmp/wheels \
- && python -c "from importlib.resources import files; \
-assert (files('serving') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no model'"
+# The code: our wheel, installed in the stage above under /install (no dependency
+# resolution: they are all in the layer above), copied in as one layer: copying the wheel
+# in and deleting it after would keep its megabytes in a layer of their own.
+COPY --from=wheel /install /usr/local
+RUN python -c "from importlib.resources import files; \
+assert (files('serving') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no model'" \
+ && signdigits --help >/dev/null
 
 USER signdigits
 WORKDIR /home/signdigits
