@@ -304,23 +304,31 @@ def test_stop_and_kill_of_the_workers_mid_job_then_back_every_row_once(cluster, 
 
     wait_until("the first results", lambda: counts().get("done", 0) >= 2, 120, lambda: counts())
     stopper, doomed = cluster.workers
-    docker("stop", "--time", "120", stopper)  # SIGTERM: Celery's warm shutdown
-    docker("kill", doomed)  # SIGKILL: its unacknowledged batch must come back
+    # SIGTERM (Celery's warm shutdown: the running batch finishes, nothing new is taken),
+    # and at once SIGKILL of the other: its unacknowledged batch must come back.
+    stopping = subprocess.Popen(["docker", "stop", "--time", "120", stopper],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stopped_at = time.monotonic()
+    docker("kill", doomed)
     pending = counts().get("pending", 0)
+    assert stopping.wait(180) == 0, stopping.stderr.read()
+    stop_seconds = round(time.monotonic() - stopped_at, 1)
     assert pending > 0, "the job finished before the workers went: the test proves nothing"
     assert inspect(stopper)["State"]["ExitCode"] == 0, logs(stopper)  # warm, not killed
     assert inspect(doomed)["State"]["ExitCode"] == 137
-    stopped_at = time.monotonic()
 
     for name in cluster.workers:
         docker("start", name)
     for name in cluster.workers:
         cluster.wait_healthy(name)
-    wait_until("every row stored", lambda: (c := counts()) and "pending" not in c, 300,
+    back_at = time.monotonic()
+    wait_until("every row stored", lambda: (c := counts()) and "pending" not in c, 600,
                lambda: f"{counts()}\n{logs(stopper)}\n{logs(doomed)}")
     rows = cluster.rows(job_id)
     figures = account(rows, list(truth))
     figures["pending when stopped"] = pending
+    figures["warm shutdown s"] = stop_seconds
+    figures["healthy again after s"] = round(back_at - stopped_at, 1)
     figures["complete after s"] = round(time.monotonic() - stopped_at, 1)
     record(f"docker: stop + kill of both workers mid-job (visibility timeout "
            f"{VISIBILITY_TIMEOUT} s)", figures)
