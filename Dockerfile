@@ -3,10 +3,21 @@
 #   docker build -t signdigits .
 #   docker compose up -d --scale worker=4        # see docker-compose.yml and .env.example
 #
-# Layers: the Python dependencies (TensorFlow CPU included, ~600 MB) are installed from
-# pyproject.toml alone, so editing the code rebuilds only the small layer holding our wheel.
+# Layers: the Python dependencies (`pip install .`: the plain package, no extras) are
+# installed from pyproject.toml alone, so editing the code rebuilds only the small layer
+# holding our wheel.
+#
+# Build arguments, for machines without python:3.11-slim or with their own package index
+# (scripts/test-docker uses both; nothing is needed for a normal build):
+#   BASE_IMAGE    any image with python 3.11 and pip in PATH that installs into the
+#                 system as root, e.g. the local one scripts/docker-base makes
+#   PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, PIP_TRUSTED_HOST, PIP_CERT
+#                 pip's own variables, set only while pip runs (not kept in the image's
+#                 environment; the values are visible in `docker history`, so never put a
+#                 token in them)
 
-FROM python:3.11-slim AS base
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE} AS base
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -16,6 +27,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # --- the signdigits wheel, model artifact and migrations inside (package data) ----------
 FROM base AS wheel
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
+ARG PIP_CERT
 WORKDIR /src
 COPY . .
 RUN pip wheel --no-deps --wheel-dir /wheels . \
@@ -23,11 +38,16 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
 names = zipfile.ZipFile(glob.glob('/wheels/signdigits-*.whl')[0]).namelist(); \
 missing = {'serving/artifacts/signdigits-cnn.keras', 'db/migrations/env.py', \
            'web/templates/base.html', 'web/static/common.js'} - set(names); \
-sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)"
+sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)" \
+ && pip install --no-deps --prefix /install /wheels/signdigits-*.whl
 
 
 # --- the runtime image ---------------------------------------------------------------------
 FROM base
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
+ARG PIP_CERT
 RUN groupadd --system signdigits \
  && useradd --system --gid signdigits --create-home --home-dir /home/signdigits \
       --shell /usr/sbin/nologin signdigits
@@ -45,12 +65,13 @@ RUN set -eux; \
     pip uninstall -y signdigits; \
     cd /; rm -rf /tmp/deps
 
-# The code: our wheel, no dependency resolution (they are all in the layer above).
-COPY --from=wheel /wheels /tmp/wheels
-RUN pip install --no-deps /tmp/wheels/signdigits-*.whl \
- && rm -rf /tmp/wheels \
- && python -c "from importlib.resources import files; \
-assert (files('serving') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no model'"
+# The code: our wheel, installed in the stage above under /install (no dependency
+# resolution: they are all in the layer above), copied in as one layer: copying the wheel
+# in and deleting it after would keep its megabytes in a layer of their own.
+COPY --from=wheel /install /usr/local
+RUN python -c "from importlib.resources import files; \
+assert (files('serving') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no model'" \
+ && signdigits --help >/dev/null
 
 USER signdigits
 WORKDIR /home/signdigits

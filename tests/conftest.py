@@ -28,6 +28,9 @@ POSTGRES_URL = os.environ.get(
     "SIGNDIGITS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# tests/test_docker.py needs an image and a Docker engine: scripts/test-docker builds the
+# image and runs it (named explicitly, it is collected and skips without an image).
+collect_ignore = [] if os.environ.get("SIGNDIGITS_DOCKER_IMAGE") else ["test_docker.py"]
 # The default database lives in the user's data folder: never the real one in a test.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="signdigits-test-data-")
 

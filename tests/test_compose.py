@@ -52,13 +52,20 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def test_dockerfile_is_python_311_slim_and_runs_as_a_non_root_user():
+    # (scripts/test-docker builds it FROM a local base instead: --build-arg BASE_IMAGE=...)
     instructions = _dockerfile_instructions()
     stages: dict[str, str] = {}  # stage alias -> base image it resolves to
+    defaults: dict[str, str] = {}  # ARG NAME=default before the first FROM
     final_image = None
     for instruction, arguments in instructions:
+        if instruction == "ARG" and not stages and final_image is None and "=" in arguments:
+            name, _, default = arguments.partition("=")
+            defaults[name.strip()] = default.strip()
         if instruction == "FROM":
             words = [w for w in arguments.split() if not w.startswith("--")]
-            image = stages.get(words[0].lower(), words[0])
+            # FROM ${BASE_IMAGE}: what a plain `docker build` uses is the ARG's default
+            base = re.sub(r"\$\{?(\w+)\}?", lambda m: defaults.get(m[1], m[0]), words[0])
+            image = stages.get(base.lower(), base)
             assert image == "python:3.11-slim", f"FROM {arguments}: not python:3.11-slim"
             if len(words) == 3 and words[1].upper() == "AS":
                 stages[words[2].lower()] = image
