@@ -36,7 +36,8 @@ COPY . .
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && python -c "import glob, sys, zipfile; \
 names = zipfile.ZipFile(glob.glob('/wheels/signdigits-*.whl')[0]).namelist(); \
-missing = {'serving/artifacts/signdigits-cnn.keras', 'db/migrations/env.py', \
+missing = {'serving/artifacts/signdigits-cnn.keras', 'serving/artifacts/signdigits-cnn.onnx', \
+           'db/migrations/env.py', \
            'web/templates/base.html', 'web/static/common.js'} - set(names); \
 sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)" \
  && pip install --no-deps --prefix /install /wheels/signdigits-*.whl
@@ -70,20 +71,20 @@ RUN set -eux; \
 # in and deleting it after would keep its megabytes in a layer of their own.
 COPY --from=wheel /install /usr/local
 RUN python -c "from importlib.resources import files; \
-assert (files('serving') / 'artifacts' / 'signdigits-cnn.keras').is_file(), 'no model'" \
+assert all((files('serving') / 'artifacts' / f'signdigits-cnn.{kind}').is_file() \
+           for kind in ('keras', 'onnx')), 'no model'" \
  && signdigits --help >/dev/null
 
 USER signdigits
 WORKDIR /home/signdigits
 # The web service's uploads volume mounts here; made by this user, so the volume is its.
 RUN mkdir -p /home/signdigits/uploads
-ENV MPLCONFIGDIR=/home/signdigits/.cache/matplotlib
 
 # Healthy once the worker (node signdigits@<container hostname>, the default of
-# `signdigits worker`) answers and every pool process has loaded the model; TensorFlow
-# takes a while to load, hence start-period.
+# `signdigits worker`) answers and every pool process has loaded the model (ONNX Runtime:
+# about 3 s on 2 cores; start-period leaves room for a loaded machine).
 # Other roles (flower, migrate, cli) override or disable this in docker-compose.yml.
-HEALTHCHECK --interval=60s --timeout=30s --start-period=120s --retries=3 \
+HEALTHCHECK --interval=60s --timeout=30s --start-period=30s --retries=3 \
   CMD signdigits ready "signdigits@$HOSTNAME" --timeout 10 >/dev/null || exit 1
 
 CMD ["signdigits", "worker"]
