@@ -47,6 +47,11 @@ def celery_config(settings: Settings) -> dict:
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
             "unacked_restore_throttle": 1,
+            # A worker SIGKILLed while it holds the restore lock leaves it held until it
+            # expires: kombu's 300 s default held a dead worker's batch back for 5 minutes
+            # (seen once in seven `docker kill` runs). A sweep restores at most 10
+            # messages, in milliseconds, so seconds are plenty.
+            "unacked_mutex_expire": max(5, min(30, settings.visibility_timeout // 4)),
         },
         "broker_connection_retry_on_startup": True,
         # Flower shows queued, running and finished tasks only with these events.
