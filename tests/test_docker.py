@@ -351,7 +351,7 @@ def test_stop_and_kill_of_the_workers_mid_job_then_back_every_row_once(cluster, 
         return None
 
     outcome = wait_until("every row stored (or the broker empty of the job)",
-                         finished_or_lost, 600,
+                         finished_or_lost, 360,
                          lambda: f"{counts()}\n{logs(stopper)}\n{logs(doomed)}")
     resumed = 0
     if outcome == "lost":
@@ -359,7 +359,7 @@ def test_stop_and_kill_of_the_workers_mid_job_then_back_every_row_once(cluster, 
         again = cluster.cli("resume", job_id)
         assert again.returncode == 0, again.stdout + again.stderr[-3000:]
         resumed = pending_lost
-        wait_until("every row stored after resume", lambda: "pending" not in counts(), 300,
+        wait_until("every row stored after resume", lambda: "pending" not in counts(), 120,
                    lambda: f"{counts()}\n{logs(stopper)}\n{logs(doomed)}")
     rows = cluster.rows(job_id)
     figures = account(rows, list(truth))
