@@ -38,6 +38,21 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """`signdigits serve` with no broker configured (the embedded stack), one worker
+    process, its default database under ``tmp_path`` ($XDG_DATA_HOME/signdigits/)."""
+    from signdigits.local import free_port
+
+    port = free_port()
+    env = make_env(concurrency="1")
+    env["XDG_DATA_HOME"] = str(tmp_path)
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
+    process = subprocess.Popen([sys.executable, "-m", "signdigits", "serve", "--port",
+                                str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return process, port
+
+
 def _big_png(photo: Path) -> bytes:
     """The photo at 2,000 x 2,000 with faint noise: a PNG of about 6 MB."""
     import io
@@ -54,15 +69,7 @@ def _big_png(photo: Path) -> bytes:
 
 def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
     """No broker configured: Valkey, a worker and the default database, gone after Ctrl-C."""
-    from signdigits.local import free_port
-
-    port = free_port()
-    env = make_env(concurrency="1")
-    env["XDG_DATA_HOME"] = str(tmp_path)  # the default database: $XDG_DATA_HOME/signdigits/
-    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
-    process = subprocess.Popen([sys.executable, "-m", "signdigits", "serve", "--port",
-                                str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, port = _start_serve(tmp_path)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/api/jobs", timeout=120)
         children = _children(process.pid)
@@ -98,15 +105,7 @@ def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
 
 def test_serve_stops_when_its_embedded_worker_dies(tmp_path):
     """A killed worker ends `serve` with one line and exit 1, not a server that never answers."""
-    from signdigits.local import free_port
-
-    port = free_port()
-    env = make_env(concurrency="1")
-    env["XDG_DATA_HOME"] = str(tmp_path)
-    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
-    process = subprocess.Popen([sys.executable, "-m", "signdigits", "serve", "--port",
-                                str(port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, port = _start_serve(tmp_path)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/api/jobs", timeout=120)
         children = _children(process.pid)
