@@ -107,7 +107,7 @@ def test_upload_watch_filter_open(site, browser, dataset, tmp_path):
 
     page.click(f"{row} a")
     page.wait_for_selector("#state:text-is('done')", timeout=DONE)
-    assert page.is_disabled("#cancel")  # a finished job has nothing to cancel
+    page.wait_for_selector("#cancel:disabled", timeout=10_000)  # nothing left to cancel
     page.wait_for_function(f"document.querySelectorAll('#grid .tile').length == {len(truth)}")
     page.wait_for_function("[...document.querySelectorAll('#grid img')].every(i => i.complete)")
     _shoot(page, "web-job.png", tmp)
