@@ -6,12 +6,14 @@ change without touching what producer and workers depend on.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from db.models import Image, Job
+from db.models import Image, ImageStatus, Job, utcnow
+from db.queries import add_manifest, create_job, pending_images, store_results
 
 
 @dataclass(frozen=True)
@@ -121,22 +123,22 @@ def confidence_histogram(session: Session, *, job_id: str, bins: int = 20) -> li
 
 def record_prediction(session: Session, *, root: str, path: str, answer: dict) -> tuple[str, int]:
     """A one-image job holding a prediction already made (``POST /api/predict`` with
-    ``store``): its job id and image id, so the photo can be browsed and reviewed later."""
-    import uuid
+    ``store``): its job id and image id, so the photo can be browsed and reviewed later.
 
-    from db.models import ImageStatus, utcnow
-
+    It is written the way a submitted job is (job row, manifest, stored result), so
+    listing, review, export and ``resume`` see nothing special about it.
+    """
     now = utcnow()
     job = Job(id=uuid.uuid4().hex, root=root, threshold=answer["threshold"], batch_size=1,
               total_images=1, total_batches=1, model_version=answer["model_version"],
               inline=True, created_at=now, submitted_at=now)
-    image = Image(job_id=job.id, batch=0, path=path, status=ImageStatus.DONE,
-                  digit=answer["digit"], confidence=answer["confidence"],
-                  below_threshold=answer["below_threshold"],
-                  probabilities=answer["probabilities"], model_version=answer["model_version"],
-                  worker=answer.get("worker"), attempts=1, finished_at=now)
-    session.add(job)
-    session.flush()
-    session.add(image)
-    session.flush()
+    create_job(session, job=job)
+    add_manifest(session, job_id=job.id, rows=[(0, path)])
+    (image,) = pending_images(session, job_id=job.id, batch=0)
+    store_results(session, rows=[{
+        "id": image.id, "status": ImageStatus.DONE, "digit": answer["digit"],
+        "confidence": answer["confidence"], "below_threshold": answer["below_threshold"],
+        "probabilities": answer["probabilities"], "model_version": answer["model_version"],
+        "worker": answer.get("worker"), "attempts": 1, "finished_at": now,
+    }])
     return job.id, image.id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import queue
@@ -127,11 +128,12 @@ def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inli
     """
     from producer.submit import submit_folder
 
+    start = functools.partial(submit_folder, folder, settings=settings, sessions=state.sessions,
+                              app=state.celery, threshold=threshold, batch_size=batch_size,
+                              inline=inline)
     if upload:
         try:
-            return submit_folder(folder, settings=settings, sessions=state.sessions,
-                                 app=state.celery, threshold=threshold, batch_size=batch_size,
-                                 inline=inline).job_id
+            return start().job_id
         except Exception as exc:  # noqa: BLE001 - mapped to an HTTP answer, or re-raised
             _refuse(exc, folder=folder, upload=upload)
     outcome: queue.SimpleQueue[str | BaseException] = queue.SimpleQueue()
@@ -143,9 +145,7 @@ def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inli
 
     def walk() -> None:
         try:
-            submit_folder(folder, settings=settings, sessions=state.sessions, app=state.celery,
-                          threshold=threshold, batch_size=batch_size, inline=inline,
-                          on_recorded=on_recorded)
+            start(on_recorded=on_recorded)
         except BaseException as exc:  # noqa: BLE001 - the request, or the log, reports it
             if not recorded.is_set():
                 outcome.put(exc)
