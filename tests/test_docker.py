@@ -24,6 +24,9 @@ from pathlib import Path
 
 import pytest
 
+from broker.app import create_app
+from config.settings import Settings
+from producer.enqueue import broker_holds_messages_of
 from signdigits.local import free_port
 from tests.conftest import POSTGRES_URL, account, copy_sample, record, start_valkey
 
@@ -287,19 +290,6 @@ def test_web_api_answers(cluster, first_job):
     assert refused.value.code == 401
 
 
-def broker_app(url: str):
-    from broker.app import create_app
-    from config.settings import Settings
-
-    return create_app(Settings(broker_url=url))
-
-
-def broker_holds_messages_of(app, job_id: str) -> bool:
-    from producer.enqueue import broker_holds_messages_of as holds
-
-    return holds(app, job_id)
-
-
 def test_stop_and_kill_of_the_workers_mid_job_then_back_every_row_once(cluster, dataset):
     # 600 one-image batches: long enough to be mid-job however fast the runtime is
     truth = copy_sample(dataset, cluster.data / "batch-2", per_digit=60, seed=81)
@@ -341,7 +331,7 @@ def test_stop_and_kill_of_the_workers_mid_job_then_back_every_row_once(cluster, 
     # re-sends only when the broker holds none of the job's messages, finishes them; an
     # operator sees it in `status` (stalled). So: wait until done, or until the broker
     # holds nothing of the job while rows are pending, then resume as they would.
-    broker = broker_app(cluster.env["SIGNDIGITS_BROKER_URL"])
+    broker = create_app(Settings(broker_url=cluster.env["SIGNDIGITS_BROKER_URL"]))
 
     def finished_or_lost():
         if "pending" not in counts():

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from db.migrate import upgrade
 from db.models import Image, ImageStatus, Job, utcnow
 from db.queries import add_manifest, create_job, store_results
 from db.session import session_factory, worker_session_factory
+from db.web_queries import ImageFilter, images_page
+
+
+def job_of_pending_images(database_url: str, names: list[str]):
+    """A migrated database holding one job whose images (all in batch 0) are pending."""
+    upgrade(database_url)
+    sessions = session_factory(database_url)
+    job = Job(id=uuid.uuid4().hex, root="/photos", threshold=0.5, batch_size=len(names),
+              total_images=len(names), total_batches=1, model_version="m1", inline=False)
+    with sessions.begin() as session:
+        create_job(session, job=job)
+        add_manifest(session, job_id=job.id, rows=[(0, name) for name in names])
+    return sessions, job
 
 
 def test_store_results_writes_each_image_once(database_url):
-    upgrade(database_url)
-    sessions = session_factory(database_url)
-    job = Job(id=uuid.uuid4().hex, root="/photos", threshold=0.5, batch_size=3,
-              total_images=3, total_batches=1, model_version="m1", inline=False)
-    with sessions.begin() as session:
-        create_job(session, job=job)
-        add_manifest(session, job_id=job.id, rows=[(0, "a.jpg"), (0, "b.jpg"), (0, "c.jpg")])
+    sessions, job = job_of_pending_images(database_url, ["a.jpg", "b.jpg", "c.jpg"])
     with sessions() as session:
         a, b, c = session.scalars(
             select(Image.id).where(Image.job_id == job.id).order_by(Image.path)
@@ -61,17 +68,7 @@ def test_store_results_writes_each_image_once(database_url):
 
 def test_confidence_pages_cover_every_row_once_across_ties(database_url):
     """Keyset pages in confidence order: ties on a page boundary, unscored rows last."""
-    from sqlalchemy import update
-
-    from db.web_queries import ImageFilter, images_page
-
-    upgrade(database_url)
-    sessions = session_factory(database_url)
-    job = Job(id=uuid.uuid4().hex, root="/photos", threshold=0.5, batch_size=50,
-              total_images=23, total_batches=1, model_version="m1", inline=False)
-    with sessions.begin() as session:
-        create_job(session, job=job)
-        add_manifest(session, job_id=job.id, rows=[(0, f"{n:02}.jpg") for n in range(23)])
+    sessions, job = job_of_pending_images(database_url, [f"{n:02}.jpg" for n in range(23)])
     with sessions.begin() as session:
         ids = list(session.scalars(select(Image.id).where(Image.job_id == job.id)
                                    .order_by(Image.id)))
