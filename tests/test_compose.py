@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import require
 
@@ -167,7 +168,7 @@ class Compose:
         assert result.returncode == 0, result.stderr
         if self.json_output:
             return json.loads(result.stdout)
-        return parse_block_yaml(result.stdout)
+        return yaml.safe_load(result.stdout)
 
 
 def _clean_env() -> dict[str, str]:
@@ -337,86 +338,3 @@ def test_an_unedited_env_example_is_refused(compose, tmp_path):
     result = compose.config(project)
     assert result.returncode != 0
     assert "in .env" in result.stdout + result.stderr
-
-
-# --- the YAML subset `docker-compose` v1 prints ---------------------------------------------
-
-def parse_block_yaml(text: str) -> Any:
-    """Parse the block-style YAML that PyYAML's ``safe_dump`` writes (what `docker-compose`
-    v1 prints for `config`): nested mappings and lists, plain and quoted scalars, long
-    scalars wrapped onto more-indented lines. v2 prints JSON instead (``--format json``);
-    no YAML library is a dependency of this project."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    value, end = _block(lines, 0)
-    assert end == len(lines), f"unparsed line {end + 1}: {lines[end]!r}"
-    return value
-
-
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip(" "))
-
-
-def _is_item(line: str) -> bool:
-    stripped = line.lstrip(" ")
-    return stripped == "-" or stripped.startswith("- ")
-
-
-_KEY = re.compile(r"^([^'\"\s][^:]*|'[^']*'|\"[^\"]*\"):(?: (.*))?$")
-
-
-def _block(lines: list[str], i: int) -> tuple[Any, int]:
-    indent = _indent(lines[i])
-    if _is_item(lines[i]):
-        items = []
-        while i < len(lines) and _indent(lines[i]) == indent and _is_item(lines[i]):
-            rest = lines[i].lstrip(" ")[1:].lstrip(" ")
-            if not rest:
-                value, i = _block(lines, i + 1)
-            elif _KEY.match(rest) and rest[0] not in "'\"":
-                lines[i] = " " * (indent + 2) + rest  # "- key: v": a mapping one level in
-                value, i = _block(lines, i)
-            else:
-                value, i = _scalar(lines, i, rest, indent)
-            items.append(value)
-        return items, i
-    mapping: dict[str, Any] = {}
-    while i < len(lines) and _indent(lines[i]) == indent and not _is_item(lines[i]):
-        match = _KEY.match(lines[i].strip())
-        assert match, f"not a mapping entry: {lines[i]!r}"
-        key = str(_convert(match.group(1)))
-        rest = match.group(2)
-        nested = i + 1 < len(lines) and (
-            _indent(lines[i + 1]) > indent
-            or (_indent(lines[i + 1]) == indent and _is_item(lines[i + 1])))
-        if rest is None or rest == "":
-            mapping[key], i = _block(lines, i + 1) if nested else (None, i + 1)
-        else:
-            mapping[key], i = _scalar(lines, i, rest, indent)
-    return mapping, i
-
-
-def _scalar(lines: list[str], i: int, first: str, indent: int) -> tuple[Any, int]:
-    pieces = [first]
-    i += 1
-    while i < len(lines) and _indent(lines[i]) > indent:  # a wrapped long scalar
-        pieces.append(lines[i].strip())
-        i += 1
-    if first.startswith('"'):
-        text = ""
-        for piece in pieces:
-            text += piece[:-1] if piece.endswith("\\") else piece + " "
-        return json.loads(text.rstrip().replace("\\ ", " ")), i
-    return _convert(" ".join(pieces)), i
-
-
-def _convert(text: str) -> Any:
-    if text.startswith("'") and text.endswith("'") and len(text) >= 2:
-        return text[1:-1].replace("''", "'")
-    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
-        return json.loads(text)
-    special = {"{}": {}, "[]": [], "null": None, "~": None, "true": True, "false": False}
-    if text in special:
-        return special[text]
-    if re.fullmatch(r"-?\d+", text):
-        return int(text)
-    return text
