@@ -56,3 +56,26 @@ def sse_until_done(client: httpx.Client, job_id: str, timeout: float = 240) -> l
                 if name == "done":
                     return events
     raise AssertionError(f"the stream ended without a done event: {events}")
+
+
+def web_stack(request, redis_url: str, tmp_path_factory):
+    """A worker and a web server on the database ``request.param`` names (``sqlite`` or
+    ``postgresql``): the body of the web test modules' module-scoped ``web`` fixtures."""
+    from config.settings import Settings
+    from tests.conftest import Stack
+
+    tmp = tmp_path_factory.mktemp("web")
+    if request.param == "sqlite":
+        database_url = f"sqlite:///{tmp / 'results.db'}"
+    else:
+        database_url = request.getfixturevalue("postgres_url")
+    stack = Stack(redis_url, database_url, tmp, upload_dir=str(tmp / "uploads"))
+    stack.start_worker(concurrency=1)
+    settings = Settings(broker_url=stack.broker_url, database_url=database_url,
+                        upload_dir=tmp / "uploads")
+    try:
+        with serving(settings) as client:
+            client.stack, client.tmp = stack, tmp
+            yield client
+    finally:
+        stack.stop()
