@@ -5,47 +5,21 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from db.models import Batch, Image, ImageStatus, Job, JobState, Review, utcnow
+from db.models import Batch, Image, ImageStatus, Job, Review, utcnow
 from db.reviews import with_current_review
 from files.paths import disk_name, stored_name
 
 
 class JobNotFound(LookupError):
     pass
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    job: Job
-    state: JobState
-    total: int
-    pending: int
-    done: int
-    errors: int
-    cancelled: int
-    below_threshold: int
-    last_finished: datetime | None
-    stalled: bool
-
-    @property
-    def finished(self) -> int:
-        return self.total - self.pending
-
-    @property
-    def rate(self) -> float | None:
-        """Images per second from submission to the latest stored row."""
-        if not self.last_finished or not self.finished:
-            return None
-        seconds = (as_utc(self.last_finished) - as_utc(self.job.created_at)).total_seconds()
-        return self.finished / seconds if seconds > 0 else None
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -70,9 +44,10 @@ def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str
     if not rows:
         return
     connection = session.connection()
-    batches = sorted({batch for batch, _ in rows})
-    connection.execute(insert(Batch.__table__),
-                       [{"job_id": job_id, "batch": b, "attempts": 0} for b in batches])
+    sizes = Counter(batch for batch, _ in rows)
+    connection.execute(insert(Batch.__table__), [
+        {"job_id": job_id, "batch": b, "attempts": 0, "images": n}
+        for b, n in sorted(sizes.items())])
     pending = ImageStatus.PENDING.value
     if connection.dialect.name == "postgresql":
         columns = "job_id, batch, path, raw_path, status, attempts"
@@ -202,44 +177,6 @@ def list_jobs(session: Session, *, limit: int = 50) -> list[Job]:
     return list(session.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)))
 
 
-def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSummary:
-    status = Image.status
-    row = session.execute(
-        select(
-            func.count(),
-            func.sum(case((status == ImageStatus.PENDING, 1), else_=0)),
-            func.sum(case((status == ImageStatus.DONE, 1), else_=0)),
-            func.sum(case((status == ImageStatus.ERROR, 1), else_=0)),
-            func.sum(case((status == ImageStatus.CANCELLED, 1), else_=0)),
-            func.sum(case((Image.below_threshold.is_(True), 1), else_=0)),
-            func.max(Image.finished_at),
-        ).where(Image.job_id == job.id)
-    ).one()
-    total, pending, done, errors, cancelled, below = (int(v or 0) for v in row[:6])
-    last = row[6]
-    if job.failure:
-        state = JobState.FAILED
-    elif job.cancelled_at is not None:
-        state = JobState.CANCELLED
-    elif job.submitted_at is None:  # the walk is not over: at work, or its producer died
-        alive = producer_alive(job, stall_seconds=stall_seconds)
-        state = JobState.SUBMITTING if alive else JobState.SUBMISSION_INTERRUPTED
-    elif pending == 0:
-        state = JobState.DONE_WITH_ERRORS if errors else JobState.DONE
-    elif pending == total:
-        state = JobState.QUEUED
-    else:
-        state = JobState.RUNNING
-    progress_at = as_utc(last or job.created_at)
-    stalled = (
-        state in (JobState.QUEUED, JobState.RUNNING)
-        and utcnow() - progress_at > timedelta(seconds=stall_seconds)
-    )
-    return JobSummary(
-        job, state, total, pending, done, errors, cancelled, below, last, stalled
-    )
-
-
 class PendingFile(NamedTuple):
     id: int
     path: str  # the name to open: a name that is not UTF-8 as its exact bytes decode
@@ -296,8 +233,9 @@ def batch_attempts(session: Session, *, job_id: str, batch: int) -> int:
     return found or 0
 
 
-def store_results(session: Session, *, rows: Sequence[dict]) -> None:
-    """Write finished rows by primary key, only over rows still pending, in one statement.
+def store_results(session: Session, *, job_id: str, batch: int, rows: Sequence[dict]) -> None:
+    """Write finished rows of one batch by primary key, only over rows still pending, then
+    recount the batch.
 
     Guarding on ``pending`` makes a batch delivered twice harmless: the second delivery
     finds nothing to overwrite, and each image keeps exactly one result. Every row must
@@ -305,6 +243,11 @@ def store_results(session: Session, *, rows: Sequence[dict]) -> None:
     """
     if not rows:
         return
+    _write_results(session, rows=rows)
+    refresh_batch_counts(session, job_id=job_id, batches=[batch])
+
+
+def _write_results(session: Session, *, rows: Sequence[dict]) -> None:
     table = Image.__table__
     columns = [key for key in rows[0] if key != "id"]
     if session.get_bind().dialect.name == "postgresql":
@@ -361,7 +304,50 @@ def cancel_job(session: Session, *, job: Job) -> int:
         .values(status=ImageStatus.CANCELLED, error="job cancelled", finished_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount:
+        refresh_batch_counts(session, job_id=job.id)
     return result.rowcount
+
+
+def refresh_batch_counts(session: Session, *, job_id: str,
+                         batches: Sequence[int] | None = None) -> None:
+    """Recount these batches' image rows by outcome (all of the job's batches when None).
+
+    Called in the transaction that changed the rows, so a summary never reads counts
+    that disagree with committed rows. Anything else that changes an image's status
+    (a hand-written UPDATE, a test) must call it too, or the job's summary goes stale.
+    """
+    status = Image.status
+    counts = (
+        select(
+            Image.batch, func.count(),
+            func.sum(case((status == ImageStatus.DONE, 1), else_=0)),
+            func.sum(case((status == ImageStatus.ERROR, 1), else_=0)),
+            func.sum(case((status == ImageStatus.CANCELLED, 1), else_=0)),
+            func.sum(case((Image.below_threshold.is_(True), 1), else_=0)),
+            func.max(Image.finished_at),
+        )
+        .where(Image.job_id == job_id, Image.batch != UNREACHABLE_BATCH)
+        .group_by(Image.batch)
+    )
+    if batches is not None:
+        counts = counts.where(Image.batch.in_(list(batches)))
+    values = [
+        {"b_batch": batch, "b_images": n, "b_done": int(done or 0), "b_errors": int(errors or 0),
+         "b_cancelled": int(cancelled or 0), "b_below": int(below or 0), "b_last": last}
+        for batch, n, done, errors, cancelled, below, last in session.execute(counts)
+    ]
+    if not values:
+        return
+    table = Batch.__table__
+    session.execute(
+        update(table)
+        .where(table.c.job_id == job_id, table.c.batch == bindparam("b_batch"))
+        .values(images=bindparam("b_images"), done=bindparam("b_done"),
+                errors=bindparam("b_errors"), cancelled=bindparam("b_cancelled"),
+                below_threshold=bindparam("b_below"), last_finished_at=bindparam("b_last")),
+        values,
+    )
 
 
 def iter_results(

@@ -135,7 +135,7 @@ def record_prediction(session: Session, *, root: str, path: str, answer: dict) -
     create_job(session, job=job)
     add_manifest(session, job_id=job.id, rows=[(0, path)])
     (image,) = pending_images(session, job_id=job.id, batch=0)
-    store_results(session, rows=[{
+    store_results(session, job_id=job.id, batch=0, rows=[{
         "id": image.id, "status": ImageStatus.DONE, "digit": answer["digit"],
         "confidence": answer["confidence"], "below_threshold": answer["below_threshold"],
         "probabilities": answer["probabilities"], "model_version": answer["model_version"],

@@ -46,7 +46,7 @@ def _insert_finished_job(sessions, folder: Path, *, model_version: str) -> str:
     from sqlalchemy import update
 
     from db.models import Image, Job, utcnow
-    from db.queries import add_manifest
+    from db.queries import add_manifest, refresh_batch_counts
     from producer.scan import scan_folder
 
     paths = list(scan_folder(folder))
@@ -69,6 +69,7 @@ def _insert_finished_job(sessions, folder: Path, *, model_version: str) -> str:
                         * confidence, below_threshold=False, finished_at=utcnow(),
                         probabilities=[0.1] * 10, model_version=model_version)
                 .execution_options(synchronize_session=False))
+        refresh_batch_counts(session, job_id=job_id)  # what the workers' stores would do
     return job_id
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from db.models import Image, ImageStatus, Job
-from db.queries import JobSummary, as_utc, digit_counts, list_jobs, resolve_job, summarize_job
+from db.progress import JobSummary, summarize_job
+from db.queries import as_utc, digit_counts, list_jobs, resolve_job
 from db.session import shown_url
 from producer.scan import FolderError
 from serving.artifact import ArtifactError

@@ -301,7 +301,7 @@ class Stack:
     def summary(self, job_id: str):
         """The job as `signdigits status` sees it: state, counts, stalled."""
         from db.models import Job
-        from db.queries import summarize_job
+        from db.progress import summarize_job
 
         stall = int(self.env.get("SIGNDIGITS_STALL_SECONDS", "120"))
         with self.sessions()() as session:

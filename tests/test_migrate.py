@@ -36,6 +36,7 @@ def test_upgrade_creates_the_schema_then_leaves_it_alone(database_url):
 def test_upgrade_from_0001_keeps_the_attempts_of_jobs_in_flight(empty_database_url):
     from alembic import command
 
+    from db.progress import summarize_job
     from db.queries import batch_attempts
 
     url = empty_database_url
@@ -57,6 +58,10 @@ def test_upgrade_from_0001_keeps_the_attempts_of_jobs_in_flight(empty_database_u
     with session_factory(url)() as session:
         assert batch_attempts(session, job_id="j", batch=0) == 1
         assert batch_attempts(session, job_id="j", batch=1) == 2  # a third try gives up at 3
+        # 0006 counted the rows already there, for the summary that reads only batches
+        summary = summarize_job(session, job=session.get(Job, "j"), stall_seconds=60)
+        assert (summary.total, summary.done, summary.pending, summary.state) == (
+            4, 2, 2, "running")
     indexes = {ix["name"] for ix in inspect(engine_for(url)).get_indexes("images")}
     assert "ix_images_job_status_batch" in indexes
     assert not indexes & {"ix_images_job_batch", "ix_images_job_status"}

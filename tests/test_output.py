@@ -39,7 +39,7 @@ def results_database(tmp_path) -> tuple[str, str]:
 
     from db.migrate import upgrade
     from db.models import Image, ImageStatus, Job, utcnow
-    from db.queries import add_manifest, create_job
+    from db.queries import add_manifest, create_job, refresh_batch_counts
     from db.session import session_factory
 
     url = f"sqlite:///{tmp_path / 'sd.db'}"
@@ -57,6 +57,7 @@ def results_database(tmp_path) -> tuple[str, str]:
         session.execute(update(Image).where(Image.path == "plain.jpg").values(
             status=ImageStatus.ERROR, digit=None, confidence=None, below_threshold=None,
             error=FORMULA_ERROR))
+        refresh_batch_counts(session, job_id=job_id)  # what a worker's store does
     return url, job_id
 
 

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from db.migrate import upgrade
 from db.models import Image, ImageStatus, Job, utcnow
-from db.queries import add_manifest, create_job, store_results
+from db.progress import summarize_job
+from db.queries import add_manifest, add_unreachable, cancel_job, create_job, store_results
 from db.session import session_factory, worker_session_factory
 from db.web_queries import ImageFilter, images_page
 
 
-def job_of_pending_images(database_url: str, names: list[str]):
-    """A migrated database holding one job whose images (all in batch 0) are pending."""
+def job_of_pending_images(database_url: str, names: list[str], batch_size: int = 0):
+    """A migrated database holding one job whose images are pending, ``batch_size`` to a
+    batch (all in batch 0 by default)."""
     upgrade(database_url)
     sessions = session_factory(database_url)
-    job = Job(id=uuid.uuid4().hex, root="/photos", threshold=0.5, batch_size=len(names),
-              total_images=len(names), total_batches=1, model_version="m1", inline=False)
+    size = batch_size or len(names)
+    job = Job(id=uuid.uuid4().hex, root="/photos", threshold=0.5, batch_size=size,
+              total_images=len(names), total_batches=-(-len(names) // size),
+              model_version="m1", inline=False)
     with sessions.begin() as session:
         create_job(session, job=job)
-        add_manifest(session, job_id=job.id, rows=[(0, name) for name in names])
+        add_manifest(session, job_id=job.id,
+                     rows=[(n // size, name) for n, name in enumerate(names)])
     return sessions, job
 
 
@@ -45,11 +50,12 @@ def test_store_results_writes_each_image_once(database_url):
 
     workers = worker_session_factory(database_url)
     with workers.begin() as session:
-        store_results(session, rows=[done, unreadable])
+        store_results(session, job_id=job.id, batch=0, rows=[done, unreadable])
     with workers.begin() as session:  # the same batch delivered again, with other results
-        store_results(session, rows=[{**done, "digit": 1}, {**unreadable, "error": "other"}])
+        store_results(session, job_id=job.id, batch=0,
+                      rows=[{**done, "digit": 1}, {**unreadable, "error": "other"}])
     with workers.begin() as session:
-        store_results(session, rows=[gave_up])
+        store_results(session, job_id=job.id, batch=0, rows=[gave_up])
 
     with sessions() as session:
         rows = {r.id: r for r in session.scalars(select(Image).where(Image.job_id == job.id))}
@@ -86,3 +92,50 @@ def test_confidence_pages_cover_every_row_once_across_ties(database_url):
     scored = sorted((c, i) for c, i in seen if c is not None)
     assert seen == scored + [(None, i) for i in ids[20:]]
     assert sorted(i for _, i in seen) == ids
+
+
+def test_the_summary_agrees_with_the_rows_through_a_jobs_life(database_url):
+    """The per-batch counts a summary adds up, after stores, a second delivery, rows the
+    walk could not list, and a cancel: each time equal to a count of the image rows."""
+    sessions, job = job_of_pending_images(database_url, [f"{n}.jpg" for n in range(6)],
+                                          batch_size=3)
+
+    def summary_and_rows():
+        with sessions() as session:
+            summary = summarize_job(session, job=session.get(Job, job.id), stall_seconds=60)
+            by_status = dict(session.execute(
+                select(Image.status, func.count()).where(Image.job_id == job.id)
+                .group_by(Image.status)).all())
+            below = session.scalar(select(func.count()).where(
+                Image.job_id == job.id, Image.below_threshold.is_(True)))
+        counted = (summary.total, summary.pending, summary.done, summary.errors,
+                   summary.cancelled, summary.below_threshold)
+        return counted, (sum(by_status.values()), by_status.get("pending", 0),
+                         by_status.get("done", 0), by_status.get("error", 0),
+                         by_status.get("cancelled", 0), below), summary
+
+    counted, rows, summary = summary_and_rows()
+    assert counted == rows == (6, 6, 0, 0, 0, 0)  # no producer recorded: "submission interrupted"
+    with sessions() as session:
+        first = list(session.scalars(select(Image.id).where(Image.job_id == job.id,
+                                                            Image.batch == 0)))
+    now = utcnow()
+    results = [{"id": i, "status": ImageStatus.DONE, "confidence": c, "below_threshold": c < 0.5,
+                "error": None, "finished_at": now}
+               for i, c in zip(first[:2], [0.9, 0.3], strict=True)]
+    results.append({"id": first[2], "status": ImageStatus.ERROR, "confidence": None,
+                    "below_threshold": None, "error": "unreadable", "finished_at": now})
+    for _ in range(2):  # the second delivery of batch 0 changes nothing
+        with sessions.begin() as session:
+            store_results(session, job_id=job.id, batch=0, rows=results)
+            session.get(Job, job.id).submitted_at = now
+    with sessions.begin() as session:
+        add_unreachable(session, job_id=job.id, rows=[("locked/", "permission denied")])
+    counted, rows, summary = summary_and_rows()
+    assert counted == rows == (7, 3, 2, 2, 0, 1) and summary.state == "running"
+    assert summary.last_finished is not None
+
+    with sessions.begin() as session:
+        assert cancel_job(session, job=session.get(Job, job.id)) == 3
+    counted, rows, summary = summary_and_rows()
+    assert counted == rows == (7, 0, 2, 2, 3, 1) and summary.state == "cancelled"

@@ -62,7 +62,7 @@ def test_a_jobs_last_batches_shrink_so_workers_finish_together():
 def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(tmp_path):
     import pytest
 
-    from db.queries import summarize_job
+    from db.progress import summarize_job
     from producer.submit import SubmissionError, resume_job
     from tests.conftest import start_valkey
 

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from config.settings import Settings
 from db.export import final_digit, reviewed_digit
 from db.models import Image, Job
-from db.queries import JobNotFound, JobSummary, as_utc, resolve_job, summarize_job
+from db.progress import JobSummary, summarize_job
+from db.queries import JobNotFound, as_utc, resolve_job
 
 
 @dataclass

@@ -83,7 +83,7 @@ def process_batch(
         rows += classify_images(ctx, claimed, pixels, errors, worker=worker)
     classified_at = time.perf_counter()
     with ctx.sessions.begin() as session:
-        store_results(session, rows=rows)
+        store_results(session, job_id=job_id, batch=batch, rows=rows)
     seconds = {
         "claim": claimed_at - started,
         "decode_and_model": classified_at - claimed_at,
@@ -207,4 +207,4 @@ def give_up_batch(ctx: WorkerContext, claimed: ClaimedBatch, *, worker: str, rea
         for image in claimed.images
     ]
     with ctx.sessions.begin() as session:
-        store_results(session, rows=rows)
+        store_results(session, job_id=claimed.job.id, batch=claimed.batch, rows=rows)

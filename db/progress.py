@@ -1,0 +1,92 @@
+"""How far a job has got: its state and its rows by outcome, from one row per batch.
+
+The counts come from ``batches`` (kept by :func:`db.queries.refresh_batch_counts` in
+every transaction that changes an image's status), so a summary costs the same for a
+ten-image job as for a million-image one; ``run``'s progress bar, ``status``, the job
+pages and the jobs list all ask for it, the first two twice a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import Batch, Image, ImageStatus, Job, JobState, utcnow
+from db.queries import UNREACHABLE_BATCH, as_utc, producer_alive
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    job: Job
+    state: JobState
+    total: int
+    pending: int
+    done: int
+    errors: int
+    cancelled: int
+    below_threshold: int
+    last_finished: datetime | None
+    stalled: bool
+
+    @property
+    def finished(self) -> int:
+        return self.total - self.pending
+
+    @property
+    def rate(self) -> float | None:
+        """Images per second from submission to the latest stored row."""
+        if not self.last_finished or not self.finished:
+            return None
+        seconds = (as_utc(self.last_finished) - as_utc(self.job.created_at)).total_seconds()
+        return self.finished / seconds if seconds > 0 else None
+
+
+def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSummary:
+    images, done, errors, cancelled, below, last = session.execute(
+        select(
+            func.sum(Batch.images), func.sum(Batch.done), func.sum(Batch.errors),
+            func.sum(Batch.cancelled), func.sum(Batch.below_threshold),
+            func.max(Batch.last_finished_at),
+        ).where(Batch.job_id == job.id)
+    ).one()
+    # What the walk could not list has rows but no batch: few, and found by the index.
+    unreachable, unreachable_at = session.execute(
+        select(func.count(), func.max(Image.finished_at)).where(
+            Image.job_id == job.id, Image.status == ImageStatus.ERROR,
+            Image.batch == UNREACHABLE_BATCH)
+    ).one()
+    images, done, errors, cancelled, below = (
+        int(v or 0) for v in (images, done, errors, cancelled, below))
+    pending = images - done - errors - cancelled
+    total, errors = images + unreachable, errors + unreachable
+    if last is None or (unreachable_at is not None and as_utc(unreachable_at) > as_utc(last)):
+        last = unreachable_at
+    state = _state(job, total=total, pending=pending, errors=errors,
+                   stall_seconds=stall_seconds)
+    progress_at = as_utc(last or job.created_at)
+    stalled = (
+        state in (JobState.QUEUED, JobState.RUNNING)
+        and utcnow() - progress_at > timedelta(seconds=stall_seconds)
+    )
+    return JobSummary(
+        job, state, total, pending, done, errors, cancelled, below, last, stalled
+    )
+
+
+def _state(job: Job, *, total: int, pending: int, errors: int,
+           stall_seconds: int) -> JobState:
+    if job.failure:
+        return JobState.FAILED
+    if job.cancelled_at is not None:
+        return JobState.CANCELLED
+    if job.submitted_at is None:  # the walk is not over: at work, or its producer died
+        alive = producer_alive(job, stall_seconds=stall_seconds)
+        return JobState.SUBMITTING if alive else JobState.SUBMISSION_INTERRUPTED
+    if pending == 0:
+        return JobState.DONE_WITH_ERRORS if errors else JobState.DONE
+    if pending == total:
+        return JobState.QUEUED
+    return JobState.RUNNING
