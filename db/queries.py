@@ -283,8 +283,12 @@ def _store_and_count_in_one_statement(
     statement = text(
         f"WITH changed AS (UPDATE {quote(table.name)} AS i SET {assignments} "
         f"FROM json_to_recordset(CAST(:rows AS json)) AS v({record}) "
-        "WHERE i.id = v.id AND i.status = :pending "
-        "RETURNING i.status, i.below_threshold, i.finished_at), "
+        # The job and batch too: the (job_id, status, batch) index then finds the batch's
+        # pending rows, where the planner chose to scan every row of a 10,000-row table
+        # (5.7 of the 8.6 ms a statement took); and only this batch's rows change, so
+        # only they are added to its counts.
+        "WHERE i.id = v.id AND i.status = :pending AND i.job_id = :job_id "
+        "AND i.batch = :batch RETURNING i.status, i.below_threshold, i.finished_at), "
         "added AS (SELECT count(*) FILTER (WHERE status = :done) AS done, "
         "count(*) FILTER (WHERE status = :error) AS errors, "
         "count(*) FILTER (WHERE status = :cancelled) AS cancelled, "
