@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from signdigits.bench_model import (
     measure_original,
     tensorflow_installed,
 )
+from signdigits.bench_submit import SubmitBy, submit_by_command, web_server
 from signdigits.completions import TaskCompletions
 from signdigits.console import console
 from signdigits.procstat import (
@@ -96,8 +96,10 @@ class BenchResult:
 
 
 def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
-                       batch_size: int, inline: bool = False) -> EndToEnd:
-    """``submit`` in its own process, timed until no row of its job is pending."""
+                       batch_size: int, inline: bool = False,
+                       submit_by: SubmitBy = SubmitBy.COMMAND) -> EndToEnd:
+    """``submit`` in its own process (or a POST to a running web server), timed until no
+    row of its job is pending."""
     from broker.app import create_app
     from config.settings import get_settings
     from db.migrate import upgrade
@@ -113,46 +115,42 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         upgrade(database_url)
         _vacuum(database_url)
         url = stack.start()
-        env = {**os.environ, "SIGNDIGITS_BROKER_URL": url, "SIGNDIGITS_DATABASE_URL": database_url}
+        env = {**os.environ, "SIGNDIGITS_BROKER_URL": url, "SIGNDIGITS_DATABASE_URL": database_url,
+               "SIGNDIGITS_INLINE": "true" if inline else "false"}
         worker = stack.worker
         app = create_app(settings.model_copy(update={"broker_url": url}))
         try:  # the clock must time the pipeline, not TensorFlow loading in each process
             wait_for_models(app, name=name, alive=worker.alive)
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{exc}:\n{worker.log_tail()}") from None
-        pool = [worker.process.pid, *children(worker.process.pid)]
-        broker = stack.broker.pid if stack.broker else None
-        completions = TaskCompletions(app)
-        completions.start()
-        before = _cpu_snapshot(pool, broker)
-        wall_start, started = time.time(), time.perf_counter()
-        submit = subprocess.Popen(
-            [sys.executable, "-m", "signdigits", "submit", str(folder), "--batch-size",
-             str(batch_size), "--inline" if inline else "--paths"], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        producer_peak = 0.0
-        while submit.poll() is None:  # the producer's own high-water mark, read live
-            producer_peak = max(producer_peak, peak_rss_mb(submit.pid))
-            time.sleep(0.05)
-        producer_seconds = time.perf_counter() - started
-        stdout, stderr = submit.communicate()
-        if submit.returncode:
-            raise RuntimeError(f"submit failed: {stderr.strip()}")
-        job_id = stdout.strip().splitlines()[0]
-        sessions = session_factory(database_url)
-        completions.expect(_total_batches(sessions, job_id=job_id))
-        elapsed = _wait_until_stored(completions, database_url, job_id=job_id,
-                                     worker=worker) - started
-        cpu = _cpu_split(before, _cpu_snapshot(pool, broker), available=elapsed * os.cpu_count())
+        with web_server(env) if submit_by is SubmitBy.HTTP else nullcontext() as server:
+            pool = [worker.process.pid, *children(worker.process.pid)]
+            broker = stack.broker.pid if stack.broker else None
+            producer = server.process.pid if server else None
+            completions = TaskCompletions(app)
+            completions.start()
+            before = _cpu_snapshot(pool, broker, producer)
+            wall_start, started = time.time(), time.perf_counter()
+            if server:
+                submitted = server.submit(folder, batch_size=batch_size)
+            else:
+                submitted = submit_by_command(folder, env=env, batch_size=batch_size,
+                                              inline=inline, started=started)
+            job_id = submitted.job_id
+            sessions = session_factory(database_url)
+            completions.expect(_total_batches(sessions, job_id=job_id))
+            elapsed = _wait_until_stored(completions, database_url, job_id=job_id,
+                                         worker=worker) - started
+            cpu = _cpu_split(before, _cpu_snapshot(pool, broker, producer),
+                             available=elapsed * os.cpu_count())
+            producer_peak = peak_rss_mb(producer) if producer else submitted.producer_peak_mb
         peaks = [peak_rss_mb(pid) for pid in pool]
-        timeline = _read_timeline(sessions, job_id=job_id,
-                                  wall_start=wall_start, producer_done=producer_seconds,
-                                  all_stored=elapsed)
+        timeline = _read_timeline(sessions, job_id=job_id, wall_start=wall_start,
+                                  producer_done=submitted.producer_seconds, all_stored=elapsed)
         _delete_job(sessions, job_id=job_id)
         _vacuum(database_url)
-        return EndToEnd(count / elapsed, producer_seconds, producer_peak, peaks, timeline, cpu,
-                        dict(completions.task_seconds),
+        return EndToEnd(count / elapsed, timeline.producer_done, producer_peak, peaks, timeline,
+                        cpu, dict(completions.task_seconds),
                         len(completions.succeeded) + len(completions.failed))
     finally:
         stack.stop()
@@ -168,7 +166,10 @@ def describe_tasks(task_seconds: dict[str, float], *, process_seconds: float) ->
             "first batch, between tasks, after their last)")
 
 
-def _cpu_snapshot(pool: list[int], broker: int | None) -> dict[str, float]:
+def _cpu_snapshot(pool: list[int], broker: int | None,
+                  producer: int | None = None) -> dict[str, float]:
+    """CPU seconds so far, by who; ``producer`` is a live web server's pid, or None for a
+    ``submit`` process (counted once reaped, as this process's only child meanwhile)."""
     def own(who: int) -> float:
         usage = resource.getrusage(who)
         return usage.ru_utime + usage.ru_stime
@@ -178,7 +179,7 @@ def _cpu_snapshot(pool: list[int], broker: int | None) -> dict[str, float]:
         "workers": sum(cpu_seconds(pid) for pid in pool),
         "broker": cpu_seconds(broker) if broker else 0.0,
         "observer": own(resource.RUSAGE_SELF),
-        "producer": own(resource.RUSAGE_CHILDREN),  # submit is the only child reaped meanwhile
+        "producer": cpu_seconds(producer) if producer else own(resource.RUSAGE_CHILDREN),
     }
 
 
@@ -247,22 +248,34 @@ def _delete_job(sessions, *, job_id: str) -> None:
         session.execute(delete(Job).where(Job.id == job_id))
 
 
-def _total_batches(sessions, *, job_id: str) -> int:
+def _total_batches(sessions, *, job_id: str, timeout: float = 600.0) -> int:
+    """The job's batches, once its walk is over (a web server answers before it is)."""
     from db.models import Job
 
-    with sessions() as session:
-        return session.get(Job, job_id).total_batches
+    deadline = time.monotonic() + timeout
+    while True:
+        with sessions() as session:
+            job = session.get(Job, job_id)
+            if job.submitted_at is not None:
+                return job.total_batches
+            if job.submission_stopped:
+                raise RuntimeError(f"the submission stopped: {job.submission_stopped}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} was not submitted within {timeout:.0f} s")
+        time.sleep(0.05)
 
 
-def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: float,
+def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: float | None,
                    all_stored: float) -> Timeline:
+    """``producer_done`` None: a web server submitted, and the job's ``submitted_at`` says."""
     from sqlalchemy import func, select
 
     from db.models import Image, Job
     from db.queries import as_utc
 
     with sessions() as session:
-        created = session.get(Job, job_id).created_at
+        job = session.get(Job, job_id)
+        created, submitted = job.created_at, job.submitted_at
         first, last = session.execute(
             select(func.min(Image.finished_at), func.max(Image.finished_at))
             .where(Image.job_id == job_id)
@@ -271,6 +284,8 @@ def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: f
     def since_start(moment) -> float:
         return as_utc(moment).timestamp() - wall_start
 
+    if producer_done is None:
+        producer_done = since_start(submitted)
     return Timeline(since_start(created), since_start(first), producer_done,
                     since_start(last), all_stored)
 
@@ -278,7 +293,8 @@ def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: f
 def run_bench(*, images: int, workers: int, database_url: str | None, source: Path,
               batch_size: int, inline: bool = False, original_sample: int = 300,
               keep: Path | None = None, runtime: str = "onnx",
-              model_path: Path | None = None) -> BenchResult:
+              model_path: Path | None = None,
+              submit_by: SubmitBy = SubmitBy.COMMAND) -> BenchResult:
     from serving.artifact import read_model_info, resolve_model_path
 
     threads = os.cpu_count() or 1
@@ -294,7 +310,9 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
         console.print(f"{images:,} files in {folder}; {threads} CPU threads; "
                       f"database {database_url.split('@')[-1]}; messages carry "
                       + ("the image bytes (--inline)" if inline else "paths")
-                      + f"; model {info.version} run by {runtime}")
+                      + f"; model {info.version} run by {runtime}; submitted by "
+                      + ("POST /api/jobs to a running `signdigits serve`"
+                         if submit_by is SubmitBy.HTTP else "a fresh `signdigits submit`"))
         # Measured before and after end to end: a shared machine's speed drifts by more
         # than the differences this bench is for, and the mean brackets the run in time.
         with console.status("ceiling: decode + preprocess + model in this process"):
@@ -303,7 +321,7 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
         with console.status("end to end: submit until every row is stored"):
             e2e = measure_end_to_end(folder, count=images, workers=workers,
                                      database_url=database_url, batch_size=batch_size,
-                                     inline=inline)
+                                     inline=inline, submit_by=submit_by)
         t = e2e.timeline
         console.print(
             f"end to end: {e2e.images_per_s:,.0f} images/s; seconds after submit started: "

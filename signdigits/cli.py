@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from signdigits import cli_reviews, cli_training, cli_web
+from signdigits.bench_submit import SubmitBy
 from signdigits.console import USAGE, console, exit_promptly, fail
 from signdigits.preflight import (
     OneLineErrors,
@@ -259,6 +260,9 @@ def bench(
     source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
     batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
     inline: bool = typer.Option(False, "--inline", help="submit with --inline (bytes in messages)"),
+    submit: SubmitBy = typer.Option(SubmitBy.COMMAND, "--submit",
+                               help="start the job by a fresh `submit` process, or by POST "
+                                    "/api/jobs to a `serve` started beforehand"),
 ) -> None:
     """Pipeline vs in-process ceiling vs one model.predict per image; ends `ratio_to_ceiling=`."""
     from serving.artifact import ArtifactError
@@ -278,7 +282,8 @@ def bench(
         result = run_bench(images=images, workers=workers or settings.concurrency,
                            database_url=database, source=source,
                            batch_size=batch_size or settings.batch_size, inline=inline,
-                           runtime=settings.runtime, model_path=settings.model_path)
+                           runtime=settings.runtime, model_path=settings.model_path,
+                           submit_by=submit)
     except ArtifactError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
@@ -289,6 +294,7 @@ def bench(
     e2e = result.end_to_end
     print(f"images={result.images} cpu_threads={os.cpu_count()}")
     print(f"runtime={result.runtime}")
+    print(f"submitted_by={submit.value}")
     print(f"ceiling_images_per_s={result.ceiling:.1f}")
     print(f"ceiling_tensorflow_images_per_s={figure(result.ceiling_tensorflow)}")
     print(f"original_images_per_s={figure(result.original)}")

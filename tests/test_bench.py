@@ -12,19 +12,23 @@ import pytest
 from tests.conftest import make_env, run_cli
 
 
-@pytest.mark.parametrize("messages", ["--paths", "--inline"])
-def test_bench_runs_on_a_tiny_folder(dataset, tmp_path, messages):
+@pytest.mark.parametrize(("messages", "submit"), [
+    ("--paths", "command"), ("--inline", "command"), ("--paths", "http")])
+def test_bench_runs_on_a_tiny_folder(dataset, tmp_path, messages, submit):
     # 100 images in batches of 64 go out as 50, 25, 25 (a job's last batches halve): the
-    # bench must wait for the job's 3 tasks, not the 2 that 100 / 64 suggests.
+    # bench must wait for the job's 3 tasks, not the 2 that 100 / 64 suggests. A web
+    # server answers before its walk is over: the bench must wait for the walk to know.
     inline = ["--inline"] if messages == "--inline" else []
     result = run_cli("bench", "--images", "100", "--workers", "1", "--batch-size", "64",
-                     *inline, "--source", str(dataset), env=make_env(), cwd=tmp_path,
-                     timeout=600)
+                     *inline, "--submit", submit, "--source", str(dataset), env=make_env(),
+                     cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert ("the image bytes" in result.stderr) == bool(inline), result.stderr[-3000:]
+    assert ("POST /api/jobs" in result.stderr) == (submit == "http"), result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     figures = dict(line.split("=", 1) for line in lines)
     assert figures["images"].startswith("100")
+    assert figures["submitted_by"] == submit
     assert figures["tasks"] == "3", figures
     for key in ("ceiling_images_per_s", "original_images_per_s", "end_to_end_images_per_s",
                 "ceiling_tensorflow_images_per_s", "ceiling_gflops", "end_to_end_gflops"):
