@@ -115,6 +115,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         upgrade(database_url)
         _vacuum(database_url)
         url = stack.start()
+        # SIGNDIGITS_INLINE is for a web server: a JSON submission carries no such option.
         env = {**os.environ, "SIGNDIGITS_BROKER_URL": url, "SIGNDIGITS_DATABASE_URL": database_url,
                "SIGNDIGITS_INLINE": "true" if inline else "false"}
         worker = stack.worker
