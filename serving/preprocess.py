@@ -16,9 +16,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from config.settings import DEFAULT_MAX_IMAGE_PIXELS
 from files.reading import ImageError, file_error
+from serving.jpeg import decode_gray, is_jpeg
 from serving.model_input import IMAGE_SIZE
 
 ImageSource = bytes | str | Path | BinaryIO
+# JPEGs are decoded at the DCT scale that leaves at least this many pixels a side.
+_DRAFT_SIZE = IMAGE_SIZE * 2
+_FAST_PATH_MAX_BYTES = 64 * 1024 * 1024
 
 
 def preprocess_image(
@@ -29,11 +33,17 @@ def preprocess_image(
     Honours EXIF orientation; accepts palette, alpha, 16-bit, CMYK and multi-frame images
     (first frame); refuses images over ``max_pixels`` before decoding any pixel data.
     """
-    if isinstance(source, bytes):
-        if not source:
-            raise ImageError("empty file (0 bytes)")
-        source = io.BytesIO(source)
+    if isinstance(source, bytes) and not source:
+        raise ImageError("empty file (0 bytes)")
     try:
+        data = _jpeg_bytes(source)
+        if data is not None:
+            fast = decode_gray(data, max_pixels=max_pixels, draft_size=_DRAFT_SIZE)
+            if fast is not None:
+                return _square_resize(fast)
+            source = data
+        if isinstance(source, bytes):
+            source = io.BytesIO(source)
         with Image.open(source) as img:
             width, height = img.size
             if width * height > max_pixels:
@@ -43,7 +53,7 @@ def preprocess_image(
                 )
             if img.format == "JPEG" and img.mode in ("RGB", "L"):
                 # DCT-domain downscaling: big photos decode at a fraction of the cost.
-                img.draft("L", (IMAGE_SIZE * 2, IMAGE_SIZE * 2))
+                img.draft("L", (_DRAFT_SIZE, _DRAFT_SIZE))
             img.seek(0)
             img.load()
             gray = _to_grayscale(ImageOps.exif_transpose(img))
@@ -61,6 +71,24 @@ def preprocess_image(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from None
     return _square_resize(gray)
+
+
+def _jpeg_bytes(source: ImageSource) -> bytes | None:
+    """The file's bytes if it is a JPEG (the fast path's input), else None.
+
+    A path is opened once to look at its first bytes; a JPEG over ``_FAST_PATH_MAX_BYTES``
+    is left to Pillow, which reads only what it decodes.
+    """
+    if isinstance(source, bytes):
+        return source if is_jpeg(source) else None
+    if not isinstance(source, (str, Path)):
+        return None
+    with open(source, "rb") as handle:
+        if not is_jpeg(handle.read(3)):
+            return None
+        handle.seek(0)
+        data = handle.read(_FAST_PATH_MAX_BYTES + 1)
+    return data if len(data) <= _FAST_PATH_MAX_BYTES else None
 
 
 def _to_grayscale(img: Image.Image) -> Image.Image:

@@ -1,0 +1,165 @@
+"""JPEGs decoded by libjpeg-turbo directly give exactly the pixels of Pillow's path.
+
+The shipped model was trained on Pillow's pixels; a fast path that differed by one gray
+level on some photos would serve the model inputs it never saw. Each case here is
+decoded twice, once as it is served and once with the fast path turned off, and the two
+must be equal; each also says whether the fast path must be the one taken, so a fast
+path that quietly always fell back to Pillow fails too.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from serving import jpeg, preprocess
+from serving.preprocess import ImageError, preprocess_image
+
+
+def _picture(width: int, height: int) -> Image.Image:
+    """An asymmetric RGB picture with edges and a gradient (chroma and detail to decode)."""
+    y, x = np.mgrid[0:height, 0:width]
+    rgb = np.stack([(x * 255 // max(width - 1, 1)), (y * 255 // max(height - 1, 1)),
+                    ((x + 2 * y) % 97) * 2], axis=-1).astype(np.uint8)
+    rgb[(x - width * 0.3) ** 2 + (y - height * 0.25) ** 2 < (min(width, height) * 0.15) ** 2] = 30
+    return Image.fromarray(rgb, "RGB")
+
+
+def _jpeg(img: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="JPEG", **options)
+    return buffer.getvalue()
+
+
+def _with_orientation(value: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif
+
+
+def _served_and_pillows(data, monkeypatch) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(pixels as served, pixels from Pillow's path alone, whether the fast path decoded)."""
+    taken = []
+    real = jpeg.decode_gray
+
+    def recording(*args, **kwargs):
+        image = real(*args, **kwargs)
+        taken.append(image is not None)
+        return image
+
+    monkeypatch.setattr(preprocess, "decode_gray", recording)
+    served = preprocess_image(data)
+    monkeypatch.setattr(preprocess, "decode_gray", lambda *args, **kwargs: None)
+    pillows = preprocess_image(data)
+    monkeypatch.undo()
+    return served, pillows, taken == [True]
+
+
+def test_every_dataset_photo_takes_the_fast_path_with_pillows_pixels(dataset, monkeypatch):
+    photos = sorted(p for p in dataset.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg"))
+    assert len(photos) > 1000
+    differ, fell_back = [], []
+    for path in photos:
+        served, pillows, fast = _served_and_pillows(path.read_bytes(), monkeypatch)
+        if not np.array_equal(served, pillows):
+            differ.append(path.name)
+        if not fast:
+            fell_back.append(path.name)
+    assert differ == [] and fell_back == []
+
+
+def test_a_path_takes_the_fast_path_too(dataset, monkeypatch):
+    path = next((dataset / "3").iterdir())
+    served, pillows, fast = _served_and_pillows(path, monkeypatch)
+    assert fast and np.array_equal(served, pillows)
+    assert np.array_equal(served, preprocess_image(path.read_bytes()))
+
+
+@pytest.mark.parametrize("size", [(100, 100), (257, 256), (640, 480), (127, 300),
+                                  (1000, 750), (1500, 1499), (3024, 4032)])
+@pytest.mark.parametrize("options", [
+    {"quality": 90},
+    {"quality": 95, "subsampling": 0},  # 4:4:4
+    {"quality": 75, "subsampling": 2},  # 4:2:0
+    {"quality": 85, "progressive": True},
+])
+def test_sizes_and_encodings_match_pillow(size, options, monkeypatch):
+    """Big photos exercise each DCT scale Pillow's draft picks (1, 2, 4, 8)."""
+    served, pillows, fast = _served_and_pillows(_jpeg(_picture(*size), **options), monkeypatch)
+    assert fast and np.array_equal(served, pillows)
+
+
+def test_a_gray_jpeg_matches_pillow(monkeypatch):
+    data = _jpeg(_picture(300, 200).convert("L"), quality=90)
+    served, pillows, fast = _served_and_pillows(data, monkeypatch)
+    assert fast and np.array_equal(served, pillows)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_matches_pillow(orientation, monkeypatch):
+    data = _jpeg(_picture(160, 120), quality=92, exif=_with_orientation(orientation))
+    served, pillows, fast = _served_and_pillows(data, monkeypatch)
+    assert fast and np.array_equal(served, pillows)
+    if orientation != 1:  # the test can tell an orientation that was ignored
+        plain = preprocess_image(_jpeg(_picture(160, 120), quality=92))
+        assert not np.array_equal(served, plain)
+
+
+def _xmp_orientation(value: int) -> bytes:
+    return (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF><rdf:Description '
+            b'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="%d"/>'
+            b"</rdf:RDF></x:xmpmeta>" % value)
+
+
+def test_an_orientation_only_in_xmp_is_left_to_pillow(monkeypatch):
+    data = _jpeg(_picture(160, 120), quality=92, xmp=_xmp_orientation(6))
+    served, pillows, fast = _served_and_pillows(data, monkeypatch)
+    assert not fast and np.array_equal(served, pillows)
+    assert served.shape == (64, 64)
+
+
+def test_exif_wins_over_xmp_on_the_fast_path(monkeypatch):
+    data = _jpeg(_picture(160, 120), quality=92, exif=_with_orientation(3),
+                 xmp=_xmp_orientation(6))
+    served, pillows, fast = _served_and_pillows(data, monkeypatch)
+    assert fast and np.array_equal(served, pillows)
+
+
+@pytest.mark.parametrize("case", ["cmyk", "junk-between-segments", "corrupt-scan"])
+def test_what_the_fast_path_does_not_know_is_left_to_pillow(case, monkeypatch):
+    good = _jpeg(_picture(200, 200), quality=90)
+    if case == "cmyk":
+        data = _jpeg(_picture(200, 200).convert("CMYK"), quality=90)
+    elif case == "junk-between-segments":
+        after_app0 = 4 + int.from_bytes(good[4:6], "big")
+        data = good[:after_app0] + b"\x00\x00" + good[after_app0:]
+    else:  # flipped bits in the entropy-coded data: libjpeg-turbo warns, Pillow decides
+        scan = good.rindex(b"\xff\xda")
+        data = bytearray(good)
+        for at in range(scan + 40, len(good) - 10, 23):
+            data[at] ^= 0x5A
+        data = bytes(data)
+    assert jpeg.decode_gray(data, max_pixels=10**8, draft_size=128) is None
+    try:
+        expected = preprocess_image(data)
+    except ImageError as exc:  # Pillow's verdict, whatever it is, is what is served
+        monkeypatch.setattr(preprocess, "decode_gray", lambda *args, **kwargs: None)
+        with pytest.raises(ImageError, match=re.escape(str(exc))):
+            preprocess_image(data)
+    else:
+        served, pillows, _ = _served_and_pillows(data, monkeypatch)
+        assert np.array_equal(served, pillows) and np.array_equal(expected, served)
+
+
+def test_truncated_and_oversized_jpegs_get_pillows_errors():
+    data = _jpeg(_picture(400, 400), quality=95)
+    assert jpeg.decode_gray(data[: len(data) // 2], max_pixels=10**8, draft_size=128) is None
+    with pytest.raises(ImageError, match="cannot decode"):
+        preprocess_image(data[: len(data) // 2])
+    assert jpeg.decode_gray(data, max_pixels=400 * 400 - 1, draft_size=128) is None
+    with pytest.raises(ImageError, match="over the 159,999-pixel limit"):
+        preprocess_image(data, max_pixels=400 * 400 - 1)
