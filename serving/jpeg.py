@@ -11,7 +11,8 @@ decoder, the DCT scale Pillow's ``draft`` picks, the EXIF orientation applied) o
 ``None``, and the caller then takes Pillow's path. Everything unusual goes there: CMYK,
 an RGB-coded JPEG, a stream libjpeg-turbo warns about (truncated, corrupt, junk), an
 image over the pixel limit, an orientation given only in XMP, an EXIF block Pillow would
-read differently. Removing this costs speed, never correctness; widening what it accepts
+read differently, a file of several pictures (Pillow decodes an MPO in colour, without
+its draft, then converts). Removing this costs speed, never correctness; widening what it accepts
 without a test against Pillow's pixels risks serving pixels the model was not trained on.
 """
 
@@ -25,6 +26,7 @@ from PIL import Image
 _SOI = b"\xff\xd8\xff"
 _EXIF = b"Exif\x00\x00"
 _XMP = b"http://ns.adobe.com/xap/1.0/\x00"
+_MPF = b"MPF\x00"
 _ORIENTATION_TAG = 0x0112
 _SHORT = 3
 # What ImageOps.exif_transpose does for each EXIF orientation value.
@@ -103,6 +105,10 @@ def _metadata_segments(data: bytes) -> tuple[bytes | None, bytes | None]:
         (length,) = struct.unpack_from(">H", data, pos + 2)
         if length < 2 or pos + 2 + length > len(data):
             raise _Unsure
+        if marker == 0xE2 and data.startswith(_MPF, pos + 4):
+            # Several pictures (a phone's gain map, a stereo pair): Pillow opens it as MPO
+            # and decodes it without its JPEG draft, in colour, then converts to gray.
+            raise _Unsure
         if marker == 0xE1:
             payload = data[pos + 4:pos + 2 + length]
             if payload.startswith(_EXIF):
@@ -123,10 +129,11 @@ def _ifd0_orientation(tiff: bytes) -> int | None:
     (count,) = struct.unpack_from(order + "H", tiff, offset)
     if offset + 2 + 12 * count > len(tiff):
         raise _Unsure
+    found = None
     for entry in range(offset + 2, offset + 2 + 12 * count, 12):
         tag, kind, values = struct.unpack_from(order + "HHI", tiff, entry)
         if tag == _ORIENTATION_TAG:
-            if kind != _SHORT or values != 1:
+            if kind != _SHORT or values != 1 or found is not None:
                 raise _Unsure
-            return struct.unpack_from(order + "H", tiff, entry + 8)[0]
-    return None
+            found = struct.unpack_from(order + "H", tiff, entry + 8)[0]
+    return found

@@ -163,3 +163,34 @@ def test_truncated_and_oversized_jpegs_get_pillows_errors():
     assert jpeg.decode_gray(data, max_pixels=400 * 400 - 1, draft_size=128) is None
     with pytest.raises(ImageError, match="over the 159,999-pixel limit"):
         preprocess_image(data, max_pixels=400 * 400 - 1)
+
+
+def test_a_file_of_several_pictures_is_left_to_pillow(monkeypatch):
+    """A phone's gain map or a stereo pair makes an MPO, which Pillow decodes in colour."""
+    buffer = io.BytesIO()
+    _picture(300, 200).save(buffer, format="MPO", save_all=True, quality=90,
+                            append_images=[_picture(300, 200).rotate(90, expand=True)])
+    data = buffer.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    served, pillows, fast = _served_and_pillows(data, monkeypatch)
+    assert not fast and np.array_equal(served, pillows)
+    import simplejpeg
+
+    # What decoding it as one plain JPEG would give: up to 2 gray levels off Pillow's.
+    as_plain = preprocess._square_resize(
+        Image.fromarray(simplejpeg.decode_jpeg(data, colorspace="GRAY")[:, :, 0]))
+    assert not np.array_equal(served, as_plain)  # the test can tell the two roads apart
+
+
+def test_a_second_orientation_entry_is_left_to_pillow():
+    exif = _with_orientation(6).tobytes()
+    tiff = bytearray(exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+    order = "<" if tiff[:2] == b"II" else ">"
+    offset = int.from_bytes(tiff[4:8], "little" if order == "<" else "big")
+    count = int.from_bytes(tiff[offset:offset + 2], "little" if order == "<" else "big")
+    entry = bytes(tiff[offset + 2:offset + 14])
+    tiff[offset:offset + 2] = (count + 1).to_bytes(2, "little" if order == "<" else "big")
+    tiff[offset + 2:offset + 2] = entry
+    with pytest.raises(jpeg._Unsure):
+        jpeg._ifd0_orientation(bytes(tiff))
+    assert jpeg._ifd0_orientation(exif[6:] if exif.startswith(b"Exif") else exif) == 6
