@@ -27,10 +27,16 @@ _SOI = b"\xff\xd8\xff"
 _EXIF = b"Exif\x00\x00"
 _XMP = b"http://ns.adobe.com/xap/1.0/\x00"
 _MPF = b"MPF\x00"
+# Baseline, extended and progressive Huffman-coded frames. libjpeg-turbo cannot scale a
+# lossless one (SOF3) and writes past simplejpeg's buffer: the process dies.
+_PLAIN_FRAMES = (0xC0, 0xC1, 0xC2)
 _ORIENTATION_TAG = 0x0112
+# Bytes per value of each TIFF field type Pillow reads (TiffTags.TYPES).
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8,
+               13: 4, 16: 8}
 _SHORT = 3
 # What ImageOps.exif_transpose does for each EXIF orientation value.
-_TRANSPOSE = {
+ORIENTATION_TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -62,11 +68,11 @@ def decode_gray(data: bytes, *, max_pixels: int, draft_size: int) -> Image.Image
         if colorspace not in ("YCbCr", "Gray") or pixels > max_pixels or (
                 limit is not None and pixels > limit):
             return None
-        transpose = _TRANSPOSE.get(_orientation(data))
+        transpose = ORIENTATION_TRANSPOSE.get(_orientation(data))
         scale = _draft_scale(width, height, draft_size)
         gray = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=-(-width // scale),
                                       min_height=-(-height // scale), strict=True)
-    except (_Unsure, ValueError, struct.error, IndexError):
+    except Exception:  # noqa: BLE001 - whatever it is, Pillow's path gives the verdict
         return None
     image = Image.fromarray(np.ascontiguousarray(gray[:, :, 0]))
     return image.transpose(transpose) if transpose is not None else image
@@ -92,19 +98,25 @@ def _orientation(data: bytes) -> int:
 
 def _metadata_segments(data: bytes) -> tuple[bytes | None, bytes | None]:
     """The EXIF and XMP APP1 payloads, walking the markers up to the start of scan."""
-    exif = xmp = None
+    exif = xmp = frame = None
     pos = 2
     while True:
         if data[pos] != 0xFF:
             raise _Unsure  # junk between segments: Pillow skips it, we do not guess
         marker = data[pos + 1]
         if marker == 0xDA:  # start of scan: no more metadata
+            if frame not in _PLAIN_FRAMES:
+                raise _Unsure
             return exif, xmp
         if marker == 0xFF or 0xD0 <= marker <= 0xD8 or marker == 0x01:
             raise _Unsure  # fill bytes or a marker without a length
         (length,) = struct.unpack_from(">H", data, pos + 2)
         if length < 2 or pos + 2 + length > len(data):
             raise _Unsure
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if frame is not None:
+                raise _Unsure
+            frame = marker
         if marker == 0xE2 and data.startswith(_MPF, pos + 4):
             # Several pictures (a phone's gain map, a stereo pair): Pillow opens it as MPO
             # and decodes it without its JPEG draft, in colour, then converts to gray.
@@ -131,7 +143,10 @@ def _ifd0_orientation(tiff: bytes) -> int | None:
         raise _Unsure
     found = None
     for entry in range(offset + 2, offset + 2 + 12 * count, 12):
-        tag, kind, values = struct.unpack_from(order + "HHI", tiff, entry)
+        tag, kind, values, where = struct.unpack_from(order + "HHII", tiff, entry)
+        size = _TYPE_SIZES.get(kind, 0) * values
+        if kind not in _TYPE_SIZES or (size > 4 and where + size > len(tiff)):
+            raise _Unsure  # Pillow skips or stops at such an entry: its reading decides
         if tag == _ORIENTATION_TAG:
             if kind != _SHORT or values != 1 or found is not None:
                 raise _Unsure

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, UnidentifiedImageError
 
 from config.settings import DEFAULT_MAX_IMAGE_PIXELS
 from files.reading import ImageError, file_error
-from serving.jpeg import decode_gray, is_jpeg
+from serving.jpeg import ORIENTATION_TRANSPOSE, decode_gray, is_jpeg
 from serving.model_input import IMAGE_SIZE
 
 ImageSource = bytes | str | Path | BinaryIO
@@ -56,7 +56,7 @@ def preprocess_image(
                 img.draft("L", (_DRAFT_SIZE, _DRAFT_SIZE))
             img.seek(0)
             img.load()
-            gray = _to_grayscale(ImageOps.exif_transpose(img))
+            return _square_resize(_to_grayscale(_upright(img)))
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's header check, before ours
@@ -70,7 +70,19 @@ def preprocess_image(
         raise file_error(exc) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from None
-    return _square_resize(gray)
+    except Exception as exc:  # noqa: BLE001 - one odd file must not fail its whole batch
+        raise ImageError(f"cannot decode image: {exc.__class__.__name__}: {exc}") from None
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The EXIF orientation applied, as ``ImageOps.exif_transpose`` applies it.
+
+    Not that function itself: after turning the pixels it writes the EXIF block back
+    without the orientation, and raised ``struct.error`` on a tag it could not write
+    (an image width stored as a fraction), for a file whose pixels were fine.
+    """
+    method = ORIENTATION_TRANSPOSE.get(img.getexif().get(ExifTags.Base.Orientation, 1))
+    return img.transpose(method) if method is not None else img
 
 
 def _jpeg_bytes(source: ImageSource) -> bytes | None:

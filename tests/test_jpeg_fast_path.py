@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 
 import numpy as np
 import pytest
@@ -194,3 +195,85 @@ def test_a_second_orientation_entry_is_left_to_pillow():
     with pytest.raises(jpeg._Unsure):
         jpeg._ifd0_orientation(bytes(tiff))
     assert jpeg._ifd0_orientation(exif[6:] if exif.startswith(b"Exif") else exif) == 6
+
+
+def _exif_segment(tiff: bytes) -> bytes:
+    return b"\xff\xe1" + (len(tiff) + 8).to_bytes(2, "big") + b"Exif\x00\x00" + tiff
+
+
+def _with_segment(jpeg_data: bytes, segment: bytes) -> bytes:
+    return jpeg_data[:2] + segment + jpeg_data[2:]
+
+
+def test_a_lossless_jpeg_is_left_to_pillow_not_to_a_crash(tmp_path):
+    """libjpeg-turbo cannot scale a lossless (SOF3) frame and wrote past simplejpeg's
+    buffer: the worker process died. Run apart, so a regression fails only this test."""
+    import subprocess
+    import sys
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), np.uint8)).save(
+        buffer, format="JPEG")
+    data = bytearray(buffer.getvalue())
+    data[data.index(b"\xff\xc0") + 1] = 0xC3
+    scan = data.index(b"\xff\xda")
+    end = scan + 2 + int.from_bytes(data[scan + 2:scan + 4], "big")
+    data[end - 3:end] = b"\x01\x00\x00"  # lossless: predictor 1, no point transform
+    (tmp_path / "lossless.jpg").write_bytes(bytes(data))
+    script = ("import sys; from serving.jpeg import decode_gray; "
+              "print(decode_gray(open(sys.argv[1], 'rb').read(), max_pixels=10**8, "
+              "draft_size=128))")
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lossless.jpg")],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout.strip()) == (0, "None"), done.stderr[-500:]
+
+
+def test_a_sampling_simplejpeg_cannot_name_is_left_to_pillow(monkeypatch):
+    """Luma sampled 1 x 4 (`cjpeg -sample 1x4`): simplejpeg's header reader raised KeyError."""
+    data = bytearray(_jpeg(Image.new("RGB", (64, 64), (90, 120, 200)), subsampling=0))
+    data[data.index(b"\xff\xc0") + 11] = 0x14
+    data = bytes(data)
+    assert jpeg.decode_gray(data, max_pixels=10**8, draft_size=128) is None
+    served, pillows, fast = _served_and_pillows(data, monkeypatch)
+    assert not fast and np.array_equal(served, pillows)
+
+
+def test_an_exif_entry_pointing_outside_its_block_is_left_to_pillow(monkeypatch):
+    """Pillow gives up on IFD0 at such an entry and never sees the orientation after it."""
+    tiff = (b"II*\x00" + struct.pack("<IH", 8, 2)
+            + struct.pack("<HHII", 0x010F, 2, 20, 5000)  # Make: 20 bytes at offset 5000
+            + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + b"\x00" * 4)
+    data = _with_segment(_jpeg(_picture(160, 120), quality=92), _exif_segment(tiff))
+    assert jpeg.decode_gray(data, max_pixels=10**8, draft_size=128) is None
+    served, pillows, fast = _served_and_pillows(data, monkeypatch)
+    assert not fast and np.array_equal(served, pillows)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_exif_pillow_cannot_write_back_still_gives_the_upright_picture(fmt, monkeypatch):
+    """An image width stored as a fraction, and orientation 6: ImageOps.exif_transpose
+    raised struct.error rewriting the EXIF block, and the error failed the whole batch."""
+    tiff = (b"MM\x00*" + struct.pack(">IH", 8, 2) + struct.pack(">HHII", 0x0100, 5, 1, 38)
+            + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0)
+            + struct.pack(">II", 72, 1))
+    stored = _picture(160, 120)
+    buffer = io.BytesIO()
+    stored.save(buffer, format=fmt, exif=b"Exif\x00\x00" + tiff, lossless=True)
+    served, pillows, fast = _served_and_pillows(buffer.getvalue(), monkeypatch)
+    assert fast == (fmt == "JPEG") and np.array_equal(served, pillows)
+    upright = io.BytesIO()
+    stored.transpose(Image.Transpose.ROTATE_270).save(upright, format="PNG")
+    if fmt != "JPEG":
+        assert np.array_equal(served, preprocess_image(upright.getvalue()))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_orientation_is_applied_as_pillows_exif_transpose_applies_it(orientation):
+    from PIL import ImageOps
+
+    buffer = io.BytesIO()
+    _picture(90, 60).save(buffer, format="PNG", exif=_with_orientation(orientation))
+    img = Image.open(io.BytesIO(buffer.getvalue()))
+    img.load()
+    ours = np.asarray(preprocess._upright(img))
+    assert np.array_equal(ours, np.asarray(ImageOps.exif_transpose(img)))
