@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import simplejpeg
 from PIL import Image
 
 _SOI = b"\xff\xd8\xff"
@@ -57,8 +58,6 @@ def is_jpeg(head: bytes) -> bool:
 
 def decode_gray(data: bytes, *, max_pixels: int, draft_size: int) -> Image.Image | None:
     """The gray image Pillow's path would make of ``data``, or None to take that path."""
-    import simplejpeg
-
     if not is_jpeg(data):
         return None
     try:
