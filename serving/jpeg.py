@@ -9,11 +9,13 @@ the image data are walked, and only IFD0's orientation entry is read.
 :func:`decode_gray` returns exactly the pixels Pillow's path gives (gray straight from the
 decoder, the DCT scale Pillow's ``draft`` picks, the EXIF orientation applied) or
 ``None``, and the caller then takes Pillow's path. Everything unusual goes there: CMYK,
-an RGB-coded JPEG, a stream libjpeg-turbo warns about (truncated, corrupt, junk), an
-image over the pixel limit, an orientation given only in XMP, an EXIF block Pillow would
-read differently, a file of several pictures (Pillow decodes an MPO in colour, without
-its draft, then converts). Removing this costs speed, never correctness; widening what it accepts
-without a test against Pillow's pixels risks serving pixels the model was not trained on.
+an RGB-coded JPEG, lossless or arithmetic-coded frames, a sampling simplejpeg cannot
+name, a stream libjpeg-turbo warns about (truncated, corrupt, junk), an image over the
+pixel limit, an orientation given only in XMP, an EXIF block Pillow would read
+differently, a file of several pictures (Pillow decodes an MPO in colour, without its
+draft, then converts). Removing this costs speed, never correctness; widening what it
+accepts without a test against Pillow's pixels risks serving pixels the model was not
+trained on, or worse: libjpeg-turbo crashed the process on a lossless frame.
 """
 
 from __future__ import annotations
@@ -61,13 +63,14 @@ def decode_gray(data: bytes, *, max_pixels: int, draft_size: int) -> Image.Image
     if not is_jpeg(data):
         return None
     try:
+        # The markers first: a frame libjpeg-turbo must not be handed never reaches it.
+        transpose = ORIENTATION_TRANSPOSE.get(_orientation(data))
         height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data)
         pixels = width * height
         limit = Image.MAX_IMAGE_PIXELS
         if colorspace not in ("YCbCr", "Gray") or pixels > max_pixels or (
                 limit is not None and pixels > limit):
             return None
-        transpose = ORIENTATION_TRANSPOSE.get(_orientation(data))
         scale = _draft_scale(width, height, draft_size)
         gray = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=-(-width // scale),
                                       min_height=-(-height // scale), strict=True)
