@@ -42,10 +42,13 @@ def scan_folder(root: Path) -> Iterator[str | Unreachable]:
     like any other.
     """
     root = Path(root)
-    if not root.exists():
-        raise FolderError(f"{root}: no such folder")
-    if not root.is_dir():
-        raise FolderError(f"{root}: not a folder")
+    try:
+        if not root.exists():
+            raise FolderError(f"{root}: no such folder")
+        if not root.is_dir():
+            raise FolderError(f"{root}: not a folder")
+    except OSError as exc:  # a name too long for the system, say
+        raise FolderError(f"{root}: cannot open it ({exc.strerror or exc})") from None
     real_root = os.path.realpath(root)
     deep = _DeepFolders(str(root))
     stack = [""]

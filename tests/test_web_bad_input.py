@@ -67,6 +67,10 @@ CASES = {
     "threshold not a number": (422, dict(files=[("files", ("a.jpg", JPEG))],
                                          data={"threshold": "high"})),
     "body over the upload cap": (413, dict(files=[("files", ("big.jpg", bytes(4 * MB)))])),
+    # Names the file system refuses: they had been 500s (OSError, FileExistsError).
+    "name too long for the file system": (400, dict(files=[("files", ("a" * 300 + ".jpg", JPEG))])),
+    "a file where a folder must go": (400, dict(files=[("files", ("x.jpg", JPEG)),
+                                                       ("files", ("x.jpg/z.jpg", JPEG))])),
 }
 
 
@@ -89,11 +93,22 @@ def test_bad_upload_is_refused_and_leaves_nothing(bad, case):
     ({"folder": "ALLOWED", "batch_size": 0}, 422),
     ({"folder": "ALLOWED"}, 400),                   # an empty folder: no images found
     ({"folder": "ALLOWED/missing"}, 400),
+    # Each of these was a 500, found by fuzzing a running server:
+    ({"folder": "ALLOWED", "threshold": int("1" * 400)}, 422),  # float() overflows
+    ('{"folder": "ALLOWED", "batch_size": 1e400}', 422),  # infinity: int() overflows
+    ({"folder": "ALLOWED", "batch_size": 1.7}, 422),  # was taken as 1
+    ({"folder": "/tmp/\u0000x"}, 422),  # a NUL byte: realpath raised ValueError
+    ('{"folder": "/tmp/x/\\ud800"}', 422),  # an unpaired surrogate: UnicodeEncodeError
+    ({"folder": "ALLOWED/" + "a/" * 3000}, 400),  # longer than a path may be: OSError
 ])
 def test_bad_folder_job_is_refused(bad, body, status):
-    if isinstance(body, dict) and body.get("folder", "") in ("ALLOWED", "ALLOWED/missing"):
+    if isinstance(body, dict) and str(body.get("folder", "")).startswith("ALLOWED"):
         body = {**body, "folder": body["folder"].replace("ALLOWED", str(bad.allowed))}
-    response = bad.post("/api/jobs", json=body)
+    if isinstance(body, str):  # JSON no client library would write: sent as it is
+        response = bad.post("/api/jobs", content=body.replace("ALLOWED", str(bad.allowed)),
+                            headers={"content-type": "application/json"})
+    else:
+        response = bad.post("/api/jobs", json=body)
     assert response.status_code == status, response.text
     assert "\n" not in response.json()["detail"]
 
@@ -112,6 +127,15 @@ def test_bad_folder_job_is_refused(bad, body, status):
     ("POST", "/api/jobs", {"content": b"{not json", "headers": {
         "content-type": "application/json"}}, 400),
     ("POST", "/api/jobs", {"content": b"x", "headers": {"content-type": "text/plain"}}, 415),
+    # Each of these was a 500: ids past a BIGINT overflowed SQLite's binding, and a JSON
+    # document nested 100,000 deep overflowed the parser's recursion.
+    ("GET", f"/api/images/{2**63}/thumbnail", {}, 422),
+    ("GET", f"/api/images/{2**63}/preview", {}, 422),
+    ("GET", f"/api/jobs/latest/review?skip={10**20}", {}, 422),
+    ("POST", "/api/jobs", {"content": b"[" * 100_000 + b"]" * 100_000, "headers": {
+        "content-type": "application/json"}}, 400),
+    ("POST", "/api/images/1/review", {"content": b"[" * 100_000 + b"]" * 100_000,
+                                      "headers": {"content-type": "application/json"}}, 400),
     ("POST", "/api/predict", {"files": {"file": ("a.jpg", b"not an image at all")}}, 415),
     ("POST", "/api/predict", {"files": {"file": ("a.jpg", b"")}}, 400),
     ("POST", "/api/predict", {"data": {"threshold": "0.5"}}, 422),
@@ -132,9 +156,19 @@ def test_bad_image_cursor(bad):
     with session_factory(bad.settings.database_url).begin() as session:
         session.add(Job(id="c" * 32, root="/x", threshold=0.5, batch_size=1, total_images=0,
                         total_batches=0, model_version="v"))
-    for cursor in ("garbage!!", "WzEsMl0"):  # not base64 JSON; JSON of the wrong shape
-        response = bad.get(f"/api/jobs/{'c' * 32}/images", params={"cursor": cursor})
-        assert response.status_code == 400, response.text
+    import base64
+
+    tampered = [base64.urlsafe_b64encode(text.encode()).decode().rstrip("=") for text in (
+        "[99999999999999999999, null, false]",  # past a BIGINT: SQLite's binding overflowed
+        "[-9223372036854775809, null, false]",
+        "[1, 1e999, false]",  # an infinite confidence
+        "[1, NaN, false]",
+    )]
+    for cursor in ("garbage!!", "WzEsMl0", *tampered):  # not base64 JSON; wrong shape
+        for order in ("id", "confidence"):
+            response = bad.get(f"/api/jobs/{'c' * 32}/images",
+                               params={"cursor": cursor, "order": order})
+            assert response.status_code == 400, (cursor, order, response.text)
 
 
 def test_cross_site_post_is_refused(bad):

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from db.web_queries import image_with_job
 from files.reading import ImageError, JobFolder
 from web.imaging import model_view, preview_png, thumbnail_jpeg
+from web.limits import ImageId
 from web.state import web_state
 from web.uploads import upload_root
 
@@ -37,7 +38,7 @@ def _read(request: Request, image_id: int) -> bytes:
 
 
 @router.get("/{image_id}/thumbnail", summary="A small JPEG of the photo, EXIF-upright")
-def thumbnail(request: Request, image_id: int,
+def thumbnail(request: Request, image_id: int = ImageId,
               side: int = Query(256, ge=32, le=1024, description="longest side, pixels")
               ) -> Response:
     data = _read(request, image_id)
@@ -50,7 +51,7 @@ def thumbnail(request: Request, image_id: int,
 
 
 @router.get("/{image_id}/preview", summary="The 64 x 64 PNG the model saw")
-def preview(request: Request, image_id: int) -> Response:
+def preview(request: Request, image_id: int = ImageId) -> Response:
     data = _read(request, image_id)
     try:
         pixels = model_view(data, max_pixels=web_state(request).settings.max_image_pixels)

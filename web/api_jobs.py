@@ -6,6 +6,8 @@ import base64
 import functools
 import json
 import logging
+import math
+import os
 import queue
 import shutil
 import threading
@@ -23,6 +25,7 @@ from db.reviews import current_reviews
 from db.web_queries import ImageCursor, ImageFilter, images_page, jobs_page
 from files.paths import inside_allowed_roots
 from web.auth import is_loopback
+from web.limits import MAX_ID, json_body
 from web.state import WebState, image_json, job_json, web_state
 from web.uploads import Upload, UploadRefused, store_uploads, upload_root
 
@@ -47,8 +50,10 @@ def number(value, name: str, *, low: float, high: float, integer: bool = False):
         return None
     try:
         parsed = int(value) if integer else float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # 1e400 is infinity: int() overflows
         parsed = None
+    if integer and isinstance(value, float) and not value.is_integer():
+        parsed = None  # 1.7 is no batch size, rather than silently 1
     if parsed is None or isinstance(value, bool) or not low <= parsed <= high:
         kind = "an integer" if integer else "a number"
         raise HTTPException(422, f"{name} must be {kind} between {low:g} and {high:g}")
@@ -66,10 +71,7 @@ async def submit(request: Request) -> dict:
             update={"allowed_roots": [*state.settings.allowed_roots, upload_root(state.settings)]})
         inline = state.settings.upload_inline  # the bytes travel, unless workers see them
     elif kind == "application/json":
-        try:
-            body = await request.json()
-        except ValueError:
-            raise HTTPException(400, "the body is not valid JSON") from None
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise HTTPException(422, 'send a JSON object: {"folder": "/abs/path"}')
         folder = _allowed_folder(request, state, body.get("folder"))
@@ -105,6 +107,11 @@ async def _stored_upload(request: Request, state: WebState) -> tuple[Path, float
 def _allowed_folder(request: Request, state: WebState, folder) -> Path:
     if not isinstance(folder, str) or not folder.startswith("/"):
         raise HTTPException(422, 'give "folder" as an absolute path on the server')
+    try:
+        if b"\x00" in os.fsencode(folder):
+            raise ValueError
+    except (ValueError, UnicodeEncodeError):  # no file system path holds these
+        raise HTTPException(422, '"folder" holds a NUL byte or an unpaired surrogate') from None
     roots = state.settings.allowed_roots
     if roots:
         if not inside_allowed_roots(folder, roots):
@@ -235,7 +242,10 @@ def decode_cursor(text: str | None) -> ImageCursor | None:
             base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
         cursor = ImageCursor(int(last_id), None if confidence is None else float(confidence),
                              bool(unscored))
-    except (ValueError, TypeError):
+        if not 0 <= cursor.last_id <= MAX_ID or (
+                cursor.confidence is not None and not math.isfinite(cursor.confidence)):
+            raise ValueError
+    except (ValueError, TypeError, OverflowError):
         raise HTTPException(400, "cursor is not one this API returned") from None
     return cursor
 

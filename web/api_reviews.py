@@ -7,16 +7,16 @@ answer changes, the earlier one stays in the history.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from db.models import Image
 from db.queries import as_utc
 from db.reviews import NotReviewable, add_review, review_history, review_progress, review_queue
 from web.auth import request_user
+from web.limits import MAX_ID, ImageId, json_body
 from web.state import image_json, web_state
 
 router = APIRouter(tags=["reviews"])
-ImageId = Path(ge=0, le=2**63 - 1, description="an image id from the job's images")
 
 
 def review_json(review) -> dict:
@@ -33,6 +33,8 @@ def queue(request: Request, job_id: str, limit: int = Query(20, ge=1, le=500),
     state = web_state(request)
     try:
         skipped = [int(x) for x in skip.split(",") if x.strip()][:1000]
+        if not all(0 <= x <= MAX_ID for x in skipped):
+            raise ValueError
     except ValueError:
         raise HTTPException(422, "skip must be comma-separated image ids") from None
     with state.sessions() as session:
@@ -64,10 +66,7 @@ def _answer(body) -> tuple[int | None, bool]:
 @router.post("/api/images/{image_id}/review",
              summary='Record a review: {"digit": 7} or {"unusable": true}')
 async def post_review(request: Request, image_id: int = ImageId) -> dict:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise HTTPException(400, "the body is not valid JSON") from None
+    body = await json_body(request)
     digit, unusable = _answer(body)
     state = web_state(request)
     with state.sessions.begin() as session:

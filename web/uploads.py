@@ -149,12 +149,16 @@ def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Bu
 def _write(folder: Path, relative: str, stream: BinaryIO, *, cap: int, budget: _Budget,
            what: str) -> int:
     target = folder / relative
-    if target.exists():
-        raise UploadRefused(f"{what!r}: two files in the upload have the path {relative!r}")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if target.exists():
+            raise UploadRefused(f"{what!r}: two files in the upload have the path {relative!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # O_EXCL | O_NOFOLLOW: never through a link, never over a file.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+    except OSError as exc:  # a name too long, or a file where the path needs a folder
+        raise UploadRefused(f"{what!r}: cannot be stored as {relative!r} "
+                            f"({exc.strerror or exc})") from None
     written = 0
-    # O_EXCL | O_NOFOLLOW: never through a link, never over a file.
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
     with os.fdopen(fd, "wb") as out:
         while chunk := stream.read(_CHUNK):
             written += len(chunk)
