@@ -185,3 +185,58 @@ def test_cross_site_post_is_refused(bad):
                       headers={"Origin": "https://evil.example", "X-CSRF-Token": "guess"})
     assert forged.status_code == 403 and "cross-site" in forged.json()["detail"]
     bad.cookies.clear()
+
+
+def _in_pieces(data: bytes, size: int = 64 * 1024):
+    """A body httpx sends chunked: no Content-Length for the cap to refuse up front."""
+    for start in range(0, len(data), size):
+        yield data[start:start + size]
+
+
+def _multipart(field: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "signdigits-test-boundary"
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{filename}"\r\nContent-Type: image/jpeg\r\n\r\n').encode()
+    return body + data + f"\r\n--{boundary}--\r\n".encode(), \
+        f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize("url, field, kind", [
+    ("/api/jobs", "files", "multipart"),
+    ("/api/predict", "file", "multipart"),  # was 400: FastAPI's form parsing hid the 413
+    ("/api/jobs", None, "application/json"),
+])
+def test_chunked_body_over_the_cap_is_413(bad, url, field, kind):
+    if kind == "multipart":
+        body, kind = _multipart(field, "big.jpg", bytes(4 * MB))
+    else:
+        body = b'{"folder": "' + b"a" * (4 * MB) + b'"}'
+    response = bad.post(url, content=_in_pieces(body), headers={"content-type": kind})
+    assert response.request.headers.get("transfer-encoding") == "chunked"
+    assert response.status_code == 413, response.text
+    assert "SIGNDIGITS_MAX_UPLOAD_BYTES" in response.json()["detail"]
+    assert not bad.uploads.exists() or not any(bad.uploads.iterdir())
+
+
+@pytest.mark.parametrize("url", ["/", "/api/jobs", "/api/jobs/nope", "/openapi.json",
+                                 "/static/style.css"])
+def test_head_answers_as_get_without_a_body(bad, url):
+    got, head = bad.get(url), bad.head(url)
+    assert head.status_code == got.status_code, head.text
+    assert head.content == b""
+    assert head.headers.get("content-type") == got.headers.get("content-type")
+    assert head.headers.get("content-length") == got.headers.get("content-length")
+
+
+def test_head_on_a_running_jobs_events_ends_at_once(bad):
+    """The stream of a job that is still running would go on for as long as the job."""
+    from db.models import Job
+    from db.session import session_factory
+
+    job_id = "e" * 32
+    with session_factory(bad.settings.database_url).begin() as session:
+        session.add(Job(id=job_id, root="/x", threshold=0.5, batch_size=1, total_images=3,
+                        total_batches=1, model_version="v"))
+    head = bad.head(f"/api/jobs/{job_id}/events", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-type"].startswith("text/event-stream")

@@ -21,7 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from config.settings import Settings
 from web import api_images, api_jobs, api_predict, api_results, api_reviews, events, pages
 from web.auth import Guard
-from web.limits import BodyCap, BodyTooLarge
+from web.head import HeadAsGet
+from web.limits import BodyCap
 from web.state import WebState
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
     _install_offline_docs(app)
     app.add_middleware(BodyCap, limit=settings.max_upload_bytes)
     app.add_middleware(Guard, settings=settings)
+    app.add_middleware(HeadAsGet)
     _install_error_handlers(app)
     return app
 
@@ -83,10 +85,6 @@ def _install_error_handlers(app: FastAPI) -> None:
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return JSONResponse({"detail": one_line(f"{where}: {first['msg']}" if where
                                                 else first["msg"])}, status_code=422)
-
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(_request: Request, exc: BodyTooLarge) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=413)
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:

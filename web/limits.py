@@ -8,6 +8,7 @@ client can fill the disk with the spooled upload.
 from __future__ import annotations
 
 from fastapi import HTTPException, Path, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,20 +17,25 @@ MAX_ID = 2**63 - 1
 ImageId = Path(ge=0, le=MAX_ID, description="an image id")
 
 
-class BodyTooLarge(ValueError):
-    pass
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while the body streams in past the cap.
+
+    An HTTP exception (413), because FastAPI re-raises those from its own body parsing and
+    turns anything else into "There was an error parsing the body" (a 400): as a plain
+    exception, ``/api/predict``'s over-cap chunked upload got that 400.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
 
 
 async def json_body(request: Request):
-    """The request's JSON; 413 past the cap, 400 with one line for anything unparsable.
+    """The request's JSON; 400 with one line for anything unparsable (413 past the cap).
 
-    ``BodyTooLarge`` is a ``ValueError`` too: caught as bad JSON it had become a 400.
     A document nested 100,000 deep raised ``RecursionError`` in the parser (a 500).
     """
     try:
         return await request.json()
-    except BodyTooLarge:
-        raise
     except (ValueError, RecursionError):
         raise HTTPException(400, "the body is not valid JSON") from None
 
