@@ -165,10 +165,14 @@ def test_predict_one_photo(web, dataset):
     assert "job_id" not in answer  # nothing stored unless asked
 
 
-def test_predict_stores_the_photo_when_asked(web, dataset):
+@pytest.mark.parametrize("name, stored_as", [
+    ("blob", "photo.png"),  # a camera frame's name
+    ("a" * 300 + ".JPG", "photo.jpg"),  # longer than a file name may be: it was a 400
+])
+def test_predict_stores_the_photo_when_asked(web, dataset, name, stored_as):
     path, digit = next((p, d) for p, d in sample_images(dataset, 1, seed=22) if d == 4)
     jobs_before = web.get("/api/jobs", params={"limit": 200}).json()["items"]
-    response = web.post("/api/predict", files={"file": ("blob", path.read_bytes())},
+    response = web.post("/api/predict", files={"file": (name, path.read_bytes())},
                         data={"store": "true"})
     assert response.status_code == 200, response.text
     answer = response.json()
@@ -176,7 +180,7 @@ def test_predict_stores_the_photo_when_asked(web, dataset):
     assert (job["state"], job["total_images"], job["done"]) == ("done", 1, 1)
     assert job["id"] not in {j["id"] for j in jobs_before}
     [image] = web.get(f"/api/jobs/{job['id']}/images").json()["items"]
-    assert image["id"] == answer["image_id"]
+    assert image["id"] == answer["image_id"] and image["path"] == stored_as
     assert (image["digit"], image["confidence"]) == (answer["digit"], answer["confidence"])
     assert answer["digit"] == digit
     thumbnail = web.get(f"/api/images/{image['id']}/thumbnail")

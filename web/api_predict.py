@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import uuid
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -73,9 +74,16 @@ def _store(state: WebState, filename: str, data: bytes, answer: dict) -> dict:
 
 
 def _image_name(filename: str) -> str:
-    """The client's name if it names an image (a camera frame may come as ``blob``)."""
+    """The client's name if it names an image (a camera frame may come as ``blob``).
+
+    A name longer than a file system allows (255 bytes) would refuse the store after the
+    photo was classified: past 200 bytes only its extension is kept.
+    """
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    return base if is_image_name(base) else "photo.png"
+    if not is_image_name(base):
+        return "photo.png"
+    return base if len(base.encode("utf-8", "surrogatepass")) <= 200 else \
+        "photo" + os.path.splitext(base)[1].lower()
 
 
 def ask_worker(state: WebState, pixels: bytes, threshold: float | None) -> dict:
