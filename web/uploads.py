@@ -141,7 +141,10 @@ def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Bu
                            budget=budget, what=f"{name}: {entry.filename}")
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
                     NotImplementedError, RuntimeError) as exc:
-                raise UploadRefused(f"{name!r}: cannot unpack {entry.filename!r}: {exc}") from None
+                # An OSError's text names the server's own path: its reason is enough.
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise UploadRefused(f"{name!r}: cannot unpack {entry.filename!r}: {reason}"
+                                    ) from None
             images += 1
         return images
 
