@@ -8,6 +8,7 @@ was trained on, which is how the project we started from lost accuracy silently.
 from __future__ import annotations
 
 import io
+from contextlib import ExitStack
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,27 +37,11 @@ def preprocess_image(
     if isinstance(source, bytes) and not source:
         raise ImageError("empty file (0 bytes)")
     try:
-        data = _jpeg_bytes(source)
-        if data is not None:
-            fast = decode_gray(data, max_pixels=max_pixels, draft_size=_DRAFT_SIZE)
-            if fast is not None:
-                return _square_resize(fast)
-            source = data
-        if isinstance(source, bytes):
-            source = io.BytesIO(source)
-        with Image.open(source) as img:
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageError(
-                    f"image is {width}x{height} = {width * height:,} pixels, over the "
-                    f"{max_pixels:,}-pixel limit (refused before decoding)"
-                )
-            if img.format == "JPEG" and img.mode in ("RGB", "L"):
-                # DCT-domain downscaling: big photos decode at a fraction of the cost.
-                img.draft("L", (_DRAFT_SIZE, _DRAFT_SIZE))
-            img.seek(0)
-            img.load()
-            return _square_resize(_to_grayscale(_upright(img)))
+        with ExitStack() as opened:
+            if isinstance(source, (str, Path)):
+                # Opened once: the JPEG check and Pillow read the same file.
+                source = opened.enter_context(open(source, "rb"))
+            return _decode(source, max_pixels=max_pixels)
     except ImageError:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's header check, before ours
@@ -74,6 +59,28 @@ def preprocess_image(
         raise ImageError(f"cannot decode image: {exc.__class__.__name__}: {exc}") from None
 
 
+def _decode(source: bytes | BinaryIO, *, max_pixels: int) -> np.ndarray:
+    data = _jpeg_bytes(source)
+    if data is not None:
+        fast = decode_gray(data, max_pixels=max_pixels, draft_size=_DRAFT_SIZE)
+        if fast is not None:
+            return _square_resize(fast)
+        source = data
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageError(
+                f"image is {width}x{height} = {width * height:,} pixels, over the "
+                f"{max_pixels:,}-pixel limit (refused before decoding)"
+            )
+        if img.format == "JPEG" and img.mode in ("RGB", "L"):
+            # DCT-domain downscaling: big photos decode at a fraction of the cost.
+            img.draft("L", (_DRAFT_SIZE, _DRAFT_SIZE))
+        img.seek(0)
+        img.load()
+        return _square_resize(_to_grayscale(_upright(img)))
+
+
 def _upright(img: Image.Image) -> Image.Image:
     """The EXIF orientation applied, as ``ImageOps.exif_transpose`` applies it.
 
@@ -85,22 +92,24 @@ def _upright(img: Image.Image) -> Image.Image:
     return img.transpose(method) if method is not None else img
 
 
-def _jpeg_bytes(source: ImageSource) -> bytes | None:
+def _jpeg_bytes(source: bytes | BinaryIO) -> bytes | None:
     """The file's bytes if it is a JPEG (the fast path's input), else None.
 
-    A path is opened once to look at its first bytes; a JPEG over ``_FAST_PATH_MAX_BYTES``
-    is left to Pillow, which reads only what it decodes.
+    A file is read from where it stands and left there for Pillow when it is not a JPEG,
+    or a JPEG over ``_FAST_PATH_MAX_BYTES`` (Pillow reads only what it decodes).
     """
     if isinstance(source, bytes):
         return source if is_jpeg(source) else None
-    if not isinstance(source, (str, Path)):
+    if not source.seekable():
         return None
-    with open(source, "rb") as handle:
-        if not is_jpeg(handle.read(3)):
-            return None
-        handle.seek(0)
-        data = handle.read(_FAST_PATH_MAX_BYTES + 1)
-    return data if len(data) <= _FAST_PATH_MAX_BYTES else None
+    start = source.tell()
+    if is_jpeg(source.read(3)):
+        source.seek(start)
+        data = source.read(_FAST_PATH_MAX_BYTES + 1)
+        if len(data) <= _FAST_PATH_MAX_BYTES:
+            return data
+    source.seek(start)
+    return None
 
 
 def _to_grayscale(img: Image.Image) -> Image.Image:
