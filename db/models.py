@@ -77,6 +77,11 @@ class Job(Base):
     submission_stopped: Mapped[str | None] = mapped_column(Text)  # why, when it raised
 
 
+# The batch of the rows the walk itself gave an error (a file it could not stat or read):
+# no message is sent for it, and no worker processes it.
+UNREACHABLE_BATCH = -1
+
+
 class Image(Base):
     __tablename__ = "images"
     __table_args__ = (
@@ -151,7 +156,7 @@ class Batch(Base):
     # broker holds none of the job's messages, the lost ones), so the queue never doubles.
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The batch's image rows by outcome, recounted by every transaction that changes their
-    # status (manifest, store, cancel: db.queries.refresh_batch_counts). A job's summary
+    # status (manifest, store, cancel: db.store.refresh_batch_counts). A job's summary
     # adds these up, one row per batch; reading every image row instead took 160 ms per
     # summary at a million rows on PostgreSQL, and `run` and the job page ask twice a second.
     images: Mapped[int] = mapped_column(Integer, default=0)

@@ -13,7 +13,8 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from db.models import Image, ImageStatus, Job, utcnow
-from db.queries import add_manifest, create_job, pending_images, store_results
+from db.queries import add_manifest, create_job, pending_images
+from db.store import store_results
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,8 @@ def _insert_finished_job(sessions, folder: Path, *, model_version: str) -> str:
     from sqlalchemy import update
 
     from db.models import Image, Job, utcnow
-    from db.queries import add_manifest, refresh_batch_counts
+    from db.queries import add_manifest
+    from db.store import refresh_batch_counts
     from producer.scan import scan_folder
 
     paths = list(scan_folder(folder))

@@ -197,8 +197,8 @@ def test_a_cancelled_job_shows_the_rate_of_the_images_classified(tmp_path):
     from sqlalchemy import select, update
 
     from db.models import Image, ImageStatus, Job, utcnow
-    from db.queries import refresh_batch_counts
     from db.session import session_factory
+    from db.store import refresh_batch_counts
 
     created = utcnow() - timedelta(seconds=20)
     url = sqlite_with_jobs(tmp_path / "sd.db", {"created_at": created})

@@ -39,8 +39,9 @@ def results_database(tmp_path) -> tuple[str, str]:
 
     from db.migrate import upgrade
     from db.models import Image, ImageStatus, Job, utcnow
-    from db.queries import add_manifest, create_job, refresh_batch_counts
+    from db.queries import add_manifest, create_job
     from db.session import session_factory
+    from db.store import refresh_batch_counts
 
     url = f"sqlite:///{tmp_path / 'sd.db'}"
     upgrade(url)

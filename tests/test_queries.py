@@ -9,8 +9,9 @@ from sqlalchemy import func, select, update
 from db.migrate import upgrade
 from db.models import Image, ImageStatus, Job, utcnow
 from db.progress import summarize_job
-from db.queries import add_manifest, add_unreachable, cancel_job, create_job, store_results
+from db.queries import add_manifest, add_unreachable, cancel_job, create_job
 from db.session import session_factory, worker_session_factory
+from db.store import store_results
 from db.web_queries import ImageFilter, images_page
 
 

@@ -16,7 +16,8 @@ from typing import NamedTuple
 import numpy as np
 
 from db.models import ImageStatus, Job, utcnow
-from db.queries import count_attempt, pending_images, store_results
+from db.queries import count_attempt, pending_images
+from db.store import store_results
 from files.reading import ImageError, JobFolder
 from serving.model_input import IMAGE_SIZE
 from serving.preprocess import preprocess_image
