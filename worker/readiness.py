@@ -84,8 +84,10 @@ def wait_for_models(app, *, name: str, alive: Callable[[], bool], timeout: float
     while time.monotonic() < deadline:
         if not alive():
             raise RuntimeError(f"worker {name} exited before its models were loaded")
-        status = ask_models_loaded(app, name=name)
+        # A short wait for the reply: a broadcast sent before the worker listens is never
+        # answered, and with the default second each such ask added up to 1 s to the wait.
+        status = ask_models_loaded(app, name=name, timeout=0.2)
         if status and status[1] and status[0] == status[1]:
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise TimeoutError(f"worker {name}: models not loaded after {timeout:.0f}s")
