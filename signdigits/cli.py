@@ -10,7 +10,7 @@ import typer
 
 from signdigits import cli_reviews, cli_training, cli_web
 from signdigits.bench_submit import SubmitBy
-from signdigits.console import USAGE, console, exit_promptly, fail
+from signdigits.console import INTERRUPTED, USAGE, console, exit_interrupted, exit_promptly, fail
 from signdigits.preflight import (
     OneLineErrors,
     database_for_reading,
@@ -95,6 +95,8 @@ def run(
         folder, settings=settings, sessions=sessions, workers=workers or settings.concurrency,
         threshold=threshold, batch_size=batch_size,
     )
+    if code == INTERRUPTED:
+        exit_interrupted()  # its workers are stopped and it said so
     raise typer.Exit(code)
 
 
@@ -287,7 +289,7 @@ def bench(
     except ArtifactError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        fail("interrupted: the bench's workers, broker and files are removed", code=130)
+        exit_interrupted("interrupted: the bench's workers, broker and files are removed")
     def figure(value: float | None, digits: int = 1) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}"
 

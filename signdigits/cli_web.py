@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from signdigits.console import USAGE, console, fail
+from signdigits.console import USAGE, console, exit_interrupted, fail
 
 app = typer.Typer()
 
@@ -130,7 +130,7 @@ def bench_web(
                                database_url=sqlalchemy_url(database) if database else None,
                                source=source)
     except KeyboardInterrupt:
-        fail("interrupted: the bench's workers, broker and files are removed", code=130)
+        exit_interrupted("interrupted: the bench's workers, broker and files are removed")
     print(f"rows={result.rows} busy_job_images={result.busy_job_images}")
     print(f"images_first_page_ms={result.first_page_ms:.1f}")
     print(f"images_page_500_ms={result.page_500_ms:.1f}")

@@ -19,7 +19,7 @@ from db.queries import as_utc, digit_counts, list_jobs, resolve_job
 from db.session import shown_url
 from producer.scan import FolderError
 from serving.artifact import ArtifactError
-from signdigits.console import console, fail, output, printable
+from signdigits.console import INTERRUPTED, console, fail, output, printable
 
 FINISHED = {"done", "done with errors", "failed", "cancelled"}
 STATUS_LIMIT = 50  # jobs `status` lists, newest first
@@ -115,7 +115,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         fail(str(exc), code=1)
     except KeyboardInterrupt:
         console.print("interrupted: stopping workers (pending images stay recorded)")
-        return 130
+        return INTERRUPTED
     finally:
         with console.status("stopping workers"):
             stack.stop()
