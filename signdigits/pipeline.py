@@ -98,6 +98,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
     stack = LocalStack(broker_url=settings.broker_url, database_url=settings.database_url,
                        concurrency=workers, name=f"local-{os.getpid()}@%h")
     stop_on_termination()
+    finished = False
     try:
         settings = settings.model_copy(update={"broker_url": stack.start()})
         job = submit(folder, settings=settings, sessions=sessions, threshold=threshold,
@@ -109,6 +110,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
                           + stack.worker.log_tail(), markup=False)
             console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
             return 1
+        finished = True
         print_summary(summary, sessions=sessions)
         return 1 if summary.state == "failed" else 0
     except StackError as exc:
@@ -118,7 +120,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         return INTERRUPTED
     finally:
         with console.status("stopping workers"):
-            stack.stop()
+            stack.stop(job_finished=finished)
 
 
 def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:

@@ -126,12 +126,20 @@ def test_run_on_an_empty_folder_fails_clearly(tmp_path):
 
 def test_run_does_everything_with_embedded_defaults(dataset, tmp_path):
     truth = copy_sample(dataset, tmp_path / "photos", per_digit=3, seed=2)
-    result = run_cli("run", str(tmp_path / "photos"), "--workers", "1",
-                     env=_own_data_home(tmp_path), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "images/s" in result.stderr and "30 classified" in result.stderr
+    brokers_before = set(_stray_processes("signdigits-redis-"))
+    run = subprocess.Popen(
+        [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "2"],
+        env=_own_data_home(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )
+    _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr[-3000:]
+    assert "images/s" in stderr and "30 classified" in stderr
+    # Its finished job's worker is killed, not shut down warm: none of it may outlive `run`.
+    assert _stray_processes(f"local-{run.pid}@") == []
+    assert set(_stray_processes("signdigits-redis-")) <= brokers_before
     database = tmp_path / "signdigits" / "signdigits.db"  # the default: $XDG_DATA_HOME/...
-    assert f"results database: sqlite:///{database}" in result.stderr
+    assert f"results database: sqlite:///{database}" in stderr
     rows = session_factory(f"sqlite:///{database}")().scalars(select(Image))
     assert sorted(r.path for r in rows) == sorted(truth)
 
