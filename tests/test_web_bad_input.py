@@ -33,6 +33,17 @@ def bad(redis_url, tmp_path_factory):
         yield client
 
 
+def _corrupt_zip(method: int) -> bytes:
+    """A zip whose one entry's compressed data is overwritten part-way."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", method) as archive:
+        archive.writestr("x.jpg", b"".join(b"line %d of a log\n" % i for i in range(5000)))
+    data = bytearray(out.getvalue())
+    start = data.find(b"PK\x03\x04") + 30 + len("x.jpg") + 40  # inside the entry's data
+    data[start:start + 50] = b"\x00" * 50 if method == zipfile.ZIP_DEFLATED else b"\xff" * 50
+    return bytes(data)
+
+
 def _zip(*entries: tuple[str, bytes], link: str | None = None) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -71,6 +82,15 @@ CASES = {
     "name too long for the file system": (400, dict(files=[("files", ("a" * 300 + ".jpg", JPEG))])),
     "a file where a folder must go": (400, dict(files=[("files", ("x.jpg", JPEG)),
                                                        ("files", ("x.jpg/z.jpg", JPEG))])),
+    # Found by fuzzing a running server, each a 500: pathlib's mkdir recursed once per
+    # level (RecursionError), and zipfile raises zlib's and lzma's own errors.
+    "nested 1,000 folders deep": (400, dict(files=[("files", ("a/" * 1000 + "x.jpg", JPEG))])),
+    "zip entry nested 1,000 deep": (400, dict(files=[("files", ("n.zip", _zip(
+        ("a/" * 1000 + "x.jpg", JPEG))))])),
+    "zip with corrupt deflate data": (400, dict(files=[("files", (
+        "f.zip", _corrupt_zip(zipfile.ZIP_DEFLATED)))])),
+    "zip with corrupt LZMA data": (400, dict(files=[("files", (
+        "g.zip", _corrupt_zip(zipfile.ZIP_LZMA)))])),
 }
 
 
@@ -163,6 +183,7 @@ def test_bad_image_cursor(bad):
         "[-9223372036854775809, null, false]",
         "[1, 1e999, false]",  # an infinite confidence
         "[1, NaN, false]",
+        "[" * 5000,  # nested past the parser's recursion limit: was a 500
     )]
     for cursor in ("garbage!!", "WzEsMl0", *tampered):  # not base64 JSON; wrong shape
         for order in ("id", "confidence"):
@@ -240,3 +261,29 @@ def test_head_on_a_running_jobs_events_ends_at_once(bad):
     head = bad.head(f"/api/jobs/{job_id}/events", timeout=10)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"].startswith("text/event-stream")
+
+
+@pytest.mark.parametrize("url, kind, start", [
+    ("/api/jobs", "application/json", b'{"fol'),
+    ("/api/jobs", "multipart/form-data; boundary=b",
+     b'--b\r\nContent-Disposition: form-data; name="files"; filename="a.jpg"\r\n\r\n\xff\xd8'),
+    ("/api/images/1/review", "application/json", b'{"dig'),
+])
+def test_a_client_hanging_up_mid_body_is_not_logged_as_our_error(bad, url, kind, start,
+                                                                  caplog):
+    """Starlette raises ClientDisconnect; it had reached the catch-all and been logged
+    ("unexpected error", with a traceback) as a bug of ours, for a client already gone."""
+    import logging
+    import socket
+    import time
+
+    caplog.set_level(logging.DEBUG, logger="web.app")
+    host, port = bad.base_url.host, bad.base_url.port
+    with socket.create_connection((host, port)) as raw:
+        raw.sendall(f"POST {url} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {kind}\r\n"
+                    "Content-Length: 1000\r\n\r\n".encode() + start)
+    deadline = time.monotonic() + 10
+    while not any("hung up" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+        time.sleep(0.02)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -245,7 +245,7 @@ def decode_cursor(text: str | None) -> ImageCursor | None:
         if not 0 <= cursor.last_id <= MAX_ID or (
                 cursor.confidence is not None and not math.isfinite(cursor.confidence)):
             raise ValueError
-    except (ValueError, TypeError, OverflowError):
+    except (ValueError, TypeError, OverflowError, RecursionError):  # [[[[... nests deep
         raise HTTPException(400, "cursor is not one this API returned") from None
     return cursor
 

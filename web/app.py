@@ -12,11 +12,12 @@ from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from config.settings import Settings
 from web import api_images, api_jobs, api_predict, api_results, api_reviews, events, pages
@@ -90,6 +91,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
         log.warning("database unavailable: %s", exc)
         return JSONResponse({"detail": "database unavailable; try again"}, status_code=503)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        # It hung up mid-body: no one reads the answer, and it is not a bug of ours.
+        log.debug("client hung up before its request's body was read")
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:

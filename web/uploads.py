@@ -9,12 +9,14 @@ the whole upload and leaves nothing behind.
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import shutil
 import stat
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -25,6 +27,8 @@ from files.paths import is_image_name
 
 _CHUNK = 1 << 20
 _MAX_ZIP_ENTRIES = 200_000
+# Deeper paths are no one's photo folders; pathlib's mkdir recurses once per level.
+_MAX_DEPTH = 32
 _SAFE = re.compile(r"[^\w.\- ]")  # \w is Unicode: accented names stay readable
 
 
@@ -59,6 +63,9 @@ def clean_relative(name: str) -> str:
         raise UploadRefused(f"{name!r}: absolute paths are refused")
     if ".." in parts:
         raise UploadRefused(f"{name!r}: a path that climbs out of the upload is refused")
+    if len(parts) > _MAX_DEPTH:
+        raise UploadRefused(f"{name[:80]!r}...: nested more than {_MAX_DEPTH} folders deep; "
+                            "refused")
     cleaned = [_SAFE.sub("_", part).strip() for part in parts if part not in ("", ".")]
     if not cleaned or any(not part or part.startswith(".") for part in cleaned):
         raise UploadRefused(f"{name!r}: not a usable file name")
@@ -140,7 +147,7 @@ def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Bu
                                                            settings.max_file_bytes),
                            budget=budget, what=f"{name}: {entry.filename}")
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
-                    NotImplementedError, RuntimeError) as exc:
+                    NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError) as exc:
                 # An OSError's text names the server's own path: its reason is enough.
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
                 raise UploadRefused(f"{name!r}: cannot unpack {entry.filename!r}: {reason}"
