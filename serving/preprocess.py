@@ -78,10 +78,10 @@ def _decode(source: bytes | BinaryIO, *, max_pixels: int) -> np.ndarray:
             img.draft("L", (_DRAFT_SIZE, _DRAFT_SIZE))
         img.seek(0)
         img.load()
-        return _square_resize(_to_grayscale(_upright(img)))
+        return _square_resize(_to_grayscale(upright(img)))
 
 
-def _upright(img: Image.Image) -> Image.Image:
+def upright(img: Image.Image) -> Image.Image:
     """The EXIF orientation applied, as ``ImageOps.exif_transpose`` applies it.
 
     Not that function itself: after turning the pixels it writes the EXIF block back

@@ -267,6 +267,21 @@ def test_exif_pillow_cannot_write_back_still_gives_the_upright_picture(fmt, monk
         assert np.array_equal(served, preprocess_image(upright.getvalue()))
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_a_thumbnail_of_exif_pillow_cannot_write_back_is_upright(fmt):
+    """The web's thumbnail turns the photo as the workers do: it had still called
+    ImageOps.exif_transpose, and answered 500 (struct.error) for this file."""
+    from web.imaging import thumbnail_jpeg
+
+    tiff = (b"MM\x00*" + struct.pack(">IH", 8, 2) + struct.pack(">HHII", 0x0100, 5, 1, 38)
+            + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0)
+            + struct.pack(">II", 72, 1))
+    buffer = io.BytesIO()
+    _picture(160, 120).save(buffer, format=fmt, exif=b"Exif\x00\x00" + tiff)
+    thumbnail = Image.open(io.BytesIO(thumbnail_jpeg(buffer.getvalue(), max_pixels=10**8)))
+    assert thumbnail.format == "JPEG" and thumbnail.size == (120, 160)  # turned upright
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_the_orientation_is_applied_as_pillows_exif_transpose_applies_it(orientation):
     from PIL import ImageOps
@@ -275,5 +290,5 @@ def test_the_orientation_is_applied_as_pillows_exif_transpose_applies_it(orienta
     _picture(90, 60).save(buffer, format="PNG", exif=_with_orientation(orientation))
     img = Image.open(io.BytesIO(buffer.getvalue()))
     img.load()
-    ours = np.asarray(preprocess._upright(img))
+    ours = np.asarray(preprocess.upright(img))
     assert np.array_equal(ours, np.asarray(ImageOps.exif_transpose(img)))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from files.reading import ImageError
-from serving.preprocess import preprocess_image
+from serving.preprocess import preprocess_image, upright
 
 THUMBNAIL_SIDE = 256
 
@@ -25,16 +25,18 @@ def thumbnail_jpeg(data: bytes, *, max_pixels: int, side: int = THUMBNAIL_SIDE) 
                 img.draft("RGB", (side * 2, side * 2))  # decode at a fraction of the size
             img.seek(0)
             img.load()
-            upright = ImageOps.exif_transpose(img).convert("RGB")
+            # The workers' own turn: ImageOps.exif_transpose rewrites the EXIF block
+            # and fails on tags it cannot write back, for pixels that are fine.
+            shown = upright(img).convert("RGB")
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError("not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from None
-    upright.thumbnail((side, side), Image.Resampling.BILINEAR)
+    shown.thumbnail((side, side), Image.Resampling.BILINEAR)
     out = io.BytesIO()
-    upright.save(out, "JPEG", quality=82)
+    shown.save(out, "JPEG", quality=82)
     return out.getvalue()
 
 
