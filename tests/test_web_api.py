@@ -203,6 +203,28 @@ def test_thumbnails_stay_inside_the_jobs_folder(web, dataset, tmp_path):
         assert refused.status_code == 422 and "outside" in refused.json()["detail"]
 
 
+def test_a_non_utf8_names_thumbnail_and_preview_are_served(web, dataset, tmp_path):
+    """The file is opened by its bytes (``raw_path``), not by the escaped name shown.
+
+    Both had been 422 "file not found": the escaped ``caf\\xe9.jpg`` is no file.
+    """
+    import os
+    import shutil
+
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    photo = next((dataset / "4").iterdir())
+    shutil.copyfile(photo, os.fsencode(folder) + b"/caf\xe9.jpg")
+    job_id = web.post("/api/jobs", json={"folder": str(folder)}).json()["id"]
+    sse_until_done(web, job_id)
+    image = web.get(f"/api/jobs/{job_id}/images").json()["items"][0]
+    assert image["path"] == "caf\\xe9.jpg" and image["digit"] == 4, image
+    thumbnail = web.get(f"/api/images/{image['id']}/thumbnail")
+    assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8", thumbnail.text
+    preview = web.get(f"/api/images/{image['id']}/preview")
+    assert preview.status_code == 200 and preview.content[:4] == b"\x89PNG", preview.text
+
+
 def test_predict_is_not_queued_behind_a_jobs_batches(web, dataset, tmp_path):
     """The answer comes while the job's batches still wait: its own queue is served first.
 

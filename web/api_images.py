@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from db.web_queries import image_with_job
+from files.paths import disk_name
 from files.reading import ImageError, JobFolder
 from web.imaging import model_view, preview_png, thumbnail_jpeg
 from web.limits import ImageId
@@ -32,7 +33,7 @@ def _read(request: Request, image_id: int) -> bytes:
     roots = [*settings.allowed_roots, upload_root(settings)] if settings.allowed_roots else []
     try:
         return JobFolder(job.root, allowed_roots=roots).read(
-            image.path, max_bytes=settings.max_file_bytes)
+            disk_name(image.path, image.raw_path), max_bytes=settings.max_file_bytes)
     except ImageError as exc:
         raise HTTPException(422, f"cannot read image {image_id}: {exc}") from None
 
