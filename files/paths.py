@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                              ".heic", ".heif", ".avif"})
 
 
 def is_image_name(name: str) -> bool:

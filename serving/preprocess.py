@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from contextlib import ExitStack
+from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
@@ -66,7 +67,7 @@ def _decode(source: bytes | BinaryIO, *, max_pixels: int) -> np.ndarray:
         if fast is not None:
             return _square_resize(fast)
         source = data
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+    with open_image(source) as img:
         width, height = img.size
         if width * height > max_pixels:
             raise ImageError(
@@ -76,9 +77,35 @@ def _decode(source: bytes | BinaryIO, *, max_pixels: int) -> np.ndarray:
         if img.format == "JPEG" and img.mode in ("RGB", "L"):
             # DCT-domain downscaling: big photos decode at a fraction of the cost.
             img.draft("L", (_DRAFT_SIZE, _DRAFT_SIZE))
-        img.seek(0)
+        elif img.format == "HEIF":
+            # A phone's HEIC holds a scaled copy (320 x 240 on an iPhone): decoded instead
+            # of the 12 megapixels when it is no smaller than this.
+            img.draft(None, (_DRAFT_SIZE, _DRAFT_SIZE))
+        if img.format != "HEIF":  # HEIF opens on its primary picture, not always the first
+            img.seek(0)
         img.load()
         return _square_resize(_to_grayscale(upright(img)))
+
+
+def open_image(source: bytes | BinaryIO) -> Image.Image:
+    """``Image.open`` of bytes or a file, with HEIC/HEIF (phones' photos) among the formats.
+
+    Everything that decodes a photo (this module, the web's thumbnails) opens it here, so
+    that a format one of them reads, the other reads too.
+    """
+    _register_heif()
+    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+
+
+@cache
+def _register_heif() -> None:
+    # On first use, not at import: pillow-heif loads libheif (~0.1 s), which a process
+    # that never opens a non-JPEG (the producer, most workers' batches) does not need.
+    # libheif applies the file's rotation itself and pillow-heif then resets the EXIF
+    # orientation to 1, so :func:`upright` does not turn the picture twice.
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
 
 
 def upright(img: Image.Image) -> Image.Image:

@@ -18,11 +18,12 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, account, record, sample_images
-from tests.test_preprocess import _png_header_only
+from tests.test_preprocess import _heic, _png_header_only
 
 
 def _odd_formats(source: Path, folder: Path) -> dict[str, str]:
-    """The same real photo as alpha PNG, 16-bit PNG, CMYK JPEG, animated GIF, EXIF-rotated."""
+    """The same real photo as alpha PNG, 16-bit PNG, CMYK JPEG, animated GIF, EXIF-rotated,
+    and as a phone's HEIC (turned in its container and its EXIF) and an AVIF."""
     rgb = Image.open(source).convert("RGB")
     made = {}
     rgba = rgb.convert("RGBA")
@@ -42,6 +43,11 @@ def _odd_formats(source: Path, folder: Path) -> dict[str, str]:
     rgb.transpose(Image.Transpose.ROTATE_90).save(folder / "exif-rotated.jpg", quality=95,
                                                   exif=exif)
     made["exif-rotated.jpg"] = "predicted"
+    (folder / "phone.HEIC").write_bytes(_heic(rgb.transpose(Image.Transpose.ROTATE_90),
+                                              exif=exif.tobytes()))
+    made["phone.HEIC"] = "predicted"
+    rgb.save(folder / "photo.avif", quality=90)
+    made["photo.avif"] = "predicted"
     return made
 
 

@@ -21,13 +21,15 @@ def _touch(path: Path, data: bytes = b"x") -> None:
 def test_walk_recurses_matches_case_insensitively_and_skips_hidden(tmp_path):
     root = tmp_path / "root"
     for name in ["a.jpg", "b.JPEG", "c.Png", "d.bmp", "e.gif", "f.webp", "g.TIF", "h.tiff",
+                 "l.HEIC", "m.heif", "n.avif",
                  "sub/deeper/i.jpg", "with space.jpg", "ünïcødé.png", "line\nbreak.jpg"]:
         _touch(root / name)
     for name in [".hidden.jpg", ".git/j.jpg", "notes.txt", "k.jpg.bak", "sub/model.keras"]:
         _touch(root / name)
     found = sorted(scan_folder(root))
     assert found == sorted(["a.jpg", "b.JPEG", "c.Png", "d.bmp", "e.gif", "f.webp", "g.TIF",
-                            "h.tiff", "sub/deeper/i.jpg", "with space.jpg", "ünïcødé.png",
+                            "h.tiff", "l.HEIC", "m.heif", "n.avif",
+                            "sub/deeper/i.jpg", "with space.jpg", "ünïcødé.png",
                             "line\nbreak.jpg"])
 
 

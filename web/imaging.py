@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from files.reading import ImageError
-from serving.preprocess import preprocess_image, upright
+from serving.preprocess import open_image, preprocess_image, upright
 
 THUMBNAIL_SIDE = 256
 
@@ -17,13 +17,14 @@ def thumbnail_jpeg(data: bytes, *, max_pixels: int, side: int = THUMBNAIL_SIDE) 
     """A small JPEG of the photo, upright by its EXIF orientation; refuses huge images
     from the header, as the workers do."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data) as img:
             width, height = img.size
             if width * height > max_pixels:
                 raise ImageError(f"image is {width}x{height}, over the pixel limit")
-            if img.format == "JPEG":
+            if img.format in ("JPEG", "HEIF"):
                 img.draft("RGB", (side * 2, side * 2))  # decode at a fraction of the size
-            img.seek(0)
+            if img.format != "HEIF":  # HEIF opens on its primary picture
+                img.seek(0)
             img.load()
             # The workers' own turn: ImageOps.exif_transpose rewrites the EXIF block
             # and fails on tags it cannot write back, for pixels that are fine.
