@@ -48,6 +48,17 @@ def _opened(output: Path | None):
     if output is None:
         yield sys.stdout
         return
+    # A link is followed (its target gets the new file, the link stays a link), and what
+    # is not a regular file (/dev/null, /dev/stdout, a FIFO) is written into: renaming
+    # over it replaced the device node itself with a file (as root, /dev/null too).
+    output = Path(os.path.realpath(output))
+    if output.exists() and not output.is_file():
+        try:
+            with open(output, "w", newline="", encoding="utf-8") as handle:
+                yield handle
+        except OSError as exc:
+            raise OutputError(f"--output {output}: {exc.strerror}") from None
+        return
     try:
         descriptor, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
     except OSError as exc:

@@ -111,3 +111,33 @@ def test_json_keeps_every_name_exact(results_database, tmp_path):
     rows = json.loads(target.read_text(encoding="utf-8"))
     assert sorted(row["path"] for row in rows) == sorted(HOSTILE + PLAIN)
     assert list(target.parent.iterdir()) == [target]  # no temporary file left beside it
+
+
+def test_output_into_a_device_a_fifo_or_through_a_link_keeps_them(results_database, tmp_path):
+    """`-o` had renamed its finished file over whatever was there: /dev/full (and, as
+    root, /dev/null) became a regular file, a FIFO and a symlink too."""
+    import os
+    import stat
+    import threading
+
+    url, _ = results_database
+    target = tmp_path / "target.json"
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    _results(url, tmp_path, "--format", "json", "--output", str(link))
+    assert link.is_symlink() and json.loads(target.read_text())  # the link's target got it
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    _results(url, tmp_path, "--format", "json", "--output", str(fifo))
+    reader.join(30)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and json.loads(received[0])
+
+    if os.geteuid() == 0:  # a device node of our own, as /dev/null is
+        null = tmp_path / "null"
+        os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+        _results(url, tmp_path, "--format", "csv", "--output", str(null))
+        assert stat.S_ISCHR(null.lstat().st_mode)
