@@ -127,30 +127,19 @@ class Settings(BaseSettings):
             raise PydanticCustomError(
                 "broker_url", "expected a Redis URL such as redis://:password@host:6379/0 "
                 "(schemes: {schemes})", {"schemes": ", ".join(BROKER_SCHEMES)})
+        if scheme in ("redis", "rediss"):
+            problem = _redis_url_problem(url)
+            if problem:
+                raise PydanticCustomError("broker_url", problem)
         return url
 
     @field_validator("database_url")
     @classmethod
     def _sqlite_or_postgresql(cls, url: str) -> str:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
-
-        expected = ("expected sqlite:///path/to/file.db or "
-                    "postgresql://user:password@host/database")
-        url = sqlalchemy_url(url)
         try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise PydanticCustomError("database_url", expected) from None
-        # The name alone: asking SQLAlchemy for the dialect would import (or fail to find) it.
-        backend, _, driver = parsed.drivername.partition("+")
-        if backend == "sqlite" and driver in ("", "pysqlite"):
-            if parsed.host or not parsed.database or parsed.database == ":memory:":
-                # An in-memory database would lose every job when the command exits.
-                raise PydanticCustomError("database_url", expected + " (a file path)")
-        elif backend != "postgresql" or driver != "psycopg":
-            raise PydanticCustomError("database_url", expected)
-        return absolute_sqlite_url(url)
+            return checked_database_url(url)
+        except ValueError as exc:
+            raise PydanticCustomError("database_url", str(exc)) from None
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Settings:
@@ -202,6 +191,53 @@ def get_settings() -> Settings:
         raise SettingsInvalid(_describe_unparsable(exc)) from None
 
 
+def checked_database_url(url: str) -> str:
+    """``url`` as SQLAlchemy takes it (SQLite paths absolute), or ValueError saying why not.
+
+    The setting's own check, and that of a command's ``--database``.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    expected = "expected sqlite:///path/to/file.db or postgresql://user:password@host/database"
+    url = sqlalchemy_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(expected) from None
+    # The name alone: asking SQLAlchemy for the dialect would import (or fail to find) it.
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        if parsed.host or not parsed.database or parsed.database == ":memory:":
+            # An in-memory database would lose every job when the command exits.
+            raise ValueError(expected + " (a file path)")
+    elif backend != "postgresql" or driver != "psycopg":
+        raise ValueError(expected)
+    return absolute_sqlite_url(url)
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """What kombu and redis-py would raise on, deep in a command, for this URL (or None).
+
+    A port past 65535 or not a number, a database that is not a number, a password with
+    an unescaped ``/`` (which moves the port): each was a traceback at the first connect.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for 70000 or 'abc'
+    except ValueError:  # its text would quote a password that swallowed the port
+        return ("the port is not a number from 1 to 65535; a password's special characters "
+                "(/ @ : #) must be %-escaped")
+    if port == 0:
+        return "port 0 is no port"
+    database = parts.path.lstrip("/")
+    if database and not database.isdigit():
+        return f"the database after the host must be a number (0-15), not {database!r}"
+    return None
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """Each failed field as ``SIGNDIGITS_X='value': what is expected``, joined on one line."""
     problems = []
@@ -250,8 +286,17 @@ def shown_value(field: str, value: object) -> str:
         user, colon, _ = text.partition(":")
         text = f"{user}:***" if colon else "***"
     elif field in URL_FIELDS:
-        text = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", text)
+        text = masked_password(text)
     return repr(text)
+
+
+def masked_password(url: str) -> str:
+    """``url`` with everything between ``user:`` and the last ``@`` masked.
+
+    Up to the last ``@``, not the first ``@`` or ``/``: an unescaped ``@`` or ``/`` in a
+    password is what makes a URL wrong, and stopping there showed the password's tail.
+    """
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
 
 
 def _raw_variable(field: str) -> str | None:

@@ -9,6 +9,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from config.settings import masked_password
+
 
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     if url.startswith("sqlite"):
@@ -71,4 +73,4 @@ def sqlite_file(url: str) -> Path | None:
 
 def shown_url(url: str) -> str:
     """A database URL fit for a terminal or a log: the password masked."""
-    return make_url(url).render_as_string(hide_password=True)
+    return masked_password(make_url(url).render_as_string(hide_password=True))

@@ -73,6 +73,26 @@ def test_a_bad_setting_is_one_line_naming_variable_and_value(variable, value, sh
     assert not (tmp_path / "sd.db").exists()  # nothing recorded, not even a database
 
 
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("redis://127.0.0.1:70000/0", "from 1 to 65535"),
+        ("redis://:hunter2/x@127.0.0.1:6379/0", "must be %-escaped"),
+        ("redis://127.0.0.1:6379/abc", "must be a number"),
+        ("redis://127.0.0.1:0/0", "port 0"),
+    ],
+)
+def test_a_redis_url_that_would_fail_at_the_first_connect_is_refused_up_front(value, reason,
+                                                                              tmp_path):
+    """Until checked here, each was a traceback from kombu or redis-py inside the command."""
+    env = make_env(database_url=f"sqlite:///{tmp_path / 'sd.db'}", broker_url=value)
+    for command in (["status"], ["submit", str(tmp_path)]):
+        line = one_line_error(run_cli(*command, env=env, cwd=tmp_path), 2,
+                              "SIGNDIGITS_BROKER_URL=", reason)
+        assert "hunter2" not in line
+    assert not (tmp_path / "sd.db").exists()
+
+
 @pytest.mark.parametrize("command", [["status"], ["results", "latest"], ["resume", "latest"],
                                      ["cancel", "latest"]])
 def test_read_only_commands_never_create_a_database(command, tmp_path, redis_url):
@@ -236,3 +256,16 @@ def test_celery_command_without_a_broker_url_refuses(tmp_path):
         env=make_env(), cwd=Path(__file__).resolve().parent.parent, capture_output=True,
         text=True, timeout=120, stdin=subprocess.DEVNULL)
     one_line_error(result, 2, "SIGNDIGITS_BROKER_URL is not set")
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg://me:hun@ter2@db/sd",
+                                 "postgresql+psycopg://me:hun/ter2@db/sd",
+                                 "redis://:hun@ter2@127.0.0.1:6379/0"])
+def test_a_password_with_an_unescaped_at_or_slash_is_masked_whole(url):
+    from config.settings import shown_value
+    from db.session import shown_url
+
+    for shown in (shown_value("database_url", url), shown_value("broker_url", url)):
+        assert "ter2" not in shown and "***@" in shown
+    if url.startswith("postgresql"):
+        assert shown_url(url) == "postgresql+psycopg://me:***@db/sd"
