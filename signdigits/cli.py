@@ -133,7 +133,10 @@ def ready(
     require_broker(settings)
     from broker.app import create_app
     from signdigits.console import output
+    from signdigits.pipeline import check_broker
     from worker.readiness import ask_models_loaded
+
+    check_broker(settings)  # a broker that never answers would outlast any --timeout
 
     status = ask_models_loaded(create_app(settings), name=node, timeout=timeout)
     if status is None:

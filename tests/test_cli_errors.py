@@ -132,6 +132,24 @@ def test_unreachable_broker_is_refused_before_a_job_is_recorded(tmp_path):
     assert _job_count(url) == 0  # no failed job left behind
 
 
+def test_a_broker_port_that_accepts_and_never_answers_is_a_clear_line_not_a_hang(tmp_path):
+    """A listening socket nobody reads: kombu's connect deadline alone never fired."""
+    import socket
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"not looked at")
+    url = sqlite_with_jobs(tmp_path / "sd.db")
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        broker = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        env = make_env(database_url=url, broker_url=broker)
+        for command in (["submit", str(photos)], ["ready", "signdigits@nowhere"]):
+            line = one_line_error(run_cli(*command, cwd=tmp_path, env=env, timeout=60), 1,
+                                  "cannot reach the broker")
+            assert "Timeout" in line
+    assert _job_count(url) == 0
+
+
 def _job_count(url: str) -> int:
     from sqlalchemy import create_engine, func, select
 
