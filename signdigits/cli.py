@@ -271,17 +271,12 @@ def bench(
 ) -> None:
     """Pipeline vs in-process ceiling vs one model.predict per image; ends `ratio_to_ceiling=`."""
     from serving.artifact import ArtifactError
-    from signdigits.bench import default_source, run_bench
+    from signdigits.bench import run_bench
     from signdigits.local import stop_on_termination
+    from signdigits.preflight import bench_inputs
 
     settings = settings_or_fail()
-    source = source or default_source()
-    if not source.is_dir():
-        fail(f"{source}: no such folder (pass --source DIR)", code=USAGE)
-    if database:
-        from config.settings import sqlalchemy_url
-
-        database = sqlalchemy_url(database)
+    source, database = bench_inputs(source, database)
     stop_on_termination()
     try:
         result = run_bench(images=images, workers=workers or settings.concurrency,

@@ -196,14 +196,14 @@ def evaluate(
     require_training_extra("evaluate", ("matplotlib",))
     import numpy as np
 
-    from config.settings import get_settings
     from serving.artifact import ArtifactError
     from serving.classifier import Classifier
+    from signdigits.preflight import settings_or_fail
     from training.calibration import expected_calibration_error, selective_point
     from training.evaluate import evaluate_probabilities, selective_curve, write_report
 
     try:
-        classifier = Classifier(model, runtime=get_settings().runtime)
+        classifier = Classifier(model, runtime=settings_or_fail().runtime)
     except ArtifactError as exc:
         fail(str(exc))
     images = _load(data)
@@ -249,13 +249,14 @@ def predict(
     model: Path = typer.Option(None, help="model artifact (default: the shipped one)"),
 ) -> None:
     """Digit, confidence and below-threshold flag for each image."""
-    from config.settings import get_settings
     from files.reading import ImageError, read_image_file
     from serving.artifact import ArtifactError
     from serving.classifier import Classifier
     from serving.preprocess import preprocess_image, to_preview_png
+    from signdigits.console import printable
+    from signdigits.preflight import settings_or_fail
 
-    settings = get_settings()
+    settings = settings_or_fail()
     try:
         classifier = Classifier(model or settings.model_path, runtime=settings.runtime)
     except ArtifactError as exc:
@@ -272,12 +273,13 @@ def predict(
                 max_pixels=settings.max_image_pixels,
             )
         except ImageError as exc:
-            console.print(f"{path}: error: {exc}", markup=False, highlight=False)
+            console.print(f"{printable(str(path))}: error: {exc}", markup=False,
+                          highlight=False)
             failed += 1
             continue
         p = classifier.classify(pixels[None])[0]
         flag = "  below threshold" if p.confidence < limit else ""
-        print(f"{path}: digit {p.digit} confidence {p.confidence:.4f}{flag}")
+        print(f"{printable(str(path))}: digit {p.digit} confidence {p.confidence:.4f}{flag}")
         if preview:
             to_preview_png(pixels, preview / f"{path.stem}.png")
     if failed:

@@ -115,20 +115,17 @@ def bench_web(
     source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
 ) -> None:
     """Web latency: image pages (first, 500th), a thumbnail, predict idle and during a job."""
-    from config.settings import get_settings, sqlalchemy_url
-    from signdigits.bench import default_source
     from signdigits.bench_web import run_web_bench
     from signdigits.local import stop_on_termination
+    from signdigits.preflight import bench_inputs, settings_or_fail
 
-    source = source or default_source()
-    if not source.is_dir():
-        fail(f"{source}: no such folder (pass --source DIR)")
+    settings = settings_or_fail()
+    source, database = bench_inputs(source, database)
     stop_on_termination()
     try:
         result = run_web_bench(rows=rows, busy_images=busy_images,
-                               workers=workers or get_settings().concurrency,
-                               database_url=sqlalchemy_url(database) if database else None,
-                               source=source)
+                               workers=workers or settings.concurrency,
+                               database_url=database, source=source)
     except KeyboardInterrupt:
         exit_interrupted("interrupted: the bench's workers, broker and files are removed")
     print(f"rows={result.rows} busy_job_images={result.busy_job_images}")

@@ -8,6 +8,7 @@ for a request that failed; never in a traceback.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -127,3 +128,24 @@ def is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
+
+
+def bench_inputs(source: Path | None, database: str | None) -> tuple[Path, str | None]:
+    """A bench's ``--source`` (a folder holding images) and ``--database`` (checked like
+    SIGNDIGITS_DATABASE_URL), or one line and exit 2: both were tracebacks after the
+    bench had started its workers."""
+    from config.settings import checked_database_url, shown_value
+    from producer.scan import scan_folder
+    from signdigits.bench import default_source
+
+    source = source or default_source()
+    if not source.is_dir():
+        fail(f"{source}: no such folder (pass --source DIR)", code=USAGE)
+    if next(iter(scan_folder(source)), None) is None:
+        fail(f"{source}: no images to copy (pass --source DIR)", code=USAGE)
+    if database is not None:
+        try:
+            database = checked_database_url(database)
+        except ValueError as exc:
+            fail(f"--database {shown_value('database_url', database)}: {exc}", code=USAGE)
+    return source, database

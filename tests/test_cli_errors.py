@@ -219,6 +219,30 @@ def test_usage_errors_exit_2_and_failures_exit_1(tmp_path):
     one_line_error(run_cli("status", "no-such-job", env=env, cwd=tmp_path), 1, "no-such-job")
 
 
+@pytest.mark.parametrize("bench", ["bench", "bench-web"])
+def test_a_bench_given_a_bad_database_or_an_imageless_source_stops_before_it_starts(
+        bench, tmp_path):
+    """Both were tracebacks, the source's once the workers were up."""
+    (tmp_path / "notes.txt").write_text("no images here")
+    env = make_env(batch_size="8")
+    one_line_error(run_cli(bench, "--database", "mysql://me:hunter2@db/sd", env=env,
+                           cwd=tmp_path), 2, "--database 'mysql://me:***@db/sd'", "expected")
+    one_line_error(run_cli(bench, "--source", str(tmp_path), env=env, cwd=tmp_path), 2,
+                   "no images to copy")
+    one_line_error(run_cli(bench, env=make_env(batch_size="x"), cwd=tmp_path), 2,
+                   "SIGNDIGITS_BATCH_SIZE='x'")
+
+
+def test_predict_with_a_bad_setting_is_one_line_and_names_are_escaped(tmp_path):
+    one_line_error(run_cli("predict", "x.jpg", env=make_env(batch_size="x"), cwd=tmp_path), 2,
+                   "SIGNDIGITS_BATCH_SIZE='x'")
+    odd = tmp_path / "a\x1b[31m.jpg"
+    odd.write_bytes(b"not an image")
+    result = run_cli("predict", str(odd), env=make_env(), cwd=tmp_path)
+    assert result.returncode == 1 and "\x1b" not in result.stdout + result.stderr
+    assert "a\\x1b[31m.jpg: error:" in result.stderr
+
+
 def test_status_says_when_it_shows_only_the_newest_jobs(tmp_path):
     from db.models import utcnow
 
