@@ -18,6 +18,14 @@ SCHEMA_HEAD = "0006"
 _PG_LOCK_KEY = 0x5167D161  # any constant shared by all signdigits processes
 
 
+class SchemaTooNew(Exception):
+    """The database was migrated by a newer signdigits: this one must not write to it."""
+
+
+def known_revisions() -> set[str]:
+    return {path.name.partition("_")[0] for path in (MIGRATIONS / "versions").glob("*.py")}
+
+
 def alembic_config():
     from alembic.config import Config
 
@@ -34,6 +42,11 @@ def upgrade(url: str) -> None:
     """
     if _at_head(url):
         return
+    revision = _revision_or_none(url)
+    if revision is not None and revision not in known_revisions():
+        # Alembic's own words are "Can't locate revision", and the traceback was ours.
+        raise SchemaTooNew(f"is at schema {revision}, newer than this signdigits' "
+                           f"{SCHEMA_HEAD}: upgrade signdigits to use it")
     from alembic import command
 
     engine = engine_for(url)
@@ -51,6 +64,13 @@ def _at_head(url: str) -> bool:
             return connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
     except DBAPIError:
         return False  # no alembic_version table yet (or unreachable: upgrade says which)
+
+
+def _revision_or_none(url: str) -> str | None:
+    try:
+        return schema_revision(url)
+    except DBAPIError:
+        return None  # unreachable: the upgrade itself says why
 
 
 def schema_revision(url: str) -> str | None:

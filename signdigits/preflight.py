@@ -76,13 +76,15 @@ def database_for_writing(settings):
     """Create or migrate the database, then hand out sessions: for commands that write."""
     from sqlalchemy.exc import DBAPIError
 
-    from db.migrate import upgrade
+    from db.migrate import SchemaTooNew, upgrade
     from db.session import session_factory, shown_url, sqlite_file
 
     url = settings.database_url
     where = sqlite_file(url) or shown_url(url)
     try:
         upgrade(url)
+    except SchemaTooNew as exc:
+        fail(f"database {where} (SIGNDIGITS_DATABASE_URL) {exc}")
     except DBAPIError as exc:
         fail(f"database {where} (SIGNDIGITS_DATABASE_URL): {_first_line(exc.orig)}")
     except OSError as exc:
@@ -99,7 +101,7 @@ def database_for_reading(settings):
     """
     from sqlalchemy.exc import DBAPIError
 
-    from db.migrate import SCHEMA_HEAD, schema_revision
+    from db.migrate import SCHEMA_HEAD, known_revisions, schema_revision
     from db.session import session_factory, shown_url, sqlite_file
 
     url = settings.database_url
@@ -113,6 +115,9 @@ def database_for_reading(settings):
         fail(f"database {where}: {_first_line(exc.orig)}")
     if revision is None:
         fail(f"database {where} holds no signdigits tables: nothing was submitted there")
+    if revision not in known_revisions():
+        fail(f"database {where} is at schema {revision}, newer than this signdigits' "
+             f"{SCHEMA_HEAD}: upgrade signdigits to read it")
     if revision != SCHEMA_HEAD:
         fail(f"database {where} is at schema {revision}, this signdigits needs "
              f"{SCHEMA_HEAD}: run `signdigits db upgrade`")

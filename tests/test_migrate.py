@@ -115,3 +115,20 @@ def test_reviews_migration_up_down_up(empty_database_url):
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM reviews")) == 0
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
+
+
+def test_a_database_a_newer_signdigits_migrated_is_refused_in_one_line(empty_database_url,
+                                                                       tmp_path):
+    """Alembic's 'Can't locate revision' had come out as a traceback of `db upgrade`."""
+    from tests.conftest import make_env, run_cli
+    from tests.test_cli_errors import one_line_error
+
+    upgrade(empty_database_url)
+    with engine_for(empty_database_url).begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    env = make_env(database_url=empty_database_url)
+    for command in (["db", "upgrade"], ["status"]):
+        one_line_error(run_cli(*command, env=env, cwd=tmp_path), 1,
+                       "at schema 0999, newer than this signdigits' " + SCHEMA_HEAD)
+    with engine_for(empty_database_url).connect() as connection:
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0999"
