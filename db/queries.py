@@ -233,8 +233,18 @@ def batch_attempts(session: Session, *, job_id: str, batch: int) -> int:
     return found or 0
 
 
+class JobFinished(Exception):
+    """A job that ended (every image classified, or failed) cannot be cancelled."""
+
+
 def cancel_job(session: Session, *, job: Job) -> int:
-    """Mark the job cancelled and its pending images skipped; returns how many."""
+    """Mark the job cancelled and its pending images skipped; returns how many.
+
+    Raises JobFinished for a job that already ended: marking it would turn a job whose
+    every image was classified into "cancelled" in every report.
+    """
+    if job.cancelled_at is None and _ended(session, job):
+        raise JobFinished(f"job {job.id} already ended: nothing to cancel")
     if job.cancelled_at is None:
         job.cancelled_at = utcnow()
     result = session.execute(
@@ -246,6 +256,16 @@ def cancel_job(session: Session, *, job: Job) -> int:
     if result.rowcount:
         refresh_batch_counts(session, job_id=job.id)
     return result.rowcount
+
+
+def _ended(session: Session, job: Job) -> bool:
+    if job.failure:
+        return True
+    if job.submitted_at is None:  # its walk may still add images
+        return False
+    pending = select(Image.id).where(Image.job_id == job.id,
+                                     Image.status == ImageStatus.PENDING).limit(1)
+    return session.scalar(pending) is None
 
 
 def iter_results(

@@ -246,14 +246,17 @@ def resume(
 def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     """Skip the job's batches not yet started; the job ends cancelled."""
     from db.models import Job
-    from db.queries import cancel_job
+    from db.queries import JobFinished, cancel_job
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
     found = _job(sessions, job)
-    with sessions.begin() as session:
-        # Fresh from the database: a stale copy would undo what the producer wrote since.
-        skipped = cancel_job(session, job=session.get(Job, found.id))
+    try:
+        with sessions.begin() as session:
+            # Fresh from the database: a stale copy would undo what the producer wrote since.
+            skipped = cancel_job(session, job=session.get(Job, found.id))
+    except JobFinished as exc:
+        fail(str(exc))
     console.print(f"job {found.id}: cancelled, {skipped} pending images skipped")
 
 

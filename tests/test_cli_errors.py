@@ -281,6 +281,24 @@ def test_a_cancelled_job_shows_the_rate_of_the_images_classified(tmp_path):
     assert cells[6] == "0.2", row  # the img/s column; counting the cancelled ones gave 0.5
 
 
+def test_cancel_refuses_a_job_that_already_ended_and_leaves_it_as_it_was(tmp_path):
+    from sqlalchemy import select, update
+
+    from db.models import Image, ImageStatus, Job, utcnow
+    from db.session import session_factory
+    from db.store import refresh_batch_counts
+
+    url = sqlite_with_jobs(tmp_path / "sd.db", {"submitted_at": utcnow()})
+    with session_factory(url).begin() as session:
+        session.execute(update(Image).values(status=ImageStatus.DONE, digit=1, confidence=0.9,
+                                             below_threshold=False, finished_at=utcnow()))
+        refresh_batch_counts(session, job_id=session.scalar(select(Job.id)))
+    env = make_env(database_url=url)
+    one_line_error(run_cli("cancel", "latest", env=env, cwd=tmp_path), 1, "already ended")
+    status = run_cli("status", "latest", env=env, cwd=tmp_path)
+    assert "cancelled" not in status.stdout and " done " in status.stdout, status.stdout
+
+
 def test_flower_without_credentials_outside_development_is_refused(tmp_path, redis_url):
     from signdigits.local import free_port
 

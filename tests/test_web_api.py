@@ -59,6 +59,9 @@ def test_upload_is_classified_and_browsable(web, dataset):
     final = events[-1][1]
     assert final["state"] == "done" and final["done"] == len(truth) and final["pending"] == 0
     assert web.get(f"/api/jobs/{job['id']}").json() == final
+    refused = web.post(f"/api/jobs/{job['id']}/cancel")  # it had become "cancelled"
+    assert refused.status_code == 409 and "already ended" in refused.json()["detail"]
+    assert web.get(f"/api/jobs/{job['id']}").json() == final
 
     # Keyset pages of 7 cover every image exactly once, with the uploaded paths.
     seen, cursor = [], None

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from db.models import ImageStatus, Job
-from db.queries import cancel_job
+from db.queries import JobFinished, cancel_job
 from db.reviews import current_reviews
 from db.web_queries import ImageCursor, ImageFilter, images_page, jobs_page
 from files.paths import inside_allowed_roots
@@ -253,8 +253,11 @@ def decode_cursor(text: str | None) -> ImageCursor | None:
 @router.post("/{job_id}/cancel", summary="Skip the job's images not yet started")
 def cancel(request: Request, job_id: str) -> dict:
     state = web_state(request)
-    with state.sessions.begin() as session:
-        found = state.job(session, job_id)
-        cancel_job(session, job=session.get(Job, found.id))
+    try:
+        with state.sessions.begin() as session:
+            found = state.job(session, job_id)
+            cancel_job(session, job=session.get(Job, found.id))
+    except JobFinished as exc:
+        raise HTTPException(409, str(exc)) from None
     with state.sessions() as session:
         return job_json(state.summary(session, found.id))
