@@ -150,7 +150,7 @@ def ready(
 
 @app.command()
 def flower(
-    port: int = typer.Option(5555, help="port on 127.0.0.1"),
+    port: int = typer.Option(5555, min=1, max=65535, help="port to listen on"),
     address: str = typer.Option("127.0.0.1", help="address to listen on"),
 ) -> None:
     """Celery's monitoring UI for this broker (basic auth from SIGNDIGITS_FLOWER_BASIC_AUTH)."""
