@@ -164,6 +164,19 @@ def test_convert_command_writes_the_npy_layout(dataset, tmp_path):
     assert np.load(tmp_path / "npy" / "Y.npy").shape == (20, 10)
 
 
+def test_an_unreadable_file_in_labelled_data_is_named_in_one_line(dataset, tmp_path):
+    """It was a traceback from the decoding thread, for convert, train, cv and evaluate."""
+    copy_sample(dataset, tmp_path / "data", per_digit=1)
+    (tmp_path / "data" / "3" / "broken.jpg").write_bytes(b"not a photo")
+    for command in (["convert", "--out", str(tmp_path / "npy")], ["evaluate"]):
+        result = run_cli(*command, "--data", str(tmp_path / "data"), env=make_env(),
+                         cwd=tmp_path)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith("error: ") and "3/broken.jpg: not an image" in line, line
+    assert not (tmp_path / "npy" / "X.npy").exists()
+
+
 def _test_split_files(dataset: Path) -> list[tuple[Path, int]]:
     """Images of the signers the shipped model never trained on."""
     info = read_model_info(shipped_model_path())

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from files.paths import is_image_name
+from files.reading import ImageError
 from serving.model_input import IMAGE_SIZE
 from serving.preprocess import preprocess_image
 from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES, digit_to_class
@@ -103,7 +104,10 @@ def load_digit_folders(
     x = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), np.float32)
 
     def decode(i: int) -> None:
-        x[i] = preprocess_image(files[i][0])
+        try:
+            x[i] = preprocess_image(files[i][0])
+        except ImageError as exc:  # labelled data is used whole or not at all: no skipping
+            raise DataError(f"{files[i][0]}: {exc} (fix or remove it)") from None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         for done, _ in enumerate(pool.map(decode, range(len(files))), start=1):
