@@ -164,7 +164,7 @@ def read_keras_metadata(path: Path) -> dict[str, Any]:
                     f"{path}: no {METADATA_ENTRY} inside; a model without its class-index -> "
                     "digit table is refused (train it with `signdigits train`)"
                 )
-            metadata = json.loads(archive.read(METADATA_ENTRY))
+            metadata = _json_object(archive.read(METADATA_ENTRY), path)
             if "onnx_sha256" not in metadata:
                 expected = _legacy_version(archive, metadata)
             elif metadata.get("keras_sha256") != keras_digest(archive):
@@ -174,8 +174,10 @@ def read_keras_metadata(path: Path) -> dict[str, Any]:
                 expected = artifact_version(metadata)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: model file not found") from None
-    except (zipfile.BadZipFile, IsADirectoryError, json.JSONDecodeError):
+    except (zipfile.BadZipFile, IsADirectoryError):
         raise ArtifactError(f"{path}: not a .keras model archive") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if metadata.get("version") != expected:
         raise ArtifactError(f"{path}: its metadata was altered (version "
                             f"{metadata.get('version')} does not match its content); refused")
@@ -187,18 +189,18 @@ def _onnx_metadata(path: Path) -> dict[str, Any]:
 
     try:
         props, digest = split_model(path.read_bytes())
-        metadata = json.loads(props[METADATA_ENTRY])
+        metadata = _json_object(props[METADATA_ENTRY], path)
     except FileNotFoundError:
         raise ArtifactError(f"{path}: model file not found") from None
     except (OnnxFileError, IsADirectoryError):
         raise ArtifactError(f"{path}: not an ONNX model") from None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     except KeyError:
         raise ArtifactError(
             f"{path}: no {METADATA_ENTRY} in its metadata_props; an ONNX graph without its "
             "class-index -> digit table is refused (make it with `signdigits export-onnx`)"
         ) from None
-    except json.JSONDecodeError:
-        raise ArtifactError(f"{path}: its {METADATA_ENTRY} metadata is not JSON") from None
     if metadata.get("onnx_sha256") != digest:
         raise ArtifactError(f"{path}: its ONNX graph is not the one its metadata describes "
                             "(onnx_sha256 differs: graph and metadata disagree); refused")
@@ -206,6 +208,25 @@ def _onnx_metadata(path: Path) -> dict[str, Any]:
         raise ArtifactError(f"{path}: its metadata was altered (version "
                             f"{metadata.get('version')} does not match its content); refused")
     return metadata
+
+
+def _json_object(raw: bytes | str, path: Path) -> dict[str, Any]:
+    try:
+        metadata = json.loads(raw)
+    except ValueError:  # not JSON, or not UTF-8
+        metadata = None
+    if not isinstance(metadata, dict):
+        raise ArtifactError(f"{path}: its {METADATA_ENTRY} metadata is not a JSON object")
+    return metadata
+
+
+def _threshold(metadata: dict[str, Any], path: Path) -> float:
+    value = metadata.get("default_threshold", 0.5)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        # A NaN would flag nothing below threshold, a string fail in every worker's batch.
+        raise ArtifactError(f"{path}: default_threshold must be a number from 0 to 1, "
+                            f"not {value!r}")
+    return float(value)
 
 
 @lru_cache(maxsize=8)
@@ -227,7 +248,8 @@ def read_model_info(path: Path) -> ModelInfo:
                 f"{other.get('version')}) come from different trainings; refused (export "
                 "the ONNX graph again: `signdigits export-onnx MODEL.keras`)")
     table = metadata.get("class_to_digit")
-    if not isinstance(table, list) or sorted(table) != list(range(NUM_CLASSES)):
+    if (not isinstance(table, list) or not all(type(d) is int for d in table)
+            or sorted(table) != list(range(NUM_CLASSES))):
         raise ArtifactError(f"{path}: class_to_digit must map the 10 classes to digits 0-9")
     if metadata.get("preprocess_version") != PREPROCESS_VERSION:
         raise ArtifactError(
@@ -239,7 +261,7 @@ def read_model_info(path: Path) -> ModelInfo:
         path=path,
         version=str(metadata["version"]),
         class_to_digit=tuple(table),
-        default_threshold=float(metadata.get("default_threshold", 0.5)),
+        default_threshold=_threshold(metadata, path),
         metadata=metadata,
         keras_path=present.get(".keras"),
         onnx_path=present.get(".onnx"),

@@ -132,6 +132,39 @@ def test_model_without_table_is_refused(tmp_path):
     assert "table" in result.stderr
 
 
+def _with_metadata(tmp_path: Path, change) -> Path:
+    """The shipped archive with its metadata changed and re-versioned, as a forger would."""
+    from serving.artifact import artifact_version
+
+    made = tmp_path / "changed.keras"
+    with zipfile.ZipFile(shipped_model_path()) as src, zipfile.ZipFile(made, "w") as dst:
+        for name in src.namelist():
+            if name != "signdigits.json":
+                dst.writestr(name, src.read(name))
+        metadata = change(json.loads(src.read("signdigits.json")))
+        if isinstance(metadata, dict):
+            metadata["version"] = artifact_version(metadata)
+        raw = metadata if isinstance(metadata, bytes) else json.dumps(metadata).encode()
+        dst.writestr("signdigits.json", raw)
+    return made
+
+
+@pytest.mark.parametrize(("change", "refusal"), [
+    (lambda m: [m], "not a JSON object"),
+    (lambda m: b"\xff\xfe{}", "not a JSON object"),
+    (lambda m: {**m, "class_to_digit": [float(d) for d in m["class_to_digit"]]},
+     "class_to_digit"),
+    (lambda m: {**m, "class_to_digit": ["0", *m["class_to_digit"][1:]]}, "class_to_digit"),
+    (lambda m: {**m, "default_threshold": "high"}, "default_threshold"),
+    (lambda m: {**m, "default_threshold": float("nan")}, "default_threshold"),
+    (lambda m: {**m, "default_threshold": 1.5}, "default_threshold"),
+], ids=["list", "not-utf8", "float-digits", "string-digit", "string-threshold", "nan", "1.5"])
+def test_model_metadata_of_the_wrong_shape_is_refused_by_name(change, refusal, tmp_path):
+    """Each was a TypeError or AttributeError, or a NaN threshold that flags nothing."""
+    with pytest.raises(ArtifactError, match=refusal):
+        read_model_info(_with_metadata(tmp_path, change))
+
+
 def test_train_and_evaluate_end_to_end_on_a_tiny_subset(dataset, tmp_path):
     copy_sample(dataset, tmp_path / "data", per_digit=6)
     model = tmp_path / "tiny.keras"
