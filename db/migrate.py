@@ -18,8 +18,8 @@ SCHEMA_HEAD = "0006"
 _PG_LOCK_KEY = 0x5167D161  # any constant shared by all signdigits processes
 
 
-class SchemaTooNew(Exception):
-    """The database was migrated by a newer signdigits: this one must not write to it."""
+class SchemaRefused(Exception):
+    """A database this signdigits must not migrate: a newer one's, or another program's."""
 
 
 def known_revisions() -> set[str]:
@@ -45,8 +45,13 @@ def upgrade(url: str) -> None:
     revision = _revision_or_none(url)
     if revision is not None and revision not in known_revisions():
         # Alembic's own words are "Can't locate revision", and the traceback was ours.
-        raise SchemaTooNew(f"is at schema {revision}, newer than this signdigits' "
-                           f"{SCHEMA_HEAD}: upgrade signdigits to use it")
+        raise SchemaRefused(f"is at schema {revision}, newer than this signdigits' "
+                            f"{SCHEMA_HEAD}: upgrade signdigits to use it")
+    if revision is None and url.startswith("sqlite") and (others := _tables(url)):
+        # A SQLite file is one program's: ours added to it would be hard to take out again.
+        raise SchemaRefused(f"holds another program's tables ({', '.join(sorted(others)[:3])}"
+                            f"{', ...' if len(others) > 3 else ''}): point "
+                            "SIGNDIGITS_DATABASE_URL at a new file")
     from alembic import command
 
     engine = engine_for(url)
@@ -64,6 +69,14 @@ def _at_head(url: str) -> bool:
             return connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
     except DBAPIError:
         return False  # no alembic_version table yet (or unreachable: upgrade says which)
+
+
+def _tables(url: str) -> list[str]:
+    try:
+        with engine_for(url).connect() as connection:
+            return inspect(connection).get_table_names()
+    except DBAPIError:
+        return []  # not a database at all: the upgrade itself says why
 
 
 def _revision_or_none(url: str) -> str | None:

@@ -76,14 +76,14 @@ def database_for_writing(settings):
     """Create or migrate the database, then hand out sessions: for commands that write."""
     from sqlalchemy.exc import DBAPIError
 
-    from db.migrate import SchemaTooNew, upgrade
+    from db.migrate import SchemaRefused, upgrade
     from db.session import session_factory, shown_url, sqlite_file
 
     url = settings.database_url
     where = sqlite_file(url) or shown_url(url)
     try:
         upgrade(url)
-    except SchemaTooNew as exc:
+    except SchemaRefused as exc:
         fail(f"database {where} (SIGNDIGITS_DATABASE_URL) {exc}")
     except DBAPIError as exc:
         fail(f"database {where} (SIGNDIGITS_DATABASE_URL): {_first_line(exc.orig)}")

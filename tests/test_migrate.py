@@ -132,3 +132,18 @@ def test_a_database_a_newer_signdigits_migrated_is_refused_in_one_line(empty_dat
                        "at schema 0999, newer than this signdigits' " + SCHEMA_HEAD)
     with engine_for(empty_database_url).connect() as connection:
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0999"
+
+
+def test_a_sqlite_file_of_another_program_is_left_as_it_was(tmp_path):
+    """Pointed by mistake at another program's file, `run` had added our tables to it."""
+    from tests.conftest import make_env, run_cli
+    from tests.test_cli_errors import one_line_error
+
+    url = f"sqlite:///{tmp_path / 'theirs.db'}"
+    with engine_for(url).begin() as connection:
+        connection.execute(text("CREATE TABLE invoices (id INTEGER)"))
+    env = make_env(database_url=url)
+    for command in (["db", "upgrade"], ["run", str(tmp_path)]):
+        one_line_error(run_cli(*command, env=env, cwd=tmp_path), 1,
+                       "holds another program's tables (invoices)")
+    assert inspect(engine_for(url)).get_table_names() == ["invoices"]
