@@ -37,6 +37,7 @@ def serve(
         read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
+    _check_can_listen(host, port)
     database_for_writing(settings)
     stack = None
     if not settings.broker_url:
@@ -65,6 +66,23 @@ def serve(
             with console.status("stopping workers and the embedded broker"):
                 stack.stop()
     console.print("stopped")
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """One line, before Valkey and the workers start, for an address taken or not ours.
+
+    uvicorn finds out only once everything else is up, and says it in its own log format.
+    """
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        fail(f"cannot listen on {host} port {port}: {exc.strerror or exc}")
 
 
 def _run_server(settings, *, host: str, port: int, stack) -> str | None:

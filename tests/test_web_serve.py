@@ -154,6 +154,19 @@ def test_serve_refuses_production_without_credentials(tmp_path):
     assert result.stderr.strip().count("\n") == 0 and "SIGNDIGITS_WEB_AUTH" in result.stderr
 
 
+def test_serve_on_a_taken_port_says_so_before_starting_anything(tmp_path):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), cwd=tmp_path, timeout=60,
+                         env=make_env(database_url=f"sqlite:///{tmp_path / 'sd.db'}"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip() == (f"error: cannot listen on 127.0.0.1 port {port}: "
+                                     "Address already in use")
+    assert not (tmp_path / "sd.db").exists()  # refused before the database, Valkey, workers
+
+
 def test_credentials_are_required_when_set(tmp_path):
     from fastapi.testclient import TestClient
 
