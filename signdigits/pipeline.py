@@ -98,7 +98,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
     stack = LocalStack(broker_url=settings.broker_url, database_url=settings.database_url,
                        concurrency=workers, name=f"local-{os.getpid()}@%h")
     stop_on_termination()
-    finished = False
+    abandon = False  # True once nothing the worker holds is wanted (see LocalStack.stop)
     try:
         settings = settings.model_copy(update={"broker_url": stack.start()})
         job = submit(folder, settings=settings, sessions=sessions, threshold=threshold,
@@ -110,17 +110,18 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
                           + stack.worker.log_tail(), markup=False)
             console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
             return 1
-        finished = True
+        abandon = True  # every row is stored
         print_summary(summary, sessions=sessions)
         return 1 if summary.state == "failed" else 0
     except StackError as exc:
         fail(str(exc), code=1)
     except KeyboardInterrupt:
         console.print("interrupted: stopping workers (pending images stay recorded)")
+        abandon = True
         return INTERRUPTED
     finally:
         with console.status("stopping workers"):
-            stack.stop(job_finished=finished)
+            stack.stop(abandon=abandon)
 
 
 def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:
