@@ -6,7 +6,7 @@ import fcntl
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -42,22 +42,14 @@ def upgrade(url: str) -> None:
     """
     if _at_head(url):
         return
-    revision = _revision_or_none(url)
-    if revision is not None and revision not in known_revisions():
-        # Alembic's own words are "Can't locate revision", and the traceback was ours.
-        raise SchemaRefused(f"is at schema {revision}, newer than this signdigits' "
-                            f"{SCHEMA_HEAD}: upgrade signdigits to use it")
-    if revision is None and url.startswith("sqlite") and (others := _tables(url)):
-        # A SQLite file is one program's: ours added to it would be hard to take out again.
-        raise SchemaRefused(f"holds another program's tables ({', '.join(sorted(others)[:3])}"
-                            f"{', ...' if len(others) > 3 else ''}): point "
-                            "SIGNDIGITS_DATABASE_URL at a new file")
     from alembic import command
 
     engine = engine_for(url)
     with _migration_lock(url), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        # Under the lock: another process's migration, half done, is not seen as foreign.
+        _refuse_what_is_not_ours(connection)
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -71,19 +63,23 @@ def _at_head(url: str) -> bool:
         return False  # no alembic_version table yet (or unreachable: upgrade says which)
 
 
-def _tables(url: str) -> list[str]:
-    try:
-        with engine_for(url).connect() as connection:
-            return inspect(connection).get_table_names()
-    except DBAPIError:
-        return []  # not a database at all: the upgrade itself says why
+OUR_TABLES = {"alembic_version", "jobs", "images"}
 
 
-def _revision_or_none(url: str) -> str | None:
-    try:
-        return schema_revision(url)
-    except DBAPIError:
-        return None  # unreachable: the upgrade itself says why
+def _refuse_what_is_not_ours(connection: Connection) -> None:
+    tables = set(inspect(connection).get_table_names())
+    if "alembic_version" in tables:
+        revision = connection.scalar(text("SELECT version_num FROM alembic_version"))
+        if revision is not None and revision not in known_revisions():
+            # Alembic's own words are "Can't locate revision", and the traceback was ours.
+            raise SchemaRefused(f"is at schema {revision}, newer than this signdigits' "
+                                f"{SCHEMA_HEAD}: upgrade signdigits to use it")
+    elif connection.dialect.name == "sqlite" and tables and not tables & OUR_TABLES:
+        # A SQLite file is one program's: ours added to it would be hard to take out again.
+        others = sorted(tables)
+        raise SchemaRefused(f"holds another program's tables ({', '.join(others[:3])}"
+                            f"{', ...' if len(others) > 3 else ''}): point "
+                            "SIGNDIGITS_DATABASE_URL at a new file")
 
 
 def schema_revision(url: str) -> str | None:
