@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -49,16 +50,27 @@ def _opened(output: Path | None):
         yield sys.stdout
         return
     # A link is followed (its target gets the new file, the link stays a link), and what
-    # is not a regular file (/dev/null, /dev/stdout, a FIFO) is written into: renaming
-    # over it replaced the device node itself with a file (as root, /dev/null too).
-    output = Path(os.path.realpath(output))
-    if output.exists() and not output.is_file():
+    # is not a regular file (/dev/null, a FIFO, /dev/stdout into a pipe) is written into:
+    # renaming over it replaced the device node itself with a file (as root, /dev/null
+    # too). The path as given is opened: realpath makes /dev/stdout a pipe:[N] that no
+    # one can open.
+    try:
+        found = os.stat(output)  # follows links
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:
+        raise OutputError(f"--output {output}: {exc.strerror}") from None
+    if found is not None and (stream := _our_stream(found)) is not None:
+        yield stream  # `-o /dev/stdout >> file`: appended as the shell arranged, not replaced
+        return
+    if found is not None and not stat.S_ISREG(found.st_mode):
         try:
             with open(output, "w", newline="", encoding="utf-8") as handle:
                 yield handle
         except OSError as exc:
             raise OutputError(f"--output {output}: {exc.strerror}") from None
         return
+    output = Path(os.path.realpath(output))
     try:
         descriptor, temporary = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.")
     except OSError as exc:
@@ -71,6 +83,18 @@ def _opened(output: Path | None):
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _our_stream(found: os.stat_result):
+    """sys.stdout or sys.stderr if ``found`` is the very file one of them writes to."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            ours = os.fstat(stream.fileno())
+        except (OSError, ValueError):  # closed, or not a real file (a test's capture)
+            continue
+        if (ours.st_dev, ours.st_ino) == (found.st_dev, found.st_ino):
+            return stream
+    return None
 
 
 def _umask() -> int:

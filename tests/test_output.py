@@ -141,3 +141,25 @@ def test_output_into_a_device_a_fifo_or_through_a_link_keeps_them(results_databa
         os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
         _results(url, tmp_path, "--format", "csv", "--output", str(null))
         assert stat.S_ISCHR(null.lstat().st_mode)
+
+
+def test_output_to_dev_stdout_goes_down_the_pipe_or_onto_the_end_of_the_file(
+        results_database, tmp_path):
+    """realpath had made /dev/stdout into a pipe:[N] no one can open; into `>> file` it
+    replaced the file's earlier lines."""
+    import subprocess
+    import sys
+
+    url, _ = results_database
+    piped = _results(url, tmp_path, "--format", "json", "--output", "/dev/stdout")
+    assert json.loads(piped)
+    appended = tmp_path / "app.csv"
+    appended.write_text("earlier line\n")
+    with open(appended, "a") as handle:
+        result = subprocess.run(
+            [sys.executable, "-m", "signdigits", "results", "latest", "--format", "csv",
+             "--output", "/dev/stdout"], env=make_env(database_url=url), cwd=tmp_path,
+            stdout=handle, stderr=subprocess.PIPE, timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
+    lines = appended.read_text().splitlines()
+    assert lines[0] == "earlier line" and lines[1].startswith("path,") and len(lines) > 2
