@@ -18,8 +18,6 @@ from pathlib import Path
 
 from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
-from redis import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings, shown_value
@@ -122,33 +120,18 @@ def check_broker(app: Celery, *, timeout: float = 5.0) -> None:
     before they write: without it an unreachable broker shows up only at the first
     enqueue, after the job and its first manifest rows exist.
     """
+    # Deadlines on the replies, not only on the connect (kombu's own timeout): a port
+    # that accepts and never answers (a wrong service, a stopped container behind a
+    # proxy) hung the command for good in the transport's first PING.
+    deadlines = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     try:
-        _answers_ping(app.conf.broker_url, timeout=timeout)
-        with app.connection_for_write() as connection:
+        with app.connection_for_write(transport_options=deadlines) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
                                          timeout=timeout)
-    except (BrokerError, OSError, RedisError, ValueError) as exc:
+    except (BrokerError, OSError, ValueError) as exc:
         url = shown_value("broker_url", app.conf.broker_url)  # no password on the terminal
         raise SubmissionError(f"cannot reach the broker at {url} (SIGNDIGITS_BROKER_URL): "
                               f"{exc}; nothing was recorded") from None
-
-
-def _answers_ping(url: str, *, timeout: float) -> None:
-    """A Redis PING with a deadline on the reply, not only on the connect.
-
-    Kombu's ``ensure_connection`` bounds the TCP connect alone: a port that accepts and
-    never answers (a wrong service, a stopped container behind a proxy) hung ``submit``
-    for good. Plain ``redis://`` only, without its query: TLS, sockets and sentinels
-    take options whose spelling kombu and redis-py do not share, so those are kombu's.
-    """
-    if not url.startswith("redis://"):
-        return
-    url = url.partition("?")[0]
-    client = Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
-    try:
-        client.ping()
-    finally:
-        client.close()
 
 
 def this_producer() -> str:

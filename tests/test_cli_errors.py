@@ -141,9 +141,12 @@ def test_a_broker_port_that_accepts_and_never_answers_is_a_clear_line_not_a_hang
     (photos / "a.jpg").write_bytes(b"not looked at")
     url = sqlite_with_jobs(tmp_path / "sd.db")
     with socket.create_server(("127.0.0.1", 0)) as silent:
-        broker = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
-        env = make_env(database_url=url, broker_url=broker)
-        for command in (["submit", str(photos)], ["ready", "signdigits@nowhere"]):
+        port = silent.getsockname()[1]
+        for broker, command in (
+                (f"redis://127.0.0.1:{port}/0", ["submit", str(photos)]),
+                (f"redis://127.0.0.1:{port}/0", ["ready", "signdigits@nowhere"]),
+                (f"rediss://127.0.0.1:{port}/0?ssl_cert_reqs=none", ["submit", str(photos)])):
+            env = make_env(database_url=url, broker_url=broker)
             line = one_line_error(run_cli(*command, cwd=tmp_path, env=env, timeout=60), 1,
                                   "cannot reach the broker")
             assert "Timeout" in line
