@@ -233,7 +233,7 @@ def _redis_url_problem(url: str) -> str | None:
     if port == 0:
         return "port 0 is no port"
     database = parts.path.lstrip("/")
-    if database and not database.isdigit():
+    if database and not (database.isascii() and database.isdigit()):  # not '²'
         return f"the database after the host must be a number (0-15), not {database!r}"
     return None
 
@@ -296,7 +296,7 @@ def masked_password(url: str) -> str:
     Up to the last ``@``, not the first ``@`` or ``/``: an unescaped ``@`` or ``/`` in a
     password is what makes a URL wrong, and stopping there showed the password's tail.
     """
-    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)
+    return re.sub(r"(?s)(://[^:/@]*:).*@", r"\1***@", url)  # (?s): a newline too
 
 
 def _raw_variable(field: str) -> str | None:

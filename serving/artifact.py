@@ -213,7 +213,7 @@ def _onnx_metadata(path: Path) -> dict[str, Any]:
 def _json_object(raw: bytes | str, path: Path) -> dict[str, Any]:
     try:
         metadata = json.loads(raw)
-    except ValueError:  # not JSON, or not UTF-8
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser
         metadata = None
     if not isinstance(metadata, dict):
         raise ArtifactError(f"{path}: its {METADATA_ENTRY} metadata is not a JSON object")

@@ -131,7 +131,8 @@ def reaping_orphans():
     PID 1 of some containers and microVMs reaps only every second or so: ``kill`` waited
     1.2-1.5 s on their zombies (measured on this project's CI machine). As their
     subreaper we reap them at once. Off again on leaving, so that later orphans are not
-    left as our zombies.
+    left as our zombies; one outside the worker's process group, orphaned meanwhile
+    (Celery's pool has none), would stay our zombie until we exit.
     """
     prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
     on = prctl is not None and prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0

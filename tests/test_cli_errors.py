@@ -79,6 +79,7 @@ def test_a_bad_setting_is_one_line_naming_variable_and_value(variable, value, sh
         ("redis://127.0.0.1:70000/0", "from 1 to 65535"),
         ("redis://:hunter2/x@127.0.0.1:6379/0", "must be %-escaped"),
         ("redis://127.0.0.1:6379/abc", "must be a number"),
+        ("redis://127.0.0.1:6379/²", "must be a number"),
         ("redis://127.0.0.1:0/0", "port 0"),
     ],
 )
@@ -323,7 +324,8 @@ def test_celery_command_without_a_broker_url_refuses(tmp_path):
 
 @pytest.mark.parametrize("url", ["postgresql+psycopg://me:hun@ter2@db/sd",
                                  "postgresql+psycopg://me:hun/ter2@db/sd",
-                                 "redis://:hun@ter2@127.0.0.1:6379/0"])
+                                 "redis://:hun@ter2@127.0.0.1:6379/0",
+                                 "redis://:hun\nter2@127.0.0.1:6379/0"])
 def test_a_password_with_an_unescaped_at_or_slash_is_masked_whole(url):
     from config.settings import shown_value
     from db.session import shown_url

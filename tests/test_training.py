@@ -152,13 +152,15 @@ def _with_metadata(tmp_path: Path, change) -> Path:
 @pytest.mark.parametrize(("change", "refusal"), [
     (lambda m: [m], "not a JSON object"),
     (lambda m: b"\xff\xfe{}", "not a JSON object"),
+    (lambda m: b"[" * 200_000, "not a JSON object"),
     (lambda m: {**m, "class_to_digit": [float(d) for d in m["class_to_digit"]]},
      "class_to_digit"),
     (lambda m: {**m, "class_to_digit": ["0", *m["class_to_digit"][1:]]}, "class_to_digit"),
     (lambda m: {**m, "default_threshold": "high"}, "default_threshold"),
     (lambda m: {**m, "default_threshold": float("nan")}, "default_threshold"),
     (lambda m: {**m, "default_threshold": 1.5}, "default_threshold"),
-], ids=["list", "not-utf8", "float-digits", "string-digit", "string-threshold", "nan", "1.5"])
+], ids=["list", "not-utf8", "nested", "float-digits", "string-digit", "string-threshold",
+        "nan", "1.5"])
 def test_model_metadata_of_the_wrong_shape_is_refused_by_name(change, refusal, tmp_path):
     """Each was a TypeError or AttributeError, or a NaN threshold that flags nothing."""
     with pytest.raises(ArtifactError, match=refusal):
