@@ -168,23 +168,19 @@ def test_serve_on_a_taken_port_says_so_before_starting_anything(tmp_path):
 
 
 def test_credentials_are_required_when_set(tmp_path):
-    from fastapi.testclient import TestClient
-
     from config.settings import Settings
-    from db.migrate import upgrade
-    from web.app import create_app
+    from tests.web_server import serving
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", environment="production",
                         web_auth="ann:a-real-secret", web_token="t" * 20)
-    upgrade(settings.database_url)
-    client = TestClient(create_app(settings))
-    for url in ("/", "/api/jobs", "/docs", "/static/common.js"):
-        assert client.get(url).status_code == 401
-    assert client.get("/api/jobs", auth=("ann", "wrong")).status_code == 401
-    assert client.get("/healthz").json() == {"ok": True}  # the health check needs none
-    assert client.get("/api/jobs", auth=("ann", "a-real-secret")).status_code == 200
-    assert client.get("/api/jobs", headers={"Authorization": "Bearer " + "t" * 20}).status_code \
-        == 200
+    with serving(settings) as client:
+        for url in ("/", "/api/jobs", "/docs", "/static/common.js"):
+            assert client.get(url).status_code == 401
+        assert client.get("/api/jobs", auth=("ann", "wrong")).status_code == 401
+        assert client.get("/healthz").json() == {"ok": True}  # the health check needs none
+        assert client.get("/api/jobs", auth=("ann", "a-real-secret")).status_code == 200
+        bearer = {"Authorization": "Bearer " + "t" * 20}
+        assert client.get("/api/jobs", headers=bearer).status_code == 200
 
 
 def test_the_web_never_imports_tensorflow(tmp_path, dataset):
@@ -194,15 +190,14 @@ def test_the_web_never_imports_tensorflow(tmp_path, dataset):
     redis_url = broker.url
     script = textwrap.dedent(f"""
         import sys
-        from fastapi.testclient import TestClient
+        from contextlib import ExitStack
         from config.settings import Settings
-        from db.migrate import upgrade
-        from web.app import create_app
+        from tests.web_server import serving
 
         settings = Settings(database_url="sqlite:///{tmp_path}/r.db", broker_url="{redis_url}",
                             upload_dir="{tmp_path}/up", predict_timeout=0.5)
-        upgrade(settings.database_url)
-        client = TestClient(create_app(settings), client=("127.0.0.1", 1))
+        running = ExitStack()  # held, or the collected generator would stop the server
+        client = running.enter_context(serving(settings))  # a real uvicorn, to the end
         data = open("{photo}", "rb").read()
         for url in ("/", "/try", "/docs", "/openapi.json"):
             assert client.get(url).status_code == 200, url
