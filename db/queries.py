@@ -6,6 +6,7 @@ All take the session by keyword.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -155,6 +156,9 @@ def producer_alive(job: Job, *, stall_seconds: int) -> bool:
     return utcnow() - as_utc(job.producer_seen_at) <= timedelta(seconds=stall_seconds)
 
 
+_JOB_REF = re.compile(r"[0-9a-fA-F]{1,32}")
+
+
 def resolve_job(session: Session, *, ref: str) -> Job:
     """A job by id, unique id prefix, or ``latest``."""
     if ref == "latest":
@@ -162,11 +166,14 @@ def resolve_job(session: Session, *, ref: str) -> Job:
         if job is None:
             raise JobNotFound("no jobs yet")
         return job
-    job = session.get(Job, ref)
+    if not _JOB_REF.fullmatch(ref):
+        # Ids are 32 hex digits: anything else matches none, and asked of the database it
+        # was a 500 (a NUL on PostgreSQL), a traceback (a surrogate), or, for '', every job.
+        raise JobNotFound(f"no job {ref!r} (a job id, a prefix of one, or 'latest')")
+    job = session.get(Job, ref.lower())
     if job is not None:
         return job
-    # autoescape: a '_' or '%' typed by the user is a character, not a LIKE wildcard.
-    prefix = Job.id.startswith(ref.lower(), autoescape=True)
+    prefix = Job.id.startswith(ref.lower())  # hex only: no LIKE wildcard can reach here
     matches = session.scalars(select(Job).where(prefix).limit(2)).all()
     if len(matches) == 1:
         return matches[0]

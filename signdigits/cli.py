@@ -178,7 +178,7 @@ def status(
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
-    jobs = [_job(sessions, job)] if job else None
+    jobs = [_job(sessions, job)] if job is not None else None
     pipeline.print_status(jobs, settings=settings, sessions=sessions)
 
 

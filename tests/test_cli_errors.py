@@ -303,6 +303,18 @@ def test_cancel_refuses_a_job_that_already_ended_and_leaves_it_as_it_was(tmp_pat
     assert "cancelled" not in status.stdout and " done " in status.stdout, status.stdout
 
 
+def test_a_job_ref_no_job_can_have_is_refused_and_never_picks_the_only_job(tmp_path):
+    """'' had matched every id as a prefix (`cancel ''` cancelled the only job), and a
+    name that is not UTF-8 was a traceback from the database driver."""
+    url = sqlite_with_jobs(tmp_path / "sd.db", {})
+    env = make_env(database_url=url)
+    for ref in ("", "\udcff", "a_b", "0" * 33):
+        for command in ("status", "cancel", "results"):
+            one_line_error(run_cli(command, ref, env=env, cwd=tmp_path), 1, "no job")
+    status = run_cli("status", "latest", env=env, cwd=tmp_path)
+    assert "cancelled" not in status.stdout and "submission interrupted" in status.stdout
+
+
 def test_flower_without_credentials_outside_development_is_refused(tmp_path, redis_url):
     from signdigits.local import free_port
 

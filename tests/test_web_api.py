@@ -243,3 +243,13 @@ def test_predict_is_not_queued_behind_a_jobs_batches(web, dataset, tmp_path):
     assert answer.status_code == 200 and answer.json()["digit"] == digit
     assert pending > 0, "the prediction waited for the whole job"
     sse_until_done(web, job["id"])
+
+
+@pytest.mark.parametrize("ref", ["%00", "a%00b", "%FF", "%ED%B2%80", "x" * 33])
+def test_a_job_id_no_job_can_have_is_404_on_every_job_route(web, ref):
+    """A NUL was a 500 on PostgreSQL (text cannot hold one), on every one of these."""
+    for method, url in (("GET", f"/api/jobs/{ref}"), ("GET", f"/api/jobs/{ref}/images"),
+                        ("GET", f"/api/jobs/{ref}/results.csv"), ("GET", f"/jobs/{ref}"),
+                        ("GET", f"/api/jobs/{ref}/review"), ("POST", f"/api/jobs/{ref}/cancel")):
+        response = web.request(method, url)
+        assert response.status_code == 404, (method, url, response.text)
