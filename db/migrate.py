@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def _migration_lock(url: str):
     if not database or database == ":memory:":
         yield
         return
-    path = Path(database).resolve()
+    path = Path(os.path.realpath(database))  # resolve() raised on a symlink loop
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.migrate-lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -86,7 +86,7 @@ def submit_folder(
     called with the job's id as soon as its row exists, before the walk goes on (the HTTP
     API answers then, rather than after a million-image walk).
     """
-    root = Path(root).expanduser().resolve()
+    root = Path(os.path.realpath(Path(root).expanduser()))  # resolve() raised on a loop
     check_allowed_root(root, settings)
     model = read_model_info(resolve_model_path(settings.model_path))
     batch_size = batch_size or settings.batch_size

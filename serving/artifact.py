@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -87,7 +88,8 @@ def resolve_model_path(path: Path | None) -> Path:
     The caller passes its settings' value: reading global settings here would make every
     test and embedded caller share one process-wide model choice.
     """
-    return Path(path or shipped_model_path()).expanduser().resolve()
+    # realpath, not resolve(): a symlink loop raised RuntimeError, past every error check.
+    return Path(os.path.realpath(Path(path or shipped_model_path()).expanduser()))
 
 
 def keras_digest(archive: zipfile.ZipFile) -> str:

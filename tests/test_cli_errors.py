@@ -315,6 +315,17 @@ def test_a_job_ref_no_job_can_have_is_refused_and_never_picks_the_only_job(tmp_p
     assert "cancelled" not in status.stdout and "submission interrupted" in status.stdout
 
 
+def test_a_symlink_loop_as_folder_or_model_is_one_line(tmp_path, redis_url):
+    """Path.resolve() raises RuntimeError on a loop, which no error check caught."""
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    env = make_env(database_url=f"sqlite:///{tmp_path / 'sd.db'}", broker_url=redis_url)
+    one_line_error(run_cli("submit", str(tmp_path / "a"), env=env, cwd=tmp_path), 1,
+                   "no such folder")
+    one_line_error(run_cli("predict", "x.jpg", env={**env, "SIGNDIGITS_MODEL_PATH": str(
+        tmp_path / "a")}, cwd=tmp_path), 1, "Too many levels of symbolic links")
+
+
 def test_flower_without_credentials_outside_development_is_refused(tmp_path, redis_url):
     from signdigits.local import free_port
 

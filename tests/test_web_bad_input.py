@@ -24,6 +24,9 @@ def bad(redis_url, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("web-bad")
     allowed = tmp / "allowed"
     allowed.mkdir()
+    (allowed / "loop").mkdir()  # a symlink loop: Path.resolve() raised RuntimeError, a 500
+    (allowed / "loop" / "a").symlink_to(allowed / "loop" / "b")
+    (allowed / "loop" / "b").symlink_to(allowed / "loop" / "a")
     settings = Settings(broker_url=redis_url, database_url=f"sqlite:///{tmp / 'r.db'}",
                         upload_dir=tmp / "uploads", allowed_roots=[allowed],
                         max_upload_bytes=3 * MB, max_unpacked_bytes=2 * MB,
@@ -120,6 +123,7 @@ def test_bad_upload_is_refused_and_leaves_nothing(bad, case):
     ({"folder": "/tmp/\u0000x"}, 422),  # a NUL byte: realpath raised ValueError
     ('{"folder": "/tmp/x/\\ud800"}', 422),  # an unpaired surrogate: UnicodeEncodeError
     ({"folder": "ALLOWED/" + "a/" * 3000}, 400),  # longer than a path may be: OSError
+    ({"folder": "ALLOWED/loop/a"}, 400),  # a symlink loop: RuntimeError
 ])
 def test_bad_folder_job_is_refused(bad, body, status):
     if isinstance(body, dict) and str(body.get("folder", "")).startswith("ALLOWED"):

@@ -49,11 +49,15 @@ class Upload:
 def upload_root(settings: Settings) -> Path:
     """``SIGNDIGITS_UPLOAD_DIR``, or ``uploads/`` beside a SQLite database (else ./)."""
     if settings.upload_dir is not None:
-        return Path(settings.upload_dir).expanduser().resolve()
+        return _real(Path(settings.upload_dir).expanduser())
     url = settings.database_url
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        return Path(url.removeprefix("sqlite:///")).expanduser().resolve().parent / "uploads"
-    return Path("uploads").resolve()
+        return _real(Path(url.removeprefix("sqlite:///")).expanduser()).parent / "uploads"
+    return _real(Path("uploads"))
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(path))  # Path.resolve() raises on a symlink loop
 
 
 def clean_relative(name: str) -> str:
