@@ -22,6 +22,7 @@ PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "passwor
 
 
 ENV_PREFIX = "SIGNDIGITS_"
+_THIRTY_DAYS = 30 * 24 * 3600  # past this, timedelta and socket timeouts overflow far later
 BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel")
 # Secrets a message may echo only masked.
 SECRET_FIELDS = {"flower_basic_auth"}
@@ -87,7 +88,8 @@ class Settings(BaseSettings):
     batch_size: int = Field(128, ge=1, le=4096, description="images per Celery task")
     concurrency: int = Field(2, ge=1, le=256, description="worker processes per worker")
     visibility_timeout: int = Field(
-        3600, ge=5, description="seconds before Redis redelivers an unacknowledged task"
+        3600, ge=5, le=_THIRTY_DAYS,
+        description="seconds before Redis redelivers an unacknowledged task"
     )
     max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="larger files get an error")
     max_image_pixels: int = Field(
@@ -108,7 +110,8 @@ class Settings(BaseSettings):
     runtime: Literal["onnx", "tensorflow"] = Field(
         "onnx", description="what runs the model: onnx (ONNX Runtime) or tensorflow (comparison)"
     )
-    stall_seconds: int = Field(120, ge=1, description="no progress this long: job is stalled")
+    stall_seconds: int = Field(120, ge=1, le=_THIRTY_DAYS,
+                               description="no progress this long: job is stalled")
     max_attempts: int = Field(5, ge=1, description="tries per batch before its rows get errors")
     flower_basic_auth: str | None = Field(None, description="user:password for Flower")
     # The producer: how much of an --inline job may wait in the broker at once.
@@ -116,6 +119,28 @@ class Settings(BaseSettings):
         256 * 1024 * 1024, ge=1,
         description="an --inline producer waits while its queued messages hold more bytes",
     )
+
+    @field_validator("model_path", "upload_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        # An empty path is the current folder: a model or uploads wherever `serve` started.
+        return None if value == "" else value
+
+    @field_validator("allowed_roots")
+    @classmethod
+    def _absolute_paths(cls, roots: list[Path]) -> list[Path]:
+        for root in roots:
+            text = str(root)
+            if "\x00" in text or not root.is_absolute():
+                # Relative, each process would resolve it against its own working folder.
+                raise PydanticCustomError("allowed_roots",
+                                          "expected absolute paths, without NUL bytes")
+            try:
+                os.fsencode(text)
+            except UnicodeEncodeError:
+                raise PydanticCustomError("allowed_roots", "a path no file system can hold"
+                                          ) from None
+        return roots
 
     @field_validator("broker_url")
     @classmethod
@@ -175,7 +200,7 @@ class Settings(BaseSettings):
         2 * 1024 * 1024 * 1024, ge=1, description="most bytes one upload's zips may unpack to"
     )
     predict_timeout: float = Field(
-        30.0, gt=0, description="seconds POST /api/predict waits for a worker"
+        30.0, gt=0, le=3600, description="seconds POST /api/predict waits for a worker"
     )
     flower_url: str | None = Field(None, description="Flower's address, for links from the web")
 

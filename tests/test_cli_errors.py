@@ -61,6 +61,11 @@ def sqlite_with_jobs(path: Path, *jobs: dict) -> str:
         ("DATABASE_URL", "sqlite//sd.db", "'sqlite//sd.db'"),
         ("BATCH_SIZE", "abc", "'abc'"),
         ("BROKER_URL", "http://me:hunter2@127.0.0.1:1/0", "'http://me:***@127.0.0.1:1/0'"),
+        # Found by fuzzing: accepted, then a traceback or 500 (timedelta and socket
+        # timeouts overflowed), or a root each process resolved in its own folder.
+        ("STALL_SECONDS", "9" * 20, f"'{'9' * 20}'"),
+        ("PREDICT_TIMEOUT", "inf", "'inf'"),
+        ("ALLOWED_ROOTS", '["relative"]', """'["relative"]'"""),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_variable_and_value(variable, value, shown, tmp_path):
