@@ -106,7 +106,7 @@ def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or
         if key == "b":
             position = max(0, position - 1)
             continue
-        if answer not in ("", "x", "X") and not (len(answer) == 1 and answer.isdigit()):
+        if answer not in ("", "x", "X") and not (len(answer) == 1 and answer in "0123456789"):
             console.print(f"  {answer!r}: type one digit 0-9, Enter, x, b or q", markup=False)
             continue
         digit = image.digit if answer == "" else None if key == "x" else int(answer)

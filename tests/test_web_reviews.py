@@ -182,10 +182,12 @@ def test_review_in_the_terminal(web, dataset, tmp_path):
     job_id, _ = _reviewable_job(web, dataset, tmp_path / "terminal", per_digit=1)
     queue = web.get(f"/api/jobs/{job_id}/review", params={"limit": 3}).json()["items"]
     done = subprocess.run([sys.executable, "-m", "signdigits", "review", job_id],
-                          input="3\n\nx\nb\n5\nq\n", text=True, capture_output=True,
+                          # '²' and '٣' pass str.isdigit: a traceback, and a 3 stored
+                          input="²\n٣\n3\n\nx\nb\n5\nq\n", text=True, capture_output=True,
                           env=web.stack.env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "stopped: 3 of" in done.stdout + done.stderr
+    assert "'²': type one digit" in done.stdout + done.stderr
     histories = [web.get(f"/api/images/{i['id']}/reviews").json()["items"] for i in queue]
     assert [[(r["digit"], r["unusable"]) for r in h] for h in histories] == [
         [(3, False)], [(queue[1]["digit"], False)], [(None, True), (5, False)]]
