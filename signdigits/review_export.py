@@ -22,11 +22,13 @@ from db.queries import as_utc
 from db.reviews import reviewed_images
 from files.paths import is_inside
 from files.reading import ImageError, JobFolder
+from signdigits.console import printable
 from training.data import REVIEW_MANIFEST
 
 MANIFEST_COLUMNS = ["file", "job", "path", "reviewer", "digit", "reviewed_at", "model_digit",
                     "confidence"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NAME_MAX = 255  # bytes in a file name on ext4, XFS, btrfs and tmpfs; the names are ASCII
 
 
 class ExportError(OSError):
@@ -59,13 +61,13 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
         for image, job, review in reviewed_images(session, job_ids=job_ids):
             folder = folders.setdefault(job.id, JobFolder(job.root, allowed_roots=allowed_roots))
             relative = os.fsdecode(image.raw_path) if image.raw_path else image.path
-            name = f"{job.id[:8]}-{image.id}-{_UNSAFE.sub('_', Path(image.path).name)}"
+            name = _export_name(job.id, image.id, image.path)
             target = out / str(review.digit) / name
             target.parent.mkdir(exist_ok=True)
             try:
                 summary.linked += _place(folder, relative, target, max_bytes=max_bytes)
             except (ImageError, OSError) as exc:
-                warn(f"skipped {job.id[:8]} {image.path}: {exc}")
+                warn(f"skipped {job.id[:8]} {printable(image.path)}: {exc}")
                 summary.skipped += 1
                 continue
             summary.written += 1
@@ -75,6 +77,16 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
                 "digit": review.digit, "reviewed_at": as_utc(review.reviewed_at).isoformat(),
                 "model_digit": image.digit, "confidence": image.confidence})
     return summary
+
+
+def _export_name(job_id: str, image_id: int, path: str) -> str:
+    """``<job8>-<image id>-<name>``, ASCII, its stem cut to fit a file name's 255 bytes.
+
+    A long original name had made the export skip the photo ("File name too long").
+    """
+    prefix = f"{job_id[:8]}-{image_id}-"
+    stem, suffix = os.path.splitext(_UNSAFE.sub("_", Path(path).name))
+    return prefix + stem[: _NAME_MAX - len(prefix) - len(suffix)] + suffix
 
 
 def _place(folder: JobFolder, relative: str, target: Path, *, max_bytes: int) -> bool:

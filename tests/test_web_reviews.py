@@ -192,3 +192,12 @@ def test_review_in_the_terminal(web, dataset, tmp_path):
     assert [[(r["digit"], r["unusable"]) for r in h] for h in histories] == [
         [(3, False)], [(queue[1]["digit"], False)], [(None, True), (5, False)]]
     assert {r["reviewer"] for h in histories for r in h} == {getpass.getuser()}
+
+
+def test_an_exported_photo_with_a_long_name_gets_a_name_the_file_system_takes(tmp_path):
+    """`<job8>-<id>-<name>` had gone past 255 bytes: the photo was skipped, exit 0."""
+    from signdigits.review_export import _export_name
+
+    name = _export_name("f" * 32, 123456, "sub/IMG_" + "L" * 240 + ".JPG")
+    (tmp_path / name).write_bytes(b"fits")  # OSError: File name too long, before
+    assert name.startswith("ffffffff-123456-IMG_L") and name.endswith("L.JPG")
