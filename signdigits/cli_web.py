@@ -39,6 +39,7 @@ def serve(
         fail(str(exc))
     _check_can_listen(host, port)
     database_for_writing(settings)
+    _check_can_store_uploads(settings)
     stack = None
     if not settings.broker_url:
         stack = LocalStack(broker_url=None, database_url=settings.database_url,
@@ -85,6 +86,21 @@ def _check_can_listen(host: str, port: int) -> None:
                 probe.bind(address)
     except OSError as exc:
         fail(f"cannot listen on {host} port {port}: {exc.strerror or exc}")
+
+
+def _check_can_store_uploads(settings) -> None:
+    """One line now, rather than a 503 for every upload once the server is up."""
+    import tempfile
+
+    from web.uploads import upload_root
+
+    root = upload_root(settings)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=root).close()
+    except OSError as exc:
+        fail(f"uploads folder {root} (SIGNDIGITS_UPLOAD_DIR): cannot write there "
+             f"({exc.strerror or exc})")
 
 
 def _run_server(settings, *, host: str, port: int, stack) -> str | None:

@@ -291,3 +291,18 @@ def test_a_client_hanging_up_mid_body_is_not_logged_as_our_error(bad, url, kind,
         assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
         time.sleep(0.02)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_an_upload_the_server_cannot_store_is_503_and_records_nothing(tmp_path):
+    """An upload folder that cannot be made (here a file is in its place) was a 500; the
+    same store serves POST /api/predict with store=true."""
+    from config.settings import Settings
+
+    (tmp_path / "uploads").write_text("a file where the folder should be")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}",
+                        broker_url="redis://127.0.0.1:1/0", upload_dir=tmp_path / "uploads")
+    with serving(settings) as client:
+        response = client.post("/api/jobs", files=[("files", ("a.jpg", JPEG))])
+        assert response.status_code == 503, response.text
+        assert "cannot store uploads now (Not a directory)" in response.json()["detail"]
+        assert client.get("/api/jobs").json()["items"] == []

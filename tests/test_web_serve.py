@@ -226,3 +226,12 @@ def test_the_web_never_imports_tensorflow(tmp_path, dataset):
         broker.stop()
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.split() == ["False", "False"]
+
+
+def test_serve_with_an_upload_folder_it_cannot_write_says_so_before_starting(tmp_path):
+    (tmp_path / "uploads").write_text("a file where the folder should be")
+    result = run_cli("serve", cwd=tmp_path, timeout=60, env=make_env(
+        database_url=f"sqlite:///{tmp_path / 'sd.db'}", upload_dir=str(tmp_path / "uploads")))
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: uploads folder") and "SIGNDIGITS_UPLOAD_DIR" in line, line

@@ -79,7 +79,10 @@ def clean_relative(name: str) -> str:
 def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> Path:
     """Write every upload into a new folder; its path. Nothing remains if one is refused."""
     folder = upload_root(settings) / uuid.uuid4().hex
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        raise _cannot_store(exc) from None
     budget = _Budget(settings.max_unpacked_bytes)
     try:
         images = 0
@@ -87,10 +90,20 @@ def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> Path:
             images += _store_one(upload, folder, settings=settings, budget=budget)
         if not images:
             raise UploadRefused("no images in the upload (send images or .zip archives of them)")
+    except OSError as exc:  # the disk, not the request: a full disk, a folder gone
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _cannot_store(exc) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return folder
+
+
+def _cannot_store(exc: OSError) -> UploadRefused:
+    # Its reason only: the OSError's text would name the server's own folder.
+    reason = exc.strerror or exc.__class__.__name__
+    return UploadRefused(f"the server cannot store uploads now ({reason}); nothing was recorded",
+                         status=503)
 
 
 class _Budget:
