@@ -87,6 +87,12 @@ def submit_folder(
     API answers then, rather than after a million-image walk).
     """
     root = Path(os.path.realpath(Path(root).expanduser()))  # resolve() raised on a loop
+    if not str(root).isascii():
+        try:
+            str(root).encode("utf-8")
+        except UnicodeEncodeError:  # the job's root is a text column; its files need not be
+            raise FolderError(f"{str(root)!r}: the folder's own name is not UTF-8 "
+                              "(rename it or submit a folder above it)") from None
     check_allowed_root(root, settings)
     model = read_model_info(resolve_model_path(settings.model_path))
     batch_size = batch_size or settings.batch_size

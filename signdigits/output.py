@@ -47,6 +47,8 @@ def _opened(output: Path | None):
     ``output`` as it was, never half of a new one.
     """
     if output is None:
+        if sys.stdout is None:  # started with stdout closed (`>&-`)
+            raise OutputError("standard output is closed: pass --output FILE")
         yield sys.stdout
         return
     # A link is followed (its target gets the new file, the link stays a link), and what

@@ -136,7 +136,7 @@ def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> No
     rate = f"{images_per_s:,.1f} images/s" if images_per_s else "n/a"
     console.print(
         f"{summary.done:,} classified, {summary.below_threshold:,} below threshold "
-        f"{summary.job.threshold:.2f}, {summary.errors:,} errors, {summary.cancelled:,} "
+        f"{summary.job.threshold:g}, {summary.errors:,} errors, {summary.cancelled:,} "
         f"cancelled, of {summary.total:,} images; {rate}"
     )
     if summary.errors:

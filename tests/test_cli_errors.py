@@ -331,6 +331,20 @@ def test_a_symlink_loop_as_folder_or_model_is_one_line(tmp_path, redis_url):
         tmp_path / "a")}, cwd=tmp_path), 1, "Too many levels of symbolic links")
 
 
+def test_a_folder_whose_own_name_is_not_utf8_is_named_in_one_line(tmp_path, redis_url):
+    """The job's root is text: the database driver's UnicodeEncodeError had named nothing."""
+    import os
+
+    folder = os.fsdecode(os.fsencode(tmp_path) + b"/photos\xff")
+    os.mkdir(folder)
+    (Path(folder) / "a.jpg").write_bytes(b"not looked at")
+    url = sqlite_with_jobs(tmp_path / "sd.db")
+    env = make_env(database_url=url, broker_url=redis_url)
+    one_line_error(run_cli("submit", folder, env=env, cwd=tmp_path), 1, "photos",
+                   "own name is not UTF-8")
+    assert _job_count(url) == 0
+
+
 def test_flower_without_credentials_outside_development_is_refused(tmp_path, redis_url):
     from signdigits.local import free_port
 
