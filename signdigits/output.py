@@ -35,6 +35,15 @@ def check_writable(output: Path) -> None:
         raise OutputError(f"--output {output}: no folder {folder}")
     if output.is_dir():
         raise OutputError(f"--output {output}: is a folder")
+    try:
+        found = os.stat(output)
+    except OSError:
+        found = None
+    if found is not None and (not stat.S_ISREG(found.st_mode) or _our_stream(found)):
+        # Written into, not replaced (see _opened): /dev/stdout's folder is not the point.
+        if not os.access(output, os.W_OK):
+            raise OutputError(f"--output {output}: not writable")
+        return
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"--output {output}: folder {folder} is not writable")
 

@@ -306,3 +306,40 @@ def test_an_upload_the_server_cannot_store_is_503_and_records_nothing(tmp_path):
         assert response.status_code == 503, response.text
         assert "cannot store uploads now (Not a directory)" in response.json()["detail"]
         assert client.get("/api/jobs").json()["items"] == []
+
+
+def test_a_full_disk_while_storing_an_upload_or_unpacking_its_zip_is_503(tmp_path):
+    """RLIMIT_FSIZE stands in for a full disk. Unpacking had reported our disk's error as
+    the zip's fault, a 400."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import io, resource, signal, zipfile
+        from config.settings import Settings
+        from web.uploads import Upload, UploadRefused, store_uploads
+
+        settings = Settings(database_url="sqlite:///{tmp_path}/r.db",
+                            upload_dir="{tmp_path}/up")
+        zipped = io.BytesIO()
+        with zipfile.ZipFile(zipped, "w") as archive:
+            archive.writestr("p.jpg", {JPEG!r} * 50)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        for upload in (Upload("p.jpg", io.BytesIO({JPEG!r} * 50)),
+                       Upload("z.zip", io.BytesIO(zipped.getvalue()))):
+            try:
+                store_uploads([upload], settings=settings)
+            except UploadRefused as refused:
+                print(refused.status, refused)
+    """)
+    from tests.conftest import REPO
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("503 the server cannot store uploads now")
+                                   for line in lines), lines
+    assert not any((tmp_path / "up").iterdir())  # nothing left behind

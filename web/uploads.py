@@ -90,9 +90,9 @@ def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> Path:
             images += _store_one(upload, folder, settings=settings, budget=budget)
         if not images:
             raise UploadRefused("no images in the upload (send images or .zip archives of them)")
-    except OSError as exc:  # the disk, not the request: a full disk, a folder gone
+    except (OSError, _DiskFailed) as exc:  # the disk, not the request: full, or gone
         shutil.rmtree(folder, ignore_errors=True)
-        raise _cannot_store(exc) from None
+        raise _cannot_store(exc.error if isinstance(exc, _DiskFailed) else exc) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -186,12 +186,30 @@ def _write(folder: Path, relative: str, stream: BinaryIO, *, cap: int, budget: _
         raise UploadRefused(f"{what!r}: cannot be stored as {relative!r} "
                             f"({exc.strerror or exc})") from None
     written = 0
-    with os.fdopen(fd, "wb") as out:
+    out = os.fdopen(fd, "wb")
+    try:
         while chunk := stream.read(_CHUNK):
             written += len(chunk)
             budget.spend(len(chunk), what)
             if written > cap:
                 raise UploadRefused(f"{what!r} is bigger than it declares or over the "
                                     f"{cap:,}-byte cap; refused", status=413)
-            out.write(chunk)
+            _on_our_disk(out.write, chunk)
+    finally:
+        _on_our_disk(out.close)  # a buffered write's failure shows here
     return written
+
+
+def _on_our_disk(write, *args) -> None:
+    try:
+        write(*args)
+    except OSError as exc:  # the server's disk (full, quota): not the client's zip
+        raise _DiskFailed(exc) from None
+
+
+class _DiskFailed(Exception):
+    """A write to our own disk failed; not an OSError, which unpacking reports as the zip's."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
