@@ -11,6 +11,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from db.models import Base
 from db.session import engine_for
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -64,7 +65,6 @@ def _at_head(url: str) -> bool:
         return False  # no alembic_version table yet (or unreachable: upgrade says which)
 
 
-OUR_TABLES = {"alembic_version", "jobs", "images"}
 
 
 def _refuse_what_is_not_ours(connection: Connection) -> None:
@@ -75,8 +75,9 @@ def _refuse_what_is_not_ours(connection: Connection) -> None:
             # Alembic's own words are "Can't locate revision", and the traceback was ours.
             raise SchemaRefused(f"is at schema {revision}, newer than this signdigits' "
                                 f"{SCHEMA_HEAD}: upgrade signdigits to use it")
-    elif connection.dialect.name == "sqlite" and tables and not tables & OUR_TABLES:
+    elif connection.dialect.name == "sqlite" and not tables <= set(Base.metadata.tables):
         # A SQLite file is one program's: ours added to it would be hard to take out again.
+        # (Only our own tables, without alembic_version, is a first migration cut short.)
         others = sorted(tables)
         raise SchemaRefused(f"holds another program's tables ({', '.join(others[:3])}"
                             f"{', ...' if len(others) > 3 else ''}): point "
