@@ -89,18 +89,26 @@ def _check_can_listen(host: str, port: int) -> None:
 
 
 def _check_can_store_uploads(settings) -> None:
-    """One line now, rather than a 503 for every upload once the server is up."""
-    import tempfile
+    """One line now, rather than a 503 for every upload once the server is up.
 
+    Creates nothing (the folder is made by the first upload, as before). A folder the
+    user named that cannot be written refuses the start; the default one, beside no
+    SQLite file, only gets a warning: a server that is never sent uploads needs none.
+    """
     from web.uploads import upload_root
 
     root = upload_root(settings)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=root).close()
-    except OSError as exc:
-        fail(f"uploads folder {root} (SIGNDIGITS_UPLOAD_DIR): cannot write there "
-             f"({exc.strerror or exc})")
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    else:
+        return
+    if settings.upload_dir is not None:
+        fail(f"uploads folder {root} (SIGNDIGITS_UPLOAD_DIR): {problem}")
+    console.print(f"warning: uploads folder {root}: {problem}; uploads will be refused "
+                  "(set SIGNDIGITS_UPLOAD_DIR)", markup=False)
 
 
 def _run_server(settings, *, host: str, port: int, stack) -> str | None:
