@@ -136,7 +136,7 @@ def ready(
     from signdigits.pipeline import check_broker
     from worker.readiness import ask_models_loaded
 
-    check_broker(settings)  # a broker that never answers would outlast any --timeout
+    check_broker(settings, timeout=timeout)  # one that never answers outlasted --timeout
 
     status = ask_models_loaded(create_app(settings), name=node, timeout=timeout)
     if status is None:

@@ -25,14 +25,14 @@ FINISHED = {"done", "done with errors", "failed", "cancelled"}
 STATUS_LIMIT = 50  # jobs `status` lists, newest first
 
 
-def check_broker(settings: Settings) -> None:
+def check_broker(settings: Settings, *, timeout: float = 5.0) -> None:
     """One line and exit 1 unless the broker answers (the producer's own check)."""
     from broker.app import create_app
     from producer.submit import SubmissionError
     from producer.submit import check_broker as broker_answers
 
     try:
-        broker_answers(create_app(settings))
+        broker_answers(create_app(settings), timeout=timeout)
     except SubmissionError as exc:
         fail(str(exc))
 
