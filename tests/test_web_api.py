@@ -131,6 +131,8 @@ def test_exports_match_the_cli_and_folder_jobs(web, dataset, tmp_path):
 
     listed = web.get("/api/jobs", params={"limit": 1}).json()
     assert listed["items"][0]["id"] == job_id and listed["next_cursor"]
+    empty_cursor = web.get("/api/jobs", params={"limit": 1, "cursor": ""})  # it was a 500
+    assert empty_cursor.status_code == 200 and empty_cursor.json()["items"][0]["id"] == job_id
     older = web.get("/api/jobs", params={"limit": 1, "cursor": listed["next_cursor"]}).json()
     assert older["items"][0]["id"] != job_id
 
@@ -171,6 +173,8 @@ def test_predict_one_photo(web, dataset):
 @pytest.mark.parametrize("name, stored_as", [
     ("blob", "photo.png"),  # a camera frame's name
     ("a" * 300 + ".JPG", "photo.jpg"),  # longer than a file name may be: it was a 400
+    ("C:x.jpg", "photo.jpg"),  # names the upload rules refuse were a 400 after classifying
+    (" .jpg", "photo.jpg"),
 ])
 def test_predict_stores_the_photo_when_asked(web, dataset, name, stored_as):
     path, digit = next((p, d) for p, d in sample_images(dataset, 1, seed=22) if d == 4)
@@ -253,3 +257,37 @@ def test_a_job_id_no_job_can_have_is_404_on_every_job_route(web, ref):
                         ("GET", f"/api/jobs/{ref}/review"), ("POST", f"/api/jobs/{ref}/cancel")):
         response = web.request(method, url)
         assert response.status_code == 404, (method, url, response.text)
+
+
+def test_the_events_of_latest_stay_with_the_job_latest_named_when_they_began(web, dataset,
+                                                                            tmp_path):
+    """The stream had asked for `latest` again every second: a newer job took it over."""
+    import json
+    import threading
+
+    import httpx
+
+    folder = tmp_path / "first"
+    copy_sample(dataset, folder, per_digit=20, seed=5)
+    first = web.post("/api/jobs", json={"folder": str(folder), "batch_size": 8}).json()
+    streamed, began = [], threading.Event()
+
+    def read(client: httpx.Client) -> None:
+        with client.stream("GET", "/api/jobs/latest/events") as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    streamed.append(json.loads(line[6:]))
+                    began.set()  # `latest` was resolved: now a newer job may come
+                    if streamed[-1]["state"] in ("done", "done with errors", "failed"):
+                        return
+
+    with httpx.Client(base_url=str(web.base_url), timeout=120) as other:
+        reader = threading.Thread(target=read, args=(other,), daemon=True)
+        reader.start()
+        assert began.wait(60), "no first event in 60 s"
+        path = sample_images(dataset, 1, seed=6)[0][0]
+        newer = web.post("/api/jobs", files=[("files", ("n.jpg", path.read_bytes()))]).json()
+        reader.join(240)
+    assert not reader.is_alive(), "no done event in 240 s"
+    assert {data["id"] for data in streamed} == {first["id"]} != {newer["id"]}
+    assert streamed[-1]["state"] == "done" and streamed[-1]["done"] == 200

@@ -192,7 +192,8 @@ def _refuse(exc: BaseException, *, folder: Path, upload: bool) -> NoReturn:
 def list_jobs(request: Request, limit: int = Query(20, ge=1, le=200),
               cursor: str | None = Query(None)) -> dict:
     state = web_state(request)
-    offset = 0 if cursor is None else number(cursor, "cursor", low=0, high=10**12, integer=True)
+    # An empty cursor is no cursor: number() gives None for it, and `None + limit` was a 500.
+    offset = number(cursor, "cursor", low=0, high=10**12, integer=True) if cursor else 0
     with state.sessions() as session:
         jobs = jobs_page(session, limit=limit, offset=offset)
         items = [job_json(state.summary(session, job.id)) for job in jobs[:limit]]

@@ -28,7 +28,7 @@ from files.reading import ImageError
 from web.api_jobs import number
 from web.imaging import as_uint8, model_view, preview_png
 from web.state import WebState, web_state
-from web.uploads import Upload, UploadRefused, store_uploads
+from web.uploads import Upload, UploadRefused, clean_relative, store_uploads
 
 router = APIRouter(prefix="/api", tags=["predict"])
 
@@ -82,8 +82,12 @@ def _image_name(filename: str) -> str:
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
     if not is_image_name(base):
         return "photo.png"
-    return base if len(base.encode("utf-8", "surrogatepass")) <= 200 else \
-        "photo" + os.path.splitext(base)[1].lower()
+    fallback = "photo" + os.path.splitext(base)[1].lower()
+    try:  # 'C:x.jpg', ' .jpg': names the upload rules refuse would refuse the store too
+        clean_relative(base)
+    except UploadRefused:
+        return fallback
+    return base if len(base.encode("utf-8", "surrogatepass")) <= 200 else fallback
 
 
 def ask_worker(state: WebState, pixels: bytes, threshold: float | None) -> dict:

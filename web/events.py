@@ -26,11 +26,17 @@ INTERVAL = 1.0
 async def events(request: Request, job_id: str) -> StreamingResponse:
     state = web_state(request)
 
+    resolved = job_id
+
     def current() -> dict:
         with state.sessions() as session:
-            return job_json(state.summary(session, job_id))
+            return job_json(state.summary(session, resolved))
 
     first = await run_in_threadpool(current)  # an unknown job is a 404, not an empty stream
+    # The job found now, by its full id: asked again by `latest` or a prefix, the stream
+    # went on with a newer job (and its `done`), or broke mid-body once a prefix was
+    # shared by a new job.
+    resolved = first["id"]
 
     async def stream():
         shown = None
