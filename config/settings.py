@@ -22,7 +22,8 @@ PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "passwor
 
 
 ENV_PREFIX = "SIGNDIGITS_"
-_THIRTY_DAYS = 30 * 24 * 3600  # past this, timedelta and socket timeouts overflow far later
+# A bound no real timeout reaches; far past it timedelta and socket timeouts overflow.
+_THIRTY_DAYS = 30 * 24 * 3600
 BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel")
 # Secrets a message may echo only masked.
 SECRET_FIELDS = {"flower_basic_auth"}

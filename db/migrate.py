@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from db.models import Base
 from db.session import engine_for
+from files.paths import real_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_migrate.py fails if it is not.
@@ -65,16 +65,21 @@ def _at_head(url: str) -> bool:
         return False  # no alembic_version table yet (or unreachable: upgrade says which)
 
 
+def newer_schema(revision: str | None) -> str | None:
+    """Why a database at ``revision`` is not ours to touch, if a newer signdigits made it."""
+    if revision is None or revision in known_revisions():
+        return None
+    # Alembic's own words would be "Can't locate revision".
+    return (f"is at schema {revision}, newer than this signdigits' {SCHEMA_HEAD}: "
+            "upgrade signdigits to use it")
 
 
 def _refuse_what_is_not_ours(connection: Connection) -> None:
     tables = set(inspect(connection).get_table_names())
     if "alembic_version" in tables:
         revision = connection.scalar(text("SELECT version_num FROM alembic_version"))
-        if revision is not None and revision not in known_revisions():
-            # Alembic's own words are "Can't locate revision", and the traceback was ours.
-            raise SchemaRefused(f"is at schema {revision}, newer than this signdigits' "
-                                f"{SCHEMA_HEAD}: upgrade signdigits to use it")
+        if problem := newer_schema(revision):
+            raise SchemaRefused(problem)
     elif connection.dialect.name == "sqlite" and not tables <= set(Base.metadata.tables):
         # A SQLite file is one program's: ours added to it would be hard to take out again.
         # (Only our own tables, without alembic_version, is a first migration cut short.)
@@ -101,7 +106,7 @@ def _migration_lock(url: str):
     if not database or database == ":memory:":
         yield
         return
-    path = Path(os.path.realpath(database))  # resolve() raised on a symlink loop
+    path = real_path(database)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{path}.migrate-lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

@@ -14,6 +14,16 @@ def is_image_name(name: str) -> bool:
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and not name.startswith(".")
 
 
+def real_path(path: Path | str) -> Path:
+    """``path`` with ``~``, links and ``..`` resolved, existing or not.
+
+    Not ``Path.resolve()``: on a symlink loop it raises RuntimeError, which no caller's
+    error handling expects (a traceback, a 500); realpath leaves the loop for the open
+    that follows to report ("Too many levels of symbolic links", "no such folder").
+    """
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
 def is_inside(path: str, root: str) -> bool:
     """Both arguments must already be real paths (symlinks and ``..`` resolved)."""
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)

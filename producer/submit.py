@@ -34,7 +34,7 @@ from db.queries import (
     recorded_names,
     unsent_batches,
 )
-from files.paths import IMAGE_EXTENSIONS, inside_allowed_roots
+from files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, real_path
 from producer.enqueue import QueuedBytes, broker_holds_messages_of, enqueue_batches
 from producer.scan import FolderError, Unreachable, scan_folder
 from serving.artifact import read_model_info, resolve_model_path
@@ -86,13 +86,12 @@ def submit_folder(
     called with the job's id as soon as its row exists, before the walk goes on (the HTTP
     API answers then, rather than after a million-image walk).
     """
-    root = Path(os.path.realpath(Path(root).expanduser()))  # resolve() raised on a loop
-    if not str(root).isascii():
-        try:
-            str(root).encode("utf-8")
-        except UnicodeEncodeError:  # the job's root is a text column; its files need not be
-            raise FolderError(f"{str(root)!r}: the folder's own name is not UTF-8 "
-                              "(rename it or submit a folder above it)") from None
+    root = real_path(root)
+    try:
+        str(root).encode("utf-8")
+    except UnicodeEncodeError:  # the job's root is a text column; its files need not be
+        raise FolderError(f"{str(root)!r}: the folder's own name is not UTF-8 "
+                          "(rename it or submit a folder above it)") from None
     check_allowed_root(root, settings)
     model = read_model_info(resolve_model_path(settings.model_path))
     batch_size = batch_size or settings.batch_size

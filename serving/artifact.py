@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from files.paths import real_path
 from serving.model_input import IMAGE_SIZE, NUM_CLASSES, PREPROCESS_VERSION
 
 METADATA_ENTRY = "signdigits.json"  # the archive's entry and the ONNX metadata_props key
@@ -88,8 +88,7 @@ def resolve_model_path(path: Path | None) -> Path:
     The caller passes its settings' value: reading global settings here would make every
     test and embedded caller share one process-wide model choice.
     """
-    # realpath, not resolve(): a symlink loop raised RuntimeError, past every error check.
-    return Path(os.path.realpath(Path(path or shipped_model_path()).expanduser()))
+    return real_path(path or shipped_model_path())
 
 
 def keras_digest(archive: zipfile.ZipFile) -> str:

@@ -101,7 +101,7 @@ def database_for_reading(settings):
     """
     from sqlalchemy.exc import DBAPIError
 
-    from db.migrate import SCHEMA_HEAD, known_revisions, schema_revision
+    from db.migrate import SCHEMA_HEAD, newer_schema, schema_revision
     from db.session import session_factory, shown_url, sqlite_file
 
     url = settings.database_url
@@ -115,9 +115,8 @@ def database_for_reading(settings):
         fail(f"database {where}: {_first_line(exc.orig)}")
     if revision is None:
         fail(f"database {where} holds no signdigits tables: nothing was submitted there")
-    if revision not in known_revisions():
-        fail(f"database {where} is at schema {revision}, newer than this signdigits' "
-             f"{SCHEMA_HEAD}: upgrade signdigits to read it")
+    if problem := newer_schema(revision):
+        fail(f"database {where} {problem}")
     if revision != SCHEMA_HEAD:
         fail(f"database {where} is at schema {revision}, this signdigits needs "
              f"{SCHEMA_HEAD}: run `signdigits db upgrade`")

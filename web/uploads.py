@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from config.settings import Settings
-from files.paths import is_image_name
+from files.paths import is_image_name, real_path
 
 _CHUNK = 1 << 20
 _MAX_ZIP_ENTRIES = 200_000
@@ -49,15 +49,11 @@ class Upload:
 def upload_root(settings: Settings) -> Path:
     """``SIGNDIGITS_UPLOAD_DIR``, or ``uploads/`` beside a SQLite database (else ./)."""
     if settings.upload_dir is not None:
-        return _real(Path(settings.upload_dir).expanduser())
+        return real_path(settings.upload_dir)
     url = settings.database_url
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        return _real(Path(url.removeprefix("sqlite:///")).expanduser()).parent / "uploads"
-    return _real(Path("uploads"))
-
-
-def _real(path: Path) -> Path:
-    return Path(os.path.realpath(path))  # Path.resolve() raises on a symlink loop
+        return real_path(url.removeprefix("sqlite:///")).parent / "uploads"
+    return real_path("uploads")
 
 
 def clean_relative(name: str) -> str:
