@@ -13,14 +13,19 @@ from db.session import session_factory
 from producer.submit import submit_folder
 
 
-def test_producer_stops_walking_when_its_job_is_cancelled(redis_url, tmp_path):
+def _folder_of_empty_files_and_a_database(tmp_path):
+    """6,000 empty ``.jpg`` files (more than one manifest part) and a migrated SQLite file."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    for i in range(6000):  # more than one manifest part
+    for i in range(6000):
         (folder / f"{i:05d}.jpg").write_bytes(b"")
     url = f"sqlite:///{tmp_path / 'r.db'}"
     upgrade(url)
-    sessions = session_factory(url)
+    return folder, url, session_factory(url)
+
+
+def test_producer_stops_walking_when_its_job_is_cancelled(redis_url, tmp_path):
+    folder, url, sessions = _folder_of_empty_files_and_a_database(tmp_path)
     settings = Settings(broker_url=redis_url.rsplit("/", 1)[0] + "/15", database_url=url)
     app = create_app(settings)
 
@@ -66,13 +71,7 @@ def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(tmp_path):
     from producer.submit import SubmissionError, resume_job
     from tests.conftest import start_valkey
 
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(6000):  # more than one manifest part
-        (folder / f"{i:05d}.jpg").write_bytes(b"")
-    url = f"sqlite:///{tmp_path / 'r.db'}"
-    upgrade(url)
-    sessions = session_factory(url)
+    folder, url, sessions = _folder_of_empty_files_and_a_database(tmp_path)
     broker = start_valkey()
     port = broker.port
     settings = Settings(broker_url=f"redis://127.0.0.1:{port}/0", database_url=url)
