@@ -185,8 +185,10 @@ def cv(
 
 @app.command()
 def evaluate(
-    data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
-    model: Path = typer.Option(None, help="model artifact (default: the shipped one)"),
+    data: list[Path] = typer.Option(
+        ..., help="digit folders (0-9) or a folder with X.npy/Y.npy; repeat as for train"),
+    model: Path = typer.Option(None, help="model artifact (default: SIGNDIGITS_MODEL_PATH, "
+                               "else the shipped one)"),
     report: Path = typer.Option(Path("evaluation-report"), help="folder for the PNGs and CSV"),
     split: str = typer.Option(
         "auto", help="auto (test split if this is the model's training data), test, all"
@@ -194,38 +196,41 @@ def evaluate(
 ) -> None:
     """Accuracy, loss, per-digit precision/recall and a report folder; ends `accuracy=`."""
     require_training_extra("evaluate", ("matplotlib",))
+    if split not in ("auto", "test", "all"):
+        fail(f"--split {split!r}: expected auto, test or all", 2)
     import numpy as np
 
     from serving.artifact import ArtifactError
     from serving.classifier import Classifier
     from signdigits.preflight import settings_or_fail
-    from training.calibration import expected_calibration_error, selective_point
-    from training.evaluate import evaluate_probabilities, selective_curve, write_report
+    from training.evaluate import score_model, write_report
 
+    settings = settings_or_fail()
     try:
-        classifier = Classifier(model, runtime=settings_or_fail().runtime)
+        classifier = Classifier(model or settings.model_path, runtime=settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
-    images = _load(data)
+    console.print(f"model: {classifier.info.path} (version {classifier.version})")
+    images = _load_all(data)
     meta = classifier.info.metadata
     trained_on_this = images.digest() == meta.get("data_digest")
     if split == "test" or (split == "auto" and trained_on_this):
         test_groups = set(meta.get("split", {}).get("test_groups", []))
         if not trained_on_this:
-            fail("--split test needs the data the model was trained on (digest differs)")
+            fail("--split test needs the data the model was trained on, every --data in "
+                 "the same order (digest differs)")
         images = images.subset(np.flatnonzero(np.isin(images.groups, list(test_groups))))
         console.print(f"evaluating on the model's test split: {len(images)} images")
     else:
-        console.print(f"evaluating on all {len(images)} images")
-    table = classifier.info.class_to_digit
+        console.print(f"evaluating on all {len(images)} images"
+                      + ("" if split == "all" else " (not the data this model was trained "
+                         "on, so not its test split; it may have seen some of them)"))
     probs = np.concatenate(
         [classifier.probabilities(images.x[i : i + 256]) for i in range(0, len(images), 256)]
     )
-    figures = evaluate_probabilities(probs, images.classes, table)
-    curve = selective_curve(probs, images.classes)
     threshold = classifier.info.default_threshold
-    figures["ece"] = expected_calibration_error(probs, images.classes)
-    figures["at_threshold"] = selective_point(probs, images.classes, threshold)
+    figures, curve = score_model(probs, images.classes, classifier.info.class_to_digit,
+                                 threshold)
     write_report(report, figures, curve, meta.get("history"), threshold)
     at = figures["at_threshold"]
     console.print(

@@ -178,9 +178,13 @@ def test_train_and_evaluate_end_to_end_on_a_tiny_subset(dataset, tmp_path):
     assert info.metadata["training_command"].startswith("signdigits train")
     assert info.metadata["split"]["by"] == "signer"
     report = tmp_path / "report"
-    result = run_cli("evaluate", "--model", str(model), "--data", str(tmp_path / "data"),
-                     "--report", str(report), env=make_env(), cwd=tmp_path)
+    # SIGNDIGITS_MODEL_PATH, as predict and the workers read it (evaluate scored the shipped
+    # model instead, and never said which one it scored).
+    result = run_cli("evaluate", "--data", str(tmp_path / "data"), "--report", str(report),
+                     env=make_env(model_path=str(model)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert f"(version {info.version})" in result.stdout + result.stderr
+    assert "the model's test split" in result.stdout + result.stderr
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("accuracy=") and 0 <= float(last.split("=")[1]) <= 1
     for name in ("confusion.png", "learning_curves.png", "selective_accuracy.png",
@@ -188,6 +192,24 @@ def test_train_and_evaluate_end_to_end_on_a_tiny_subset(dataset, tmp_path):
         assert (report / name).stat().st_size > 0, name
     figures = json.loads((report / "figures.json").read_text())
     assert set(figures["per_digit"]) == {str(d) for d in range(10)}
+
+
+def test_a_model_with_another_class_order_is_scored_by_its_own_table():
+    """evaluate compared the dataset's class numbers with the model's: a model right on
+    every image, numbering its outputs in digit order, scored 0%."""
+    from training.evaluate import score_model
+
+    classes = np.arange(len(NPY_CLASS_TO_DIGIT)).repeat(3)  # the dataset's numbering
+    digits = np.asarray(NPY_CLASS_TO_DIGIT)[classes]
+    digit_order = tuple(range(10))  # this model's output k is digit k
+    probs = np.eye(10, dtype=np.float32)[digits] * 0.9 + 0.01
+    figures, curve = score_model(probs, classes, digit_order, threshold=0.5)
+    assert figures["accuracy"] == 1.0 and figures["at_threshold"]["accuracy"] == 1.0
+    assert figures["confusion"] == (np.eye(10, dtype=int) * 3).tolist()
+    assert curve[50]["accuracy"] == 1.0
+    shipped_order, _ = score_model(probs[:, list(NPY_CLASS_TO_DIGIT)], classes,
+                                   NPY_CLASS_TO_DIGIT, threshold=0.5)
+    assert shipped_order["accuracy"] == 1.0
 
 
 def test_convert_command_writes_the_npy_layout(dataset, tmp_path):

@@ -14,7 +14,8 @@ from training.labels import NUM_CLASSES
 def evaluate_probabilities(
     probs: np.ndarray, classes: np.ndarray, class_to_digit: tuple[int, ...]
 ) -> dict[str, Any]:
-    """Accuracy, log loss, per-digit precision/recall and the confusion matrix (by digit)."""
+    """Accuracy, log loss, per-digit precision/recall and the confusion matrix (by digit);
+    ``classes`` numbered as the model numbers its outputs."""
     table = np.asarray(class_to_digit)
     predicted = table[probs.argmax(axis=1)]
     truth = table[classes]
@@ -39,6 +40,20 @@ def evaluate_probabilities(
         "per_digit": per_digit,
         "confusion": confusion.tolist(),
     }
+
+
+def score_model(probs: np.ndarray, classes: np.ndarray, class_to_digit: tuple[int, ...],
+                threshold: float) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    """``evaluate``'s figures and selective curve for a model's ``probs`` on labelled data
+    (``classes`` in the dataset's order, converted here to the model's own)."""
+    from training.calibration import expected_calibration_error, selective_point
+    from training.labels import in_model_order
+
+    classes = in_model_order(classes, class_to_digit)
+    figures = evaluate_probabilities(probs, classes, class_to_digit)
+    figures["ece"] = expected_calibration_error(probs, classes)
+    figures["at_threshold"] = selective_point(probs, classes, threshold)
+    return figures, selective_curve(probs, classes)
 
 
 def selective_curve(probs: np.ndarray, classes: np.ndarray) -> list[dict[str, float]]:

@@ -19,3 +19,13 @@ assert NUM_CLASSES == MODEL_CLASSES, "the dataset and the model disagree on the 
 def digit_to_class(digit: int) -> int:
     """Class index of ``digit`` in the dataset's order (used only when reading labels)."""
     return NPY_CLASS_TO_DIGIT.index(digit)
+
+
+def in_model_order(classes, class_to_digit: tuple[int, ...]):
+    """The dataset's class indices of labelled data -> the same labels as ``class_to_digit``
+    numbers the model's outputs. Scoring a model against labels without this compares two
+    numberings: a model trained with another class order would score 0% while it is right."""
+    import numpy as np
+
+    digits = np.asarray(NPY_CLASS_TO_DIGIT)[np.asarray(classes)]
+    return np.argsort(np.asarray(class_to_digit))[digits]
