@@ -61,6 +61,28 @@ def _load_all(data: list[Path]):
             fail(str(exc))
 
 
+def _check_out(out: Path, *, also: tuple[Path, ...] = ()) -> None:
+    """Refuse an --out that cannot be written now, before the training, not after it."""
+    import os
+
+    for target in (out, *also):
+        if target.is_dir():
+            fail(f"--out {out}: {target} is a folder", 2)
+    absolute = out.absolute()
+    existing = next(p for p in absolute.parents if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"--out {out}: cannot write in {existing}")
+
+
+def _check_model_out(out: Path) -> None:
+    # Any other name was found out after the whole training (Keras refuses it), and
+    # NAME.onnx unlinked the served graph beside a working NAME.keras, then overwrote it.
+    if out.suffix != ".keras":
+        fail(f"--out {out}: a model is written as NAME.keras (its ONNX graph goes beside "
+             "it as NAME.onnx)", 2)
+    _check_out(out, also=(out.with_suffix(".onnx"), out.with_suffix(".tmp.keras")))
+
+
 @app.command()
 def train(
     data: list[Path] = typer.Option(
@@ -91,6 +113,7 @@ def train(
     if cv and cv_result is not None:
         fail("--cv and --cv-result: give one (--cv runs the cross-validation, --cv-result "
              "reuses one)", 2)
+    _check_model_out(out)
     loaded = None
     if cv_result is not None:
         try:
@@ -164,6 +187,8 @@ def cv(
 
     if architecture not in ARCHITECTURES:
         fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
+    if out:
+        _check_out(out)
     from serving.classifier import configure_tensorflow
 
     configure_tensorflow(0)
@@ -177,8 +202,11 @@ def cv(
     except ValueError as exc:
         fail(str(exc), 2)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result))
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(result))
+        except OSError as exc:
+            fail(f"--out {out}: cannot write it ({exc.strerror or exc})")
         console.print(f"wrote {out}")
     print(summary_line(result))
 

@@ -221,6 +221,23 @@ def test_convert_command_writes_the_npy_layout(dataset, tmp_path):
     assert np.load(tmp_path / "npy" / "Y.npy").shape == (20, 10)
 
 
+@pytest.mark.parametrize("name", ["noext", "m.h5", "served.onnx", "adir.keras", "afile/m.keras"])
+def test_a_train_out_that_cannot_be_written_is_refused_before_training(name, tmp_path):
+    """Each was found out after the whole training; served.onnx deleted the served graph
+    beside a working served.keras and overwrote it with a Keras archive."""
+    served = shipped_model_path()
+    (tmp_path / "served.keras").write_bytes(served.read_bytes())
+    (tmp_path / "served.onnx").write_bytes(served.with_suffix(".onnx").read_bytes())
+    (tmp_path / "adir.keras").mkdir()
+    (tmp_path / "afile").write_text("a file where a folder is needed")
+    before = (tmp_path / "served.onnx").read_bytes()
+    result = run_cli("train", "--data", str(tmp_path / "no-data-needed"), "--epochs", "1",
+                     "--out", str(tmp_path / name), env=make_env(), cwd=tmp_path)
+    [line] = result.stderr.strip().splitlines()
+    assert result.returncode in (1, 2) and line.startswith(f"error: --out {tmp_path / name}")
+    assert (tmp_path / "served.onnx").read_bytes() == before
+
+
 def test_an_unreadable_file_in_labelled_data_is_named_in_one_line(dataset, tmp_path):
     """It was a traceback from the decoding thread, for convert, train, cv and evaluate."""
     copy_sample(dataset, tmp_path / "data", per_digit=1)
