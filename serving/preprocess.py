@@ -143,12 +143,20 @@ def _to_grayscale(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # convert("L") clips 16-bit values at 255 instead of scaling them.
-        values = np.asarray(img, dtype=np.float64)
-        top = 1.0 if mode == "F" and values.max(initial=0) <= 1.0 else 65535.0
-        if mode in ("I", "F") and values.max(initial=0) <= 255:
+        values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0)
+        brightest = values.max(initial=0)
+        # Floats in [0, 1] are the usual float image; they came out black when the 255
+        # rule below overrode this one.
+        if mode == "F" and brightest <= 1.0:
+            top = 1.0
+        elif mode in ("I", "F") and brightest <= 255:
             top = 255.0
+        else:
+            top = 65535.0
         scaled = np.clip(values / top * 255.0, 0, 255).round().astype(np.uint8)
         return Image.fromarray(scaled)
+    if mode == "LAB":  # Pillow converts LAB to nothing else; its L band is the lightness
+        return img.getchannel("L")
     if mode == "P":
         img = img.convert("RGBA")
         mode = "RGBA"

@@ -57,7 +57,7 @@ def test_output_shape_range_dtype(reference):
 @pytest.mark.parametrize(
     "mode_case",
     ["RGBA", "LA", "P", "P-transparent", "L", "CMYK-JPEG", "I;16", "BMP", "WEBP", "TIFF",
-     "HEIC", "AVIF"],
+     "HEIC", "AVIF", "F-TIFF", "LAB-TIFF"],
 )
 def test_odd_modes_give_the_same_picture(mode_case, reference):
     img = _hand_like()
@@ -78,6 +78,11 @@ def test_odd_modes_give_the_same_picture(mode_case, reference):
         data = _encode(Image.fromarray(gray), "PNG")
     elif mode_case == "HEIC":  # an iPhone's default
         data = _heic(img)
+    elif mode_case == "F-TIFF":  # floats in [0, 1]: they came out black
+        floats = np.asarray(img.convert("L"), np.float32) / 255.0
+        data = _encode(Image.fromarray(floats, "F"), "TIFF")
+    elif mode_case == "LAB-TIFF":  # "conversion from LAB to RGB not supported"
+        data = _encode(img.convert("LAB"), "TIFF")
     elif mode_case == "AVIF":
         data = _encode(img, "AVIF", quality=95)
     else:
