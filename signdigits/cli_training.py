@@ -276,7 +276,7 @@ def evaluate(
 
 @app.command()
 def predict(
-    images: list[Path] = typer.Argument(..., help="image files"),
+    images: list[Path] = typer.Argument(..., help="image files", readable=False),
     threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
     preview: Path = typer.Option(None, help="write the 64x64 image the model saw here"),
     model: Path = typer.Option(None, help="model artifact (default: the shipped one)"),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -290,3 +293,21 @@ def test_predict_reports_bad_files_and_goes_on(dataset, tmp_path):
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert len(errors) == 2 and "not an image" in errors[0] and "not found" in errors[1]
     assert (preview / f"{good.stem}.png").exists()
+
+
+def test_predict_reports_an_unreadable_file_and_classifies_the_rest(dataset, tmp_path):
+    """click's own readable check refused the whole command (a usage box, exit 2)."""
+    good = next((dataset / "3").iterdir())
+    locked = tmp_path / "locked.jpg"
+    locked.write_bytes(good.read_bytes())
+    locked.chmod(0)
+    as_user = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] \
+        if os.geteuid() == 0 else []  # so the file's mode applies to root too
+    result = subprocess.run(
+        [*as_user, sys.executable, "-m", "signdigits", "predict", str(locked), str(good)],
+        env=make_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL)
+    assert result.returncode == 1, result.stderr
+    assert f"{good}: digit" in result.stdout
+    [error] = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert "locked.jpg" in error and "permission denied" in error, error
