@@ -16,6 +16,7 @@ from serving.artifact import ArtifactError, read_model_info, shipped_model_path
 from tests.conftest import copy_sample, make_env, run_cli
 from training.data import (
     SOURCE_STRIDE,
+    DataError,
     file_signer_groups,
     list_labelled_files,
     load_digit_folders,
@@ -65,8 +66,10 @@ def test_a_second_data_folder_never_moves_the_first_ones_signers():
     assert all(i < len(first) for i in np.concatenate(tiny[1:]))  # a small export all trains
 
 
-def test_an_export_groups_its_photos_by_job_and_counter_run(dataset, tmp_path):
-    """Each job's photos get runs of their original names' counter; jobs never share one."""
+@pytest.mark.parametrize("saved_by", ["export-reviews", "a spreadsheet"])
+def test_an_export_groups_its_photos_by_job_and_counter_run(saved_by, dataset, tmp_path):
+    """Each job's photos get runs of their original names' counter; jobs never share one.
+    A spreadsheet's save (a BOM, ";" between cells) was a KeyError traceback."""
     import csv
 
     base = tmp_path / "base"
@@ -80,8 +83,11 @@ def test_an_export_groups_its_photos_by_job_and_counter_run(dataset, tmp_path):
         (export / str(digit)).mkdir(parents=True, exist_ok=True)
         (export / str(digit) / name).write_bytes(source.read_bytes())
         rows.append({"file": f"{digit}/{name}", "job": job, "path": f"x/IMG_{counter}.JPG"})
-    with (export / "reviews.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["file", "job", "path"])
+    spreadsheet = saved_by == "a spreadsheet"
+    with (export / "reviews.csv").open("w", newline="",
+                                       encoding="utf-8-sig" if spreadsheet else "utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "job", "path"],
+                                delimiter=";" if spreadsheet else ",")
         writer.writeheader()
         writer.writerows(rows)
     loaded = load_sources([base, export])
@@ -94,6 +100,13 @@ def test_an_export_groups_its_photos_by_job_and_counter_run(dataset, tmp_path):
     assert group["a-2-photo.jpg"] != group["a-0-photo.jpg"]  # counter jumps to 300
     assert group["b-3-photo.jpg"] == group["b-4-photo.jpg"]
     assert group["b-3-photo.jpg"] != group["a-1-photo.jpg"]  # 101 -> 102, but another job
+
+
+def test_an_export_manifest_of_another_shape_is_refused_in_one_line(dataset, tmp_path):
+    copy_sample(dataset, tmp_path / "export", per_digit=1)
+    (tmp_path / "export" / "reviews.csv").write_text("name,digit\nx.jpg,3\n")
+    with pytest.raises(DataError, match="reviews.csv: not the manifest export-reviews"):
+        load_sources([tmp_path / "export"])
 
 
 def test_folder_and_npy_layouts_give_the_same_inputs(dataset, tmp_path):

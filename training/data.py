@@ -136,8 +136,18 @@ def _export_groups(root: Path, files: list[tuple[Path, int]]) -> np.ndarray:
     original name (the manifest's ``path``) within each job; no group spans two jobs."""
     import csv
 
-    with (root / REVIEW_MANIFEST).open(newline="", encoding="utf-8") as handle:
-        origin = {row["file"]: (row["job"], row["path"]) for row in csv.DictReader(handle)}
+    manifest = root / REVIEW_MANIFEST
+    try:  # as export-reviews wrote it, or as a spreadsheet saved it again (BOM, ";")
+        text = manifest.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{manifest}: cannot read it ({exc})") from None
+    first_line = text.partition("\n")[0]
+    dialect = max(",;\t", key=first_line.count)
+    rows = list(csv.DictReader(text.splitlines(), delimiter=dialect))
+    if not rows or not {"file", "job", "path"} <= set(rows[0]):
+        raise DataError(f"{manifest}: not the manifest export-reviews writes (columns file, "
+                        "job, path); restore it, or remove it to group by file name")
+    origin = {row["file"]: (row["job"] or "", row["path"] or "") for row in rows}
     keys = [str(path.relative_to(root)) for path, _ in files]
     by_job: dict[str, list[int]] = {}
     for i, key in enumerate(keys):  # a file the manifest does not name: a job of its own
