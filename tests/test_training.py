@@ -124,6 +124,43 @@ def test_folder_and_npy_layouts_give_the_same_inputs(dataset, tmp_path):
     assert from_npy.digits.tolist() == [int(n.split("/")[0]) for n in from_npy.names]
 
 
+def _npy_spoilt(folder: Path, how: str) -> None:
+    x, y = np.load(folder / "X.npy"), np.load(folder / "Y.npy")
+    if how == "empty":
+        np.save(folder / "X.npy", x[:0])
+        np.save(folder / "Y.npy", y[:0])
+    elif how == "truncated":
+        (folder / "X.npy").write_bytes((folder / "X.npy").read_bytes()[:1000])
+    elif how == "strings":
+        np.save(folder / "X.npy", np.full(x.shape, "a"))
+    elif how == "nan":
+        x[0, 0, 0] = np.nan
+        np.save(folder / "X.npy", x)
+    elif how == "zero-y":
+        np.save(folder / "Y.npy", np.zeros_like(y))
+    elif how in ("short-groups", "long-groups"):
+        groups = np.load(folder / "groups.npy")
+        np.save(folder / "groups.npy", groups[:5] if how == "short-groups"
+                else np.concatenate([groups, groups]))
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    ("empty", "X.npy: holds no images"), ("truncated", "X.npy: cannot read it"),
+    ("strings", "X.npy: expected numbers"), ("nan", "X.npy: pixel values"),
+    ("zero-y", "Y.npy: each row must be one-hot"), ("short-groups", "groups.npy: expected 20"),
+    ("long-groups", "groups.npy: expected 20"),
+])
+def test_a_spoilt_npy_layout_is_refused_by_name(how, message, dataset, tmp_path):
+    """Tracebacks (empty, truncated, strings, long groups) or a quiet wrong training (a
+    short groups.npy dropped images, a zero Y made every label class 0, NaN pixels)."""
+    copy_sample(dataset, tmp_path / "folders", per_digit=2)
+    save_npy(load_digit_folders(tmp_path / "folders"), tmp_path / "npy")
+    load_npy(tmp_path / "npy")  # sound before it is spoilt
+    _npy_spoilt(tmp_path / "npy", how)
+    with pytest.raises(DataError, match=message):
+        load_npy(tmp_path / "npy")
+
+
 def test_shipped_model_is_self_describing():
     info = read_model_info(shipped_model_path())
     assert list(info.class_to_digit) == list(NPY_CLASS_TO_DIGIT)

@@ -207,32 +207,56 @@ def _npy_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:  # truncated, corrupt, pickled, a folder
+        raise DataError(f"{path}: cannot read it as a .npy array ({exc})") from None
+    if not isinstance(array, np.ndarray) or not (
+            np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise DataError(f"{path}: expected numbers, got {getattr(array, 'dtype', 'an archive')}")
+    return array
+
+
 def load_npy(folder: Path) -> LabelledImages:
+    """Layout 2, checked whole: each way it can be wrong is one line naming the file (a
+    short groups.npy dropped images, an all-zero Y trained everything as class 0, NaN
+    pixels passed the range check)."""
     x_path, y_path = _npy_file(folder, "x"), _npy_file(folder, "y")
     if x_path is None or y_path is None:
         raise DataError(f"{folder}: needs X.npy and Y.npy")
-    x = np.load(x_path, allow_pickle=False).astype(np.float32)
-    y = np.load(y_path, allow_pickle=False)
+    x = _load_array(x_path).astype(np.float32)
+    y = _load_array(y_path)
     if x.ndim == 4 and x.shape[-1] == 1:
         x = x[..., 0]
     if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"{x_path}: expected N x {IMAGE_SIZE} x {IMAGE_SIZE}, got {x.shape}")
+    if not len(x):
+        raise DataError(f"{x_path}: holds no images")
     if y.ndim != 2 or y.shape != (len(x), NUM_CLASSES):
         raise DataError(f"{y_path}: expected one-hot {len(x)} x {NUM_CLASSES}, got {y.shape}")
-    if x.min() < 0 or x.max() > 1:
+    if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
+        raise DataError(f"{y_path}: each row must be one-hot (a single 1, the rest 0)")
+    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         raise DataError(f"{x_path}: pixel values must lie in [0, 1]")
     groups_path = _npy_file(folder, "groups")
     if groups_path is not None:
-        groups = np.load(groups_path, allow_pickle=False).astype(np.int64)
+        groups = _load_array(groups_path)
+        if groups.shape != (len(x),) or not np.issubdtype(groups.dtype, np.integer):
+            raise DataError(f"{groups_path}: expected {len(x)} integer signer ids, got "
+                            f"{groups.dtype} {groups.shape}")
+        groups = groups.astype(np.int64)
     else:
         # The public X.npy carries no signer information: fall back to one group per image.
         groups = np.arange(len(x), dtype=np.int64)
     names_path = folder / "names.txt"
     names = (
-        names_path.read_text().splitlines()
+        names_path.read_text(errors="replace").splitlines()
         if names_path.exists()
         else [f"{x_path.name}[{i}]" for i in range(len(x))]
     )
+    if len(names) != len(x):
+        raise DataError(f"{names_path}: {len(names)} names for {len(x)} images")
     return LabelledImages(x, y.argmax(axis=1).astype(np.int64), groups, names)
 
 
