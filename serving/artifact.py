@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -140,7 +142,6 @@ def save_artifact(model, path: Path, metadata: dict[str, Any]) -> ModelInfo:
         metadata["version"] = _legacy_version(archive, metadata)
         archive.writestr(METADATA_ENTRY, json.dumps(metadata, indent=2, sort_keys=True))
     tmp.replace(path)
-    read_model_info.cache_clear()
     return read_model_info(path)
 
 
@@ -153,7 +154,6 @@ def write_keras_metadata(path: Path, metadata: dict[str, Any]) -> None:
                 dst.writestr(item, src.read(item.filename))
         dst.writestr(METADATA_ENTRY, json.dumps(metadata, indent=2, sort_keys=True))
     tmp.replace(path)
-    read_model_info.cache_clear()
 
 
 def read_keras_metadata(path: Path) -> dict[str, Any]:
@@ -230,14 +230,37 @@ def _threshold(metadata: dict[str, Any], path: Path) -> float:
     return float(value)
 
 
-@lru_cache(maxsize=8)
+def _file_stamp(path: Path) -> tuple[int, ...] | None:
+    """What tells one file's content from the next one's at ``path``: None if absent."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ArtifactError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(found.st_mode):  # a FIFO would block every read forever
+        raise ArtifactError(f"{path}: not a regular file")
+    return found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
+
+
 def read_model_info(path: Path) -> ModelInfo:
     """Read and check the artifact named by ``path`` (either file), without TensorFlow.
 
     Each file present is checked against its own metadata; when both are, their
-    versions must be equal.
+    versions must be equal. Read again whenever either file has changed: a long-running
+    ``serve`` recorded a replaced model's version and threshold on its new jobs.
     """
     path = Path(path)
+    sibling = path.with_suffix(".keras" if path.suffix == ".onnx" else ".onnx")
+    return _read_model_info(path, _file_stamp(path), _file_stamp(sibling))
+
+
+def clear_model_info_cache() -> None:
+    _read_model_info.cache_clear()
+
+
+@lru_cache(maxsize=8)
+def _read_model_info(path: Path, *_stamps: tuple[int, ...] | None) -> ModelInfo:
     onnx_named = path.suffix == ".onnx"
     metadata = _onnx_metadata(path) if onnx_named else read_keras_metadata(path)
     sibling = path.with_suffix(".keras" if onnx_named else ".onnx")

@@ -8,6 +8,8 @@ was trained on, which is how the project we started from lost accuracy silently.
 from __future__ import annotations
 
 import io
+import os
+import stat
 from contextlib import ExitStack
 from functools import cache
 from pathlib import Path
@@ -41,7 +43,7 @@ def preprocess_image(
         with ExitStack() as opened:
             if isinstance(source, (str, Path)):
                 # Opened once: the JPEG check and Pillow read the same file.
-                source = opened.enter_context(open(source, "rb"))
+                source = opened.enter_context(_open_regular_file(source))
             return _decode(source, max_pixels=max_pixels)
     except ImageError:
         raise
@@ -58,6 +60,20 @@ def preprocess_image(
         raise ImageError(f"cannot decode image: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - one odd file must not fail its whole batch
         raise ImageError(f"cannot decode image: {exc.__class__.__name__}: {exc}") from None
+
+
+def _open_regular_file(path: str | Path) -> BinaryIO:
+    """Without blocking: a FIFO named .jpg in a training folder hung train, cv, evaluate
+    and convert forever at a plain open()."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ImageError("not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _decode(source: bytes | BinaryIO, *, max_pixels: int) -> np.ndarray:

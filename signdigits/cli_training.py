@@ -238,8 +238,8 @@ def evaluate(
         classifier = Classifier(model or settings.model_path, runtime=settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
-    console.print(f"model: {classifier.info.path} (version {classifier.version})")
     images = _load_all(data)
+    console.print(f"model: {classifier.info.path} (version {classifier.version})")
     meta = classifier.info.metadata
     trained_on_this = images.digest() == meta.get("data_digest")
     if split == "test" or (split == "auto" and trained_on_this):

@@ -217,6 +217,8 @@ def test_reading_refuses_special_files_and_final_symlinks(tmp_path):
     os.mkfifo(tmp_path / "pipe.jpg")
     with pytest.raises(ImageError, match="not a regular file"):
         read_image_file(tmp_path / "pipe.jpg", max_bytes=1000)  # returns, does not block
+    with pytest.raises(ImageError, match="not a regular file"):
+        preprocess_image(tmp_path / "pipe.jpg")  # training's path: it blocked forever
     (tmp_path / "real.jpg").write_bytes(b"x")
     os.symlink(tmp_path / "real.jpg", tmp_path / "link.jpg")
     with pytest.raises(ImageError, match="symlink"):

@@ -185,6 +185,32 @@ def test_model_without_table_is_refused(tmp_path):
     assert "table" in result.stderr
 
 
+def test_a_model_file_replaced_in_place_is_read_again(tmp_path):
+    """A long-running serve kept the first read forever (cached by path): jobs submitted
+    after the model was replaced recorded the old model's version and threshold."""
+    served = shipped_model_path()
+    keras, onnx = tmp_path / "live.keras", tmp_path / "live.onnx"
+    keras.write_bytes(served.read_bytes())
+    onnx.write_bytes(served.with_suffix(".onnx").read_bytes())
+    assert read_model_info(keras).version == read_model_info(served).version
+    replacement = tmp_path / "new.onnx"
+    replacement.write_bytes(b"not the graph that was there")
+    replacement.replace(onnx)
+    with pytest.raises(ArtifactError, match="live.onnx: not an ONNX model"):
+        read_model_info(keras)
+
+
+def test_a_model_path_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "m.keras")
+    with pytest.raises(ArtifactError, match="m.keras: not a regular file"):
+        read_model_info(tmp_path / "m.keras")  # it blocked forever in the zip reader
+    (tmp_path / "m.keras").unlink()
+    (tmp_path / "m.keras").write_bytes(shipped_model_path().read_bytes())
+    os.mkfifo(tmp_path / "m.onnx")
+    with pytest.raises(ArtifactError, match="m.onnx: not a regular file"):
+        read_model_info(tmp_path / "m.keras")
+
+
 def _with_metadata(tmp_path: Path, change) -> Path:
     """The shipped archive with its metadata changed and re-versioned, as a forger would."""
     from serving.artifact import artifact_version
