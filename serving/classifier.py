@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.artifact import ModelInfo, read_model_info, resolve_model_path
+from serving.artifact import ArtifactError, ModelInfo, read_model_info, resolve_model_path
 from serving.model_input import IMAGE_SIZE
 
 
@@ -97,6 +97,19 @@ class Classifier:
             self._forward = load_tensorflow_forward(self.served_path, threads)
         # Columns of the model's output reordered so that column d is digit d.
         self._digit_order = np.argsort(np.asarray(self.info.class_to_digit))
+        self._check_graph_shape()
+
+    def _check_graph_shape(self) -> None:
+        """One blank image through the graph, so that a graph the class table does not
+        describe is refused here: a worker with it loaded and then failed every batch."""
+        try:
+            shape = self.probabilities(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32)).shape
+        except Exception as exc:  # noqa: BLE001 - each runtime raises its own kind
+            raise ArtifactError(f"{self.served_path}: its graph does not take {IMAGE_SIZE}x"
+                                f"{IMAGE_SIZE}x1 images ({exc.__class__.__name__})") from None
+        if shape != (1, len(self.info.class_to_digit)):
+            raise ArtifactError(f"{self.served_path}: its graph gives {shape[1:]} outputs per "
+                                f"image, its class table names {len(self.info.class_to_digit)}")
 
     def warm_up(self, largest_batch: int = 1) -> None:
         """Trace the compiled call and size its buffers, so the first real batch is fast.

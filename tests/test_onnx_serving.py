@@ -84,6 +84,27 @@ def test_exported_graph_of_a_trained_model_agrees_with_keras(tiny, dataset):
     assert float(np.abs(a - b).max()) <= 1e-4
 
 
+def test_a_graph_its_class_table_does_not_describe_is_refused_at_load(tmp_path):
+    """A network with 5 outputs beside a 10-digit table: export-onnx wrote it, and a worker
+    loaded it and then failed every batch (IndexError), predict gave a traceback."""
+    from serving.artifact import save_artifact
+    from serving.classifier import Classifier, import_tensorflow
+    from training.export_onnx import export_onnx
+
+    import_tensorflow()
+    import keras
+
+    five = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(5, activation="softmax")])
+    path = tmp_path / "five.keras"
+    save_artifact(five, path, {"class_to_digit": list(range(10)), "default_threshold": 0.5})
+    with pytest.raises(ArtifactError, match=r"five.keras: its graph gives \(5,\) outputs"):
+        Classifier(path, runtime="tensorflow")
+    with pytest.raises(ArtifactError, match=r"five.keras: its network gives \(5,\) outputs"):
+        export_onnx(path)
+    assert not path.with_suffix(".onnx").exists()
+
+
 def _rewrite_onnx_metadata(source: Path, target: Path, change) -> None:
     import onnx
 

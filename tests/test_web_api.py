@@ -170,6 +170,25 @@ def test_predict_one_photo(web, dataset):
     assert "job_id" not in answer  # nothing stored unless asked
 
 
+def test_a_prediction_that_fails_in_the_worker_is_answered_at_once(web):
+    """The worker pushed no reply when it failed: whoever waited sat out the timeout."""
+    import json
+
+    import redis
+
+    from broker.app import PREDICT_QUEUE
+    from broker.messages import PREDICT_TASK_NAME, predict_reply_key
+
+    app = web.stack.app()
+    reply_to = predict_reply_key(f"test-{time.monotonic_ns()}")
+    pixels = base64.b64encode(bytes(64 * 64)).decode("ascii")
+    app.send_task(PREDICT_TASK_NAME, args=[pixels, "not a number"],  # what the web refuses
+                  kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
+    found = redis.Redis.from_url(web.stack.broker_url).blpop([reply_to], timeout=30)
+    assert found is not None, "no reply within 30 s"
+    assert json.loads(found[1])["failed"].startswith("TypeError")
+
+
 @pytest.mark.parametrize("name, stored_as", [
     ("blob", "photo.png"),  # a camera frame's name
     ("a" * 300 + ".JPG", "photo.jpg"),  # longer than a file name may be: it was a 400

@@ -31,7 +31,7 @@ from serving.artifact import (
     read_model_info,
     write_keras_metadata,
 )
-from serving.model_input import IMAGE_SIZE
+from serving.model_input import IMAGE_SIZE, NUM_CLASSES
 from serving.onnx_file import split_model
 
 OPSET = 17
@@ -53,7 +53,14 @@ def export_onnx(keras_path: Path, *, opset: int = OPSET) -> ModelInfo:
     metadata = read_keras_metadata(keras_path)
     model = keras.saving.load_model(keras_path, compile=False)
     probe = np.random.default_rng(0).random((16, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
-    expected = np.asarray(model(probe, training=False))
+    try:
+        expected = np.asarray(model(probe, training=False))
+    except Exception as exc:  # noqa: BLE001 - Keras raises what the layers raise
+        raise ArtifactError(f"{keras_path}: its network does not take {IMAGE_SIZE}x"
+                            f"{IMAGE_SIZE}x1 images ({exc.__class__.__name__})") from None
+    if expected.shape != (len(probe), NUM_CLASSES):
+        raise ArtifactError(f"{keras_path}: its network gives {expected.shape[1:]} outputs "
+                            f"per image, the class table names {NUM_CLASSES}")
     with tempfile.TemporaryDirectory(prefix="signdigits-onnx-") as tmp:
         raw = Path(tmp) / "graph.onnx"
         with warnings.catch_warnings():

@@ -108,6 +108,8 @@ def ask_worker(state: WebState, pixels: bytes, threshold: float | None) -> dict:
         raise HTTPException(503, f"no worker answered in {state.settings.predict_timeout:g} s "
                                  "(are workers running?)")
     answer = json.loads(found[1])
+    if "failed" in answer:
+        raise HTTPException(503, f"the worker failed to classify it: {answer['failed']}")
     if "error" in answer:
         raise HTTPException(422, answer["error"])
     return answer

@@ -38,12 +38,22 @@ def predict_image(pixels_b64: str, threshold: float | None = None,
     waits for it. Acknowledged on receipt (not late): a prediction redelivered an hour
     later would answer nobody. Malformed pixels get an ``error`` answer, not a retry.
     """
-    answer = _predict(pixels_b64, threshold)
+    try:
+        answer = _predict(pixels_b64, threshold)
+    except Exception as exc:
+        # Told at once: without a reply the person waited the whole timeout, then read
+        # "no worker answered", when one had answered and failed. The task still fails.
+        _reply(reply_to, {"failed": f"{exc.__class__.__name__}: {exc}"})
+        raise
+    _reply(reply_to, answer)
+    return answer
+
+
+def _reply(reply_to: str | None, answer: dict) -> None:
     if reply_to:
         client = _replies(app.conf.broker_url)
         with client.pipeline() as pipe:
             pipe.rpush(reply_to, json.dumps(answer)).expire(reply_to, _REPLY_SECONDS).execute()
-    return answer
 
 
 def _predict(pixels_b64: str, threshold: float | None) -> dict:
