@@ -317,6 +317,18 @@ def test_a_train_out_that_cannot_be_written_is_refused_before_training(name, tmp
     assert (tmp_path / "served.onnx").read_bytes() == before
 
 
+def test_training_on_too_few_signers_says_so(dataset, tmp_path):
+    """It was Keras's "decay_steps must be > 0" (the split had left no training images)."""
+    copy_sample(dataset, tmp_path / "data", per_digit=1)
+    for extra in sorted((tmp_path / "data").rglob("*.*"))[1:]:
+        extra.unlink()
+    result = run_cli("train", "--data", str(tmp_path / "data"), "--epochs", "1",
+                     "--out", str(tmp_path / "m.keras"), env=make_env(), cwd=tmp_path)
+    assert result.returncode == 2
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "1 images of 1 signers leave no training or validation images" in line, line
+
+
 def test_an_unreadable_file_in_labelled_data_is_named_in_one_line(dataset, tmp_path):
     """It was a traceback from the decoding thread, for convert, train, cv and evaluate."""
     copy_sample(dataset, tmp_path / "data", per_digit=1)

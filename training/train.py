@@ -17,6 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from serving.artifact import ModelInfo, save_artifact
 from training.calibration import (
     TARGET_COVERAGE,
@@ -87,6 +89,12 @@ def train_model(
             f"validation {len(val)}, test {len(test)} images"
         )
 
+    empty = [name for name, part in (("training", fit_on), ("validation", val), ("test", test))
+             if part is not None and not len(part)]
+    if empty:  # else Keras's "decay_steps must be > 0", after the data was read
+        raise ValueError(f"{len(data)} images of {len(np.unique(data.groups))} signers leave "
+                         f"no {' or '.join(empty)} images after the split by signer (it "
+                         "needs photos of at least 3 signers)")
     model, history = fit_network(fit_on, recipe, val=val, report=report)
     mirrored = build_mirror_logits(model, recipe.architecture)
     val_figures = None
