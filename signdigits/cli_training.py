@@ -297,8 +297,12 @@ def predict(
     limit = threshold if threshold is not None else settings.threshold
     limit = limit if limit is not None else classifier.info.default_threshold
     if preview:
-        preview.mkdir(parents=True, exist_ok=True)
+        try:
+            preview.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"--preview {preview}: cannot make the folder ({exc.strerror or exc})")
     failed = 0
+    previews: set[str] = set()
     for path in images:
         try:
             pixels = preprocess_image(
@@ -313,8 +317,16 @@ def predict(
         p = classifier.classify(pixels[None])[0]
         flag = "  below threshold" if p.confidence < limit else ""
         print(f"{printable(str(path))}: digit {p.digit} confidence {p.confidence:.4f}{flag}")
-        if preview:
-            to_preview_png(pixels, preview / f"{path.stem}.png")
+        if preview:  # a/one.png and b/one.jpg: the second overwrote the first's view
+            name, k = path.stem, 1
+            while name in previews:
+                k += 1
+                name = f"{path.stem}-{k}"
+            previews.add(name)
+            try:
+                to_preview_png(pixels, preview / f"{name}.png")
+            except OSError as exc:
+                fail(f"--preview {preview}: cannot write {name}.png ({exc.strerror or exc})")
     if failed:
         raise typer.Exit(1)
 

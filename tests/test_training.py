@@ -383,6 +383,20 @@ def test_predict_reports_bad_files_and_goes_on(dataset, tmp_path):
     assert (preview / f"{good.stem}.png").exists()
 
 
+def test_predict_keeps_a_preview_for_each_of_two_files_of_one_name(dataset, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    three, seven = next((dataset / "3").iterdir()), next((dataset / "7").iterdir())
+    (tmp_path / "a" / "one.jpg").write_bytes(three.read_bytes())
+    (tmp_path / "b" / "one.jpg").write_bytes(seven.read_bytes())
+    result = run_cli("predict", "a/one.jpg", "b/one.jpg", "--preview", "views",
+                     env=make_env(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "views").iterdir()) == ["one-2.png", "one.png"]
+    assert (tmp_path / "views" / "one.png").read_bytes() != \
+        (tmp_path / "views" / "one-2.png").read_bytes()
+
+
 def test_predict_reports_an_unreadable_file_and_classifies_the_rest(dataset, tmp_path):
     """click's own readable check refused the whole command (a usage box, exit 2)."""
     good = next((dataset / "3").iterdir())
