@@ -60,6 +60,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     root: Mapped[str] = mapped_column(Text)
     threshold: Mapped[float] = mapped_column(Float)
+    # No one gave the threshold: it is the default of the model that classifies each image.
+    threshold_from_model: Mapped[bool] = mapped_column(Boolean, default=False)
     batch_size: Mapped[int] = mapped_column(Integer)
     total_images: Mapped[int] = mapped_column(Integer)
     total_batches: Mapped[int] = mapped_column(Integer)

@@ -96,6 +96,7 @@ def submit_folder(
     model = read_model_info(resolve_model_path(settings.model_path))
     batch_size = batch_size or settings.batch_size
     inline = settings.inline if inline is None else inline
+    from_model = threshold is None and settings.threshold is None
     threshold = _pick_threshold(threshold, settings.threshold, model.default_threshold)
     paths = scan_folder(root)
     # A small first part gets every worker busy at once; later parts are larger, as
@@ -106,6 +107,7 @@ def submit_folder(
     check_broker(app)
     job = Job(
         id=uuid.uuid4().hex, root=str(root), threshold=threshold, batch_size=batch_size,
+        threshold_from_model=from_model,
         total_images=0, total_batches=0, model_version=model.version, inline=inline,
         producer=this_producer(), producer_seen_at=utcnow(),
     )

@@ -163,6 +163,36 @@ def test_a_worker_and_predict_refuse_a_mismatched_pair(tiny, redis_url, tmp_path
     assert result.stderr.strip().count("\n") == 0 and "different trainings" in result.stderr
 
 
+@pytest.mark.parametrize("given", [None, "0.5"], ids=["model-default", "given"])
+def test_a_job_is_flagged_by_the_threshold_of_the_model_that_classified_it(
+        given, redis_url, tmp_path, dataset):
+    """Workers given a new model before the submitter: a threshold no one gave was the
+    submitter's model's default (0.84) applied to another model's confidences."""
+    from serving.artifact import artifact_version, read_keras_metadata, write_keras_metadata
+    from training.export_onnx import export_onnx
+
+    recalibrated = tmp_path / "recalibrated.keras"  # the shipped network, another threshold
+    shutil.copyfile(SHIPPED_KERAS, recalibrated)
+    metadata = {**read_keras_metadata(SHIPPED_KERAS), "default_threshold": 0.9999}
+    write_keras_metadata(recalibrated, {**metadata, "version": artifact_version(metadata)})
+    shipped, served = read_model_info(SHIPPED_KERAS), export_onnx(recalibrated)
+    assert served.version != shipped.version
+    stack = Stack(redis_url, f"sqlite:///{tmp_path / 'r.db'}", tmp_path)
+    copy_sample(dataset, tmp_path / "photos", per_digit=2)
+    stack.start_worker(concurrency=1, SIGNDIGITS_MODEL_PATH=str(recalibrated))
+    try:
+        job_id = stack.submit(tmp_path / "photos", *(["--threshold", given] if given else []))
+        stack.wait_for(job_id, timeout=120)
+        rows = stack.rows(job_id)
+    finally:
+        stack.stop()
+    threshold = float(given) if given else served.default_threshold
+    assert {r.model_version for r in rows} == {served.version}
+    assert all(r.below_threshold == (r.confidence < threshold) for r in rows)
+    assert any(r.below_threshold != (r.confidence < shipped.default_threshold)
+               for r in rows) or given, "the two thresholds flag these photos alike"
+
+
 def test_onnx_runtime_without_its_graph_is_refused(tmp_path, dataset):
     shutil.copyfile(SHIPPED_KERAS, tmp_path / "alone.keras")
     photo = sample_images(dataset, per_digit=1)[0][0]

@@ -23,6 +23,7 @@ from serving.model_input import IMAGE_SIZE
 from serving.preprocess import preprocess_image
 from worker.context import INFERENCE_PART, WorkerContext
 from worker.retries import Action, Failure, decide
+from worker.thresholds import flag_threshold
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ def classify_images(
     stack = np.stack([pixels[i] for i in ids]) if ids else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE))
     predictions = dict(zip(ids, ctx.classifier.classify(stack), strict=True))
     version = ctx.classifier.version
-    threshold = claimed.job.threshold
+    threshold = flag_threshold(claimed.job, ctx.classifier.info)
     now = utcnow()
     rows = []
     for image in claimed.images:
