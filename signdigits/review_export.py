@@ -15,13 +15,14 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from db.export import spreadsheet_safe
 from db.queries import as_utc
 from db.reviews import reviewed_images
 from files.paths import is_inside
-from files.reading import ImageError, JobFolder
+from files.reading import ImageError, JobFolder, file_error
 from signdigits.console import printable
 from training.data import REVIEW_MANIFEST
 
@@ -65,7 +66,8 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
             target = out / str(review.digit) / name
             target.parent.mkdir(exist_ok=True)
             try:
-                summary.linked += _place(folder, relative, target, max_bytes=max_bytes)
+                summary.linked += _place(folder, relative, target, max_bytes=max_bytes,
+                                         reviewed_at=review.reviewed_at)
             except (ImageError, OSError) as exc:
                 warn(f"skipped {job.id[:8]} {printable(image.path)}: {exc}")
                 summary.skipped += 1
@@ -89,11 +91,24 @@ def _export_name(job_id: str, image_id: int, path: str) -> str:
     return prefix + stem[: _NAME_MAX - len(prefix) - len(suffix)] + suffix
 
 
-def _place(folder: JobFolder, relative: str, target: Path, *, max_bytes: int) -> bool:
-    """Hard-link the job's file at ``target`` (True) or copy its bytes (False)."""
+def _place(folder: JobFolder, relative: str, target: Path, *, max_bytes: int,
+           reviewed_at: datetime) -> bool:
+    """Hard-link the job's file at ``target`` (True) or copy its bytes (False).
+
+    A file written after its review is not what the person looked at: exported, another
+    photo went into training under the reviewed digit (or a text file, which then failed
+    the training)."""
     if not folder.allowed:
         raise ImageError("the job's folder is outside SIGNDIGITS_ALLOWED_ROOTS (refused)")
     real = os.path.realpath(os.path.join(folder.real_root, relative))
+    try:
+        changed = os.stat(real).st_mtime
+    except OSError as exc:
+        raise file_error(exc) from None
+    if changed > as_utc(reviewed_at).timestamp():
+        raise ImageError(f"changed since it was reviewed (written "
+                         f"{datetime.fromtimestamp(changed, UTC):%Y-%m-%d %H:%M:%S} UTC); "
+                         "review it again")
     if is_inside(real, folder.real_root):
         try:
             if stat.S_ISREG(os.stat(real, follow_symlinks=False).st_mode):

@@ -142,10 +142,16 @@ def test_export_reviews_then_train_on_them(web, dataset, tmp_path):
         body = {"unusable": True} if n == 0 else {"digit": truth[item["path"]]}
         assert web.post(f"/api/images/{item['id']}/review", json=body).status_code == 200
         answers[item["path"]] = body.get("digit")
+    # Written after its review: not the photo the person looked at (it was exported under
+    # the reviewed digit all the same).
+    changed = queue[1]["path"]
+    (tmp_path / "export-src" / changed).write_bytes(b"another file now")
+    del answers[changed]
     out = tmp_path / "export"
     done = web.stack.cli("export-reviews", job_id, "--out", str(out))
     assert done.returncode == 0, done.stderr
-    assert "exported 7 reviewed images" in done.stdout + done.stderr
+    assert "exported 6 reviewed images" in done.stdout + done.stderr
+    assert f"{changed}: changed since it was reviewed" in done.stdout + done.stderr
     with (out / "reviews.csv").open(newline="") as handle:
         manifest = list(csv.DictReader(handle))
     assert {r["path"]: int(r["digit"]) for r in manifest} == {
@@ -169,8 +175,8 @@ def test_export_reviews_then_train_on_them(web, dataset, tmp_path):
     from serving.artifact import read_model_info
 
     split = read_model_info(model).metadata["split"]
-    # The base folder's 30 images and the export's 7, each folder split on its own.
-    assert split["train_images"] + split["validation_images"] + split["test_images"] == 37
+    # The base folder's 30 images and the export's 6, each folder split on its own.
+    assert split["train_images"] + split["validation_images"] + split["test_images"] == 36
 
 
 def test_review_in_the_terminal(web, dataset, tmp_path):
