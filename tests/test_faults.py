@@ -210,6 +210,52 @@ def test_postgres_outage_is_waited_out(redis_url, dataset, tmp_path):
         pg.remove()
 
 
+def _wait_for_log(worker, text: str, *, times: int, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while worker.log.read_text(errors="replace").count(text) < times:
+        assert time.monotonic() < deadline, f"{text!r} not logged {times} times in {timeout} s"
+        time.sleep(0.2)
+
+
+def test_a_store_failing_for_a_while_is_waited_out_without_using_up_tries(redis_url, dataset,
+                                                                          tmp_path):
+    """The claim worked, then the store failed (PostgreSQL's disk full, SQLSTATE 53100): each
+    start over in place counted one more attempt, and at max_attempts the batch's images
+    became error rows ("no try finished"), 20 s into one delivery."""
+    import psycopg
+
+    from db.queries import batch_attempts
+    from tests.conftest import fresh_postgres_schema
+
+    with fresh_postgres_schema() as url:
+        stack = Stack(redis_url, url, tmp_path, max_attempts=2)
+        plain = url.replace("+psycopg", "")
+        try:
+            truth = copy_sample(dataset, tmp_path / "photos", per_digit=1)
+            assert stack.cli("db", "upgrade").returncode == 0
+            with psycopg.connect(plain, autocommit=True) as connection:
+                connection.execute(
+                    "CREATE FUNCTION full_disk() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+                    "RAISE EXCEPTION 'No space left on device' USING ERRCODE = '53100'; "
+                    "END$$; CREATE TRIGGER full_disk BEFORE UPDATE ON images FOR EACH ROW "
+                    "EXECUTE FUNCTION full_disk()")
+            stack.start_worker(concurrency=1)
+            job_id = stack.submit(tmp_path / "photos", "--batch-size", "10")
+            _wait_for_log(stack.worker, "database unavailable", times=4)  # > max_attempts
+            with psycopg.connect(plain, autocommit=True) as connection:
+                connection.execute("DROP TRIGGER full_disk ON images")
+            stack.wait_for(job_id, timeout=120)
+            rows = stack.rows(job_id)
+            figures = account(rows, list(truth))
+            record("store failing for a while (disk full)", figures)
+            assert all(r.status == "done" for r in rows), _not_done(rows)
+            assert figures["missing"] == 0 and figures["duplicates"] == 0
+            with stack.sessions()() as session:
+                assert batch_attempts(session, job_id=job_id, batch=0) == 1
+        finally:
+            stack.stop()
+
+
 def _wait_until_no_message_is_left(stack: Stack, timeout: float = 60) -> None:
     """Until neither the broker nor the worker holds a message of this stack's queue.
 

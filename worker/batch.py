@@ -61,11 +61,21 @@ class ClaimedBatch:
     attempt: int
 
 
+@dataclass
+class Delivery:
+    """One delivery of a batch's message: its attempt is counted once, however often a
+    database outage makes it start over in place. Counted at each start, a store that
+    failed for 20 s (a full disk) gave the batch's images up as "no try finished"."""
+
+    attempt: int | None = None
+
+
 def process_batch(
-    ctx: WorkerContext, *, job_id: str, batch: int, inline: dict | None, worker: str
+    ctx: WorkerContext, *, job_id: str, batch: int, inline: dict | None, worker: str,
+    delivery: Delivery | None = None,
 ) -> BatchOutcome:
     started = time.perf_counter()
-    claimed = claim_batch(ctx, job_id=job_id, batch=batch)
+    claimed = claim_batch(ctx, job_id=job_id, batch=batch, delivery=delivery or Delivery())
     claimed_at = time.perf_counter()
     if claimed is None:
         return BatchOutcome(job_id, batch, skipped=True)
@@ -96,8 +106,10 @@ def process_batch(
                         seconds={phase: round(value, 4) for phase, value in seconds.items()})
 
 
-def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int) -> ClaimedBatch | None:
-    """Count this attempt on the batch and load its pending images; None if none are left.
+def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int,
+                delivery: Delivery) -> ClaimedBatch | None:
+    """Count this delivery's attempt on the batch (once) and load its pending images; None
+    if none are left.
 
     Raises :class:`UnknownJob` if this worker's database has no such job.
     """
@@ -112,8 +124,9 @@ def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int) -> ClaimedBatch 
         ]
         if not images:
             return None  # delivered again after its rows were stored: nothing to count
-        attempt = count_attempt(session, job_id=job_id, batch=batch)
+        attempt = delivery.attempt or count_attempt(session, job_id=job_id, batch=batch)
         session.expunge(job)
+    delivery.attempt = attempt  # committed: a start over in place counts no more
     return ClaimedBatch(job, batch, images, attempt)
 
 

@@ -19,7 +19,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from broker.messages import TASK_NAME
 from db.session import shown_url
 from worker.app import app
-from worker.batch import ClaimedBatch, PendingImage, UnknownJob, give_up_batch, process_batch
+from worker.batch import (
+    ClaimedBatch,
+    Delivery,
+    PendingImage,
+    UnknownJob,
+    give_up_batch,
+    process_batch,
+)
 from worker.context import WorkerContext, get_context
 from worker.retries import Action, Failure, decide
 from worker.unknown_jobs import report_unknown_job
@@ -38,9 +45,11 @@ def classify_batch(self: Task, job_id: str, batch: int, inline: dict | None = No
     ctx = get_context()
     worker = self.request.hostname or "unknown"
     outage_since: float | None = None
+    delivery = Delivery()
     while True:
         try:
-            outcome = process_batch(ctx, job_id=job_id, batch=batch, inline=inline, worker=worker)
+            outcome = process_batch(ctx, job_id=job_id, batch=batch, inline=inline,
+                                    worker=worker, delivery=delivery)
             return outcome.__dict__
         except UnknownJob:
             return _put_back(self, ctx, job_id=job_id, batch=batch, worker=worker)
