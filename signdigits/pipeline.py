@@ -103,11 +103,13 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         settings = settings.model_copy(update={"broker_url": stack.start()})
         job = submit(folder, settings=settings, sessions=sessions, threshold=threshold,
                      batch_size=batch_size)
+        # The broker too: with it gone the worker lives on in Celery's reconnect loop,
+        # and `run` had watched a stalled job for good.
         summary = watch(job.job_id, settings=settings, sessions=sessions,
-                        alive=stack.worker.alive)
+                        alive=lambda: stack.failure() is None)
         if summary.state not in FINISHED:
-            console.print("error: the worker stopped unexpectedly; its log:\n"
-                          + stack.worker.log_tail(), markup=False)
+            console.print(f"error: {stack.failure() or 'the worker stopped unexpectedly'}; "
+                          f"the worker's log:\n{stack.worker.log_tail()}", markup=False)
             console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
             return 1
         abandon = True  # every row is stored

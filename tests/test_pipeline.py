@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -156,9 +158,9 @@ def _hear_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
+def _run_until_some_are_done(dataset, tmp_path) -> subprocess.Popen:
+    """`signdigits run` on 400 photos with one worker, once its first rows are stored."""
     copy_sample(dataset, tmp_path / "photos", per_digit=40, seed=8)
-    brokers_before = set(_stray_processes("signdigits-redis-"))
     run = subprocess.Popen(
         [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "1",
          "--batch-size", "8"],
@@ -179,6 +181,29 @@ def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
             except OperationalError:
                 pass  # the file exists before `run` has migrated it: no tables yet
     assert done, "the job never started"
+    return run
+
+
+def test_run_fails_in_one_line_when_its_embedded_broker_dies(dataset, tmp_path):
+    """The worker lived on in Celery's reconnect loop, and `run` watched a stalled job
+    for good (3 min 49 s, until it was sent SIGTERM)."""
+    from signdigits import procstat
+
+    run = _run_until_some_are_done(dataset, tmp_path)
+    [broker] = [pid for pid in procstat.children(run.pid)  # valkey-server, redis-server
+                if "-server" in Path(f"/proc/{pid}/comm").read_text()]
+    os.kill(broker, signal.SIGKILL)
+    _, stderr = run.communicate(timeout=90)
+    assert run.returncode == 1, stderr[-2000:]
+    assert "error: the embedded broker exited" in stderr
+    assert "signdigits resume" in stderr
+    assert _stray_processes(f"local-{run.pid}@") == []  # the worker is gone too
+
+
+def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
+    brokers_before = set(_stray_processes("signdigits-redis-"))
+    run = _run_until_some_are_done(dataset, tmp_path)
+    database = tmp_path / "signdigits" / "signdigits.db"
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=90)
     assert run.returncode == 130, stderr[-2000:]
