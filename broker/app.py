@@ -24,6 +24,12 @@ QUEUE = "signdigits"
 PREDICT_QUEUE = "signdigits-predict"
 
 
+def reply_deadlines(seconds: float = 5.0) -> dict:
+    """Transport options that bound each broker reply a sender waits for, for the
+    connections of senders only: a consumer's blocking reads must not time out."""
+    return {"socket_timeout": seconds, "socket_connect_timeout": seconds}
+
+
 def celery_config(settings: Settings) -> dict:
     return {
         # No default: a worker started without a URL must not find some other Redis.

@@ -18,7 +18,7 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from broker.app import QUEUE
+from broker.app import QUEUE, reply_deadlines
 from broker.messages import TASK_NAME, display_name
 from config.settings import Settings
 from db.queries import mark_enqueued, pending_images, still_pending
@@ -78,7 +78,11 @@ def enqueue_batches(
     """
     sent: list[int] = []
     try:
-        with app.producer_or_acquire() as producer:
+        # Not the app's pooled producer: its connection has no reply deadline, and a
+        # broker that stopped answering mid-walk (SIGSTOPped, a dead proxy) hung the walk
+        # for good while `status` called the job interrupted.
+        with app.connection_for_write(transport_options=reply_deadlines()) as connection:
+            producer = app.amqp.Producer(connection, auto_declare=False)
             for batch in batches:
                 kwargs = {}
                 if root is not None:

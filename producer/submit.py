@@ -20,6 +20,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session, sessionmaker
 
+from broker.app import reply_deadlines
 from config.settings import Settings, shown_value
 from db.models import Job, utcnow
 from db.queries import (
@@ -130,9 +131,8 @@ def check_broker(app: Celery, *, timeout: float = 5.0) -> None:
     # Deadlines on the replies, not only on the connect (kombu's own timeout): a port
     # that accepts and never answers (a wrong service, a stopped container behind a
     # proxy) hung the command for good in the transport's first PING.
-    deadlines = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     try:
-        with app.connection_for_write(transport_options=deadlines) as connection:
+        with app.connection_for_write(transport_options=reply_deadlines(timeout)) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0,
                                          timeout=timeout)
     except (BrokerError, OSError, ValueError) as exc:
