@@ -25,19 +25,25 @@ from db.queries import mark_enqueued, pending_images, still_pending
 from files.reading import ImageError, JobFolder
 
 _POLL_SECONDS = 0.25  # how often a held-back producer asks the database for finished batches
+_HELD_CHECK_SECONDS = 5.0  # and the broker whether it still holds them (it reads the queue)
 # Kombu's Redis transport base64-encodes the JSON body inside a JSON envelope of headers.
 _ENVELOPE_BYTES = 1500
+
+
+class MessagesLost(RuntimeError):
+    """The broker holds none of the job's messages while their batches are unfinished."""
 
 
 class QueuedBytes:
     """The bytes of this producer's sent messages whose batches still have pending images."""
 
     def __init__(self, *, cap: int, sessions: sessionmaker[Session], job_id: str,
-                 waiting: Callable[[int], None]) -> None:
+                 waiting: Callable[[int], None], held: Callable[[], bool]) -> None:
         self.cap = cap
         self.sessions = sessions
         self.job_id = job_id
         self.waiting = waiting  # told the bytes queued, each time the producer waits
+        self.held = held  # whether the broker still holds any message of the job
         self.sent: dict[int, int] = {}
 
     @property
@@ -47,11 +53,22 @@ class QueuedBytes:
     def make_room(self, size: int) -> None:
         """Return once a message of ``size`` bytes fits under the cap (at once if none
         is outstanding: a batch bigger than the cap still goes, alone)."""
+        asked_at, missing = time.monotonic(), 0
         while self.sent and self.total + size > self.cap:
             with self.sessions() as session:
                 left = still_pending(session, job_id=self.job_id, batches=list(self.sent))
             self.sent = {b: n for b, n in self.sent.items() if b in left}
             if self.sent and self.total + size > self.cap:
+                # A broker restarted without persistence lost what was queued, and those
+                # batches never finish: the producer waited for good, "submitting". Twice
+                # in a row, as a message a worker is taking is briefly in neither place.
+                if time.monotonic() - asked_at >= _HELD_CHECK_SECONDS:
+                    asked_at = time.monotonic()
+                    missing = 0 if self.held() else missing + 1
+                    if missing == 2:
+                        raise MessagesLost(
+                            f"the broker holds none of the {len(self.sent)} unfinished "
+                            "batches sent (it lost them: restarted without persistence?)")
                 self.waiting(self.total)
                 time.sleep(_POLL_SECONDS)
 

@@ -158,7 +158,7 @@ class _Walk:
         self.first_part = job.batch_size * 4
         self.queued = QueuedBytes(
             cap=settings.inline_max_queued_bytes, sessions=sessions, job_id=job.id,
-            waiting=self._waiting,
+            waiting=self._waiting, held=lambda: broker_holds_messages_of(app, job.id),
         ) if job.inline else None
 
     def run(self, walk: Iterator, *, first: list | None, next_batch: int,
@@ -187,7 +187,7 @@ class _Walk:
                 job.producer = None
                 return job.total_images, job.total_batches
         except BaseException as exc:
-            reason = f"stopped after {self.found:,} images: {exc.__class__.__name__}: {exc}"
+            reason = f"stopped after {self.found:,} images: {_one_line(exc)}"
             try:
                 with self.sessions.begin() as session:
                     job = session.get(Job, self.job_id)
@@ -240,6 +240,14 @@ class _Walk:
                       self.found)
         with self.sessions.begin() as session:
             session.get(Job, self.job_id).producer_seen_at = utcnow()
+
+
+def _one_line(exc: BaseException) -> str:
+    """A database error's own first line: SQLAlchemy's adds the statement and a link on
+    lines of their own, which `status` showed in the job's table."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines()
+    return f"{cause.__class__.__name__}: {lines[0] if lines else ''}".rstrip(": ")
 
 
 def batch_sizes(count: int, batch_size: int, *, last: bool) -> list[int]:

@@ -131,3 +131,72 @@ def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(loss, tmp_path
             assert queued >= job.total_batches
     finally:
         broker.stop()
+
+
+def test_an_inline_producer_held_back_by_its_cap_stops_when_the_broker_lost_its_messages(
+        dataset, tmp_path):
+    """Waiting for room under SIGNDIGITS_INLINE_MAX_QUEUED_BYTES for batches whose messages
+    a broker restart had lost, the producer waited for good ("submitting", never stalled),
+    and resume refused a job still being submitted."""
+    import redis
+
+    from producer.submit import SubmissionError, resume_job
+    from tests.conftest import copy_sample, start_valkey
+
+    copy_sample(dataset, tmp_path / "photos", per_digit=3)
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    upgrade(url)
+    sessions = session_factory(url)
+    broker = start_valkey()
+    settings = Settings(broker_url=broker.url, database_url=url,
+                        inline_max_queued_bytes=20_000)
+    flushed = []
+
+    def lose_the_queue_once_held_back(stage: str, found: int) -> None:
+        if "waiting for workers" in stage and not flushed:
+            flushed.append(found)
+            redis.Redis.from_url(broker.url).flushdb()  # a restart without persistence
+
+    failures = []
+
+    def walk() -> None:
+        try:
+            submit_folder(tmp_path / "photos", settings=settings, sessions=sessions,
+                          app=create_app(settings), batch_size=2, inline=True,
+                          progress=lose_the_queue_once_held_back)
+        except SubmissionError as exc:
+            failures.append(exc)
+
+    try:
+        walking = threading.Thread(target=walk, daemon=True)
+        walking.start()
+        walking.join(60)
+        assert flushed, "the producer was never held back by its cap"
+        assert not walking.is_alive(), "the producer waits for messages the broker lost"
+        assert failures and "lost them" in str(failures[0]), failures
+        with sessions() as session:
+            job = session.scalars(select(Job)).one()
+        resume_job(create_app(settings.model_copy(update={"inline_max_queued_bytes": 10**9})),
+                   sessions=sessions, job=job, settings=settings.model_copy(
+                       update={"inline_max_queued_bytes": 10**9}))
+        with sessions() as session:
+            job = session.get(Job, job.id)
+            assert job.submitted_at is not None and job.total_images == 30
+        queued = redis.Redis.from_url(broker.url).llen("signdigits")
+        assert queued == job.total_batches  # every batch's message is there again, once
+    finally:
+        broker.stop()
+
+
+def test_a_walk_stopped_by_the_database_says_why_in_one_line():
+    """SQLAlchemy's statement and 'Background on this error' link had gone into the job's
+    submission_stopped, and wrapped over four lines of `status`'s table."""
+    from sqlalchemy.exc import OperationalError
+
+    from producer.submit import _one_line
+
+    error = OperationalError("INSERT INTO images ...", {}, ConnectionError(
+        "the connection is lost\nserver closed the connection unexpectedly"))
+    assert "\n" in str(error) and "sqlalche.me" in str(error)
+    assert _one_line(error) == "ConnectionError: the connection is lost"
+    assert _one_line(ValueError()) == "ValueError"
