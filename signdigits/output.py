@@ -91,6 +91,11 @@ def _opened(output: Path | None):
             yield handle
         os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, output)
+    except OSError as exc:  # a full disk, a quota: said with the file it was for
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(exc, OutputError):
+            raise
+        raise OutputError(f"--output {output}: {exc.strerror or exc}") from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

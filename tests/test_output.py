@@ -163,3 +163,32 @@ def test_output_to_dev_stdout_goes_down_the_pipe_or_onto_the_end_of_the_file(
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-3000:]
     lines = appended.read_text().splitlines()
     assert lines[0] == "earlier line" and lines[1].startswith("path,") and len(lines) > 2
+
+
+def test_output_onto_a_full_disk_names_the_file_and_leaves_nothing(results_database, tmp_path):
+    """It was a bare "error: No space left on device", naming no file."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import require
+
+    require(os.geteuid() == 0 and shutil.which("mount") is not None,
+            "mounting a small tmpfs needs root")
+    url, _ = results_database
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(full)], check=True)
+    try:
+        (full / "filler").write_bytes(b"x" * 4096)
+        result = subprocess.run(
+            [sys.executable, "-m", "signdigits", "results", "latest", "--format", "json",
+             "--output", str(full / "out.json")], env=make_env(database_url=url), cwd=tmp_path,
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        assert result.returncode == 1, result.stderr
+        [line] = result.stderr.strip().splitlines()
+        assert line == f"error: --output {full / 'out.json'}: No space left on device", line
+        assert sorted(p.name for p in full.iterdir()) == ["filler"]  # no temporary left
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
