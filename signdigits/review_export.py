@@ -56,6 +56,9 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
     out.mkdir(exist_ok=True)
     summary = ExportSummary()
     folders: dict[str, JobFolder] = {}
+    # One photo in several jobs may be answered differently; both go to training, on
+    # either side of the split, so a person is told (file -> first job and digit).
+    answered: dict[str, tuple[str, int]] = {}
     with (out / REVIEW_MANIFEST).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
@@ -73,6 +76,11 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
                 summary.skipped += 1
                 continue
             summary.written += 1
+            source = os.path.realpath(os.path.join(folder.real_root, relative))
+            first = answered.setdefault(source, (job.id, review.digit))
+            if first[1] != review.digit:
+                warn(f"{printable(image.path)}: reviewed as {first[1]} in job {first[0][:8]} "
+                     f"and as {review.digit} in job {job.id[:8]}; both exported")
             writer.writerow({
                 "file": f"{review.digit}/{name}", "job": job.id,
                 "path": spreadsheet_safe(image.path), "reviewer": spreadsheet_safe(review.reviewer),

@@ -207,3 +207,27 @@ def test_an_exported_photo_with_a_long_name_gets_a_name_the_file_system_takes(tm
     name = _export_name("f" * 32, 123456, "sub/IMG_" + "L" * 240 + ".JPG")
     (tmp_path / name).write_bytes(b"fits")  # OSError: File name too long, before
     assert name.startswith("ffffffff-123456-IMG_L") and name.endswith("L.JPG")
+
+
+def test_one_photo_answered_differently_in_two_jobs_is_exported_with_a_warning(web, dataset,
+                                                                               tmp_path):
+    """Both answers went into training, with no word of the disagreement."""
+    if not web.settings.database_url.startswith("sqlite"):
+        pytest.skip("the export reads the same rows on both databases")
+    folder = tmp_path / "twice"
+    first, _ = _reviewable_job(web, dataset, folder, per_digit=1)
+    response = web.post("/api/jobs", json={"folder": str(folder), "threshold": 1.0})
+    second = response.json()["id"]
+    sse_until_done(web, second)
+    queues = [web.get(f"/api/jobs/{job}/review", params={"limit": 500}).json()["items"]
+              for job in (first, second)]
+    path = queues[0][0]["path"]
+    for digit, queue in zip((3, 8), queues, strict=True):
+        item = next(i for i in queue if i["path"] == path)
+        assert web.post(f"/api/images/{item['id']}/review", json={"digit": digit}).status_code \
+            == 200
+    done = web.stack.cli("export-reviews", first, second, "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    said = {f"{path}: reviewed as {a} in job {j[:8]} and as {b} in job {k[:8]}; both exported"
+            for a, j, b, k in ((3, first, 8, second), (8, second, 3, first))}
+    assert any(line in said for line in (done.stdout + done.stderr).splitlines()), done.stderr
