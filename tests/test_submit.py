@@ -29,6 +29,25 @@ def _folder_of_empty_files_and_a_database(tmp_path):
     return folder, url, session_factory(url)
 
 
+def _walk_aside(folder, *, settings, sessions, **options) -> tuple[threading.Thread, list]:
+    """``submit_folder`` in a thread, so that a walk that hangs fails the test instead of
+    hanging it; returns the thread and the list its SubmissionError lands in."""
+    from producer.submit import SubmissionError
+
+    failures: list = []
+
+    def walk() -> None:
+        try:
+            submit_folder(folder, settings=settings, sessions=sessions,
+                          app=create_app(settings), **options)
+        except SubmissionError as exc:
+            failures.append(exc)
+
+    walking = threading.Thread(target=walk, daemon=True)
+    walking.start()
+    return walking, failures
+
+
 def test_producer_stops_walking_when_its_job_is_cancelled(redis_url, tmp_path):
     folder, url, sessions = _folder_of_empty_files_and_a_database(tmp_path)
     settings = Settings(broker_url=redis_url.rsplit("/", 1)[0] + "/15", database_url=url)
@@ -75,7 +94,7 @@ def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(loss, tmp_path
     the walk's messages went out without a deadline on the broker's replies."""
 
     from db.progress import summarize_job
-    from producer.submit import SubmissionError, resume_job
+    from producer.submit import resume_job
     from tests.conftest import start_valkey
 
     folder, url, sessions = _folder_of_empty_files_and_a_database(tmp_path)
@@ -93,18 +112,9 @@ def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(loss, tmp_path
             else:
                 os.kill(broker.process.pid, signal.SIGSTOP)
 
-    failures = []
-
-    def walk() -> None:
-        try:
-            submit_folder(folder, settings=settings, sessions=sessions, app=create_app(settings),
-                          batch_size=2, progress=lose_broker_after_first_part)
-        except SubmissionError as exc:
-            failures.append(exc)
-
     try:
-        walking = threading.Thread(target=walk, daemon=True)
-        walking.start()
+        walking, failures = _walk_aside(folder, settings=settings, sessions=sessions,
+                                        batch_size=2, progress=lose_broker_after_first_part)
         walking.join(90)
         if loss == "frozen":
             os.kill(broker.process.pid, signal.SIGCONT)  # whatever happened, nothing hangs
@@ -140,7 +150,7 @@ def test_an_inline_producer_held_back_by_its_cap_stops_when_the_broker_lost_its_
     and resume refused a job still being submitted."""
     import redis
 
-    from producer.submit import SubmissionError, resume_job
+    from producer.submit import resume_job
     from tests.conftest import copy_sample, start_valkey
 
     copy_sample(dataset, tmp_path / "photos", per_digit=3)
@@ -157,19 +167,10 @@ def test_an_inline_producer_held_back_by_its_cap_stops_when_the_broker_lost_its_
             flushed.append(found)
             redis.Redis.from_url(broker.url).flushdb()  # a restart without persistence
 
-    failures = []
-
-    def walk() -> None:
-        try:
-            submit_folder(tmp_path / "photos", settings=settings, sessions=sessions,
-                          app=create_app(settings), batch_size=2, inline=True,
-                          progress=lose_the_queue_once_held_back)
-        except SubmissionError as exc:
-            failures.append(exc)
-
     try:
-        walking = threading.Thread(target=walk, daemon=True)
-        walking.start()
+        walking, failures = _walk_aside(tmp_path / "photos", settings=settings,
+                                        sessions=sessions, batch_size=2, inline=True,
+                                        progress=lose_the_queue_once_held_back)
         walking.join(60)
         assert flushed, "the producer was never held back by its cap"
         assert not walking.is_alive(), "the producer waits for messages the broker lost"
