@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from celery import Celery
@@ -25,7 +26,7 @@ from db.queries import mark_enqueued, pending_images, still_pending
 from files.reading import ImageError, JobFolder
 
 _POLL_SECONDS = 0.25  # how often a held-back producer asks the database for finished batches
-_HELD_CHECK_SECONDS = 5.0  # and the broker whether it still holds them (it reads the queue)
+HELD_CHECK_SECONDS = 5.0  # and, none finishing, the broker whether it still holds them
 # Kombu's Redis transport base64-encodes the JSON body inside a JSON envelope of headers.
 _ENVELOPE_BYTES = 1500
 
@@ -53,18 +54,21 @@ class QueuedBytes:
     def make_room(self, size: int) -> None:
         """Return once a message of ``size`` bytes fits under the cap (at once if none
         is outstanding: a batch bigger than the cap still goes, alone)."""
-        asked_at, missing = time.monotonic(), 0
+        asked_at, missing, waiting_on = time.monotonic(), 0, set(self.sent)
         while self.sent and self.total + size > self.cap:
             with self.sessions() as session:
                 left = still_pending(session, job_id=self.job_id, batches=list(self.sent))
             self.sent = {b: n for b, n in self.sent.items() if b in left}
             if self.sent and self.total + size > self.cap:
                 # A broker restarted without persistence lost what was queued, and those
-                # batches never finish: the producer waited for good, "submitting". Twice
-                # in a row, as a message a worker is taking is briefly in neither place.
-                if time.monotonic() - asked_at >= _HELD_CHECK_SECONDS:
+                # batches never finish: the producer waited for good, "submitting". So
+                # when none finished for a while, the broker is asked (it reads messages);
+                # twice in a row, as a message a worker is taking is briefly in neither place.
+                if time.monotonic() - asked_at >= HELD_CHECK_SECONDS:
                     asked_at = time.monotonic()
-                    missing = 0 if self.held() else missing + 1
+                    finished_some = not waiting_on <= set(self.sent)
+                    waiting_on = set(self.sent)
+                    missing = 0 if finished_some or self.held() else missing + 1
                     if missing == 2:
                         raise MessagesLost(
                             f"the broker holds none of the {len(self.sent)} unfinished "
@@ -95,33 +99,51 @@ def enqueue_batches(
     """
     sent: list[int] = []
     try:
-        # Not the app's pooled producer: its connection has no reply deadline, and a
-        # broker that stopped answering mid-walk (SIGSTOPped, a dead proxy) hung the walk
-        # for good while `status` called the job interrupted.
-        with app.connection_for_write(transport_options=reply_deadlines()) as connection:
-            producer = app.amqp.Producer(connection, auto_declare=False)
-            for batch in batches:
-                kwargs = {}
-                if root is not None:
-                    kwargs["inline"] = read_inline(sessions, job_id=job_id, batch=batch,
-                                                   root=root, settings=settings)
-                    size = message_bytes(kwargs["inline"])
-                    if queued is not None:
-                        queued.make_room(size)
-                # The shadow name is what Flower and the worker logs show for this task.
-                app.send_task(
-                    TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer,
-                    shadow=display_name(job_id, batch),
-                )
-                sent.append(batch)
-                if root is not None:
-                    if queued is not None:
-                        queued.add(batch, size)
-                    _mark(sessions, job_id, sent)  # a big message: marked at once
-                    sent = []
+        if root is None:  # small messages, one connection
+            with _sender(app) as producer:
+                for batch in batches:
+                    _send(app, producer, job_id, batch, {})
+                    sent.append(batch)
+            return len(batches)
+        for batch in batches:
+            inline = read_inline(sessions, job_id=job_id, batch=batch, root=root,
+                                 settings=settings)
+            size = message_bytes(inline)
+            if queued is not None:
+                queued.make_room(size)
+            with _sender(app, size) as producer:  # a big message: its own deadline
+                _send(app, producer, job_id, batch, {"inline": inline})
+            if queued is not None:
+                queued.add(batch, size)
+            _mark(sessions, job_id, [batch])  # marked at once
     finally:
         _mark(sessions, job_id, sent)
     return len(batches)
+
+
+# The slowest link a send's deadline allows for: 10 MB/s, a 100 Mbit/s link with room.
+_SEND_BYTES_PER_SECOND = 10e6
+
+
+@contextmanager
+def _sender(app: Celery, size: int = 0) -> Iterator:
+    """A producer on a connection of its own whose broker replies have a deadline: 5 s,
+    plus the time ``size`` bytes take at 10 MB/s (the deadline bounds a whole send, and a
+    2.6 MB inline message must still get through a slow link).
+
+    Not the app's pooled producer: its connection waits for ever, and a broker that
+    stopped answering mid-walk (SIGSTOPped, a dead proxy) hung the walk for good while
+    `status` called the job interrupted.
+    """
+    deadline = 5.0 + size / _SEND_BYTES_PER_SECOND
+    with app.connection_for_write(transport_options=reply_deadlines(deadline)) as connection:
+        yield app.amqp.Producer(connection, auto_declare=False)
+
+
+def _send(app: Celery, producer, job_id: str, batch: int, kwargs: dict) -> None:
+    # The shadow name is what Flower and the worker logs show for this task.
+    app.send_task(TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer,
+                  shadow=display_name(job_id, batch))
 
 
 def _mark(sessions: sessionmaker[Session], job_id: str, batches: list[int]) -> None:
@@ -159,20 +181,27 @@ def read_inline(
 
 
 def broker_holds_messages_of(app: Celery, job_id: str) -> bool:
-    """Whether the broker still holds any message of the job: queued, or delivered to a
-    worker and not yet acknowledged (kombu keeps those in its ``unacked`` hash).
+    """Whether the broker still holds any message of the job: delivered to a worker and
+    not yet acknowledged (kombu keeps those in its ``unacked`` hash), or queued.
 
-    Reads every queued message, so it costs as much as the queue holds; ``resume`` asks
-    it once, to tell a queue that lost the job's messages from one still working on them.
+    ``resume`` asks it once, to tell a queue that lost the job's messages from one still
+    working on them; a held-back ``--inline`` producer asks it every few seconds. The
+    unacked hash holds one message per busy worker process; the queue is read from its
+    newest end (kombu pushes there), in growing slices, so the producer's own last
+    message, usually first, costs one read: reading 100 at a time pulled up to the whole
+    byte cap (256 MB) out of Redis at each ask, blocking it for the workers.
     """
     needle = job_id.encode()
-    with app.connection_for_write() as connection:
+    with app.connection_for_write(transport_options=reply_deadlines()) as connection:
         channel = connection.default_channel
         client = channel.client
+        if any(needle in value for _, value in client.hscan_iter(channel.unacked_key)):
+            return True
         keys = [channel._q_for_pri(QUEUE, step) for step in channel.priority_steps]
         for key in dict.fromkeys(keys):
-            length = client.llen(key)
-            for start in range(0, length, 100):
-                if any(needle in item for item in client.lrange(key, start, start + 99)):
+            start, step, length = 0, 1, client.llen(key)
+            while start < length:
+                if any(needle in item for item in client.lrange(key, start, start + step - 1)):
                     return True
-        return any(needle in value for _, value in client.hscan_iter(channel.unacked_key))
+                start, step = start + step, min(step * 4, 64)
+        return False

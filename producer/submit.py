@@ -187,18 +187,28 @@ class _Walk:
                 job.producer = None
                 return job.total_images, job.total_batches
         except BaseException as exc:
-            reason = f"stopped after {self.found:,} images: {_one_line(exc)}"
-            try:
-                with self.sessions.begin() as session:
-                    job = session.get(Job, self.job_id)
-                    job.submission_stopped, job.producer = reason, None
-            except Exception:  # noqa: BLE001 - the database may be why it stopped
-                pass
-            if isinstance(exc, Exception):
-                raise SubmissionError(
-                    f"job {self.job_id}: submission {reason}; `signdigits resume "
-                    f"{self.job_id}` finishes it") from exc
+            self.stop(exc)
             raise
+
+    def stop(self, exc: BaseException, *, walking: bool = True) -> None:
+        """Record why the submission stopped (``walking``: the job is no longer being
+        submitted, so `status` says so and `resume` may take it) and raise it as one line;
+        returns for a KeyboardInterrupt or other BaseException, which the caller re-raises."""
+        reason = f"stopped after {self.found:,} images: {_one_line(exc)}"
+        if walking:
+            self.record_stop(reason)
+        if isinstance(exc, Exception):
+            raise SubmissionError(
+                f"job {self.job_id}: submission {reason}; `signdigits resume "
+                f"{self.job_id}` finishes it") from exc
+
+    def record_stop(self, reason: str) -> None:
+        try:
+            with self.sessions.begin() as session:
+                job = session.get(Job, self.job_id)
+                job.submission_stopped, job.producer = reason, None
+        except Exception:  # noqa: BLE001 - the database may be why it stopped
+            pass
 
     def _record(self, part: list, batch: int, *, last: bool, skip_recorded: bool) -> int:
         files = [p for p in part if type(p) is str]
@@ -312,14 +322,23 @@ def resume_job(
                         set(batches)]
         next_batch = next_batch_number(session, job_id=job.id)
         session.expunge(job)
-    check_broker(app)
-    lost = bool(sent_pending) and (lost or not broker_holds_messages_of(app, job.id))
-    if lost:
-        batches = sorted(batches + sent_pending)
     root = Path(job.root)
     walk = _Walk(job, root, settings=settings, sessions=sessions, app=app, progress=progress)
-    enqueue_batches(app, sessions=sessions, job_id=job.id, batches=batches,
-                    root=root if job.inline else None, settings=settings, queued=walk.queued)
+    try:
+        check_broker(app)
+        lost = bool(sent_pending) and (lost or not broker_holds_messages_of(app, job.id))
+        if lost:
+            batches = sorted(batches + sent_pending)
+        enqueue_batches(app, sessions=sessions, job_id=job.id, batches=batches,
+                        root=root if job.inline else None, settings=settings,
+                        queued=walk.queued)
+    except SubmissionError as exc:
+        if job.submitted_at is None:  # this resume had taken the job: give it back
+            walk.record_stop(str(exc))
+        raise
+    except BaseException as exc:  # a traceback had escaped, the job left "submitting"
+        walk.stop(exc, walking=job.submitted_at is None)
+        raise
     if job.submitted_at is not None:
         return Resumed(len(batches), lost, 0, 0)
     before = next_batch

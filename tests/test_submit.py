@@ -94,7 +94,7 @@ def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(loss, tmp_path
     the walk's messages went out without a deadline on the broker's replies."""
 
     from db.progress import summarize_job
-    from producer.submit import resume_job
+    from producer.submit import SubmissionError, resume_job
     from tests.conftest import start_valkey
 
     folder, url, sessions = _folder_of_empty_files_and_a_database(tmp_path)
@@ -116,12 +116,16 @@ def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(loss, tmp_path
         walking, failures = _walk_aside(folder, settings=settings, sessions=sessions,
                                         batch_size=2, progress=lose_broker_after_first_part)
         walking.join(90)
-        if loss == "frozen":
-            os.kill(broker.process.pid, signal.SIGCONT)  # whatever happened, nothing hangs
         assert not walking.is_alive(), "the walk hung on a broker that stopped answering"
         assert failures and "resume" in str(failures[0]), failures
         with sessions() as session:
             job = session.scalars(select(Job)).one()
+        if loss == "frozen":  # resume, while it is still frozen, fails and gives the job back
+            with pytest.raises(SubmissionError, match="cannot reach the broker"):
+                resume_job(create_app(settings), sessions=sessions, job=job, settings=settings)
+            os.kill(broker.process.pid, signal.SIGCONT)
+        with sessions() as session:
+            job = session.get(Job, job.id)
             assert summarize_job(session, job=job, stall_seconds=60).state == \
                 "submission interrupted"
             assert job.submission_stopped and job.failure is None
@@ -140,18 +144,25 @@ def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(loss, tmp_path
         else:  # a send that timed out may still have arrived: sent twice, stored once
             assert queued >= job.total_batches
     finally:
+        if loss == "frozen":
+            os.kill(broker.process.pid, signal.SIGCONT)  # whatever happened, nothing hangs
         broker.stop()
 
 
+@pytest.mark.parametrize("loss", ["flushed", "frozen"])
 def test_an_inline_producer_held_back_by_its_cap_stops_when_the_broker_lost_its_messages(
-        dataset, tmp_path):
+        loss, dataset, tmp_path, monkeypatch):
     """Waiting for room under SIGNDIGITS_INLINE_MAX_QUEUED_BYTES for batches whose messages
     a broker restart had lost, the producer waited for good ("submitting", never stalled),
-    and resume refused a job still being submitted."""
+    and resume refused a job still being submitted. Frozen (SIGSTOP), the broker's answer
+    to "do you hold them?" would never come either."""
     import redis
 
+    import producer.enqueue
     from producer.submit import resume_job
     from tests.conftest import copy_sample, start_valkey
+
+    monkeypatch.setattr(producer.enqueue, "HELD_CHECK_SECONDS", 1.0)  # not 5: a faster test
 
     copy_sample(dataset, tmp_path / "photos", per_digit=3)
     url = f"sqlite:///{tmp_path / 'r.db'}"
@@ -165,16 +176,22 @@ def test_an_inline_producer_held_back_by_its_cap_stops_when_the_broker_lost_its_
     def lose_the_queue_once_held_back(stage: str, found: int) -> None:
         if "waiting for workers" in stage and not flushed:
             flushed.append(found)
-            redis.Redis.from_url(broker.url).flushdb()  # a restart without persistence
+            if loss == "flushed":
+                redis.Redis.from_url(broker.url).flushdb()  # a restart without persistence
+            else:
+                os.kill(broker.process.pid, signal.SIGSTOP)
 
     try:
         walking, failures = _walk_aside(tmp_path / "photos", settings=settings,
                                         sessions=sessions, batch_size=2, inline=True,
                                         progress=lose_the_queue_once_held_back)
         walking.join(60)
+        if loss == "frozen":
+            os.kill(broker.process.pid, signal.SIGCONT)  # whatever happened, nothing hangs
         assert flushed, "the producer was never held back by its cap"
         assert not walking.is_alive(), "the producer waits for messages the broker lost"
-        assert failures and "lost them" in str(failures[0]), failures
+        assert failures and "resume" in str(failures[0]), failures
+        assert loss == "frozen" or "lost them" in str(failures[0]), failures
         with sessions() as session:
             job = session.scalars(select(Job)).one()
         resume_job(create_app(settings.model_copy(update={"inline_max_queued_bytes": 10**9})),
