@@ -105,8 +105,10 @@ class Classifier:
         try:
             shape = self.probabilities(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32)).shape
         except Exception as exc:  # noqa: BLE001 - each runtime raises its own kind
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ArtifactError(f"{self.served_path}: its graph does not take {IMAGE_SIZE}x"
-                                f"{IMAGE_SIZE}x1 images ({exc.__class__.__name__})") from None
+                                f"{IMAGE_SIZE}x1 images ({exc.__class__.__name__}: "
+                                f"{detail})") from None
         if shape != (1, len(self.info.class_to_digit)):
             raise ArtifactError(f"{self.served_path}: its graph gives {shape[1:]} outputs per "
                                 f"image, its class table names {len(self.info.class_to_digit)}")

@@ -108,8 +108,10 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         summary = watch(job.job_id, settings=settings, sessions=sessions,
                         alive=lambda: stack.failure() is None)
         if summary.state not in FINISHED:
-            console.print(f"error: {stack.failure() or 'the worker stopped unexpectedly'}; "
-                          f"the worker's log:\n{stack.worker.log_tail()}", markup=False)
+            # failure() quotes the worker's last lines when it is the worker that exited.
+            problem = stack.failure() or ("the worker stopped unexpectedly; its log:\n"
+                                          + stack.worker.log_tail())
+            console.print(f"error: {problem}", markup=False)
             console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
             return 1
         abandon = True  # every row is stored

@@ -109,6 +109,8 @@ def _place(folder: JobFolder, relative: str, target: Path, *, max_bytes: int,
     if not folder.allowed:
         raise ImageError("the job's folder is outside SIGNDIGITS_ALLOWED_ROOTS (refused)")
     real = os.path.realpath(os.path.join(folder.real_root, relative))
+    if not is_inside(real, folder.real_root):
+        folder.read(relative, max_bytes=max_bytes)  # refuses it, with the workers' reason
     try:
         changed = os.stat(real).st_mtime
     except OSError as exc:

@@ -103,6 +103,8 @@ def test_an_export_manifest_of_another_shape_is_refused_in_one_line(dataset, tmp
     (tmp_path / "export" / "reviews.csv").write_text("name,digit\nx.jpg,3\n")
     with pytest.raises(DataError, match="reviews.csv: not the manifest export-reviews"):
         load_sources([tmp_path / "export"])
+    (tmp_path / "export" / "reviews.csv").write_text("file,job,path\n")  # no rows: valid
+    assert len(load_sources([tmp_path / "export"])) == 10
 
 
 def test_folder_and_npy_layouts_give_the_same_inputs(dataset, tmp_path):
@@ -118,6 +120,17 @@ def test_folder_and_npy_layouts_give_the_same_inputs(dataset, tmp_path):
     zero = [i for i, n in enumerate(from_folders.names) if n.startswith("0/")][0]
     assert y[zero].argmax() == NPY_CLASS_TO_DIGIT.index(0) == 1
     assert from_npy.digits.tolist() == [int(n.split("/")[0]) for n in from_npy.names]
+
+
+def test_names_with_line_breaks_survive_the_npy_layout(tmp_path):
+    """A name with a line break shifted every later name, and now failed the length check
+    of convert's own output."""
+    from training.data import LabelledImages
+
+    names = ["a\nb.jpg", "c\u2028d\r.jpg", "plain.jpg"]
+    save_npy(LabelledImages(np.zeros((3, 64, 64), np.float32), np.arange(3), np.arange(3),
+                            names), tmp_path)
+    assert load_npy(tmp_path).names == ["a\\nb.jpg", "c\u2028d\\r.jpg", "plain.jpg"]
 
 
 def _npy_spoilt(folder: Path, how: str) -> None:

@@ -9,6 +9,7 @@ gives the model the same inputs.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -143,11 +144,11 @@ def _export_groups(root: Path, files: list[tuple[Path, int]]) -> np.ndarray:
         raise DataError(f"{manifest}: cannot read it ({exc})") from None
     first_line = text.partition("\n")[0]
     dialect = max(",;\t", key=first_line.count)
-    rows = list(csv.DictReader(text.splitlines(), delimiter=dialect))
-    if not rows or not {"file", "job", "path"} <= set(rows[0]):
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=dialect)
+    if not {"file", "job", "path"} <= set(reader.fieldnames or ()):
         raise DataError(f"{manifest}: not the manifest export-reviews writes (columns file, "
                         "job, path); restore it, or remove it to group by file name")
-    origin = {row["file"]: (row["job"] or "", row["path"] or "") for row in rows}
+    origin = {row["file"]: (row["job"] or "", row["path"] or "") for row in reader}
     keys = [str(path.relative_to(root)) for path, _ in files]
     by_job: dict[str, list[int]] = {}
     for i, key in enumerate(keys):  # a file the manifest does not name: a job of its own
@@ -250,11 +251,10 @@ def load_npy(folder: Path) -> LabelledImages:
         # The public X.npy carries no signer information: fall back to one group per image.
         groups = np.arange(len(x), dtype=np.int64)
     names_path = folder / "names.txt"
-    names = (
-        names_path.read_text(errors="replace").splitlines()
-        if names_path.exists()
-        else [f"{x_path.name}[{i}]" for i in range(len(x))]
-    )
+    names = [f"{x_path.name}[{i}]" for i in range(len(x))]
+    if names_path.exists():
+        with names_path.open(encoding="utf-8", errors="replace", newline="") as handle:
+            names = handle.read().removesuffix("\n").split("\n")
     if len(names) != len(x):
         raise DataError(f"{names_path}: {len(names)} names for {len(x)} images")
     return LabelledImages(x, y.argmax(axis=1).astype(np.int64), groups, names)
@@ -266,7 +266,11 @@ def save_npy(data: LabelledImages, folder: Path) -> None:
     np.save(folder / "X.npy", data.x.astype(np.float32))
     np.save(folder / "Y.npy", np.eye(NUM_CLASSES, dtype=np.float32)[data.classes])
     np.save(folder / "groups.npy", data.groups)
-    (folder / "names.txt").write_text("\n".join(data.names) + "\n")
+    # One name a line: a line break inside a file's name is written as \n or \r (names
+    # only label reports; an unescaped one shifted every later name).
+    names = (name.replace("\n", "\\n").replace("\r", "\\r") for name in data.names)
+    with (folder / "names.txt").open("w", encoding="utf-8", newline="") as handle:
+        handle.write("\n".join(names) + "\n")
 
 
 def split_by_signer(
