@@ -139,6 +139,18 @@ def empty_database_url(request, tmp_path) -> Iterator[str]:
         yield url
 
 
+def unseen_signer_files(dataset: Path) -> list[tuple[Path, int]]:
+    """Images of the signers the shipped model never trained on."""
+    from serving.artifact import read_model_info, shipped_model_path
+    from training.data import file_signer_groups, list_labelled_files
+
+    info = read_model_info(shipped_model_path())
+    test_groups = set(info.metadata["split"]["test_groups"])
+    files = list_labelled_files(dataset)
+    groups = file_signer_groups(files)
+    return [f for f, g in zip(files, groups, strict=True) if int(g) in test_groups]
+
+
 def make_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNDIGITS_")}
     env.update({f"SIGNDIGITS_{k.upper()}": str(v) for k, v in settings.items()})
@@ -211,7 +223,8 @@ class Stack:
     """A broker database, a results database and real workers, as one test needs them."""
 
     def __init__(self, redis_url: str, database_url: str, tmp: Path, **settings) -> None:
-        self.broker_url = redis_url.rsplit("/", 1)[0] + f"/{next(_redis_db) % 16}"
+        # 1-14: 0 is the URL's own, and 15 tests that need no workers name outright.
+        self.broker_url = redis_url.rsplit("/", 1)[0] + f"/{1 + next(_redis_db) % 14}"
         # The 16 numbered databases are reused across tests: start from an empty one, or an
         # earlier test's unacknowledged messages come back into this one's workers.
         import redis

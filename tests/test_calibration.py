@@ -73,9 +73,9 @@ def test_temperature_and_threshold_on_real_predictions(dataset):
     chosen threshold meets the target on the data it was chosen on."""
     from serving.classifier import Classifier
     from serving.preprocess import preprocess_image
-    from tests.test_training import _test_split_files
+    from tests.conftest import unseen_signer_files
 
-    files = _test_split_files(dataset)[:200]
+    files = unseen_signer_files(dataset)[:200]
     classifier = Classifier(None, threads=1)
     x = np.stack([preprocess_image(p) for p, _ in files])
     probs = classifier.probabilities(x)

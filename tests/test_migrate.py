@@ -105,8 +105,13 @@ def test_reviews_migration_up_down_up(empty_database_url):
             config.attributes["connection"] = connection
             direction(config, revision)
 
+    columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
+    assert "threshold_from_model" in columns  # 0007; an earlier job reads False
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT threshold_from_model FROM jobs")) in (False, 0)
     to("0004", command.downgrade)
     assert "reviews" not in inspect(engine).get_table_names()
+    assert "threshold_from_model" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT digit FROM images WHERE job_id = 'r'")) == 3
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0004"

@@ -5,27 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from serving.artifact import read_model_info, shipped_model_path
-from tests.conftest import make_env, run_cli
-from training.data import file_signer_groups, list_labelled_files
-
-
-def _test_split_files(dataset: Path) -> list[tuple[Path, int]]:
-    """Images of the signers the shipped model never trained on."""
-    info = read_model_info(shipped_model_path())
-    test_groups = set(info.metadata["split"]["test_groups"])
-    files = list_labelled_files(dataset)
-    groups = file_signer_groups(files)
-    return [f for f, g in zip(files, groups, strict=True) if int(g) in test_groups]
+from tests.conftest import make_env, run_cli, unseen_signer_files
 
 
 def test_predict_reports_the_folder_digits(dataset, tmp_path):
     """The label table, checked on real photos: the original project's was wrong."""
     import random
 
-    files = _test_split_files(dataset)
+    files = unseen_signer_files(dataset)
     assert len(files) > 200
     sample = random.Random(5).sample(files, 100)
     result = run_cli("predict", *(str(p) for p, _ in sample), env=make_env(), cwd=tmp_path)
