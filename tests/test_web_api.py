@@ -53,7 +53,7 @@ def test_upload_is_classified_and_browsable(web, dataset):
     assert response.status_code == 201, response.text
     job = response.json()
     assert set(job) >= JOB_FIELDS and job["total_images"] == len(truth)
-    assert job["threshold"] == 0.6
+    assert job["threshold"] == 0.6 and job["threshold_from_model"] is False
 
     events = sse_until_done(web, job["id"])
     final = events[-1][1]

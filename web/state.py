@@ -70,6 +70,9 @@ def job_json(summary: JobSummary) -> dict:
         "cancelled": summary.cancelled,
         "pending": summary.pending,
         "threshold": job.threshold,
+        # True: each worker flagged by its own model's default, which is `threshold` only
+        # where that model is `model_version` (every image row names its model).
+        "threshold_from_model": job.threshold_from_model,
         "model_version": job.model_version,
         "created_at": as_utc(job.created_at).isoformat(),
         "images_per_second": round(summary.rate, 2) if summary.rate else None,
