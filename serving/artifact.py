@@ -255,10 +255,6 @@ def read_model_info(path: Path) -> ModelInfo:
     return _read_model_info(path, _file_stamp(path), _file_stamp(sibling))
 
 
-def clear_model_info_cache() -> None:
-    _read_model_info.cache_clear()
-
-
 @lru_cache(maxsize=8)
 def _read_model_info(path: Path, *_stamps: tuple[int, ...] | None) -> ModelInfo:
     onnx_named = path.suffix == ".onnx"

@@ -68,15 +68,15 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
             name = _export_name(job.id, image.id, image.path)
             target = out / str(review.digit) / name
             target.parent.mkdir(exist_ok=True)
+            source = os.path.realpath(os.path.join(folder.real_root, relative))
             try:
-                summary.linked += _place(folder, relative, target, max_bytes=max_bytes,
-                                         reviewed_at=review.reviewed_at)
+                summary.linked += _place(folder, relative, source, target,
+                                         max_bytes=max_bytes, reviewed_at=review.reviewed_at)
             except (ImageError, OSError) as exc:
                 warn(f"skipped {job.id[:8]} {printable(image.path)}: {exc}")
                 summary.skipped += 1
                 continue
             summary.written += 1
-            source = os.path.realpath(os.path.join(folder.real_root, relative))
             first = answered.setdefault(source, (job.id, review.digit))
             if first[1] != review.digit:
                 warn(f"{printable(image.path)}: reviewed as {first[1]} in job {first[0][:8]} "
@@ -99,7 +99,7 @@ def _export_name(job_id: str, image_id: int, path: str) -> str:
     return prefix + stem[: _NAME_MAX - len(prefix) - len(suffix)] + suffix
 
 
-def _place(folder: JobFolder, relative: str, target: Path, *, max_bytes: int,
+def _place(folder: JobFolder, relative: str, real: str, target: Path, *, max_bytes: int,
            reviewed_at: datetime) -> bool:
     """Hard-link the job's file at ``target`` (True) or copy its bytes (False).
 
@@ -108,20 +108,17 @@ def _place(folder: JobFolder, relative: str, target: Path, *, max_bytes: int,
     the training)."""
     if not folder.allowed:
         raise ImageError("the job's folder is outside SIGNDIGITS_ALLOWED_ROOTS (refused)")
-    real = os.path.realpath(os.path.join(folder.real_root, relative))
-    if not is_inside(real, folder.real_root):
-        folder.read(relative, max_bytes=max_bytes)  # refuses it, with the workers' reason
-    try:
-        changed = os.stat(real).st_mtime
-    except OSError as exc:
-        raise file_error(exc) from None
-    if changed > as_utc(reviewed_at).timestamp():
-        raise ImageError(f"changed since it was reviewed (written "
-                         f"{datetime.fromtimestamp(changed, UTC):%Y-%m-%d %H:%M:%S} UTC); "
-                         "review it again")
-    if is_inside(real, folder.real_root):
+    if is_inside(real, folder.real_root):  # else the read below refuses it, as workers do
         try:
-            if stat.S_ISREG(os.stat(real, follow_symlinks=False).st_mode):
+            found = os.stat(real, follow_symlinks=False)  # realpath: no link is left in it
+        except OSError as exc:
+            raise file_error(exc) from None
+        if found.st_mtime > as_utc(reviewed_at).timestamp():
+            written = datetime.fromtimestamp(found.st_mtime, UTC)
+            raise ImageError(f"changed since it was reviewed (written "
+                             f"{written:%Y-%m-%d %H:%M:%S} UTC); review it again")
+        try:
+            if stat.S_ISREG(found.st_mode):
                 os.link(real, target, follow_symlinks=False)
                 return True
         except OSError:

@@ -25,7 +25,6 @@ from serving.artifact import (
     ArtifactError,
     ModelInfo,
     artifact_version,
-    clear_model_info_cache,
     keras_digest,
     read_keras_metadata,
     read_model_info,
@@ -91,7 +90,6 @@ def export_onnx(keras_path: Path, *, opset: int = OPSET) -> ModelInfo:
     partial.write_bytes(data)
     write_keras_metadata(keras_path, metadata)
     partial.replace(onnx_path)
-    clear_model_info_cache()
     return read_model_info(keras_path)
 
 
