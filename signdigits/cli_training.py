@@ -93,6 +93,12 @@ def train(
     seed: int = typer.Option(7, help="seed for the signer split and the weights"),
     architecture: str = typer.Option(
         "slim", help="slim (the shipped model's) or original (the first project's)"),
+    augmentation: str = typer.Option(
+        "standard", help="how far training images are moved at random: standard, wide or "
+        "strong (closer crops, larger turns)"),
+    members: int = typer.Option(
+        2, min=1, max=8, help="networks trained from different seeds and averaged by the "
+        "served graph (the shipped model's 2; each adds the same multiply-adds again)"),
     cv: int = typer.Option(
         0, "--cv", min=0, help="K > 1: K-fold CV by signer first, then fit on all its signers"
     ),
@@ -104,10 +110,12 @@ def train(
     require_training_extra("train", (*CONVERTER, "matplotlib"))
     import json
 
-    from training.architectures import ARCHITECTURES
+    from training.architectures import ARCHITECTURES, AUGMENTATIONS
 
     if architecture not in ARCHITECTURES:
         fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
+    if augmentation not in AUGMENTATIONS:
+        fail(f"--augmentation {augmentation!r}: expected one of {', '.join(AUGMENTATIONS)}", 2)
     if cv == 1:
         fail("--cv 1: cross-validation needs at least 2 folds (0 turns it off)", 2)
     if cv and cv_result is not None:
@@ -120,10 +128,11 @@ def train(
             loaded = json.loads(cv_result.read_text())
         except (OSError, ValueError) as exc:
             fail(f"--cv-result {cv_result}: cannot read it as JSON ({exc})", 2)
-    from training.fit import Recipe
+    from training.fit import Recipe, same_recipe
 
-    recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture)
-    if loaded is not None and loaded.get("recipe") != recipe.__dict__:
+    recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture,
+                    augmentation=augmentation, members=members)
+    if loaded is not None and not same_recipe(loaded.get("recipe"), recipe):
         fail(f"--cv-result {cv_result}: made with recipe {loaded.get('recipe')}, "
              f"this training's is {recipe.__dict__}", 2)
     from serving.classifier import configure_tensorflow
@@ -175,7 +184,13 @@ def cv(
     folds: int = typer.Option(3, min=2, help="signer-grouped folds over the training signers"),
     architecture: str = typer.Option(
         "slim", help="slim (the shipped model's) or original (the first project's)"),
-    epochs: int = typer.Option(80, min=1, help="training epochs per fold"),
+    augmentation: str = typer.Option(
+        "standard", help="how far training images are moved at random: standard, wide or "
+        "strong (closer crops, larger turns)"),
+    members: int = typer.Option(
+        2, min=1, max=8, help="networks trained from different seeds and averaged by the "
+        "served graph (the shipped model's 2; each adds the same multiply-adds again)"),
+    epochs: int = typer.Option(120, min=1, help="training epochs per fold (as train's)"),
     seed: int = typer.Option(7, help="seed for the signer split, the folds and the weights"),
     out: Path = typer.Option(None, help="write the result (with out-of-fold logits) as JSON"),
 ) -> None:
@@ -183,10 +198,12 @@ def cv(
     require_training_extra("cv", ("tensorflow",))
     import json
 
-    from training.architectures import ARCHITECTURES
+    from training.architectures import ARCHITECTURES, AUGMENTATIONS
 
     if architecture not in ARCHITECTURES:
         fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
+    if augmentation not in AUGMENTATIONS:
+        fail(f"--augmentation {augmentation!r}: expected one of {', '.join(AUGMENTATIONS)}", 2)
     if out:
         _check_out(out)
     from serving.classifier import configure_tensorflow
@@ -196,7 +213,8 @@ def cv(
     from training.fit import Recipe
 
     images = _load(data)
-    recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture)
+    recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture,
+                    augmentation=augmentation, members=members)
     try:
         result = cross_validate(images, recipe, folds=folds, report=console.print)
     except ValueError as exc:

@@ -18,6 +18,7 @@ from training.calibration import (
     softmax,
 )
 from training.cv import signer_folds
+from training.fit import Recipe, same_recipe
 
 
 def test_folds_keep_each_signer_in_one_fold_and_are_balanced():
@@ -92,29 +93,59 @@ def test_cv_then_train_with_its_result_on_a_tiny_subset(dataset, tmp_path):
     copy_sample(dataset, tmp_path / "data", per_digit=5)
     cv_file = tmp_path / "cv.json"
     result = run_cli("cv", "--data", str(tmp_path / "data"), "--folds", "2", "--epochs", "1",
-                     "--out", str(cv_file), env=make_env(), cwd=tmp_path)
+                     "--augmentation", "wide", "--members", "2", "--out", str(cv_file),
+                     env=make_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "fold 2/2: accuracy" in result.stderr
     assert "out-of-fold accuracy" in result.stdout.splitlines()[-1]
     cv = json.loads(cv_file.read_text())
     # Out-of-fold logits for every development (non-test) image, each predicted once.
     assert len(cv["logits"]) == len(cv["names"]) == cv["images"] > 0
-    assert cv["multiply_adds_per_image"] == 2 * 15_009_024  # the default, slim, two views
+    # slim (the default), two views of each of the two networks
+    assert cv["multiply_adds_per_image"] == 2 * 2 * 15_009_024
 
     model = tmp_path / "m.keras"
     result = run_cli("train", "--data", str(tmp_path / "data"), "--epochs", "1",
-                     "--cv-result", str(cv_file), "--out", str(model),
+                     "--augmentation", "wide", "--members", "2", "--cv-result", str(cv_file),
+                     "--out", str(model),
                      env=make_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert cv["recipe"]["augmentation"] == meta_recipe(model)["augmentation"] == "wide"
+    # The served graph (exported to ONNX and checked against Keras) averages both networks.
+    assert meta_recipe(model)["members"] == 2
+    assert read_model_info(model).metadata["multiply_adds_per_image"] == 4 * 15_009_024
     meta = read_model_info(model).metadata
     assert meta["temperature"] == cv["calibration"]["temperature"]
     assert meta["default_threshold"] == cv["calibration"]["threshold"]
     assert meta["split"]["train_images"] == cv["images"]
     assert "at_threshold" in meta["evaluation"]["test"]
 
-    # Another recipe than the cross-validation's is refused, in one line.
-    result = run_cli("train", "--data", str(tmp_path / "data"), "--epochs", "2",
-                     "--cv-result", str(cv_file), "--out", str(model),
-                     env=make_env(), cwd=tmp_path)
+    # Another recipe than the cross-validation's is refused, in one line: other epochs, or
+    # the same epochs with the standard augmentation or one network.
+    for other in (["--epochs", "2", "--augmentation", "wide", "--members", "2"],
+                  ["--epochs", "1", "--members", "2"],
+                  ["--epochs", "1", "--augmentation", "wide", "--members", "1"]):
+        result = run_cli("train", "--data", str(tmp_path / "data"), *other,
+                         "--cv-result", str(cv_file), "--out", str(model),
+                         env=make_env(), cwd=tmp_path)
+        assert result.returncode == 2, other
+        assert "error: --cv-result" in result.stderr and "recipe" in result.stderr
+
+
+def meta_recipe(model):
+    return read_model_info(model).metadata["recipe"]
+
+
+def test_a_recipe_recorded_before_augmentation_was_chosen_is_the_standard_one():
+    recorded = {k: v for k, v in Recipe(epochs=80).__dict__.items() if k != "augmentation"}
+    assert same_recipe(recorded, Recipe(epochs=80))
+    assert not same_recipe(recorded, Recipe(epochs=80, augmentation="wide"))
+    assert not same_recipe({**recorded, "epochs": 81}, Recipe(epochs=80))
+    assert not same_recipe(None, Recipe())
+
+
+def test_an_unknown_augmentation_is_refused_before_tensorflow_loads(tmp_path):
+    result = run_cli("cv", "--data", str(tmp_path), "--augmentation", "huge", env=make_env(),
+                     cwd=tmp_path)
     assert result.returncode == 2
-    assert "error: --cv-result" in result.stderr and "recipe" in result.stderr
+    assert "--augmentation 'huge': expected one of standard, wide, strong" in result.stderr

@@ -18,7 +18,7 @@ import numpy as np
 
 from training.calibration import calibration_summary
 from training.data import LabelledImages, split_by_signer
-from training.fit import Recipe, Report, fit_network, images_per_second, predict_logits
+from training.fit import Recipe, Report, fit_members, images_per_second, predict_logits
 
 
 def development_indices(data: LabelledImages, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +71,7 @@ def cross_validate(
         held = np.flatnonzero(fold == k)
         fit_on = dev.subset(np.flatnonzero(fold != k))
         report(f"fold {k + 1}/{folds}: training on {len(fit_on)}, predicting {len(held)}")
-        model, _ = fit_network(fit_on, recipe, report=report, prefix=f"fold {k + 1}/{folds} ")
+        model, _ = fit_members(fit_on, recipe, report=report, prefix=f"fold {k + 1}/{folds} ")
         logits[held] = predict_logits(build_mirror_logits(model, recipe.architecture),
                                       dev.subset(held))
         accuracy = float(np.mean(logits[held].argmax(1) == dev.classes[held]))

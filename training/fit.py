@@ -14,6 +14,7 @@ from training.labels import NUM_CLASSES
 
 Report = Callable[[str], None]
 
+
 @dataclass(frozen=True)
 class Recipe:
     epochs: int = 120
@@ -24,6 +25,14 @@ class Recipe:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     architecture: str = "slim"  # the shipped model's; "original" is the first project's
+    augmentation: str = "standard"  # training/architectures.py's AUGMENTATIONS
+    members: int = 1  # networks averaged by the served graph, each from its own seed
+
+
+def same_recipe(recorded: object, recipe: Recipe) -> bool:
+    """Whether a recorded recipe (a CV result's) is ``recipe``; one recorded before a field
+    existed had that field's default (removing this refuses every older CV result)."""
+    return isinstance(recorded, dict) and {**Recipe().__dict__, **recorded} == recipe.__dict__
 
 
 def fit_network(
@@ -45,7 +54,7 @@ def fit_network(
     from training.model import augmenter, build_model
 
     keras.utils.set_random_seed(recipe.seed)
-    augment = augmenter(recipe.seed)
+    augment = augmenter(recipe.seed, recipe.augmentation)
 
     def batches(part: LabelledImages, *, training: bool) -> tf.data.Dataset:
         onehot = np.eye(NUM_CLASSES, dtype=np.float32)[part.classes]
@@ -79,6 +88,35 @@ def fit_network(
         report(f"{prefix}kept epoch {keeper.best_epoch} (best validation loss)")
     curves = {k: [round(float(v), 5) for v in vs] for k, vs in history.history.items()}
     return model, curves
+
+
+def member_seeds(recipe: Recipe) -> list[int]:
+    """The weight seeds of a recipe's networks: the first is the recipe's own, so a
+    one-member recipe trains as the recipes before members did."""
+    return [recipe.seed + 100 * m for m in range(recipe.members)]
+
+
+def fit_members(
+    train: LabelledImages,
+    recipe: Recipe,
+    *,
+    val: LabelledImages | None = None,
+    report: Report = print,
+    prefix: str = "",
+):
+    """Fit the recipe's networks, each as :func:`fit_network` from its own seed; returns
+    (models, the first network's history dict)."""
+    import dataclasses
+
+    models, curves = [], None
+    seeds = member_seeds(recipe)
+    for m, seed in enumerate(seeds):
+        tag = f"{prefix}network {m + 1}/{len(seeds)} " if len(seeds) > 1 else prefix
+        model, history = fit_network(train, dataclasses.replace(recipe, seed=seed), val=val,
+                                     report=report, prefix=tag)
+        models.append(model)
+        curves = curves or history
+    return models, curves
 
 
 def keep_best_callback(report: Report, epochs: int, prefix: str = ""):

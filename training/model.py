@@ -18,12 +18,19 @@ serves the graph gives the same calibrated probabilities without code of its own
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import keras
 from keras import layers
 
 from serving.layers import Mirror, Standardize
 from serving.model_input import IMAGE_SIZE, NUM_CLASSES
-from training.architectures import ARCHITECTURES, check_architecture
+from training.architectures import (
+    ARCHITECTURES,
+    AUGMENTATIONS,
+    check_architecture,
+    check_augmentation,
+)
 
 
 def build_model(architecture: str = "original") -> keras.Model:
@@ -42,23 +49,36 @@ def build_model(architecture: str = "original") -> keras.Model:
     return keras.Model(inputs, outputs, name=f"signdigits_{architecture}")
 
 
-def logits_model(trained: keras.Model, architecture: str) -> keras.Model:
+def logits_model(trained: keras.Model, architecture: str, name: str = "network") -> keras.Model:
     """A fresh, uncompiled copy of ``trained`` ending at its logits (no optimizer state)."""
     network = build_model(architecture)
     network.set_weights(trained.get_weights())
-    return keras.Model(network.input, network.get_layer("logits").output, name="network")
+    return keras.Model(network.input, network.get_layer("logits").output, name=name)
 
 
-def build_mirror_logits(trained: keras.Model, architecture: str) -> keras.Model:
-    """Mean of the network's logits on the image and on its mirror image."""
-    network = logits_model(trained, architecture)
+Networks = keras.Model | Sequence[keras.Model]
+
+
+def build_mirror_logits(trained: Networks, architecture: str) -> keras.Model:
+    """Mean of the networks' logits on the image and on its mirror image.
+
+    Several networks (a recipe's members) are averaged in the same mean; one network keeps
+    the single ``network`` the first artifacts had.
+    """
+    members = [trained] if isinstance(trained, keras.Model) else list(trained)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
-    mean = layers.Average(name="mirror_mean")([network(inputs), network(Mirror()(inputs))])
+    mirrored = Mirror()(inputs)
+    views = []
+    for i, member in enumerate(members):
+        name = "network" if len(members) == 1 else f"network_{i + 1}"
+        network = logits_model(member, architecture, name)
+        views += [network(inputs), network(mirrored)]
+    mean = layers.Average(name="mirror_mean")(views)
     return keras.Model(inputs, mean, name="signdigits_logits")
 
 
 def build_inference_model(
-    trained: keras.Model, architecture: str = "original", temperature: float = 1.0
+    trained: Networks, architecture: str = "original", temperature: float = 1.0
 ) -> keras.Model:
     """The served graph: softmax(mean of mirror-pair logits / temperature)."""
     mirrored = build_mirror_logits(trained, architecture)
@@ -85,15 +105,16 @@ def multiply_adds(model: keras.Model) -> int:
     return int(total)
 
 
-def augmenter(seed: int) -> keras.Sequential:
+def augmenter(seed: int, name: str = "standard") -> keras.Sequential:
     """Random pose, framing, mirror and lighting changes that other signers' photos show."""
+    move = AUGMENTATIONS[check_augmentation(name)]
     return keras.Sequential(
         [
             layers.RandomFlip("horizontal", seed=seed),
-            layers.RandomRotation(0.03, fill_mode="nearest", seed=seed),
-            layers.RandomZoom(0.1, fill_mode="nearest", seed=seed),
-            layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed),
-            layers.RandomContrast(0.2, seed=seed),
+            layers.RandomRotation(move.rotation, fill_mode="nearest", seed=seed),
+            layers.RandomZoom(move.zoom, fill_mode="nearest", seed=seed),
+            layers.RandomTranslation(move.shift, move.shift, fill_mode="nearest", seed=seed),
+            layers.RandomContrast(move.contrast, seed=seed),
         ],
         name="augment",
     )

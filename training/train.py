@@ -32,7 +32,7 @@ from training.cv import cross_validate, development_indices
 from training.data import LabelledImages, split_by_signer
 from training.evaluate import evaluate_probabilities
 from training.export_onnx import export_onnx
-from training.fit import Recipe, Report, fit_network, predict_logits
+from training.fit import Recipe, Report, fit_members, predict_logits, same_recipe
 from training.labels import NPY_CLASS_TO_DIGIT
 
 __all__ = ["Recipe", "train_model", "CrossValidationMismatch"]
@@ -45,7 +45,7 @@ class CrossValidationMismatch(ValueError):
 def check_cv_result(cv: dict[str, Any], data: LabelledImages, recipe: Recipe) -> None:
     if cv.get("data_digest") != data.digest():
         raise CrossValidationMismatch("the cross-validation was run on other data (digest differs)")
-    if cv.get("recipe") != recipe.__dict__:
+    if not same_recipe(cv.get("recipe"), recipe):
         raise CrossValidationMismatch(
             f"the cross-validation used recipe {cv.get('recipe')}, this training {recipe.__dict__}"
         )
@@ -95,7 +95,7 @@ def train_model(
         raise ValueError(f"{len(data)} images of {len(np.unique(data.groups))} signers leave "
                          f"no {' or '.join(empty)} images after the split by signer (it "
                          "needs photos of at least 3 signers)")
-    model, history = fit_network(fit_on, recipe, val=val, report=report)
+    model, history = fit_members(fit_on, recipe, val=val, report=report)
     mirrored = build_mirror_logits(model, recipe.architecture)
     val_figures = None
     if cv_result is None:
