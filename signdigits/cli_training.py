@@ -128,13 +128,13 @@ def train(
             loaded = json.loads(cv_result.read_text())
         except (OSError, ValueError) as exc:
             fail(f"--cv-result {cv_result}: cannot read it as JSON ({exc})", 2)
-    from training.fit import Recipe, same_recipe
+    from training.fit import Recipe, recipe_differences
 
     recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture,
                     augmentation=augmentation, members=members)
-    if loaded is not None and not same_recipe(loaded.get("recipe"), recipe):
-        fail(f"--cv-result {cv_result}: made with recipe {loaded.get('recipe')}, "
-             f"this training's is {recipe.__dict__}", 2)
+    differences = loaded is not None and recipe_differences(loaded.get("recipe"), recipe)
+    if differences:
+        fail(f"--cv-result {cv_result}: made with another recipe: {', '.join(differences)}", 2)
     from serving.classifier import configure_tensorflow
 
     configure_tensorflow(0)

@@ -18,7 +18,7 @@ from training.calibration import (
     softmax,
 )
 from training.cv import signer_folds
-from training.fit import Recipe, same_recipe
+from training.fit import Recipe, recipe_differences, same_recipe
 
 
 def test_folds_keep_each_signer_in_one_fold_and_are_balanced():
@@ -129,22 +129,29 @@ def test_cv_then_train_with_its_result_on_a_tiny_subset(dataset, tmp_path):
                          "--cv-result", str(cv_file), "--out", str(model),
                          env=make_env(), cwd=tmp_path)
         assert result.returncode == 2, other
-        assert "error: --cv-result" in result.stderr and "recipe" in result.stderr
+        assert "error: --cv-result" in result.stderr and "another recipe" in result.stderr
+        assert "(this training: " in result.stderr  # names what differs
 
 
 def meta_recipe(model):
     return read_model_info(model).metadata["recipe"]
 
 
-def test_a_recipe_recorded_before_augmentation_was_chosen_is_the_standard_one():
-    recorded = {k: v for k, v in Recipe(epochs=80).__dict__.items() if k != "augmentation"}
-    assert same_recipe(recorded, Recipe(epochs=80))
-    assert not same_recipe(recorded, Recipe(epochs=80, augmentation="wide"))
-    assert not same_recipe({**recorded, "epochs": 81}, Recipe(epochs=80))
+def test_a_recipe_recorded_before_augmentation_and_members_is_one_standard_network():
+    recorded = {k: v for k, v in Recipe(epochs=80).__dict__.items()
+                if k not in ("augmentation", "members")}
+    assert same_recipe(recorded, Recipe(epochs=80, members=1))
+    # Not the default of 2 networks, whatever the default is now.
+    assert recipe_differences(recorded, Recipe(epochs=80)) == [
+        "members 1 (this training: 2)"]
+    assert not same_recipe(recorded, Recipe(epochs=80, members=1, augmentation="wide"))
+    assert not same_recipe({**recorded, "epochs": 81}, Recipe(epochs=80, members=1))
     assert not same_recipe(None, Recipe())
+    with pytest.raises(ValueError, match="at least one network"):
+        Recipe(members=0)
 
 
-def test_an_unknown_augmentation_is_refused_before_tensorflow_loads(tmp_path):
+def test_an_unknown_augmentation_is_refused_in_one_line(tmp_path):
     result = run_cli("cv", "--data", str(tmp_path), "--augmentation", "huge", env=make_env(),
                      cwd=tmp_path)
     assert result.returncode == 2

@@ -105,7 +105,9 @@ def summary_line(result: dict[str, Any]) -> str:
     c = result["calibration"]
     at = c["at_threshold"]
     return (
-        f"{result['recipe']['architecture']}, {result['recipe']['epochs']} epochs: "
+        f"{result['recipe']['architecture']} x {result['recipe'].get('members', 1)} "
+        f"network(s), {result['recipe']['epochs']} epochs, "
+        f"{result['recipe'].get('augmentation', 'standard')} augmentation: "
         f"out-of-fold accuracy {result['accuracy']:.4f} ({result['errors']} wrong of "
         f"{result['images']}; folds {result['fold_accuracy']}), "
         f"{result['multiply_adds_per_image'] / 1e6:.1f} M multiply-adds/image, "

@@ -26,13 +26,31 @@ class Recipe:
     test_fraction: float = 0.15
     architecture: str = "slim"  # the shipped model's; "original" is the first project's
     augmentation: str = "standard"  # training/architectures.py's AUGMENTATIONS
-    members: int = 1  # networks averaged by the served graph, each from its own seed
+    members: int = 2  # networks averaged by the served graph, each from its own seed
+
+    def __post_init__(self) -> None:
+        if self.members < 1:
+            raise ValueError(f"a recipe needs at least one network, not {self.members}")
+
+
+# What a recipe recorded before a field existed had. Fixed here rather than read from the
+# dataclass's defaults: were a default changed (to the CLI's 2 networks, say), reading it
+# would make every older one-network CV result match a two-network training.
+FIELDS_ADDED_LATER = {"augmentation": "standard", "members": 1}
+
+
+def recipe_differences(recorded: object, recipe: Recipe) -> list[str]:
+    """Where a recorded recipe (a CV result's) differs from ``recipe``, one
+    'field recorded (this training: value)' each; empty when they are the same."""
+    if not isinstance(recorded, dict):
+        return ["none recorded"]
+    full, this = {**FIELDS_ADDED_LATER, **recorded}, recipe.__dict__
+    return [f"{name} {full.get(name)!r} (this training: {this.get(name)!r})"
+            for name in sorted(set(full) | set(this)) if full.get(name) != this.get(name)]
 
 
 def same_recipe(recorded: object, recipe: Recipe) -> bool:
-    """Whether a recorded recipe (a CV result's) is ``recipe``; one recorded before a field
-    existed had that field's default (removing this refuses every older CV result)."""
-    return isinstance(recorded, dict) and {**Recipe().__dict__, **recorded} == recipe.__dict__
+    return not recipe_differences(recorded, recipe)
 
 
 def fit_network(

@@ -32,7 +32,7 @@ from training.cv import cross_validate, development_indices
 from training.data import LabelledImages, split_by_signer
 from training.evaluate import evaluate_probabilities
 from training.export_onnx import export_onnx
-from training.fit import Recipe, Report, fit_members, predict_logits, same_recipe
+from training.fit import Recipe, Report, fit_members, predict_logits, recipe_differences
 from training.labels import NPY_CLASS_TO_DIGIT
 
 __all__ = ["Recipe", "train_model", "CrossValidationMismatch"]
@@ -45,10 +45,10 @@ class CrossValidationMismatch(ValueError):
 def check_cv_result(cv: dict[str, Any], data: LabelledImages, recipe: Recipe) -> None:
     if cv.get("data_digest") != data.digest():
         raise CrossValidationMismatch("the cross-validation was run on other data (digest differs)")
-    if not same_recipe(cv.get("recipe"), recipe):
-        raise CrossValidationMismatch(
-            f"the cross-validation used recipe {cv.get('recipe')}, this training {recipe.__dict__}"
-        )
+    differences = recipe_differences(cv.get("recipe"), recipe)
+    if differences:
+        raise CrossValidationMismatch(f"the cross-validation used another recipe: "
+                                      f"{', '.join(differences)}")
 
 
 def train_model(
