@@ -21,6 +21,28 @@ TRAINING_EXTRA = "pip install 'signdigits[training]'"
 CONVERTER = ("tensorflow", "keras", "tf2onnx", "onnx")
 
 
+# The recipe's options, shared by train and cv (a cv result is only reused by a train
+# with the same recipe, so both must offer the same choices and defaults).
+ARCHITECTURE = typer.Option(
+    "slim", help="slim (the shipped model's) or original (the first project's)")
+AUGMENTATION = typer.Option(
+    "standard", help="how far training images are moved at random: standard, wide or "
+    "strong (closer crops, larger turns)")
+MEMBERS = typer.Option(
+    2, min=1, max=8, help="networks trained from different seeds and averaged by the "
+    "served graph (the shipped model's 2; each adds the same multiply-adds again)")
+
+
+def _check_recipe_names(architecture: str, augmentation: str) -> None:
+    """Refuse an unknown name in one line, before TensorFlow loads."""
+    from training.architectures import ARCHITECTURES, AUGMENTATIONS
+
+    if architecture not in ARCHITECTURES:
+        fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
+    if augmentation not in AUGMENTATIONS:
+        fail(f"--augmentation {augmentation!r}: expected one of {', '.join(AUGMENTATIONS)}", 2)
+
+
 def _missing(module: str) -> bool:
     import importlib.util
 
@@ -91,14 +113,9 @@ def train(
     epochs: int = typer.Option(120, min=1, help="training epochs"),
     out: Path = typer.Option(Path("signdigits-cnn.keras"), help="where to write the model"),
     seed: int = typer.Option(7, help="seed for the signer split and the weights"),
-    architecture: str = typer.Option(
-        "slim", help="slim (the shipped model's) or original (the first project's)"),
-    augmentation: str = typer.Option(
-        "standard", help="how far training images are moved at random: standard, wide or "
-        "strong (closer crops, larger turns)"),
-    members: int = typer.Option(
-        2, min=1, max=8, help="networks trained from different seeds and averaged by the "
-        "served graph (the shipped model's 2; each adds the same multiply-adds again)"),
+    architecture: str = ARCHITECTURE,
+    augmentation: str = AUGMENTATION,
+    members: int = MEMBERS,
     cv: int = typer.Option(
         0, "--cv", min=0, help="K > 1: K-fold CV by signer first, then fit on all its signers"
     ),
@@ -110,12 +127,7 @@ def train(
     require_training_extra("train", (*CONVERTER, "matplotlib"))
     import json
 
-    from training.architectures import ARCHITECTURES, AUGMENTATIONS
-
-    if architecture not in ARCHITECTURES:
-        fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
-    if augmentation not in AUGMENTATIONS:
-        fail(f"--augmentation {augmentation!r}: expected one of {', '.join(AUGMENTATIONS)}", 2)
+    _check_recipe_names(architecture, augmentation)
     if cv == 1:
         fail("--cv 1: cross-validation needs at least 2 folds (0 turns it off)", 2)
     if cv and cv_result is not None:
@@ -182,14 +194,9 @@ def export_onnx_command(
 def cv(
     data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
     folds: int = typer.Option(3, min=2, help="signer-grouped folds over the training signers"),
-    architecture: str = typer.Option(
-        "slim", help="slim (the shipped model's) or original (the first project's)"),
-    augmentation: str = typer.Option(
-        "standard", help="how far training images are moved at random: standard, wide or "
-        "strong (closer crops, larger turns)"),
-    members: int = typer.Option(
-        2, min=1, max=8, help="networks trained from different seeds and averaged by the "
-        "served graph (the shipped model's 2; each adds the same multiply-adds again)"),
+    architecture: str = ARCHITECTURE,
+    augmentation: str = AUGMENTATION,
+    members: int = MEMBERS,
     epochs: int = typer.Option(120, min=1, help="training epochs per fold (as train's)"),
     seed: int = typer.Option(7, help="seed for the signer split, the folds and the weights"),
     out: Path = typer.Option(None, help="write the result (with out-of-fold logits) as JSON"),
@@ -198,12 +205,7 @@ def cv(
     require_training_extra("cv", ("tensorflow",))
     import json
 
-    from training.architectures import ARCHITECTURES, AUGMENTATIONS
-
-    if architecture not in ARCHITECTURES:
-        fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
-    if augmentation not in AUGMENTATIONS:
-        fail(f"--augmentation {augmentation!r}: expected one of {', '.join(AUGMENTATIONS)}", 2)
+    _check_recipe_names(architecture, augmentation)
     if out:
         _check_out(out)
     from serving.classifier import configure_tensorflow

@@ -66,13 +66,13 @@ def cross_validate(
     logits = np.zeros((len(dev), 10), np.float32)
     fold_accuracy = []
     started = time.monotonic()
-    model = None
+    networks: list = []
     for k in range(folds):
         held = np.flatnonzero(fold == k)
         fit_on = dev.subset(np.flatnonzero(fold != k))
         report(f"fold {k + 1}/{folds}: training on {len(fit_on)}, predicting {len(held)}")
-        model, _ = fit_members(fit_on, recipe, report=report, prefix=f"fold {k + 1}/{folds} ")
-        logits[held] = predict_logits(build_mirror_logits(model, recipe.architecture),
+        networks, _ = fit_members(fit_on, recipe, report=report, prefix=f"fold {k + 1}/{folds} ")
+        logits[held] = predict_logits(build_mirror_logits(networks, recipe.architecture),
                                       dev.subset(held))
         accuracy = float(np.mean(logits[held].argmax(1) == dev.classes[held]))
         fold_accuracy.append(round(accuracy, 4))
@@ -81,7 +81,7 @@ def cross_validate(
             f"({time.monotonic() - started:.0f}s so far)"
         )
     calibration = calibration_summary(logits, dev.classes)
-    served = build_inference_model(model, recipe.architecture, calibration["temperature"])
+    served = build_inference_model(networks, recipe.architecture, calibration["temperature"])
     result = {
         "recipe": recipe.__dict__,
         "folds": folds,

@@ -49,10 +49,6 @@ def recipe_differences(recorded: object, recipe: Recipe) -> list[str]:
             for name in sorted(set(full) | set(this)) if full.get(name) != this.get(name)]
 
 
-def same_recipe(recorded: object, recipe: Recipe) -> bool:
-    return not recipe_differences(recorded, recipe)
-
-
 def fit_network(
     train: LabelledImages,
     recipe: Recipe,
@@ -108,12 +104,6 @@ def fit_network(
     return model, curves
 
 
-def member_seeds(recipe: Recipe) -> list[int]:
-    """The weight seeds of a recipe's networks: the first is the recipe's own, so a
-    one-member recipe trains as the recipes before members did."""
-    return [recipe.seed + 100 * m for m in range(recipe.members)]
-
-
 def fit_members(
     train: LabelledImages,
     recipe: Recipe,
@@ -122,19 +112,17 @@ def fit_members(
     report: Report = print,
     prefix: str = "",
 ):
-    """Fit the recipe's networks, each as :func:`fit_network` from its own seed; returns
-    (models, the first network's history dict)."""
+    """Fit the recipe's networks, each as :func:`fit_network` from its own seed (seed,
+    seed + 100, ...: the first is the recipe's own, so one network trains as before
+    members existed); returns (networks, the first network's history dict)."""
     import dataclasses
 
-    models, curves = [], None
-    seeds = member_seeds(recipe)
-    for m, seed in enumerate(seeds):
-        tag = f"{prefix}network {m + 1}/{len(seeds)} " if len(seeds) > 1 else prefix
-        model, history = fit_network(train, dataclasses.replace(recipe, seed=seed), val=val,
-                                     report=report, prefix=tag)
-        models.append(model)
-        curves = curves or history
-    return models, curves
+    fitted = []
+    for m in range(recipe.members):
+        tag = f"{prefix}network {m + 1}/{recipe.members} " if recipe.members > 1 else prefix
+        fitted.append(fit_network(train, dataclasses.replace(recipe, seed=recipe.seed + 100 * m),
+                                  val=val, report=report, prefix=tag))
+    return [network for network, _ in fitted], fitted[0][1]
 
 
 def keep_best_callback(report: Report, epochs: int, prefix: str = ""):

@@ -56,21 +56,14 @@ def logits_model(trained: keras.Model, architecture: str, name: str = "network")
     return keras.Model(network.input, network.get_layer("logits").output, name=name)
 
 
-Networks = keras.Model | Sequence[keras.Model]
-
-
-def build_mirror_logits(trained: Networks, architecture: str) -> keras.Model:
-    """Mean of the networks' logits on the image and on its mirror image.
-
-    Several networks (a recipe's members) are averaged in the same mean; one network keeps
-    the single ``network`` the first artifacts had.
-    """
-    members = [trained] if isinstance(trained, keras.Model) else list(trained)
+def build_mirror_logits(networks: Sequence[keras.Model], architecture: str) -> keras.Model:
+    """Mean of the networks' logits (a recipe's members) on the image and on its mirror
+    image; one network keeps the single ``network`` the first artifacts had."""
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     mirrored = Mirror()(inputs)
     views = []
-    for i, member in enumerate(members):
-        name = "network" if len(members) == 1 else f"network_{i + 1}"
+    for i, member in enumerate(networks):
+        name = "network" if len(networks) == 1 else f"network_{i + 1}"
         network = logits_model(member, architecture, name)
         views += [network(inputs), network(mirrored)]
     mean = layers.Average(name="mirror_mean")(views)
@@ -78,10 +71,10 @@ def build_mirror_logits(trained: Networks, architecture: str) -> keras.Model:
 
 
 def build_inference_model(
-    trained: Networks, architecture: str = "original", temperature: float = 1.0
+    networks: Sequence[keras.Model], architecture: str = "original", temperature: float = 1.0
 ) -> keras.Model:
     """The served graph: softmax(mean of mirror-pair logits / temperature)."""
-    mirrored = build_mirror_logits(trained, architecture)
+    mirrored = build_mirror_logits(networks, architecture)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 1), name="pixels")
     scaled = layers.Rescaling(1.0 / temperature, name="temperature")(mirrored(inputs))
     outputs = layers.Softmax(name="probabilities")(scaled)

@@ -23,7 +23,7 @@ def main() -> None:
     from training.fit import images_per_second
     from training.model import ARCHITECTURES, build_inference_model, build_model, multiply_adds
 
-    served = {a: build_inference_model(build_model(a), a, 0.6) for a in ARCHITECTURES}
+    served = {a: build_inference_model([build_model(a)], a, 0.6) for a in ARCHITECTURES}
     rates: dict[str, list[float]] = {a: [] for a in ARCHITECTURES}
     for _ in range(args.rounds):
         for name, model in served.items():

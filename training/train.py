@@ -95,8 +95,8 @@ def train_model(
         raise ValueError(f"{len(data)} images of {len(np.unique(data.groups))} signers leave "
                          f"no {' or '.join(empty)} images after the split by signer (it "
                          "needs photos of at least 3 signers)")
-    model, history = fit_members(fit_on, recipe, val=val, report=report)
-    mirrored = build_mirror_logits(model, recipe.architecture)
+    networks, history = fit_members(fit_on, recipe, val=val, report=report)
+    mirrored = build_mirror_logits(networks, recipe.architecture)
     val_figures = None
     if cv_result is None:
         val_logits = predict_logits(mirrored, val)
@@ -105,7 +105,7 @@ def train_model(
             softmax(val_logits, calibration["temperature"]), val.classes, NPY_CLASS_TO_DIGIT
         )
     temperature, threshold = calibration["temperature"], calibration["threshold"]
-    served = build_inference_model(model, recipe.architecture, temperature)
+    served = build_inference_model(networks, recipe.architecture, temperature)
 
     test_logits = predict_logits(mirrored, test)
     test_probs = softmax(test_logits, temperature)
