@@ -36,10 +36,12 @@ COPY . .
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && python -c "import glob, sys, zipfile; \
 names = zipfile.ZipFile(glob.glob('/wheels/signdigits-*.whl')[0]).namelist(); \
-missing = {'serving/artifacts/signdigits-cnn.keras', 'serving/artifacts/signdigits-cnn.onnx', \
-           'db/migrations/env.py', \
-           'web/templates/base.html', 'web/static/common.js'} - set(names); \
-sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else 0)" \
+missing = {'signdigits/serving/artifacts/signdigits-cnn.keras', \
+           'signdigits/serving/artifacts/signdigits-cnn.onnx', 'signdigits/db/migrations/env.py', \
+           'signdigits/web/templates/base.html', 'signdigits/web/static/common.js'} - set(names); \
+extra = {n.split('/')[0] for n in names if not n.split('/')[0].endswith('.dist-info')} - {'signdigits'}; \
+sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else \
+         f'top-level entries beside signdigits in the wheel: {sorted(extra)}' if extra else 0)" \
  && pip install --no-deps --prefix /install /wheels/signdigits-*.whl
 
 
@@ -53,25 +55,22 @@ RUN groupadd --system signdigits \
  && useradd --system --gid signdigits --create-home --home-dir /home/signdigits \
       --shell /usr/sbin/nologin signdigits
 
-# Dependencies only: pyproject.toml plus an empty package layout, so this layer is rebuilt
-# only when pyproject.toml changes. The stub package itself is removed again.
+# Dependencies only, read from pyproject.toml, so this layer is rebuilt only when
+# pyproject.toml changes.
 COPY pyproject.toml /tmp/deps/
 RUN set -eux; \
-    cd /tmp/deps; \
-    for package in config files serving broker db producer worker training web signdigits; do \
-      mkdir -p "$package"; touch "$package/__init__.py"; \
-    done; \
-    touch README.md; \
-    pip install .; \
-    pip uninstall -y signdigits; \
-    cd /; rm -rf /tmp/deps
+    python -c "import tomllib; \
+print('\\n'.join(tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']['dependencies']))" \
+      > /tmp/deps/requirements.txt; \
+    pip install -r /tmp/deps/requirements.txt; \
+    rm -rf /tmp/deps
 
 # The code: our wheel, installed in the stage above under /install (no dependency
 # resolution: they are all in the layer above), copied in as one layer: copying the wheel
 # in and deleting it after would keep its megabytes in a layer of their own.
 COPY --from=wheel /install /usr/local
 RUN python -c "from importlib.resources import files; \
-assert all((files('serving') / 'artifacts' / f'signdigits-cnn.{kind}').is_file() \
+assert all((files('signdigits.serving') / 'artifacts' / f'signdigits-cnn.{kind}').is_file() \
            for kind in ('keras', 'onnx')), 'no model'" \
  && signdigits --help >/dev/null
 

@@ -14,8 +14,8 @@ from celery import Celery
 from celery.app.amqp import AMQP
 from kombu import Queue
 
-from broker.messages import PREDICT_TASK_NAME
-from config.settings import Settings, SettingsInvalid, get_settings
+from signdigits.broker.messages import PREDICT_TASK_NAME
+from signdigits.config.settings import Settings, SettingsInvalid, get_settings
 
 QUEUE = "signdigits"
 # Single photos to classify while a person waits: a queue of their own, consumed by every
@@ -96,7 +96,7 @@ class DisplayNamedMessages(AMQP):
 
 
 def create_app(settings: Settings | None = None) -> Celery:
-    """The app for ``settings``; without them, for the environment (``celery -A worker``).
+    """The app for ``settings``; without them, for the environment (``celery -A ...``).
 
     Under the ``celery`` command an unset or invalid setting ends the process with one line
     and exit code 2, as ``signdigits`` would: Celery would print a traceback, or with no

@@ -10,9 +10,9 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from db.models import Base
-from db.session import engine_for
-from files.paths import real_path
+from signdigits.db.models import Base
+from signdigits.db.session import engine_for
+from signdigits.files.paths import real_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_migrate.py fails if it is not.

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus, Job, JobState, utcnow
-from db.queries import as_utc, producer_alive
+from signdigits.db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus, Job, JobState, utcnow
+from signdigits.db.queries import as_utc, producer_alive
 
 
 @dataclass(frozen=True)

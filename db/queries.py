@@ -16,10 +16,10 @@ from typing import NamedTuple
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus, Job, Review, utcnow
-from db.reviews import with_current_review
-from db.store import refresh_batch_counts
-from files.paths import disk_name, stored_name
+from signdigits.db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus, Job, Review, utcnow
+from signdigits.db.reviews import with_current_review
+from signdigits.db.store import refresh_batch_counts
+from signdigits.files.paths import disk_name, stored_name
 
 
 class JobNotFound(LookupError):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from db.models import Image, ImageStatus, Job, Review
+from signdigits.db.models import Image, ImageStatus, Job, Review
 
 MAX_REVIEWER = 255
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import masked_password
+from signdigits.config.settings import masked_password
 
 
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:

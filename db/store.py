@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, func, select, text, update
 from sqlalchemy.orm import Session
 
-from db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus
+from signdigits.db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus
 
 
 def store_results(session: Session, *, job_id: str, batch: int, rows: Sequence[dict]) -> None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from db.models import Image, ImageStatus, Job, utcnow
-from db.queries import add_manifest, create_job, pending_images
-from db.store import store_results
+from signdigits.db.models import Image, ImageStatus, Job, utcnow
+from signdigits.db.queries import add_manifest, create_job, pending_images
+from signdigits.db.store import store_results
 
 
 @dataclass(frozen=True)

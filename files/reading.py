@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from files.paths import inside_allowed_roots, is_inside, resolve_inside
+from signdigits.files.paths import inside_allowed_roots, is_inside, resolve_inside
 
 
 class ImageError(ValueError):

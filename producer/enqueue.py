@@ -19,11 +19,11 @@ from pathlib import Path
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from broker.app import QUEUE, reply_deadlines
-from broker.messages import TASK_NAME, display_name
-from config.settings import Settings
-from db.queries import mark_enqueued, pending_images, still_pending
-from files.reading import ImageError, JobFolder
+from signdigits.broker.app import QUEUE, reply_deadlines
+from signdigits.broker.messages import TASK_NAME, display_name
+from signdigits.config.settings import Settings
+from signdigits.db.queries import mark_enqueued, pending_images, still_pending
+from signdigits.files.reading import ImageError, JobFolder
 
 _POLL_SECONDS = 0.25  # how often a held-back producer asks the database for finished batches
 HELD_CHECK_SECONDS = 5.0  # and, none finishing, the broker whether it still holds them

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from files.paths import is_image_name, is_inside
+from signdigits.files.paths import is_image_name, is_inside
 
 _KEPT_OPEN = 32  # folders past the path limit kept open, so a deep chain costs one open a level
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

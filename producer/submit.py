@@ -20,10 +20,10 @@ from celery import Celery
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.orm import Session, sessionmaker
 
-from broker.app import reply_deadlines
-from config.settings import Settings, shown_value
-from db.models import Job, utcnow
-from db.queries import (
+from signdigits.broker.app import reply_deadlines
+from signdigits.config.settings import Settings, shown_value
+from signdigits.db.models import Job, utcnow
+from signdigits.db.queries import (
     add_manifest,
     add_unreachable,
     cancel_job,
@@ -35,10 +35,10 @@ from db.queries import (
     recorded_names,
     unsent_batches,
 )
-from files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, real_path
-from producer.enqueue import QueuedBytes, broker_holds_messages_of, enqueue_batches
-from producer.scan import FolderError, Unreachable, scan_folder
-from serving.artifact import read_model_info, resolve_model_path
+from signdigits.files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, real_path
+from signdigits.producer.enqueue import QueuedBytes, broker_holds_messages_of, enqueue_batches
+from signdigits.producer.scan import FolderError, Unreachable, scan_folder
+from signdigits.serving.artifact import read_model_info, resolve_model_path
 
 _MANIFEST_CHUNK = 5000
 _SMALLEST_TAIL = 16  # images in the smallest batch of a job's shaped tail

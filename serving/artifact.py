@@ -25,8 +25,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from files.paths import real_path
-from serving.model_input import IMAGE_SIZE, NUM_CLASSES, PREPROCESS_VERSION
+from signdigits.files.paths import real_path
+from signdigits.serving.model_input import IMAGE_SIZE, NUM_CLASSES, PREPROCESS_VERSION
 
 METADATA_ENTRY = "signdigits.json"  # the archive's entry and the ONNX metadata_props key
 SHIPPED_MODEL = "signdigits-cnn.keras"
@@ -81,7 +81,7 @@ def _require_runtime(runtime: str) -> None:
 
 
 def shipped_model_path() -> Path:
-    return Path(str(resources.files("serving") / "artifacts" / SHIPPED_MODEL))
+    return Path(str(resources.files("signdigits.serving") / "artifacts" / SHIPPED_MODEL))
 
 
 def resolve_model_path(path: Path | None) -> Path:
@@ -186,7 +186,7 @@ def read_keras_metadata(path: Path) -> dict[str, Any]:
 
 
 def _onnx_metadata(path: Path) -> dict[str, Any]:
-    from serving.onnx_file import OnnxFileError, split_model
+    from signdigits.serving.onnx_file import OnnxFileError, split_model
 
     try:
         props, digest = split_model(path.read_bytes())

@@ -17,8 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.artifact import ArtifactError, ModelInfo, read_model_info, resolve_model_path
-from serving.model_input import IMAGE_SIZE
+from signdigits.serving.artifact import (
+    ArtifactError,
+    ModelInfo,
+    read_model_info,
+    resolve_model_path,
+)
+from signdigits.serving.model_input import IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def load_tensorflow_forward(path: Path, threads: int):
     import keras
     import tensorflow as tf
 
-    import serving.layers  # noqa: F401 - registers the custom layers the archive names
+    import signdigits.serving.layers  # noqa: F401 - registers the custom layers the archive names
 
     model = keras.saving.load_model(path, compile=False)
     # One traced graph for every batch size: model.predict per call is slower and leaks.
@@ -90,7 +95,7 @@ class Classifier:
         self.runtime = runtime
         self.served_path = self.info.served_file(runtime)
         if runtime == "onnx":
-            from serving.onnx_runtime import load_onnx_forward
+            from signdigits.serving.onnx_runtime import load_onnx_forward
 
             self._forward = load_onnx_forward(self.info, self.served_path, threads)
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from serving.model_input import IMAGE_SIZE
+from signdigits.serving.model_input import IMAGE_SIZE
 
 
 @keras.saving.register_keras_serializable(package="signdigits")

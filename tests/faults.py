@@ -16,9 +16,9 @@ import os
 import signal
 import time
 
-import worker.batch
+from signdigits.worker import batch as worker_batch
 
-_original = worker.batch.classify_images
+_original = worker_batch.classify_images
 
 
 def _batches(name: str) -> set[int]:
@@ -36,4 +36,4 @@ def _faulty_classify_images(ctx, claimed, pixels, errors, *, worker):
     return _original(ctx, claimed, pixels, errors, worker=worker)
 
 
-worker.batch.classify_images = _faulty_classify_images
+worker_batch.classify_images = _faulty_classify_images

@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from serving.artifact import read_model_info
-from tests.conftest import copy_sample, make_env, run_cli
-from training.calibration import (
+from signdigits.serving.artifact import read_model_info
+from signdigits.training.calibration import (
     choose_threshold,
     expected_calibration_error,
     fit_temperature,
@@ -17,8 +16,9 @@ from training.calibration import (
     selective_point,
     softmax,
 )
-from training.cv import signer_folds
-from training.fit import Recipe, recipe_differences
+from signdigits.training.cv import signer_folds
+from signdigits.training.fit import Recipe, recipe_differences
+from tests.conftest import copy_sample, make_env, run_cli
 
 
 def test_folds_keep_each_signer_in_one_fold_and_are_balanced():
@@ -72,8 +72,8 @@ def test_threshold_is_the_lowest_that_meets_the_target():
 def test_temperature_and_threshold_on_real_predictions(dataset):
     """The shipped model on its own test signers: fitting lowers the log loss, and the
     chosen threshold meets the target on the data it was chosen on."""
-    from serving.classifier import Classifier
-    from serving.preprocess import preprocess_image
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.preprocess import preprocess_image
     from tests.conftest import unseen_signer_files
 
     files = unseen_signer_files(dataset)[:200]

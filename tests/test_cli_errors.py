@@ -36,10 +36,10 @@ def one_line_error(result, code: int, *needles: str) -> str:
 
 def sqlite_with_jobs(path: Path, *jobs: dict) -> str:
     """A migrated SQLite file holding ``jobs`` (Job columns), each with ten pending images."""
-    from db.migrate import upgrade
-    from db.models import Job
-    from db.queries import add_manifest, create_job
-    from db.session import session_factory
+    from signdigits.db.migrate import upgrade
+    from signdigits.db.models import Job
+    from signdigits.db.queries import add_manifest, create_job
+    from signdigits.db.session import session_factory
 
     url = f"sqlite:///{path}"
     upgrade(url)
@@ -123,7 +123,7 @@ def test_read_only_commands_never_migrate_an_empty_postgres_schema(tmp_path):
 
 
 def test_unreachable_broker_is_refused_before_a_job_is_recorded(tmp_path):
-    from signdigits.local import free_port
+    from signdigits.stack.local import free_port
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -162,7 +162,7 @@ def test_a_broker_port_that_accepts_and_never_answers_is_a_clear_line_not_a_hang
 def _job_count(url: str) -> int:
     from sqlalchemy import create_engine, func, select
 
-    from db.models import Job
+    from signdigits.db.models import Job
 
     engine = create_engine(url)
     with engine.connect() as connection:
@@ -253,7 +253,7 @@ def test_predict_with_a_bad_setting_is_one_line_and_names_are_escaped(tmp_path):
 
 
 def test_status_says_when_it_shows_only_the_newest_jobs(tmp_path):
-    from db.models import utcnow
+    from signdigits.db.models import utcnow
 
     now = utcnow()
     url = sqlite_with_jobs(tmp_path / "sd.db", *(
@@ -267,9 +267,9 @@ def test_a_cancelled_job_shows_the_rate_of_the_images_classified(tmp_path):
     """2 images classified in the job's first 10 s, 8 cancelled 20 s in: 0.2 images/s."""
     from sqlalchemy import select, update
 
-    from db.models import Image, ImageStatus, Job, utcnow
-    from db.session import session_factory
-    from db.store import refresh_batch_counts
+    from signdigits.db.models import Image, ImageStatus, Job, utcnow
+    from signdigits.db.session import session_factory
+    from signdigits.db.store import refresh_batch_counts
 
     created = utcnow() - timedelta(seconds=20)
     url = sqlite_with_jobs(tmp_path / "sd.db", {"created_at": created})
@@ -293,9 +293,9 @@ def test_a_cancelled_job_shows_the_rate_of_the_images_classified(tmp_path):
 def test_cancel_refuses_a_job_that_already_ended_and_leaves_it_as_it_was(tmp_path):
     from sqlalchemy import select, update
 
-    from db.models import Image, ImageStatus, Job, utcnow
-    from db.session import session_factory
-    from db.store import refresh_batch_counts
+    from signdigits.db.models import Image, ImageStatus, Job, utcnow
+    from signdigits.db.session import session_factory
+    from signdigits.db.store import refresh_batch_counts
 
     url = sqlite_with_jobs(tmp_path / "sd.db", {"submitted_at": utcnow()})
     with session_factory(url).begin() as session:
@@ -346,7 +346,7 @@ def test_a_folder_whose_own_name_is_not_utf8_is_named_in_one_line(tmp_path, redi
 
 
 def test_flower_without_credentials_outside_development_is_refused(tmp_path, redis_url):
-    from signdigits.local import free_port
+    from signdigits.stack.local import free_port
 
     env = make_env(environment="production", broker_url=redis_url)
     # Before this fix Flower started and answered 200 to anyone: the timeout ends it.
@@ -358,7 +358,8 @@ def test_flower_without_credentials_outside_development_is_refused(tmp_path, red
 def test_celery_command_without_a_broker_url_refuses(tmp_path):
     # `inspect ping`: before this fix it asked whatever Redis answers on 127.0.0.1:6379.
     result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "worker", "inspect", "ping", "--timeout", "1"],
+        [sys.executable, "-m", "celery", "-A", "signdigits.worker", "inspect", "ping",
+         "--timeout", "1"],
         env=make_env(), cwd=Path(__file__).resolve().parent.parent, capture_output=True,
         text=True, timeout=120, stdin=subprocess.DEVNULL)
     one_line_error(result, 2, "SIGNDIGITS_BROKER_URL is not set")
@@ -369,8 +370,8 @@ def test_celery_command_without_a_broker_url_refuses(tmp_path):
                                  "redis://:hun@ter2@127.0.0.1:6379/0",
                                  "redis://:hun\nter2@127.0.0.1:6379/0"])
 def test_a_password_with_an_unescaped_at_or_slash_is_masked_whole(url):
-    from config.settings import shown_value
-    from db.session import shown_url
+    from signdigits.config.settings import shown_value
+    from signdigits.db.session import shown_url
 
     for shown in (shown_value("database_url", url), shown_value("broker_url", url)):
         assert "ter2" not in shown and "***@" in shown

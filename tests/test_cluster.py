@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from db.models import Image
-from db.session import session_factory
-from signdigits.local import free_port
+from signdigits.db.models import Image
+from signdigits.db.session import session_factory
+from signdigits.stack.local import free_port
 from tests.conftest import (
     REPO,
     RunningWorker,
@@ -75,12 +75,13 @@ def cluster(postgres_url, tmp_path):
         flower_port = free_port()
         flower_log = open(tmp_path / "flower.log", "wb")  # noqa: SIM115
         flower = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "flower", f"--port={flower_port}",
-             "--address=127.0.0.1", f"--basic-auth={FLOWER_USER}:{FLOWER_PASSWORD}"],
+            [sys.executable, "-m", "celery", "-A", "signdigits.worker", "flower",
+             f"--port={flower_port}", "--address=127.0.0.1",
+             f"--basic-auth={FLOWER_USER}:{FLOWER_PASSWORD}"],
             env=env, cwd=REPO, stdout=flower_log, stderr=subprocess.STDOUT,
         )
-        from broker.app import create_app
-        from config.settings import Settings
+        from signdigits.broker.app import create_app
+        from signdigits.config.settings import Settings
 
         app = create_app(Settings(broker_url=broker_url, database_url=postgres_url))
         for worker in workers:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.app import create_app
-from config.settings import Settings
-from producer.enqueue import broker_holds_messages_of
-from signdigits.local import free_port
+from signdigits.broker.app import create_app
+from signdigits.config.settings import Settings
+from signdigits.producer.enqueue import broker_holds_messages_of
+from signdigits.stack.local import free_port
 from tests.conftest import POSTGRES_URL, account, copy_sample, record, start_valkey
 
 IMAGE = os.environ.get("SIGNDIGITS_DOCKER_IMAGE", "")
@@ -144,8 +144,8 @@ class Cluster:
     def rows(self, job_id: str):
         from sqlalchemy import select
 
-        from db.models import Image
-        from db.session import session_factory
+        from signdigits.db.models import Image
+        from signdigits.db.session import session_factory
 
         with session_factory(self.database_url)() as session:
             return list(session.scalars(select(Image).where(Image.job_id == job_id)))

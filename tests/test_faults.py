@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from signdigits import procstat
-from signdigits.local import RedisServer, free_port
+from signdigits.bench import procstat
+from signdigits.stack.local import RedisServer, free_port
 from tests.conftest import Stack, account, copy_sample, record, require
 from tests.events import BatchEvents
 
 
 def _wait_claimed(stack: Stack, job_id: str, batch: int, timeout: float = 60) -> None:
     """Until the batch's first attempt has started (counted, its rows still pending)."""
-    from db.queries import batch_attempts
+    from signdigits.db.queries import batch_attempts
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,7 +224,7 @@ def test_a_store_failing_for_a_while_is_waited_out_without_using_up_tries(redis_
     became error rows ("no try finished"), 20 s into one delivery."""
     import psycopg
 
-    from db.queries import batch_attempts
+    from signdigits.db.queries import batch_attempts
     from tests.conftest import fresh_postgres_schema
 
     with fresh_postgres_schema() as url:
@@ -265,7 +265,7 @@ def _wait_until_no_message_is_left(stack: Stack, timeout: float = 60) -> None:
     """
     import redis
 
-    from broker.app import QUEUE
+    from signdigits.broker.app import QUEUE
 
     client = redis.Redis.from_url(stack.broker_url)
     inspect = stack.app().control.inspect(destination=[stack.worker.name], timeout=2)

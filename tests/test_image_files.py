@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import files.reading as image_files
-from files.reading import ImageError, JobFolder
+import signdigits.files.reading as image_files
+from signdigits.files.reading import ImageError, JobFolder
 from tests.conftest import require
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ def test_a_folder_outside_the_allowed_roots_reads_nothing(tmp_path):
 
 
 def test_a_file_that_grew_since_its_size_was_read_is_read_whole_or_refused(tmp_path):
-    from files.reading import _read_capped
+    from signdigits.files.reading import _read_capped
 
     path = tmp_path / "growing.jpg"
     path.write_bytes(bytes(range(256)) * 12_000)  # 3,072,000 bytes; "seen" as 10 below

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import jpeg, preprocess
-from serving.preprocess import ImageError, preprocess_image
+from signdigits.serving import jpeg, preprocess
+from signdigits.serving.preprocess import ImageError, preprocess_image
 
 
 def _picture(width: int, height: int) -> Image.Image:
@@ -271,7 +271,7 @@ def test_exif_pillow_cannot_write_back_still_gives_the_upright_picture(fmt, monk
 def test_a_thumbnail_of_exif_pillow_cannot_write_back_is_upright(fmt):
     """The web's thumbnail turns the photo as the workers do: it had still called
     ImageOps.exif_transpose, and answered 500 (struct.error) for this file."""
-    from web.imaging import thumbnail_jpeg
+    from signdigits.web.imaging import thumbnail_jpeg
 
     tiff = (b"MM\x00*" + struct.pack(">IH", 8, 2) + struct.pack(">HHII", 0x0100, 5, 1, 38)
             + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0)

@@ -1,4 +1,4 @@
-"""Imports point one way: each package may import only the packages below it.
+"""Imports point one way: each layer of ``signdigits`` may import only the layers below it.
 
 Removing this test lets a convenience import (the producer reaching into the worker, the
 settings reaching into the CLI) make the house circular again, after which no layer can
@@ -14,20 +14,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Lowest first. A package may import those of a lower rank only, never a peer.
+# Lowest first: the folders at the repository's top level, each installed as
+# signdigits.<folder> (pyproject.toml). A layer may import those of a lower rank only,
+# never a peer.
 LAYERS: list[set[str]] = [
     {"config"},                       # settings
     {"files"},                        # which names are images, reading them safely
     {"serving", "db", "broker"},      # the model as served; SQL; the queue contract
     {"producer", "worker", "training"},
-    {"web"},                          # the web application and HTTP API
-    {"signdigits"},                   # the command, the local stack, the benchmark
+    {"web", "stack"},                 # the web app and HTTP API; the one-machine stack
+    {"bench"},                        # the benchmarks
+    {"cli"},                          # the `signdigits` command
+    {"signdigits"},                   # the package itself: `python -m signdigits`
 ]
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
+PACKAGE = "signdigits"
 
 
 def _modules() -> list[Path]:
     return sorted(p for package in RANK for p in (ROOT / package).rglob("*.py"))
+
+
+def _layer(module: str) -> str | None:
+    """The layer an imported module belongs to (None: not ours)."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in RANK else PACKAGE
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -45,6 +58,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] != PACKAGE:
+        parts.insert(0, PACKAGE)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -53,16 +68,34 @@ def test_every_package_has_a_layer():
     assert ours == set(RANK), "give each top-level package a place in LAYERS"
 
 
+def test_the_wheel_maps_every_layer_under_one_package():
+    """pyproject.toml installs each layer as signdigits.<folder>, and nothing else."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapped = {name: folder for name, folder in config["package-dir"].items()}
+    assert mapped == {PACKAGE if layer == PACKAGE else f"{PACKAGE}.{layer}": layer
+                      for layer in RANK}
+    assert all(name.split(".")[0] == PACKAGE for name in config["packages"])
+
+
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_imports_point_down(path: Path):
     own = path.relative_to(ROOT).parts[0]
     upward = [
-        f"{path.relative_to(ROOT)}:{line} imports {name} ({name.split('.')[0]} is not below {own})"
+        f"{path.relative_to(ROOT)}:{line} imports {name} ({_layer(name)} is not below {own})"
         for line, name in _imports(path)
-        if name.split(".")[0] in RANK and name.split(".")[0] != own
-        and RANK[name.split(".")[0]] >= RANK[own]
+        if (layer := _layer(name)) is not None and layer != own and RANK[layer] >= RANK[own]
     ]
     assert not upward, "\n".join(upward)
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_name_the_package(path: Path):
+    """`import db` works from a checkout only: installed, every layer is signdigits.<layer>."""
+    bare = [f"{path.relative_to(ROOT)}:{line} imports {name} (write signdigits.{name})"
+            for line, name in _imports(path) if name.split(".")[0] in set(RANK) - {PACKAGE}]
+    assert not bare, "\n".join(bare)
 
 
 def test_no_module_cycles_inside_a_package():
@@ -98,5 +131,5 @@ def test_no_module_cycles_inside_a_package():
 def test_the_check_sees_a_violation(tmp_path):
     """The scanner finds a function-level upward import: this test can fail."""
     sample = tmp_path / "x.py"
-    sample.write_text("def f():\n    from signdigits.cli import app\n")
-    assert (2, "signdigits.cli") in _imports(sample)
+    sample.write_text("def f():\n    from signdigits.cli.app import app\n")
+    assert (2, "signdigits.cli.app") in _imports(sample)

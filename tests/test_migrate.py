@@ -7,9 +7,9 @@ import uuid
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from db.migrate import SCHEMA_HEAD, alembic_config, upgrade
-from db.models import Job
-from db.session import engine_for, session_factory
+from signdigits.db.migrate import SCHEMA_HEAD, alembic_config, upgrade
+from signdigits.db.models import Job
+from signdigits.db.session import engine_for, session_factory
 
 
 def test_schema_head_names_the_newest_migration():
@@ -36,8 +36,8 @@ def test_upgrade_creates_the_schema_then_leaves_it_alone(database_url):
 def test_upgrade_from_0001_keeps_the_attempts_of_jobs_in_flight(empty_database_url):
     from alembic import command
 
-    from db.progress import summarize_job
-    from db.queries import batch_attempts
+    from signdigits.db.progress import summarize_job
+    from signdigits.db.queries import batch_attempts
 
     url = empty_database_url
     with engine_for(url).begin() as connection:
@@ -71,7 +71,7 @@ def test_migrations_build_exactly_the_schema_the_models_declare(empty_database_u
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from db.models import Base
+    from signdigits.db.models import Base
 
     upgrade(empty_database_url)
     with engine_for(empty_database_url).connect() as connection:

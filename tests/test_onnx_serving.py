@@ -16,7 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.artifact import METADATA_ENTRY, ArtifactError, read_model_info, shipped_model_path
+from signdigits.serving.artifact import (
+    METADATA_ENTRY,
+    ArtifactError,
+    read_model_info,
+    shipped_model_path,
+)
 from tests.conftest import REPO, Stack, copy_sample, make_env, run_cli, sample_images
 
 SHIPPED_KERAS = shipped_model_path()
@@ -24,13 +29,13 @@ SHIPPED_ONNX = SHIPPED_KERAS.with_suffix(".onnx")
 
 
 def _pixels(paths: list[Path]) -> np.ndarray:
-    from serving.preprocess import preprocess_image
+    from signdigits.serving.preprocess import preprocess_image
 
     return np.stack([preprocess_image(p) for p in paths])
 
 
 def test_shipped_pair_carries_one_version_and_the_table():
-    from serving.onnx_file import split_model
+    from signdigits.serving.onnx_file import split_model
 
     props, _ = split_model(SHIPPED_ONNX.read_bytes())
     in_graph = json.loads(props[METADATA_ENTRY])
@@ -43,7 +48,7 @@ def test_shipped_pair_carries_one_version_and_the_table():
 
 
 def test_runtimes_agree_on_200_real_photos(dataset):
-    from serving.classifier import Classifier
+    from signdigits.serving.classifier import Classifier
 
     photos = [path for path, _ in sample_images(dataset, per_digit=20, seed=17)]
     pixels = _pixels(photos)
@@ -72,7 +77,7 @@ def tiny(dataset, tmp_path_factory) -> Path:
 
 
 def test_exported_graph_of_a_trained_model_agrees_with_keras(tiny, dataset):
-    from serving.classifier import Classifier
+    from signdigits.serving.classifier import Classifier
 
     info = read_model_info(tiny)
     assert info.onnx_path == tiny.with_suffix(".onnx") and info.onnx_path.is_file()
@@ -87,9 +92,9 @@ def test_exported_graph_of_a_trained_model_agrees_with_keras(tiny, dataset):
 def test_a_graph_its_class_table_does_not_describe_is_refused_at_load(tmp_path):
     """A network with 5 outputs beside a 10-digit table: export-onnx wrote it, and a worker
     loaded it and then failed every batch (IndexError), predict gave a traceback."""
-    from serving.artifact import save_artifact
-    from serving.classifier import Classifier, import_tensorflow
-    from training.export_onnx import export_onnx
+    from signdigits.serving.artifact import save_artifact
+    from signdigits.serving.classifier import Classifier, import_tensorflow
+    from signdigits.training.export_onnx import export_onnx
 
     import_tensorflow()
     import keras
@@ -149,7 +154,7 @@ def test_a_worker_and_predict_refuse_a_mismatched_pair(tiny, redis_url, tmp_path
                    model_path=str(pair / "m.keras"))
     # The command, and Celery's own entry point (what compose or a unit file may run).
     for command in (["-m", "signdigits", "worker"],
-                    ["-m", "celery", "-A", "worker", "worker", "--loglevel", "INFO"]):
+                    ["-m", "celery", "-A", "signdigits.worker", "worker", "--loglevel", "INFO"]):
         worker = subprocess.run([sys.executable, *command], env=env, cwd=tmp_path,
                                 capture_output=True, text=True, timeout=120,
                                 stdin=subprocess.DEVNULL)
@@ -168,8 +173,12 @@ def test_a_job_is_flagged_by_the_threshold_of_the_model_that_classified_it(
         given, redis_url, tmp_path, dataset):
     """Workers given a new model before the submitter: a threshold no one gave was the
     submitter's model's default (0.84) applied to another model's confidences."""
-    from serving.artifact import artifact_version, read_keras_metadata, write_keras_metadata
-    from training.export_onnx import export_onnx
+    from signdigits.serving.artifact import (
+        artifact_version,
+        read_keras_metadata,
+        write_keras_metadata,
+    )
+    from signdigits.training.export_onnx import export_onnx
 
     recalibrated = tmp_path / "recalibrated.keras"  # the shipped network, another threshold
     shutil.copyfile(SHIPPED_KERAS, recalibrated)
@@ -211,7 +220,7 @@ _BLOCK = "import sys; sys.modules.update(dict.fromkeys({mods}, None)); "
 def _blocked_cli(modules: list[str], *args: str, cwd: Path, env=None):
     """``signdigits ARGS`` in a Python where ``modules`` cannot be imported."""
     code = (_BLOCK.format(mods=modules) + f"sys.argv = ['signdigits', *{list(args)!r}]; "
-            "from signdigits.cli import app; app()")
+            "from signdigits.cli.app import app; app()")
     return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
                           text=True, timeout=300, env=env or make_env(),
                           stdin=subprocess.DEVNULL)
@@ -257,7 +266,7 @@ def test_a_worker_serving_with_onnx_never_loads_tensorflow(redis_url, tmp_path, 
 
     The TensorFlow worker is the control: the same check does find them there.
     """
-    from signdigits.procstat import children
+    from signdigits.bench.procstat import children
 
     stack = Stack(redis_url, f"sqlite:///{tmp_path / 'w.db'}", tmp_path, runtime=runtime)
     try:
@@ -284,6 +293,6 @@ def test_the_shipped_onnx_is_package_data():
     import tomllib
 
     data = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert "artifacts/*.onnx" in data["tool"]["setuptools"]["package-data"]["serving"]
+    assert "*.onnx" in data["tool"]["setuptools"]["package-data"]["signdigits.serving.artifacts"]
     assert not [d for d in data["project"]["dependencies"]
                 if d.startswith(("tensorflow", "matplotlib", "tf2onnx"))]

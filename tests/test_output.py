@@ -37,11 +37,11 @@ def results_database(tmp_path) -> tuple[str, str]:
     """A job whose rows hold the hostile names, one with a hostile error message."""
     from sqlalchemy import update
 
-    from db.migrate import upgrade
-    from db.models import Image, ImageStatus, Job, utcnow
-    from db.queries import add_manifest, create_job
-    from db.session import session_factory
-    from db.store import refresh_batch_counts
+    from signdigits.db.migrate import upgrade
+    from signdigits.db.models import Image, ImageStatus, Job, utcnow
+    from signdigits.db.queries import add_manifest, create_job
+    from signdigits.db.session import session_factory
+    from signdigits.db.store import refresh_batch_counts
 
     url = f"sqlite:///{tmp_path / 'sd.db'}"
     upgrade(url)

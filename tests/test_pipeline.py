@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from broker.messages import TASK_NAME
-from db.models import Image, Job
-from db.session import session_factory
+from signdigits.broker.messages import TASK_NAME
+from signdigits.db.models import Image, Job
+from signdigits.db.session import session_factory
 from tests.conftest import Stack, copy_sample, make_env, run_cli
 
 
@@ -56,8 +56,8 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
         assert row.worker.startswith("test-")
 
     # A batch delivered again (as after a lost acknowledgement) changes nothing.
-    from broker.app import create_app
-    from config.settings import Settings
+    from signdigits.broker.app import create_app
+    from signdigits.config.settings import Settings
 
     before = {r.id: (r.digit, r.finished_at) for r in rows}
     app = create_app(Settings(broker_url=stack.broker_url, database_url=stack.database_url))
@@ -187,7 +187,7 @@ def _run_until_some_are_done(dataset, tmp_path) -> subprocess.Popen:
 def test_run_fails_in_one_line_when_its_embedded_broker_dies(dataset, tmp_path):
     """The worker lived on in Celery's reconnect loop, and `run` watched a stalled job
     for good (3 min 49 s, until it was sent SIGTERM)."""
-    from signdigits import procstat
+    from signdigits.bench import procstat
 
     run = _run_until_some_are_done(dataset, tmp_path)
     [broker] = [pid for pid in procstat.children(run.pid)  # valkey-server, redis-server

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving.preprocess import IMAGE_SIZE, ImageError, preprocess_image
+from signdigits.serving.preprocess import IMAGE_SIZE, ImageError, preprocess_image
 
 
 def _hand_like(size: int = 100) -> Image.Image:
@@ -145,7 +145,7 @@ def test_heic_rotation_is_applied_once(reference):
 
 
 def test_a_heic_thumbnail_for_the_web():
-    from web.imaging import thumbnail_jpeg
+    from signdigits.web.imaging import thumbnail_jpeg
 
     thumbnail = Image.open(io.BytesIO(thumbnail_jpeg(_heic(_hand_like(300)), max_pixels=10**8)))
     assert thumbnail.format == "JPEG" and thumbnail.size == (256, 256)
@@ -212,7 +212,7 @@ def test_truncated_jpeg_is_an_error():
 
 
 def test_reading_refuses_special_files_and_final_symlinks(tmp_path):
-    from files.reading import read_image_file
+    from signdigits.files.reading import read_image_file
 
     os.mkfifo(tmp_path / "pipe.jpg")
     with pytest.raises(ImageError, match="not a regular file"):

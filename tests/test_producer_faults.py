@@ -127,7 +127,7 @@ def test_inline_producer_waits_at_the_cap_and_a_killed_one_is_resumed(stack, dat
         assert 0 < queued <= cap + largest, (queued, cap, largest)
         from sqlalchemy import select
 
-        from db.models import Job
+        from signdigits.db.models import Job
 
         with stack.sessions()() as session:
             root = str((tmp_path / "photos").resolve())
@@ -188,7 +188,7 @@ def test_submit_with_the_broker_down_records_nothing(stack, tmp_path):
     assert "nothing was recorded" in result.stderr
     from sqlalchemy import inspect, select
 
-    from db.models import Job
+    from signdigits.db.models import Job
 
     with stack.sessions()() as session:
         # The CLI asks the broker before it opens the database: no tables is "nothing" too.

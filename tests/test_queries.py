@@ -6,13 +6,13 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from db.migrate import upgrade
-from db.models import Image, ImageStatus, Job, utcnow
-from db.progress import summarize_job
-from db.queries import add_manifest, add_unreachable, cancel_job, create_job
-from db.session import session_factory, worker_session_factory
-from db.store import store_results
-from db.web_queries import ImageFilter, images_page
+from signdigits.db.migrate import upgrade
+from signdigits.db.models import Image, ImageStatus, Job, utcnow
+from signdigits.db.progress import summarize_job
+from signdigits.db.queries import add_manifest, add_unreachable, cancel_job, create_job
+from signdigits.db.session import session_factory, worker_session_factory
+from signdigits.db.store import store_results
+from signdigits.db.web_queries import ImageFilter, images_page
 
 
 def job_of_pending_images(database_url: str, names: list[str], batch_size: int = 0):

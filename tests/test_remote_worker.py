@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
-from db.models import Image
-from db.session import session_factory
-from signdigits.local import free_port, worker_command
+from signdigits.db.models import Image
+from signdigits.db.session import session_factory
+from signdigits.stack.local import free_port, worker_command
 from tests.conftest import REPO, copy_sample, make_env, require, start_valkey
 
 REDIS_PASSWORD = "remote-worker-pw"

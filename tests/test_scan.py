@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.scan import FolderError, scan_folder
+from signdigits.producer.scan import FolderError, scan_folder
 from tests.conftest import REPO
 
 

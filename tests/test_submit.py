@@ -9,13 +9,13 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from broker.app import create_app
-from config.settings import Settings
-from db.migrate import upgrade
-from db.models import Image, Job
-from db.queries import cancel_job
-from db.session import session_factory
-from producer.submit import submit_folder
+from signdigits.broker.app import create_app
+from signdigits.config.settings import Settings
+from signdigits.db.migrate import upgrade
+from signdigits.db.models import Image, Job
+from signdigits.db.queries import cancel_job
+from signdigits.db.session import session_factory
+from signdigits.producer.submit import submit_folder
 
 
 def _folder_of_empty_files_and_a_database(tmp_path):
@@ -32,7 +32,7 @@ def _folder_of_empty_files_and_a_database(tmp_path):
 def _walk_aside(folder, *, settings, sessions, **options) -> tuple[threading.Thread, list]:
     """``submit_folder`` in a thread, so that a walk that hangs fails the test instead of
     hanging it; returns the thread and the list its SubmissionError lands in."""
-    from producer.submit import SubmissionError
+    from signdigits.producer.submit import SubmissionError
 
     failures: list = []
 
@@ -73,7 +73,7 @@ def test_producer_stops_walking_when_its_job_is_cancelled(redis_url, tmp_path):
 
 
 def test_a_jobs_last_batches_shrink_so_workers_finish_together():
-    from producer.submit import batch_sizes
+    from signdigits.producer.submit import batch_sizes
 
     assert batch_sizes(5000, 128, last=False) == [128] * 39 + [8]  # not the end: as cut
     tail = batch_sizes(4496, 128, last=True)
@@ -93,8 +93,8 @@ def test_a_broker_lost_mid_walk_leaves_a_job_that_resume_finishes(loss, tmp_path
     """Frozen (SIGSTOP: it accepts and never answers), the broker hung the walk for good:
     the walk's messages went out without a deadline on the broker's replies."""
 
-    from db.progress import summarize_job
-    from producer.submit import SubmissionError, resume_job
+    from signdigits.db.progress import summarize_job
+    from signdigits.producer.submit import SubmissionError, resume_job
     from tests.conftest import start_valkey
 
     folder, url, sessions = _folder_of_empty_files_and_a_database(tmp_path)
@@ -158,11 +158,11 @@ def test_an_inline_producer_held_back_by_its_cap_stops_when_the_broker_lost_its_
     to "do you hold them?" would never come either."""
     import redis
 
-    import producer.enqueue
-    from producer.submit import resume_job
+    from signdigits.producer import enqueue
+    from signdigits.producer.submit import resume_job
     from tests.conftest import copy_sample, start_valkey
 
-    monkeypatch.setattr(producer.enqueue, "HELD_CHECK_SECONDS", 1.0)  # not 5: a faster test
+    monkeypatch.setattr(enqueue, "HELD_CHECK_SECONDS", 1.0)  # not 5: a faster test
 
     copy_sample(dataset, tmp_path / "photos", per_digit=3)
     url = f"sqlite:///{tmp_path / 'r.db'}"
@@ -211,7 +211,7 @@ def test_a_walk_stopped_by_the_database_says_why_in_one_line():
     submission_stopped, and wrapped over four lines of `status`'s table."""
     from sqlalchemy.exc import OperationalError
 
-    from producer.submit import _one_line
+    from signdigits.producer.submit import _one_line
 
     error = OperationalError("INSERT INTO images ...", {}, ConnectionError(
         "the connection is lost\nserver closed the connection unexpectedly"))

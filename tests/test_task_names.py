@@ -13,9 +13,9 @@ import time
 
 from celery.events.state import State
 
-from broker.app import create_app
-from broker.messages import display_name
-from config.settings import Settings
+from signdigits.broker.app import create_app
+from signdigits.broker.messages import display_name
+from signdigits.config.settings import Settings
 from tests.conftest import make_env, run_cli, sample_images
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from serving.artifact import ArtifactError, read_model_info, shipped_model_path
-from tests.conftest import copy_sample, make_env, run_cli
-from training.data import (
+from signdigits.serving.artifact import ArtifactError, read_model_info, shipped_model_path
+from signdigits.training.data import (
     SOURCE_STRIDE,
     DataError,
     load_digit_folders,
@@ -22,7 +21,8 @@ from training.data import (
     signer_groups,
     split_by_signer,
 )
-from training.labels import NPY_CLASS_TO_DIGIT
+from signdigits.training.labels import NPY_CLASS_TO_DIGIT
+from tests.conftest import copy_sample, make_env, run_cli
 
 
 def test_signer_groups_follow_runs_of_the_photo_counter():
@@ -125,7 +125,7 @@ def test_folder_and_npy_layouts_give_the_same_inputs(dataset, tmp_path):
 def test_names_with_line_breaks_survive_the_npy_layout(tmp_path):
     """A name with a line break shifted every later name, and now failed the length check
     of convert's own output."""
-    from training.data import LabelledImages
+    from signdigits.training.data import LabelledImages
 
     names = ["a\nb.jpg", "c\u2028d\r.jpg", "plain.jpg"]
     save_npy(LabelledImages(np.zeros((3, 64, 64), np.float32), np.arange(3), np.arange(3),
@@ -222,7 +222,7 @@ def test_a_model_path_that_is_a_fifo_is_refused_without_blocking(tmp_path):
 
 def _with_metadata(tmp_path: Path, change) -> Path:
     """The shipped archive with its metadata changed and re-versioned, as a forger would."""
-    from serving.artifact import artifact_version
+    from signdigits.serving.artifact import artifact_version
 
     made = tmp_path / "changed.keras"
     with zipfile.ZipFile(shipped_model_path()) as src, zipfile.ZipFile(made, "w") as dst:
@@ -285,7 +285,7 @@ def test_train_and_evaluate_end_to_end_on_a_tiny_subset(dataset, tmp_path):
 def test_a_model_with_another_class_order_is_scored_by_its_own_table():
     """evaluate compared the dataset's class numbers with the model's: a model right on
     every image, numbering its outputs in digit order, scored 0%."""
-    from training.evaluate import score_model
+    from signdigits.training.evaluate import score_model
 
     classes = np.arange(len(NPY_CLASS_TO_DIGIT)).repeat(3)  # the dataset's numbering
     digits = np.asarray(NPY_CLASS_TO_DIGIT)[classes]

@@ -93,7 +93,7 @@ def test_upload_is_classified_and_browsable(web, dataset):
     assert all(i["confidence"] < 0.6 for i in below.json()["items"])
 
     # Pictures: the thumbnail is a small JPEG; the preview is exactly what the model saw.
-    from serving.preprocess import preprocess_image
+    from signdigits.serving.preprocess import preprocess_image
 
     image = seen[0]
     thumb = web.get(f"/api/images/{image['id']}/thumbnail")
@@ -176,8 +176,8 @@ def test_a_prediction_that_fails_in_the_worker_is_answered_at_once(web):
 
     import redis
 
-    from broker.app import PREDICT_QUEUE
-    from broker.messages import PREDICT_TASK_NAME, predict_reply_key
+    from signdigits.broker.app import PREDICT_QUEUE
+    from signdigits.broker.messages import PREDICT_TASK_NAME, predict_reply_key
 
     app = web.stack.app()
     reply_to = predict_reply_key(f"test-{time.monotonic_ns()}")

@@ -19,7 +19,7 @@ MB = 1024 * 1024
 
 @pytest.fixture(scope="module")
 def bad(redis_url, tmp_path_factory):
-    from config.settings import Settings
+    from signdigits.config.settings import Settings
 
     tmp = tmp_path_factory.mktemp("web-bad")
     allowed = tmp / "allowed"
@@ -174,8 +174,8 @@ def test_bad_request_gets_one_line(bad, method, url, kwargs, status):
 
 
 def test_bad_image_cursor(bad):
-    from db.models import Job
-    from db.session import session_factory
+    from signdigits.db.models import Job
+    from signdigits.db.session import session_factory
 
     with session_factory(bad.settings.database_url).begin() as session:
         session.add(Job(id="c" * 32, root="/x", threshold=0.5, batch_size=1, total_images=0,
@@ -255,8 +255,8 @@ def test_head_answers_as_get_without_a_body(bad, url):
 
 def test_head_on_a_running_jobs_events_ends_at_once(bad):
     """The stream of a job that is still running would go on for as long as the job."""
-    from db.models import Job
-    from db.session import session_factory
+    from signdigits.db.models import Job
+    from signdigits.db.session import session_factory
 
     job_id = "e" * 32
     with session_factory(bad.settings.database_url).begin() as session:
@@ -281,7 +281,7 @@ def test_a_client_hanging_up_mid_body_is_not_logged_as_our_error(bad, url, kind,
     import socket
     import time
 
-    caplog.set_level(logging.DEBUG, logger="web.app")
+    caplog.set_level(logging.DEBUG, logger="signdigits.web.app")
     host, port = bad.base_url.host, bad.base_url.port
     with socket.create_connection((host, port)) as raw:
         raw.sendall(f"POST {url} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {kind}\r\n"
@@ -296,7 +296,7 @@ def test_a_client_hanging_up_mid_body_is_not_logged_as_our_error(bad, url, kind,
 def test_an_upload_the_server_cannot_store_is_503_and_records_nothing(tmp_path):
     """An upload folder that cannot be made (here a file is in its place) was a 500; the
     same store serves POST /api/predict with store=true."""
-    from config.settings import Settings
+    from signdigits.config.settings import Settings
 
     (tmp_path / "uploads").write_text("a file where the folder should be")
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}",
@@ -317,8 +317,8 @@ def test_a_full_disk_while_storing_an_upload_or_unpacking_its_zip_is_503(tmp_pat
 
     script = textwrap.dedent(f"""
         import io, resource, signal, zipfile
-        from config.settings import Settings
-        from web.uploads import Upload, UploadRefused, store_uploads
+        from signdigits.config.settings import Settings
+        from signdigits.web.uploads import Upload, UploadRefused, store_uploads
 
         settings = Settings(database_url="sqlite:///{tmp_path}/r.db",
                             upload_dir="{tmp_path}/up")

@@ -41,7 +41,7 @@ def write_y4m(photo: Path, target: Path, *, frames: int = 10) -> None:
 
 @pytest.fixture(scope="module")
 def site(redis_url, tmp_path_factory, dataset):
-    from config.settings import Settings
+    from signdigits.config.settings import Settings
 
     require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
     tmp = tmp_path_factory.mktemp("browser")

@@ -172,7 +172,7 @@ def test_export_reviews_then_train_on_them(web, dataset, tmp_path):
                             "--out", str(model))
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert model.exists()
-    from serving.artifact import read_model_info
+    from signdigits.serving.artifact import read_model_info
 
     split = read_model_info(model).metadata["split"]
     # The base folder's 30 images and the export's 6, each folder split on its own.
@@ -202,7 +202,7 @@ def test_review_in_the_terminal(web, dataset, tmp_path):
 
 def test_an_exported_photo_with_a_long_name_gets_a_name_the_file_system_takes(tmp_path):
     """`<job8>-<id>-<name>` had gone past 255 bytes: the photo was skipped, exit 0."""
-    from signdigits.review_export import _export_name
+    from signdigits.training.review_export import _export_name
 
     name = _export_name("f" * 32, 123456, "sub/IMG_" + "L" * 240 + ".JPG")
     (tmp_path / name).write_bytes(b"fits")  # OSError: File name too long, before

@@ -41,7 +41,7 @@ def _alive(pid: int) -> bool:
 def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     """`signdigits serve` with no broker configured (the embedded stack), one worker
     process, its default database under ``tmp_path`` ($XDG_DATA_HOME/signdigits/)."""
-    from signdigits.local import free_port
+    from signdigits.stack.local import free_port
 
     port = free_port()
     env = make_env(concurrency="1")
@@ -138,8 +138,8 @@ def test_serve_stops_when_its_embedded_worker_dies(tmp_path):
     ({}, "::1", None),
 ])
 def test_who_may_start_open(settings, host, refused):
-    from config.settings import Settings
-    from web.auth import StartRefused, check_can_start
+    from signdigits.config.settings import Settings
+    from signdigits.web.auth import StartRefused, check_can_start
 
     if refused is None:
         check_can_start(Settings(**settings), host=host)
@@ -168,7 +168,7 @@ def test_serve_on_a_taken_port_says_so_before_starting_anything(tmp_path):
 
 
 def test_credentials_are_required_when_set(tmp_path):
-    from config.settings import Settings
+    from signdigits.config.settings import Settings
     from tests.web_server import serving
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", environment="production",
@@ -191,7 +191,7 @@ def test_the_web_never_imports_tensorflow(tmp_path, dataset):
     script = textwrap.dedent(f"""
         import sys
         from contextlib import ExitStack
-        from config.settings import Settings
+        from signdigits.config.settings import Settings
         from tests.web_server import serving
 
         settings = Settings(database_url="sqlite:///{tmp_path}/r.db", broker_url="{redis_url}",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from broker.app import QUEUE
+from signdigits.broker.app import QUEUE
 from tests.conftest import REPO, Stack, copy_sample, make_env, run_cli
 
 
@@ -46,7 +46,7 @@ def test_worker_without_a_model_exits_before_taking_a_batch(stack, dataset, tmp_
     # The command, and Celery's own entry point (what compose or a unit file may run).
     commands = {
         "signdigits worker": [sys.executable, "-m", "signdigits", "worker"],
-        "celery worker": [sys.executable, "-m", "celery", "-A", "worker", "worker",
+        "celery worker": [sys.executable, "-m", "celery", "-A", "signdigits.worker", "worker",
                           "--loglevel", "INFO"],
     }
     for name, command in commands.items():
@@ -114,7 +114,7 @@ def test_default_database_is_the_same_file_from_any_folder(redis_url, dataset, t
             stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        from worker.readiness import wait_for_models
+        from signdigits.worker.readiness import wait_for_models
 
         stack.database_url = f"sqlite:///{expected}"
         wait_for_models(stack.app(), name="elsewhere@localhost",

@@ -14,9 +14,9 @@ def serving(settings, *, timeout: float = 30):
     """Yield an ``httpx.Client`` on a real uvicorn serving ``create_app(settings)``."""
     import uvicorn
 
-    from db.migrate import upgrade
-    from signdigits.local import free_port
-    from web.app import create_app
+    from signdigits.db.migrate import upgrade
+    from signdigits.stack.local import free_port
+    from signdigits.web.app import create_app
 
     upgrade(settings.database_url)
     port = free_port()
@@ -61,7 +61,7 @@ def sse_until_done(client: httpx.Client, job_id: str, timeout: float = 240) -> l
 def web_stack(request, redis_url: str, tmp_path_factory):
     """A worker and a web server on the database ``request.param`` names (``sqlite`` or
     ``postgresql``): the body of the web test modules' module-scoped ``web`` fixtures."""
-    from config.settings import Settings
+    from signdigits.config.settings import Settings
     from tests.conftest import Stack
 
     tmp = tmp_path_factory.mktemp("web")

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from training.calibration import calibration_summary
-from training.data import LabelledImages, split_by_signer
-from training.fit import Recipe, Report, fit_members, images_per_second, predict_logits
+from signdigits.training.calibration import calibration_summary
+from signdigits.training.data import LabelledImages, split_by_signer
+from signdigits.training.fit import Recipe, Report, fit_members, images_per_second, predict_logits
 
 
 def development_indices(data: LabelledImages, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +54,7 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Out-of-fold logits for the development signers, per-fold accuracy, calibration,
     multiply-adds per image and images/s of the served graph."""
-    from training.model import build_inference_model, build_mirror_logits, multiply_adds
+    from signdigits.training.model import build_inference_model, build_mirror_logits, multiply_adds
 
     dev_idx, test_idx = development_indices(data, recipe)
     dev = data.subset(dev_idx)

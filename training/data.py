@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from files.paths import is_image_name
-from files.reading import ImageError
-from serving.model_input import IMAGE_SIZE
-from serving.preprocess import preprocess_image
-from training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES, digit_to_class
+from signdigits.files.paths import is_image_name
+from signdigits.files.reading import ImageError
+from signdigits.serving.model_input import IMAGE_SIZE
+from signdigits.serving.preprocess import preprocess_image
+from signdigits.training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES, digit_to_class
 
 _COUNTER = re.compile(r"(\d+)")
 # A gap in the photo counter larger than this starts a new signer even if digits rise.

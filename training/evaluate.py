@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from training.labels import NUM_CLASSES
+from signdigits.training.labels import NUM_CLASSES
 
 
 def evaluate_probabilities(
@@ -46,8 +46,8 @@ def score_model(probs: np.ndarray, classes: np.ndarray, class_to_digit: tuple[in
                 threshold: float) -> tuple[dict[str, Any], list[dict[str, float]]]:
     """``evaluate``'s figures and selective curve for a model's ``probs`` on labelled data
     (``classes`` in the dataset's order, converted here to the model's own)."""
-    from training.calibration import expected_calibration_error, selective_point
-    from training.labels import in_model_order
+    from signdigits.training.calibration import expected_calibration_error, selective_point
+    from signdigits.training.labels import in_model_order
 
     classes = in_model_order(classes, class_to_digit)
     figures = evaluate_probabilities(probs, classes, class_to_digit)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.artifact import (
+from signdigits.serving.artifact import (
     METADATA_ENTRY,
     ArtifactError,
     ModelInfo,
@@ -30,8 +30,8 @@ from serving.artifact import (
     read_model_info,
     write_keras_metadata,
 )
-from serving.model_input import IMAGE_SIZE, NUM_CLASSES
-from serving.onnx_file import split_model
+from signdigits.serving.model_input import IMAGE_SIZE, NUM_CLASSES
+from signdigits.serving.onnx_file import split_model
 
 OPSET = 17
 TOLERANCE = 1e-5
@@ -41,12 +41,12 @@ def export_onnx(keras_path: Path, *, opset: int = OPSET) -> ModelInfo:
     """Write ``keras_path`` with suffix ``.onnx`` and stamp both files with one version."""
     import onnx
 
-    from serving.classifier import import_tensorflow
+    from signdigits.serving.classifier import import_tensorflow
 
     import_tensorflow()
     import keras
 
-    import serving.layers  # noqa: F401 - the archive names our custom layers
+    import signdigits.serving.layers  # noqa: F401 - the archive names our custom layers
 
     keras_path = Path(keras_path)
     metadata = read_keras_metadata(keras_path)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.data import LabelledImages
-from training.labels import NUM_CLASSES
+from signdigits.training.data import LabelledImages
+from signdigits.training.labels import NUM_CLASSES
 
 Report = Callable[[str], None]
 
@@ -65,7 +65,7 @@ def fit_network(
     import keras
     import tensorflow as tf
 
-    from training.model import augmenter, build_model
+    from signdigits.training.model import augmenter, build_model
 
     keras.utils.set_random_seed(recipe.seed)
     augment = augmenter(recipe.seed, recipe.augmentation)

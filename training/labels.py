@@ -8,7 +8,7 @@ model trained with another class order still gets its own table applied.
 
 from __future__ import annotations
 
-from serving.model_input import NUM_CLASSES as MODEL_CLASSES
+from signdigits.serving.model_input import NUM_CLASSES as MODEL_CLASSES
 
 # index -> digit, as documented by the dataset (see ../shared/datasets/.../README.md).
 NPY_CLASS_TO_DIGIT: tuple[int, ...] = (9, 0, 7, 6, 1, 8, 4, 3, 2, 5)

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from serving.layers import Mirror, Standardize
-from serving.model_input import IMAGE_SIZE, NUM_CLASSES
-from training.architectures import (
+from signdigits.serving.layers import Mirror, Standardize
+from signdigits.serving.model_input import IMAGE_SIZE, NUM_CLASSES
+from signdigits.training.architectures import (
     ARCHITECTURES,
     AUGMENTATIONS,
     check_architecture,

@@ -1,6 +1,6 @@
 """Multiply-adds per image and model-only images/s of each architecture's served graph.
 
-``python -m training.speed [--threads 1] [--rounds 3]``: the graphs are built with random
+``python -m signdigits.training.speed [--threads 1] [--rounds 3]``: the graphs are built with random
 weights (speed does not depend on them), traced once, then timed on batches of 64, the
 architectures alternating so that a busy machine slows each alike.
 """
@@ -17,11 +17,16 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=2048)
     args = parser.parse_args()
 
-    from serving.classifier import configure_tensorflow
+    from signdigits.serving.classifier import configure_tensorflow
 
     configure_tensorflow(args.threads)
-    from training.fit import images_per_second
-    from training.model import ARCHITECTURES, build_inference_model, build_model, multiply_adds
+    from signdigits.training.fit import images_per_second
+    from signdigits.training.model import (
+        ARCHITECTURES,
+        build_inference_model,
+        build_model,
+        multiply_adds,
+    )
 
     served = {a: build_inference_model([build_model(a)], a, 0.6) for a in ARCHITECTURES}
     rates: dict[str, list[float]] = {a: [] for a in ARCHITECTURES}

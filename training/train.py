@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from serving.artifact import ModelInfo, save_artifact
-from training.calibration import (
+from signdigits.serving.artifact import ModelInfo, save_artifact
+from signdigits.training.calibration import (
     TARGET_COVERAGE,
     TARGET_SELECTIVE_ACCURACY,
     calibration_summary,
@@ -28,12 +28,12 @@ from training.calibration import (
     selective_point,
     softmax,
 )
-from training.cv import cross_validate, development_indices
-from training.data import LabelledImages, split_by_signer
-from training.evaluate import evaluate_probabilities
-from training.export_onnx import export_onnx
-from training.fit import Recipe, Report, fit_members, predict_logits, recipe_differences
-from training.labels import NPY_CLASS_TO_DIGIT
+from signdigits.training.cv import cross_validate, development_indices
+from signdigits.training.data import LabelledImages, split_by_signer
+from signdigits.training.evaluate import evaluate_probabilities
+from signdigits.training.export_onnx import export_onnx
+from signdigits.training.fit import Recipe, Report, fit_members, predict_logits, recipe_differences
+from signdigits.training.labels import NPY_CLASS_TO_DIGIT
 
 __all__ = ["Recipe", "train_model", "CrossValidationMismatch"]
 
@@ -62,7 +62,7 @@ def train_model(
     cv_result: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Fit, calibrate on held-out signers, score once on the test signers, save."""
-    from training.model import build_inference_model, build_mirror_logits, multiply_adds
+    from signdigits.training.model import build_inference_model, build_mirror_logits, multiply_adds
 
     if folds and cv_result is None:
         cv_result = cross_validate(data, recipe, folds=folds, report=report)

@@ -10,13 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from db.web_queries import image_with_job
-from files.paths import disk_name
-from files.reading import ImageError, JobFolder
-from web.imaging import model_view, preview_png, thumbnail_jpeg
-from web.limits import ImageId
-from web.state import web_state
-from web.uploads import upload_root
+from signdigits.db.web_queries import image_with_job
+from signdigits.files.paths import disk_name
+from signdigits.files.reading import ImageError, JobFolder
+from signdigits.web.imaging import model_view, preview_png, thumbnail_jpeg
+from signdigits.web.limits import ImageId
+from signdigits.web.state import web_state
+from signdigits.web.uploads import upload_root
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 _CACHE = {"Cache-Control": "private, max-age=3600"}  # a row's file is never rewritten

@@ -19,15 +19,15 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from db.models import ImageStatus, Job
-from db.queries import JobFinished, cancel_job
-from db.reviews import current_reviews
-from db.web_queries import ImageCursor, ImageFilter, images_page, jobs_page
-from files.paths import inside_allowed_roots
-from web.auth import is_loopback
-from web.limits import MAX_ID, json_body
-from web.state import WebState, image_json, job_json, web_state
-from web.uploads import Upload, UploadRefused, store_uploads, upload_root
+from signdigits.db.models import ImageStatus, Job
+from signdigits.db.queries import JobFinished, cancel_job
+from signdigits.db.reviews import current_reviews
+from signdigits.db.web_queries import ImageCursor, ImageFilter, images_page, jobs_page
+from signdigits.files.paths import inside_allowed_roots
+from signdigits.web.auth import is_loopback
+from signdigits.web.limits import MAX_ID, json_body
+from signdigits.web.state import WebState, image_json, job_json, web_state
+from signdigits.web.uploads import Upload, UploadRefused, store_uploads, upload_root
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 _log = logging.getLogger("signdigits.web")
@@ -133,7 +133,7 @@ def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inli
     is walked before the answer: its files are all here already, and the answer then
     counts them.
     """
-    from producer.submit import submit_folder
+    from signdigits.producer.submit import submit_folder
 
     start = functools.partial(submit_folder, folder, settings=settings, sessions=state.sessions,
                               app=state.celery, threshold=threshold, batch_size=batch_size,
@@ -168,9 +168,9 @@ def _submit(state: WebState, folder: Path, settings, threshold, batch_size, inli
 
 def _refuse(exc: BaseException, *, folder: Path, upload: bool) -> NoReturn:
     """Raise the HTTP error for a submission that could not start (or ``exc`` itself)."""
-    from producer.scan import FolderError
-    from producer.submit import SubmissionError
-    from serving.artifact import ArtifactError
+    from signdigits.producer.scan import FolderError
+    from signdigits.producer.submit import SubmissionError
+    from signdigits.serving.artifact import ArtifactError
 
     if isinstance(exc, FolderError):
         if upload:

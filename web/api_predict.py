@@ -20,15 +20,15 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
-from broker.app import PREDICT_QUEUE
-from broker.messages import PREDICT_TASK_NAME, predict_reply_key
-from db.web_queries import record_prediction
-from files.paths import is_image_name
-from files.reading import ImageError
-from web.api_jobs import number
-from web.imaging import as_uint8, model_view, preview_png
-from web.state import WebState, web_state
-from web.uploads import Upload, UploadRefused, clean_relative, store_uploads
+from signdigits.broker.app import PREDICT_QUEUE
+from signdigits.broker.messages import PREDICT_TASK_NAME, predict_reply_key
+from signdigits.db.web_queries import record_prediction
+from signdigits.files.paths import is_image_name
+from signdigits.files.reading import ImageError
+from signdigits.web.api_jobs import number
+from signdigits.web.imaging import as_uint8, model_view, preview_png
+from signdigits.web.state import WebState, web_state
+from signdigits.web.uploads import Upload, UploadRefused, clean_relative, store_uploads
 
 router = APIRouter(prefix="/api", tags=["predict"])
 

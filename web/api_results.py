@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
-from db.queries import iter_results
-from web.state import web_state
+from signdigits.db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
+from signdigits.db.queries import iter_results
+from signdigits.web.state import web_state
 
 router = APIRouter(prefix="/api/jobs", tags=["results"])
 

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from db.models import Image
-from db.queries import as_utc
-from db.reviews import NotReviewable, add_review, review_history, review_progress, review_queue
-from web.auth import request_user
-from web.limits import MAX_ID, ImageId, json_body
-from web.state import image_json, web_state
+from signdigits.db.models import Image
+from signdigits.db.queries import as_utc
+from signdigits.db.reviews import (
+    NotReviewable,
+    add_review,
+    review_history,
+    review_progress,
+    review_queue,
+)
+from signdigits.web.auth import request_user
+from signdigits.web.limits import MAX_ID, ImageId, json_body
+from signdigits.web.state import image_json, web_state
 
 router = APIRouter(tags=["reviews"])
 

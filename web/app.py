@@ -19,12 +19,20 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from config.settings import Settings
-from web import api_images, api_jobs, api_predict, api_results, api_reviews, events, pages
-from web.auth import Guard
-from web.head import HeadAsGet
-from web.limits import BodyCap
-from web.state import WebState
+from signdigits.config.settings import Settings
+from signdigits.web import (
+    api_images,
+    api_jobs,
+    api_predict,
+    api_results,
+    api_reviews,
+    events,
+    pages,
+)
+from signdigits.web.auth import Guard
+from signdigits.web.head import HeadAsGet
+from signdigits.web.limits import BodyCap
+from signdigits.web.state import WebState
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -32,8 +40,8 @@ HERE = Path(__file__).resolve().parent
 
 def create_app(settings: Settings) -> FastAPI:
     """A ready application on ``settings``' database and broker (migrated beforehand)."""
-    from broker.app import create_app as celery_app
-    from db.session import session_factory
+    from signdigits.broker.app import create_app as celery_app
+    from signdigits.db.session import session_factory
 
     app = FastAPI(title="signdigits", version="1", docs_url=None, redoc_url=None,
                   description="Submit image folders or uploads, watch jobs, browse results, "

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from config.settings import PLACEHOLDER_SECRETS, Settings
+from signdigits.config.settings import PLACEHOLDER_SECRETS, Settings
 
 CSRF_COOKIE = "signdigits_csrf"
 CSRF_HEADER = "x-csrf-token"

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from web.state import job_json, web_state
+from signdigits.web.state import job_json, web_state
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 

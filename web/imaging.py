@@ -7,8 +7,8 @@ import io
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from files.reading import ImageError
-from serving.preprocess import open_image, preprocess_image, upright
+from signdigits.files.reading import ImageError
+from signdigits.serving.preprocess import open_image, preprocess_image, upright
 
 THUMBNAIL_SIDE = 256
 

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from db.queries import digit_counts
-from db.web_queries import confidence_histogram
-from web.auth import CSRF_COOKIE, new_csrf_token
-from web.state import job_json, web_state
+from signdigits.db.queries import digit_counts
+from signdigits.db.web_queries import confidence_histogram
+from signdigits.web.auth import CSRF_COOKIE, new_csrf_token
+from signdigits.web.state import job_json, web_state
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")

@@ -14,11 +14,11 @@ from celery import Celery
 from fastapi import HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings
-from db.export import final_digit, reviewed_digit
-from db.models import Image, Job
-from db.progress import JobSummary, summarize_job
-from db.queries import JobNotFound, as_utc, resolve_job
+from signdigits.config.settings import Settings
+from signdigits.db.export import final_digit, reviewed_digit
+from signdigits.db.models import Image, Job
+from signdigits.db.progress import JobSummary, summarize_job
+from signdigits.db.queries import JobNotFound, as_utc, resolve_job
 
 
 @dataclass

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from config.settings import Settings
-from files.paths import is_image_name, real_path
+from signdigits.config.settings import Settings
+from signdigits.files.paths import is_image_name, real_path
 
 _CHUNK = 1 << 20
 _MAX_ZIP_ENTRIES = 200_000

@@ -1,4 +1,4 @@
-"""The worker's Celery app: ``celery -A worker ...`` finds :data:`app` here.
+"""The worker's Celery app: ``celery -A signdigits.worker ...`` finds :data:`app` here.
 
 Only configuration is imported; the model and the database engine are created per child
 process in :mod:`worker.context`, after the fork.
@@ -6,7 +6,7 @@ process in :mod:`worker.context`, after the fork.
 
 from __future__ import annotations
 
-from broker.app import create_app
+from signdigits.broker.app import create_app
 
 app = create_app()
-app.conf.imports = ("worker.tasks", "worker.predict")
+app.conf.imports = ("signdigits.worker.tasks", "signdigits.worker.predict")

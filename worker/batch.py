@@ -15,15 +15,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-from db.models import ImageStatus, Job, utcnow
-from db.queries import count_attempt, pending_images
-from db.store import store_results
-from files.reading import ImageError, JobFolder
-from serving.model_input import IMAGE_SIZE
-from serving.preprocess import preprocess_image
-from worker.context import INFERENCE_PART, WorkerContext
-from worker.retries import Action, Failure, decide
-from worker.thresholds import flag_threshold
+from signdigits.db.models import ImageStatus, Job, utcnow
+from signdigits.db.queries import count_attempt, pending_images
+from signdigits.db.store import store_results
+from signdigits.files.reading import ImageError, JobFolder
+from signdigits.serving.model_input import IMAGE_SIZE
+from signdigits.serving.preprocess import preprocess_image
+from signdigits.worker.context import INFERENCE_PART, WorkerContext
+from signdigits.worker.retries import Action, Failure, decide
+from signdigits.worker.thresholds import flag_threshold
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, NoReturn
 from celery.signals import worker_init, worker_process_init
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings, get_settings
-from db.session import shown_url, worker_session_factory
-from worker.readiness import mark_model_loaded
+from signdigits.config.settings import Settings, get_settings
+from signdigits.db.session import shown_url, worker_session_factory
+from signdigits.worker.readiness import mark_model_loaded
 
 if TYPE_CHECKING:  # importing it for real would pull TensorFlow into the parent
-    from serving.classifier import Classifier
+    from signdigits.serving.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class WorkerContext:
 @lru_cache(maxsize=1)
 def get_context() -> WorkerContext:
     """Build this process's resources once: when a pool process starts, or on first use."""
-    from serving.classifier import Classifier
+    from signdigits.serving.classifier import Classifier
 
     settings = get_settings()
     classifier = Classifier(settings.model_path, threads=settings.tf_threads,
@@ -91,7 +91,7 @@ def _check_before_consuming(**_kwargs) -> None:
     """
     from pydantic import ValidationError
 
-    from serving.artifact import ArtifactError, read_model_info, resolve_model_path
+    from signdigits.serving.artifact import ArtifactError, read_model_info, resolve_model_path
 
     try:
         settings = get_settings()

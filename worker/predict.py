@@ -14,10 +14,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from broker.messages import PREDICT_TASK_NAME
-from serving.model_input import IMAGE_SIZE
-from worker.app import app
-from worker.context import get_context
+from signdigits.broker.messages import PREDICT_TASK_NAME
+from signdigits.serving.model_input import IMAGE_SIZE
+from signdigits.worker.app import app
+from signdigits.worker.context import get_context
 
 _REPLY_SECONDS = 60  # an answer nobody collected by then is dropped by Redis
 

@@ -3,7 +3,7 @@
 A worker answers Celery's ``ping`` as soon as its main process is up, while its pool
 processes still spend seconds loading TensorFlow. Anything that must know the workers
 can classify *now* (``bench`` before it starts its clock, a health check) asks
-``celery -A worker inspect models_loaded`` instead. Removing this means a ping-gated
+``celery -A signdigits.worker inspect models_loaded`` instead. Removing this means a ping-gated
 benchmark times model loading as if it were the pipeline.
 """
 

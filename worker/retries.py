@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from config.settings import Settings
+from signdigits.config.settings import Settings
 
 # A database outage is waited out in place, the message unacknowledged, for this long;
 # after that the failure counts against the batch's tries like any other error.

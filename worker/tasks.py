@@ -16,10 +16,10 @@ from celery import Task
 from celery.exceptions import Reject
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from broker.messages import TASK_NAME
-from db.session import shown_url
-from worker.app import app
-from worker.batch import (
+from signdigits.broker.messages import TASK_NAME
+from signdigits.db.session import shown_url
+from signdigits.worker.app import app
+from signdigits.worker.batch import (
     ClaimedBatch,
     Delivery,
     PendingImage,
@@ -27,9 +27,9 @@ from worker.batch import (
     give_up_batch,
     process_batch,
 )
-from worker.context import WorkerContext, get_context
-from worker.retries import Action, Failure, decide
-from worker.unknown_jobs import report_unknown_job
+from signdigits.worker.context import WorkerContext, get_context
+from signdigits.worker.retries import Action, Failure, decide
+from signdigits.worker.unknown_jobs import report_unknown_job
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ def _after_failure(
     failure: Failure, waited: float = 0.0,
 ) -> dict:
     """Retry with backoff while the batch has attempts left; then store error rows."""
-    from db.models import Job
-    from db.queries import batch_attempts, pending_images
+    from signdigits.db.models import Job
+    from signdigits.db.queries import batch_attempts, pending_images
 
     try:
         with ctx.sessions() as session:

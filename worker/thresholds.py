@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from db.models import Job
-from serving.artifact import ModelInfo
+from signdigits.db.models import Job
+from signdigits.serving.artifact import ModelInfo
 
 
 def flag_threshold(job: Job, model: ModelInfo) -> float:

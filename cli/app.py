@@ -8,10 +8,19 @@ from pathlib import Path
 
 import typer
 
-from signdigits import cli_reviews, cli_training, cli_web
-from signdigits.bench_submit import SubmitBy
-from signdigits.console import INTERRUPTED, USAGE, console, exit_interrupted, exit_promptly, fail
-from signdigits.preflight import (
+from signdigits.bench.submit import SubmitBy
+from signdigits.cli import reviews as cli_reviews
+from signdigits.cli import training as cli_training
+from signdigits.cli import web as cli_web
+from signdigits.cli.console import (
+    INTERRUPTED,
+    USAGE,
+    console,
+    exit_interrupted,
+    exit_promptly,
+    fail,
+)
+from signdigits.cli.preflight import (
     OneLineErrors,
     database_for_reading,
     database_for_writing,
@@ -36,7 +45,7 @@ JOB_HELP = "job id, unique prefix of one, or 'latest'"
 
 
 def _job(sessions, ref: str):
-    from db.queries import JobNotFound, resolve_job
+    from signdigits.db.queries import JobNotFound, resolve_job
 
     with sessions() as session:
         try:
@@ -50,7 +59,7 @@ def db_upgrade() -> None:
     """Apply Alembic migrations (alembic upgrade head)."""
     settings = settings_or_fail()
     database_for_writing(settings)
-    from db.session import shown_url
+    from signdigits.db.session import shown_url
 
     console.print(f"database {shown_url(settings.database_url)} is at the latest schema")
 
@@ -64,7 +73,7 @@ def submit(
     wait: bool = typer.Option(False, "--wait", help="show progress until the job finishes"),
 ) -> None:
     """Record a folder as a job and enqueue its batches; prints the job id."""
-    from signdigits import pipeline
+    from signdigits.cli import pipeline
 
     settings = settings_or_fail()
     require_broker(settings, " (or `signdigits run` for a one-machine job)")
@@ -87,7 +96,7 @@ def run(
     batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
 ) -> None:
     """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
-    from signdigits import pipeline
+    from signdigits.cli import pipeline
 
     settings = settings_or_fail()
     sessions = database_for_writing(settings)
@@ -106,9 +115,9 @@ def worker(
     hostname: str = typer.Option(None, "--hostname", "-n", help="node name, e.g. w1@%h"),
     loglevel: str = typer.Option("INFO", help="Celery log level"),
 ) -> None:
-    """A Celery worker with task events on (same as `celery -A worker worker -E`)."""
-    from serving.artifact import ArtifactError, read_model_info, resolve_model_path
-    from signdigits.local import worker_command
+    """A Celery worker with task events on (same as `celery -A signdigits.worker worker -E`)."""
+    from signdigits.serving.artifact import ArtifactError, read_model_info, resolve_model_path
+    from signdigits.stack.local import worker_command
 
     settings = settings_or_fail()
     require_broker(settings)
@@ -131,10 +140,10 @@ def ready(
     """Exit 0 only if the worker answers and all its processes have the model loaded."""
     settings = settings_or_fail()
     require_broker(settings)
-    from broker.app import create_app
-    from signdigits.console import output
-    from signdigits.pipeline import check_broker
-    from worker.readiness import ask_models_loaded
+    from signdigits.broker.app import create_app
+    from signdigits.cli.console import output
+    from signdigits.cli.pipeline import check_broker
+    from signdigits.worker.readiness import ask_models_loaded
 
     check_broker(settings, timeout=timeout)  # one that never answers outlasted --timeout
 
@@ -161,7 +170,7 @@ def flower(
         # Flower shows every task's arguments and can shut workers down: never open.
         fail(f"flower on {address} needs SIGNDIGITS_FLOWER_BASIC_AUTH=user:password "
              f"(SIGNDIGITS_ENVIRONMENT={settings.environment})", code=USAGE)
-    command = [sys.executable, "-m", "celery", "-A", "worker", "flower",
+    command = [sys.executable, "-m", "celery", "-A", "signdigits.worker", "flower",
                f"--port={port}", f"--address={address}"]
     if settings.flower_basic_auth:
         # Flower reads FLOWER_* variables; on its command line `ps` would show the password.
@@ -174,7 +183,7 @@ def status(
     job: str = typer.Argument(None, help=JOB_HELP + "; omit for all jobs"),
 ) -> None:
     """State, images done / total, below threshold, errors, rate, model version."""
-    from signdigits import pipeline
+    from signdigits.cli import pipeline
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
@@ -194,7 +203,7 @@ def results(
     output: Path = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
 ) -> None:
     """One row per image: path, digit, confidence, below_threshold, error."""
-    from signdigits.output import OutputError, check_writable, write_results
+    from signdigits.cli.output import OutputError, check_writable, write_results
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be table, csv or json, not {format!r}", code=USAGE)
@@ -218,9 +227,9 @@ def resume(
                               "images, even if the broker still holds some of the job's"),
 ) -> None:
     """Finish an interrupted submission; send again batches the broker lost, once."""
-    from broker.app import create_app
-    from producer.submit import SubmissionError, resume_job
-    from signdigits.pipeline import check_broker
+    from signdigits.broker.app import create_app
+    from signdigits.cli.pipeline import check_broker
+    from signdigits.producer.submit import SubmissionError, resume_job
 
     settings = settings_or_fail()
     require_broker(settings)
@@ -245,8 +254,8 @@ def resume(
 @app.command()
 def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     """Skip the job's batches not yet started; the job ends cancelled."""
-    from db.models import Job
-    from db.queries import JobFinished, cancel_job
+    from signdigits.db.models import Job
+    from signdigits.db.queries import JobFinished, cancel_job
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
@@ -273,10 +282,10 @@ def bench(
                                     "/api/jobs to a `serve` started beforehand"),
 ) -> None:
     """Pipeline vs in-process ceiling vs one model.predict per image; ends `ratio_to_ceiling=`."""
-    from serving.artifact import ArtifactError
-    from signdigits.bench import run_bench
-    from signdigits.local import stop_on_termination
-    from signdigits.preflight import bench_inputs
+    from signdigits.bench.end_to_end import run_bench
+    from signdigits.cli.preflight import bench_inputs
+    from signdigits.serving.artifact import ArtifactError
+    from signdigits.stack.local import stop_on_termination
 
     settings = settings_or_fail()
     source, database = bench_inputs(source, database)

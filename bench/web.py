@@ -45,10 +45,10 @@ def _insert_finished_job(sessions, folder: Path, *, model_version: str) -> str:
     """A job over ``folder`` whose rows are all done, with synthetic digits and confidences."""
     from sqlalchemy import update
 
-    from db.models import Image, Job, utcnow
-    from db.queries import add_manifest
-    from db.store import refresh_batch_counts
-    from producer.scan import scan_folder
+    from signdigits.db.models import Image, Job, utcnow
+    from signdigits.db.queries import add_manifest
+    from signdigits.db.store import refresh_batch_counts
+    from signdigits.producer.scan import scan_folder
 
     paths = list(scan_folder(folder))
     job_id = uuid.uuid4().hex
@@ -79,14 +79,14 @@ def run_web_bench(*, rows: int, busy_images: int, workers: int, database_url: st
     import httpx
     import uvicorn
 
-    from config.settings import Settings, get_settings
-    from db.migrate import upgrade
-    from db.session import session_factory
-    from serving.artifact import read_model_info, resolve_model_path
-    from signdigits.bench_model import build_folder
-    from signdigits.local import LocalStack, free_port
-    from web.app import create_app
-    from worker.readiness import wait_for_models
+    from signdigits.bench.model import build_folder
+    from signdigits.config.settings import Settings, get_settings
+    from signdigits.db.migrate import upgrade
+    from signdigits.db.session import session_factory
+    from signdigits.serving.artifact import read_model_info, resolve_model_path
+    from signdigits.stack.local import LocalStack, free_port
+    from signdigits.web.app import create_app
+    from signdigits.worker.readiness import wait_for_models
 
     base = get_settings()
     scratch = Path(tempfile.mkdtemp(prefix="signdigits-bench-web-"))
@@ -105,7 +105,7 @@ def run_web_bench(*, rows: int, busy_images: int, workers: int, database_url: st
     try:
         settings = Settings(**{**base.model_dump(), "broker_url": stack.start(),
                                "database_url": database_url, "upload_dir": scratch / "up"})
-        from broker.app import create_app as celery_app
+        from signdigits.broker.app import create_app as celery_app
 
         wait_for_models(celery_app(settings), name=name.replace("%h", _hostname()),
                         alive=stack.worker.alive)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from signdigits.console import USAGE, fail
+from signdigits.cli.console import USAGE, fail
 
 
 class OneLineErrors(typer.Typer):
@@ -50,15 +50,15 @@ def _first_line(error: object) -> str:
 
 
 def _configured_database() -> str:
-    from config.settings import get_settings
-    from db.session import shown_url, sqlite_file
+    from signdigits.config.settings import get_settings
+    from signdigits.db.session import shown_url, sqlite_file
 
     url = get_settings().database_url
     return str(sqlite_file(url) or shown_url(url))
 
 
 def settings_or_fail():
-    from config.settings import SettingsInvalid, get_settings
+    from signdigits.config.settings import SettingsInvalid, get_settings
 
     try:
         return get_settings()
@@ -76,8 +76,8 @@ def database_for_writing(settings):
     """Create or migrate the database, then hand out sessions: for commands that write."""
     from sqlalchemy.exc import DBAPIError
 
-    from db.migrate import SchemaRefused, upgrade
-    from db.session import session_factory, shown_url, sqlite_file
+    from signdigits.db.migrate import SchemaRefused, upgrade
+    from signdigits.db.session import session_factory, shown_url, sqlite_file
 
     url = settings.database_url
     where = sqlite_file(url) or shown_url(url)
@@ -101,8 +101,8 @@ def database_for_reading(settings):
     """
     from sqlalchemy.exc import DBAPIError
 
-    from db.migrate import SCHEMA_HEAD, newer_schema, schema_revision
-    from db.session import session_factory, shown_url, sqlite_file
+    from signdigits.db.migrate import SCHEMA_HEAD, newer_schema, schema_revision
+    from signdigits.db.session import session_factory, shown_url, sqlite_file
 
     url = settings.database_url
     path = sqlite_file(url)
@@ -138,9 +138,9 @@ def bench_inputs(source: Path | None, database: str | None) -> tuple[Path, str |
     """A bench's ``--source`` (a folder holding images) and ``--database`` (checked like
     SIGNDIGITS_DATABASE_URL), or one line and exit 2: both were tracebacks after the
     bench had started its workers."""
-    from config.settings import checked_database_url, shown_value
-    from producer.scan import scan_folder
-    from signdigits.bench import default_source
+    from signdigits.bench.end_to_end import default_source
+    from signdigits.config.settings import checked_database_url, shown_value
+    from signdigits.producer.scan import scan_folder
 
     source = source or default_source()
     if not source.is_dir():

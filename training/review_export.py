@@ -18,13 +18,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from db.export import spreadsheet_safe
-from db.queries import as_utc
-from db.reviews import reviewed_images
-from files.paths import is_inside
-from files.reading import ImageError, JobFolder, file_error
-from signdigits.console import printable
-from training.data import REVIEW_MANIFEST
+from signdigits.db.export import spreadsheet_safe
+from signdigits.db.queries import as_utc
+from signdigits.db.reviews import reviewed_images
+from signdigits.files.names import printable
+from signdigits.files.paths import is_inside
+from signdigits.files.reading import ImageError, JobFolder, file_error
+from signdigits.training.data import REVIEW_MANIFEST
 
 MANIFEST_COLUMNS = ["file", "job", "path", "reviewer", "digit", "reviewed_at", "model_digit",
                     "confidence"]

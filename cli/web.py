@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from signdigits.console import USAGE, console, exit_interrupted, fail
+from signdigits.cli.console import USAGE, console, exit_interrupted, fail
 
 app = typer.Typer()
 
@@ -23,10 +23,10 @@ def serve(
 
     Runs until Ctrl-C, then stops everything it started (pending images stay recorded).
     """
-    from serving.artifact import ArtifactError, read_model_info, resolve_model_path
-    from signdigits.local import LocalStack, StackError, stop_on_termination
-    from signdigits.preflight import database_for_writing, settings_or_fail
-    from web.auth import StartRefused, check_can_start
+    from signdigits.cli.preflight import database_for_writing, settings_or_fail
+    from signdigits.serving.artifact import ArtifactError, read_model_info, resolve_model_path
+    from signdigits.stack.local import LocalStack, StackError, stop_on_termination
+    from signdigits.web.auth import StartRefused, check_can_start
 
     settings = settings_or_fail()
     try:  # missing credentials are a setting to fix, as for `flower`: the usage code
@@ -95,7 +95,7 @@ def _check_can_store_uploads(settings) -> None:
     user named that cannot be written refuses the start; the default one, beside no
     SQLite file, only gets a warning: a server that is never sent uploads needs none.
     """
-    from web.uploads import upload_root
+    from signdigits.web.uploads import upload_root
 
     root = upload_root(settings)
     existing = next(p for p in (root, *root.parents) if p.exists())
@@ -121,7 +121,7 @@ def _run_server(settings, *, host: str, port: int, stack) -> str | None:
 
     import uvicorn
 
-    from web.app import create_app
+    from signdigits.web.app import create_app
 
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
@@ -159,9 +159,9 @@ def bench_web(
     source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
 ) -> None:
     """Web latency: image pages (first, 500th), a thumbnail, predict idle and during a job."""
-    from signdigits.bench_web import run_web_bench
-    from signdigits.local import stop_on_termination
-    from signdigits.preflight import bench_inputs, settings_or_fail
+    from signdigits.bench.web import run_web_bench
+    from signdigits.cli.preflight import bench_inputs, settings_or_fail
+    from signdigits.stack.local import stop_on_termination
 
     settings = settings_or_fail()
     source, database = bench_inputs(source, database)

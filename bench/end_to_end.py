@@ -23,22 +23,26 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from signdigits.bench_model import (
+from rich.console import Console
+
+from signdigits.bench.completions import TaskCompletions
+from signdigits.bench.model import (
     build_folder,
     measure_ceiling,
     measure_original,
     tensorflow_installed,
 )
-from signdigits.bench_submit import SubmitBy, submit_by_command, web_server
-from signdigits.completions import TaskCompletions
-from signdigits.console import console
-from signdigits.procstat import (
+from signdigits.bench.procstat import (
     CpuSplit,
     children,
     cpu_seconds,
     machine_busy_seconds,
     peak_rss_mb,
 )
+from signdigits.bench.submit import SubmitBy, submit_by_command, web_server
+
+# Progress and findings go to stderr; the figures (printed by the caller) to stdout.
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)
@@ -100,12 +104,12 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
                        submit_by: SubmitBy = SubmitBy.COMMAND) -> EndToEnd:
     """``submit`` in its own process (or a POST to a running web server), timed until no
     row of its job is pending."""
-    from broker.app import create_app
-    from config.settings import get_settings
-    from db.migrate import upgrade
-    from db.session import session_factory
-    from signdigits.local import LocalStack
-    from worker.readiness import wait_for_models
+    from signdigits.broker.app import create_app
+    from signdigits.config.settings import get_settings
+    from signdigits.db.migrate import upgrade
+    from signdigits.db.session import session_factory
+    from signdigits.stack.local import LocalStack
+    from signdigits.worker.readiness import wait_for_models
 
     settings = get_settings().model_copy(update={"database_url": database_url})
     name = f"bench-{os.getpid()}@localhost"
@@ -195,8 +199,8 @@ def _wait_until_stored(completions: TaskCompletions, database_url: str, *, job_i
     The task events say when; the database, probed twice a second, says whether (and
     stands in for the events should any be lost).
     """
-    from db.queries import any_pending
-    from db.session import engine_for
+    from signdigits.db.queries import any_pending
+    from signdigits.db.session import engine_for
 
     try:
         with engine_for(database_url).connect() as connection:
@@ -228,8 +232,8 @@ def _vacuum(database_url: str) -> None:
     """
     from sqlalchemy import text
 
-    from db.models import Batch, Image, Job
-    from db.session import engine_for
+    from signdigits.db.models import Batch, Image, Job
+    from signdigits.db.session import engine_for
 
     engine = engine_for(database_url)
     if engine.dialect.name != "postgresql":
@@ -243,7 +247,7 @@ def _delete_job(sessions, *, job_id: str) -> None:
     """Repeated runs against one database would otherwise grow it, and slow later runs."""
     from sqlalchemy import delete
 
-    from db.models import Job
+    from signdigits.db.models import Job
 
     with sessions.begin() as session:  # images and batches go with it (ON DELETE CASCADE)
         session.execute(delete(Job).where(Job.id == job_id))
@@ -251,7 +255,7 @@ def _delete_job(sessions, *, job_id: str) -> None:
 
 def _total_batches(sessions, *, job_id: str, timeout: float = 600.0) -> int:
     """The job's batches, once its walk is over (a web server answers before it is)."""
-    from db.models import Job
+    from signdigits.db.models import Job
 
     deadline = time.monotonic() + timeout
     while True:
@@ -271,8 +275,8 @@ def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: f
     """``producer_done`` None: a web server submitted, and the job's ``submitted_at`` says."""
     from sqlalchemy import func, select
 
-    from db.models import Image, Job
-    from db.queries import as_utc
+    from signdigits.db.models import Image, Job
+    from signdigits.db.queries import as_utc
 
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -296,7 +300,7 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
               keep: Path | None = None, runtime: str = "onnx",
               model_path: Path | None = None,
               submit_by: SubmitBy = SubmitBy.COMMAND) -> BenchResult:
-    from serving.artifact import read_model_info, resolve_model_path
+    from signdigits.serving.artifact import read_model_info, resolve_model_path
 
     threads = os.cpu_count() or 1
     info = read_model_info(resolve_model_path(model_path))

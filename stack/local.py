@@ -248,7 +248,7 @@ class LocalStack:
 
 
 class WorkerProcess:
-    """``celery -A worker worker`` in a child process, as a cluster would run it."""
+    """``celery -A signdigits.worker worker`` in a child process, as a cluster would run it."""
 
     def __init__(
         self, *, env: dict[str, str], concurrency: int, name: str, log: Path,
@@ -316,7 +316,7 @@ def worker_command(
     *, concurrency: int, name: str, loglevel: str = "WARNING", extra: tuple[str, ...] = ()
 ) -> list[str]:
     return [
-        sys.executable, "-m", "celery", "-A", "worker", "worker",
+        sys.executable, "-m", "celery", "-A", "signdigits.worker", "worker",
         "--pool", "prefork", "--concurrency", str(concurrency), "--hostname", name,
         "--loglevel", loglevel, "--task-events",
         "--without-mingle", "--without-gossip", *extra,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from signdigits.procstat import peak_rss_mb
+from signdigits.bench.procstat import peak_rss_mb
 
 # urllib.request is imported where it is used: the CLI imports this module for SubmitBy,
 # and urllib.request would add ~40 ms to every command's start-up, `submit`'s included.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from signdigits.console import console, fail
+from signdigits.cli.console import console, fail
 
 app = typer.Typer()
 
@@ -17,10 +17,10 @@ def export_reviews_command(
     out: Path = typer.Option(..., "--out", help="a new (or empty) folder to write"),
 ) -> None:
     """Reviewed images (not unusable ones) as digit folders 0-9, plus reviews.csv."""
-    from db.queries import JobNotFound, resolve_job
-    from signdigits.preflight import database_for_reading, settings_or_fail
-    from signdigits.review_export import ExportError, check_out_folder, export_reviews
-    from web.uploads import upload_root
+    from signdigits.cli.preflight import database_for_reading, settings_or_fail
+    from signdigits.db.queries import JobNotFound, resolve_job
+    from signdigits.training.review_export import ExportError, check_out_folder, export_reviews
+    from signdigits.web.uploads import upload_root
 
     settings = settings_or_fail()
     try:
@@ -48,7 +48,7 @@ def export_reviews_command(
 
 
 def _ask(image, position: str) -> str:
-    from signdigits.console import printable
+    from signdigits.files.names import printable
 
     probabilities = image.probabilities or []
     top = sorted(range(len(probabilities)), key=lambda d: -probabilities[d])[:3]
@@ -70,10 +70,10 @@ def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or
     """
     import getpass
 
-    from db.models import Image
-    from db.queries import JobNotFound, resolve_job
-    from db.reviews import add_review, review_progress, review_queue
-    from signdigits.preflight import database_for_reading, settings_or_fail
+    from signdigits.cli.preflight import database_for_reading, settings_or_fail
+    from signdigits.db.models import Image
+    from signdigits.db.queries import JobNotFound, resolve_job
+    from signdigits.db.reviews import add_review, review_progress, review_queue
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from signdigits.console import console, fail
+from signdigits.cli.console import console, fail
 
 app = typer.Typer()
 
@@ -35,7 +35,7 @@ MEMBERS = typer.Option(
 
 def _check_recipe_names(architecture: str, augmentation: str) -> None:
     """Refuse an unknown name in one line, before TensorFlow loads."""
-    from training.architectures import ARCHITECTURES, AUGMENTATIONS
+    from signdigits.training.architectures import ARCHITECTURES, AUGMENTATIONS
 
     if architecture not in ARCHITECTURES:
         fail(f"--architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}", 2)
@@ -61,7 +61,7 @@ def require_training_extra(command: str, modules: tuple[str, ...]) -> None:
 
 
 def _load(data: Path):
-    from training.data import DataError, load_labelled
+    from signdigits.training.data import DataError, load_labelled
 
     with console.status(f"reading {data}") as status:
         try:
@@ -73,7 +73,7 @@ def _load(data: Path):
 
 
 def _load_all(data: list[Path]):
-    from training.data import DataError, load_sources
+    from signdigits.training.data import DataError, load_sources
 
     with console.status(f"reading {data[0]}") as status:
         try:
@@ -140,17 +140,17 @@ def train(
             loaded = json.loads(cv_result.read_text())
         except (OSError, ValueError) as exc:
             fail(f"--cv-result {cv_result}: cannot read it as JSON ({exc})", 2)
-    from training.fit import Recipe, recipe_differences
+    from signdigits.training.fit import Recipe, recipe_differences
 
     recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture,
                     augmentation=augmentation, members=members)
     differences = loaded is not None and recipe_differences(loaded.get("recipe"), recipe)
     if differences:
         fail(f"--cv-result {cv_result}: made with another recipe: {', '.join(differences)}", 2)
-    from serving.classifier import configure_tensorflow
+    from signdigits.serving.classifier import configure_tensorflow
 
     configure_tensorflow(0)
-    from training.train import CrossValidationMismatch, train_model
+    from signdigits.training.train import CrossValidationMismatch, train_model
 
     images = _load_all(data)
     command = "signdigits " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -174,11 +174,11 @@ def export_onnx_command(
 ) -> None:
     """Write MODEL's ONNX graph beside it (MODEL.onnx); both get one new version."""
     require_training_extra("export-onnx", CONVERTER)
-    from serving.artifact import ArtifactError
+    from signdigits.serving.artifact import ArtifactError
 
     if model.suffix != ".keras":
         fail(f"{model}: expected a .keras artifact")
-    from training.export_onnx import export_onnx
+    from signdigits.training.export_onnx import export_onnx
 
     try:
         with console.status(f"converting {model} to ONNX"):
@@ -208,11 +208,11 @@ def cv(
     _check_recipe_names(architecture, augmentation)
     if out:
         _check_out(out)
-    from serving.classifier import configure_tensorflow
+    from signdigits.serving.classifier import configure_tensorflow
 
     configure_tensorflow(0)
-    from training.cv import cross_validate, summary_line
-    from training.fit import Recipe
+    from signdigits.training.cv import cross_validate, summary_line
+    from signdigits.training.fit import Recipe
 
     images = _load(data)
     recipe = Recipe(epochs=epochs, seed=seed, architecture=architecture,
@@ -248,10 +248,10 @@ def evaluate(
         fail(f"--split {split!r}: expected auto, test or all", 2)
     import numpy as np
 
-    from serving.artifact import ArtifactError
-    from serving.classifier import Classifier
-    from signdigits.preflight import settings_or_fail
-    from training.evaluate import score_model, write_report
+    from signdigits.cli.preflight import settings_or_fail
+    from signdigits.serving.artifact import ArtifactError
+    from signdigits.serving.classifier import Classifier
+    from signdigits.training.evaluate import score_model, write_report
 
     settings = settings_or_fail()
     try:
@@ -302,12 +302,12 @@ def predict(
     model: Path = typer.Option(None, help="model artifact (default: the shipped one)"),
 ) -> None:
     """Digit, confidence and below-threshold flag for each image."""
-    from files.reading import ImageError, read_image_file
-    from serving.artifact import ArtifactError
-    from serving.classifier import Classifier
-    from serving.preprocess import preprocess_image, to_preview_png
-    from signdigits.console import printable
-    from signdigits.preflight import settings_or_fail
+    from signdigits.cli.preflight import settings_or_fail
+    from signdigits.files.names import printable
+    from signdigits.files.reading import ImageError, read_image_file
+    from signdigits.serving.artifact import ArtifactError
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.preprocess import preprocess_image, to_preview_png
 
     settings = settings_or_fail()
     try:
@@ -357,7 +357,7 @@ def convert(
     out: Path = typer.Option(..., help="folder to write X.npy, Y.npy, groups.npy, names.txt"),
 ) -> None:
     """Convert digit folders to the X.npy / Y.npy layout (plus signer groups)."""
-    from training.data import save_npy
+    from signdigits.training.data import save_npy
 
     images = _load(data)
     save_npy(images, out)

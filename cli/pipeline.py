@@ -12,14 +12,15 @@ from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings
-from db.models import Image, ImageStatus, Job
-from db.progress import JobSummary, summarize_job
-from db.queries import as_utc, digit_counts, list_jobs, resolve_job
-from db.session import shown_url
-from producer.scan import FolderError
-from serving.artifact import ArtifactError
-from signdigits.console import INTERRUPTED, console, fail, output, printable
+from signdigits.cli.console import INTERRUPTED, console, fail, output
+from signdigits.config.settings import Settings
+from signdigits.db.models import Image, ImageStatus, Job
+from signdigits.db.progress import JobSummary, summarize_job
+from signdigits.db.queries import as_utc, digit_counts, list_jobs, resolve_job
+from signdigits.db.session import shown_url
+from signdigits.files.names import printable
+from signdigits.producer.scan import FolderError
+from signdigits.serving.artifact import ArtifactError
 
 FINISHED = {"done", "done with errors", "failed", "cancelled"}
 STATUS_LIMIT = 50  # jobs `status` lists, newest first
@@ -27,9 +28,9 @@ STATUS_LIMIT = 50  # jobs `status` lists, newest first
 
 def check_broker(settings: Settings, *, timeout: float = 5.0) -> None:
     """One line and exit 1 unless the broker answers (the producer's own check)."""
-    from broker.app import create_app
-    from producer.submit import SubmissionError
-    from producer.submit import check_broker as broker_answers
+    from signdigits.broker.app import create_app
+    from signdigits.producer.submit import SubmissionError
+    from signdigits.producer.submit import check_broker as broker_answers
 
     try:
         broker_answers(create_app(settings), timeout=timeout)
@@ -38,8 +39,8 @@ def check_broker(settings: Settings, *, timeout: float = 5.0) -> None:
 
 
 def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session], **options):
-    from broker.app import create_app
-    from producer.submit import submit_folder
+    from signdigits.broker.app import create_app
+    from signdigits.producer.submit import submit_folder
 
     with console.status(f"scanning {folder}") as spinner:
         waiting = False
@@ -87,8 +88,8 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
 def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
                 workers: int, threshold: float | None, batch_size: int | None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
-    from serving.artifact import read_model_info, resolve_model_path
-    from signdigits.local import LocalStack, StackError, stop_on_termination
+    from signdigits.serving.artifact import read_model_info, resolve_model_path
+    from signdigits.stack.local import LocalStack, StackError, stop_on_termination
 
     try:
         read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
@@ -220,7 +221,7 @@ def _unknown_job_reports(settings: Settings, job_ids: list[str]) -> dict:
     """
     if not settings.broker_url or not job_ids:
         return {}
-    from worker.unknown_jobs import unknown_job_reports
+    from signdigits.worker.unknown_jobs import unknown_job_reports
 
     try:
         return unknown_job_reports(settings.broker_url, job_ids=job_ids)

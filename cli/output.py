@@ -18,10 +18,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
-from db.models import Job
-from db.queries import iter_results
-from signdigits.console import printable
+from signdigits.db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
+from signdigits.db.models import Job
+from signdigits.db.queries import iter_results
+from signdigits.files.names import printable
 
 
 class OutputError(OSError):

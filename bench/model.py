@@ -20,7 +20,7 @@ CHUNK = 256
 
 def build_folder(source: Path, target: Path, count: int) -> list[Path]:
     """``count`` image files made from the images under ``source``, 1,000 per subfolder."""
-    from producer.scan import scan_folder
+    from signdigits.producer.scan import scan_folder
 
     originals = [source / p for p in scan_folder(source)]
     if not originals:
@@ -57,8 +57,8 @@ def measure_ceiling(files: list[Path], threads: int, *, runtime: str = "onnx",
     Decoding the next chunk overlaps classifying this one (as two worker processes
     overlap), so this is the best one process does on the same cores.
     """
-    from serving.classifier import Classifier
-    from serving.preprocess import preprocess_image
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.preprocess import preprocess_image
 
     classifier = Classifier(model_path, threads=threads, runtime=runtime)
     classifier.warm_up(CHUNK)
@@ -76,14 +76,14 @@ def measure_ceiling(files: list[Path], threads: int, *, runtime: str = "onnx",
 
 def measure_original(files: list[Path], model_path: Path | None = None) -> float:
     """One ``model.predict`` per image, as the original project's web page did."""
-    from serving.classifier import import_tensorflow
+    from signdigits.serving.classifier import import_tensorflow
 
     import_tensorflow()
     import keras
 
-    import serving.layers  # noqa: F401 - custom layers
-    from serving.artifact import read_model_info, resolve_model_path
-    from serving.preprocess import preprocess_image
+    import signdigits.serving.layers  # noqa: F401 - custom layers
+    from signdigits.serving.artifact import read_model_info, resolve_model_path
+    from signdigits.serving.preprocess import preprocess_image
 
     info = read_model_info(resolve_model_path(model_path))
     model = keras.saving.load_model(info.served_file("tensorflow"), compile=False)

@@ -6,11 +6,12 @@ import logging
 import os
 import signal
 import sys
-import unicodedata
 from typing import NoReturn
 
 import typer
 from rich.console import Console
+
+from signdigits.files.names import printable
 
 # soft_wrap: a message stays one line however narrow the terminal (or a pipe) is.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -21,28 +22,6 @@ output = Console(highlight=False, width=200)
 # Exit codes: Click's own for a command line (or a SIGNDIGITS_* value) that cannot work,
 # and 1 for a well-formed request that failed (no such job, server down, read-only file).
 USAGE, FAILURE, INTERRUPTED = 2, 1, 130
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
-
-
-def printable(text: str) -> str:
-    """``text`` with every control character escaped (``\\n``, ``\\x1b``, ``\\u202e``).
-
-    A file name is any bytes but ``/`` and NUL: printed raw, an escape sequence in one can
-    rewrite the terminal, a ``\\r`` hide what came before it, a bidi override reorder it.
-    Backslashes are doubled so that an escaped name cannot pass for another.
-    """
-    if text.isprintable() and "\\" not in text:
-        return text
-    return "".join(_escaped(c) for c in text)
-
-
-def _escaped(char: str) -> str:
-    if char in _NAMED:
-        return _NAMED[char]
-    if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
-        code = ord(char)
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-    return char
 
 
 def fail(message: str, code: int = FAILURE) -> NoReturn:
