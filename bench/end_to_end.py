@@ -199,7 +199,7 @@ def _wait_until_stored(completions: TaskCompletions, database_url: str, *, job_i
     The task events say when; the database, probed twice a second, says whether (and
     stands in for the events should any be lost).
     """
-    from signdigits.db.queries import any_pending
+    from signdigits.db.batches import any_pending
     from signdigits.db.session import engine_for
 
     try:
@@ -275,8 +275,7 @@ def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: f
     """``producer_done`` None: a web server submitted, and the job's ``submitted_at`` says."""
     from sqlalchemy import func, select
 
-    from signdigits.db.models import Image, Job
-    from signdigits.db.queries import as_utc
+    from signdigits.db.models import Image, Job, as_utc
 
     with sessions() as session:
         job = session.get(Job, job_id)

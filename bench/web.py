@@ -45,9 +45,9 @@ def _insert_finished_job(sessions, folder: Path, *, model_version: str) -> str:
     """A job over ``folder`` whose rows are all done, with synthetic digits and confidences."""
     from sqlalchemy import update
 
+    from signdigits.db.batches import refresh_batch_counts
+    from signdigits.db.manifest import add_manifest
     from signdigits.db.models import Image, Job, utcnow
-    from signdigits.db.queries import add_manifest
-    from signdigits.db.store import refresh_batch_counts
     from signdigits.producer.scan import scan_folder
 
     paths = list(scan_folder(folder))

@@ -24,10 +24,10 @@ from signdigits.cli.preflight import (
     OneLineErrors,
     database_for_reading,
     database_for_writing,
-    is_loopback,
     require_broker,
     settings_or_fail,
 )
+from signdigits.config.network import is_loopback
 
 app = OneLineErrors(
     add_completion=False,
@@ -45,7 +45,7 @@ JOB_HELP = "job id, unique prefix of one, or 'latest'"
 
 
 def _job(sessions, ref: str):
-    from signdigits.db.queries import JobNotFound, resolve_job
+    from signdigits.db.jobs import JobNotFound, resolve_job
 
     with sessions() as session:
         try:
@@ -174,7 +174,7 @@ def flower(
                f"--port={port}", f"--address={address}"]
     if settings.flower_basic_auth:
         # Flower reads FLOWER_* variables; on its command line `ps` would show the password.
-        os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth
+        os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
     os.execv(sys.executable, command)
 
 
@@ -254,16 +254,14 @@ def resume(
 @app.command()
 def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     """Skip the job's batches not yet started; the job ends cancelled."""
-    from signdigits.db.models import Job
-    from signdigits.db.queries import JobFinished, cancel_job
+    from signdigits.db.jobs import JobFinished, cancel_job
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
     found = _job(sessions, job)
     try:
         with sessions.begin() as session:
-            # Fresh from the database: a stale copy would undo what the producer wrote since.
-            skipped = cancel_job(session, job=session.get(Job, found.id))
+            skipped = cancel_job(session, job_id=found.id)
     except JobFinished as exc:
         fail(str(exc))
     console.print(f"job {found.id}: cancelled, {skipped} pending images skipped")

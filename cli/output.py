@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from signdigits.db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
 from signdigits.db.models import Job
-from signdigits.db.queries import iter_results
+from signdigits.db.results import iter_results
 from signdigits.files.names import printable
 
 

@@ -14,15 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.cli.console import INTERRUPTED, console, fail, output
 from signdigits.config.settings import Settings
-from signdigits.db.models import Image, ImageStatus, Job
+from signdigits.db.jobs import list_jobs, resolve_job
+from signdigits.db.models import Image, ImageStatus, Job, as_utc
 from signdigits.db.progress import JobSummary, summarize_job
-from signdigits.db.queries import as_utc, digit_counts, list_jobs, resolve_job
+from signdigits.db.results import digit_counts
 from signdigits.db.session import shown_url
 from signdigits.files.names import printable
 from signdigits.producer.scan import FolderError
 from signdigits.serving.artifact import ArtifactError
 
-FINISHED = {"done", "done with errors", "failed", "cancelled"}
 STATUS_LIMIT = 50  # jobs `status` lists, newest first
 
 
@@ -75,7 +75,7 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as bar:
         task = bar.add_task("classifying", total=summary.total, detail="")
-        while summary.state not in FINISHED and alive():
+        while not summary.state.finished and alive():
             time.sleep(0.5)
             summary = summarize(job_id, settings=settings, sessions=sessions)
             rate = f"{summary.rate:,.0f} img/s" if summary.rate else ""
@@ -108,7 +108,7 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
         # and `run` had watched a stalled job for good.
         summary = watch(job.job_id, settings=settings, sessions=sessions,
                         alive=lambda: stack.failure() is None)
-        if summary.state not in FINISHED:
+        if not summary.state.finished:
             # failure() quotes the worker's last lines when it is the worker that exited.
             problem = stack.failure() or ("the worker stopped unexpectedly; its log:\n"
                                           + stack.worker.log_tail())
@@ -180,7 +180,7 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
         console.print("no jobs yet")
         return
     reports = _unknown_job_reports(settings, [s.job.id for s in summaries
-                                             if s.state not in FINISHED])
+                                             if not s.state.finished])
     table = Table(show_header=True)
     for column in ("job", "state", "done/total", "below thr.", "errors", "img/s", "model",
                    "created", "folder"):

@@ -123,17 +123,6 @@ def database_for_reading(settings):
     return session_factory(url)
 
 
-def is_loopback(address: str) -> bool:
-    import ipaddress
-
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
-
 def bench_inputs(source: Path | None, database: str | None) -> tuple[Path, str | None]:
     """A bench's ``--source`` (a folder holding images) and ``--database`` (checked like
     SIGNDIGITS_DATABASE_URL), or one line and exit 2: both were tracebacks after the

@@ -18,7 +18,7 @@ def export_reviews_command(
 ) -> None:
     """Reviewed images (not unusable ones) as digit folders 0-9, plus reviews.csv."""
     from signdigits.cli.preflight import database_for_reading, settings_or_fail
-    from signdigits.db.queries import JobNotFound, resolve_job
+    from signdigits.db.jobs import JobNotFound, resolve_job
     from signdigits.training.review_export import ExportError, check_out_folder, export_reviews
     from signdigits.web.uploads import upload_root
 
@@ -71,8 +71,8 @@ def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or
     import getpass
 
     from signdigits.cli.preflight import database_for_reading, settings_or_fail
+    from signdigits.db.jobs import JobNotFound, resolve_job
     from signdigits.db.models import Image
-    from signdigits.db.queries import JobNotFound, resolve_job
     from signdigits.db.reviews import add_review, review_progress, review_queue
 
     settings = settings_or_fail()

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -26,7 +34,9 @@ ENV_PREFIX = "SIGNDIGITS_"
 _THIRTY_DAYS = 30 * 24 * 3600
 BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel")
 # Secrets a message may echo only masked.
-SECRET_FIELDS = {"flower_basic_auth"}
+SECRET_FIELDS = {"flower_basic_auth", "web_auth", "web_token"}
+# Renamed variables still read, each with a one-line warning: old name -> new name.
+DEPRECATED_VARIABLES = {"SIGNDIGITS_TF_THREADS": "SIGNDIGITS_MODEL_THREADS"}
 URL_FIELDS = {"broker_url", "database_url"}
 
 
@@ -71,10 +81,25 @@ def absolute_sqlite_url(url: str) -> str:
     return f"{scheme}:///{os.path.abspath(path)}{query_sep}{query}"
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+def is_placeholder(credential: SecretStr | None, *, pair: bool = True) -> bool:
+    """Whether a secret's password is a well-known stand-in (``changeme``, empty...).
 
-    environment: str = Field("development", description="development or production")
+    The password of ``user:password`` when ``pair``, else the whole secret (a token).
+    """
+    if credential is None:
+        return False
+    value = credential.get_secret_value()
+    password = value.partition(":")[2] if pair else value
+    return password.lower() in PLACEHOLDER_SECRETS
+
+
+class Settings(BaseSettings):
+    # populate_by_name: code and tests say model_threads=..., the environment either name.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore",
+                                      populate_by_name=True)
+
+    environment: Literal["development", "production"] = Field(
+        "development", description="development or production")
     broker_url: str | None = Field(
         None, description="Redis URL; unset means `run` starts an embedded server"
     )
@@ -105,8 +130,9 @@ class Settings(BaseSettings):
         default_factory=list, description="folders a job's root must lie in (JSON list)"
     )
     decode_threads: int = Field(1, ge=1, le=64, description="decode threads per worker process")
-    tf_threads: int = Field(
-        1, ge=0, le=64, description="model threads per worker process, either runtime (0: all)"
+    model_threads: int = Field(
+        1, ge=0, le=64, description="model threads per worker process, either runtime (0: all)",
+        validation_alias=AliasChoices("SIGNDIGITS_MODEL_THREADS", "SIGNDIGITS_TF_THREADS"),
     )
     runtime: Literal["onnx", "tensorflow"] = Field(
         "onnx", description="what runs the model: onnx (ONNX Runtime) or tensorflow (comparison)"
@@ -114,7 +140,7 @@ class Settings(BaseSettings):
     stall_seconds: int = Field(120, ge=1, le=_THIRTY_DAYS,
                                description="no progress this long: job is stalled")
     max_attempts: int = Field(5, ge=1, description="tries per batch before its rows get errors")
-    flower_basic_auth: str | None = Field(None, description="user:password for Flower")
+    flower_basic_auth: SecretStr | None = Field(None, description="user:password for Flower")
     # The producer: how much of an --inline job may wait in the broker at once.
     inline_max_queued_bytes: int = Field(
         256 * 1024 * 1024, ge=1,
@@ -171,20 +197,18 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Settings:
         if self.environment == "development":
             return self
-        if self.flower_basic_auth is not None:
-            password = self.flower_basic_auth.partition(":")[2]
-            if password.lower() in PLACEHOLDER_SECRETS:
-                raise PydanticCustomError(
-                    "placeholder", "SIGNDIGITS_FLOWER_BASIC_AUTH holds a placeholder password "
-                    "(SIGNDIGITS_ENVIRONMENT={environment}: set a real one)",
-                    {"environment": self.environment})
+        if is_placeholder(self.flower_basic_auth):
+            raise PydanticCustomError(
+                "placeholder", "SIGNDIGITS_FLOWER_BASIC_AUTH holds a placeholder password "
+                "(SIGNDIGITS_ENVIRONMENT={environment}: set a real one)",
+                {"environment": self.environment})
         return self
 
     # --- the web application and HTTP API (`signdigits serve`) ---
-    web_auth: str | None = Field(
+    web_auth: SecretStr | None = Field(
         None, description="user:password the web asks for; required outside development"
     )
-    web_token: str | None = Field(None, description="bearer token the web also accepts")
+    web_token: SecretStr | None = Field(None, description="bearer token the web also accepts")
     upload_dir: Path | None = Field(
         None, description="where uploaded jobs are stored; unset: beside the database"
     )
@@ -209,6 +233,10 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     """The settings from the environment; :class:`SettingsInvalid` (one line) if one is bad."""
+    for old, new in DEPRECATED_VARIABLES.items():
+        if old in os.environ:
+            print(f"warning: {old} is deprecated; use {new} (it is read for now)",
+                  file=sys.stderr)
     try:
         return Settings()
     except ValidationError as exc:
@@ -271,10 +299,10 @@ def describe_validation_error(exc: ValidationError) -> str:
         if not error["loc"]:  # a check across fields: its message names the variables
             problems.append(error["msg"].removeprefix("Value error, "))
             continue
-        field = str(error["loc"][0])
+        field, variable = _field_and_variable(str(error["loc"][0]))
         # As typed: pydantic's input for a JSON variable is already parsed.
-        shown = shown_value(field, _raw_variable(field) or error.get("input"))
-        problems.append(f"{ENV_PREFIX}{field.upper()}={shown}: {_expected(error)}")
+        shown = shown_value(field, _raw_variable(variable) or error.get("input"))
+        problems.append(f"{variable}={shown}: {_expected(field, error)}")
     return "; ".join(problems)
 
 
@@ -287,11 +315,24 @@ _BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at mos
            "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
 
 
-def _expected(error) -> str:
+def _field_and_variable(location: str) -> tuple[str, str]:
+    """The field an error is about, and the variable that set it (a renamed one's old name
+    when that is the one set)."""
+    for name, field in Settings.model_fields.items():
+        choices = getattr(field.validation_alias, "choices", [])
+        if location == name or location in choices:
+            set_ones = [c for c in choices if isinstance(c, str) and _raw_variable(c)]
+            return name, (set_ones[0] if set_ones else ENV_PREFIX + name.upper())
+    return location, ENV_PREFIX + location.upper()
+
+
+def _expected(field_name: str, error) -> str:
     """What the field wants, in the words of its README line."""
-    field = Settings.model_fields.get(str(error["loc"][0]))
+    field = Settings.model_fields.get(field_name)
     meaning = f" ({field.description})" if field is not None and field.description else ""
     kind = error["type"]
+    if kind == "literal_error":
+        return f"expected {error['ctx']['expected']}"
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}{meaning}"
     if kind in _BOUNDS:
@@ -307,7 +348,7 @@ def shown_value(field: str, value: object) -> str:
     """A value fit for a terminal: URL passwords and secrets masked, quoted like Python."""
     if value is None:
         return "unset"
-    text = str(value)
+    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
     if field in SECRET_FIELDS:
         user, colon, _ = text.partition(":")
         text = f"{user}:***" if colon else "***"
@@ -325,8 +366,10 @@ def masked_password(url: str) -> str:
     return re.sub(r"(?s)(://[^:/@]*:).*@", r"\1***@", url)  # (?s): a newline too
 
 
-def _raw_variable(field: str) -> str | None:
-    variable = ENV_PREFIX + field.upper()
+def _raw_variable(name: str) -> str | None:
+    """The environment's value for a field (or a full variable name), matched as
+    pydantic-settings matches: case-insensitively."""
+    variable = name.upper() if name.upper().startswith(ENV_PREFIX) else ENV_PREFIX + name.upper()
     return next((v for k, v in os.environ.items() if k.upper() == variable), None)
 
 

@@ -32,6 +32,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every timestamp we write is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class JobState(StrEnum):
     SUBMITTING = "submitting"  # the producer is still walking and enqueueing
     SUBMISSION_INTERRUPTED = "submission interrupted"  # its producer died: `resume` finishes
@@ -41,6 +46,14 @@ class JobState(StrEnum):
     DONE_WITH_ERRORS = "done with errors"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        """The job ended: nothing more will happen to it (what waiters and streams stop on)."""
+        return self in _FINISHED
+
+
+_FINISHED = {JobState.DONE, JobState.DONE_WITH_ERRORS, JobState.FAILED, JobState.CANCELLED}
 
 
 class ImageStatus(StrEnum):
@@ -158,7 +171,7 @@ class Batch(Base):
     # broker holds none of the job's messages, the lost ones), so the queue never doubles.
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The batch's image rows by outcome, recounted by every transaction that changes their
-    # status (manifest, store, cancel: db.store.refresh_batch_counts). A job's summary
+    # status (manifest, store, cancel: db.batches.refresh_batch_counts). A job's summary
     # adds these up, one row per batch; reading every image row instead took 160 ms per
     # summary at a million rows on PostgreSQL, and `run` and the job page ask twice a second.
     images: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,6 +1,6 @@
 """How far a job has got: its state and its rows by outcome, from one row per batch.
 
-The counts come from ``batches`` (kept by :func:`db.store.refresh_batch_counts` in
+The counts come from ``batches`` (kept by :func:`db.batches.refresh_batch_counts` in
 every transaction that changes an image's status), so a summary costs the same for a
 ten-image job as for a million-image one; ``run``'s progress bar, ``status``, the job
 pages and the jobs list all ask for it, the first two twice a second.
@@ -14,8 +14,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from signdigits.db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus, Job, JobState, utcnow
-from signdigits.db.queries import as_utc, producer_alive
+from signdigits.db.jobs import producer_alive
+from signdigits.db.models import (
+    UNREACHABLE_BATCH,
+    Batch,
+    Image,
+    ImageStatus,
+    Job,
+    JobState,
+    as_utc,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from signdigits.broker.app import QUEUE, reply_deadlines
 from signdigits.broker.messages import TASK_NAME, display_name
 from signdigits.config.settings import Settings
-from signdigits.db.queries import mark_enqueued, pending_images, still_pending
+from signdigits.db.batches import mark_enqueued, pending_images, still_pending
 from signdigits.files.reading import ImageError, JobFolder
 
 _POLL_SECONDS = 0.25  # how often a held-back producer asks the database for finished batches

@@ -22,19 +22,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.broker.app import reply_deadlines
 from signdigits.config.settings import Settings, shown_value
+from signdigits.db.batches import next_batch_number, pending_batches, unsent_batches
+from signdigits.db.jobs import cancel_job, count_rows, create_job, producer_alive
+from signdigits.db.manifest import add_manifest, add_unreachable, recorded_names
 from signdigits.db.models import Job, utcnow
-from signdigits.db.queries import (
-    add_manifest,
-    add_unreachable,
-    cancel_job,
-    count_rows,
-    create_job,
-    next_batch_number,
-    pending_batches,
-    producer_alive,
-    recorded_names,
-    unsent_batches,
-)
 from signdigits.files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, real_path
 from signdigits.producer.enqueue import QueuedBytes, broker_holds_messages_of, enqueue_batches
 from signdigits.producer.scan import FolderError, Unreachable, scan_folder
@@ -239,7 +230,7 @@ class _Walk:
             if recorded.cancelled_at is None:
                 return False
             # Cancelled while we walked: this part's rows came after the cancel.
-            cancel_job(session, job=recorded)
+            cancel_job(session, job_id=recorded.id)
             return True
 
     def _waiting(self, queued: int) -> None:

@@ -165,8 +165,9 @@ def test_forged_messages_cannot_reach_outside_files(stack, dataset, tmp_path):
     # A manifest row written to climb out of the job's folder is refused by the worker.
     # Written straight to the database and only then enqueued (by `resume`), so no
     # worker can have taken the batch before the row was forged.
+    from signdigits.db.jobs import create_job
+    from signdigits.db.manifest import add_manifest
     from signdigits.db.models import Job, utcnow
-    from signdigits.db.queries import add_manifest, create_job
 
     forged = uuid.uuid4().hex
     with stack.sessions().begin() as session:

@@ -36,9 +36,10 @@ def one_line_error(result, code: int, *needles: str) -> str:
 
 def sqlite_with_jobs(path: Path, *jobs: dict) -> str:
     """A migrated SQLite file holding ``jobs`` (Job columns), each with ten pending images."""
+    from signdigits.db.jobs import create_job
+    from signdigits.db.manifest import add_manifest
     from signdigits.db.migrate import upgrade
     from signdigits.db.models import Job
-    from signdigits.db.queries import add_manifest, create_job
     from signdigits.db.session import session_factory
 
     url = f"sqlite:///{path}"
@@ -267,9 +268,9 @@ def test_a_cancelled_job_shows_the_rate_of_the_images_classified(tmp_path):
     """2 images classified in the job's first 10 s, 8 cancelled 20 s in: 0.2 images/s."""
     from sqlalchemy import select, update
 
+    from signdigits.db.batches import refresh_batch_counts
     from signdigits.db.models import Image, ImageStatus, Job, utcnow
     from signdigits.db.session import session_factory
-    from signdigits.db.store import refresh_batch_counts
 
     created = utcnow() - timedelta(seconds=20)
     url = sqlite_with_jobs(tmp_path / "sd.db", {"created_at": created})
@@ -293,9 +294,9 @@ def test_a_cancelled_job_shows_the_rate_of_the_images_classified(tmp_path):
 def test_cancel_refuses_a_job_that_already_ended_and_leaves_it_as_it_was(tmp_path):
     from sqlalchemy import select, update
 
+    from signdigits.db.batches import refresh_batch_counts
     from signdigits.db.models import Image, ImageStatus, Job, utcnow
     from signdigits.db.session import session_factory
-    from signdigits.db.store import refresh_batch_counts
 
     url = sqlite_with_jobs(tmp_path / "sd.db", {"submitted_at": utcnow()})
     with session_factory(url).begin() as session:

@@ -20,7 +20,7 @@ from tests.events import BatchEvents
 
 def _wait_claimed(stack: Stack, job_id: str, batch: int, timeout: float = 60) -> None:
     """Until the batch's first attempt has started (counted, its rows still pending)."""
-    from signdigits.db.queries import batch_attempts
+    from signdigits.db.batches import batch_attempts
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -224,7 +224,7 @@ def test_a_store_failing_for_a_while_is_waited_out_without_using_up_tries(redis_
     became error rows ("no try finished"), 20 s into one delivery."""
     import psycopg
 
-    from signdigits.db.queries import batch_attempts
+    from signdigits.db.batches import batch_attempts
     from tests.conftest import fresh_postgres_schema
 
     with fresh_postgres_schema() as url:

@@ -36,8 +36,8 @@ def test_upgrade_creates_the_schema_then_leaves_it_alone(database_url):
 def test_upgrade_from_0001_keeps_the_attempts_of_jobs_in_flight(empty_database_url):
     from alembic import command
 
+    from signdigits.db.batches import batch_attempts
     from signdigits.db.progress import summarize_job
-    from signdigits.db.queries import batch_attempts
 
     url = empty_database_url
     with engine_for(url).begin() as connection:

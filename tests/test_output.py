@@ -37,11 +37,12 @@ def results_database(tmp_path) -> tuple[str, str]:
     """A job whose rows hold the hostile names, one with a hostile error message."""
     from sqlalchemy import update
 
+    from signdigits.db.batches import refresh_batch_counts
+    from signdigits.db.jobs import create_job
+    from signdigits.db.manifest import add_manifest
     from signdigits.db.migrate import upgrade
     from signdigits.db.models import Image, ImageStatus, Job, utcnow
-    from signdigits.db.queries import add_manifest, create_job
     from signdigits.db.session import session_factory
-    from signdigits.db.store import refresh_batch_counts
 
     url = f"sqlite:///{tmp_path / 'sd.db'}"
     upgrade(url)

@@ -6,13 +6,14 @@ import uuid
 
 from sqlalchemy import func, select, update
 
+from signdigits.db.images import ImageFilter, images_page
+from signdigits.db.jobs import cancel_job, create_job
+from signdigits.db.manifest import add_manifest, add_unreachable
 from signdigits.db.migrate import upgrade
 from signdigits.db.models import Image, ImageStatus, Job, utcnow
 from signdigits.db.progress import summarize_job
-from signdigits.db.queries import add_manifest, add_unreachable, cancel_job, create_job
+from signdigits.db.results import store_results
 from signdigits.db.session import session_factory, worker_session_factory
-from signdigits.db.store import store_results
-from signdigits.db.web_queries import ImageFilter, images_page
 
 
 def job_of_pending_images(database_url: str, names: list[str], batch_size: int = 0):
@@ -137,6 +138,6 @@ def test_the_summary_agrees_with_the_rows_through_a_jobs_life(database_url):
     assert summary.last_finished is not None
 
     with sessions.begin() as session:
-        assert cancel_job(session, job=session.get(Job, job.id)) == 3
+        assert cancel_job(session, job_id=job.id) == 3
     counted, rows, summary = summary_and_rows()
     assert counted == rows == (7, 0, 2, 2, 3, 1) and summary.state == "cancelled"

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from signdigits.broker.app import create_app
 from signdigits.config.settings import Settings
+from signdigits.db.jobs import cancel_job
 from signdigits.db.migrate import upgrade
 from signdigits.db.models import Image, Job
-from signdigits.db.queries import cancel_job
 from signdigits.db.session import session_factory
 from signdigits.producer.submit import submit_folder
 
@@ -57,7 +57,7 @@ def test_producer_stops_walking_when_its_job_is_cancelled(redis_url, tmp_path):
         with sessions.begin() as session:
             job = session.scalars(select(Job)).one()
             if found <= 8:  # the first part is four batches of 2
-                cancel_job(session, job=job)
+                cancel_job(session, job_id=job.id)
 
     submitted = submit_folder(folder, settings=settings, sessions=sessions, app=app,
                               batch_size=2, progress=cancel_after_first_part)

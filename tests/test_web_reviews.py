@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from tests.conftest import copy_sample
 from tests.web_server import serving, sse_until_done, web_stack
@@ -119,7 +120,7 @@ def test_the_reviewer_is_the_authenticated_user(web, dataset, tmp_path):
     token is refused as every other form post is."""
     job_id, _ = _reviewable_job(web, dataset, tmp_path / "auth", per_digit=1)
     image = web.get(f"/api/jobs/{job_id}/review", params={"limit": 1}).json()["items"][0]
-    guarded = web.settings.model_copy(update={"web_auth": "ann:a-long-secret-77"})
+    guarded = web.settings.model_copy(update={"web_auth": SecretStr("ann:a-long-secret-77")})
     with serving(guarded) as client:
         url = f"/api/images/{image['id']}/review"
         assert client.post(url, json={"digit": 4}).status_code == 401

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from signdigits.db.export import spreadsheet_safe
-from signdigits.db.queries import as_utc
+from signdigits.db.models import as_utc
 from signdigits.db.reviews import reviewed_images
 from signdigits.files.names import printable
 from signdigits.files.paths import is_inside

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 
-from signdigits.db.web_queries import image_with_job
+from signdigits.db.images import image_with_job
 from signdigits.files.paths import disk_name
 from signdigits.files.reading import ImageError, JobFolder
 from signdigits.web.imaging import model_view, preview_png, thumbnail_jpeg

@@ -19,12 +19,12 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from signdigits.db.models import ImageStatus, Job
-from signdigits.db.queries import JobFinished, cancel_job
+from signdigits.config.network import is_loopback
+from signdigits.db.images import ImageCursor, ImageFilter, images_page
+from signdigits.db.jobs import JobFinished, cancel_job, jobs_page
+from signdigits.db.models import ImageStatus
 from signdigits.db.reviews import current_reviews
-from signdigits.db.web_queries import ImageCursor, ImageFilter, images_page, jobs_page
 from signdigits.files.paths import inside_allowed_roots
-from signdigits.web.auth import is_loopback
 from signdigits.web.limits import MAX_ID, json_body
 from signdigits.web.state import WebState, image_json, job_json, web_state
 from signdigits.web.uploads import Upload, UploadRefused, store_uploads, upload_root
@@ -257,7 +257,7 @@ def cancel(request: Request, job_id: str) -> dict:
     try:
         with state.sessions.begin() as session:
             found = state.job(session, job_id)
-            cancel_job(session, job=session.get(Job, found.id))
+            cancel_job(session, job_id=found.id)
     except JobFinished as exc:
         raise HTTPException(409, str(exc)) from None
     with state.sessions() as session:

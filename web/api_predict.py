@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from signdigits.broker.app import PREDICT_QUEUE
 from signdigits.broker.messages import PREDICT_TASK_NAME, predict_reply_key
-from signdigits.db.web_queries import record_prediction
+from signdigits.db.results import record_prediction
 from signdigits.files.paths import is_image_name
 from signdigits.files.reading import ImageError
 from signdigits.web.api_jobs import number

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from signdigits.db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
-from signdigits.db.queries import iter_results
+from signdigits.db.results import iter_results
 from signdigits.web.state import web_state
 
 router = APIRouter(prefix="/api/jobs", tags=["results"])

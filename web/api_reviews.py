@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from signdigits.db.models import Image
-from signdigits.db.queries import as_utc
+from signdigits.db.models import Image, as_utc
 from signdigits.db.reviews import (
     NotReviewable,
     add_review,

@@ -7,14 +7,14 @@ photo service with no password would classify (and store) anyone's uploads.
 from __future__ import annotations
 
 import base64
-import ipaddress
 import secrets
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from signdigits.config.settings import PLACEHOLDER_SECRETS, Settings
+from signdigits.config.network import is_loopback
+from signdigits.config.settings import Settings, is_placeholder
 
 CSRF_COOKIE = "signdigits_csrf"
 CSRF_HEADER = "x-csrf-token"
@@ -28,25 +28,17 @@ class StartRefused(RuntimeError):
     """`serve` must not start with this configuration; the message says why."""
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_can_start(settings: Settings, *, host: str) -> None:
     """Raise :class:`StartRefused` unless credentials are set, or this may run open."""
     if settings.web_auth is not None:
-        user, colon, password = settings.web_auth.partition(":")
+        user, colon, _ = settings.web_auth.get_secret_value().partition(":")
         if not colon or not user:
             raise StartRefused("SIGNDIGITS_WEB_AUTH must be user:password")
-        if password.lower() in PLACEHOLDER_SECRETS:
+        if is_placeholder(settings.web_auth):
             raise StartRefused("SIGNDIGITS_WEB_AUTH holds a placeholder password (refused)")
     if settings.web_token is not None and (
-        settings.web_token.lower() in PLACEHOLDER_SECRETS or len(settings.web_token) < 16
+        is_placeholder(settings.web_token, pair=False)
+        or len(settings.web_token.get_secret_value()) < 16
     ):
         raise StartRefused("SIGNDIGITS_WEB_TOKEN is a placeholder or shorter than 16 characters")
     if settings.web_auth or settings.web_token:
@@ -76,9 +68,11 @@ class Guard:
         self.basic = None
         self.basic_user = ""
         if settings.web_auth:
-            self.basic_user = settings.web_auth.partition(":")[0]
-            self.basic = "Basic " + base64.b64encode(settings.web_auth.encode()).decode()
-        self.bearer = f"Bearer {settings.web_token}" if settings.web_token else None
+            credentials = settings.web_auth.get_secret_value()
+            self.basic_user = credentials.partition(":")[0]
+            self.basic = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self.bearer = (f"Bearer {settings.web_token.get_secret_value()}" if settings.web_token
+                       else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from signdigits.db.models import JobState
 from signdigits.web.state import job_json, web_state
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-FINISHED = {"done", "done with errors", "failed", "cancelled"}
 INTERVAL = 1.0
 
 
@@ -43,7 +43,7 @@ async def events(request: Request, job_id: str) -> StreamingResponse:
         snapshot = first
         while True:
             if snapshot != shown:
-                finished = snapshot["state"] in FINISHED
+                finished = JobState(snapshot["state"]).finished
                 name = "done" if finished else "progress"
                 yield f"event: {name}\ndata: {json.dumps(snapshot)}\n\n"
                 if finished:

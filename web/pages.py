@@ -13,8 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from signdigits.db.queries import digit_counts
-from signdigits.db.web_queries import confidence_histogram
+from signdigits.db.results import confidence_histogram, digit_counts
 from signdigits.web.auth import CSRF_COOKIE, new_csrf_token
 from signdigits.web.state import job_json, web_state
 

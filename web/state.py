@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.config.settings import Settings
 from signdigits.db.export import final_digit, reviewed_digit
-from signdigits.db.models import Image, Job
+from signdigits.db.jobs import JobNotFound, resolve_job
+from signdigits.db.models import Image, Job, as_utc
 from signdigits.db.progress import JobSummary, summarize_job
-from signdigits.db.queries import JobNotFound, as_utc, resolve_job
 
 
 @dataclass

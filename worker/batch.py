@@ -15,9 +15,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from signdigits.db.batches import count_attempt, pending_images
 from signdigits.db.models import ImageStatus, Job, utcnow
-from signdigits.db.queries import count_attempt, pending_images
-from signdigits.db.store import store_results
+from signdigits.db.results import store_results
 from signdigits.files.reading import ImageError, JobFolder
 from signdigits.serving.model_input import IMAGE_SIZE
 from signdigits.serving.preprocess import preprocess_image

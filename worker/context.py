@@ -50,7 +50,7 @@ def get_context() -> WorkerContext:
     from signdigits.serving.classifier import Classifier
 
     settings = get_settings()
-    classifier = Classifier(settings.model_path, threads=settings.tf_threads,
+    classifier = Classifier(settings.model_path, threads=settings.model_threads,
                             runtime=settings.runtime)
     # At the largest size a task sends: else a job's first batch pays for sizing buffers.
     classifier.warm_up(INFERENCE_PART)

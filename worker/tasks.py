@@ -81,8 +81,8 @@ def _after_failure(
     failure: Failure, waited: float = 0.0,
 ) -> dict:
     """Retry with backoff while the batch has attempts left; then store error rows."""
+    from signdigits.db.batches import batch_attempts, pending_images
     from signdigits.db.models import Job
-    from signdigits.db.queries import batch_attempts, pending_images
 
     try:
         with ctx.sessions() as session:

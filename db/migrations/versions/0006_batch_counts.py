@@ -3,7 +3,7 @@
 ``summarize_job`` read every image row of the job: 160 ms per summary at a million rows
 on PostgreSQL, asked twice a second by ``run``'s progress bar and by every open job page,
 and once per job by the jobs list. The counts are rewritten by each transaction that
-changes a batch's rows (``db.store.refresh_batch_counts``); this migration counts the
+changes a batch's rows (``db.batches.refresh_batch_counts``); this migration counts the
 rows already there (a million rows: 2.3 s on PostgreSQL here).
 
 Revision ID: 0006

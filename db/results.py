@@ -1,20 +1,22 @@
-"""A batch's results written, and the batch's counts kept equal to its image rows.
-
-What the workers run once a batch is classified, and what every other change of an
-image's status (a cancel, a test's own UPDATE) must call: a job's summary reads these
-counts, one row per batch, and never the image rows themselves.
+"""Results: a batch's answers written (only over rows still pending), and read back per
+job: every row, the count per digit, the confidence histogram.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
-from signdigits.db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus
+from signdigits.db.batches import pending_images, refresh_batch_counts
+from signdigits.db.jobs import create_job
+from signdigits.db.manifest import add_manifest
+from signdigits.db.models import Batch, Image, ImageStatus, Job, Review, utcnow
+from signdigits.db.reviews import with_current_review
 
 
 def store_results(session: Session, *, job_id: str, batch: int, rows: Sequence[dict]) -> None:
@@ -99,50 +101,69 @@ def _json_value(value: object) -> str:
     raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
-def refresh_batch_counts(session: Session, *, job_id: str,
-                         batches: Sequence[int] | None = None) -> None:
-    """Recount these batches' image rows by outcome (all of the job's batches when None).
+def iter_results(
+    session: Session,
+    *,
+    job_id: str,
+    digit: int | None = None,
+    below_threshold: bool = False,
+    errors: bool = False,
+) -> Iterator[tuple[Image, Review | None]]:
+    """The job's rows by path, each with its current review (None when not reviewed)."""
+    query = with_current_review(select(Image)).where(Image.job_id == job_id).order_by(Image.path)
+    if digit is not None:
+        query = query.where(Image.digit == digit)
+    if below_threshold:
+        query = query.where(Image.below_threshold.is_(True))
+    if errors:
+        query = query.where(Image.status.in_([ImageStatus.ERROR, ImageStatus.CANCELLED]))
+    for row in session.execute(query.execution_options(yield_per=2000)):
+        yield row[0], row[1]
 
-    Called in the transaction that changed the rows, so a summary never reads counts
-    that disagree with committed rows. Anything else that changes an image's status
-    (a hand-written UPDATE, a test) must call it too, or the job's summary goes stale.
+
+def digit_counts(session: Session, *, job_id: str) -> dict[int, int]:
+    rows = session.execute(
+        select(Image.digit, func.count())
+        .where(Image.job_id == job_id, Image.status == ImageStatus.DONE)
+        .group_by(Image.digit)
+    )
+    return {int(d): int(n) for d, n in rows}
+
+
+def confidence_histogram(session: Session, *, job_id: str, bins: int = 20) -> list[int]:
+    """How many classified images fall in each of ``bins`` equal confidence ranges."""
+    from sqlalchemy import func
+
+    bucket = func.min(func.floor(Image.confidence * bins), bins - 1)
+    if session.get_bind().dialect.name == "postgresql":
+        bucket = func.least(func.floor(Image.confidence * bins), bins - 1)
+    counts = [0] * bins
+    query = (select(bucket, func.count()).where(Image.job_id == job_id,
+                                                Image.confidence.is_not(None))
+             .group_by(bucket))
+    for index, count in session.execute(query):
+        counts[int(index)] += int(count)
+    return counts
+
+
+def record_prediction(session: Session, *, root: str, path: str, answer: dict) -> tuple[str, int]:
+    """A one-image job holding a prediction already made (``POST /api/predict`` with
+    ``store``): its job id and image id, so the photo can be browsed and reviewed later.
+
+    It is written the way a submitted job is (job row, manifest, stored result), so
+    listing, review, export and ``resume`` see nothing special about it.
     """
-    status = Image.status
-    counts = (
-        select(
-            Image.batch, func.count(),
-            func.sum(case((status == ImageStatus.DONE, 1), else_=0)),
-            func.sum(case((status == ImageStatus.ERROR, 1), else_=0)),
-            func.sum(case((status == ImageStatus.CANCELLED, 1), else_=0)),
-            func.sum(case((Image.below_threshold.is_(True), 1), else_=0)),
-            func.max(Image.finished_at),
-        )
-        .where(Image.job_id == job_id, Image.batch != UNREACHABLE_BATCH)
-        .group_by(Image.batch)
-    )
-    if batches is not None:
-        # Every status, spelled out: the index is (job_id, status, batch), and without a
-        # status condition a batch's recount walks the whole job's entries (26 ms a batch
-        # at 100,000 rows on SQLite, so a job's stores grew with the square of its size).
-        # With it, one index seek per status reads just the batch.
-        counts = counts.where(Image.status.in_(list(ImageStatus)),
-                              Image.batch.in_(list(batches)))
-    # Two statements, not one UPDATE ... FROM over this query: on a table whose statistics
-    # are stale (a server without autovacuum), PostgreSQL planned that join as a scan of
-    # every image row for each stored batch, and bench-store went from 2 s to 25 s.
-    values = [
-        {"b_batch": batch, "b_images": n, "b_done": int(done or 0), "b_errors": int(errors or 0),
-         "b_cancelled": int(cancelled or 0), "b_below": int(below or 0), "b_last": last}
-        for batch, n, done, errors, cancelled, below, last in session.execute(counts)
-    ]
-    if not values:
-        return
-    table = Batch.__table__
-    session.execute(
-        update(table)
-        .where(table.c.job_id == job_id, table.c.batch == bindparam("b_batch"))
-        .values(images=bindparam("b_images"), done=bindparam("b_done"),
-                errors=bindparam("b_errors"), cancelled=bindparam("b_cancelled"),
-                below_threshold=bindparam("b_below"), last_finished_at=bindparam("b_last")),
-        values,
-    )
+    now = utcnow()
+    job = Job(id=uuid.uuid4().hex, root=root, threshold=answer["threshold"], batch_size=1,
+              total_images=1, total_batches=1, model_version=answer["model_version"],
+              inline=True, created_at=now, submitted_at=now)
+    create_job(session, job=job)
+    add_manifest(session, job_id=job.id, rows=[(0, path)])
+    (image,) = pending_images(session, job_id=job.id, batch=0)
+    store_results(session, job_id=job.id, batch=0, rows=[{
+        "id": image.id, "status": ImageStatus.DONE, "digit": answer["digit"],
+        "confidence": answer["confidence"], "below_threshold": answer["below_threshold"],
+        "probabilities": answer["probabilities"], "model_version": answer["model_version"],
+        "worker": answer.get("worker"), "attempts": 1, "finished_at": now,
+    }])
+    return job.id, image.id

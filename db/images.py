@@ -1,20 +1,15 @@
-"""The queries behind the web pages and the HTTP API: pages of jobs and of image rows.
-
-Apart from :mod:`db.queries` (the pipeline's), so that the web's reading patterns can
-change without touching what producer and workers depend on.
+"""Pages of a job's image rows for the web and the API: filtered, ordered, with a cursor,
+and one image with its job.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from signdigits.db.models import Image, ImageStatus, Job, utcnow
-from signdigits.db.queries import add_manifest, create_job, pending_images
-from signdigits.db.store import store_results
+from signdigits.db.models import Image, Job
 
 
 @dataclass(frozen=True)
@@ -35,12 +30,6 @@ class ImageCursor:
     last_id: int = 0
     confidence: float | None = None
     unscored: bool = False
-
-
-def jobs_page(session: Session, *, limit: int, offset: int) -> list[Job]:
-    """Newest first; ``limit + 1`` rows are asked for, so the caller knows if more exist."""
-    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
-    return list(session.scalars(query.offset(offset).limit(limit + 1)))
 
 
 def _filtered(query, job_id: str, where: ImageFilter):
@@ -104,42 +93,3 @@ def image_with_job(session: Session, *, image_id: int) -> tuple[Image, Job] | No
         select(Image, Job).join(Job, Job.id == Image.job_id).where(Image.id == image_id)
     ).first()
     return (found[0], found[1]) if found else None
-
-
-def confidence_histogram(session: Session, *, job_id: str, bins: int = 20) -> list[int]:
-    """How many classified images fall in each of ``bins`` equal confidence ranges."""
-    from sqlalchemy import func
-
-    bucket = func.min(func.floor(Image.confidence * bins), bins - 1)
-    if session.get_bind().dialect.name == "postgresql":
-        bucket = func.least(func.floor(Image.confidence * bins), bins - 1)
-    counts = [0] * bins
-    query = (select(bucket, func.count()).where(Image.job_id == job_id,
-                                                Image.confidence.is_not(None))
-             .group_by(bucket))
-    for index, count in session.execute(query):
-        counts[int(index)] += int(count)
-    return counts
-
-
-def record_prediction(session: Session, *, root: str, path: str, answer: dict) -> tuple[str, int]:
-    """A one-image job holding a prediction already made (``POST /api/predict`` with
-    ``store``): its job id and image id, so the photo can be browsed and reviewed later.
-
-    It is written the way a submitted job is (job row, manifest, stored result), so
-    listing, review, export and ``resume`` see nothing special about it.
-    """
-    now = utcnow()
-    job = Job(id=uuid.uuid4().hex, root=root, threshold=answer["threshold"], batch_size=1,
-              total_images=1, total_batches=1, model_version=answer["model_version"],
-              inline=True, created_at=now, submitted_at=now)
-    create_job(session, job=job)
-    add_manifest(session, job_id=job.id, rows=[(0, path)])
-    (image,) = pending_images(session, job_id=job.id, batch=0)
-    store_results(session, job_id=job.id, batch=0, rows=[{
-        "id": image.id, "status": ImageStatus.DONE, "digit": answer["digit"],
-        "confidence": answer["confidence"], "below_threshold": answer["below_threshold"],
-        "probabilities": answer["probabilities"], "model_version": answer["model_version"],
-        "worker": answer.get("worker"), "attempts": 1, "finished_at": now,
-    }])
-    return job.id, image.id

@@ -1,0 +1,128 @@
+"""Jobs: created, found by id, prefix or ``latest``, listed, cancelled, and whether their
+producer is still walking.
+
+All take the session by keyword.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from signdigits.db.batches import refresh_batch_counts
+from signdigits.db.models import Batch, Image, ImageStatus, Job, as_utc, utcnow
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobFinished(Exception):
+    """A job that ended (every image classified, or failed) cannot be cancelled."""
+
+
+def create_job(session: Session, *, job: Job) -> None:
+    session.add(job)
+    session.flush()
+
+
+_JOB_REF = re.compile(r"[0-9a-fA-F]{1,32}")
+
+
+def resolve_job(session: Session, *, ref: str) -> Job:
+    """A job by id, unique id prefix, or ``latest``."""
+    if ref == "latest":
+        job = session.scalars(select(Job).order_by(Job.created_at.desc()).limit(1)).first()
+        if job is None:
+            raise JobNotFound("no jobs yet")
+        return job
+    if not _JOB_REF.fullmatch(ref):
+        # Ids are 32 hex digits: anything else matches none, and asked of the database it
+        # was a 500 (a NUL on PostgreSQL), a traceback (a surrogate), or, for '', every job.
+        raise JobNotFound(f"no job {ref!r} (a job id, a prefix of one, or 'latest')")
+    job = session.get(Job, ref.lower())
+    if job is not None:
+        return job
+    prefix = Job.id.startswith(ref.lower())  # hex only: no LIKE wildcard can reach here
+    matches = session.scalars(select(Job).where(prefix).limit(2)).all()
+    if len(matches) == 1:
+        return matches[0]
+    raise JobNotFound(f"no job {ref!r}" if not matches else f"job id {ref!r} is ambiguous")
+
+
+def list_jobs(session: Session, *, limit: int = 50) -> list[Job]:
+    return list(session.scalars(select(Job).order_by(Job.created_at.desc()).limit(limit)))
+
+
+def cancel_job(session: Session, *, job_id: str) -> int:
+    """Mark the job cancelled and its pending images skipped; returns how many.
+
+    The job is read in this session, fresh: a copy read earlier would write back what it
+    held and undo what the producer recorded since. Raises JobFinished for a job that
+    already ended: marking it would turn a job whose every image was classified into
+    "cancelled" in every report.
+    """
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    if job.cancelled_at is None and _ended(session, job):
+        raise JobFinished(f"job {job.id} already ended: nothing to cancel")
+    if job.cancelled_at is None:
+        job.cancelled_at = utcnow()
+    result = session.execute(
+        update(Image)
+        .where(Image.job_id == job.id, Image.status == ImageStatus.PENDING)
+        .values(status=ImageStatus.CANCELLED, error="job cancelled", finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount:
+        refresh_batch_counts(session, job_id=job.id)
+    return result.rowcount
+
+
+def _ended(session: Session, job: Job) -> bool:
+    if job.failure:
+        return True
+    if job.submitted_at is None:  # its walk may still add images
+        return False
+    pending = select(Image.id).where(Image.job_id == job.id,
+                                     Image.status == ImageStatus.PENDING).limit(1)
+    return session.scalar(pending) is None
+
+
+def producer_alive(job: Job, *, stall_seconds: int) -> bool:
+    """Whether the producer recorded on the job may still be walking its folder.
+
+    On the producer's own host its process is looked up (a killed producer is seen at
+    once); elsewhere, and for a reused process id, it must have written within
+    ``stall_seconds`` (it writes after each part and while it waits for the queue).
+    """
+    if job.producer is None or job.producer_seen_at is None:
+        return False
+    host, _, pid = job.producer.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass  # another user's process: alive
+    return utcnow() - as_utc(job.producer_seen_at) <= timedelta(seconds=stall_seconds)
+
+
+def count_rows(session: Session, *, job_id: str) -> tuple[int, int]:
+    """The job's image rows and batches, as recorded."""
+    images = session.scalar(select(func.count()).where(Image.job_id == job_id))
+    batches = session.scalar(select(func.count()).where(Batch.job_id == job_id))
+    return int(images or 0), int(batches or 0)
+
+
+def jobs_page(session: Session, *, limit: int, offset: int) -> list[Job]:
+    """Newest first; ``limit + 1`` rows are asked for, so the caller knows if more exist."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
+    return list(session.scalars(query.offset(offset).limit(limit + 1)))
