@@ -84,7 +84,8 @@ def run_web_bench(*, rows: int, busy_images: int, workers: int, database_url: st
     from signdigits.db.migrate import upgrade
     from signdigits.db.session import session_factory
     from signdigits.serving.artifact import read_model_info, resolve_model_path
-    from signdigits.stack.local import LocalStack, free_port
+    from signdigits.stack.local import LocalStack
+    from signdigits.stack.valkey import free_port
     from signdigits.web.app import create_app
     from signdigits.worker.readiness import wait_for_models
 

@@ -8,7 +8,6 @@ for a request that failed; never in a traceback.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import typer
 
@@ -123,22 +122,13 @@ def database_for_reading(settings):
     return session_factory(url)
 
 
-def bench_inputs(source: Path | None, database: str | None) -> tuple[Path, str | None]:
-    """A bench's ``--source`` (a folder holding images) and ``--database`` (checked like
-    SIGNDIGITS_DATABASE_URL), or one line and exit 2: both were tracebacks after the
-    bench had started its workers."""
-    from signdigits.bench.end_to_end import default_source
-    from signdigits.config.settings import checked_database_url, shown_value
-    from signdigits.producer.scan import scan_folder
+def check_broker(settings, *, timeout: float = 5.0) -> None:
+    """One line and exit 1 unless the broker answers (the producer's own check)."""
+    from signdigits.broker.app import create_app
+    from signdigits.producer.submit import SubmissionError
+    from signdigits.producer.submit import check_broker as broker_answers
 
-    source = source or default_source()
-    if not source.is_dir():
-        fail(f"{source}: no such folder (pass --source DIR)", code=USAGE)
-    if next(iter(scan_folder(source)), None) is None:
-        fail(f"{source}: no images to copy (pass --source DIR)", code=USAGE)
-    if database is not None:
-        try:
-            database = checked_database_url(database)
-        except ValueError as exc:
-            fail(f"--database {shown_value('database_url', database)}: {exc}", code=USAGE)
-    return source, database
+    try:
+        broker_answers(create_app(settings), timeout=timeout)
+    except SubmissionError as exc:
+        fail(str(exc))

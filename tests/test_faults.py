@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from signdigits.bench import procstat
-from signdigits.stack.local import RedisServer, free_port
+from signdigits.stack.valkey import RedisServer, free_port
 from tests.conftest import Stack, account, copy_sample, record, require
 from tests.events import BatchEvents
 

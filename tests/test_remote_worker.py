@@ -21,7 +21,8 @@ from sqlalchemy import select
 
 from signdigits.db.models import Image
 from signdigits.db.session import session_factory
-from signdigits.stack.local import free_port, worker_command
+from signdigits.stack.valkey import free_port
+from signdigits.stack.workers import worker_command
 from tests.conftest import REPO, copy_sample, make_env, require, start_valkey
 
 REDIS_PASSWORD = "remote-worker-pw"

@@ -41,7 +41,7 @@ def _alive(pid: int) -> bool:
 def _start_serve(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     """`signdigits serve` with no broker configured (the embedded stack), one worker
     process, its default database under ``tmp_path`` ($XDG_DATA_HOME/signdigits/)."""
-    from signdigits.stack.local import free_port
+    from signdigits.stack.valkey import free_port
 
     port = free_port()
     env = make_env(concurrency="1")

@@ -15,7 +15,7 @@ def serving(settings, *, timeout: float = 30):
     import uvicorn
 
     from signdigits.db.migrate import upgrade
-    from signdigits.stack.local import free_port
+    from signdigits.stack.valkey import free_port
     from signdigits.web.app import create_app
 
     upgrade(settings.database_url)

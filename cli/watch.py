@@ -1,4 +1,5 @@
-"""What the pipeline commands do, with progress and summaries for a person watching."""
+"""A job as a person watches it from the terminal: submitted with a spinner, a progress
+bar until it ends, the summary; and ``run``, which does all of it on a local stack."""
 
 from __future__ import annotations
 
@@ -8,34 +9,18 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from signdigits.cli.console import INTERRUPTED, console, fail, output
+from signdigits.cli.console import INTERRUPTED, console, fail
 from signdigits.config.settings import Settings
-from signdigits.db.jobs import list_jobs, resolve_job
-from signdigits.db.models import Image, ImageStatus, Job, as_utc
+from signdigits.db.jobs import resolve_job
+from signdigits.db.models import Image, ImageStatus, as_utc
 from signdigits.db.progress import JobSummary, summarize_job
 from signdigits.db.results import digit_counts
 from signdigits.db.session import shown_url
-from signdigits.files.names import printable
 from signdigits.producer.scan import FolderError
 from signdigits.serving.artifact import ArtifactError
-
-STATUS_LIMIT = 50  # jobs `status` lists, newest first
-
-
-def check_broker(settings: Settings, *, timeout: float = 5.0) -> None:
-    """One line and exit 1 unless the broker answers (the producer's own check)."""
-    from signdigits.broker.app import create_app
-    from signdigits.producer.submit import SubmissionError
-    from signdigits.producer.submit import check_broker as broker_answers
-
-    try:
-        broker_answers(create_app(settings), timeout=timeout)
-    except SubmissionError as exc:
-        fail(str(exc))
 
 
 def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session], **options):
@@ -89,7 +74,8 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
                 workers: int, threshold: float | None, batch_size: int | None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
     from signdigits.serving.artifact import read_model_info, resolve_model_path
-    from signdigits.stack.local import LocalStack, StackError, stop_on_termination
+    from signdigits.stack.local import LocalStack
+    from signdigits.stack.processes import StackError, stop_on_termination
 
     try:
         read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
@@ -165,65 +151,3 @@ def classified_rate(session: Session, summary: JobSummary) -> float | None:
         return None
     seconds = (as_utc(last) - as_utc(summary.job.created_at)).total_seconds()
     return count / seconds if seconds > 0 else None
-
-
-def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -> None:
-    total_jobs = None
-    with sessions() as session:
-        if jobs is None:
-            jobs = list_jobs(session, limit=STATUS_LIMIT)
-            total_jobs = session.scalar(select(func.count()).select_from(Job))
-        summaries = [summarize_job(session, job=session.merge(j),
-                                   stall_seconds=settings.stall_seconds) for j in jobs]
-        rates = [classified_rate(session, s) for s in summaries]
-    if not summaries:
-        console.print("no jobs yet")
-        return
-    reports = _unknown_job_reports(settings, [s.job.id for s in summaries
-                                             if not s.state.finished])
-    table = Table(show_header=True)
-    for column in ("job", "state", "done/total", "below thr.", "errors", "img/s", "model",
-                   "created", "folder"):
-        table.add_column(column)
-    for s, rate in zip(summaries, rates, strict=True):
-        state = f"{s.state} (stalled)" if s.stalled else str(s.state)
-        if s.job.failure:
-            state += f": {s.job.failure}"
-        elif s.state == "submission interrupted":
-            why = f" ({s.job.submission_stopped})" if s.job.submission_stopped else ""
-            state += f"{why}: `signdigits resume {s.job.id}` finishes it"
-        if s.job.id in reports:
-            state += " (a worker's database lacks it, see below)"
-        # Text, not markup: a folder named "[red]x" or holding escape codes prints as is.
-        table.add_row(
-            s.job.id, Text(printable(state)), f"{s.finished:,}/{s.total:,}",
-            f"{s.below_threshold:,}", f"{s.errors:,}", f"{rate:,.1f}" if rate else "-",
-            Text(printable(s.job.model_version)),
-            s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(printable(s.job.root)),
-        )
-    output.print(table)
-    if total_jobs is not None and total_jobs > len(summaries):
-        output.print(f"the {len(summaries)} newest of {total_jobs:,} jobs; "
-                     "`signdigits status JOB` shows any one")
-    for job_id, found in reports.items():
-        for report in found:
-            output.print(f"job {job_id}: worker {report.worker} has no such job in its "
-                         f"database {report.database} ({report.seconds_ago:.0f} s ago); it "
-                         "puts the batches back for a worker that knows the job",
-                         soft_wrap=True, markup=False)
-
-
-def _unknown_job_reports(settings: Settings, job_ids: list[str]) -> dict:
-    """Workers that were sent these jobs' batches but whose database has no such job.
-
-    Read from the broker, the only thing such a worker shares with this side; without a
-    broker (or if it does not answer) status shows the database's view alone.
-    """
-    if not settings.broker_url or not job_ids:
-        return {}
-    from signdigits.worker.unknown_jobs import unknown_job_reports
-
-    try:
-        return unknown_job_reports(settings.broker_url, job_ids=job_ids)
-    except Exception:  # noqa: BLE001 - a status without the reports beats no status
-        return {}

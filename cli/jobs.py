@@ -1,0 +1,162 @@
+"""The job commands: submit, run, status, results, resume, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from signdigits.cli.console import (
+    INTERRUPTED,
+    USAGE,
+    console,
+    exit_interrupted,
+    exit_promptly,
+    fail,
+)
+from signdigits.cli.preflight import (
+    check_broker,
+    database_for_reading,
+    database_for_writing,
+    require_broker,
+    settings_or_fail,
+)
+
+JOB_HELP = "job id, unique prefix of one, or 'latest'"
+
+
+def _job(sessions, ref: str):
+    from signdigits.db.jobs import JobNotFound, resolve_job
+
+    with sessions() as session:
+        try:
+            return resolve_job(session, ref=ref)
+        except JobNotFound as exc:
+            fail(str(exc))
+
+
+def submit(
+    folder: Path = typer.Argument(..., help="folder of images (searched recursively)"),
+    threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
+    batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
+    inline: bool = typer.Option(None, "--inline/--paths", help="ship image bytes in messages"),
+    wait: bool = typer.Option(False, "--wait", help="show progress until the job finishes"),
+) -> None:
+    """Record a folder as a job and enqueue its batches; prints the job id."""
+    from signdigits.cli import watch
+
+    settings = settings_or_fail()
+    require_broker(settings, " (or `signdigits run` for a one-machine job)")
+    check_broker(settings)  # before anything is recorded
+    sessions = database_for_writing(settings)
+    job = watch.submit(folder, settings=settings, sessions=sessions, threshold=threshold,
+                          batch_size=batch_size, inline=inline)
+    print(job.job_id)
+    if wait:
+        summary = watch.watch(job.job_id, settings=settings, sessions=sessions)
+        watch.print_summary(summary, sessions=sessions)
+    exit_promptly()
+
+
+def run(
+    folder: Path = typer.Argument(..., help="folder of images (searched recursively)"),
+    workers: int = typer.Option(None, min=1, max=64, help="worker processes"),
+    threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
+    batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
+) -> None:
+    """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
+    from signdigits.cli import watch
+
+    settings = settings_or_fail()
+    sessions = database_for_writing(settings)
+    code = watch.run_locally(
+        folder, settings=settings, sessions=sessions, workers=workers or settings.concurrency,
+        threshold=threshold, batch_size=batch_size,
+    )
+    if code == INTERRUPTED:
+        exit_interrupted()  # its workers are stopped and it said so
+    raise typer.Exit(code)
+
+
+def status(
+    job: str = typer.Argument(None, help=JOB_HELP + "; omit for all jobs"),
+) -> None:
+    """State, images done / total, below threshold, errors, rate, model version."""
+    from signdigits.cli.status import print_status
+
+    settings = settings_or_fail()
+    sessions = database_for_reading(settings)
+    jobs = [_job(sessions, job)] if job is not None else None
+    print_status(jobs, settings=settings, sessions=sessions)
+
+
+def results(
+    job: str = typer.Argument(..., help=JOB_HELP),
+    digit: int = typer.Option(None, min=0, max=9, help="only images predicted as this digit"),
+    below_threshold: bool = typer.Option(False, "--below-threshold", help="only uncertain ones"),
+    errors: bool = typer.Option(
+        False, "--errors", help="only images with an error (unreadable, or skipped by cancel)"
+    ),
+    format: str = typer.Option("table", "--format", help="table, csv or json"),
+    output: Path = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+) -> None:
+    """One row per image: path, digit, confidence, below_threshold, error."""
+    from signdigits.cli.output import OutputError, check_writable, write_results
+
+    if format not in ("table", "csv", "json"):
+        fail(f"--format must be table, csv or json, not {format!r}", code=USAGE)
+    settings = settings_or_fail()
+    try:
+        if output is not None:
+            check_writable(output)
+        sessions = database_for_reading(settings)
+        found = _job(sessions, job)
+        with sessions() as session:
+            write_results(session, job=found, digit=digit, below_threshold=below_threshold,
+                          errors=errors, fmt=format, output=output)
+    except OutputError as exc:
+        fail(str(exc))
+
+
+def resume(
+    job: str = typer.Argument(..., help=JOB_HELP),
+    lost: bool = typer.Option(False, "--lost", help="re-send every batch with pending "
+                              "images, even if the broker still holds some of the job's"),
+) -> None:
+    """Finish an interrupted submission; send again batches the broker lost, once."""
+    from signdigits.broker.app import create_app
+    from signdigits.producer.submit import SubmissionError, resume_job
+
+    settings = settings_or_fail()
+    require_broker(settings)
+    sessions = database_for_reading(settings)
+    found = _job(sessions, job)
+    check_broker(settings)
+    if found.cancelled_at is not None:
+        fail(f"job {found.id} was cancelled")
+    try:
+        done = resume_job(create_app(settings), sessions=sessions, job=found,
+                          settings=settings, lost=lost)
+    except SubmissionError as exc:
+        fail(str(exc))
+    kind = "lost or never sent" if done.lost else "never sent"
+    console.print(f"job {found.id}: enqueued {done.resent} batches with pending images "
+                  f"({kind})")
+    if found.submitted_at is None:
+        console.print(f"job {found.id}: walk finished: {done.found:,} more images in "
+                      f"{done.batches:,} batches")
+
+
+def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
+    """Skip the job's batches not yet started; the job ends cancelled."""
+    from signdigits.db.jobs import JobFinished, cancel_job
+
+    settings = settings_or_fail()
+    sessions = database_for_reading(settings)
+    found = _job(sessions, job)
+    try:
+        with sessions.begin() as session:
+            skipped = cancel_job(session, job_id=found.id)
+    except JobFinished as exc:
+        fail(str(exc))
+    console.print(f"job {found.id}: cancelled, {skipped} pending images skipped")

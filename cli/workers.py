@@ -1,0 +1,78 @@
+"""The worker commands: a worker, whether one is ready, and Flower to watch them."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from signdigits.cli.console import USAGE, fail
+from signdigits.cli.preflight import database_for_writing, require_broker, settings_or_fail
+from signdigits.config.network import is_loopback
+
+
+def worker(
+    concurrency: int = typer.Option(None, min=1, max=256, help="processes (default: setting)"),
+    hostname: str = typer.Option(None, "--hostname", "-n", help="node name, e.g. w1@%h"),
+    loglevel: str = typer.Option("INFO", help="Celery log level"),
+) -> None:
+    """A Celery worker with task events on (same as `celery -A signdigits.worker worker -E`)."""
+    from signdigits.serving.artifact import ArtifactError, read_model_info, resolve_model_path
+    from signdigits.stack.workers import worker_command
+
+    settings = settings_or_fail()
+    require_broker(settings)
+    try:  # before anything starts: a worker without its model must take no batch
+        read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
+    except ArtifactError as exc:
+        fail(str(exc))
+    database_for_writing(settings)
+    name = hostname or "signdigits@%h"
+    command = worker_command(concurrency=concurrency or settings.concurrency, name=name,
+                             loglevel=loglevel)
+    os.execv(sys.executable, command)
+
+
+def ready(
+    node: str = typer.Argument(..., help="worker node name, e.g. signdigits@host"),
+    timeout: float = typer.Option(10.0, min=0.1, help="seconds to wait for its reply"),
+) -> None:
+    """Exit 0 only if the worker answers and all its processes have the model loaded."""
+    settings = settings_or_fail()
+    require_broker(settings)
+    from signdigits.broker.app import create_app
+    from signdigits.cli.console import output
+    from signdigits.cli.preflight import check_broker
+    from signdigits.worker.readiness import ask_models_loaded
+
+    check_broker(settings, timeout=timeout)  # one that never answers outlasted --timeout
+
+    status = ask_models_loaded(create_app(settings), name=node, timeout=timeout)
+    if status is None:
+        fail(f"{node}: no reply in {timeout:g} s (not running, or another broker)", code=1)
+    loaded, processes = status
+    if not processes or loaded < processes:
+        fail(f"{node}: {loaded} of {processes} processes have the model loaded (not ready)",
+             code=1)
+    output.print(f"{node}: ready, {loaded} of {processes} processes have the model loaded")
+
+
+def flower(
+    port: int = typer.Option(5555, min=1, max=65535, help="port to listen on"),
+    address: str = typer.Option("127.0.0.1", help="address to listen on"),
+) -> None:
+    """Celery's monitoring UI for this broker (basic auth from SIGNDIGITS_FLOWER_BASIC_AUTH)."""
+    settings = settings_or_fail()
+    require_broker(settings)
+    if not settings.flower_basic_auth and (settings.environment != "development"
+                                          or not is_loopback(address)):
+        # Flower shows every task's arguments and can shut workers down: never open.
+        fail(f"flower on {address} needs SIGNDIGITS_FLOWER_BASIC_AUTH=user:password "
+             f"(SIGNDIGITS_ENVIRONMENT={settings.environment})", code=USAGE)
+    command = [sys.executable, "-m", "celery", "-A", "signdigits.worker", "flower",
+               f"--port={port}", f"--address={address}"]
+    if settings.flower_basic_auth:
+        # Flower reads FLOWER_* variables; on its command line `ps` would show the password.
+        os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
+    os.execv(sys.executable, command)
