@@ -364,8 +364,3 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
                            ceiling_tensorflow=ceiling_tf, multiply_adds=macs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-def default_source() -> Path:
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / \
-        "sign-language-digits"

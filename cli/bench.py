@@ -72,11 +72,11 @@ def bench_inputs(source: Path | None, database: str | None) -> tuple[Path, str |
     """A bench's ``--source`` (a folder holding images) and ``--database`` (checked like
     SIGNDIGITS_DATABASE_URL), or one line and exit 2: both were tracebacks after the
     bench had started its workers."""
-    from signdigits.bench.end_to_end import default_source
+    from signdigits.bench.arguments import default_dataset
     from signdigits.config.settings import checked_database_url, shown_value
     from signdigits.producer.scan import scan_folder
 
-    source = source or default_source()
+    source = source or default_dataset()
     if not source.is_dir():
         fail(f"{source}: no such folder (pass --source DIR)", code=USAGE)
     if next(iter(scan_folder(source)), None) is None:

@@ -140,7 +140,7 @@ def refresh_batch_counts(session: Session, *, job_id: str,
                               Image.batch.in_(list(batches)))
     # Two statements, not one UPDATE ... FROM over this query: on a table whose statistics
     # are stale (a server without autovacuum), PostgreSQL planned that join as a scan of
-    # every image row for each stored batch, and bench-store went from 2 s to 25 s.
+    # every image row for each stored batch, and bench/store.py went from 2 s to 25 s.
     values = [
         {"b_batch": batch, "b_images": n, "b_done": int(done or 0), "b_errors": int(errors or 0),
          "b_cancelled": int(cancelled or 0), "b_below": int(below or 0), "b_last": last}

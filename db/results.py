@@ -58,7 +58,7 @@ def _store_and_count_in_one_statement(
     ``json.dumps`` and the server one parse and one plan per batch. Adding what the
     UPDATE returns is exact, as only rows still pending change (each row is counted
     once, when it leaves pending), and it saves the recount's index scan and a round
-    trip per batch (bench-store, 10,112 images: 2.6 s wall with the recount, 1.5 s).
+    trip per batch (bench/store.py, 10,112 images: 2.6 s wall with the recount, 1.5 s).
     """
     table = Image.__table__
     dialect = session.get_bind().dialect

@@ -45,7 +45,7 @@ class JobFolder:
     checked before it is opened for reading, so nothing outside the folder and no FIFO or
     device is ever opened for reading. That takes ~6 system calls a file; resolving each
     path component by component, as before, took ~20, and with the read 100 us an image
-    instead of 18 (``scripts/bench-read``).
+    instead of 18 (``python -m signdigits.bench.read``).
     """
 
     def __init__(self, root: Path | str, *, allowed_roots: list[Path]) -> None:
