@@ -13,10 +13,11 @@ from signdigits.cli.preflight import settings_or_fail
 
 def bench(
     images: int = typer.Option(10_000, min=1, help="image files to build and classify"),
-    workers: int = typer.Option(None, min=1, help="worker processes (default: setting)"),
-    database: str = typer.Option(None, "--database", help="SQLAlchemy URL (default: temp SQLite)"),
-    source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
-    batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
+    workers: int | None = typer.Option(None, min=1, help="worker processes (default: setting)"),
+    database: str | None = typer.Option(None, "--database",
+                                        help="SQLAlchemy URL (default: temp SQLite)"),
+    source: Path | None = typer.Option(None, help="images to copy (default: ../shared dataset)"),
+    batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
     inline: bool = typer.Option(False, "--inline", help="submit with --inline (bytes in messages)"),
     submit: SubmitBy = typer.Option(SubmitBy.COMMAND, "--submit",
                                help="start the job by a fresh `submit` process, or by POST "
@@ -47,9 +48,10 @@ def bench(
 def bench_web(
     rows: int = typer.Option(100_000, min=50_000, help="images of the large job in the database"),
     busy_images: int = typer.Option(10_000, min=10, help="images of the job run meanwhile"),
-    workers: int = typer.Option(None, min=1, help="worker processes (default: setting)"),
-    database: str = typer.Option(None, "--database", help="SQLAlchemy URL (default: temp SQLite)"),
-    source: Path = typer.Option(None, help="images to copy (default: ../shared dataset)"),
+    workers: int | None = typer.Option(None, min=1, help="worker processes (default: setting)"),
+    database: str | None = typer.Option(None, "--database",
+                                        help="SQLAlchemy URL (default: temp SQLite)"),
+    source: Path | None = typer.Option(None, help="images to copy (default: ../shared dataset)"),
 ) -> None:
     """Web latency: image pages (first, 500th), a thumbnail, predict idle and during a job."""
     from signdigits.bench.report import web_bench_lines

@@ -37,9 +37,10 @@ def _job(sessions, ref: str):
 
 def submit(
     folder: Path = typer.Argument(..., help="folder of images (searched recursively)"),
-    threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
-    batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
-    inline: bool = typer.Option(None, "--inline/--paths", help="ship image bytes in messages"),
+    threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
+    batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
+    inline: bool | None = typer.Option(None, "--inline/--paths",
+                                       help="ship image bytes in messages"),
     wait: bool = typer.Option(False, "--wait", help="show progress until the job finishes"),
 ) -> None:
     """Record a folder as a job and enqueue its batches; prints the job id."""
@@ -60,9 +61,9 @@ def submit(
 
 def run(
     folder: Path = typer.Argument(..., help="folder of images (searched recursively)"),
-    workers: int = typer.Option(None, min=1, max=64, help="worker processes"),
-    threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
-    batch_size: int = typer.Option(None, min=1, max=4096, help="images per task"),
+    workers: int | None = typer.Option(None, min=1, max=64, help="worker processes"),
+    threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
+    batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
 ) -> None:
     """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
     from signdigits.cli import watch
@@ -79,7 +80,7 @@ def run(
 
 
 def status(
-    job: str = typer.Argument(None, help=JOB_HELP + "; omit for all jobs"),
+    job: str | None = typer.Argument(None, help=JOB_HELP + "; omit for all jobs"),
 ) -> None:
     """State, images done / total, below threshold, errors, rate, model version."""
     from signdigits.cli.status import print_status
@@ -92,13 +93,14 @@ def status(
 
 def results(
     job: str = typer.Argument(..., help=JOB_HELP),
-    digit: int = typer.Option(None, min=0, max=9, help="only images predicted as this digit"),
+    digit: int | None = typer.Option(None, min=0, max=9,
+                                     help="only images predicted as this digit"),
     below_threshold: bool = typer.Option(False, "--below-threshold", help="only uncertain ones"),
     errors: bool = typer.Option(
         False, "--errors", help="only images with an error (unreadable, or skipped by cancel)"
     ),
     format: str = typer.Option("table", "--format", help="table, csv or json"),
-    output: Path = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
 ) -> None:
     """One row per image: path, digit, confidence, below_threshold, error."""
     from signdigits.cli.output import OutputError, check_writable, write_results

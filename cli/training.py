@@ -194,7 +194,8 @@ def cv(
     members: int = MEMBERS,
     epochs: int = typer.Option(120, min=1, help="training epochs per fold (as train's)"),
     seed: int = typer.Option(7, help="seed for the signer split, the folds and the weights"),
-    out: Path = typer.Option(None, help="write the result (with out-of-fold logits) as JSON"),
+    out: Path | None = typer.Option(None,
+                                    help="write the result (with out-of-fold logits) as JSON"),
 ) -> None:
     """k-fold CV by signer on the training signers: out-of-fold accuracy, calibration."""
     require_training_extra("cv", ("tensorflow",))
@@ -229,7 +230,7 @@ def cv(
 def evaluate(
     data: list[Path] = typer.Option(
         ..., help="digit folders (0-9) or a folder with X.npy/Y.npy; repeat as for train"),
-    model: Path = typer.Option(None, help="model artifact (default: SIGNDIGITS_MODEL_PATH, "
+    model: Path | None = typer.Option(None, help="model artifact (default: SIGNDIGITS_MODEL_PATH, "
                                "else the shipped one)"),
     report: Path = typer.Option(Path("evaluation-report"), help="folder for the PNGs and CSV"),
     split: str = typer.Option(
@@ -290,9 +291,9 @@ def evaluate(
 
 def predict(
     images: list[Path] = typer.Argument(..., help="image files", readable=False),
-    threshold: float = typer.Option(None, min=0, max=1, help="default: the model's"),
-    preview: Path = typer.Option(None, help="write the 64x64 image the model saw here"),
-    model: Path = typer.Option(None, help="model artifact (default: the shipped one)"),
+    threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
+    preview: Path | None = typer.Option(None, help="write the 64x64 image the model saw here"),
+    model: Path | None = typer.Option(None, help="model artifact (default: the shipped one)"),
 ) -> None:
     """Digit, confidence and below-threshold flag for each image."""
     from signdigits.cli.preflight import settings_or_fail

@@ -96,8 +96,8 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
                         alive=lambda: stack.failure() is None)
         if not summary.state.finished:
             # failure() quotes the worker's last lines when it is the worker that exited.
-            problem = stack.failure() or ("the worker stopped unexpectedly; its log:\n"
-                                          + stack.worker.log_tail())
+            log = stack.worker.log_tail() if stack.worker is not None else ""
+            problem = stack.failure() or f"the worker stopped unexpectedly; its log:\n{log}"
             console.print(f"error: {problem}", markup=False)
             console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
             return 1

@@ -12,7 +12,7 @@ from signdigits.cli.console import USAGE, console, fail
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
-    workers: int = typer.Option(None, min=1, max=64,
+    workers: int | None = typer.Option(None, min=1, max=64,
                                 help="worker processes of the embedded stack"),
 ) -> None:
     """The web pages and HTTP API; with no SIGNDIGITS_BROKER_URL, Valkey and workers too.

@@ -13,8 +13,9 @@ from signdigits.config.network import is_loopback
 
 
 def worker(
-    concurrency: int = typer.Option(None, min=1, max=256, help="processes (default: setting)"),
-    hostname: str = typer.Option(None, "--hostname", "-n", help="node name, e.g. w1@%h"),
+    concurrency: int | None = typer.Option(None, min=1, max=256,
+                                           help="processes (default: setting)"),
+    hostname: str | None = typer.Option(None, "--hostname", "-n", help="node name, e.g. w1@%h"),
     loglevel: str = typer.Option("INFO", help="Celery log level"),
 ) -> None:
     """A Celery worker with task events on (same as `celery -A signdigits.worker worker -E`)."""

@@ -21,7 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 # Decoding a bigger image could take gigabytes; preprocess_image refuses it from the header.
@@ -149,7 +149,7 @@ class Settings(BaseSettings):
 
     @field_validator("model_path", "upload_dir", mode="before")
     @classmethod
-    def _empty_is_unset(cls, value):
+    def _empty_is_unset(cls, value: object) -> object:
         # An empty path is the current folder: a model or uploads wherever `serve` started.
         return None if value == "" else value
 
@@ -326,7 +326,7 @@ def _field_and_variable(location: str) -> tuple[str, str]:
     return location, ENV_PREFIX + location.upper()
 
 
-def _expected(field_name: str, error) -> str:
+def _expected(field_name: str, error: ErrorDetails) -> str:
     """What the field wants, in the words of its README line."""
     field = Settings.model_fields.get(field_name)
     meaning = f" ({field.description})" if field is not None and field.description else ""

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from signdigits.db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus, utcnow
+from signdigits.db.models import BATCHES, UNREACHABLE_BATCH, Batch, Image, ImageStatus, utcnow
 from signdigits.files.paths import disk_name
 
 
@@ -25,7 +25,7 @@ def next_batch_number(session: Session, *, job_id: str) -> int:
 
 def mark_enqueued(session: Session, *, job_id: str, batches: Sequence[int]) -> None:
     if batches:
-        table = Batch.__table__
+        table = BATCHES
         session.execute(
             update(table).where(table.c.job_id == job_id, table.c.batch.in_(list(batches)))
             .values(enqueued_at=utcnow())
@@ -92,7 +92,7 @@ def any_pending(session: Session | Connection, *, job_id: str) -> bool:
 
 def count_attempt(session: Session, *, job_id: str, batch: int) -> int:
     """Add one to the batch's attempts; the new count."""
-    table = Batch.__table__
+    table = BATCHES
     where = (table.c.job_id == job_id) & (table.c.batch == batch)
     attempts = session.execute(
         update(table).where(where).values(attempts=table.c.attempts + 1)
@@ -148,7 +148,7 @@ def refresh_batch_counts(session: Session, *, job_id: str,
     ]
     if not values:
         return
-    table = Batch.__table__
+    table = BATCHES
     session.execute(
         update(table)
         .where(table.c.job_id == job_id, table.c.batch == bindparam("b_batch"))

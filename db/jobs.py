@@ -10,8 +10,9 @@ import os
 import re
 import socket
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from signdigits.db.batches import refresh_batch_counts
@@ -74,12 +75,12 @@ def cancel_job(session: Session, *, job_id: str) -> int:
         raise JobFinished(f"job {job.id} already ended: nothing to cancel")
     if job.cancelled_at is None:
         job.cancelled_at = utcnow()
-    result = session.execute(
+    result = cast(CursorResult, session.execute(
         update(Image)
         .where(Image.job_id == job.id, Image.status == ImageStatus.PENDING)
         .values(status=ImageStatus.CANCELLED, error="job cancelled", finished_at=utcnow())
         .execution_options(synchronize_session=False)
-    )
+    ))
     if result.rowcount:
         refresh_batch_counts(session, job_id=job.id)
     return result.rowcount

@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from signdigits.db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus, utcnow
+from signdigits.db.models import (
+    BATCHES,
+    IMAGES,
+    UNREACHABLE_BATCH,
+    Image,
+    ImageStatus,
+    utcnow,
+)
 from signdigits.files.paths import stored_name
 
 
@@ -27,13 +34,15 @@ def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str
         return
     connection = session.connection()
     sizes = Counter(batch for batch, _ in rows)
-    connection.execute(insert(Batch.__table__), [
+    connection.execute(insert(BATCHES), [
         {"job_id": job_id, "batch": b, "attempts": 0, "images": n}
         for b, n in sorted(sizes.items())])
     pending = ImageStatus.PENDING.value
     if connection.dialect.name == "postgresql":
         columns = "job_id, batch, path, raw_path, status, attempts"
-        cursor = connection.connection.driver_connection.cursor()
+        driver = connection.connection.driver_connection
+        assert driver is not None  # a pooled connection in use always has one
+        cursor = driver.cursor()
         with cursor, cursor.copy(f"COPY {Image.__tablename__} ({columns}) FROM STDIN") as copy:
             for batch, name in rows:
                 copy.write_row((job_id, batch, *stored_name(name), pending, 0))
@@ -45,7 +54,7 @@ def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str
         path, raw = stored_name(name)
         values.append({"job_id": job_id, "batch": batch, "path": path, "raw_path": raw,
                        "status": pending, "attempts": 0})
-    connection.execute(insert(Image.__table__), values)
+    connection.execute(insert(IMAGES), values)
 
 
 def add_unreachable(session: Session, *, job_id: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -59,7 +68,7 @@ def add_unreachable(session: Session, *, job_id: str, rows: Sequence[tuple[str, 
         values.append({"job_id": job_id, "batch": UNREACHABLE_BATCH, "path": path,
                        "raw_path": raw, "status": ImageStatus.ERROR.value, "error": reason,
                        "attempts": 0, "finished_at": now})
-    session.connection().execute(insert(Image.__table__), values)
+    session.connection().execute(insert(IMAGES), values)
 
 
 def recorded_names(session: Session, *, job_id: str, names: Sequence[str]) -> set[str]:

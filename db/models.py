@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import cast
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     LargeBinary,
     SmallInteger,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -180,3 +182,9 @@ class Batch(Base):
     cancelled: Mapped[int] = mapped_column(Integer, default=0)
     below_threshold: Mapped[int] = mapped_column(Integer, default=0)
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+# The tables as Core objects, for statements that bypass the ORM (bulk inserts, COPY,
+# executemany updates): ``Model.__table__`` is typed as any FROM clause.
+IMAGES = cast(Table, Image.__table__)
+BATCHES = cast(Table, Batch.__table__)

@@ -35,13 +35,14 @@ class LocalStack:
 
     def start(self) -> str:
         """Start the broker and the worker (which loads the model meanwhile); the URL."""
-        if self.broker is not None:
-            self.broker_url = self.broker.start()
-        env = {**os.environ, "SIGNDIGITS_BROKER_URL": self.broker_url,
+        broker_url = self.broker.start() if self.broker is not None else self.broker_url
+        assert broker_url is not None  # the constructor embeds one when none is given
+        self.broker_url = broker_url
+        env = {**os.environ, "SIGNDIGITS_BROKER_URL": broker_url,
                "SIGNDIGITS_DATABASE_URL": self.database_url}
         self.worker = WorkerProcess(env=env, concurrency=self.concurrency, name=self.name,
                                     log=self.logs / "worker.log")
-        return self.broker_url
+        return broker_url
 
     def failure(self) -> str | None:
         """Why the stack can no longer classify (its worker or broker exited), or None."""

@@ -32,12 +32,13 @@ def reaping_orphans():
     (Celery's pool has none), would stay our zombie until we exit.
     """
     prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None)
-    on = prctl is not None and prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    if prctl is None or prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        yield False
+        return
     try:
-        yield on
+        yield True
     finally:
-        if on:
-            prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
 
 
 def die_with_parent(signum: int):

@@ -6,6 +6,8 @@ cross-validation, or a validation split), never on the test split.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 # The default threshold: the images at or above it must be this accurate ...
@@ -90,7 +92,7 @@ def choose_threshold(
     return float(np.round(1.0 - step, 4))
 
 
-def calibration_summary(logits: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+def calibration_summary(logits: np.ndarray, classes: np.ndarray) -> dict[str, Any]:
     """Temperature, ECE before/after, log loss before/after and the default threshold.
 
     With no held-out images (a tiny data set) nothing can be fitted: temperature 1 and

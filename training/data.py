@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -82,8 +83,7 @@ def load_sources(paths: list[Path], *, progress: Callable[[str, int, int], None]
     names of the second and later folders prefixed with ``k:`` (their folder's place)."""
     parts = []
     for k, path in enumerate(paths):
-        part = load_labelled(path, progress=(lambda n, t, p=path: progress(str(p), n, t))
-                             if progress else None)
+        part = load_labelled(path, progress=partial(progress, str(path)) if progress else None)
         if k:
             part = LabelledImages(part.x, part.classes, part.groups + k * SOURCE_STRIDE,
                                   [f"{k}:{name}" for name in part.names])

@@ -129,8 +129,9 @@ def multiply_adds(proto) -> int:
     for node in inferred.graph.node:
         if node.op_type == "Conv" and node.input[1] in weights:
             out = shapes.get(node.output[0]) or []
-            if len(out) == 4 and None not in out[2:]:
-                total += int(np.prod(weights[node.input[1]])) * out[2] * out[3]
+            height, width = (out[2], out[3]) if len(out) == 4 else (None, None)
+            if height is not None and width is not None:
+                total += int(np.prod(weights[node.input[1]])) * height * width
         elif node.op_type in ("MatMul", "Gemm") and node.input[1] in weights:
             rows = shapes.get(node.input[0]) or []
             per_image = int(np.prod([d for d in rows[1:-1] if d])) if len(rows) > 2 else 1

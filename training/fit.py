@@ -92,7 +92,7 @@ def fit_network(
     use_val = val is not None and len(val) > 0
     history = model.fit(
         batches(train, training=True),
-        validation_data=batches(val, training=False) if use_val else None,
+        validation_data=batches(val, training=False) if val is not None and use_val else None,
         epochs=recipe.epochs,
         verbose=0,
         callbacks=[keeper],

@@ -58,7 +58,7 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
     folders: dict[str, JobFolder] = {}
     # One photo in several jobs may be answered differently; both go to training, on
     # either side of the split, so a person is told (file -> first job and digit).
-    answered: dict[str, tuple[str, int]] = {}
+    answered: dict[str, tuple[str, int | None]] = {}
     with (out / REVIEW_MANIFEST).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()

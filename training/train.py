@@ -99,6 +99,7 @@ def train_model(
     mirrored = build_mirror_logits(networks, recipe.architecture)
     val_figures = None
     if cv_result is None:
+        assert val is not None  # without a CV result the split above made one
         val_logits = predict_logits(mirrored, val)
         calibration = calibration_summary(val_logits, val.classes)
         val_figures = evaluate_probabilities(

@@ -45,13 +45,15 @@ def _mark_model_unloaded(**_kwargs) -> None:
 
 
 def _set_slot(*, find: int, value: int) -> None:
-    with _loaded.get_lock():
+    slots = _loaded
+    assert slots is not None  # callers return early outside `celery worker`
+    with slots.get_lock():
         for index in range(_SLOTS):
-            if _loaded[index] == find:
-                _loaded[index] = value
+            if slots[index] == find:
+                slots[index] = value
                 return
         if value:  # every slot stale: overwrite one rather than stay "not ready" for ever
-            _loaded[value % _SLOTS] = value
+            slots[value % _SLOTS] = value
 
 
 @inspect_command()

@@ -101,6 +101,8 @@ def _after_failure(
     decision = decide(tries=tries, failure=failure, settings=ctx.settings, waited=waited,
                       detail=f"{exc.__class__.__name__}: {exc}")
     if decision.action is Action.GIVE_UP:
+        # decide gives up only on counted tries, and a counted batch's job was read above.
+        assert job is not None and tries is not None
         give_up_batch(ctx, ClaimedBatch(job, batch, images, tries), worker=worker,
                       reason=decision.reason)
         log.error("batch %s of job %s: %s", batch, job_id, decision.reason)
