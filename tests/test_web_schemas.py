@@ -143,3 +143,40 @@ def test_an_images_and_a_reviews_json():
         "id": 9, "image_id": 3, "digit": 1, "unusable": False, "reviewer": "ann",
         "reviewed_at": "2026-01-02T00:00:00+00:00"}
 
+
+def test_openapi_shows_the_job_and_image_schemas(tmp_path):
+    """/docs had only `object` for every answer: the routes now declare their models."""
+    from signdigits.config.settings import Settings
+    from tests.web_server import serving
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}",
+                        broker_url="redis://127.0.0.1:1/0", upload_dir=tmp_path / "up")
+    with serving(settings) as client:
+        document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    assert set(schemas["JobOut"]["properties"]) == set(JobOut.model_fields) >= {
+        "id", "state", "total_images", "done", "pending", "threshold", "created_at", "folder"}
+    assert set(schemas["ImageOut"]["properties"]) == {
+        "id", "path", "status", "digit", "confidence", "below_threshold", "error",
+        "probabilities", "reviewed_digit", "final_digit"}
+    assert set(schemas["JobState"]["enum"]) == {state.value for state in JobState}
+    paths = document["paths"]
+
+    def answer(path: str, method: str, status: str = "200") -> dict:
+        return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+    assert answer("/api/jobs", "post", "201") == {"$ref": "#/components/schemas/JobOut"}
+    assert answer("/api/jobs/{job_id}", "get") == {"$ref": "#/components/schemas/JobOut"}
+    assert answer("/api/jobs", "get") == {"$ref": "#/components/schemas/JobPage"}
+    assert schemas["JobPage"]["properties"]["items"]["items"] == {
+        "$ref": "#/components/schemas/JobOut"}
+    assert answer("/api/jobs/{job_id}/images", "get") == {
+        "$ref": "#/components/schemas/ImagePage"}
+    assert schemas["ImagePage"]["properties"]["items"]["items"] == {
+        "$ref": "#/components/schemas/ImageOut"}
+    # Both bodies of the one submit path, from their models.
+    bodies = paths["/api/jobs"]["post"]["requestBody"]["content"]
+    assert bodies["application/json"]["schema"]["required"] == ["folder"]
+    assert set(bodies["multipart/form-data"]["schema"]["properties"]) == {"files", "threshold"}
+    assert bodies["application/json"]["schema"]["properties"]["batch_size"]["anyOf"][0] == {
+        "type": "integer", "minimum": 1, "maximum": 4096}
