@@ -1,8 +1,10 @@
 """The application factory: ``create_app(settings)`` is what uvicorn serves.
 
 Every error a client can cause leaves as a 4xx with one line of JSON ``detail``; the
-handlers below turn validation errors, a database or broker that is down, and anything
-unexpected into such lines too, so no traceback ever reaches a client.
+handlers below are the one place where an exception becomes a status: the domain's
+refusals (an unknown job, a finished one, a refused upload or folder), validation errors,
+a database or broker that is down, and anything unexpected, so no traceback ever
+reaches a client.
 """
 
 from __future__ import annotations
@@ -15,27 +17,35 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from kombu.exceptions import OperationalError as BrokerUnavailable
+from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from signdigits.config.settings import Settings
-from signdigits.web import (
-    api_images,
-    api_jobs,
-    api_predict,
-    api_results,
-    api_reviews,
-    events,
-    pages,
-)
+from signdigits.db.jobs import JobFinished, JobNotFound
+from signdigits.db.reviews import NotReviewable
+from signdigits.producer.scan import FolderError
+from signdigits.producer.submit import SubmissionError
+from signdigits.serving.artifact import ArtifactError
 from signdigits.web.auth import Guard
 from signdigits.web.head import HeadAsGet
 from signdigits.web.limits import BodyCap
+from signdigits.web.routes import ROUTERS
 from signdigits.web.state import WebState
+from signdigits.web.uploads import UploadRefused
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
+
+# The domain's refusals and their statuses; the message is the exception's own line.
+REFUSALS: dict[type[Exception], int] = {
+    JobNotFound: 404,
+    JobFinished: 409,  # cancelling a job that ended
+    NotReviewable: 409,  # reviewing an image with no answer to review
+    FolderError: 400,  # a submission's folder: missing, empty, outside the allowed roots
+    SubmissionError: 503,  # the broker was unreachable before anything was recorded
+}
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -48,9 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
                               "classify one photo.")
     app.state.web = WebState(settings=settings, sessions=session_factory(settings.database_url),
                              celery=celery_app(settings))
-    for module in (api_jobs, api_results, api_images, api_predict, api_reviews, events,
-                   pages):
-        app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_offline_docs(app)
     app.add_middleware(BodyCap, limit=settings.max_upload_bytes)
@@ -82,18 +91,36 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _refused(status: int, detail: str, headers=None) -> JSONResponse:
+    return JSONResponse({"detail": one_line(detail)}, status_code=status, headers=headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    """The first error as ``field: what is wrong`` (a body's fields without ``body.``)."""
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    return f"{where}: {first['msg']}" if where else first["msg"]
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": one_line(exc.detail)}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+        return _refused(exc.status_code, exc.detail, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        return JSONResponse({"detail": one_line(f"{where}: {first['msg']}" if where
-                                                else first["msg"])}, status_code=422)
+        return _refused(422, _validation_detail(exc))
+
+    for refusal, status in REFUSALS.items():
+        app.add_exception_handler(refusal, _refusal_handler(status))
+
+    @app.exception_handler(UploadRefused)
+    async def upload_refused(_request: Request, exc: UploadRefused) -> JSONResponse:
+        return _refused(exc.status, str(exc))  # 400, 413 (too big), 415, 503 (our disk)
+
+    @app.exception_handler(ArtifactError)
+    async def model_unavailable(_request: Request, exc: ArtifactError) -> JSONResponse:
+        return _refused(503, f"model unavailable: {exc}")
 
     @app.exception_handler(DatabaseUnavailable)
     async def database_down(_request: Request, exc: DatabaseUnavailable) -> JSONResponse:
@@ -113,6 +140,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": f"internal error ({exc.__class__.__name__})"},
                             status_code=500)
 
-    @app.exception_handler(BrokerUnavailable)
-    async def broker_down(_request: Request, exc: BrokerUnavailable) -> JSONResponse:
-        return JSONResponse({"detail": one_line(f"broker unavailable: {exc}")}, status_code=503)
+    async def broker_down(_request: Request, exc: Exception) -> JSONResponse:
+        return _refused(503, f"broker unavailable: {exc}")
+
+    app.add_exception_handler(BrokerUnavailable, broker_down)
+    app.add_exception_handler(RedisError, broker_down)  # the predictions' replies
+
+
+def _refusal_handler(status: int):
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        return _refused(status, str(exc))
+
+    return refused

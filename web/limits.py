@@ -7,6 +7,8 @@ client can fill the disk with the spooled upload.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import HTTPException, Path, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
@@ -14,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # The largest id a BIGINT column holds: a bigger one overflowed SQLite's binding (500).
 MAX_ID = 2**63 - 1
-ImageId = Path(ge=0, le=MAX_ID, description="an image id")
+ImageId = Annotated[int, Path(ge=0, le=MAX_ID, description="an image id")]
 
 
 class BodyTooLarge(StarletteHTTPException):

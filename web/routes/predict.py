@@ -14,60 +14,62 @@ import io
 import json
 import os
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
-from kombu.exceptions import OperationalError as BrokerUnavailable
-from redis.exceptions import RedisError
+import redis
+from celery import Celery
+from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from signdigits.broker.app import PREDICT_QUEUE
 from signdigits.broker.messages import PREDICT_TASK_NAME, predict_reply_key
+from signdigits.config.settings import Settings
 from signdigits.db.results import record_prediction
 from signdigits.files.paths import is_image_name
 from signdigits.files.reading import ImageError
-from signdigits.web.api_jobs import number
+from signdigits.web.deps import CeleryDep, RepliesDep, SessionDep, SettingsDep
 from signdigits.web.imaging import as_uint8, model_view, preview_png
-from signdigits.web.state import WebState, web_state
+from signdigits.web.schemas import PredictOut, Threshold
 from signdigits.web.uploads import Upload, UploadRefused, clean_relative, store_uploads
 
 router = APIRouter(prefix="/api", tags=["predict"])
 
 
-@router.post("/predict", summary="Classify one photo now (stored only with store=true)")
-async def predict(request: Request, file: UploadFile = File(...),
-                  threshold: str | None = Form(None),
-                  store: bool = Form(False, description="keep the photo and the answer as a "
-                                                        "one-image job")) -> dict:
-    state = web_state(request)
-    chosen = number(threshold, "threshold", low=0, high=1)
-    cap = state.settings.max_file_bytes
+@router.post("/predict", response_model=PredictOut, response_model_exclude_unset=True,
+             summary="Classify one photo now (stored only with store=true)")
+async def predict(settings: SettingsDep, celery: CeleryDep, replies: RepliesDep,
+                  session: SessionDep, file: Annotated[UploadFile, File()],
+                  threshold: Annotated[Threshold, Form()] = None,
+                  store: Annotated[bool, Form(description="keep the photo and the answer as "
+                                                          "a one-image job")] = False
+                  ) -> PredictOut:
+    cap = settings.max_file_bytes
     data = await file.read(cap + 1)
     if len(data) > cap:
         raise HTTPException(413, f"the photo is over the {cap:,}-byte cap")
     if not data:
         raise HTTPException(400, "empty upload (0 bytes)")
     try:
-        pixels = await run_in_threadpool(model_view, data,
-                                         max_pixels=state.settings.max_image_pixels)
+        pixels = await run_in_threadpool(model_view, data, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise HTTPException(415, f"{file.filename or 'the upload'}: {exc}") from None
-    answer = await run_in_threadpool(ask_worker, state, as_uint8(pixels).tobytes(), chosen)
+    answer = await run_in_threadpool(ask_worker, celery, replies, settings,
+                                     as_uint8(pixels).tobytes(), threshold)
     if store:
-        answer.update(await run_in_threadpool(_store, state, file.filename or "", data, answer))
+        answer.update(await run_in_threadpool(_store, session, settings, file.filename or "",
+                                              data, answer))
     answer["preview_png"] = base64.b64encode(preview_png(pixels)).decode("ascii")
-    return answer
+    return PredictOut(**answer)
 
 
-def _store(state: WebState, filename: str, data: bytes, answer: dict) -> dict:
+def _store(session: Session, settings: Settings, filename: str, data: bytes,
+           answer: dict) -> dict:
     """The photo written under the upload folder (a name the server chooses for the
     folder, the client's only as the image's path) and recorded with its answer."""
-    try:
-        folder = store_uploads([Upload(_image_name(filename), io.BytesIO(data))],
-                               settings=state.settings)
-    except UploadRefused as exc:
-        raise HTTPException(exc.status, str(exc)) from None
+    folder = store_uploads([Upload(_image_name(filename), io.BytesIO(data))], settings=settings)
     path = next(p for p in folder.rglob("*") if p.is_file()).relative_to(folder).as_posix()
-    with state.sessions.begin() as session:
+    with session.begin():
         job_id, image_id = record_prediction(session, root=str(folder), path=path,
                                              answer=answer)
     return {"job_id": job_id, "image_id": image_id}
@@ -90,22 +92,22 @@ def _image_name(filename: str) -> str:
     return base if len(base.encode("utf-8", "surrogatepass")) <= 200 else fallback
 
 
-def ask_worker(state: WebState, pixels: bytes, threshold: float | None) -> dict:
+def ask_worker(celery: Celery, replies: redis.Redis, settings: Settings, pixels: bytes,
+               threshold: float | None) -> dict:
     """Send the pixels to the predict queue and wait for the answer, up to the timeout.
 
     The worker pushes its answer to a Redis list named for this request; BLPOP waits on
     it without polling, and one connection per waiting thread comes from redis-py's pool.
+    A broker that is down (kombu's OperationalError, a RedisError) is the application's
+    503.
     """
     reply_to = predict_reply_key(uuid.uuid4().hex)
-    try:
-        state.celery.send_task(
-            PREDICT_TASK_NAME, args=[base64.b64encode(pixels).decode("ascii"), threshold],
-            kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
-        found = state.replies.blpop([reply_to], timeout=state.settings.predict_timeout)
-    except (BrokerUnavailable, RedisError) as exc:
-        raise HTTPException(503, f"broker unavailable: {exc}") from None
+    celery.send_task(
+        PREDICT_TASK_NAME, args=[base64.b64encode(pixels).decode("ascii"), threshold],
+        kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
+    found = replies.blpop([reply_to], timeout=settings.predict_timeout)
     if found is None:
-        raise HTTPException(503, f"no worker answered in {state.settings.predict_timeout:g} s "
+        raise HTTPException(503, f"no worker answered in {settings.predict_timeout:g} s "
                                  "(are workers running?)")
     answer = json.loads(found[1])
     if "failed" in answer:

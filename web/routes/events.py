@@ -14,8 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from signdigits.db.jobs import resolve_job
 from signdigits.db.models import JobState
-from signdigits.web.state import job_json, web_state
+from signdigits.web.deps import FoundSummary, StateDep, summary_of
+from signdigits.web.schemas import JobOut
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -23,20 +25,17 @@ INTERVAL = 1.0
 
 
 @router.get("/{job_id}/events", summary="Server-sent events: counts as they change, then done")
-async def events(request: Request, job_id: str) -> StreamingResponse:
-    state = web_state(request)
-
-    resolved = job_id
+async def events(request: Request, summary: FoundSummary, state: StateDep) -> StreamingResponse:
+    # The job found now (an unknown one is a 404, not an empty stream), followed by its
+    # full id: asked again by `latest` or a prefix, the stream went on with a newer job
+    # (and its `done`), or broke mid-body once a prefix was shared by a new job.
+    first = JobOut.of(summary).model_dump(mode="json")
+    job_id = summary.job.id
 
     def current() -> dict:
         with state.sessions() as session:
-            return job_json(state.summary(session, resolved))
-
-    first = await run_in_threadpool(current)  # an unknown job is a 404, not an empty stream
-    # The job found now, by its full id: asked again by `latest` or a prefix, the stream
-    # went on with a newer job (and its `done`), or broke mid-body once a prefix was
-    # shared by a new job.
-    resolved = first["id"]
+            job = resolve_job(session, ref=job_id)
+            return JobOut.of(summary_of(session, job, state.settings)).model_dump(mode="json")
 
     async def stream():
         shown = None

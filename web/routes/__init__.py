@@ -1,0 +1,18 @@
+"""The web's routes, one module per resource; :func:`web.app.create_app` includes them
+in the order of :data:`ROUTERS`."""
+
+from __future__ import annotations
+
+from signdigits.web.routes import (
+    events,
+    health,
+    images,
+    jobs,
+    pages,
+    predict,
+    results,
+    reviews,
+)
+
+ROUTERS = [jobs.router, results.router, images.router, predict.router, reviews.router,
+           events.router, health.router, pages.router]

@@ -1,0 +1,132 @@
+"""``/api/jobs``: submit a folder or an upload, list jobs, one job, cancel one."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from signdigits.config.network import is_loopback
+from signdigits.config.settings import Settings
+from signdigits.db.jobs import cancel_job, jobs_page, resolve_job
+from signdigits.files.paths import inside_allowed_roots
+from signdigits.producer.background import submit_in_background
+from signdigits.producer.scan import FolderError
+from signdigits.producer.submit import submit_folder
+from signdigits.web.deps import (
+    FoundJob,
+    FoundSummary,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+    summary_of,
+    validated,
+)
+from signdigits.web.limits import json_body
+from signdigits.web.schemas import (
+    JobOut,
+    JobPage,
+    Offset,
+    SubmitFolder,
+    SubmitUpload,
+    request_body,
+)
+from signdigits.web.state import WebState
+from signdigits.web.uploads import Upload, store_uploads, upload_root
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=201, response_model=JobOut,
+             summary="Submit a server folder (JSON) or uploaded images/zips (multipart)",
+             openapi_extra=request_body({"application/json": SubmitFolder,
+                                         "multipart/form-data": SubmitUpload}))
+async def submit(request: Request, state: StateDep, session: SessionDep) -> JobOut:
+    """A folder's job is answered once its row exists, while its walk goes on (the job
+    shows ``submitting`` meanwhile; a web process stopped mid-walk leaves it ``submission
+    interrupted``, which ``signdigits resume`` finishes). An upload is walked before the
+    answer: its files are all here already, and the answer then counts them."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        job_id = await _submit_upload(request, state)
+    elif kind == "application/json":
+        body = validated(SubmitFolder, await json_body(request))
+        folder = _allowed_folder(body.folder, state.settings,
+                                 client=request.client.host if request.client else "")
+        job_id = await run_in_threadpool(
+            submit_in_background, folder, settings=state.settings, sessions=state.sessions,
+            app=state.celery, threshold=body.threshold, batch_size=body.batch_size)
+    else:
+        raise HTTPException(415, "send application/json with a folder, or multipart/form-data "
+                                 "with files")
+    return await run_in_threadpool(_described, session, job_id, state.settings)
+
+
+def _described(session: Session, job_id: str, settings: Settings) -> JobOut:
+    return JobOut.of(summary_of(session, resolve_job(session, ref=job_id), settings))
+
+
+async def _submit_upload(request: Request, state: WebState) -> str:
+    form = await request.form(max_files=100_000, max_fields=20)
+    try:
+        upload = validated(SubmitUpload, {
+            "threshold": form.get("threshold"),
+            "files": [f for f in form.getlist("files") if isinstance(f, UploadFile)]})
+        if not upload.files:
+            raise HTTPException(400, "no files uploaded (send one or more 'files' fields)")
+        folder = await run_in_threadpool(
+            store_uploads, [Upload(f.filename or "", f.file) for f in upload.files],
+            settings=state.settings)
+    finally:
+        await form.close()
+    settings = state.settings
+    job_settings = settings.model_copy(
+        update={"allowed_roots": [*settings.allowed_roots, upload_root(settings)]})
+    try:
+        return (await run_in_threadpool(
+            submit_folder, folder, settings=job_settings, sessions=state.sessions,
+            app=state.celery, threshold=upload.threshold,
+            inline=settings.upload_inline)).job_id  # the bytes travel, unless workers see them
+    except FolderError:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _allowed_folder(folder: str, settings: Settings, *, client: str) -> Path:
+    roots = settings.allowed_roots
+    if roots:
+        if not inside_allowed_roots(folder, roots):
+            raise HTTPException(403, f"{folder}: outside SIGNDIGITS_ALLOWED_ROOTS")
+    elif settings.environment != "development" or not is_loopback(client):
+        raise HTTPException(403, "folder jobs over HTTP need SIGNDIGITS_ALLOWED_ROOTS (without "
+                                 "it, only in development from this machine)")
+    return Path(folder)
+
+
+@router.get("", response_model=JobPage, summary="Jobs, newest first")
+def list_jobs(session: SessionDep, settings: SettingsDep,
+              limit: Annotated[int, Query(ge=1, le=200)] = 20,
+              cursor: Annotated[Offset, Query(description="the page before's next_cursor")
+                                ] = None) -> JobPage:
+    offset = cursor or 0  # an empty cursor is the first page ("" + limit was a 500)
+    jobs = jobs_page(session, limit=limit, offset=offset)
+    return JobPage(items=[JobOut.of(summary_of(session, job, settings)) for job in jobs[:limit]],
+                   next_cursor=str(offset + limit) if len(jobs) > limit else None)
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="One job: counts, state, rate")
+def get_job(summary: FoundSummary) -> JobOut:
+    return JobOut.of(summary)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut,
+             summary="Skip the job's images not yet started")
+def cancel(job: FoundJob, session: SessionDep, settings: SettingsDep) -> JobOut:
+    cancel_job(session, job_id=job.id)  # a job that ended: JobFinished, a 409
+    session.commit()
+    return JobOut.of(summary_of(session, job, settings))

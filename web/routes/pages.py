@@ -1,0 +1,49 @@
+"""The HTML pages: ``/`` (jobs and a submit form), ``/jobs/{id}``, its review, ``/try``.
+
+Rendered from Jinja2 templates; everything live (progress, the grid, predictions) is
+plain JavaScript in ``static/`` calling the same HTTP API other programs use. Each page
+sets the CSRF cookie and carries its token for the script's posts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from signdigits.web.auth import CSRF_COOKIE, new_csrf_token
+from signdigits.web.deps import FoundSummary, SettingsDep
+from signdigits.web.schemas import JobOut
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+
+
+def _page(request: Request, name: str, **context) -> HTMLResponse:
+    token = request.cookies.get(CSRF_COOKIE) or new_csrf_token()
+    response = templates.TemplateResponse(request, name, {"csrf_token": token, **context})
+    response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/", response_class=HTMLResponse)
+def index(request: Request) -> HTMLResponse:
+    return _page(request, "index.html")
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, summary: FoundSummary, settings: SettingsDep) -> HTMLResponse:
+    return _page(request, "job.html", job=JobOut.of(summary).model_dump(mode="json"),
+                 flower_url=settings.flower_url)
+
+
+@router.get("/jobs/{job_id}/review", response_class=HTMLResponse)
+def review_page(request: Request, summary: FoundSummary) -> HTMLResponse:
+    return _page(request, "review.html", job=JobOut.of(summary).model_dump(mode="json"))
+
+
+@router.get("/try", response_class=HTMLResponse)
+def try_page(request: Request) -> HTMLResponse:
+    return _page(request, "try.html")

@@ -1,0 +1,83 @@
+"""A job's results: ``results.csv`` and ``results.json`` streamed, and its ``stats``.
+
+The exported rows and cells are :mod:`db.export`'s, as the CLI's are: formula cells
+neutralised, CRLF line ends; ``tests/test_web_api.py`` checks both give the same rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from signdigits.db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
+from signdigits.db.jobs import resolve_job
+from signdigits.db.results import confidence_histogram, digit_counts, iter_results
+from signdigits.web.deps import FoundJob, JobRef, SessionDep, StateDep
+from signdigits.web.schemas import JobStats
+
+router = APIRouter(prefix="/api/jobs")
+
+
+def _records(state, job_id: str, digit, below_threshold: bool,
+             errors: bool) -> Iterator[dict]:
+    """The rows, read as the response streams (its own session: the handler's is closed
+    by then)."""
+    with state.sessions() as session:
+        for image, review in iter_results(session, job_id=job_id, digit=digit,
+                                          below_threshold=below_threshold, errors=errors):
+            yield result_record(image, review)
+
+
+@router.get("/{job_id}/results.csv", tags=["results"],
+            summary="One CSV row per image (as `signdigits results`)")
+def results_csv(job_id: JobRef, session: SessionDep, state: StateDep,
+                digit: Annotated[int | None, Query(ge=0, le=9)] = None,
+                below_threshold: bool = False, errors: bool = False) -> StreamingResponse:
+    job = resolve_job(session, ref=job_id)  # 404 before the response starts
+    records = _records(state, job.id, digit, below_threshold, errors)
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator=CSV_LINE_END)
+        writer.writeheader()
+        for row in records:
+            writer.writerow(csv_row(row))
+            if buffer.tell() > 1 << 16:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return StreamingResponse(lines(), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{job.id}.csv"'})
+
+
+@router.get("/{job_id}/results.json", tags=["results"], summary="The same rows as a JSON array")
+def results_json(job_id: JobRef, session: SessionDep, state: StateDep,
+                 digit: Annotated[int | None, Query(ge=0, le=9)] = None,
+                 below_threshold: bool = False, errors: bool = False) -> StreamingResponse:
+    job = resolve_job(session, ref=job_id)  # 404 before the response starts
+    records = _records(state, job.id, digit, below_threshold, errors)
+
+    def chunks() -> Iterator[str]:
+        yield "["
+        for count, row in enumerate(records):
+            yield ("," if count else "") + "\n  " + json.dumps(row, ensure_ascii=False)
+        yield "\n]\n"
+
+    return StreamingResponse(chunks(), media_type="application/json")
+
+
+@router.get("/{job_id}/stats", response_model=JobStats, tags=["jobs"],
+            summary="Images per digit and a 20-bin histogram of confidences")
+def stats(job: FoundJob, session: SessionDep) -> JobStats:
+    digits = digit_counts(session, job_id=job.id)
+    return JobStats(digits=[digits.get(d, 0) for d in range(10)],
+                    confidence_histogram=confidence_histogram(session, job_id=job.id),
+                    threshold=job.threshold)

@@ -1,0 +1,76 @@
+"""The review queue: ``GET /api/jobs/{id}/review`` and ``POST /api/images/{id}/review``.
+
+The reviewer is whoever the request authenticated as (:func:`web.auth.request_user`),
+never a name the client sends. A later review of an image is a new row: the current
+answer changes, the earlier one stays in the history.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from signdigits.db.jobs import resolve_job
+from signdigits.db.models import Image
+from signdigits.db.reviews import add_review, review_history, review_progress, review_queue
+from signdigits.web.deps import JobRef, SessionDep, UserDep, validated
+from signdigits.web.limits import ImageId, json_body
+from signdigits.web.schemas import (
+    ImageIds,
+    ImageOut,
+    ReviewHistory,
+    ReviewIn,
+    ReviewOut,
+    ReviewQueue,
+    ReviewStored,
+    request_body,
+)
+
+router = APIRouter(tags=["reviews"])
+
+
+@router.get("/api/jobs/{job_id}/review", response_model=ReviewQueue,
+            summary="The next unreviewed below-threshold images, lowest confidence first")
+def queue(job_id: JobRef, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 20,
+          skip: Annotated[ImageIds, Query(description="comma-separated image ids already "
+                                                      "shown")] = "") -> ReviewQueue:
+    job = resolve_job(session, ref=job_id)
+    rows = review_queue(session, job_id=job.id, limit=limit, skip=skip or [])
+    reviewed, total = review_progress(session, job_id=job.id)
+    return ReviewQueue(job=job.id, threshold=job.threshold, reviewed=reviewed, total=total,
+                       items=[ImageOut.of(r) for r in rows])
+
+
+@router.post("/api/images/{image_id}/review", response_model=ReviewStored,
+             summary='Record a review: {"digit": 7} or {"unusable": true}',
+             openapi_extra=request_body({"application/json": ReviewIn}))
+async def post_review(request: Request, session: SessionDep, reviewer: UserDep,
+                      image_id: ImageId) -> ReviewStored:
+    # Read by hand, whatever the content type says (as `curl -d` sends it).
+    answer = validated(ReviewIn, await json_body(request))
+    return await run_in_threadpool(_record, session, image_id, answer, reviewer)
+
+
+def _record(session: Session, image_id: int, answer: ReviewIn, reviewer: str) -> ReviewStored:
+    with session.begin():
+        image = session.get(Image, image_id, with_for_update=True)
+        if image is None:
+            raise HTTPException(404, f"no image {image_id}")
+        review = add_review(session, image=image, digit=answer.digit,  # NotReviewable: 409
+                            unusable=answer.unusable, reviewer=reviewer)
+        stored = ReviewOut.model_validate(review)
+        job_id = image.job_id
+    reviewed, total = review_progress(session, job_id=job_id)
+    return ReviewStored(**stored.model_dump(), reviewed=reviewed, total=total)
+
+
+@router.get("/api/images/{image_id}/reviews", response_model=ReviewHistory,
+            summary="Every review of an image, oldest first")
+def history(session: SessionDep, image_id: ImageId) -> ReviewHistory:
+    if session.get(Image, image_id) is None:
+        raise HTTPException(404, f"no image {image_id}")
+    return ReviewHistory(items=[ReviewOut.model_validate(r)
+                                for r in review_history(session, image_id=image_id)])

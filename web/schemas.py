@@ -1,0 +1,296 @@
+"""What the HTTP API takes and gives, as Pydantic models: its checks and its ``/docs``.
+
+Responses are built from the database's rows and summaries (``JobOut.of(summary)``,
+``ImageOut.of(image, review)``, ``ReviewOut.model_validate(review)``); the routes declare
+them as ``response_model``. Requests are validated by the models here, each error one
+line saying what is wrong (the application's validation handler joins field and message).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import UploadFile
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    Strict,
+    ValidationError,
+    WithJsonSchema,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from signdigits.db.export import final_digit, reviewed_digit
+from signdigits.db.models import Image, ImageStatus, JobState, as_utc
+from signdigits.db.progress import JobSummary
+from signdigits.web.limits import MAX_ID
+
+
+def _shown(value: Any) -> str:
+    """A client's value in a message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _bounded(low: float, high: float, *, integer: bool = False, strict: bool = False,
+             blank_is_none: bool = True) -> Any:
+    """A number in [low, high], or None; every way of missing it is one message.
+
+    Strings are parsed (form fields are strings), booleans refused (JSON ``true`` is no
+    threshold), and ``""`` is no value (an empty form field) unless ``blank_is_none`` is
+    off. ``strict`` takes an actual JSON integer only (a review's ``"7"`` is refused).
+    """
+    said = (f"must be {'an integer' if integer else 'a number'} between {low:g} and "
+            f"{high:g} (got {{got}})")
+
+    def check(value: Any, handler) -> Any:
+        if value is None or (blank_is_none and value == ""):
+            return None
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return handler(value)
+        except (ValueError, ValidationError):
+            raise PydanticCustomError("number_range", said, {"got": _shown(value)}) from None
+
+    kind = int if integer else float
+    inner = Annotated[kind, Strict(), Field(ge=low, le=high)] if strict else Annotated[
+        kind, Field(ge=low, le=high)]
+    return Annotated[inner | None, WrapValidator(check)]
+
+
+Threshold = _bounded(0, 1)
+BatchSize = _bounded(1, 4096, integer=True)
+Offset = _bounded(0, 10**12, integer=True)  # the jobs list's cursor: "" is the first page
+Digit = _bounded(0, 9, integer=True, strict=True, blank_is_none=False)
+
+
+def _absolute_folder(value: Any, handler) -> str:
+    try:
+        folder = handler(value)
+    except ValidationError:
+        folder = None
+    if not isinstance(folder, str) or not folder.startswith("/"):
+        raise PydanticCustomError("absolute_path", "must be an absolute path on the server")
+    try:
+        if b"\x00" in os.fsencode(folder):
+            raise ValueError
+    except (ValueError, UnicodeEncodeError):  # no file system path holds these
+        raise PydanticCustomError("path_characters",
+                                  "holds a NUL byte or an unpaired surrogate") from None
+    return folder
+
+
+Folder = Annotated[str, WrapValidator(_absolute_folder)]
+
+
+def _image_ids(text: str) -> list[int]:
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()][:1000]
+        if not all(0 <= x <= MAX_ID for x in ids):
+            raise ValueError
+    except ValueError:
+        raise PydanticCustomError("image_ids", "must be comma-separated image ids") from None
+    return ids
+
+
+# Documented as the string it arrives as; the handler gets the ids.
+ImageIds = Annotated[str, AfterValidator(_image_ids)]
+
+
+def _said(code: str, message: str) -> WrapValidator:
+    """Whatever is wrong with the value, ``message`` says so (rather than Pydantic's own)."""
+
+    def check(value: Any, handler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            raise PydanticCustomError(code, message) from None
+
+    return WrapValidator(check)
+
+
+def _an_object(data: Any, message: str) -> Any:
+    """A model's first check: a JSON body that is not an object gets ``message``."""
+    if not isinstance(data, dict):
+        raise PydanticCustomError("json_object", message)
+    return data
+
+
+class SubmitFolder(BaseModel):
+    """`application/json`: a folder on the server (within `SIGNDIGITS_ALLOWED_ROOTS`)."""
+
+    folder: Folder = Field(description="absolute path of a folder on the server")
+    threshold: Threshold = Field(None, description="unset: the model's default")
+    batch_size: BatchSize = Field(None, description="images per batch; unset: the setting's")
+
+    @model_validator(mode="before")
+    @classmethod
+    def an_object(cls, data: Any) -> Any:
+        return _an_object(data, 'send a JSON object: {"folder": "/abs/path"}')
+
+
+class SubmitUpload(BaseModel):
+    """`multipart/form-data`: images and .zip archives of them; their paths are kept."""
+
+    files: list[UploadFile] = Field(description="images or .zip archives (repeat the field)")
+    threshold: Threshold = Field(None, description="unset: the model's default")
+
+
+_REVIEW = 'send {"digit": 0-9} or {"unusable": true}'
+
+
+class ReviewIn(BaseModel):
+    """A person's answer: `{"digit": 7}`, or `{"unusable": true}`."""
+
+    digit: Digit = Field(None, description="the digit the photo shows")
+    unusable: Annotated[bool, Strict(), _said("boolean", "must be true or false")] = Field(
+        False, description="the photo shows none")
+
+    @model_validator(mode="before")
+    @classmethod
+    def an_object(cls, data: Any) -> Any:
+        return _an_object(data, _REVIEW)
+
+    @model_validator(mode="after")
+    def one_answer(self) -> ReviewIn:
+        if self.unusable and self.digit is not None:
+            raise PydanticCustomError("review_answer", "send a digit or unusable, not both")
+        if not self.unusable and self.digit is None:
+            raise PydanticCustomError("review_answer", _REVIEW)
+        return self
+
+
+def request_body(by_kind: dict[str, type[BaseModel]]) -> dict:
+    """``openapi_extra`` documenting a body the route reads itself: content type -> model."""
+    return {"requestBody": {"required": True, "content": {
+        kind: {"schema": model.model_json_schema()} for kind, model in by_kind.items()}}}
+
+
+# As the API has always written times: ISO 8601 with the +00:00 offset (SQLite's are naive).
+UtcTime = Annotated[datetime, PlainSerializer(lambda moment: as_utc(moment).isoformat(),
+                                              return_type=str, when_used="json"),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class JobOut(BaseModel):
+    """A job with its counts: what the API, the events and the pages all show."""
+
+    id: str
+    state: JobState
+    total_images: int
+    done: int
+    errors: int
+    below_threshold: int
+    cancelled: int
+    pending: int
+    threshold: float
+    threshold_from_model: bool = Field(description=(
+        "true: each worker flagged by its own model's default, which is `threshold` only "
+        "where that model is `model_version` (every image row names its model)"))
+    model_version: str
+    created_at: UtcTime
+    images_per_second: float | None
+    stalled: bool
+    failure: str | None
+    folder: str
+
+    @classmethod
+    def of(cls, summary: JobSummary) -> JobOut:
+        job = summary.job
+        return cls(
+            id=job.id, state=summary.state, total_images=summary.total, done=summary.done,
+            errors=summary.errors, below_threshold=summary.below_threshold,
+            cancelled=summary.cancelled, pending=summary.pending, threshold=job.threshold,
+            threshold_from_model=job.threshold_from_model, model_version=job.model_version,
+            created_at=job.created_at,
+            images_per_second=round(summary.rate, 2) if summary.rate else None,
+            stalled=summary.stalled, failure=job.failure, folder=job.root)
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None = Field(description="the next page's cursor; null: the last")
+
+
+class ImageOut(BaseModel):
+    """One image's row, with its current review's digit and the digit that counts."""
+
+    id: int
+    path: str
+    status: ImageStatus
+    digit: int | None
+    confidence: float | None
+    below_threshold: bool | None
+    error: str | None
+    probabilities: list[float] | None = Field(description="index = digit")
+    reviewed_digit: int | None
+    final_digit: int | None
+
+    @classmethod
+    def of(cls, image: Image, review=None) -> ImageOut:
+        return cls(
+            id=image.id, path=image.path, status=image.status, digit=image.digit,
+            confidence=image.confidence, below_threshold=image.below_threshold,
+            error=image.error, probabilities=image.probabilities,
+            reviewed_digit=reviewed_digit(review), final_digit=final_digit(image, review))
+
+
+class ImagePage(BaseModel):
+    items: list[ImageOut]
+    next_cursor: str | None = Field(description="the next page's cursor; null: the last")
+
+
+class JobStats(BaseModel):
+    digits: list[int] = Field(description="images per digit, 0 to 9")
+    confidence_histogram: list[int] = Field(description="20 bins from 0 to 1")
+    threshold: float
+
+
+class ReviewOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    image_id: int
+    digit: int | None
+    unusable: bool
+    reviewer: str
+    reviewed_at: UtcTime
+
+
+class ReviewStored(ReviewOut):
+    reviewed: int = Field(description="the job's reviewed images, this one included")
+    total: int = Field(description="the job's images to review")
+
+
+class ReviewHistory(BaseModel):
+    items: list[ReviewOut]
+
+
+class ReviewQueue(BaseModel):
+    job: str
+    threshold: float
+    reviewed: int
+    total: int
+    items: list[ImageOut]
+
+
+class PredictOut(BaseModel):
+    """A worker's answer for one photo, and the 64 x 64 view it classified."""
+
+    digit: int
+    confidence: float
+    below_threshold: bool
+    threshold: float
+    probabilities: list[float] = Field(description="index = digit")
+    model_version: str
+    job_id: str | None = Field(None, description="only with store=true")
+    image_id: int | None = Field(None, description="only with store=true")
+    preview_png: str = Field(description="the model's 64 x 64 view, PNG in base64")
