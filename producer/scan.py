@@ -119,7 +119,7 @@ class _DeepFolders:
         self.root = root
         self.open: dict[str, int] = {}  # relative path -> descriptor, oldest first
 
-    def scandir(self, relative: str) -> Iterator[os.DirEntry]:
+    def scandir(self, relative: str) -> os._ScandirIterator[str]:  # os.scandir's own type
         return os.scandir(self._descriptor(relative))  # scandir works on its own copy
 
     def _descriptor(self, relative: str) -> int:

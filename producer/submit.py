@@ -172,7 +172,7 @@ class _Walk:
                 wanted = part_size
                 part = list(islice(walk, wanted))
             with self.sessions.begin() as session:
-                job = session.get(Job, self.job_id)
+                job = session.get_one(Job, self.job_id)
                 job.total_images, job.total_batches = count_rows(session, job_id=self.job_id)
                 job.submitted_at = utcnow()
                 job.producer = None
@@ -196,7 +196,7 @@ class _Walk:
     def record_stop(self, reason: str) -> None:
         try:
             with self.sessions.begin() as session:
-                job = session.get(Job, self.job_id)
+                job = session.get_one(Job, self.job_id)
                 job.submission_stopped, job.producer = reason, None
         except Exception:  # noqa: BLE001 - the database may be why it stopped
             pass
@@ -215,7 +215,7 @@ class _Walk:
         with self.sessions.begin() as session:
             add_manifest(session, job_id=self.job_id, rows=list(zip(numbers, files, strict=True)))
             add_unreachable(session, job_id=self.job_id, rows=unreachable)
-            session.get(Job, self.job_id).producer_seen_at = utcnow()
+            session.get_one(Job, self.job_id).producer_seen_at = utcnow()
         enqueue_batches(
             self.app, sessions=self.sessions, job_id=self.job_id,
             batches=range(batch, batch + len(sizes)), root=self.root if self.inline else None,
@@ -226,7 +226,7 @@ class _Walk:
 
     def _cancelled(self) -> bool:
         with self.sessions.begin() as session:
-            recorded = session.get(Job, self.job_id)
+            recorded = session.get_one(Job, self.job_id)
             if recorded.cancelled_at is None:
                 return False
             # Cancelled while we walked: this part's rows came after the cancel.
@@ -240,7 +240,7 @@ class _Walk:
                       f"queued, SIGNDIGITS_INLINE_MAX_QUEUED_BYTES is {cap / 1e6:,.1f} MB",
                       self.found)
         with self.sessions.begin() as session:
-            session.get(Job, self.job_id).producer_seen_at = utcnow()
+            session.get_one(Job, self.job_id).producer_seen_at = utcnow()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -301,7 +301,7 @@ def resume_job(
     every name already recorded; rows already recorded stay as they are.
     """
     with sessions.begin() as session:
-        job = session.get(Job, job.id)
+        job = session.get_one(Job, job.id)
         if job.submitted_at is None:
             if producer_alive(job, stall_seconds=settings.stall_seconds):
                 raise SubmissionError(f"job {job.id} is still being submitted by "

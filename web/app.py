@@ -99,7 +99,8 @@ def _validation_detail(exc: RequestValidationError) -> str:
     """The first error as ``field: what is wrong`` (a body's fields without ``body.``)."""
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-    return f"{where}: {first['msg']}" if where else first["msg"]
+    message = str(first["msg"])
+    return f"{where}: {message}" if where else message
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import UploadFile
 from pydantic import (
@@ -66,10 +66,16 @@ def _bounded(low: float, high: float, *, integer: bool = False, strict: bool = F
     return Annotated[inner | None, WrapValidator(check)]
 
 
-Threshold = _bounded(0, 1)
-BatchSize = _bounded(1, 4096, integer=True)
-Offset = _bounded(0, 10**12, integer=True)  # the jobs list's cursor: "" is the first page
-Digit = _bounded(0, 9, integer=True, strict=True, blank_is_none=False)
+if TYPE_CHECKING:  # what the validated values are; the checks below are built at run time
+    Threshold = float | None
+    BatchSize = int | None
+    Offset = int | None
+    Digit = int | None
+else:
+    Threshold = _bounded(0, 1)
+    BatchSize = _bounded(1, 4096, integer=True)
+    Offset = _bounded(0, 10**12, integer=True)  # the jobs list's cursor: "" is the first page
+    Digit = _bounded(0, 9, integer=True, strict=True, blank_is_none=False)
 
 
 def _absolute_folder(value: Any, handler) -> str:
@@ -102,7 +108,10 @@ def _image_ids(text: str) -> list[int]:
 
 
 # Documented as the string it arrives as; the handler gets the ids.
-ImageIds = Annotated[str, AfterValidator(_image_ids)]
+if TYPE_CHECKING:
+    ImageIds = list[int]  # "1,2,3" as it arrives, the ids once validated
+else:
+    ImageIds = Annotated[str, AfterValidator(_image_ids)]
 
 
 def _said(code: str, message: str) -> WrapValidator:

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from signdigits.config.settings import Settings
 from signdigits.files.paths import is_image_name, real_path
@@ -169,7 +169,7 @@ def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Bu
         return images
 
 
-def _write(folder: Path, relative: str, stream: BinaryIO, *, cap: int, budget: _Budget,
+def _write(folder: Path, relative: str, stream: IO[bytes], *, cap: int, budget: _Budget,
            what: str) -> int:
     target = folder / relative
     try:

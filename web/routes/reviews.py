@@ -35,8 +35,9 @@ router = APIRouter(tags=["reviews"])
 @router.get("/api/jobs/{job_id}/review", response_model=ReviewQueue,
             summary="The next unreviewed below-threshold images, lowest confidence first")
 def queue(job_id: JobRef, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 20,
-          skip: Annotated[ImageIds, Query(description="comma-separated image ids already "
-                                                      "shown")] = "") -> ReviewQueue:
+          skip: Annotated[ImageIds | None, Query(description="comma-separated image ids "
+                                                             "already shown")] = None,
+          ) -> ReviewQueue:
     job = resolve_job(session, ref=job_id)
     rows = review_queue(session, job_id=job.id, limit=limit, skip=skip or [])
     reviewed, total = review_progress(session, job_id=job.id)
