@@ -25,7 +25,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from signdigits.bench.completions import TaskCompletions
 from signdigits.bench.model import (
     build_folder,
     measure_ceiling,
@@ -40,6 +39,7 @@ from signdigits.bench.procstat import (
     peak_rss_mb,
 )
 from signdigits.bench.submit import SubmitBy, submit_by_command, web_server
+from signdigits.broker.events import TaskEvents
 
 # Progress and findings go to stderr; the figures (printed by the caller) to stdout.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -132,8 +132,8 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
             pool = [worker.process.pid, *children(worker.process.pid)]
             broker = stack.broker.pid if stack.broker else None
             producer = server.process.pid if server else None
-            completions = TaskCompletions(app)
-            completions.start()
+            # Completions and seconds only: no per-batch history kept on a measured machine.
+            completions = TaskEvents(app, history=False).start()
             before = _cpu_snapshot(pool, broker, producer)
             wall_start, started = time.time(), time.perf_counter()
             if server:
@@ -155,8 +155,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         _delete_job(sessions, job_id=job_id)
         _vacuum(database_url)
         return EndToEnd(count / elapsed, timeline.producer_done, producer_peak, peaks, timeline,
-                        cpu, dict(completions.task_seconds),
-                        len(completions.succeeded) + len(completions.failed))
+                        cpu, completions.task_seconds, completions.finished)
     finally:
         stack.stop()
 
@@ -192,7 +191,7 @@ def _cpu_split(before: dict[str, float], after: dict[str, float], *, available: 
     return CpuSplit(available=available, **{key: after[key] - before[key] for key in before})
 
 
-def _wait_until_stored(completions: TaskCompletions, database_url: str, *, job_id: str,
+def _wait_until_stored(completions: TaskEvents, database_url: str, *, job_id: str,
                        worker) -> float:
     """perf_counter when every task has finished and no image of the job is pending.
 

@@ -259,19 +259,16 @@ class Stack:
 
     @contextmanager
     def task_events(self) -> Iterator:
-        """Counts the workers' ``task-succeeded``/``task-failed`` events while open.
+        """The workers' task events while open (:class:`signdigits.broker.events.TaskEvents`).
 
-        Waiting on these (``completions.expect(n); completions.wait(timeout)``) instead of
-        sleeping is how a test knows a task ran, and that a re-sent task was handled.
+        Waiting on these (``events.wait_for(job, batch, until)``, or ``events.expect(n);
+        events.wait(timeout)``) instead of probing is how a test knows a task ran, how many
+        times a batch was delivered, and that a re-sent task was handled.
         """
-        from signdigits.bench.completions import TaskCompletions
+        from signdigits.broker.events import TaskEvents
 
-        completions = TaskCompletions(self.app())
-        completions.start()
-        try:
-            yield completions
-        finally:
-            completions.stop()
+        with TaskEvents(self.app()) as events:
+            yield events
 
     def cli(self, *args: str, timeout: float = 300):
         return run_cli(*args, env=self.env, cwd=self.tmp, timeout=timeout)

@@ -8,12 +8,11 @@ after the message, reached it after the worker's ``task-received``.
 from __future__ import annotations
 
 import shutil
-import threading
-import time
 
 from celery.events.state import State
 
 from signdigits.broker.app import create_app
+from signdigits.broker.events import TaskEvents
 from signdigits.broker.messages import display_name
 from signdigits.config.settings import Settings
 from tests.conftest import make_env, run_cli, sample_images
@@ -26,32 +25,16 @@ def test_task_sent_events_carry_the_display_name(redis_url, dataset, tmp_path):
     photos.mkdir()
     for n, (path, _) in enumerate(sample_images(dataset, 1)[:3]):
         shutil.copyfile(path, photos / f"{n}.jpg")
-    sent: list[dict] = []
-    listening = threading.Event()
-
-    def listen() -> None:
-        with app.connection_for_read() as connection:
-            receiver = app.events.Receiver(connection, handlers={
-                "worker-online": lambda _e: listening.set(),
-                "task-sent": lambda event: sent.append(event),
-            })
-            for _ in receiver.itercapture(limit=None, timeout=30, wakeup=False):
-                if len(sent) >= 3:
-                    return
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-    # An event of our own proves the subscription is live before anything is sent.
-    with app.events.default_dispatcher() as dispatcher:
-        deadline = time.monotonic() + 10
-        while not listening.wait(0.1):
-            assert time.monotonic() < deadline, "could not subscribe to events"
-            dispatcher.send("worker-online")
-    submitted = run_cli("submit", str(photos), "--batch-size", "1", cwd=tmp_path, env=make_env(
-        broker_url=broker_url, database_url=f"sqlite:///{tmp_path / 'sd.db'}"))
-    assert submitted.returncode == 0, submitted.stderr
-    job_id = submitted.stdout.split()[0]
-    thread.join(30)
+    with TaskEvents(app) as events:  # no worker: the three tasks are only sent
+        submitted = run_cli("submit", str(photos), "--batch-size", "1", cwd=tmp_path,
+                            env=make_env(broker_url=broker_url,
+                                         database_url=f"sqlite:///{tmp_path / 'sd.db'}"))
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.split()[0]
+        sent = []
+        for n in range(3):
+            events.wait_for(job_id, n, until=lambda seen: "sent" in seen, timeout=30)
+            sent += [e for e in events.events_of(job_id, n) if e["type"] == "task-sent"]
     with app.connection_for_write() as connection:
         connection.default_channel.client.delete("signdigits")  # the three unconsumed tasks
     assert sorted(e["name"] for e in sent) == [display_name(job_id, n) for n in range(3)]
