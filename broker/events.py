@@ -50,7 +50,8 @@ class TaskEvents:
         self.history = history
         self.expected: int | None = None  # known once the producer has cut the last batch
         self.finished_at: float | None = None  # perf_counter of the expected count's event
-        self._id = uuid.uuid4().hex  # whose hello came back: two listeners may run at once
+        # Its hello carries this: two listeners in one process cannot take each other's.
+        self.listener_id = uuid.uuid4().hex
         self._changed = threading.Condition()
         self._batch_of: dict[str, tuple[str, int]] = {}  # task id -> (job id, batch)
         self._events: dict[tuple[str, int], list[dict]] = defaultdict(list)
@@ -73,8 +74,13 @@ class TaskEvents:
             while not self._subscribed.wait(0.1):
                 if time.monotonic() > deadline or not self._thread.is_alive():
                     raise TimeoutError("could not subscribe to the workers' task events")
-                dispatcher.send(_HELLO, listener=self._id)
+                dispatcher.send(_HELLO, listener=self.listener_id)
         return self
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether its own hello has come back: events published now reach it."""
+        return self._subscribed.is_set()
 
     def stop(self) -> None:
         if self._receiver is not None:
@@ -98,7 +104,7 @@ class TaskEvents:
         tested on made-up events, without a broker)."""
         kind = event.get("type", "")
         if kind == _HELLO:
-            if event.get("listener") == self._id:
+            if event.get("listener") == self.listener_id:
                 self._subscribed.set()
             return
         if not kind.startswith("task-"):

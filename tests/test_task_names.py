@@ -2,14 +2,13 @@
 
 The flake this guards against: Flower listed a job's first batch as
 ``signdigits.classify_batch`` because the producer's ``task-sent`` event, published just
-after the message, reached it after the worker's ``task-received``.
+after the message, reached it after the worker's ``task-received``. That Celery's event
+state then keeps the name is checked in ``tests/unit/test_task_events.py``.
 """
 
 from __future__ import annotations
 
 import shutil
-
-from celery.events.state import State
 
 from signdigits.broker.app import create_app
 from signdigits.broker.events import TaskEvents
@@ -38,18 +37,3 @@ def test_task_sent_events_carry_the_display_name(redis_url, dataset, tmp_path):
     with app.connection_for_write() as connection:
         connection.default_channel.client.delete("signdigits")  # the three unconsumed tasks
     assert sorted(e["name"] for e in sent) == [display_name(job_id, n) for n in range(3)]
-
-
-def test_the_name_does_not_depend_on_which_event_arrives_first():
-    """Celery's event state (Flower's) fed the order that produced the flake."""
-    app = create_app(Settings(broker_url="redis://127.0.0.1:1/0"))
-    message = app.amqp.create_task_message(
-        "task-1", "signdigits.classify_batch", ["job", 0], {}, create_sent_event=True,
-        shadow=display_name("job", 0),
-    )
-    state = State()
-    state.event({"type": "task-received", "uuid": "task-1", "name": display_name("job", 0),
-                 "hostname": "w@h", "timestamp": 2.0, "local_received": 2.0, "clock": 2})
-    state.event({**message.sent_event, "type": "task-sent", "hostname": "producer@h",
-                 "timestamp": 1.0, "local_received": 2.1, "clock": 3})
-    assert state.tasks["task-1"].name == display_name("job", 0)
