@@ -67,12 +67,14 @@ class TaskEvents:
     # --- listening ------------------------------------------------------------------
 
     def start(self, timeout: float = 15.0) -> TaskEvents:
-        """Subscribe; returns once the subscription is live (TimeoutError if it is not)."""
+        """Subscribe; returns once the subscription is live (TimeoutError, and stopped, if
+        it is not)."""
         self._thread.start()
         deadline = time.monotonic() + timeout
         with self.app.events.default_dispatcher() as dispatcher:
             while not self._subscribed.wait(0.1):
                 if time.monotonic() > deadline or not self._thread.is_alive():
+                    self.stop()
                     raise TimeoutError("could not subscribe to the workers' task events")
                 dispatcher.send(_HELLO, listener=self.listener_id)
         return self
