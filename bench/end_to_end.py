@@ -25,7 +25,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from signdigits.bench.completions import TaskCompletions
 from signdigits.bench.model import (
     build_folder,
     measure_ceiling,
@@ -40,6 +39,7 @@ from signdigits.bench.procstat import (
     peak_rss_mb,
 )
 from signdigits.bench.submit import SubmitBy, submit_by_command, web_server
+from signdigits.broker.events import TaskEvents
 
 # Progress and findings go to stderr; the figures (printed by the caller) to stdout.
 console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -59,8 +59,8 @@ class Timeline:
 @dataclass(frozen=True)
 class EndToEnd:
     images_per_s: float
-    producer_seconds: float
-    producer_peak_mb: float
+    producer_seconds: float | None  # unknown when a running server submitted
+    producer_peak_mb: float | None
     worker_peak_mb: list[float]
     timeline: Timeline
     cpu: CpuSplit
@@ -123,6 +123,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         env = {**os.environ, "SIGNDIGITS_BROKER_URL": url, "SIGNDIGITS_DATABASE_URL": database_url,
                "SIGNDIGITS_INLINE": "true" if inline else "false"}
         worker = stack.worker
+        assert worker is not None  # started by stack.start()
         app = create_app(settings.model_copy(update={"broker_url": url}))
         try:  # the clock must time the pipeline, not TensorFlow loading in each process
             wait_for_models(app, name=name, alive=worker.alive)
@@ -132,8 +133,8 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
             pool = [worker.process.pid, *children(worker.process.pid)]
             broker = stack.broker.pid if stack.broker else None
             producer = server.process.pid if server else None
-            completions = TaskCompletions(app)
-            completions.start()
+            # Completions and seconds only: no per-batch history kept on a measured machine.
+            completions = TaskEvents(app, history=False).start()
             before = _cpu_snapshot(pool, broker, producer)
             wall_start, started = time.time(), time.perf_counter()
             if server:
@@ -147,7 +148,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
             elapsed = _wait_until_stored(completions, database_url, job_id=job_id,
                                          worker=worker) - started
             cpu = _cpu_split(before, _cpu_snapshot(pool, broker, producer),
-                             available=elapsed * os.cpu_count())
+                             available=elapsed * (os.cpu_count() or 1))
             producer_peak = peak_rss_mb(producer) if producer else submitted.producer_peak_mb
         peaks = [peak_rss_mb(pid) for pid in pool]
         timeline = _read_timeline(sessions, job_id=job_id, wall_start=wall_start,
@@ -155,8 +156,7 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
         _delete_job(sessions, job_id=job_id)
         _vacuum(database_url)
         return EndToEnd(count / elapsed, timeline.producer_done, producer_peak, peaks, timeline,
-                        cpu, dict(completions.task_seconds),
-                        len(completions.succeeded) + len(completions.failed))
+                        cpu, completions.task_seconds, completions.finished)
     finally:
         stack.stop()
 
@@ -192,7 +192,7 @@ def _cpu_split(before: dict[str, float], after: dict[str, float], *, available: 
     return CpuSplit(available=available, **{key: after[key] - before[key] for key in before})
 
 
-def _wait_until_stored(completions: TaskCompletions, database_url: str, *, job_id: str,
+def _wait_until_stored(completions: TaskEvents, database_url: str, *, job_id: str,
                        worker) -> float:
     """perf_counter when every task has finished and no image of the job is pending.
 
@@ -211,8 +211,9 @@ def _wait_until_stored(completions: TaskCompletions, database_url: str, *, job_i
                 for error in completions.failed.values():
                     raise RuntimeError(f"a bench task failed: {error}")
                 if not any_pending(connection, job_id=job_id):
-                    if finished and trust_events:
-                        return completions.finished_at
+                    done_at = completions.finished_at
+                    if finished and trust_events and done_at is not None:
+                        return done_at
                     return time.perf_counter()
                 if not worker.alive():
                     raise RuntimeError(f"bench worker died:\n{worker.log_tail()}")

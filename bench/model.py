@@ -22,7 +22,7 @@ def build_folder(source: Path, target: Path, count: int) -> list[Path]:
     """``count`` image files made from the images under ``source``, 1,000 per subfolder."""
     from signdigits.producer.scan import scan_folder
 
-    originals = [source / p for p in scan_folder(source)]
+    originals = [source / p for p in scan_folder(source) if isinstance(p, str)]
     if not originals:
         raise ValueError(f"{source}: no images to copy")
     for original in originals:  # into the page cache, so no measurement reads a cold disk

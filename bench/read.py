@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
 
     root = args.folder.resolve()
     cap = get_settings().max_file_bytes
-    paths = list(islice(scan_folder(root), args.files))
+    # A folder the walk could not list is no file to read.
+    paths = [p for p in islice(scan_folder(root), args.files) if isinstance(p, str)]
     if not paths:
         raise SystemExit(f"error: {root}: no images")
     folder = JobFolder(root, allowed_roots=[])

@@ -87,6 +87,7 @@ def run_rounds(folder: Path, tmp: Path, *, rounds: int, runtime: str) -> None:
         run = subprocess.Popen([*CLI, "run", str(folder)], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
         summary, at = "", None
+        assert run.stderr is not None  # stderr=PIPE
         for line in run.stderr:  # the summary: "N classified, ... of N images; R images/s"
             if " classified, " in line and at is None:
                 summary, at = line.strip(), time.perf_counter() - started

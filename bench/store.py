@@ -25,7 +25,6 @@ import statistics
 import sys
 import time
 import uuid
-from types import SimpleNamespace
 
 from signdigits.bench.arguments import database_url, positive_int
 
@@ -51,7 +50,6 @@ def one_run(url: str, sessions, workers, *, job_images: int) -> tuple[float, flo
         create_job(session, job=job)
         add_manifest(session, job_id=job.id,
                      rows=[(i // BATCH, f"{i}.jpg") for i in range(job_images)])
-    ctx = SimpleNamespace(sessions=workers)  # all claim_batch uses of a worker's context
     server = None
     if url.startswith("postgresql"):
         with workers() as session:
@@ -59,7 +57,8 @@ def one_run(url: str, sessions, workers, *, job_images: int) -> tuple[float, flo
     server_before, client_before = cpu_seconds(server) if server else 0.0, time.process_time()
     started = time.perf_counter()
     for batch in range(IMAGES // BATCH):
-        claimed = claim_batch(ctx, job_id=job.id, batch=batch, delivery=Delivery())
+        claimed = claim_batch(workers, job_id=job.id, batch=batch, delivery=Delivery())
+        assert claimed is not None  # a fresh job's batches are all pending
         now = utcnow()
         rows = [{"id": image.id, "worker": "w", "model_version": "m", "finished_at": now,
                  "attempts": claimed.attempt, "status": ImageStatus.DONE, "digit": 3,

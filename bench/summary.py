@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     from signdigits.db.session import session_factory, shown_url
 
     scratch = None if args.url else Path(tempfile.mkdtemp(prefix="signdigits-bench-summary-"))
-    url = args.url or f"sqlite:///{scratch / 'summary.db'}"
+    url = args.url or f"sqlite:///{Path(scratch or '.') / 'summary.db'}"
     try:
         try:
             upgrade(url)

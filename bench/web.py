@@ -50,7 +50,7 @@ def _insert_finished_job(sessions, folder: Path, *, model_version: str) -> str:
     from signdigits.db.models import Image, Job, utcnow
     from signdigits.producer.scan import scan_folder
 
-    paths = list(scan_folder(folder))
+    paths = [p for p in scan_folder(folder) if isinstance(p, str)]  # no unlistable folders
     job_id = uuid.uuid4().hex
     with sessions.begin() as session:
         session.add(Job(id=job_id, root=str(folder), threshold=0.5, batch_size=128,
@@ -108,8 +108,10 @@ def run_web_bench(*, rows: int, busy_images: int, workers: int, database_url: st
                                "database_url": database_url, "upload_dir": scratch / "up"})
         from signdigits.broker.app import create_app as celery_app
 
+        worker = stack.worker
+        assert worker is not None  # started by stack.start()
         wait_for_models(celery_app(settings), name=name.replace("%h", _hostname()),
-                        alive=stack.worker.alive)
+                        alive=worker.alive)
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1",
                                                port=port, log_level="warning"))
@@ -158,11 +160,11 @@ def _measure(client, *, job_id: str, busy: Path, busy_images: int, rows: int, re
     idle = _median_ms(predict, repeats)
     job = client.post("/api/jobs", json={"folder": str(busy)}).json()
     samples = []
-    def busy() -> bool:  # still walking (the answer came before it ended), or 90% to go
+    def still_busy() -> bool:  # still walking (the answer came before it ended), or 90% to go
         now = client.get(f"/api/jobs/{job['id']}").json()
         return now["state"] == "submitting" or now["pending"] > busy_images // 10
 
-    while busy():
+    while still_busy():
         started = time.perf_counter()
         predict()
         samples.append((time.perf_counter() - started) * 1000)

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from signdigits.stack.workers import WorkerProcess
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = Path(os.environ.get(
@@ -201,19 +201,20 @@ def wait_for_http(url: str, timeout: float = 60, auth: tuple[str, str] | None = 
     import urllib.error
     import urllib.request
 
-    deadline = time.monotonic() + timeout
     headers = {}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2)
-            return
         except urllib.error.HTTPError:
-            return  # it answers
+            return True  # an error status is an answer
         except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer in {timeout}s")
+            return False
+        return True
+
+    wait_until(answers, timeout=timeout, interval=0.3, message=f"{url} to answer")
 
 
 _redis_db = itertools.count(1)
@@ -258,19 +259,16 @@ class Stack:
 
     @contextmanager
     def task_events(self) -> Iterator:
-        """Counts the workers' ``task-succeeded``/``task-failed`` events while open.
+        """The workers' task events while open (:class:`signdigits.broker.events.TaskEvents`).
 
-        Waiting on these (``completions.expect(n); completions.wait(timeout)``) instead of
-        sleeping is how a test knows a task ran, and that a re-sent task was handled.
+        Waiting on these (``events.wait_for(job, batch, until)``, or ``events.expect(n);
+        events.wait(timeout)``) instead of probing is how a test knows a task ran, how many
+        times a batch was delivered, and that a re-sent task was handled.
         """
-        from signdigits.bench.completions import TaskCompletions
+        from signdigits.broker.events import TaskEvents
 
-        completions = TaskCompletions(self.app())
-        completions.start()
-        try:
-            yield completions
-        finally:
-            completions.stop()
+        with TaskEvents(self.app()) as events:
+            yield events
 
     def cli(self, *args: str, timeout: float = 300):
         return run_cli(*args, env=self.env, cwd=self.tmp, timeout=timeout)
@@ -302,14 +300,12 @@ class Stack:
         from signdigits.db.models import Job
 
         until = until or (lambda counts: counts.get("pending", 0) == 0)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if until(self.counts(job_id)):
-                with self.sessions()() as session:
-                    return session.get(Job, job_id)
-            time.sleep(0.3)
-        logs = "\n".join(w.log.read_text(errors="replace")[-2000:] for w in self.workers)
-        raise AssertionError(f"job {job_id}: {self.counts(job_id)} after {timeout}s\n{logs}")
+        wait_until(lambda: until(self.counts(job_id)), timeout=timeout, interval=0.3,
+                   message=f"job {job_id}'s counts to hold",
+                   details=lambda: f"counts {self.counts(job_id)}\n" + "\n".join(
+                       w.log.read_text(errors="replace")[-2000:] for w in self.workers))
+        with self.sessions()() as session:
+            return session.get(Job, job_id)
 
     def summary(self, job_id: str):
         """The job as `signdigits status` sees it: state, counts, stalled."""
@@ -322,11 +318,13 @@ class Stack:
 
     def wait_for_summary(self, job_id: str, until, timeout: float = 60):
         """Until ``until(summary)`` holds (e.g. the job is stalled), with a deadline."""
-        deadline = time.monotonic() + timeout
-        while not until(summary := self.summary(job_id)):
-            assert time.monotonic() < deadline, f"job {job_id}: {summary} after {timeout}s"
-            time.sleep(0.3)
-        return summary
+        def holds():
+            summary = self.summary(job_id)
+            return summary if until(summary) else None
+
+        return wait_until(holds, timeout=timeout, interval=0.3,
+                          message=f"job {job_id}'s summary to hold",
+                          details=lambda: f"summary {self.summary(job_id)}")
 
     def rows(self, job_id: str) -> list:
         from sqlalchemy import select

@@ -1,10 +1,12 @@
 """Faults for real worker processes, loaded with ``celery worker --include tests.faults``.
 
-Production code has no fault hooks; tests that need a slow or failing batch start a real
+Production code has no fault hooks; tests that need a held or failing batch start a real
 worker with this module, which wraps :func:`worker.batch.classify_images`:
 
-- ``SIGNDIGITS_TEST_SLOW_BATCHES="0,3"`` and ``SIGNDIGITS_TEST_SLOW_SECONDS=5``: those
-  batches sleep before classifying, so a test can kill or cancel them mid-batch.
+- ``SIGNDIGITS_TEST_HOLD_BATCHES="0,3"``: each pass through those batches stops before
+  the model runs, once claimed, until the test releases it (:mod:`tests.holds`): so a
+  test can kill, cancel or cut off a batch in flight, and knows when it is. Unreleased
+  for 300 s, the batch raises instead (a test that forgot fails; it does not go on).
 - ``SIGNDIGITS_TEST_POISON_BATCHES="1"``: those batches raise every time.
 - ``SIGNDIGITS_TEST_KILL_BATCHES="1"``: the pool process running those batches SIGKILLs
   itself, every time (after the attempt is counted, before anything is stored).
@@ -16,7 +18,10 @@ import os
 import signal
 import time
 
+import redis
+
 from signdigits.worker import batch as worker_batch
+from tests.holds import HOLD_LIMIT_SECONDS, held_key, release_key
 
 _original = worker_batch.classify_images
 
@@ -25,10 +30,26 @@ def _batches(name: str) -> set[int]:
     return {int(b) for b in os.environ.get(name, "").split(",") if b.strip()}
 
 
+def _hold(job_id: str, batch: int) -> None:
+    """Say the batch is held, then wait for the test's release, on the worker's broker."""
+    client = redis.Redis.from_url(os.environ["SIGNDIGITS_BROKER_URL"])
+    client.rpush(held_key(job_id, batch), os.getpid())
+    deadline = time.monotonic() + HOLD_LIMIT_SECONDS
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            if client.blpop([release_key(job_id, batch)], timeout=max(1, min(int(left), 10))):
+                return
+        except redis.ConnectionError:  # the test restarts the broker: ask the new one
+            time.sleep(0.2)
+    raise RuntimeError(f"batch {batch} held {HOLD_LIMIT_SECONDS:g} s, never released "
+                       "(test fault)")
+
+
 def _faulty_classify_images(ctx, claimed, pixels, errors, *, worker):
     batch = claimed.batch
-    if batch in _batches("SIGNDIGITS_TEST_SLOW_BATCHES"):
-        time.sleep(float(os.environ.get("SIGNDIGITS_TEST_SLOW_SECONDS", "5")))
+    first = claimed.images[0].id
+    if batch in _batches("SIGNDIGITS_TEST_HOLD_BATCHES") and (first in pixels or first in errors):
+        _hold(claimed.job.id, batch)  # once per pass: before the batch's first part
     if batch in _batches("SIGNDIGITS_TEST_KILL_BATCHES"):
         os.kill(os.getpid(), signal.SIGKILL)
     if batch in _batches("SIGNDIGITS_TEST_POISON_BATCHES"):

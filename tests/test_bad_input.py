@@ -9,7 +9,6 @@ import io
 import json
 import os
 import shutil
-import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from PIL import Image
 
 from tests.conftest import Stack, account, record, sample_images
 from tests.test_preprocess import _heic, _png_header_only
+from tests.waiting import wait_until
 
 
 def _odd_formats(source: Path, folder: Path) -> dict[str, str]:
@@ -138,10 +138,9 @@ def test_pickled_message_is_rejected_and_nothing_in_it_runs(stack, dataset, tmp_
     stack.app().send_task("signdigits.classify_batch", args=[Exploit(), 0],
                           serializer="pickle")
     # The worker's refusal is the event; the payload would have run before it, if at all.
-    deadline = time.monotonic() + 60
-    while "disallowed" not in worker.log.read_text(errors="replace").lower():
-        assert time.monotonic() < deadline, worker.log_tail()
-        time.sleep(0.2)
+    wait_until(lambda: "disallowed" in worker.log.read_text(errors="replace").lower(),
+               timeout=60, message="the worker to refuse the pickled message",
+               details=worker.log_tail)
     assert not marker.exists()
     # The worker is unharmed and keeps working.
     (tmp_path / "photos").mkdir()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.conftest import make_env, run_cli
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize(("messages", "submit"), [
@@ -58,11 +58,12 @@ def test_terminated_bench_leaves_no_worker_or_broker(dataset, tmp_path):
         text=True, start_new_session=True,
     )
     worker = f"bench-{bench.pid}@"
-    deadline = time.monotonic() + 180
-    while not _stray_processes(worker) and time.monotonic() < deadline:
+
+    def worker_started() -> list[str]:
         assert bench.poll() is None, bench.communicate()[1][-2000:]
-        time.sleep(0.2)
-    assert _stray_processes(worker), "the bench never started its worker"
+        return _stray_processes(worker)
+
+    wait_until(worker_started, timeout=180, message="the bench to start its worker")
     bench.send_signal(signal.SIGTERM)  # as `kill` or a closing terminal would
     _, stderr = bench.communicate(timeout=90)
     assert bench.returncode == 130 and "interrupted" in stderr, stderr[-2000:]

@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +21,7 @@ from signdigits.db.models import Image
 from signdigits.db.session import session_factory
 from signdigits.stack.valkey import free_port
 from tests.conftest import REPO, RunningWorker, copy_sample, run_cli, start_valkey, wait_for_http
+from tests.waiting import wait_until
 
 FLOWER_USER, FLOWER_PASSWORD = "operator", "s3cret-flower-pw"
 REDIS_PASSWORD = "s3cret-redis-pw"
@@ -114,23 +114,23 @@ def test_compose_topology_natively(cluster, dataset):
     flower = cluster["flower"]
     # /api/workers asks the workers by broadcast with a short timeout; a busy machine
     # can miss one reply, so ask again before concluding.
-    deadline = time.monotonic() + 30
-    while not {"signdigits@host-a", "signdigits@host-b"} <= set(
-        workers := _get(f"{flower}/api/workers?refresh=1")
-    ):
-        assert time.monotonic() < deadline, f"Flower sees workers {sorted(workers)}"
-        time.sleep(1)
+    wait_until(lambda: {"signdigits@host-a", "signdigits@host-b"} <= set(
+        _get(f"{flower}/api/workers?refresh=1")), timeout=30, interval=1,
+        message="Flower to see both workers",
+        details=lambda: f"Flower sees {sorted(_get(f'{flower}/api/workers'))}")
+
     # Flower learns of tasks from events, which may trail the rows by a moment.
-    deadline = time.monotonic() + 30
-    while True:
+    def our_tasks() -> list[dict]:
         tasks = _get(f"{flower}/api/tasks")
-        ours = [t for t in tasks.values() if job_id in (t.get("args") or "")]
-        if len(ours) == 15 and {t["state"] for t in ours} == {"SUCCESS"}:
-            break
-        assert time.monotonic() < deadline, (
-            f"{len(ours)} tasks of job {job_id} in Flower: {[t['state'] for t in ours]}"
-        )
-        time.sleep(0.5)
+        return [t for t in tasks.values() if job_id in (t.get("args") or "")]
+
+    def all_succeeded() -> list[dict] | None:
+        ours = our_tasks()
+        return ours if len(ours) == 15 and {t["state"] for t in ours} == {"SUCCESS"} else None
+
+    ours = wait_until(all_succeeded, timeout=30, interval=0.5,
+                      message=f"Flower to show job {job_id}'s 15 tasks succeeded",
+                      details=lambda: f"states {[t['state'] for t in our_tasks()]}")
     assert {t["name"] for t in ours} == {
         f"classify_batch job={job_id[:8]} batch={n}" for n in range(15)
     }

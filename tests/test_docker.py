@@ -29,6 +29,7 @@ from signdigits.config.settings import Settings
 from signdigits.producer.enqueue import broker_holds_messages_of
 from signdigits.stack.valkey import free_port
 from tests.conftest import POSTGRES_URL, account, copy_sample, record, start_valkey
+from tests.waiting import wait_until
 
 IMAGE = os.environ.get("SIGNDIGITS_DOCKER_IMAGE", "")
 if not IMAGE:
@@ -65,18 +66,6 @@ def http(url: str, auth: tuple[str, str] | None = None):
         headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
         return json.loads(r.read())
-
-
-def wait_until(what: str, check, timeout: float, diagnose=lambda: "") -> object:
-    """Poll ``check`` until it returns something truthy; at the deadline fail, with diagnose()."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s\n{diagnose()}")
-        time.sleep(0.5)
 
 
 class Cluster:
@@ -138,8 +127,8 @@ class Cluster:
             assert state["Running"], f"{name} exited {state['ExitCode']}:\n{logs(name)}"
             return state if state.get("Health", {}).get("Status") == "healthy" else None
 
-        return wait_until(f"{name} healthy", healthy, timeout,
-                          lambda: f"{inspect(name)['State'].get('Health')}\n{logs(name)}")
+        return wait_until(healthy, timeout=timeout, interval=0.5, message=f"{name} healthy",
+                          details=lambda: f"{inspect(name)['State'].get('Health')}\n{logs(name)}")
 
     def rows(self, job_id: str):
         from sqlalchemy import select
@@ -265,7 +254,8 @@ def test_flower_lists_both_workers_and_refuses_anonymous_requests(cluster, first
         except OSError:
             return False
 
-    wait_until("Flower lists both workers", sees_both, 120, lambda: logs(cluster.flower))
+    wait_until(sees_both, timeout=120, interval=0.5, message="Flower to list both workers",
+               details=lambda: logs(cluster.flower))
     with pytest.raises(urllib.error.HTTPError) as refused:
         http(f"{flower}/api/workers")
     assert refused.value.code == 401
@@ -281,7 +271,8 @@ def test_web_api_answers(cluster, first_job):
         except OSError:
             return None
 
-    wait_until("the web service answers", answers, 120, lambda: logs(cluster.web))
+    wait_until(answers, timeout=120, interval=0.5, message="the web service to answer",
+               details=lambda: logs(cluster.web))
     job = http(f"{web}/api/jobs/{job_id}", auth=WEB_AUTH)
     assert job["state"] == "done" and job["done"] == len(truth), job
     assert job["folder"] == "/data/batch-1", job
@@ -305,7 +296,8 @@ def test_stop_and_kill_of_the_workers_mid_job_then_back_every_row_once(cluster, 
             found[row.status] = found.get(row.status, 0) + 1
         return found
 
-    wait_until("the first results", lambda: counts().get("done", 0) >= 2, 120, lambda: counts())
+    wait_until(lambda: counts().get("done", 0) >= 2, timeout=120, interval=0.5,
+               message="the first results", details=lambda: str(counts()))
     stopper, doomed = cluster.workers
     # SIGTERM (Celery's warm shutdown: the running batch finishes, nothing new is taken),
     # and at once SIGKILL of the other: its unacknowledged batch must come back.
@@ -340,17 +332,18 @@ def test_stop_and_kill_of_the_workers_mid_job_then_back_every_row_once(cluster, 
             return "lost"
         return None
 
-    outcome = wait_until("every row stored (or the broker empty of the job)",
-                         finished_or_lost, 360,
-                         lambda: f"{counts()}\n{logs(stopper)}\n{logs(doomed)}")
+    outcome = wait_until(finished_or_lost, timeout=360, interval=0.5,
+                         message="every row stored (or the broker empty of the job)",
+                         details=lambda: f"{counts()}\n{logs(stopper)}\n{logs(doomed)}")
     resumed = 0
     if outcome == "lost":
         pending_lost = counts().get("pending", 0)
         again = cluster.cli("resume", job_id)
         assert again.returncode == 0, again.stdout + again.stderr[-3000:]
         resumed = pending_lost
-        wait_until("every row stored after resume", lambda: "pending" not in counts(), 120,
-                   lambda: f"{counts()}\n{logs(stopper)}\n{logs(doomed)}")
+        wait_until(lambda: "pending" not in counts(), timeout=120, interval=0.5,
+                   message="every row stored after resume",
+                   details=lambda: f"{counts()}\n{logs(stopper)}\n{logs(doomed)}")
     rows = cluster.rows(job_id)
     figures = account(rows, list(truth))
     figures["pending when stopped"] = pending

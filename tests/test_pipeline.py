@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from signdigits.broker.messages import TASK_NAME
 from signdigits.db.models import Image, Job
 from signdigits.db.session import session_factory
 from tests.conftest import Stack, copy_sample, make_env, run_cli
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -168,19 +168,21 @@ def _run_until_some_are_done(dataset, tmp_path) -> subprocess.Popen:
         stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=_hear_ctrl_c,
     )
     database = tmp_path / "signdigits" / "signdigits.db"
-    deadline = time.monotonic() + 120
-    done = 0
-    while time.monotonic() < deadline and not done:
-        time.sleep(0.5)
+
+    def done() -> int:
+        found = 0
         if database.exists():
             try:
                 with session_factory(f"sqlite:///{database}")() as session:
-                    done = session.scalar(
+                    found = session.scalar(
                         select(func.count()).select_from(Image).where(Image.status == "done")
                     ) or 0
             except OperationalError:
                 pass  # the file exists before `run` has migrated it: no tables yet
-    assert done, "the job never started"
+        assert found or run.poll() is None, run.communicate()[1][-2000:]
+        return found
+
+    wait_until(done, timeout=120, interval=0.3, message="the job's first stored rows")
     return run
 
 

@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Stack, copy_sample, sample_images
 from tests.test_scan import make_deep, remove_deep
+from tests.waiting import wait_until
 
 DROP_FILE_CAPABILITIES = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
 
@@ -166,10 +166,15 @@ def test_inline_queue_stays_under_the_cap_while_workers_run(stack, dataset, tmp_
     submit = _submit_process(stack, str(tmp_path / "photos"), "--inline", "--batch-size",
                              "8", SIGNDIGITS_INLINE_MAX_QUEUED_BYTES=str(cap))
     peak = largest = 0
-    deadline = time.monotonic() + 180
-    while submit.poll() is None and time.monotonic() < deadline:
+
+    def sampled_until_the_walk_ends() -> bool:  # as often as the broker answers
+        nonlocal peak, largest
         queued, biggest = _queue_bytes(stack)
         peak, largest = max(peak, queued), max(largest, biggest)
+        return submit.poll() is not None
+
+    wait_until(sampled_until_the_walk_ends, timeout=180, interval=0,
+               message="the --inline producer to finish its walk")
     out, err = submit.communicate(timeout=60)
     assert submit.returncode == 0, err
     job_id = out.strip().splitlines()[0]

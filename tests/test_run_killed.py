@@ -10,10 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import make_env
+from tests.waiting import wait_until
 
 
 def _processes() -> dict[int, tuple[int, str, str]]:
@@ -84,25 +84,23 @@ def test_kill_9_of_run_leaves_no_broker_or_worker_behind(dataset, tmp_path):
     try:
         # Mid-job: results are being stored, with images still pending, and the broker,
         # the worker and its pool process all running.
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and run.poll() is None:
+        def mid_job() -> bool:
+            nonlocal children
+            assert run.poll() is None, f"run ended: {(tmp_path / 'run.log').read_text()}"
             counts = _counts(database)
             children = _descendants(run.pid)
             commands = [_command(pid) for pid in children]
-            if (counts.get("done") and counts.get("pending")
-                    and any("server" in c for c in commands)
-                    and sum("celery" in c for c in commands) >= 2):
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError(f"run never got mid-job: {(tmp_path / 'run.log').read_text()}")
+            return bool(counts.get("done") and counts.get("pending")
+                        and any("server" in c for c in commands)
+                        and sum("celery" in c for c in commands) >= 2)
+
+        wait_until(mid_job, timeout=240, interval=0.05, message="run to be mid-job",
+                   details=lambda: (tmp_path / "run.log").read_text())
         os.kill(run.pid, signal.SIGKILL)
         run.wait(30)
-        deadline = time.monotonic() + 60
-        while _alive(children) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        left = _alive(children)
-        assert not left, [_command(pid) for pid in left]
+        wait_until(lambda: not _alive(children), timeout=60, interval=0.1,
+                   message="run's children to exit after its SIGKILL",
+                   details=lambda: str([_command(pid) for pid in _alive(children)]))
         assert _counts(database).get("pending"), "the job ended before the kill"
     finally:
         for pid in _alive(children):

@@ -1,4 +1,5 @@
-"""The producer against a real broker and database, without workers."""
+"""The producer against a real broker and database, without workers (its pure rules,
+batch sizes and one-line errors, are in ``tests/unit/test_producer.py``)."""
 
 from __future__ import annotations
 
@@ -70,22 +71,6 @@ def test_producer_stops_walking_when_its_job_is_cancelled(redis_url, tmp_path):
     import redis
 
     redis.Redis.from_url(settings.broker_url).flushdb()
-
-
-def test_a_jobs_last_batches_shrink_so_workers_finish_together():
-    from signdigits.producer.submit import batch_sizes
-
-    assert batch_sizes(5000, 128, last=False) == [128] * 39 + [8]  # not the end: as cut
-    tail = batch_sizes(4496, 128, last=True)
-    assert sum(tail) == 4496 and tail[:34] == [128] * 34
-    assert tail[34:] == [72, 36, 18, 18]  # the last full batch and the 16 left, halving
-    assert batch_sizes(16, 128, last=True) == [16]
-    assert batch_sizes(100, 128, last=True) == [50, 25, 25]  # every worker gets some
-    assert batch_sizes(251, 32, last=True) == [32] * 7 + [27]  # small batches: as cut
-    for count in range(1, 1000):
-        sizes = batch_sizes(count, 128, last=True)
-        assert sum(sizes) == count and all(0 < s <= 128 for s in sizes)
-        assert sizes[-1] <= 32  # the last to finish holds little
 
 
 @pytest.mark.parametrize("loss", ["killed", "frozen"])
@@ -204,17 +189,3 @@ def test_an_inline_producer_held_back_by_its_cap_stops_when_the_broker_lost_its_
         assert queued == job.total_batches  # every batch's message is there again, once
     finally:
         broker.stop()
-
-
-def test_a_walk_stopped_by_the_database_says_why_in_one_line():
-    """SQLAlchemy's statement and 'Background on this error' link had gone into the job's
-    submission_stopped, and wrapped over four lines of `status`'s table."""
-    from sqlalchemy.exc import OperationalError
-
-    from signdigits.producer.submit import _one_line
-
-    error = OperationalError("INSERT INTO images ...", {}, ConnectionError(
-        "the connection is lost\nserver closed the connection unexpectedly"))
-    assert "\n" in str(error) and "sqlalche.me" in str(error)
-    assert _one_line(error) == "ConnectionError: the connection is lost"
-    assert _one_line(ValueError()) == "ValueError"

@@ -2,18 +2,16 @@
 
 The flake this guards against: Flower listed a job's first batch as
 ``signdigits.classify_batch`` because the producer's ``task-sent`` event, published just
-after the message, reached it after the worker's ``task-received``.
+after the message, reached it after the worker's ``task-received``. That Celery's event
+state then keeps the name is checked in ``tests/unit/test_task_events.py``.
 """
 
 from __future__ import annotations
 
 import shutil
-import threading
-import time
-
-from celery.events.state import State
 
 from signdigits.broker.app import create_app
+from signdigits.broker.events import TaskEvents
 from signdigits.broker.messages import display_name
 from signdigits.config.settings import Settings
 from tests.conftest import make_env, run_cli, sample_images
@@ -26,47 +24,16 @@ def test_task_sent_events_carry_the_display_name(redis_url, dataset, tmp_path):
     photos.mkdir()
     for n, (path, _) in enumerate(sample_images(dataset, 1)[:3]):
         shutil.copyfile(path, photos / f"{n}.jpg")
-    sent: list[dict] = []
-    listening = threading.Event()
-
-    def listen() -> None:
-        with app.connection_for_read() as connection:
-            receiver = app.events.Receiver(connection, handlers={
-                "worker-online": lambda _e: listening.set(),
-                "task-sent": lambda event: sent.append(event),
-            })
-            for _ in receiver.itercapture(limit=None, timeout=30, wakeup=False):
-                if len(sent) >= 3:
-                    return
-
-    thread = threading.Thread(target=listen, daemon=True)
-    thread.start()
-    # An event of our own proves the subscription is live before anything is sent.
-    with app.events.default_dispatcher() as dispatcher:
-        deadline = time.monotonic() + 10
-        while not listening.wait(0.1):
-            assert time.monotonic() < deadline, "could not subscribe to events"
-            dispatcher.send("worker-online")
-    submitted = run_cli("submit", str(photos), "--batch-size", "1", cwd=tmp_path, env=make_env(
-        broker_url=broker_url, database_url=f"sqlite:///{tmp_path / 'sd.db'}"))
-    assert submitted.returncode == 0, submitted.stderr
-    job_id = submitted.stdout.split()[0]
-    thread.join(30)
+    with TaskEvents(app) as events:  # no worker: the three tasks are only sent
+        submitted = run_cli("submit", str(photos), "--batch-size", "1", cwd=tmp_path,
+                            env=make_env(broker_url=broker_url,
+                                         database_url=f"sqlite:///{tmp_path / 'sd.db'}"))
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.split()[0]
+        sent = []
+        for n in range(3):
+            events.wait_for(job_id, n, until=lambda seen: "sent" in seen, timeout=30)
+            sent += [e for e in events.events_of(job_id, n) if e["type"] == "task-sent"]
     with app.connection_for_write() as connection:
         connection.default_channel.client.delete("signdigits")  # the three unconsumed tasks
     assert sorted(e["name"] for e in sent) == [display_name(job_id, n) for n in range(3)]
-
-
-def test_the_name_does_not_depend_on_which_event_arrives_first():
-    """Celery's event state (Flower's) fed the order that produced the flake."""
-    app = create_app(Settings(broker_url="redis://127.0.0.1:1/0"))
-    message = app.amqp.create_task_message(
-        "task-1", "signdigits.classify_batch", ["job", 0], {}, create_sent_event=True,
-        shadow=display_name("job", 0),
-    )
-    state = State()
-    state.event({"type": "task-received", "uuid": "task-1", "name": display_name("job", 0),
-                 "hostname": "w@h", "timestamp": 2.0, "local_received": 2.0, "clock": 2})
-    state.event({**message.sent_event, "type": "task-sent", "hostname": "producer@h",
-                 "timestamp": 1.0, "local_received": 2.1, "clock": 3})
-    assert state.tasks["task-1"].name == display_name("job", 0)

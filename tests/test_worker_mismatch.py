@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import redis
 
 from signdigits.broker.app import QUEUE
 from tests.conftest import REPO, Stack, copy_sample, make_env, run_cli
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -28,13 +28,15 @@ def stack(redis_url, tmp_path):
 
 
 def _wait_for_line(log: Path, text: str, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = log.read_text(errors="replace") if log.exists() else ""
-        if text in content:
-            return content
-        time.sleep(0.2)
-    raise AssertionError(f"{text!r} never in {log}:\n{content[-3000:]}")
+    def content() -> str:
+        return log.read_text(errors="replace") if log.exists() else ""
+
+    def with_the_line() -> str:
+        found = content()
+        return found if text in found else ""
+
+    return wait_until(with_the_line, timeout=timeout, message=f"{text!r} in {log}",
+                      details=lambda: content()[-3000:])
 
 
 def test_worker_without_a_model_exits_before_taking_a_batch(stack, dataset, tmp_path):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.db.batches import count_attempt, pending_images
 from signdigits.db.models import ImageStatus, Job, utcnow
@@ -75,7 +76,8 @@ def process_batch(
     delivery: Delivery | None = None,
 ) -> BatchOutcome:
     started = time.perf_counter()
-    claimed = claim_batch(ctx, job_id=job_id, batch=batch, delivery=delivery or Delivery())
+    claimed = claim_batch(ctx.sessions, job_id=job_id, batch=batch,
+                          delivery=delivery or Delivery())
     claimed_at = time.perf_counter()
     if claimed is None:
         return BatchOutcome(job_id, batch, skipped=True)
@@ -106,14 +108,14 @@ def process_batch(
                         seconds={phase: round(value, 4) for phase, value in seconds.items()})
 
 
-def claim_batch(ctx: WorkerContext, *, job_id: str, batch: int,
+def claim_batch(sessions: sessionmaker[Session], *, job_id: str, batch: int,
                 delivery: Delivery) -> ClaimedBatch | None:
     """Count this delivery's attempt on the batch (once) and load its pending images; None
     if none are left.
 
     Raises :class:`UnknownJob` if this worker's database has no such job.
     """
-    with ctx.sessions.begin() as session:
+    with sessions.begin() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise UnknownJob(job_id)

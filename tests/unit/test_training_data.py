@@ -1,0 +1,64 @@
+"""Training's pure rules: signers from photo counters, the split by signer, and scoring a
+model in its own class order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from signdigits.training.data import SOURCE_STRIDE, signer_groups, split_by_signer
+from signdigits.training.labels import NPY_CLASS_TO_DIGIT
+
+
+def test_signer_groups_follow_runs_of_the_photo_counter():
+    counters = [100, 101, 102, 103, 110, 111, 112, 500, 501, -1]
+    digits = [0, 1, 2, 0, 1, 2, 3, 0, 1, 5]
+    groups = signer_groups(counters, digits)
+    # 0,1,2 | 0 (digit falls back) ,1,2,3 (gap of 7 > 5 starts another) | 0,1 | no counter
+    assert len({groups[0], groups[1], groups[2]}) == 1
+    assert groups[3] != groups[2]
+    assert groups[4] != groups[3] and groups[4] == groups[5] == groups[6]
+    assert groups[7] == groups[8] != groups[6]
+    assert groups[9] not in set(groups[:9].tolist())
+
+
+def test_split_keeps_each_signer_on_one_side():
+    groups = np.repeat(np.arange(50), 10)
+    train, val, test = split_by_signer(groups, seed=3)
+    sides = [set(groups[train]), set(groups[val]), set(groups[test])]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert len(train) + len(val) + len(test) == len(groups)
+    again = split_by_signer(groups, seed=3)
+    assert all((a == b).all() for a, b in zip((train, val, test), again, strict=True))
+
+
+def test_a_second_data_folder_never_moves_the_first_ones_signers():
+    """--data A --data B: A splits exactly as alone; B's signers are split on their own."""
+    first = np.repeat(np.arange(40), 10)
+    export = SOURCE_STRIDE + np.repeat(np.arange(20), 2)
+    alone = split_by_signer(first, seed=7)
+    both = split_by_signer(np.concatenate([first, export]), seed=7)
+    for side_alone, side_both in zip(alone, both, strict=True):
+        assert np.array_equal(side_both[side_both < len(first)], side_alone)
+    sides = [set(np.concatenate([first, export])[s].tolist()) for s in both]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert len([g for g in sides[2] if g >= SOURCE_STRIDE]) == 3  # 15% of 20 signers
+    tiny = split_by_signer(np.concatenate([first, SOURCE_STRIDE + np.arange(3)]), seed=7)
+    assert all(i < len(first) for i in np.concatenate(tiny[1:]))  # a small export all trains
+
+
+def test_a_model_with_another_class_order_is_scored_by_its_own_table():
+    """evaluate compared the dataset's class numbers with the model's: a model right on
+    every image, numbering its outputs in digit order, scored 0%."""
+    from signdigits.training.evaluate import score_model
+
+    classes = np.arange(len(NPY_CLASS_TO_DIGIT)).repeat(3)  # the dataset's numbering
+    digits = np.asarray(NPY_CLASS_TO_DIGIT)[classes]
+    digit_order = tuple(range(10))  # this model's output k is digit k
+    probs = np.eye(10, dtype=np.float32)[digits] * 0.9 + 0.01
+    figures, curve = score_model(probs, classes, digit_order, threshold=0.5)
+    assert figures["accuracy"] == 1.0 and figures["at_threshold"]["accuracy"] == 1.0
+    assert figures["confusion"] == (np.eye(10, dtype=int) * 3).tolist()
+    assert curve[50]["accuracy"] == 1.0
+    shipped_order, _ = score_model(probs[:, list(NPY_CLASS_TO_DIGIT)], classes,
+                                   NPY_CLASS_TO_DIGIT, threshold=0.5)
+    assert shipped_order["accuracy"] == 1.0
