@@ -12,6 +12,7 @@ import zipfile
 
 import pytest
 
+from tests.waiting import wait_until
 from tests.web_server import serving
 
 MB = 1024 * 1024
@@ -279,17 +280,15 @@ def test_a_client_hanging_up_mid_body_is_not_logged_as_our_error(bad, url, kind,
     ("unexpected error", with a traceback) as a bug of ours, for a client already gone."""
     import logging
     import socket
-    import time
 
     caplog.set_level(logging.DEBUG, logger="signdigits.web.app")
     host, port = bad.base_url.host, bad.base_url.port
     with socket.create_connection((host, port)) as raw:
         raw.sendall(f"POST {url} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {kind}\r\n"
                     "Content-Length: 1000\r\n\r\n".encode() + start)
-    deadline = time.monotonic() + 10
-    while not any("hung up" in r.getMessage() for r in caplog.records):
-        assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
-        time.sleep(0.02)
+    wait_until(lambda: any("hung up" in r.getMessage() for r in caplog.records), timeout=10,
+               interval=0.02, message="the hung-up request's log line",
+               details=lambda: str([r.getMessage() for r in caplog.records]))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 

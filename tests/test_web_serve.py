@@ -7,13 +7,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import REPO, make_env, run_cli, sample_images, start_valkey, wait_for_http
+from tests.waiting import wait_until
 from tests.web_server import sse_until_done
 
 
@@ -97,9 +97,8 @@ def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
         output = process.communicate(timeout=60)[0]
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{port}/" in output
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not any(_alive(pid) for pid in children), timeout=10,
+               message="serve's children to exit", details=lambda: output)
     assert not [pid for pid in children if _alive(pid)], output
 
 
@@ -119,9 +118,8 @@ def test_serve_stops_when_its_embedded_worker_dies(tmp_path):
             process.communicate()
     assert process.returncode == 1, output
     assert "the embedded worker exited" in output and "Traceback" not in output, output
-    deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: not any(_alive(pid) for pid in children), timeout=10,
+               message="serve's children to exit", details=lambda: output)
     assert not [pid for pid in children if _alive(pid)], output  # the broker is stopped too
 
 

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 
 import httpx
 
+from tests.waiting import wait_until
+
 
 @contextmanager
 def serving(settings, *, timeout: float = 30):
@@ -24,11 +26,12 @@ def serving(settings, *, timeout: float = 30):
                                            log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
+    def started() -> bool:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn exited at start")
+        return server.started
+
+    wait_until(started, timeout=timeout, interval=0.05, message="uvicorn to start")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             client.settings = settings
