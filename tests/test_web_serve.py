@@ -97,6 +97,7 @@ def test_serve_starts_the_embedded_stack_and_stops_it(tmp_path, dataset):
         output = process.communicate(timeout=60)[0]
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{port}/" in output
+    assert "Traceback" not in output, output  # Ctrl-C is how a person stops it
     wait_until(lambda: not any(_alive(pid) for pid in children), timeout=10,
                message="serve's children to exit", details=lambda: output)
     assert not [pid for pid in children if _alive(pid)], output
