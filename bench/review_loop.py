@@ -9,7 +9,7 @@
    the final figures.
 2. The new photos run as a job through the real pipeline (``signdigits run``, embedded
    Valkey and workers, a SQLite file in the work folder) at --threshold.
-3. ``signdigits serve`` (basic auth as user measure-review-loop) serves the job; this
+3. ``signdigits serve`` (basic auth as user review-loop-bench) serves the job; this
    module, standing in for a person, takes the review queue over the HTTP API and posts
    each below-threshold image's true digit (its folder's name).
 4. ``signdigits export-reviews``, then ``signdigits train --data DATASET --data EXPORT``
@@ -49,7 +49,7 @@ from pathlib import Path
 from signdigits.bench.arguments import default_dataset, positive_int
 
 CLI = [sys.executable, "-m", "signdigits"]
-REVIEWER = "measure-review-loop"  # the basic-auth user: each review records it
+REVIEWER = "review-loop-bench"  # the basic-auth user: each review records it
 
 
 def say(line: str) -> None:

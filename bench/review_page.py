@@ -24,7 +24,6 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -43,30 +42,14 @@ READY = ("document.getElementById('review-photo').complete && "
 def web_app(database_url: str, *, timeout: float = 30) -> Iterator[str]:
     """``signdigits.web.app.create_app`` on ``database_url`` under uvicorn, in a thread of
     this process on a free loopback port; its base URL. No broker: the page needs none."""
-    import uvicorn
-
+    from signdigits.bench.web_thread import web_in_thread
     from signdigits.config.settings import Settings
     from signdigits.db.migrate import upgrade
-    from signdigits.stack.valkey import free_port
-    from signdigits.web.app import create_app
 
     settings = Settings(database_url=database_url, broker_url="redis://127.0.0.1:1/0")
     upgrade(settings.database_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with web_in_thread(settings, timeout=timeout) as url:
+        yield url
 
 
 def get_json(url: str) -> dict:

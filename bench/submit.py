@@ -11,7 +11,6 @@ real paths a user takes; the bench says which one it timed.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -86,9 +85,9 @@ class WebServer:
 def web_server(env: dict[str, str], *, timeout: float = 90.0) -> Iterator[WebServer]:
     """``signdigits serve`` on a free loopback port, on the bench's broker and database,
     started (imports paid) before the clock, stopped after."""
-    with socket.socket() as probe:  # a port free now; serve binds it a moment later
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from signdigits.stack.valkey import free_port
+
+    port = free_port()  # free now; serve binds it a moment later
     env = {**env, "SIGNDIGITS_ENVIRONMENT": "development"}  # folder jobs from loopback
     # A file, not a pipe: a pipe nobody reads fills, and serve would stall writing its log.
     with tempfile.TemporaryFile("w+") as log:

@@ -13,7 +13,6 @@ import random
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -77,16 +76,14 @@ def _insert_finished_job(sessions, folder: Path, *, model_version: str) -> str:
 def run_web_bench(*, rows: int, busy_images: int, workers: int, database_url: str | None,
                   source: Path, repeats: int = 20) -> WebBenchResult:
     import httpx
-    import uvicorn
 
     from signdigits.bench.model import build_folder
+    from signdigits.bench.web_thread import web_in_thread
     from signdigits.config.settings import Settings, get_settings
     from signdigits.db.migrate import upgrade
     from signdigits.db.session import session_factory
     from signdigits.serving.artifact import read_model_info, resolve_model_path
     from signdigits.stack.local import LocalStack
-    from signdigits.stack.valkey import free_port
-    from signdigits.web.app import create_app
     from signdigits.worker.readiness import wait_for_models
 
     base = get_settings()
@@ -102,7 +99,6 @@ def run_web_bench(*, rows: int, busy_images: int, workers: int, database_url: st
     name = f"bench-web-{uuid.uuid4().hex[:6]}@%h"
     stack = LocalStack(broker_url=base.broker_url, database_url=database_url,
                        concurrency=workers, name=name)
-    server = None
     try:
         settings = Settings(**{**base.model_dump(), "broker_url": stack.start(),
                                "database_url": database_url, "upload_dir": scratch / "up"})
@@ -112,18 +108,11 @@ def run_web_bench(*, rows: int, busy_images: int, workers: int, database_url: st
         assert worker is not None  # started by stack.start()
         wait_for_models(celery_app(settings), name=name.replace("%h", _hostname()),
                         alive=worker.alive)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1",
-                                               port=port, log_level="warning"))
-        threading.Thread(target=server.run, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        with web_in_thread(settings) as url, httpx.Client(base_url=url,
+                                                           timeout=60) as client:
             return _measure(client, job_id=job_id, busy=busy, busy_images=busy_images,
                             rows=rows, repeats=repeats, photo=next(source.rglob("*.JPG")))
     finally:
-        if server is not None:
-            server.should_exit = True
         stack.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 

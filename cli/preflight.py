@@ -22,18 +22,22 @@ class OneLineErrors(typer.Typer):
     """
 
     def __call__(self, *args, **kwargs):
-        from kombu.exceptions import OperationalError as BrokerError
-        from sqlalchemy.exc import DBAPIError
-
         try:
             return super().__call__(*args, **kwargs)
-        except DBAPIError as exc:
-            _report(f"database {_configured_database()}: {_first_line(exc.orig)}")
-        except BrokerError as exc:
-            _report(f"broker: {_first_line(exc)}")
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            _report(f"{where}{exc.strerror or _first_line(exc)}")
+        except Exception as exc:
+            # Looked up, not imported: a command that never loaded SQLAlchemy or kombu can
+            # raise neither's errors, and importing them cost every command (even --help)
+            # ~0.3 s.
+            database = getattr(sys.modules.get("sqlalchemy.exc"), "DBAPIError", None)
+            broker = getattr(sys.modules.get("kombu.exceptions"), "OperationalError", None)
+            if database is not None and isinstance(exc, database):
+                _report(f"database {_configured_database()}: {_first_line(exc.orig)}")
+            elif broker is not None and isinstance(exc, broker):
+                _report(f"broker: {_first_line(exc)}")
+            elif isinstance(exc, OSError):
+                where = f"{exc.filename}: " if exc.filename else ""
+                _report(f"{where}{exc.strerror or _first_line(exc)}")
+            raise
 
 
 def _report(message: str):

@@ -147,6 +147,12 @@ class Settings(BaseSettings):
         description="an --inline producer waits while its queued messages hold more bytes",
     )
 
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        # "Production" meant production before the choice was a fixed one; it still does.
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("model_path", "upload_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -234,7 +240,7 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings from the environment; :class:`SettingsInvalid` (one line) if one is bad."""
     for old, new in DEPRECATED_VARIABLES.items():
-        if old in os.environ:
+        if _raw_variable(old) is not None:
             print(f"warning: {old} is deprecated; use {new} (it is read for now)",
                   file=sys.stderr)
     try:

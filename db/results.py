@@ -132,8 +132,6 @@ def digit_counts(session: Session, *, job_id: str) -> dict[int, int]:
 
 def confidence_histogram(session: Session, *, job_id: str, bins: int = 20) -> list[int]:
     """How many classified images fall in each of ``bins`` equal confidence ranges."""
-    from sqlalchemy import func
-
     # The smaller of two values: min() on SQLite, least() on PostgreSQL (min aggregates).
     smaller = func.least if session.get_bind().dialect.name == "postgresql" else func.min
     bucket = smaller(func.floor(Image.confidence * bins), bins - 1)

@@ -62,7 +62,7 @@ def die_with_parent(signum: int):
     return arrange
 
 
-def _reap_group(group: int) -> None:
+def reap_group(group: int) -> None:
     """Reap those of the process group's zombies that are our children (none may be)."""
     with contextlib.suppress(ChildProcessError):
         while os.waitpid(-group, os.WNOHANG)[0]:

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from signdigits.stack.processes import (
-    _reap_group,
     die_with_parent,
+    reap_group,
     reaping_orphans,
 )
 
@@ -68,7 +68,7 @@ class WorkerProcess:
             self.process.wait()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                _reap_group(group)
+                reap_group(group)
                 try:
                     os.killpg(group, 0)  # succeeds while any member (even a zombie) is left
                 except ProcessLookupError:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import pytest
 from sqlalchemy import func, select
@@ -19,6 +18,7 @@ from signdigits.producer import submit
 from signdigits.producer.background import submit_in_background
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import SubmissionError
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -46,14 +46,6 @@ def _jobs(sessions) -> int:
         return session.scalar(select(func.count()).select_from(Job))
 
 
-def _until(condition, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
-        time.sleep(0.05)
-    return found
-
-
 def test_the_id_comes_once_the_row_exists_while_the_walk_goes_on(producer, tmp_path,
                                                                  monkeypatch):
     """The walk is held at its first enqueue: the id is answered all the same."""
@@ -72,7 +64,8 @@ def test_the_id_comes_once_the_row_exists_while_the_walk_goes_on(producer, tmp_p
         job = session.get(Job, job_id)
         assert job.submitted_at is None and job.producer  # "submitting"
     held.set()
-    job = _until(lambda: _submitted(sessions, job_id), "the walk's end")
+    job = wait_until(lambda: _submitted(sessions, job_id), timeout=60, interval=0.05,
+                     message="the walk's end")
     assert job.total_images == 6000 and job.submission_stopped is None
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Image)) == 6000
@@ -118,7 +111,8 @@ def test_a_walk_that_fails_after_the_row_is_logged_and_recorded(producer, tmp_pa
     folder = _photos(tmp_path, 10)
     job_id = submit_in_background(folder, settings=settings, sessions=sessions,
                                   app=create_app(settings))
-    _until(lambda: any("stopped" in r.getMessage() for r in caplog.records), "the log line")
+    wait_until(lambda: any("stopped" in r.getMessage() for r in caplog.records), timeout=60,
+               interval=0.05, message="the log line")
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith(f"the walk of {folder} stopped: job {job_id}: submission stopped")
     assert "the broker went away" in line

@@ -70,7 +70,7 @@ def test_a_jobs_cursor_is_an_offset_or_the_first_page():
     ({"folder": "/tmp/\x00x"}, "holds a NUL byte or an unpaired surrogate"),
     ({"folder": "/tmp/x/\ud800"}, "holds a NUL byte or an unpaired surrogate"),
     ([1, 2], 'send a JSON object: {"folder": "/abs/path"}'),
-    ({}, "Field required"),
+    ({}, "must be an absolute path on the server"),
     ({"folder": "/x", "batch_size": 1.7}, "must be an integer between 1 and 4096 (got 1.7)"),
 ])
 def test_a_folder_submission_is_refused_with_what_is_wrong(body, message):

@@ -2,43 +2,23 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from contextlib import contextmanager
 
 import httpx
 
-from tests.waiting import wait_until
-
 
 @contextmanager
 def serving(settings, *, timeout: float = 30):
     """Yield an ``httpx.Client`` on a real uvicorn serving ``create_app(settings)``."""
-    import uvicorn
-
+    from signdigits.bench.web_thread import web_in_thread
     from signdigits.db.migrate import upgrade
-    from signdigits.stack.valkey import free_port
-    from signdigits.web.app import create_app
 
     upgrade(settings.database_url)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    def started() -> bool:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn exited at start")
-        return server.started
-
-    wait_until(started, timeout=timeout, interval=0.05, message="uvicorn to start")
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            client.settings = settings
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with web_in_thread(settings, timeout=timeout) as url, httpx.Client(base_url=url,
+                                                                     timeout=60) as client:
+        client.settings = settings
+        yield client
 
 
 def sse_until_done(client: httpx.Client, job_id: str, timeout: float = 240) -> list[tuple]:

@@ -143,7 +143,9 @@ class SubmitFolder(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def an_object(cls, data: Any) -> Any:
-        return _an_object(data, 'send a JSON object: {"folder": "/abs/path"}')
+        # A missing folder is checked as a folder: "must be an absolute path on the server"
+        # tells the client what to send, where "Field required" only that something lacks.
+        return {"folder": None, **_an_object(data, 'send a JSON object: {"folder": "/abs/path"}')}
 
 
 class SubmitUpload(BaseModel):

@@ -106,13 +106,14 @@ def test_an_empty_broker_url_is_unset(unset, monkeypatch):
 
 
 @pytest.mark.parametrize(("value", "taken"), [
-    ("development", True), ("production", True),
-    ("Production", False), ("dev", False), ("staging", False), ("", False),
+    ("development", "development"), ("production", "production"),
+    ("Production", "production"), (" PRODUCTION ", "production"),
+    ("dev", None), ("staging", None), ("", None),
 ])
 def test_the_environment_is_development_or_production_only(value, taken, monkeypatch):
     monkeypatch.setenv("SIGNDIGITS_ENVIRONMENT", value)
     if taken:
-        assert get_settings().environment == value
+        assert get_settings().environment == taken
     else:
         with pytest.raises(SettingsInvalid, match=r"SIGNDIGITS_ENVIRONMENT=.*: expected "
                                                   r"'development' or 'production'$"):
