@@ -18,21 +18,12 @@ from signdigits.cli.preflight import (
     check_broker,
     database_for_reading,
     database_for_writing,
+    job_or_fail,
     require_broker,
     settings_or_fail,
 )
 
 JOB_HELP = "job id, unique prefix of one, or 'latest'"
-
-
-def _job(sessions, ref: str):
-    from signdigits.db.jobs import JobNotFound, resolve_job
-
-    with sessions() as session:
-        try:
-            return resolve_job(session, ref=ref)
-        except JobNotFound as exc:
-            fail(str(exc))
 
 
 def submit(
@@ -87,7 +78,7 @@ def status(
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
-    jobs = [_job(sessions, job)] if job is not None else None
+    jobs = [job_or_fail(sessions, job)] if job is not None else None
     print_status(jobs, settings=settings, sessions=sessions)
 
 
@@ -112,7 +103,7 @@ def results(
         if output is not None:
             check_writable(output)
         sessions = database_for_reading(settings)
-        found = _job(sessions, job)
+        found = job_or_fail(sessions, job)
         with sessions() as session:
             write_results(session, job=found, digit=digit, below_threshold=below_threshold,
                           errors=errors, fmt=format, output=output)
@@ -132,7 +123,7 @@ def resume(
     settings = settings_or_fail()
     require_broker(settings)
     sessions = database_for_reading(settings)
-    found = _job(sessions, job)
+    found = job_or_fail(sessions, job)
     check_broker(settings)
     if found.cancelled_at is not None:
         fail(f"job {found.id} was cancelled")
@@ -155,7 +146,7 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
-    found = _job(sessions, job)
+    found = job_or_fail(sessions, job)
     try:
         with sessions.begin() as session:
             skipped = cancel_job(session, job_id=found.id)

@@ -136,3 +136,15 @@ def check_broker(settings, *, timeout: float = 5.0) -> None:
         broker_answers(create_app(settings), timeout=timeout)
     except SubmissionError as exc:
         fail(str(exc))
+
+
+def job_or_fail(sessions, ref: str):
+    """The job ``ref`` names (an id, a unique prefix of one, or ``latest``); one line and
+    exit 1 when there is none."""
+    from signdigits.db.jobs import JobNotFound, resolve_job
+
+    with sessions() as session:
+        try:
+            return resolve_job(session, ref=ref)
+        except JobNotFound as exc:
+            fail(str(exc))

@@ -14,8 +14,7 @@ def export_reviews_command(
     out: Path = typer.Option(..., "--out", help="a new (or empty) folder to write"),
 ) -> None:
     """Reviewed images (not unusable ones) as digit folders 0-9, plus reviews.csv."""
-    from signdigits.cli.preflight import database_for_reading, settings_or_fail
-    from signdigits.db.jobs import JobNotFound, resolve_job
+    from signdigits.cli.preflight import database_for_reading, job_or_fail, settings_or_fail
     from signdigits.training.review_export import ExportError, check_out_folder, export_reviews
     from signdigits.web.uploads import upload_root
 
@@ -25,11 +24,8 @@ def export_reviews_command(
     except ExportError as exc:
         fail(str(exc))
     sessions = database_for_reading(settings)
+    ids = list(dict.fromkeys(job_or_fail(sessions, ref).id for ref in jobs))
     with sessions() as session:
-        try:
-            ids = list(dict.fromkeys(resolve_job(session, ref=ref).id for ref in jobs))
-        except JobNotFound as exc:
-            fail(str(exc))
         roots = settings.allowed_roots
         try:
             summary = export_reviews(
@@ -66,19 +62,14 @@ def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or
     """
     import getpass
 
-    from signdigits.cli.preflight import database_for_reading, settings_or_fail
-    from signdigits.db.jobs import JobNotFound, resolve_job
+    from signdigits.cli.preflight import database_for_reading, job_or_fail, settings_or_fail
     from signdigits.db.models import Image
     from signdigits.db.reviews import add_review, review_progress, review_queue
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
     reviewer = getpass.getuser()
-    with sessions() as session:
-        try:
-            job_id = resolve_job(session, ref=job).id
-        except JobNotFound as exc:
-            fail(str(exc))
+    job_id = job_or_fail(sessions, job).id
     order: list[int] = []  # ids in the order shown; "b" steps back along it
     answered: set[int] = set()
     position = 0
