@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; unset: SQLite in $XDG_DATA_HOME/signdigits",
     )
     model_path: Path | None = Field(None, description="model artifact; unset: the shipped one")
+    hand_models_dir: Path | None = Field(
+        None, description="folder of the hand models; unset: <python prefix>/share/signdigits/"
+        "hands, where `signdigits fetch-hand-models` puts them")
     threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="default confidence threshold; unset: the model's"
     )
@@ -153,7 +156,7 @@ class Settings(BaseSettings):
         # "Production" meant production before the choice was a fixed one; it still does.
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("model_path", "upload_dir", mode="before")
+    @field_validator("model_path", "hand_models_dir", "upload_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty path is the current folder: a model or uploads wherever `serve` started.

@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from signdigits.files.paths import real_path
-from signdigits.serving.model_input import IMAGE_SIZE, NUM_CLASSES, PREPROCESS_VERSION
+from signdigits.serving.model_input import FEATURE_COUNT, NUM_CLASSES, PREPROCESS_VERSION
 
 METADATA_ENTRY = "signdigits.json"  # the archive's entry and the ONNX metadata_props key
-SHIPPED_MODEL = "signdigits-cnn.keras"
+SHIPPED_MODEL = "signdigits-hands.keras"
 RUNTIMES = ("onnx", "tensorflow")
 
 
@@ -135,7 +135,7 @@ def save_artifact(model, path: Path, metadata: dict[str, Any]) -> ModelInfo:
     model.save(tmp)
     metadata = {
         **metadata,
-        "input_shape": [IMAGE_SIZE, IMAGE_SIZE, 1],
+        "input_shape": [FEATURE_COUNT],
         "preprocess_version": PREPROCESS_VERSION,
     }
     with zipfile.ZipFile(tmp, "a") as archive:

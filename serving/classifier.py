@@ -23,7 +23,7 @@ from signdigits.serving.artifact import (
     read_model_info,
     resolve_model_path,
 )
-from signdigits.serving.model_input import IMAGE_SIZE
+from signdigits.serving.model_input import FEATURE_COUNT
 
 
 @dataclass(frozen=True)
@@ -71,18 +71,16 @@ def configure_tensorflow(threads: int) -> None:
 
 
 def load_tensorflow_forward(path: Path, threads: int):
-    """The ``.keras`` archive as one traced TensorFlow function (N, 64, 64, 1) -> (N, 10)."""
+    """The ``.keras`` archive as one traced TensorFlow function (N, features) -> (N, 10)."""
     configure_tensorflow(threads)
     import keras
     import tensorflow as tf
-
-    import signdigits.serving.layers  # noqa: F401 - registers the custom layers the archive names
 
     model = keras.saving.load_model(path, compile=False)
     # One traced graph for every batch size: model.predict per call is slower and leaks.
     traced = tf.function(
         lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)],
+        input_signature=[tf.TensorSpec([None, FEATURE_COUNT], tf.float32)],
         reduce_retracing=True,
     )
     return lambda batch: traced(batch).numpy()
@@ -105,43 +103,39 @@ class Classifier:
         self._check_graph_shape()
 
     def _check_graph_shape(self) -> None:
-        """One blank image through the graph, so that a graph the class table does not
+        """One blank hand through the graph, so that a graph the class table does not
         describe is refused here: a worker with it loaded and then failed every batch."""
         try:
-            shape = self.probabilities(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32)).shape
+            shape = self.probabilities(np.zeros((1, FEATURE_COUNT), np.float32)).shape
         except Exception as exc:  # noqa: BLE001 - each runtime raises its own kind
             detail = (str(exc).strip().splitlines() or [""])[0][:200]
-            raise ArtifactError(f"{self.served_path}: its graph does not take {IMAGE_SIZE}x"
-                                f"{IMAGE_SIZE}x1 images ({exc.__class__.__name__}: "
-                                f"{detail})") from None
+            raise ArtifactError(f"{self.served_path}: its graph does not take {FEATURE_COUNT} "
+                                f"hand features ({exc.__class__.__name__}: {detail})") from None
         if shape != (1, len(self.info.class_to_digit)):
             raise ArtifactError(f"{self.served_path}: its graph gives {shape[1:]} outputs per "
                                 f"image, its class table names {len(self.info.class_to_digit)}")
 
     def warm_up(self, largest_batch: int = 1) -> None:
-        """Trace the compiled call and size its buffers, so the first real batch is fast.
-
-        The first call at a batch size larger than any before costs about twice a steady
-        one (0.33 s instead of 0.11 s at 64 images, one thread): buffers grow then, and are
-        reused by every smaller batch after. Warming at the largest size the caller will
-        send moves that cost to start-up, before any job waits on it.
-        """
+        """Trace the compiled call and size its buffers, so the first real batch is fast."""
         for size in sorted({1, largest_batch}):
-            self.probabilities(np.zeros((size, IMAGE_SIZE, IMAGE_SIZE), np.float32))
+            self.probabilities(np.zeros((size, FEATURE_COUNT), np.float32))
+
+    @property
+    def feature_count(self) -> int:
+        return FEATURE_COUNT
 
     @property
     def version(self) -> str:
         return self.info.version
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, 64, 64) preprocessed images -> (N, 10) class probabilities, model order."""
-        if len(pixels) == 0:
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """(N, features) hands -> (N, 10) class probabilities, model order."""
+        if len(features) == 0:
             return np.zeros((0, len(self.info.class_to_digit)), np.float32)
-        batch = np.ascontiguousarray(pixels, dtype=np.float32)[..., None]
-        return self._forward(batch)
+        return self._forward(np.ascontiguousarray(features, dtype=np.float32))
 
-    def classify(self, pixels: np.ndarray) -> list[Prediction]:
-        probs = self.probabilities(pixels)
+    def classify(self, features: np.ndarray) -> list[Prediction]:
+        probs = self.probabilities(features)
         table = self.info.class_to_digit
         by_digit = probs[:, self._digit_order]
         predictions = []

@@ -19,7 +19,7 @@ from signdigits.serving.onnx_file import split_model
 
 def load_onnx_forward(info: ModelInfo, path: Path, threads: int
                       ) -> Callable[[np.ndarray], np.ndarray]:
-    """A function (N, 64, 64, 1) float32 -> (N, 10) class probabilities.
+    """A function (N, features) float32 -> (N, 10) class probabilities.
 
     ``threads`` > 0 fixes the intra-op pool (1: no pool threads at all, as each worker
     process runs one batch at a time); 0 keeps ONNX Runtime's default (all cores).

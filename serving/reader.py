@@ -1,0 +1,83 @@
+"""A photo read: the hands in it, and the digit each one signs.
+
+:class:`HandReader` is what ``predict``, the workers, the web's ``/try`` (through a
+worker), ``bench`` and training share: :mod:`serving.photo` decodes, :mod:`serving.hands`
+finds the hands and their landmarks, :mod:`serving.hands.features` describes each one,
+and the :class:`~serving.classifier.Classifier` reads the description. A photo where no
+hand is found is still a reading: no digit, confidence 0, and ``how`` says why.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from signdigits.serving.artifact import ArtifactError
+from signdigits.serving.classifier import Classifier, Prediction
+from signdigits.serving.hands.features import hand_features
+from signdigits.serving.hands.finder import Hand, HandFinder
+from signdigits.serving.photo import Photo
+
+NO_HAND = "no hand found"
+READ_HAND = "hand landmarks"
+READ_PADDED = "hand landmarks, on a padded copy"
+
+
+@dataclass(frozen=True)
+class HandReading:
+    hand: Hand
+    prediction: Prediction
+
+    def box_on(self, photo: Photo) -> list[int]:
+        """The hand's box in the photo's own pixels (it was found on the decoded copy)."""
+        return [round(v / photo.scale) for v in self.hand.box]
+
+
+@dataclass(frozen=True)
+class Reading:
+    hands: list[HandReading]  # surest hand first
+
+    @property
+    def answer(self) -> HandReading | None:
+        return self.hands[0] if self.hands else None
+
+    @property
+    def how(self) -> str:
+        if self.answer is None:
+            return NO_HAND
+        return READ_PADDED if self.answer.hand.padded else READ_HAND
+
+
+class HandReader:
+    """The hand finder and the digit classifier of one process (neither is fork-safe)."""
+
+    def __init__(self, classifier: Classifier, hand_models: Path, *, threads: int = 1) -> None:
+        self.classifier = classifier
+        self.finder = HandFinder(hand_models, threads=threads)
+        trained_on = classifier.info.metadata.get("hand_models")
+        if trained_on is not None and trained_on != self.finder.model_hashes:
+            raise ArtifactError(f"{classifier.served_path}: trained on landmarks of other hand "
+                                f"models than those in {hand_models}; retrain it")
+        self.classify_seconds = 0.0
+
+    def find(self, image: Image.Image) -> list[Hand]:
+        return self.finder.find(image)
+
+    def classify(self, found: list[list[Hand]]) -> list[Reading]:
+        """One model call for the hands of many photos; one reading per photo."""
+        started = time.process_time()
+        hands = [hand for photo_hands in found for hand in photo_hands]
+        features = np.stack([hand_features(h.landmarks.points) for h in hands]) if hands \
+            else np.zeros((0, self.classifier.feature_count), np.float32)
+        predictions = iter(self.classifier.classify(features))
+        readings = [Reading([HandReading(hand, next(predictions)) for hand in photo_hands])
+                    for photo_hands in found]
+        self.classify_seconds += time.process_time() - started
+        return readings
+
+    def read(self, photo: Photo) -> Reading:
+        return self.classify([self.find(photo.image)])[0]
