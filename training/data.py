@@ -1,18 +1,17 @@
-"""Labelled data in the two layouts users have, and the signer-disjoint split.
+"""Labelled photos (one folder per digit; the folder's name is the true digit), what the
+classifier reads of each, and the signer-disjoint split.
 
-Layout 1 is one folder per digit (the folder's name is the true digit); layout 2 is the
-``X.npy`` / ``Y.npy`` pair (N x 64 x 64 floats, one-hot labels in the dataset's class
-order). Both loaders return the same :class:`LabelledImages`, so training from either
-gives the model the same inputs.
+Each photo is read the way the workers read it (:mod:`training.hand_features`): the same
+decoding, hand finder and features, so the model trains on exactly what it will serve.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import re
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -20,9 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from signdigits.files.paths import is_image_name
-from signdigits.files.reading import ImageError
-from signdigits.serving.model_input import IMAGE_SIZE
-from signdigits.serving.preprocess import preprocess_image
 from signdigits.training.labels import NPY_CLASS_TO_DIGIT, NUM_CLASSES, digit_to_class
 
 _COUNTER = re.compile(r"(\d+)")
@@ -42,10 +38,15 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class LabelledImages:
-    x: np.ndarray  # (N, 64, 64) float32 in [0, 1]
+    x: np.ndarray  # (N, FEATURE_COUNT) float32: the surest hand's features (0 without one)
+    found: np.ndarray  # (N,) bool: a hand was found (only those are trained on)
     classes: np.ndarray  # (N,) int class index in the dataset's order
     groups: np.ndarray  # (N,) int signer id; images of one signer share it
     names: list[str]
+    # (N, V, FEATURE_COUNT) and (N, V): the hand found on padded copies of each photo
+    # (training.hand_features.VIEWS), which training adds to its rows.
+    views: np.ndarray | None = None
+    views_found: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -56,70 +57,78 @@ class LabelledImages:
 
     def subset(self, index: np.ndarray) -> LabelledImages:
         return LabelledImages(
-            self.x[index], self.classes[index], self.groups[index], [self.names[i] for i in index]
-        )
+            self.x[index], self.found[index], self.classes[index], self.groups[index],
+            [self.names[i] for i in index],
+            None if self.views is None else self.views[index],
+            None if self.views_found is None else self.views_found[index])
+
+    def with_hands(self) -> LabelledImages:
+        return self.subset(np.flatnonzero(self.found))
 
     def digest(self) -> str:
-        """sha256 of pixels and labels: identifies the training data in the artifact."""
+        """sha256 of features and labels: identifies the training data in the artifact."""
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.x.astype(np.float32)).tobytes())
+        h.update(np.ascontiguousarray(self.found.astype(np.bool_)).tobytes())
         h.update(np.ascontiguousarray(self.classes.astype(np.int64)).tobytes())
         return h.hexdigest()
 
 
-def load_labelled(path: Path, *, progress: Callable[[int, int], None] | None = None):
-    """Read either layout from ``path``; npy when it holds X.npy/Y.npy, else folders."""
+def load_labelled(path: Path, *, progress: Callable[[int, int], None] | None = None,
+                  views: bool = True):
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder")
-    if _npy_file(path, "x") and _npy_file(path, "y"):
-        return load_npy(path)
-    return load_digit_folders(path, progress=progress)
+    return load_digit_folders(path, progress=progress, views=views)
 
 
-def load_sources(paths: list[Path], *, progress: Callable[[str, int, int], None] | None = None
-                 ) -> LabelledImages:
+def load_sources(paths: list[Path], *, progress: Callable[[str, int, int], None] | None = None,
+                 views: bool = True) -> LabelledImages:
     """Several data folders as one: signer groups kept apart per folder (see SOURCE_STRIDE);
     names of the second and later folders prefixed with ``k:`` (their folder's place)."""
     parts = []
     for k, path in enumerate(paths):
-        part = load_labelled(path, progress=partial(progress, str(path)) if progress else None)
+        part = load_labelled(path, progress=partial(progress, str(path)) if progress else None,
+                             views=views)
         if k:
-            part = LabelledImages(part.x, part.classes, part.groups + k * SOURCE_STRIDE,
-                                  [f"{k}:{name}" for name in part.names])
+            part = dataclasses.replace(part, groups=part.groups + k * SOURCE_STRIDE,
+                                       names=[f"{k}:{name}" for name in part.names])
         parts.append(part)
     if len(parts) == 1:
         return parts[0]
     return LabelledImages(np.concatenate([p.x for p in parts]),
+                          np.concatenate([p.found for p in parts]),
                           np.concatenate([p.classes for p in parts]),
                           np.concatenate([p.groups for p in parts]),
-                          [name for p in parts for name in p.names])
+                          [name for p in parts for name in p.names],
+                          np.concatenate([p.views for p in parts]),  # type: ignore[misc]
+                          np.concatenate([p.views_found for p in parts]))  # type: ignore[misc]
 
 
 def load_digit_folders(
-    root: Path, *, progress: Callable[[int, int], None] | None = None
+    root: Path, *, progress: Callable[[int, int], None] | None = None, views: bool = True
 ) -> LabelledImages:
+    """The photos under ``root/0`` .. ``root/9``; ``views``: also the padded copies' hands
+    (what training adds to its rows; three times the hand finding)."""
+    from signdigits.training.hand_features import UnreadablePhoto, read_features
+
     files = list_labelled_files(root)
     if not files:
-        raise DataError(f"{root}: no images in folders named 0-9 (nor X.npy/Y.npy)")
-    x = np.empty((len(files), IMAGE_SIZE, IMAGE_SIZE), np.float32)
-
-    def decode(i: int) -> None:
-        try:
-            x[i] = preprocess_image(files[i][0])
-        except ImageError as exc:  # labelled data is used whole or not at all: no skipping
-            raise DataError(f"{files[i][0]}: {exc} (fix or remove it)") from None
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for done, _ in enumerate(pool.map(decode, range(len(files))), start=1):
-            if progress and (done % 100 == 0 or done == len(files)):
-                progress(done, len(files))
+        raise DataError(f"{root}: no images in folders named 0-9")
+    try:
+        x, found, padded, padded_found = read_features(
+            [path for path, _ in files], progress=progress, views=views)
+    except UnreadablePhoto as exc:
+        raise DataError(str(exc)) from None
     return LabelledImages(
         x=x,
+        found=found,
         classes=np.asarray([digit_to_class(d) for _, d in files], np.int64),
         groups=_export_groups(root, files) if (root / REVIEW_MANIFEST).is_file()
         else file_signer_groups(files),
         names=[str(path.relative_to(root)) for path, _ in files],
+        views=padded,
+        views_found=padded_found,
     )
 
 
@@ -199,78 +208,6 @@ def signer_groups(counters: list[int], digits: list[int]) -> np.ndarray:
         groups[i] = group
         previous = None if counters[i] < 0 else (counters[i], digits[i])
     return groups
-
-
-def _npy_file(folder: Path, stem: str) -> Path | None:
-    for candidate in folder.iterdir():
-        if candidate.suffix.lower() == ".npy" and candidate.stem.lower() == stem:
-            return candidate
-    return None
-
-
-def _load_array(path: Path) -> np.ndarray:
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:  # truncated, corrupt, pickled, a folder
-        raise DataError(f"{path}: cannot read it as a .npy array ({exc})") from None
-    if not isinstance(array, np.ndarray) or not (
-            np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise DataError(f"{path}: expected numbers, got {getattr(array, 'dtype', 'an archive')}")
-    return array
-
-
-def load_npy(folder: Path) -> LabelledImages:
-    """Layout 2, checked whole: each way it can be wrong is one line naming the file (a
-    short groups.npy dropped images, an all-zero Y trained everything as class 0, NaN
-    pixels passed the range check)."""
-    x_path, y_path = _npy_file(folder, "x"), _npy_file(folder, "y")
-    if x_path is None or y_path is None:
-        raise DataError(f"{folder}: needs X.npy and Y.npy")
-    x = _load_array(x_path).astype(np.float32)
-    y = _load_array(y_path)
-    if x.ndim == 4 and x.shape[-1] == 1:
-        x = x[..., 0]
-    if x.ndim != 3 or x.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-        raise DataError(f"{x_path}: expected N x {IMAGE_SIZE} x {IMAGE_SIZE}, got {x.shape}")
-    if not len(x):
-        raise DataError(f"{x_path}: holds no images")
-    if y.ndim != 2 or y.shape != (len(x), NUM_CLASSES):
-        raise DataError(f"{y_path}: expected one-hot {len(x)} x {NUM_CLASSES}, got {y.shape}")
-    if not (np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()):
-        raise DataError(f"{y_path}: each row must be one-hot (a single 1, the rest 0)")
-    if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise DataError(f"{x_path}: pixel values must lie in [0, 1]")
-    groups_path = _npy_file(folder, "groups")
-    if groups_path is not None:
-        groups = _load_array(groups_path)
-        if groups.shape != (len(x),) or not np.issubdtype(groups.dtype, np.integer):
-            raise DataError(f"{groups_path}: expected {len(x)} integer signer ids, got "
-                            f"{groups.dtype} {groups.shape}")
-        groups = groups.astype(np.int64)
-    else:
-        # The public X.npy carries no signer information: fall back to one group per image.
-        groups = np.arange(len(x), dtype=np.int64)
-    names_path = folder / "names.txt"
-    names = [f"{x_path.name}[{i}]" for i in range(len(x))]
-    if names_path.exists():
-        with names_path.open(encoding="utf-8", errors="replace", newline="") as handle:
-            names = handle.read().removesuffix("\n").split("\n")
-    if len(names) != len(x):
-        raise DataError(f"{names_path}: {len(names)} names for {len(x)} images")
-    return LabelledImages(x, y.argmax(axis=1).astype(np.int64), groups, names)
-
-
-def save_npy(data: LabelledImages, folder: Path) -> None:
-    """Write ``data`` as layout 2 (plus groups.npy and names.txt, which layout 2 lacks)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "X.npy", data.x.astype(np.float32))
-    np.save(folder / "Y.npy", np.eye(NUM_CLASSES, dtype=np.float32)[data.classes])
-    np.save(folder / "groups.npy", data.groups)
-    # One name a line: a line break inside a file's name is written as \n or \r (names
-    # only label reports; an unescaped one shifted every later name).
-    names = (name.replace("\n", "\\n").replace("\r", "\\r") for name in data.names)
-    with (folder / "names.txt").open("w", encoding="utf-8", newline="") as handle:
-        handle.write("\n".join(names) + "\n")
 
 
 def split_by_signer(

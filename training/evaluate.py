@@ -15,14 +15,18 @@ def evaluate_probabilities(
     probs: np.ndarray, classes: np.ndarray, class_to_digit: tuple[int, ...]
 ) -> dict[str, Any]:
     """Accuracy, log loss, per-digit precision/recall and the confusion matrix (by digit);
-    ``classes`` numbered as the model numbers its outputs."""
+    ``classes`` numbered as the model numbers its outputs. A photo where no hand was found
+    has all-zero probabilities: it counts as wrong, and in ``no_hand``; the loss and the
+    confusion matrix are over the photos with a hand."""
     table = np.asarray(class_to_digit)
-    predicted = table[probs.argmax(axis=1)]
+    hand = probs.max(axis=1) > 0
+    predicted = np.where(hand, table[probs.argmax(axis=1)], -1)
     truth = table[classes]
     eps = 1e-7
-    loss = float(-np.mean(np.log(np.clip(probs[np.arange(len(classes)), classes], eps, 1))))
+    picked = probs[np.arange(len(classes)), classes][hand]
+    loss = float(-np.mean(np.log(np.clip(picked, eps, 1)))) if hand.any() else 0.0
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
-    np.add.at(confusion, (truth, predicted), 1)
+    np.add.at(confusion, (truth[hand], predicted[hand]), 1)
     per_digit = {}
     for digit in range(NUM_CLASSES):
         tp = int(confusion[digit, digit])
@@ -30,11 +34,12 @@ def evaluate_probabilities(
         actual = int(confusion[digit].sum())
         per_digit[str(digit)] = {
             "precision": round(tp / predicted_as, 4) if predicted_as else None,
-            "recall": round(tp / actual, 4) if actual else None,
-            "support": actual,
+            "recall": round(tp / int((truth == digit).sum()), 4) if actual else None,
+            "support": int((truth == digit).sum()),
         }
     return {
         "images": len(classes),
+        "no_hand": int((~hand).sum()),
         "accuracy": round(float(np.mean(predicted == truth)), 4) if len(classes) else 0.0,
         "loss": round(loss, 4),
         "per_digit": per_digit,

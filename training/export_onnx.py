@@ -7,7 +7,7 @@ runs without TensorFlow or our custom layers. The artifact's metadata then gains
 digest of each file, the graph's multiply-adds per image and a new ``version`` covering
 all of it, and is written into both files: the archive's ``signdigits.json`` entry and
 the ONNX ``metadata_props``. Before anything is replaced, the graph must agree with Keras
-on random images to 1e-5, else the export fails.
+on random features to 1e-5, else the export fails.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from signdigits.serving.artifact import (
     read_model_info,
     write_keras_metadata,
 )
-from signdigits.serving.model_input import IMAGE_SIZE, NUM_CLASSES
+from signdigits.serving.model_input import FEATURE_COUNT, NUM_CLASSES
 from signdigits.serving.onnx_file import split_model
 
 OPSET = 17
@@ -46,17 +46,17 @@ def export_onnx(keras_path: Path, *, opset: int = OPSET) -> ModelInfo:
     import_tensorflow()
     import keras
 
-    import signdigits.serving.layers  # noqa: F401 - the archive names our custom layers
-
     keras_path = Path(keras_path)
     metadata = read_keras_metadata(keras_path)
     model = keras.saving.load_model(keras_path, compile=False)
-    probe = np.random.default_rng(0).random((16, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
+    # Features of real hands lie within a few units of 0 (distances over palm size,
+    # cosines): random ones in [-2, 2] exercise the whole graph.
+    probe = (np.random.default_rng(0).random((16, FEATURE_COUNT), np.float32) * 4 - 2)
     try:
         expected = np.asarray(model(probe, training=False))
     except Exception as exc:  # noqa: BLE001 - Keras raises what the layers raise
-        raise ArtifactError(f"{keras_path}: its network does not take {IMAGE_SIZE}x"
-                            f"{IMAGE_SIZE}x1 images ({exc.__class__.__name__})") from None
+        raise ArtifactError(f"{keras_path}: its model does not take {FEATURE_COUNT} hand "
+                            f"features ({exc.__class__.__name__})") from None
     if expected.shape != (len(probe), NUM_CLASSES):
         raise ArtifactError(f"{keras_path}: its network gives {expected.shape[1:]} outputs "
                             f"per image, the class table names {NUM_CLASSES}")
@@ -67,7 +67,7 @@ def export_onnx(keras_path: Path, *, opset: int = OPSET) -> ModelInfo:
             model.export(raw, format="onnx", opset_version=opset, verbose=False)
         proto = onnx.load(raw)
     del proto.metadata_props[:]
-    proto.doc_string = "signdigits: 64x64 grayscale in [0, 1] -> 10 class probabilities"
+    proto.doc_string = f"signdigits: {FEATURE_COUNT} hand features -> 10 class probabilities"
     graph_digest = split_model(proto.SerializeToString())[1]
     with zipfile.ZipFile(keras_path) as archive:
         archive_digest = keras_digest(archive)
@@ -107,7 +107,7 @@ def _check_agreement(data: bytes, probe: np.ndarray, expected: np.ndarray) -> No
     worst = float(np.abs(got - expected).max())
     if worst > TOLERANCE:
         raise ArtifactError(f"the ONNX graph disagrees with Keras by {worst:.2e} (> "
-                            f"{TOLERANCE:.0e}) on random images; not exported")
+                            f"{TOLERANCE:.0e}) on random features; not exported")
 
 
 def multiply_adds(proto) -> int:

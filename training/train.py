@@ -1,13 +1,13 @@
-"""Train the CNN on labelled images and save a self-describing artifact.
+"""Train the hand classifier on labelled photos and save a self-describing artifact.
 
 Two ways, one artifact:
 
 - with a cross-validation result (``signdigits cv --out``, or ``train --cv K`` which runs
-  it first), the network is fitted on every development signer (the split's train and
+  it first), the classifier is fitted on every development signer (the split's train and
   validation signers) for the recipe's fixed epochs, and the temperature and default
   threshold come from the out-of-fold predictions;
-- without one, it is fitted on the train signers, the epoch with the best validation
-  loss is kept, and temperature and threshold are fitted on the validation signers.
+- without one, it is fitted on the train signers, and temperature and threshold are
+  fitted on the validation signers.
 
 Either way the test signers are predicted once, at the end, for the figures.
 """
@@ -32,7 +32,7 @@ from signdigits.training.cv import cross_validate, development_indices
 from signdigits.training.data import LabelledImages, split_by_signer
 from signdigits.training.evaluate import evaluate_probabilities
 from signdigits.training.export_onnx import export_onnx
-from signdigits.training.fit import Recipe, Report, fit_members, predict_logits, recipe_differences
+from signdigits.training.fit import Recipe, Report, fit_classifier, predict_logits, recipe_differences
 from signdigits.training.labels import NPY_CLASS_TO_DIGIT
 
 __all__ = ["Recipe", "train_model", "CrossValidationMismatch"]
@@ -62,7 +62,10 @@ def train_model(
     cv_result: dict[str, Any] | None = None,
 ) -> ModelInfo:
     """Fit, calibrate on held-out signers, score once on the test signers, save."""
-    from signdigits.training.model import build_inference_model, build_mirror_logits, multiply_adds
+    from signdigits.config.settings import get_settings
+    from signdigits.serving.hands.features import FEATURES_VERSION
+    from signdigits.serving.hands.models import check_models, models_dir
+    from signdigits.training.model import build_inference_model, multiply_adds
 
     if folds and cv_result is None:
         cv_result = cross_validate(data, recipe, folds=folds, report=report)
@@ -95,25 +98,24 @@ def train_model(
         raise ValueError(f"{len(data)} images of {len(np.unique(data.groups))} signers leave "
                          f"no {' or '.join(empty)} images after the split by signer (it "
                          "needs photos of at least 3 signers)")
-    networks, history = fit_members(fit_on, recipe, val=val, report=report)
-    mirrored = build_mirror_logits(networks, recipe.architecture)
+    logits_model, history = fit_classifier(fit_on, recipe, report=report)
     val_figures = None
     if cv_result is None:
         assert val is not None  # without a CV result the split above made one
-        val_logits = predict_logits(mirrored, val)
-        calibration = calibration_summary(val_logits, val.classes)
+        val_logits = predict_logits(logits_model, val)
+        calibration = calibration_summary(val_logits[val.found], val.classes[val.found])
         val_figures = evaluate_probabilities(
-            softmax(val_logits, calibration["temperature"]), val.classes, NPY_CLASS_TO_DIGIT
-        )
+            _probabilities(val_logits, val.found, calibration["temperature"]), val.classes,
+            NPY_CLASS_TO_DIGIT)
     temperature, threshold = calibration["temperature"], calibration["threshold"]
-    served = build_inference_model(networks, recipe.architecture, temperature)
+    served = build_inference_model(logits_model, temperature)
 
-    test_logits = predict_logits(mirrored, test)
-    test_probs = softmax(test_logits, temperature)
+    test_logits = predict_logits(logits_model, test)
+    test_probs = _probabilities(test_logits, test.found, temperature)
     test_figures = evaluate_probabilities(test_probs, test.classes, NPY_CLASS_TO_DIGIT)
     test_figures["ece"] = expected_calibration_error(test_probs, test.classes)
     test_figures["ece_uncalibrated"] = expected_calibration_error(
-        softmax(test_logits), test.classes
+        _probabilities(test_logits, test.found, 1.0), test.classes
     )
     test_figures["at_threshold"] = selective_point(test_probs, test.classes, threshold)
     at = test_figures["at_threshold"]
@@ -129,6 +131,11 @@ def train_model(
     metadata = {
         "class_to_digit": list(NPY_CLASS_TO_DIGIT),
         "data_digest": data.digest(),
+        # The landmarks the features were made from: a reader with other hand models is
+        # refused (serving.reader).
+        "hand_models": check_models(models_dir(get_settings().hand_models_dir)),
+        "features_version": FEATURES_VERSION,
+        "photos_without_hand": int((~data.found).sum()),
         "training_command": command,
         "recipe": recipe.__dict__,
         "split": {
@@ -151,10 +158,19 @@ def train_model(
             "test": without_confusion(test_figures),
             "validation": without_confusion(val_figures),
             "cross_validation": cv_result and {
-                k: cv_result[k] for k in ("folds", "images", "accuracy", "errors", "fold_accuracy")
+                k: cv_result[k] for k in ("folds", "images", "no_hand", "accuracy", "errors",
+                                          "fold_accuracy")
             },
         },
         "history": history,
     }
     save_artifact(served, out, metadata)
     return export_onnx(out)  # the ONNX graph beside it; one version stamped on both
+
+
+def _probabilities(logits: np.ndarray, found: np.ndarray, temperature: float) -> np.ndarray:
+    """Calibrated probabilities; all zeros for a photo without a hand (as served: no
+    answer, confidence 0)."""
+    probs = softmax(logits, temperature)
+    probs[~found] = 0.0
+    return probs

@@ -1,0 +1,134 @@
+"""Labelled photos -> the hand features the classifier trains on, read as the workers read.
+
+Each photo goes through :func:`serving.photo.read_photo`, the served
+:class:`~serving.hands.finder.HandFinder` and :func:`serving.hands.features.hand_features`:
+one path for training, ``predict``, the workers and the web. Finding hands costs about
+50 ms a photo on one core here, so the photos are shared among processes (one per core)
+and the result is kept in a cache keyed by every file's name, size and modification
+time, the features version and the hand models' hashes: ``cv`` then ``train`` on the
+same folder read it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from functools import cache
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from signdigits.files.reading import ImageError
+from signdigits.serving.hands.features import FEATURES_VERSION
+from signdigits.serving.hands.finder import PADDINGS
+from signdigits.serving.hands.models import check_models, models_dir
+from signdigits.serving.model_input import FEATURE_COUNT, PREPROCESS_VERSION
+
+_CHUNK = 32  # photos per task: progress often enough, few round trips
+# Besides the served reading, each photo's hand found on copies padded by these
+# fractions of its longer side (serving.hands.finder.PADDINGS): extra training rows.
+VIEWS = PADDINGS
+Row = tuple[np.ndarray | None, list[np.ndarray | None]]
+
+
+class UnreadablePhoto(ValueError):
+    """A labelled photo that cannot be decoded: labelled data is used whole or not at all."""
+
+
+def read_features(paths: list[Path], *, progress: Callable[[int, int], None] | None = None,
+                  processes: int | None = None, views: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(N, FEATURE_COUNT) features of each photo's surest hand as served and (N,) whether
+    one was found (rows without a hand are zeros); the same for the padded views,
+    (N, len(VIEWS), FEATURE_COUNT) and (N, len(VIEWS)), left empty without ``views``."""
+    from signdigits.config.settings import get_settings
+
+    folder = models_dir(get_settings().hand_models_dir)
+    paddings = VIEWS if views else ()
+    cached = _cache_file(paths, check_models(folder), paddings)
+    if cached.is_file():
+        with np.load(cached) as saved:
+            if progress:
+                progress(len(paths), len(paths))
+            return saved["x"], saved["found"], saved["views"], saved["views_found"]
+    x = np.zeros((len(paths), FEATURE_COUNT), np.float32)
+    found = np.zeros(len(paths), bool)
+    padded = np.zeros((len(paths), len(paddings), FEATURE_COUNT), np.float32)
+    padded_found = np.zeros((len(paths), len(paddings)), bool)
+    chunks = [list(range(i, min(i + _CHUNK, len(paths)))) for i in range(0, len(paths), _CHUNK)]
+    workers = processes or min(os.cpu_count() or 1, max(1, len(chunks)))
+    # spawn: the parent has often imported TensorFlow already, whose threads a fork copies
+    # into a broken state.
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                             initializer=_start, initargs=(str(folder), paddings)) as pool:
+        done = 0
+        for chunk, rows in zip(chunks, pool.map(_read_chunk, [[str(paths[i]) for i in c]
+                                                             for c in chunks]), strict=True):
+            for i, row in zip(chunk, rows, strict=True):
+                if isinstance(row, str):
+                    raise UnreadablePhoto(f"{paths[i]}: {row} (fix or remove it)")
+                served, copies = row
+                if served is not None:
+                    x[i], found[i] = served, True
+                for v, features in enumerate(copies):
+                    if features is not None:
+                        padded[i, v], padded_found[i, v] = features, True
+            done += len(chunk)
+            if progress:
+                progress(done, len(paths))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_suffix(".partial.npz")
+    np.savez(partial, x=x, found=found, views=padded, views_found=padded_found)
+    partial.replace(cached)
+    return x, found, padded, padded_found
+
+
+def _cache_file(paths: list[Path], model_hashes: dict[str, str],
+                paddings: tuple[float, ...]) -> Path:
+    h = hashlib.sha256(f"{PREPROCESS_VERSION} {FEATURES_VERSION} {sorted(model_hashes.items())}"
+                       f" {paddings}".encode())
+    for path in paths:
+        found = path.stat()
+        h.update(f"{path.resolve()}\0{found.st_size}\0{found.st_mtime_ns}\n".encode())
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "signdigits" / "hand-features" / f"{h.hexdigest()[:32]}.npz"
+
+
+_folder: str | None = None
+_paddings: tuple[float, ...] = ()
+
+
+def _start(folder: str, paddings: tuple[float, ...]) -> None:
+    global _folder, _paddings
+    _folder, _paddings = folder, paddings
+
+
+@cache
+def _finder():
+    from signdigits.serving.hands.finder import HandFinder
+
+    assert _folder is not None
+    return HandFinder(Path(_folder))
+
+
+def _read_chunk(paths: list[str]) -> list[Row | str]:
+    from signdigits.serving.hands.features import hand_features
+    from signdigits.serving.photo import read_photo
+
+    def features(hands) -> np.ndarray | None:
+        return hand_features(hands[0].landmarks.points) if hands else None
+
+    rows: list[Row | str] = []
+    for path in paths:
+        try:
+            image = read_photo(path).image
+        except ImageError as exc:
+            rows.append(str(exc))
+            continue
+        finder = _finder()
+        rows.append((features(finder.find(image)),
+                     [features(finder.find_padded(image, padding)) for padding in _paddings]))
+    return rows
