@@ -176,9 +176,9 @@ def find_hands_in_parts(
     """Per part of the batch: image id -> the hands found on it, or why it is unreadable.
 
     Every image is queued at once, and each decode thread both decodes and finds the
-    hands (with a hand finder of its own), so while the classifier runs on one part the
-    threads are already on the next: that overlap is most of the gap between one busy
-    process and two (``bench``).
+    hands (with a hand finder of its own): finding is most of an image's cost, so it
+    runs where decoding ran, and while the classifier reads one part the threads are
+    already on the next.
     """
     settings = ctx.settings
     folder = JobFolder(claimed.job.root, allowed_roots=settings.allowed_roots)
@@ -209,7 +209,8 @@ def find_hands_in_parts(
             hands, palms, landmarks = find_hands(ctx, photo.image)
         except Exception as exc:  # noqa: BLE001 - one odd photo must not fail its batch
             log.warning("image %s: the hand finder failed", image.id, exc_info=True)
-            return Looked(error=f"cannot look for hands: {exc.__class__.__name__}: {exc}",
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            return Looked(error=f"cannot look for hands: {exc.__class__.__name__}: {detail}",
                           cpu=(decoded - started, 0.0, 0.0))
         spent = time.thread_time() - decoded
         # The finder times its stages on the process's clock, which also counts the other

@@ -34,9 +34,9 @@ if TYPE_CHECKING:  # importing them for real would load the runtimes in the pare
 
 log = logging.getLogger(__name__)
 
-# Images per model call inside a batch; smaller parts overlap decoding and inference more,
-# larger ones use the model more efficiently (64 measured best with batches of 128). The
-# model is warmed at this size, the largest it is ever given.
+# Images per classifier call inside a batch: the classifier reads one part's hands while
+# the decode threads find the next part's. The model is warmed at this size, the largest
+# it is given (a photo with several hands gives it more rows, rarely).
 INFERENCE_PART = 64
 
 
