@@ -9,7 +9,10 @@ refused as an unregistered task.
 from __future__ import annotations
 
 TASK_NAME = "signdigits.classify_batch"
-# One photo from the web's /try page or POST /api/predict, on a queue of its own.
+# One photo from the web's /try page or POST /api/predict, on a queue of its own. Its
+# arguments: rgb_b64 (the RGB bytes serving.photo.read_photo decoded, base64), size (their
+# width and height), original_size (the photo's own), threshold, reply_to. The answer:
+# worker/predict.py.
 PREDICT_TASK_NAME = "signdigits.predict_image"
 
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import typer
 
-from signdigits.cli import bench, database, hands, jobs, reviews, training, web, workers
+from signdigits.cli import (
+    bench,
+    database,
+    hands,
+    jobs,
+    predict,
+    reviews,
+    training,
+    web,
+    workers,
+)
 from signdigits.cli.preflight import OneLineErrors
 
 app = OneLineErrors(
@@ -39,7 +49,7 @@ app.command()(training.train)
 app.command()(training.cv)
 app.command()(training.evaluate)
 app.command("export-onnx")(training.export_onnx_command)
-app.command()(training.predict)
+app.command()(predict.predict)
 app.command("fetch-hand-models")(hands.fetch_hand_models)
 # Measuring.
 app.command()(bench.bench)

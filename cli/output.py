@@ -152,8 +152,9 @@ def write_results(session: Session, *, job: Job, digit: int | None, below_thresh
                 conf = "-" if row["confidence"] is None else f"{row['confidence']:.4f}"
                 low = "yes" if row["below_threshold"] else ""
                 # One image per line, and nothing from a name reaches the terminal raw.
-                tail = printable(row["path"]) + (
-                    f"  [{printable(row['error'])}]" if row["error"] else "")
+                # Why there is no digit: the error, or how the photo was read (no hand).
+                why = row["error"] or (row["reading"] if row["digit"] is None else None)
+                tail = printable(row["path"]) + (f"  [{printable(why)}]" if why else "")
                 rev = "-" if row["reviewed_digit"] is None else str(row["reviewed_digit"])
                 final = "-" if row["final_digit"] is None else str(row["final_digit"])
                 out.write(f"{d:>5} {conf:>7} {low:>3} {rev:>3} {final:>5}  {tail}\n")

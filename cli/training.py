@@ -1,8 +1,8 @@
-"""``train``, ``evaluate``, ``predict``, ``convert`` and ``export-onnx``: the model's commands.
+"""``train``, ``cv``, ``evaluate`` and ``export-onnx``: the model's commands (``predict``
+is :mod:`cli.predict`).
 
-``predict`` and ``convert`` need only what serving installs; ``train`` and
-``export-onnx`` need TensorFlow and the ONNX converter, ``evaluate`` matplotlib: without
-the ``training`` extra they say so in one line.
+``train`` and ``export-onnx`` need TensorFlow and the ONNX converter, ``evaluate``
+matplotlib: without the ``training`` extra they say so in one line.
 """
 
 from __future__ import annotations
@@ -269,71 +269,3 @@ def evaluate(
         )
     console.print(f"report: {report}/ (confusion.png, learning_curves.png, selective_accuracy.*)")
     print(f"accuracy={figures['accuracy']:.4f}")
-
-
-def predict(
-    images: list[Path] = typer.Argument(..., help="image files", readable=False),
-    threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
-    preview: Path | None = typer.Option(None, help="write the 64x64 image the model saw here"),
-    model: Path | None = typer.Option(None, help="model artifact (default: the shipped one)"),
-) -> None:
-    """Digit, confidence and below-threshold flag for each image."""
-    from signdigits.cli.preflight import settings_or_fail
-    from signdigits.files.names import printable
-    from signdigits.files.reading import ImageError, read_image_file
-    from signdigits.serving.artifact import ArtifactError
-    from signdigits.serving.classifier import Classifier
-    from signdigits.serving.preprocess import preprocess_image, to_preview_png
-
-    settings = settings_or_fail()
-    try:
-        classifier = Classifier(model or settings.model_path, runtime=settings.runtime)
-    except ArtifactError as exc:
-        fail(str(exc))
-    limit = threshold if threshold is not None else settings.threshold
-    limit = limit if limit is not None else classifier.info.default_threshold
-    if preview:
-        try:
-            preview.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            fail(f"--preview {preview}: cannot make the folder ({exc.strerror or exc})")
-    failed = 0
-    previews: set[str] = set()
-    for path in images:
-        try:
-            pixels = preprocess_image(
-                read_image_file(path, max_bytes=settings.max_file_bytes),
-                max_pixels=settings.max_image_pixels,
-            )
-        except ImageError as exc:
-            console.print(f"{printable(str(path))}: error: {exc}", markup=False,
-                          highlight=False)
-            failed += 1
-            continue
-        p = classifier.classify(pixels[None])[0]
-        flag = "  below threshold" if p.confidence < limit else ""
-        print(f"{printable(str(path))}: digit {p.digit} confidence {p.confidence:.4f}{flag}")
-        if preview:  # a/one.png and b/one.jpg: the second overwrote the first's view
-            name, k = path.stem, 1
-            while name in previews:
-                k += 1
-                name = f"{path.stem}-{k}"
-            previews.add(name)
-            try:
-                to_preview_png(pixels, preview / f"{name}.png")
-            except OSError as exc:
-                fail(f"--preview {preview}: cannot write {name}.png ({exc.strerror or exc})")
-    if failed:
-        raise typer.Exit(1)
-
-
-def convert(
-    data: Path = typer.Option(..., help="digit folders (0-9)"),
-    out: Path = typer.Option(..., help="folder to write X.npy, Y.npy, groups.npy, names.txt"),
-) -> None:
-    """Convert digit folders to the X.npy / Y.npy layout (plus signer groups)."""
-    from signdigits.training.data import save_npy
-
-    images = _load(data)
-    save_npy(images, out)
-    console.print(f"wrote {len(images)} images to {out}/X.npy, Y.npy, groups.npy, names.txt")

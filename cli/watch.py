@@ -73,13 +73,14 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
 def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
                 workers: int, threshold: float | None, batch_size: int | None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
-    from signdigits.serving.artifact import read_model_info, resolve_model_path
+    from signdigits.serving.hands.models import HandModelsError
+    from signdigits.serving.served import check_served_models
     from signdigits.stack.local import LocalStack
     from signdigits.stack.processes import StackError, stop_on_termination
 
-    try:
-        read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
-    except ArtifactError as exc:
+    try:  # before the broker and workers start: their workers would exit at once
+        check_served_models(settings)
+    except (ArtifactError, HandModelsError) as exc:
         fail(str(exc))
     console.print(f"results database: {shown_url(settings.database_url)}")
     stack = LocalStack(broker_url=settings.broker_url, database_url=settings.database_url,

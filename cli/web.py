@@ -20,7 +20,9 @@ def serve(
     Runs until Ctrl-C, then stops everything it started (pending images stay recorded).
     """
     from signdigits.cli.preflight import database_for_writing, settings_or_fail
-    from signdigits.serving.artifact import ArtifactError, read_model_info, resolve_model_path
+    from signdigits.serving.artifact import ArtifactError
+    from signdigits.serving.hands.models import HandModelsError
+    from signdigits.serving.served import check_served_models
     from signdigits.stack.local import LocalStack
     from signdigits.stack.processes import StackError, stop_on_termination
     from signdigits.web.auth import StartRefused, check_can_start
@@ -30,9 +32,9 @@ def serve(
         check_can_start(settings, host=host)
     except StartRefused as exc:
         fail(str(exc), code=USAGE)
-    try:
-        read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
-    except ArtifactError as exc:
+    try:  # the embedded workers (or /try's, elsewhere) read photos with these
+        check_served_models(settings)
+    except (ArtifactError, HandModelsError) as exc:
         fail(str(exc))
     _check_can_listen(host, port)
     database_for_writing(settings)

@@ -19,14 +19,16 @@ def worker(
     loglevel: str = typer.Option("INFO", help="Celery log level"),
 ) -> None:
     """A Celery worker with task events on (same as `celery -A signdigits.worker worker -E`)."""
-    from signdigits.serving.artifact import ArtifactError, read_model_info, resolve_model_path
+    from signdigits.serving.artifact import ArtifactError
+    from signdigits.serving.hands.models import HandModelsError
+    from signdigits.serving.served import check_served_models
     from signdigits.stack.workers import worker_command
 
     settings = settings_or_fail()
     require_broker(settings)
-    try:  # before anything starts: a worker without its model must take no batch
-        read_model_info(resolve_model_path(settings.model_path)).served_file(settings.runtime)
-    except ArtifactError as exc:
+    try:  # before anything starts: a worker without its models must take no batch
+        check_served_models(settings)
+    except (ArtifactError, HandModelsError) as exc:
         fail(str(exc))
     database_for_writing(settings)
     name = hostname or "signdigits@%h"

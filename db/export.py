@@ -9,7 +9,8 @@ from __future__ import annotations
 
 # New columns go at the end: programs reading these files by position keep working.
 COLUMNS = ["path", "digit", "confidence", "below_threshold", "error", "status",
-           "model_version", "worker", "finished_at", "reviewed_digit", "final_digit"]
+           "model_version", "worker", "finished_at", "reviewed_digit", "final_digit",
+           "hand_box", "reading"]
 # Cells that hold text from outside (file names, error messages, host names): the only
 # ones a spreadsheet could read as a formula. Numbers and our own words are left alone.
 TEXT_COLUMNS = ("path", "error", "model_version", "worker")
@@ -45,7 +46,15 @@ def result_record(image, review=None) -> dict:
         "finished_at": image.finished_at.isoformat() if image.finished_at else None,
         "reviewed_digit": reviewed_digit(review),
         "final_digit": final_digit(image, review),
+        "hand_box": hand_box(image.hand),
+        "reading": image.reading,
     }
+
+
+def hand_box(hand: dict | None) -> list[int] | None:
+    """The answer's hand box, [x0, y0, x1, y1] in the photo's pixels; None without one."""
+    hands = (hand or {}).get("hands") or []
+    return list(hands[0]["box"]) if hands else None
 
 
 def spreadsheet_safe(value: str) -> str:
@@ -58,7 +67,12 @@ def spreadsheet_safe(value: str) -> str:
 
 
 def csv_row(record: dict) -> dict:
-    return {
-        key: "" if value is None else spreadsheet_safe(value) if key in TEXT_COLUMNS else value
-        for key, value in record.items()
-    }
+    return {key: _cell(key, value) for key, value in record.items()}
+
+
+def _cell(key: str, value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, list):  # the hand box: "x0 y0 x1 y1", one cell a sheet won't split
+        return " ".join(str(v) for v in value)
+    return spreadsheet_safe(value) if key in TEXT_COLUMNS and isinstance(value, str) else value

@@ -129,6 +129,13 @@ class Image(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # of its batch, when stored
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The hands found, as {"hands": [serving.preview.hand_record, ...]}, the answer's hand
+    # first, in the photo's own pixels; NULL when none was found or the row is no result
+    # (SQL NULL on SQLite too, not JSON's null: `WHERE hand IS NULL` finds them).
+    hand: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # How the photo was read (serving.reader.Reading.how): "hand landmarks", "hand
+    # landmarks, on a padded copy" or "no hand found"; NULL on error and pending rows.
+    reading: Mapped[str | None] = mapped_column(Text)
 
 
 class Review(Base):

@@ -163,5 +163,8 @@ def record_prediction(session: Session, *, root: str, path: str, answer: dict) -
         "confidence": answer["confidence"], "below_threshold": answer["below_threshold"],
         "probabilities": answer["probabilities"], "model_version": answer["model_version"],
         "worker": answer.get("worker"), "attempts": 1, "finished_at": now,
+        # The worker's answer names the hands it found as the batch rows store them.
+        "hand": {"hands": answer["hands"]} if answer.get("hands") else None,
+        "reading": answer.get("reading"),
     }])
     return job.id, image.id

@@ -1,7 +1,7 @@
 """Faults for real worker processes, loaded with ``celery worker --include tests.faults``.
 
 Production code has no fault hooks; tests that need a held or failing batch start a real
-worker with this module, which wraps :func:`worker.batch.classify_images`:
+worker with this module, which wraps :func:`worker.batch.classify_hands`:
 
 - ``SIGNDIGITS_TEST_HOLD_BATCHES="0,3"``: each pass through those batches stops before
   the model runs, once claimed, until the test releases it (:mod:`tests.holds`): so a
@@ -23,7 +23,7 @@ import redis
 from signdigits.worker import batch as worker_batch
 from tests.holds import HOLD_LIMIT_SECONDS, held_key, release_key
 
-_original = worker_batch.classify_images
+_original = worker_batch.classify_hands
 
 
 def _batches(name: str) -> set[int]:
@@ -45,16 +45,15 @@ def _hold(job_id: str, batch: int) -> None:
                        "(test fault)")
 
 
-def _faulty_classify_images(ctx, claimed, pixels, errors, *, worker):
+def _faulty_classify_hands(ctx, claimed, part, **kwargs):
     batch = claimed.batch
-    first = claimed.images[0].id
-    if batch in _batches("SIGNDIGITS_TEST_HOLD_BATCHES") and (first in pixels or first in errors):
+    if batch in _batches("SIGNDIGITS_TEST_HOLD_BATCHES") and claimed.images[0].id in part:
         _hold(claimed.job.id, batch)  # once per pass: before the batch's first part
     if batch in _batches("SIGNDIGITS_TEST_KILL_BATCHES"):
         os.kill(os.getpid(), signal.SIGKILL)
     if batch in _batches("SIGNDIGITS_TEST_POISON_BATCHES"):
         raise RuntimeError(f"poisoned batch {batch} (test fault)")
-    return _original(ctx, claimed, pixels, errors, worker=worker)
+    return _original(ctx, claimed, part, **kwargs)
 
 
-worker_batch.classify_images = _faulty_classify_images
+worker_batch.classify_hands = _faulty_classify_hands

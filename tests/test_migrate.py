@@ -153,3 +153,43 @@ def test_a_sqlite_file_of_another_program_is_left_as_it_was(tmp_path):
         one_line_error(run_cli(*command, env=env, cwd=tmp_path), 1,
                        "holds another program's tables (images, invoices)")
     assert sorted(inspect(engine_for(url)).get_table_names()) == ["images", "invoices"]
+
+
+def test_hand_columns_migration_keeps_the_rows_and_goes_back(empty_database_url):
+    """0008 adds images.hand and images.reading to a database with jobs in flight (a done
+    row and a pending one keep everything), and takes them away again."""
+    from alembic import command
+
+    url = empty_database_url
+    engine = engine_for(url)
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    to("0007", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('h', '/', 0.5, 2, 2, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence)"
+            " VALUES ('h', 0, 'a', 'done', 1, 3, 0.75), ('h', 0, 'b', 'pending', 1, NULL, NULL)"))
+    upgrade(url)
+    columns = [c["name"] for c in inspect(engine).get_columns("images")]
+    assert columns[-2:] == ["hand", "reading"]
+    with engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT path, status, digit, confidence, hand, reading FROM images"
+            " WHERE job_id = 'h' ORDER BY path")).all() == [
+                ("a", "done", 3, 0.75, None, None), ("b", "pending", None, None, None, None)]
+    to("0007", command.downgrade)
+    assert not {"hand", "reading"} & {c["name"] for c in inspect(engine).get_columns("images")}
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'h'")) == 2
+    to("head", command.upgrade)
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD

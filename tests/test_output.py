@@ -55,10 +55,11 @@ def results_database(tmp_path) -> tuple[str, str]:
         add_manifest(session, job_id=job_id, rows=[(0, name) for name in names])
         session.execute(update(Image).values(
             status=ImageStatus.DONE, digit=3, confidence=0.25, below_threshold=True,
-            worker="-host", finished_at=utcnow()))
+            worker="-host", finished_at=utcnow(), hand={"hands": [{"box": [4, 8, 150, 230]}]},
+            reading="hand landmarks"))
         session.execute(update(Image).where(Image.path == "plain.jpg").values(
             status=ImageStatus.ERROR, digit=None, confidence=None, below_threshold=None,
-            error=FORMULA_ERROR))
+            error=FORMULA_ERROR, hand=None, reading=None))
         refresh_batch_counts(session, job_id=job_id)  # what a worker's store does
     return url, job_id
 
@@ -90,6 +91,13 @@ def test_csv_cells_cannot_run_as_formulas_and_every_row_stays_one(results_databa
         assert row["worker"] == "'-host"
     assert by_path["plain.jpg"]["error"] == "'" + FORMULA_ERROR
     assert by_path["a-b=c.jpg"]["confidence"] == "0.25"  # numbers are left as numbers
+    # The hand's columns come last, so programs that read by position are unaffected.
+    header = raw.decode("utf-8").split("\r\n", 1)[0].split(",")
+    assert header[:5] == ["path", "digit", "confidence", "below_threshold", "error"]
+    assert header[-2:] == ["hand_box", "reading"]
+    assert (by_path["a-b=c.jpg"]["hand_box"], by_path["a-b=c.jpg"]["reading"]) == (
+        "4 8 150 230", "hand landmarks")
+    assert (by_path["plain.jpg"]["hand_box"], by_path["plain.jpg"]["reading"]) == ("", "")
 
 
 def test_the_table_escapes_every_control_character(results_database, tmp_path):
@@ -111,6 +119,10 @@ def test_json_keeps_every_name_exact(results_database, tmp_path):
     assert _results(url, tmp_path, "--format", "json", "--output", str(target)) == b""
     rows = json.loads(target.read_text(encoding="utf-8"))
     assert sorted(row["path"] for row in rows) == sorted(HOSTILE + PLAIN)
+    by_path = {row["path"]: row for row in rows}
+    assert list(by_path["a-b=c.jpg"])[-2:] == ["hand_box", "reading"]
+    assert by_path["a-b=c.jpg"]["hand_box"] == [4, 8, 150, 230]
+    assert by_path["plain.jpg"]["hand_box"] is None and by_path["plain.jpg"]["reading"] is None
     assert list(target.parent.iterdir()) == [target]  # no temporary file left beside it
 
 

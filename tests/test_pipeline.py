@@ -29,31 +29,64 @@ def stack(redis_url, database_url, tmp_path):
     stack.stop()
 
 
+def plain_wall(path: Path, size: tuple[int, int] = (640, 480)) -> None:
+    """A photo of a wall: an even colour with a little sensor noise, and no hand."""
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(3).normal(0, 4, (size[1], size[0], 3))
+    pixels = np.clip(np.array([205, 198, 186]) + noise, 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
 def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     images = tmp_path / "photos"
     truth = copy_sample(dataset, images, per_digit=25, seed=11)
     (images / "broken.jpg").write_text("this is not a JPEG")
+    plain_wall(images / "wall.jpg")
     stack.start_worker()
 
-    submitted = stack.cli("submit", str(images), "--batch-size", "32", "--threshold", "0.9")
-    assert submitted.returncode == 0, submitted.stderr
-    job_id = submitted.stdout.strip()
-    job = stack.wait_for(job_id)
-    assert job.total_images == 251 and job.total_batches == 8
+    with stack.task_events() as events:
+        submitted = stack.cli("submit", str(images), "--batch-size", "32", "--threshold", "0.9")
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = submitted.stdout.strip()
+        job = stack.wait_for(job_id)
+        assert job.total_images == 252 and job.total_batches == 8
+        events.expect(job.total_batches)
+        assert events.wait(60), "not every batch's task reported"
+    # CPU seconds per stage, which `bench` divides by the images (these very names).
+    for stage in ("cpu_decode", "cpu_palms", "cpu_landmarks", "cpu_classify"):
+        assert events.task_seconds[stage] > 0, (stage, events.task_seconds)
 
     rows = stack.rows(job_id)
-    assert sorted(r.path for r in rows) == sorted([*truth, "broken.jpg"])  # one row each
+    assert sorted(r.path for r in rows) == sorted([*truth, "broken.jpg", "wall.jpg"])
     by_path = {r.path: r for r in rows}
     broken = by_path.pop("broken.jpg")
     assert broken.status == "error" and "not an image" in broken.error
+    assert broken.reading is None and broken.hand is None
+    # No hand is a result, not an error: no digit, below the threshold, and said so.
+    wall = by_path.pop("wall.jpg")
+    assert (wall.status, wall.digit, wall.class_index, wall.confidence, wall.below_threshold,
+            wall.reading, wall.hand) == ("done", None, None, 0.0, True, "no hand found", None)
     correct = sum(by_path[p].digit == d for p, d in truth.items())
     assert correct >= 0.95 * len(truth), f"{correct}/{len(truth)}"
     for row in by_path.values():
         assert row.status == "done" and row.model_version == job.model_version
+        assert row.worker.startswith("test-")
+        if row.reading == "no hand found":  # a few of the dataset's photos (counted wrong)
+            assert (row.digit, row.confidence, row.below_threshold, row.hand) == (
+                None, 0.0, True, None)
+            continue
         assert row.below_threshold == (row.confidence < 0.9)
         assert len(row.probabilities) == 10 and abs(sum(row.probabilities) - 1) < 1e-3
         assert row.probabilities[row.digit] == pytest.approx(row.confidence, abs=1e-5)
-        assert row.worker.startswith("test-")
+        assert row.reading in ("hand landmarks", "hand landmarks, on a padded copy")
+        answer = row.hand["hands"][0]  # the hand the digit was read from comes first
+        assert (answer["digit"], answer["confidence"]) == (
+            row.digit, pytest.approx(row.confidence, abs=1e-5))
+        assert len(answer["landmarks"]) == 21
+        x0, y0, x1, y1 = answer["box"]  # in the photo's own pixels (the dataset's 100 x 100)
+        assert -50 <= x0 < x1 <= 150 and -50 <= y0 < y1 <= 150, answer["box"]
 
     # A batch delivered again (as after a lost acknowledgement) changes nothing.
     from signdigits.broker.app import create_app
@@ -73,25 +106,33 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
 
     status = stack.cli("status", job_id[:8])
     assert status.returncode == 0 and "done with errors" in status.stdout
-    assert "251/251" in status.stdout
+    assert "252/252" in status.stdout
 
     as_csv = stack.cli("results", "latest", "--format", "csv")
     assert as_csv.returncode == 0, as_csv.stderr
     records = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert len(records) == 251
+    assert len(records) == 252
     assert list(records[0])[:5] == ["path", "digit", "confidence", "below_threshold", "error"]
-    assert {r["path"] for r in records} == {*truth, "broken.jpg"}
+    assert list(records[0])[-2:] == ["hand_box", "reading"]
+    assert {r["path"] for r in records} == {*truth, "broken.jpg", "wall.jpg"}
+    by_record = {r["path"]: r for r in records}
+    assert (by_record["wall.jpg"]["digit"], by_record["wall.jpg"]["hand_box"],
+            by_record["wall.jpg"]["reading"]) == ("", "", "no hand found")
+    some = next(row for row in by_path.values() if row.hand)
+    assert by_record[some.path]["hand_box"] == " ".join(map(str, some.hand["hands"][0]["box"]))
 
     out = tmp_path / "errors.json"
     as_json = stack.cli("results", job_id, "--errors", "--format", "json", "--output", str(out))
     assert as_json.returncode == 0, as_json.stderr
     errors = json.loads(out.read_text())
     assert [e["path"] for e in errors] == ["broken.jpg"] and errors[0]["digit"] is None
+    assert errors[0]["hand_box"] is None and errors[0]["reading"] is None
 
     threes = json.loads(stack.cli("results", job_id, "--digit", "3", "--format", "json").stdout)
     assert threes and all(r["digit"] == 3 for r in threes)
     low = json.loads(stack.cli("results", job_id, "--below-threshold", "--format", "json").stdout)
     assert all(r["below_threshold"] and r["confidence"] < 0.9 for r in low)
+    assert "wall.jpg" in {r["path"] for r in low}
 
 
 def test_empty_or_missing_folder_leaves_no_job(stack, tmp_path):

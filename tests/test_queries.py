@@ -33,6 +33,12 @@ def job_of_pending_images(database_url: str, names: list[str], batch_size: int =
     return sessions, job
 
 
+# A hand as serving.preview.hand_record stores it (fewer landmarks: the shape is what counts).
+HAND = {"hands": [{"box": [12, 30, 160, 201], "landmarks": [[12.5, 201.0], [160.0, 30.0]],
+                   "region": {"center": [85.0, 115.5], "side": 240.2, "rotation": -0.1234},
+                   "presence": 0.9987, "padded": True, "digit": 7, "confidence": 0.123457}]}
+
+
 def test_store_results_writes_each_image_once(database_url):
     sessions, job = job_of_pending_images(database_url, ["a.jpg", "b.jpg", "c.jpg"])
     with sessions() as session:
@@ -43,10 +49,12 @@ def test_store_results_writes_each_image_once(database_url):
     common = {"worker": "w@host", "model_version": "m1", "finished_at": now, "attempts": 2}
     done = {"id": a, **common, "status": ImageStatus.DONE, "digit": 7, "class_index": 3,
             "confidence": 0.123456789012345, "below_threshold": True,
-            "probabilities": [0.05] * 9 + [0.55], "error": None}
+            "probabilities": [0.05] * 9 + [0.55], "error": None, "hand": HAND,
+            "reading": "hand landmarks, on a padded copy"}
     unreadable = {"id": b, **common, "status": ImageStatus.ERROR, "digit": None,
                   "class_index": None, "confidence": None, "below_threshold": None,
-                  "probabilities": None, "error": "cannot decode: it's \"broken\" (é)"}
+                  "probabilities": None, "error": "cannot decode: it's \"broken\" (é)",
+                  "hand": None, "reading": None}
     # What a batch that gave up stores: fewer columns than a classified row.
     gave_up = {"id": c, "worker": "w@host", "finished_at": now, "status": ImageStatus.ERROR,
                "error": "gave up after 3 attempts", "attempts": 3}
@@ -65,10 +73,12 @@ def test_store_results_writes_each_image_once(database_url):
     assert (rows[a].status, rows[a].digit, rows[a].class_index) == ("done", 7, 3)
     assert rows[a].confidence == 0.123456789012345 and rows[a].below_threshold is True
     assert rows[a].probabilities == [0.05] * 9 + [0.55]
+    assert rows[a].hand == HAND and rows[a].reading == "hand landmarks, on a padded copy"
     assert (rows[a].worker, rows[a].model_version, rows[a].attempts) == ("w@host", "m1", 2)
     assert rows[a].finished_at.replace(tzinfo=now.tzinfo) == now
     assert rows[b].status == "error" and rows[b].error == "cannot decode: it's \"broken\" (é)"
     assert rows[b].digit is None and rows[b].probabilities is None
+    assert rows[b].hand is None and rows[b].reading is None  # JSON null would be "null"
     assert (rows[c].status, rows[c].error, rows[c].attempts) == (
         "error", "gave up after 3 attempts", 3
     )

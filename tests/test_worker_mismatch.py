@@ -74,6 +74,39 @@ def test_worker_without_a_model_exits_before_taking_a_batch(stack, dataset, tmp_
     assert stack.counts(job_id) == {"done": 20}
 
 
+def test_workers_and_run_without_the_hand_models_exit_before_taking_a_batch(
+        stack, dataset, tmp_path):
+    """Missing or altered hand models: one line naming the command that fetches them."""
+    from tests.test_cli_errors import one_line_error
+
+    copy_sample(dataset, tmp_path / "photos", per_digit=1)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "5")
+    queued = redis.Redis.from_url(stack.broker_url).llen(QUEUE)
+    missing, altered = tmp_path / "missing", tmp_path / "altered"
+    altered.mkdir()
+    for name in ("palm_detection_lite.tflite", "hand_landmark_lite.tflite"):
+        (altered / name).write_bytes(b"not the pinned model")
+    commands = {
+        "signdigits worker": [sys.executable, "-m", "signdigits", "worker"],
+        "celery worker": [sys.executable, "-m", "celery", "-A", "signdigits.worker", "worker",
+                          "--loglevel", "INFO"],
+    }
+    for folder, says in ((missing, "is missing: run `signdigits fetch-hand-models`"),
+                         (altered, "is not the pinned file")):
+        env = {**stack.env, "SIGNDIGITS_HAND_MODELS_DIR": str(folder)}
+        for name, command in commands.items():
+            process = subprocess.run(command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                                     capture_output=True, text=True, timeout=120)
+            assert process.returncode != 0, name
+            errors = [line for line in process.stderr.splitlines() if line.startswith("error")]
+            assert len(errors) == 1 and says in errors[0], process.stderr[-3000:]
+            assert str(folder / "palm_detection_lite.tflite") in errors[0]
+        # `run` says it before it starts a broker or a worker.
+        one_line_error(run_cli("run", str(tmp_path / "photos"), env=env, cwd=tmp_path), 1, says)
+    assert redis.Redis.from_url(stack.broker_url).llen(QUEUE) == queued
+    assert stack.counts(job_id) == {"pending": 10}
+
+
 def test_worker_with_another_database_puts_the_batches_back(
     stack, empty_database_url, dataset, tmp_path
 ):

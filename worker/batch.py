@@ -1,4 +1,5 @@
-"""One batch, start to finish: claim its pending rows, decode, classify, store.
+"""One batch, start to finish: claim its pending rows, decode and find the hands,
+classify them, store.
 
 Read :func:`process_batch` top to bottom for the whole lifecycle of a task.
 """
@@ -11,17 +12,21 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.db.batches import count_attempt, pending_images
 from signdigits.db.models import ImageStatus, Job, utcnow
 from signdigits.db.results import store_results
 from signdigits.files.reading import ImageError, JobFolder
-from signdigits.serving.model_input import IMAGE_SIZE
-from signdigits.serving.preprocess import preprocess_image
+
+# Numpy and Pillow only at import (the parent imports this module before forking): the
+# runtimes of the classifier and the hand finder load in each child (worker.context).
+from signdigits.serving.hands.finder import Hand
+from signdigits.serving.photo import read_photo
+from signdigits.serving.preview import hand_record
+from signdigits.serving.reader import Reading
 from signdigits.worker.context import INFERENCE_PART, WorkerContext
 from signdigits.worker.retries import Action, Failure, decide
 from signdigits.worker.thresholds import flag_threshold
@@ -44,14 +49,45 @@ class BatchOutcome:
     classified: int = 0
     errors: int = 0
     skipped: bool = False
-    # Where the batch's time went (claim, decode_and_model, store): the task's return
-    # value, so Flower's task page and the worker's INFO line "succeeded in" show it.
+    # Where the batch's time went: wall seconds (claim, decode_and_model, store) and CPU
+    # seconds per stage (cpu_decode, cpu_palms, cpu_landmarks, cpu_classify, which
+    # `bench` reads by these names): the task's return value, so Flower's task page and
+    # the worker's INFO line "succeeded in" show it.
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 class PendingImage(NamedTuple):
     id: int
     path: str
+
+
+@dataclass(frozen=True)
+class Looked:
+    """One image after its decode thread: the hands found on it, or why it is unreadable."""
+
+    hands: list[Hand] = field(default_factory=list)  # surest first, in decoded pixels
+    scale: float = 1.0  # decoded pixels per photo pixel: hand_record's
+    error: str | None = None
+    cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)  # decode, palms, landmarks seconds
+
+
+@dataclass
+class StageCpu:
+    """A batch's CPU seconds per stage, each counted in the thread that did the work."""
+
+    decode: float = 0.0
+    palms: float = 0.0
+    landmarks: float = 0.0
+    classify: float = 0.0
+
+    def add(self, looked: Looked) -> None:
+        self.decode += looked.cpu[0]
+        self.palms += looked.cpu[1]
+        self.landmarks += looked.cpu[2]
+
+    def seconds(self) -> dict[str, float]:
+        return {f"cpu_{stage}": round(value, 6)
+                for stage, value in dataclasses.asdict(self).items()}
 
 
 @dataclass(frozen=True)
@@ -93,8 +129,9 @@ def process_batch(
         log.error("batch %s of job %s: %s", batch, job_id, decision.reason)
         return BatchOutcome(job_id, batch, errors=len(claimed.images))
     rows: list[dict] = []
-    for pixels, errors in decode_in_parts(ctx, claimed, inline=inline):
-        rows += classify_images(ctx, claimed, pixels, errors, worker=worker)
+    cpu = StageCpu()
+    for part in find_hands_in_parts(ctx, claimed, inline=inline, cpu=cpu):
+        rows += classify_hands(ctx, claimed, part, worker=worker, cpu=cpu)
     classified_at = time.perf_counter()
     with ctx.sessions.begin() as session:
         store_results(session, job_id=job_id, batch=batch, rows=rows)
@@ -105,7 +142,8 @@ def process_batch(
     }
     failed = sum(row["status"] == ImageStatus.ERROR for row in rows)
     return BatchOutcome(job_id, batch, classified=len(rows) - failed, errors=failed,
-                        seconds={phase: round(value, 4) for phase, value in seconds.items()})
+                        seconds={**{phase: round(value, 4) for phase, value in seconds.items()},
+                                 **cpu.seconds()})
 
 
 def claim_batch(sessions: sessionmaker[Session], *, job_id: str, batch: int,
@@ -132,14 +170,15 @@ def claim_batch(sessions: sessionmaker[Session], *, job_id: str, batch: int,
     return ClaimedBatch(job, batch, images, attempt)
 
 
-def decode_in_parts(
-    ctx: WorkerContext, claimed: ClaimedBatch, *, inline: dict | None
-) -> Iterator[tuple[dict[int, np.ndarray], dict[int, str]]]:
-    """Per part of the batch: image id -> pixels, and image id -> error for the unreadable.
+def find_hands_in_parts(
+    ctx: WorkerContext, claimed: ClaimedBatch, *, inline: dict | None, cpu: StageCpu
+) -> Iterator[dict[int, Looked]]:
+    """Per part of the batch: image id -> the hands found on it, or why it is unreadable.
 
-    Every decode is queued at once, so while the model runs on one part the decode
-    thread is already on the next: that overlap is most of the gap between one busy
-    process and two. Removing it costs about a fifth of the throughput (``bench``).
+    Every image is queued at once, and each decode thread both decodes and finds the
+    hands (with a hand finder of its own): finding is most of an image's cost, so it
+    runs where decoding ran, and while the classifier reads one part the threads are
+    already on the next.
     """
     settings = ctx.settings
     folder = JobFolder(claimed.job.root, allowed_roots=settings.allowed_roots)
@@ -148,69 +187,105 @@ def decode_in_parts(
     # to the broker could otherwise supply the pixels stored for any job's images.
     inline = inline if claimed.job.inline else None
 
-    def decode(image: PendingImage) -> np.ndarray:
-        if inline is not None:
-            entry = inline.get(str(image.id)) or {"error": "image missing from the message"}
-            if "error" in entry:
-                raise ImageError(entry["error"])
-            data = base64.b64decode(entry["data"])
-            if len(data) > settings.max_file_bytes:
-                raise ImageError(f"file is {len(data):,} bytes, over the cap")
-        else:
-            data = folder.read(image.path, max_bytes=settings.max_file_bytes)
-        return preprocess_image(data, max_pixels=settings.max_image_pixels)
+    def read(image: PendingImage) -> bytes:
+        if inline is None:
+            return folder.read(image.path, max_bytes=settings.max_file_bytes)
+        entry = inline.get(str(image.id)) or {"error": "image missing from the message"}
+        if "error" in entry:
+            raise ImageError(entry["error"])
+        data = base64.b64decode(entry["data"])
+        if len(data) > settings.max_file_bytes:
+            raise ImageError(f"file is {len(data):,} bytes, over the cap")
+        return data
 
-    futures = [(image.id, ctx.decoders.submit(decode, image)) for image in claimed.images]
+    def look(image: PendingImage) -> Looked:
+        started = time.thread_time()
+        try:
+            photo = read_photo(read(image), max_pixels=settings.max_image_pixels)
+        except ImageError as exc:
+            return Looked(error=str(exc), cpu=(time.thread_time() - started, 0.0, 0.0))
+        decoded = time.thread_time()
+        try:
+            hands, palms, landmarks = find_hands(ctx, photo.image)
+        except Exception as exc:  # noqa: BLE001 - one odd photo must not fail its batch
+            log.warning("image %s: the hand finder failed", image.id, exc_info=True)
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            return Looked(error=f"cannot look for hands: {exc.__class__.__name__}: {detail}",
+                          cpu=(decoded - started, 0.0, 0.0))
+        spent = time.thread_time() - decoded
+        # The finder times its stages on the process's clock, which also counts the other
+        # threads' work meanwhile: its split is kept, on this thread's own seconds.
+        share = palms / (palms + landmarks) if palms + landmarks > 0 else 1.0
+        return Looked(hands, photo.scale,
+                      cpu=(decoded - started, spent * share, spent * (1 - share)))
+
+    futures = [(image.id, ctx.decoders.submit(look, image)) for image in claimed.images]
     try:
         for start in range(0, len(futures), INFERENCE_PART):
-            pixels: dict[int, np.ndarray] = {}
-            errors: dict[int, str] = {}
-            for image_id, future in futures[start : start + INFERENCE_PART]:
-                try:
-                    pixels[image_id] = future.result()
-                except ImageError as exc:
-                    errors[image_id] = str(exc)
-            yield pixels, errors
+            part = {image_id: future.result()
+                    for image_id, future in futures[start : start + INFERENCE_PART]}
+            for looked in part.values():
+                cpu.add(looked)
+            yield part
     finally:
         for _, future in futures:
             future.cancel()  # the batch failed part-way: decode no further
 
 
-def classify_images(
-    ctx: WorkerContext,
-    claimed: ClaimedBatch,
-    pixels: dict[int, np.ndarray],
-    errors: dict[int, str],
-    *,
-    worker: str,
+def find_hands(ctx: WorkerContext, image) -> tuple[list[Hand], float, float]:
+    """This decode thread's finder on one photo: the hands, and its palm and landmark
+    seconds for it."""
+    finder = ctx.finders.get()
+    palms, landmarks = finder.seconds.palms, finder.seconds.landmarks
+    hands = finder.find(image)
+    return hands, finder.seconds.palms - palms, finder.seconds.landmarks - landmarks
+
+
+def classify_hands(
+    ctx: WorkerContext, claimed: ClaimedBatch, part: dict[int, Looked], *, worker: str,
+    cpu: StageCpu,
 ) -> list[dict]:
-    """Run the model once on these images and build one result row for each."""
-    ids = list(pixels)
-    stack = np.stack([pixels[i] for i in ids]) if ids else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE))
-    predictions = dict(zip(ids, ctx.classifier.classify(stack), strict=True))
-    version = ctx.classifier.version
+    """One classifier call for every hand of this part; one result row per image."""
+    found = {image_id: looked for image_id, looked in part.items() if looked.error is None}
+    started = time.thread_time()  # ONNX Runtime runs the call in this thread (1 thread)
+    readings = dict(zip(found, ctx.reader.classify([looked.hands for looked in found.values()]),
+                        strict=True))
+    cpu.classify += time.thread_time() - started
     threshold = flag_threshold(claimed.job, ctx.classifier.info)
     now = utcnow()
     rows = []
     for image in claimed.images:
-        if image.id not in pixels and image.id not in errors:
+        looked = part.get(image.id)
+        if looked is None:
             continue  # another part's
-        row = {
-            "id": image.id, "worker": worker, "model_version": version, "finished_at": now,
-            "attempts": claimed.attempt,
+        row: dict[str, Any] = {
+            "id": image.id, "worker": worker, "model_version": ctx.classifier.version,
+            "finished_at": now, "attempts": claimed.attempt,
             "status": ImageStatus.DONE, "digit": None, "class_index": None,
             "confidence": None, "below_threshold": None, "probabilities": None, "error": None,
+            "hand": None, "reading": None,
         }
-        if image.id in predictions:
-            p = predictions[image.id]
-            row.update(
-                digit=p.digit, class_index=p.class_index, confidence=p.confidence,
-                below_threshold=p.confidence < threshold, probabilities=p.probabilities,
-            )
+        if looked.error is None:
+            row.update(reading_columns(readings[image.id], scale=looked.scale,
+                                       threshold=threshold))
         else:
-            row.update(status=ImageStatus.ERROR, error=errors[image.id])
+            row.update(status=ImageStatus.ERROR, error=looked.error)
         rows.append(row)
     return rows
+
+
+def reading_columns(reading: Reading, *, scale: float, threshold: float) -> dict[str, Any]:
+    """A reading as result columns. No hand found is a result, not an error: no digit,
+    confidence 0, below the threshold (a person should look), and ``reading`` says so."""
+    answer = reading.answer
+    if answer is None:
+        return {"confidence": 0.0, "below_threshold": True, "reading": reading.how}
+    p = answer.prediction
+    hands = [hand_record(h.hand, scale=scale, digit=h.prediction.digit,
+                         confidence=h.prediction.confidence) for h in reading.hands]
+    return {"digit": p.digit, "class_index": p.class_index, "confidence": p.confidence,
+            "below_threshold": p.confidence < threshold, "probabilities": p.probabilities,
+            "hand": {"hands": hands}, "reading": reading.how}
 
 
 def give_up_batch(ctx: WorkerContext, claimed: ClaimedBatch, *, worker: str, reason: str) -> None:

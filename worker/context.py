@@ -1,10 +1,10 @@
-"""Per-process resources of a worker: the loaded model, the database, the decode pool.
+"""Per-process resources of a worker: the hand reader, the database, the decode pool.
 
 They are built after Celery forks its children (``worker_process_init``), because
-ONNX Runtime sessions, TensorFlow and database connections do not survive a fork;
-building them at import time would load the model in the parent and hand every child a
-broken copy. With the default runtime (``SIGNDIGITS_RUNTIME=onnx``) no worker process
-imports TensorFlow at all.
+ONNX Runtime sessions, LiteRT interpreters, TensorFlow and database connections do not
+survive a fork; building them at import time would load the models in the parent and
+hand every child a broken copy. With the default runtime (``SIGNDIGITS_RUNTIME=onnx``) no
+worker process imports TensorFlow at all.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import logging
 import os
 import signal
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from celery.signals import worker_init, worker_process_init
@@ -25,14 +27,16 @@ from signdigits.config.settings import Settings, get_settings
 from signdigits.db.session import shown_url, worker_session_factory
 from signdigits.worker.readiness import mark_model_loaded
 
-if TYPE_CHECKING:  # importing it for real would pull TensorFlow into the parent
+if TYPE_CHECKING:  # importing them for real would load the runtimes in the parent
     from signdigits.serving.classifier import Classifier
+    from signdigits.serving.hands.finder import HandFinder
+    from signdigits.serving.reader import HandReader
 
 log = logging.getLogger(__name__)
 
-# Images per model call inside a batch; smaller parts overlap decoding and inference more,
-# larger ones use the model more efficiently (64 measured best with batches of 128). The
-# model is warmed at this size, the largest it is ever given.
+# Images per classifier call inside a batch: the classifier reads one part's hands while
+# the decode threads find the next part's. The model is warmed at this size, the largest
+# it is given (a photo with several hands gives it more rows, rarely).
 INFERENCE_PART = 64
 
 
@@ -40,31 +44,82 @@ INFERENCE_PART = 64
 class WorkerContext:
     settings: Settings
     sessions: sessionmaker[Session]
-    classifier: Classifier
+    reader: HandReader  # the classifier (reader.classifier) and this process's hand models
     decoders: ThreadPoolExecutor
+    finders: ThreadFinders
+
+    @property
+    def classifier(self) -> Classifier:
+        return self.reader.classifier
+
+
+class ThreadFinders:
+    """One :class:`HandFinder` per decode thread: a LiteRT interpreter is not thread-safe,
+    and the hands are found in the decode threads so that decoding and finding the next
+    part of a batch overlap the classifier on this one."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._local = threading.local()
+
+    def get(self) -> HandFinder:
+        finder = getattr(self._local, "finder", None)
+        if finder is None:
+            from signdigits.serving.hands.finder import HandFinder
+
+            finder = self._local.finder = HandFinder(self.folder)
+        return finder
 
 
 @lru_cache(maxsize=1)
 def get_context() -> WorkerContext:
     """Build this process's resources once: when a pool process starts, or on first use."""
     from signdigits.serving.classifier import Classifier
+    from signdigits.serving.hands.models import models_dir
+    from signdigits.serving.reader import HandReader
 
     settings = get_settings()
     classifier = Classifier(settings.model_path, threads=settings.model_threads,
                             runtime=settings.runtime)
     # At the largest size a task sends: else a job's first batch pays for sizing buffers.
     classifier.warm_up(INFERENCE_PART)
-    log.info("model %s loaded from %s (%s)", classifier.version, classifier.served_path,
-             classifier.runtime)
+    folder = models_dir(settings.hand_models_dir)
+    # Checks the hand models' hashes, and that the classifier was trained on their points.
+    reader = HandReader(classifier, folder)
+    log.info("model %s loaded from %s (%s); hand models from %s", classifier.version,
+             classifier.served_path, classifier.runtime, folder)
     context = WorkerContext(
         settings=settings,
         sessions=worker_session_factory(settings.database_url),
-        classifier=classifier,
+        reader=reader,
         decoders=ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode"),
+        finders=ThreadFinders(folder),
     )
+    warm_up_finders(context)
     open_connection(context.sessions)
     mark_model_loaded()
     return context
+
+
+def warm_up_finders(ctx: WorkerContext) -> None:
+    """Build and run every decode thread's hand finder once, before the first batch.
+
+    Each warm-up waits for the others at a barrier, so each runs in a thread of its own
+    and the pool starts all of its threads now. Without it a job's first batches paid for
+    loading the interpreters in each thread (and XNNPACK's first-run set-up) as decoding.
+    """
+    from PIL import Image
+
+    threads = ctx.settings.decode_threads
+    barrier = threading.Barrier(threads)
+    blank = Image.new("RGB", (320, 240), (128, 128, 128))
+
+    def warm() -> None:
+        ctx.finders.get().find(blank)
+        barrier.wait(timeout=120)
+
+    for future in [ctx.decoders.submit(warm) for _ in range(threads)]:
+        future.result()
 
 
 def open_connection(sessions: sessionmaker[Session]) -> None:
@@ -82,27 +137,32 @@ def open_connection(sessions: sessionmaker[Session]) -> None:
 
 @worker_init.connect
 def _check_before_consuming(**_kwargs) -> None:
-    """In the worker's main process, before its pool or consumer starts: exit if no model.
+    """In the worker's main process, before its pool or consumer starts: exit if no model,
+    or no hand models (missing, or not the pinned files).
 
-    A worker that cannot load its model must not take batches: each would fail on every
+    A worker that cannot load its models must not take batches: each would fail on every
     try and end as error rows (or, before this check, be acknowledged unprocessed). The
     artifact's metadata is read here without TensorFlow, which must not be loaded before
-    the fork; one line on stderr says why, and the exit status is 1.
+    the fork, and the hand models' files are hashed, not loaded; one line on stderr says
+    why (for hand models, that ``signdigits fetch-hand-models`` puts them in place), and
+    the exit status is 1.
     """
     from pydantic import ValidationError
 
-    from signdigits.serving.artifact import ArtifactError, read_model_info, resolve_model_path
+    from signdigits.serving.artifact import ArtifactError
+    from signdigits.serving.hands.models import HandModelsError
+    from signdigits.serving.served import check_served_models
 
     try:
         settings = get_settings()
-        info = read_model_info(resolve_model_path(settings.model_path))
-        served = info.served_file(settings.runtime)
+        served = check_served_models(settings)
     except ValidationError as exc:
         _exit_at_start("invalid configuration: " + "; ".join(e["msg"] for e in exc.errors()))
-    except ArtifactError as exc:
+    except (ArtifactError, HandModelsError) as exc:
         _exit_at_start(f"cannot start the worker: {exc}")
     # The start line: which model, and which database this worker reads its jobs from.
-    print(f"signdigits worker: model {info.version} from {served} ({settings.runtime}); database "
+    print(f"signdigits worker: model {served.info.version} from {served.served} "
+          f"({settings.runtime}); hand models {served.hands}; database "
           f"{shown_url(settings.database_url)}", file=sys.stderr, flush=True)
 
 

@@ -1,25 +1,38 @@
-"""One photo classified while a person waits: ``POST /api/predict`` and the ``/try`` page.
+"""One photo read while a person waits: ``POST /api/predict`` and the ``/try`` page.
 
-The web process decodes and preprocesses the photo itself (it must answer "not an image"
-at once and show the 64 x 64 view), so the message carries only those 64 x 64 pixels as
-bytes, and this task only runs the model: it holds a worker process for milliseconds,
-not for a decode of a 12-megapixel photo. Nothing is written to the database.
+The web process decodes the photo itself with :func:`serving.photo.read_photo` (it must
+answer "not an image" at once), so the message carries only the decoded picture: its RGB
+bytes (about 240 pixels a side) and the photo's own size. This task finds the hands and
+classifies them: it holds a worker process for tens of milliseconds, not for a decode of
+a 12-megapixel photo. Nothing is written to the database.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import io
 import json
 from functools import lru_cache
+from typing import Any
 
-import numpy as np
+from PIL import Image
 
 from signdigits.broker.messages import PREDICT_TASK_NAME
-from signdigits.serving.model_input import IMAGE_SIZE
+from signdigits.serving.photo import Photo
+from signdigits.serving.preview import hand_crop, hand_record
 from signdigits.worker.app import app
 from signdigits.worker.context import get_context
 
 _REPLY_SECONDS = 60  # an answer nobody collected by then is dropped by Redis
+# The largest decoded picture a message may carry: read_photo gives about 240 pixels a
+# side, so this is only there to refuse a message that would take gigabytes to unpack.
+MAX_PIXELS = 4096 * 4096
+CROP_SIDE = 224  # the hand as the landmark model read it
+
+
+class BadRequest(ValueError):
+    """The message's arguments cannot be a decoded photo; the answer says why, in one line."""
 
 
 @lru_cache(maxsize=1)
@@ -30,16 +43,22 @@ def _replies(url: str):
 
 
 @app.task(name=PREDICT_TASK_NAME, acks_late=False)
-def predict_image(pixels_b64: str, threshold: float | None = None,
-                  reply_to: str | None = None) -> dict:
-    """Pixels as 64 x 64 uint8 grayscale, base64 -> digit, confidence, probabilities.
+def predict_image(rgb_b64: str, size: list[int], original_size: list[int],
+                  threshold: float | None = None, reply_to: str | None = None) -> dict:
+    """A decoded photo -> the digit, how it was read, and the hands found.
+
+    ``rgb_b64``: the RGB bytes (uint8, height x width x 3, rows top first) of the picture
+    :func:`read_photo` decoded, base64; ``size``: its width and height; ``original_size``:
+    the photo's own upright width and height, the pixels the hands are reported in.
 
     The answer is pushed to the Redis list ``reply_to`` on the broker, where the web
     waits for it. Acknowledged on receipt (not late): a prediction redelivered an hour
-    later would answer nobody. Malformed pixels get an ``error`` answer, not a retry.
+    later would answer nobody. Malformed input gets an ``error`` answer, not a retry.
     """
     try:
-        answer = _predict(pixels_b64, threshold)
+        answer = _predict(rgb_b64, size, original_size, threshold)
+    except BadRequest as exc:
+        answer = {"error": str(exc)}
     except Exception as exc:
         # Told at once: without a reply the person waited the whole timeout, then read
         # "no worker answered", when one had answered and failed. The task still fails.
@@ -56,22 +75,67 @@ def _reply(reply_to: str | None, answer: dict) -> None:
             pipe.rpush(reply_to, json.dumps(answer)).expire(reply_to, _REPLY_SECONDS).execute()
 
 
-def _predict(pixels_b64: str, threshold: float | None) -> dict:
+def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | None) -> dict:
+    photo = unpack_photo(rgb_b64, size, original_size)
     ctx = get_context()
-    raw = base64.b64decode(pixels_b64, validate=False)
-    if len(raw) != IMAGE_SIZE * IMAGE_SIZE:
-        return {"error": f"expected {IMAGE_SIZE * IMAGE_SIZE} pixel bytes, got {len(raw)}"}
-    pixels = np.frombuffer(raw, np.uint8).reshape(1, IMAGE_SIZE, IMAGE_SIZE)
-    prediction = ctx.classifier.classify(pixels.astype(np.float32) / np.float32(255.0))[0]
+    # In a decode thread, with that thread's hand finder: the finders are not thread-safe,
+    # and those threads are the only ones that use them, whatever the pool runs tasks in.
+    hands = ctx.decoders.submit(lambda: ctx.finders.get().find(photo.image)).result()
+    reading = ctx.reader.classify([hands])[0]
     if threshold is None:
         threshold = ctx.settings.threshold
     if threshold is None:
         threshold = ctx.classifier.info.default_threshold
+    records = [hand_record(h.hand, scale=photo.scale, digit=h.prediction.digit,
+                           confidence=h.prediction.confidence) for h in reading.hands]
+    answer = reading.answer
+    prediction = answer.prediction if answer is not None else None
     return {
-        "digit": prediction.digit,
-        "confidence": prediction.confidence,
-        "below_threshold": prediction.confidence < threshold,
+        "digit": prediction.digit if prediction else None,
+        "confidence": prediction.confidence if prediction else 0.0,
+        # No hand found: below any threshold, as a batch's row is (a person should look).
+        "below_threshold": prediction.confidence < threshold if prediction else True,
         "threshold": threshold,
-        "probabilities": prediction.probabilities,
+        "probabilities": prediction.probabilities if prediction else None,
         "model_version": ctx.classifier.version,
+        "reading": reading.how,
+        "hands": records,
+        "crop_png": _crop_png(photo, records[0]) if records else None,
     }
+
+
+def unpack_photo(rgb_b64: Any, size: Any, original_size: Any) -> Photo:
+    """The message's picture as the :class:`Photo` the web decoded; BadRequest if it is not
+    one."""
+    width, height = _dimensions("size", size)
+    _dimensions("original_size", original_size)
+    if width * height > MAX_PIXELS:
+        raise BadRequest(f"size {width}x{height} is over the {MAX_PIXELS:,}-pixel limit")
+    expected = width * height * 3
+    if not isinstance(rgb_b64, str) or len(rgb_b64) > 4 * (expected // 3) + 4:
+        # Checked before decoding: a message of any length would be unpacked whole.
+        raise BadRequest(f"expected {expected:,} RGB bytes for {width}x{height} as base64")
+    try:
+        raw = base64.b64decode(rgb_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("rgb_b64 is not base64") from None
+    if len(raw) != expected:
+        raise BadRequest(f"expected {expected:,} RGB bytes for {width}x{height}, "
+                         f"got {len(raw):,}")
+    image = Image.frombytes("RGB", (width, height), raw)
+    return Photo(image, (int(original_size[0]), int(original_size[1])))
+
+
+def _dimensions(name: str, value: Any) -> tuple[int, int]:
+    # bool is an int to Python, and JSON's true is no width.
+    if (not isinstance(value, (list, tuple)) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                       for v in value)):
+        raise BadRequest(f"{name} must be [width, height], two positive integers")
+    return int(value[0]), int(value[1])
+
+
+def _crop_png(photo: Photo, record: dict) -> str:
+    buffer = io.BytesIO()
+    hand_crop(photo.image, record, scale=photo.scale, side=CROP_SIDE).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

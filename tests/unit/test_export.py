@@ -6,7 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from signdigits.db.export import csv_row, final_digit, reviewed_digit, spreadsheet_safe
+from signdigits.db.export import (
+    COLUMNS,
+    csv_row,
+    final_digit,
+    hand_box,
+    result_record,
+    reviewed_digit,
+    spreadsheet_safe,
+)
 
 
 @pytest.mark.parametrize(("text", "safe"), [
@@ -48,3 +56,21 @@ def test_the_final_digit(review, reviewed, final):
     image = SimpleNamespace(digit=7)
     assert reviewed_digit(review) == reviewed
     assert final_digit(image, review) == final
+
+
+def test_the_hand_columns_come_last_and_the_box_is_one_cell():
+    """Programs that read the files by position keep their columns; the box is the answer
+    hand's, as four numbers in one CSV cell."""
+    assert COLUMNS[-2:] == ["hand_box", "reading"]
+    hand = {"hands": [{"box": [10, 20, 110, 220]}, {"box": [0, 0, 5, 5]}]}
+    image = SimpleNamespace(path="a.jpg", digit=3, confidence=0.9, below_threshold=False,
+                            error=None, status="done", model_version="v", worker="w",
+                            finished_at=None, hand=hand, reading="hand landmarks")
+    record = result_record(image)
+    assert list(record) == COLUMNS
+    assert record["hand_box"] == [10, 20, 110, 220] and record["reading"] == "hand landmarks"
+    assert csv_row(record)["hand_box"] == "10 20 110 220"
+    none = SimpleNamespace(**{**image.__dict__, "digit": None, "hand": None,
+                              "reading": "no hand found"})
+    assert hand_box(none.hand) is None and csv_row(result_record(none))["hand_box"] == ""
+    assert hand_box({"hands": []}) is None

@@ -1,0 +1,90 @@
+"""The worker's pure rules for a read photo: its result columns, the CPU seconds per stage
+``bench`` reads, the predict message's picture, and predict's preview names."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from signdigits.cli.predict import _free_name
+from signdigits.serving.classifier import Prediction
+from signdigits.serving.hands.finder import Hand
+from signdigits.serving.hands.landmarks import Landmarks
+from signdigits.serving.hands.palm import Region
+from signdigits.serving.reader import HandReading, Reading
+from signdigits.worker.batch import Looked, StageCpu, reading_columns
+from signdigits.worker.predict import BadRequest, unpack_photo
+
+
+def _hand(x0: float, y0: float, *, padded: bool = False) -> Hand:
+    points = np.zeros((21, 3), np.float32)
+    points[:, 0] = np.linspace(x0, x0 + 40, 21)
+    points[:, 1] = np.linspace(y0, y0 + 60, 21)
+    return Hand(Landmarks(points, 0.9, 0.4), Region((x0 + 20, y0 + 30), 80.0, 0.1), 0.8, padded)
+
+
+def _prediction(digit: int, confidence: float) -> Prediction:
+    probabilities = [round((1 - confidence) / 9, 6)] * 10
+    probabilities[digit] = confidence
+    return Prediction(digit, digit, confidence, probabilities)
+
+
+def test_no_hand_is_a_result_below_any_threshold():
+    assert reading_columns(Reading([]), scale=1.0, threshold=0.0) == {
+        "confidence": 0.0, "below_threshold": True, "reading": "no hand found"}
+
+
+def test_a_hand_gives_its_digit_and_every_hand_in_the_photos_pixels():
+    reading = Reading([HandReading(_hand(10, 20, padded=True), _prediction(4, 0.8)),
+                       HandReading(_hand(100, 20), _prediction(1, 0.6))])
+    columns = reading_columns(reading, scale=0.5, threshold=0.9)  # decoded at half size
+    assert (columns["digit"], columns["class_index"], columns["confidence"]) == (4, 4, 0.8)
+    assert columns["below_threshold"] is True and columns["probabilities"][4] == 0.8
+    assert columns["reading"] == "hand landmarks, on a padded copy"
+    first, second = columns["hand"]["hands"]
+    assert first["box"] == [20, 40, 100, 160] and first["padded"] is True
+    assert (first["digit"], first["confidence"], second["digit"]) == (4, 0.8, 1)
+    assert reading_columns(reading, scale=0.5, threshold=0.8)["below_threshold"] is False
+
+
+def test_cpu_seconds_per_stage_have_the_names_bench_reads():
+    cpu = StageCpu()
+    cpu.add(Looked(cpu=(0.001, 0.02, 0.01)))
+    cpu.add(Looked(error="not an image", cpu=(0.0005, 0.0, 0.0)))
+    cpu.classify += 0.0002
+    assert cpu.seconds() == {"cpu_decode": 0.0015, "cpu_palms": 0.02, "cpu_landmarks": 0.01,
+                             "cpu_classify": 0.0002}
+
+
+def test_the_message_unpacks_to_the_photo_the_web_decoded():
+    pixels = bytes(range(18))  # 3 x 2 RGB
+    photo = unpack_photo(base64.b64encode(pixels).decode(), [3, 2], [300, 200])
+    assert photo.image.size == (3, 2) and photo.image.tobytes() == pixels
+    assert (photo.original_size, photo.scale) == ((300, 200), 0.01)
+
+
+@pytest.mark.parametrize(("rgb", "size", "original", "says"), [
+    (base64.b64encode(bytes(17)).decode(), [3, 2], [3, 2], "expected 18 RGB bytes for 3x2"),
+    ("A" * 10_000, [3, 2], [3, 2], "expected 18 RGB bytes"),  # refused before decoding
+    (None, [3, 2], [3, 2], "expected 18 RGB bytes"),
+    ("!!!!", [3, 2], [3, 2], "not base64"),
+    ("", [0, 2], [3, 2], "size must be [width, height], two positive integers"),
+    ("", [3.0, 2], [3, 2], "size must be"),
+    ("", [True, 2], [3, 2], "size must be"),
+    ("", "3x2", [3, 2], "size must be"),
+    ("", [3, 2], [3, -2], "original_size must be"),
+    ("", [3, 2], None, "original_size must be"),
+    ("", [4097, 4096], [4097, 4096], "over the 16,777,216-pixel limit"),
+])
+def test_a_malformed_message_is_one_line(rgb, size, original, says):
+    with pytest.raises(BadRequest) as refused:
+        unpack_photo(rgb, size, original)
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_preview_names_stay_apart():
+    taken: set[str] = set()
+    assert [_free_name(stem, taken) for stem in ("one", "one", "one-hand", "one-2")] == [
+        "one", "one-2", "one-hand-2", "one-2-2"]
