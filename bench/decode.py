@@ -13,7 +13,7 @@ disturbs least), and the decoded size most files came out at.
 FOLDER "" is the dataset too. Prints the files' count, then one line a round::
 
     500 files under /work/shared/datasets/foreign-photos/cyril; 500 are 640x480, decoded at 320x240
-    as served 1210 us per image, Pillow alone 1690 us: 1.40x
+    as served 1454 us per image, Pillow alone 1432 us: 0.99x
 """
 
 from __future__ import annotations
