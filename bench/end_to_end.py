@@ -1,15 +1,14 @@
-"""``signdigits bench``: the pipeline against the in-process ceiling and the original way.
+"""``signdigits bench``: the pipeline against the in-process ceiling of the same path.
 
-All the figures come from one run, on the same files, model and machine:
-1. ceiling: decode + preprocess + model in one process, same CPU threads, no queue or DB,
-   with the runtime the workers use (``SIGNDIGITS_RUNTIME``, ONNX Runtime by default);
-2. the TensorFlow ceiling: the same with TensorFlow running the ``.keras`` archive (what
-   the workers ran before ONNX Runtime), when the training extra is installed;
-3. original: one ``model.predict`` call per image (the project we started from);
-4. end to end: ``submit`` until every row is in the database, through a real Redis and
+Both figures come from one run, on the same files, models and machine:
+1. the ceiling: ``read_photo``, the hand finder and the classifier in W processes forked
+   from this one (W = the workers' processes), one thread each, no queue or database
+   (:mod:`bench.model`); measured before and after the end-to-end run;
+2. end to end: ``submit`` until every row is in the database, through a real Valkey and
    real worker processes.
-With the model's multiply-adds per image (recorded in the artifact at export), images/s
-becomes GFLOP/s: how far the run is from the machine's arithmetic limit.
+Each also says where its CPU went, per image and stage (decode, palm detector, landmarks,
+classifier): the ceiling from the readers' own counters, end to end from the ``cpu_*``
+seconds each task returns.
 """
 
 from __future__ import annotations
@@ -25,12 +24,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from signdigits.bench.model import (
-    build_folder,
-    measure_ceiling,
-    measure_original,
-    tensorflow_installed,
-)
+from signdigits.bench.model import STAGES, Ceiling, build_folder, measure_ceiling
 from signdigits.bench.procstat import (
     CpuSplit,
     children,
@@ -73,30 +67,21 @@ class EndToEnd:
 @dataclass(frozen=True)
 class BenchResult:
     images: int
-    ceiling: float
-    original: float | None  # None without TensorFlow (the training extra)
+    workers: int
+    ceiling: Ceiling  # both runs, before and after end to end, as one
     end_to_end: EndToEnd
     runtime: str = "onnx"
-    ceiling_tensorflow: float | None = None
-    multiply_adds: int | None = None  # per image, from the artifact's metadata
-
-    def gflops(self, images_per_s: float) -> float | None:
-        """GFLOP/s at that rate (a multiply-add is two floating-point operations)."""
-        return None if not self.multiply_adds else 2 * self.multiply_adds * images_per_s / 1e9
 
     @property
     def ratio_to_ceiling(self) -> float:
-        return self.end_to_end.images_per_s / self.ceiling
+        return self.end_to_end.images_per_s / self.ceiling.images_per_s
 
-    @property
-    def ratio_to_original(self) -> float | None:
-        return self.end_to_end.images_per_s / self.original if self.original else None
-
-    @property
-    def ratio_to_tensorflow_ceiling(self) -> float | None:
-        if not self.ceiling_tensorflow:
-            return None
-        return self.end_to_end.images_per_s / self.ceiling_tensorflow
+    def end_to_end_cpu_ms(self) -> dict[str, float | None]:
+        """CPU-ms per image by stage, from the tasks' ``cpu_*`` seconds; None for a stage
+        the workers did not report."""
+        seconds = self.end_to_end.task_seconds
+        return {stage: None if f"cpu_{stage}" not in seconds
+                else 1000 * seconds[f"cpu_{stage}"] / self.images for stage in STAGES}
 
 
 def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: str,
@@ -163,12 +148,18 @@ def measure_end_to_end(folder: Path, *, count: int, workers: int, database_url: 
 
 def describe_tasks(task_seconds: dict[str, float], *, process_seconds: float) -> str:
     """One line: the worker processes' seconds in tasks, by phase, and outside any task."""
-    phases = ", ".join(f"{name} {value:.2f}" for name, value in task_seconds.items()
+    phases = ", ".join(f"{name} {value:.2f}" for name, value in wall_phases(task_seconds).items()
                        if name != "runtime")
     busy = task_seconds.get("runtime", 0.0)
     return (f"worker processes: {process_seconds:.1f} s, of which in tasks {busy:.2f} "
             f"({phases}), outside any task {process_seconds - busy:.2f} (waiting for the "
             "first batch, between tasks, after their last)")
+
+
+def wall_phases(task_seconds: dict[str, float]) -> dict[str, float]:
+    """The tasks' wall seconds (runtime, claim, decode_and_model, store), without the
+    ``cpu_*`` stage seconds the same results carry."""
+    return {name: value for name, value in task_seconds.items() if not name.startswith("cpu_")}
 
 
 def _cpu_snapshot(pool: list[int], broker: int | None,
@@ -295,73 +286,66 @@ def _read_timeline(sessions, *, job_id: str, wall_start: float, producer_done: f
                     since_start(last), all_stored)
 
 
+def describe_stages(cpu_ms: dict[str, float | None]) -> str:
+    return ", ".join(f"{stage} " + ("n/a" if ms is None else f"{ms:.2f}")
+                     for stage, ms in cpu_ms.items())
+
+
 def run_bench(*, images: int, workers: int, database_url: str | None, source: Path,
-              batch_size: int, inline: bool = False, original_sample: int = 300,
-              keep: Path | None = None, runtime: str = "onnx",
-              model_path: Path | None = None,
+              batch_size: int, inline: bool = False, keep: Path | None = None,
+              runtime: str = "onnx", model_path: Path | None = None,
+              hand_models: Path | None = None, max_pixels: int | None = None,
               submit_by: SubmitBy = SubmitBy.COMMAND) -> BenchResult:
     from signdigits.serving.artifact import read_model_info, resolve_model_path
+    from signdigits.serving.hands.models import check_models, models_dir
 
-    threads = os.cpu_count() or 1
     info = read_model_info(resolve_model_path(model_path))
     info.served_file(runtime)  # the runtime and its file are there, before any work
-    macs = info.metadata.get("multiply_adds_per_image")
+    check_models(models_dir(hand_models))  # and the hand models (HandModelsError)
     base = Path(tempfile.mkdtemp(prefix="signdigits-bench-"))
     folder = keep or base / "images"
+
+    def ceiling(when: str) -> Ceiling:
+        with console.status(f"ceiling{when}: read_photo + find + classify in {workers} "
+                            "processes forked from this one"):
+            return measure_ceiling(files, workers, runtime=runtime, model_path=model_path,
+                                   hand_models=hand_models, max_pixels=max_pixels)
+
     try:
         with console.status(f"making {images:,} image files from {source}"):
             files = build_folder(source, folder, images)
         database_url = database_url or f"sqlite:///{base / 'bench.db'}"
-        console.print(f"{images:,} files in {folder}; {threads} CPU threads; "
-                      f"database {database_url.split('@')[-1]}; messages carry "
+        console.print(f"{images:,} files in {folder}, from {source}; {os.cpu_count()} CPU "
+                      f"threads; {workers} worker processes; database "
+                      f"{database_url.split('@')[-1]}; messages carry "
                       + ("the image bytes (--inline)" if inline else "paths")
                       + f"; model {info.version} run by {runtime}; submitted by "
                       + ("POST /api/jobs to a running `signdigits serve`"
                          if submit_by is SubmitBy.HTTP else "a fresh `signdigits submit`"))
         # Measured before and after end to end: a shared machine's speed drifts by more
-        # than the differences this bench is for, and the mean brackets the run in time.
-        with console.status("ceiling: decode + preprocess + model in this process"):
-            ceiling_before = measure_ceiling(files, threads, runtime=runtime,
-                                             model_path=model_path)
+        # than the differences this bench is for, and the two together bracket the run.
+        before = ceiling("")
         with console.status("end to end: submit until every row is stored"):
             e2e = measure_end_to_end(folder, count=images, workers=workers,
                                      database_url=database_url, batch_size=batch_size,
                                      inline=inline, submit_by=submit_by)
         t = e2e.timeline
         console.print(
-            f"end to end: {e2e.images_per_s:,.0f} images/s; seconds after submit started: "
+            f"end to end: {e2e.images_per_s:,.1f} images/s; seconds after submit started: "
             f"job recorded {t.job_recorded:.2f}, first result {t.first_result:.2f}, producer "
             f"done {t.producer_done:.2f}, last result {t.last_result:.2f}, "
             f"seen stored {t.all_stored:.2f}"
         )
         console.print(e2e.cpu.describe())
         console.print(describe_tasks(e2e.task_seconds, process_seconds=workers * t.all_stored))
-        with console.status("ceiling, again: decode + preprocess + model in this process"):
-            ceiling_after = measure_ceiling(files, threads, runtime=runtime,
-                                            model_path=model_path)
-        ceiling = (ceiling_before + ceiling_after) / 2
-        console.print(f"ceiling: {ceiling:,.0f} images/s (mean of {ceiling_before:,.0f} before "
-                      f"and {ceiling_after:,.0f} after end to end)")
-        if macs:
-            console.print(f"model: {macs / 1e6:.1f} M multiply-adds per image; ceiling "
-                          f"{2 * macs * ceiling / 1e9:.1f} GFLOP/s, end to end "
-                          f"{2 * macs * e2e.images_per_s / 1e9:.1f} GFLOP/s")
-        ceiling_tf = original = None
-        if not tensorflow_installed():
-            console.print("no TensorFlow (the training extra): TensorFlow ceiling and "
-                          "original not measured")
-        else:
-            if runtime != "tensorflow":
-                with console.status("TensorFlow ceiling: the same, with TensorFlow"):
-                    ceiling_tf = measure_ceiling(files, threads, runtime="tensorflow",
-                                                 model_path=model_path)
-            else:
-                ceiling_tf = ceiling
-            console.print(f"TensorFlow ceiling: {ceiling_tf:,.0f} images/s")
-            with console.status(f"original: model.predict per image on {original_sample}"):
-                original = measure_original(files[:original_sample], model_path)
-            console.print(f"original: {original:,.1f} images/s")
-        return BenchResult(images, ceiling, original, e2e, runtime=runtime,
-                           ceiling_tensorflow=ceiling_tf, multiply_adds=macs)
+        after = ceiling(", again")
+        result = BenchResult(images, workers, before + after, e2e, runtime=runtime)
+        console.print(f"ceiling: {result.ceiling.images_per_s:,.1f} images/s ("
+                      f"{before.images_per_s:,.1f} before and {after.images_per_s:,.1f} after "
+                      f"end to end); a hand found in {before.with_hand:,} of {images:,} photos")
+        console.print("CPU-ms per image, end to end: "
+                      + describe_stages(result.end_to_end_cpu_ms()) + "; ceiling: "
+                      + describe_stages(dict(result.ceiling.cpu_ms_per_image())))
+        return result
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -1,21 +1,52 @@
-"""The in-process figures of ``signdigits bench``: the files, the ceilings, the original way.
+"""The in-process ceiling of ``signdigits bench``: the reading path with no queue or database.
 
-The ceiling decodes, preprocesses and classifies in one process on the same cores as the
-workers, with the runtime they use (or with TensorFlow, for comparison); the original
-way is one ``model.predict`` per image, as the project we started from did.
+W processes forked from this one, as Celery forks its pool, each building its own
+:class:`~serving.reader.HandReader` after the fork (LiteRT and ONNX Runtime are not
+fork-safe) with one thread each, as a worker process has. They take chunks of the files
+from one shared counter until none is left, so a process slowed by hard photos (the
+padded retry doubles a photo's cost) takes fewer: ``read_photo``, ``HandReader.find`` on
+each photo, then one ``classify`` call per chunk, the worker's path without the broker,
+the database and the task. Each stage's CPU seconds come from the reader's own counters
+(:attr:`HandFinder.seconds`, :attr:`HandReader.classify_seconds`) and, for decoding, from
+the process clock around ``read_photo``.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import queue
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+CHUNK = 64  # images per classify call: a worker's INFERENCE_PART
+STAGES = ("decode", "palms", "landmarks", "classify")
+READY_TIMEOUT = 120.0  # seconds for every process to load its models
 
-CHUNK = 256
+
+@dataclass(frozen=True)
+class Ceiling:
+    images: int
+    seconds: float  # wall, from every process ready to the last one done
+    stage_seconds: dict[str, float]  # CPU seconds by stage (STAGES), summed over processes
+    with_hand: int  # photos in which a hand was found
+    errors: int  # files read_photo refused
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds
+
+    def cpu_ms_per_image(self) -> dict[str, float]:
+        return {stage: 1000 * self.stage_seconds[stage] / self.images for stage in STAGES}
+
+    def __add__(self, other: Ceiling) -> Ceiling:
+        """Two runs as one: their images and seconds summed."""
+        return Ceiling(self.images + other.images, self.seconds + other.seconds,
+                       {s: self.stage_seconds[s] + other.stage_seconds[s] for s in STAGES},
+                       self.with_hand + other.with_hand, self.errors + other.errors)
 
 
 def build_folder(source: Path, target: Path, count: int) -> list[Path]:
@@ -41,54 +72,112 @@ def build_folder(source: Path, target: Path, count: int) -> list[Path]:
     return made
 
 
-def tensorflow_installed() -> bool:
-    import importlib.util
+def measure_ceiling(files: list[Path], workers: int, *, runtime: str = "onnx",
+                    model_path: Path | None = None, hand_models: Path | None = None,
+                    max_pixels: int | None = None) -> Ceiling:
+    """The files read in ``workers`` forked processes; wall time from all ready to all done."""
+    from signdigits.config.settings import DEFAULT_MAX_IMAGE_PIXELS
 
+    context = multiprocessing.get_context("fork")
+    next_chunk = context.Value("i", 0)
+    go = context.Event()
+    results: multiprocessing.Queue = context.Queue()
+    job = _Share(files, runtime, model_path, hand_models, max_pixels or DEFAULT_MAX_IMAGE_PIXELS)
+    processes = [context.Process(target=_read_share, args=(job, next_chunk, go, results),
+                                 daemon=True, name=f"ceiling-{n}") for n in range(workers)]
+    for process in processes:
+        process.start()
     try:
-        return importlib.util.find_spec("tensorflow") is not None
-    except (ValueError, ImportError):
-        return False
+        _collect(results, processes, "ready", timeout=READY_TIMEOUT)
+        started = time.perf_counter()
+        go.set()
+        done = _collect(results, processes, "done", timeout=None)
+        seconds = time.perf_counter() - started
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+            process.join()
+    return Ceiling(len(files), seconds,
+                   {s: sum(d["seconds"][s] for d in done) for s in STAGES},
+                   sum(d["with_hand"] for d in done), sum(d["errors"] for d in done))
 
 
-def measure_ceiling(files: list[Path], threads: int, *, runtime: str = "onnx",
-                    model_path: Path | None = None) -> float:
-    """Images per second decoding and classifying in one process with ``threads`` threads.
+@dataclass(frozen=True)
+class _Share:
+    """What every forked process reads (inherited through the fork, never pickled)."""
 
-    Decoding the next chunk overlaps classifying this one (as two worker processes
-    overlap), so this is the best one process does on the same cores.
-    """
-    from signdigits.serving.classifier import Classifier
-    from signdigits.serving.preprocess import preprocess_image
-
-    classifier = Classifier(model_path, threads=threads, runtime=runtime)
-    classifier.warm_up(CHUNK)
-    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
-    started = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
-        upcoming = [pool.submit(preprocess_image, path) for path in chunks[0]]
-        for index in range(len(chunks)):
-            pixels = np.stack([future.result() for future in upcoming])
-            if index + 1 < len(chunks):
-                upcoming = [pool.submit(preprocess_image, path) for path in chunks[index + 1]]
-            classifier.classify(pixels)
-    return len(files) / (time.perf_counter() - started)
+    files: list[Path]
+    runtime: str
+    model_path: Path | None
+    hand_models: Path | None
+    max_pixels: int
 
 
-def measure_original(files: list[Path], model_path: Path | None = None) -> float:
-    """One ``model.predict`` per image, as the original project's web page did."""
-    from signdigits.serving.classifier import import_tensorflow
+def _collect(results: multiprocessing.Queue, processes: list, kind: str, *,
+             timeout: float | None) -> list[dict]:
+    """One ``kind`` message from every process; RuntimeError if one fails or dies first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    got: list[dict] = []
+    while len(got) < len(processes):
+        try:
+            message = results.get(timeout=0.5)
+        except queue.Empty:
+            dead = [p for p in processes if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a ceiling process died (exit {dead[0].exitcode})") from None
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"the ceiling's processes were not {kind} within "
+                                   f"{timeout:.0f} s") from None
+            continue
+        if message["kind"] == "error":
+            raise RuntimeError(f"a ceiling process failed:\n{message['error']}")
+        got.append(message)
+    return got
 
-    import_tensorflow()
-    import keras
 
-    import signdigits.serving.layers  # noqa: F401 - custom layers
-    from signdigits.serving.artifact import read_model_info, resolve_model_path
-    from signdigits.serving.preprocess import preprocess_image
+def _read_share(job: _Share, next_chunk, go, results) -> None:
+    """In a forked process: build a reader, say ready, read chunks until none is left."""
+    try:
+        from PIL import Image
 
-    info = read_model_info(resolve_model_path(model_path))
-    model = keras.saving.load_model(info.served_file("tensorflow"), compile=False)
-    model.predict(np.zeros((1, 64, 64, 1), np.float32), verbose=0)
-    started = time.perf_counter()
-    for path in files:
-        model.predict(preprocess_image(path)[None, ..., None], verbose=0)
-    return len(files) / (time.perf_counter() - started)
+        from signdigits.files.reading import ImageError
+        from signdigits.serving.classifier import Classifier
+        from signdigits.serving.hands.finder import StageSeconds
+        from signdigits.serving.hands.models import models_dir
+        from signdigits.serving.photo import read_photo
+        from signdigits.serving.reader import HandReader
+
+        classifier = Classifier(job.model_path, threads=1, runtime=job.runtime)
+        classifier.warm_up(CHUNK)
+        reader = HandReader(classifier, models_dir(job.hand_models), threads=1)
+        reader.classify([reader.find(Image.new("RGB", (320, 240), (128, 128, 128)))])
+        reader.finder.seconds, reader.classify_seconds = StageSeconds(), 0.0
+        results.put({"kind": "ready"})
+        go.wait()
+        decode, with_hand, errors = 0.0, 0, 0
+        while True:
+            with next_chunk.get_lock():
+                start = next_chunk.value * CHUNK
+                next_chunk.value += 1
+            if start >= len(job.files):
+                break
+            found = []
+            for path in job.files[start:start + CHUNK]:
+                began = time.process_time()
+                try:
+                    photo = read_photo(path, max_pixels=job.max_pixels)
+                except ImageError:
+                    errors += 1
+                    continue
+                finally:
+                    decode += time.process_time() - began
+                found.append(reader.find(photo.image))
+            with_hand += sum(r.answer is not None for r in reader.classify(found))
+        seconds = {"decode": decode, "palms": reader.finder.seconds.palms,
+                   "landmarks": reader.finder.seconds.landmarks,
+                   "classify": reader.classify_seconds}
+        results.put({"kind": "done", "seconds": seconds, "with_hand": with_hand,
+                     "errors": errors})
+    except BaseException:  # noqa: BLE001 - said to the parent, which raises it
+        results.put({"kind": "error", "error": traceback.format_exc()})

@@ -4,37 +4,45 @@ from __future__ import annotations
 
 import os
 
-from signdigits.bench.end_to_end import BenchResult
+from signdigits.bench.end_to_end import BenchResult, wall_phases
 from signdigits.bench.web import WebBenchResult
 
 
-def _figure(value: float | None, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+def _stages(cpu_ms: dict[str, float | None]) -> str:
+    return ",".join(f"{stage}:" + ("n/a" if ms is None else f"{ms:.2f}")
+                    for stage, ms in cpu_ms.items())
 
 
-def bench_lines(result: BenchResult, *, submitted_by: str) -> list[str]:
+def bench_lines(result: BenchResult, *, submitted_by: str, source: str = "") -> list[str]:
+    """The figures, one ``name=value`` a line; the last is ``ratio_to_ceiling=``.
+
+    ``cpu_ms_per_image`` is end to end (from the tasks' results), ``ceiling_cpu_ms_per_image``
+    the ceiling's; both by stage: decode, palms (the palm detector), landmarks, classify.
+    """
     e2e = result.end_to_end
     return [
-        f"images={result.images} cpu_threads={os.cpu_count()}",
+        f"images={result.images} cpu_threads={os.cpu_count()} workers={result.workers}",
+        f"source={source}",
         f"runtime={result.runtime}",
         f"submitted_by={submitted_by}",
-        f"ceiling_images_per_s={result.ceiling:.1f}",
-        f"ceiling_tensorflow_images_per_s={_figure(result.ceiling_tensorflow)}",
-        f"original_images_per_s={_figure(result.original)}",
         f"end_to_end_images_per_s={e2e.images_per_s:.1f}",
-        f"multiply_adds_per_image={result.multiply_adds or 'n/a'}",
-        f"ceiling_gflops={_figure(result.gflops(result.ceiling), 2)}",
-        f"end_to_end_gflops={_figure(result.gflops(e2e.images_per_s), 2)}",
+        f"ceiling_images_per_s={result.ceiling.images_per_s:.1f}",
+        f"cpu_ms_per_image={_stages(result.end_to_end_cpu_ms())}",
+        f"ceiling_cpu_ms_per_image={_stages(dict(result.ceiling.cpu_ms_per_image()))}",
+        f"with_hand={result.ceiling.with_hand / result.ceiling.images:.3f}",
         f"producer_seconds={_figure(e2e.producer_seconds, 2)}",
         f"producer_peak_mb={_figure(e2e.producer_peak_mb, 0)}",
         "worker_peak_mb=" + ",".join(f"{m:.0f}" for m in e2e.worker_peak_mb),
         "cpu_seconds=" + ",".join(f"{k}:{v:.2f}" for k, v in e2e.cpu.as_dict().items()),
-        "task_seconds=" + ",".join(f"{k}:{v:.2f}" for k, v in e2e.task_seconds.items()),
+        "task_seconds=" + ",".join(f"{k}:{v:.2f}"
+                                   for k, v in wall_phases(e2e.task_seconds).items()),
         f"tasks={e2e.tasks}",
-        f"ratio_to_original={_figure(result.ratio_to_original)}",
-        f"ratio_to_tensorflow_ceiling={_figure(result.ratio_to_tensorflow_ceiling, 2)}",
         f"ratio_to_ceiling={result.ratio_to_ceiling:.2f}",
     ]
+
+
+def _figure(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def web_bench_lines(result: WebBenchResult) -> list[str]:

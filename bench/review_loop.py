@@ -149,12 +149,12 @@ def review_over_http(env: dict[str, str], work: Path, truth: dict[str, int]) -> 
 def retrain(env: dict[str, str], args: argparse.Namespace, work: Path, recipe: dict,
             export: Path) -> dict[str, Path]:
     """Step 4's training(s) with the shipped model's recipe: name -> the model's file."""
-    # The shipped model's whole recipe; fields it predates as they were.
-    options = ["--epochs", str(args.epochs or recipe["epochs"]),
-               "--architecture", recipe.get("architecture", "slim"),
-               "--members", str(recipe.get("members", 1)),
-               "--augmentation", recipe.get("augmentation", "standard"),
-               "--seed", str(recipe["seed"])]
+    # The shipped model's whole recipe: each option it records (an older or newer recipe
+    # may lack one; then the training command's default stands).
+    options = ["--epochs", str(args.epochs or recipe["epochs"]), "--seed", str(recipe["seed"])]
+    for name in ("architecture", "members", "augmentation"):
+        if name in recipe:
+            options += [f"--{name}", str(recipe[name])]
     models = {}
     started = time.monotonic()
     run(env, *CLI, "train", "--data", str(args.dataset), "--data", str(export), *options,
@@ -172,35 +172,44 @@ def retrain(env: dict[str, str], args: argparse.Namespace, work: Path, recipe: d
 
 def evaluate(models: dict[str, Path], folder: Path, truth_of: dict[str, int], *,
              signers: int, threshold: float) -> None:
-    """Step 5: every model on the evaluation signers, as a Markdown table."""
+    """Step 5: every model on the evaluation signers, as a Markdown table. The hands are
+    found once (the same for every model); a photo without one counts as wrong, with
+    confidence 0, as the workers store it."""
     import numpy as np
 
+    from signdigits.config.settings import get_settings
     from signdigits.serving.classifier import Classifier, configure_tensorflow
-    from signdigits.serving.preprocess import preprocess_image
+    from signdigits.serving.hands.finder import HandFinder
+    from signdigits.serving.hands.models import models_dir
+    from signdigits.serving.photo import read_photo
+    from signdigits.serving.reader import HandReader
 
     configure_tensorflow(0)
+    hands = models_dir(get_settings().hand_models_dir)
     paths = sorted(truth_of)
-    pixels = np.stack([preprocess_image(folder / p) for p in paths])
+    finder = HandFinder(hands)
+    found = [finder.find(read_photo(folder / p).image) for p in paths]
     truth = np.asarray([truth_of[p] for p in paths])
-    print(f"\nevaluation: {signers} signers never trained on, {len(paths)} images; "
-          f"review threshold {threshold}")
+    print(f"\nevaluation: {signers} signers never trained on, {len(paths)} images "
+          f"({sum(map(bool, found))} with a hand found); review threshold {threshold}")
     print("| model | accuracy | coverage at T | accuracy of covered | default threshold D "
           "| coverage at D | accuracy of covered at D |")
     print("|---|---|---|---|---|---|---|")
     for name, path in models.items():
-        classifier = Classifier(path)
-        found = classifier.classify(pixels)
-        digits = np.asarray([p.digit for p in found])
-        confidence = np.asarray([p.confidence for p in found])
+        reader = HandReader(Classifier(path), hands)
+        answers = [r.answer for r in reader.classify(found)]
+        digits = np.asarray([-1 if a is None else a.prediction.digit for a in answers])
+        confidence = np.asarray([0.0 if a is None else a.prediction.confidence
+                                 for a in answers])
         right = digits == truth
         cells = [f"{right.mean():.2%} ({right.sum()}/{len(right)})"]
-        for limit in (threshold, classifier.info.default_threshold):
+        for limit in (threshold, reader.classifier.info.default_threshold):
             covered = confidence >= limit
             if limit != threshold:
                 cells.append(f"{limit:.2f}")
             cells += [f"{covered.mean():.2%} ({covered.sum()})",
                       f"{right[covered].mean():.2%}" if covered.any() else "-"]
-        print(f"| {name} ({classifier.info.version}) | " + " | ".join(cells) + " |")
+        print(f"| {name} ({reader.classifier.info.version}) | " + " | ".join(cells) + " |")
 
 
 def threshold(text: str) -> float:

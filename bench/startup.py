@@ -1,7 +1,10 @@
 """Start-up and memory of serving: a worker's time to ready, its memory, ``run``'s time.
 
-How soon a worker with 2 processes has its model loaded in every process, and each
-worker process's peak memory (VmHWM) after a job; then how long ``signdigits run`` takes
+How soon a worker with 2 processes is ready in every process (the classifier loaded and
+warmed, the hand models' hashes checked and each decode thread's palm detector and
+landmark model loaded and run once), and each worker process's peak memory (VmHWM) after
+a job, with the hand models loaded (targets: ready within 3 s, each process under
+250 MB); then how long ``signdigits run`` takes
 on a small folder (until its summary line, and until it exits). ROUNDS times each, on an
 embedded Valkey and SQLite files of its own. SIGNDIGITS_RUNTIME=tensorflow to compare.
 

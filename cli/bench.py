@@ -12,21 +12,23 @@ from signdigits.cli.preflight import settings_or_fail
 
 
 def bench(
-    images: int = typer.Option(10_000, min=1, help="image files to build and classify"),
+    images: int = typer.Option(1_000, min=1, help="image files to build and classify"),
     workers: int | None = typer.Option(None, min=1, help="worker processes (default: setting)"),
     database: str | None = typer.Option(None, "--database",
                                         help="SQLAlchemy URL (default: temp SQLite)"),
-    source: Path | None = typer.Option(None, help="images to copy (default: ../shared dataset)"),
+    source: Path | None = typer.Option(None, help="images to copy, e.g. a folder of foreign "
+                                       "photos (default: ../shared dataset)"),
     batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
     inline: bool = typer.Option(False, "--inline", help="submit with --inline (bytes in messages)"),
     submit: SubmitBy = typer.Option(SubmitBy.COMMAND, "--submit",
                                help="start the job by a fresh `submit` process, or by POST "
                                     "/api/jobs to a `serve` started beforehand"),
 ) -> None:
-    """Pipeline vs in-process ceiling vs one model.predict per image; ends `ratio_to_ceiling=`."""
+    """Pipeline vs the same reading path in forked processes; ends `ratio_to_ceiling=`."""
     from signdigits.bench.end_to_end import run_bench
     from signdigits.bench.report import bench_lines
     from signdigits.serving.artifact import ArtifactError
+    from signdigits.serving.hands.models import HandModelsError
     from signdigits.stack.processes import stop_on_termination
 
     settings = settings_or_fail()
@@ -37,12 +39,13 @@ def bench(
                            database_url=database, source=source,
                            batch_size=batch_size or settings.batch_size, inline=inline,
                            runtime=settings.runtime, model_path=settings.model_path,
-                           submit_by=submit)
-    except ArtifactError as exc:
+                           hand_models=settings.hand_models_dir,
+                           max_pixels=settings.max_image_pixels, submit_by=submit)
+    except (ArtifactError, HandModelsError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         exit_interrupted("interrupted: the bench's workers, broker and files are removed")
-    print("\n".join(bench_lines(result, submitted_by=submit.value)))
+    print("\n".join(bench_lines(result, submitted_by=submit.value, source=str(source))))
 
 
 def bench_web(

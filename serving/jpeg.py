@@ -1,19 +1,18 @@
 """JPEG photos, the common case, decoded by libjpeg-turbo without Pillow's header parser.
 
 Pillow spends most of a small JPEG's cost in Python: opening a dataset photo (100 x 100,
-8.9 kB) took 0.23 ms of the 0.53 ms that :func:`serving.preprocess.preprocess_image`
-needed, most of it walking markers and parsing the EXIF block, against 0.12 ms for the
-decode itself. simplejpeg calls libjpeg-turbo directly, so here only the markers before
-the image data are walked, and only IFD0's orientation entry is read.
+8.9 kB) took 0.23 ms, most of it walking markers and parsing the EXIF block, against
+0.12 ms for the decode itself. simplejpeg calls libjpeg-turbo directly, so here only the
+markers before the image data are walked, and only IFD0's orientation entry is read.
 
-:func:`decode_gray` returns exactly the pixels Pillow's path gives (gray straight from the
-decoder, the DCT scale Pillow's ``draft`` picks, the EXIF orientation applied) or
-``None``, and the caller then takes Pillow's path. Everything unusual goes there: CMYK,
+:func:`decode_rgb` returns exactly the pixels Pillow's path in :mod:`serving.photo` gives
+(RGB at the DCT scale its ``draft`` picks, the EXIF orientation applied) or ``None``, and
+the caller then takes Pillow's path. Everything unusual goes there: CMYK,
 an RGB-coded JPEG, lossless or arithmetic-coded frames, a sampling simplejpeg cannot
 name, a stream libjpeg-turbo warns about (truncated, corrupt, junk), an image over the
 pixel limit, an orientation given only in XMP, an EXIF block Pillow would read
 differently, a file of several pictures (Pillow decodes an MPO in colour, without its
-draft, then converts). Removing this costs speed, never correctness; widening what it
+draft). Removing this costs speed, never correctness; widening what it
 accepts without a test against Pillow's pixels risks serving pixels the model was not
 trained on, or worse: libjpeg-turbo crashed the process on a lossless frame.
 """
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 import struct
 
-import numpy as np
 import simplejpeg
 from PIL import Image
 
@@ -58,13 +56,6 @@ def is_jpeg(head: bytes) -> bool:
     return head[:3] == _SOI
 
 
-def decode_gray(data: bytes, *, max_pixels: int, draft_size: int) -> Image.Image | None:
-    """The gray image Pillow's path would make of ``data``, or None to take that path."""
-    scale = _plain_scale(data, max_pixels=max_pixels, smallest=lambda w, h: _draft_scale(
-        w, h, draft_size))
-    return None if scale is None else _decode(data, "GRAY", *scale)
-
-
 def decode_rgb(data: bytes, *, max_pixels: int, min_side: int
                ) -> tuple[Image.Image, tuple[int, int]] | None:
     """The RGB image Pillow's path would make of ``data`` at the DCT scale keeping the
@@ -72,7 +63,7 @@ def decode_rgb(data: bytes, *, max_pixels: int, min_side: int
     that path."""
     plain = _plain_scale(data, max_pixels=max_pixels, smallest=lambda w, h: dct_scale(
         w, h, min_side))
-    image = None if plain is None else _decode(data, "RGB", *plain)
+    image = None if plain is None else _decode(data, *plain)
     if plain is None or image is None:
         return None
     width, height, _, transpose = plain
@@ -84,12 +75,6 @@ def decode_rgb(data: bytes, *, max_pixels: int, min_side: int
 def dct_scale(width: int, height: int, min_side: int) -> int:
     """The largest DCT scale (8, 4, 2 or 1) that keeps the shorter side >= ``min_side``."""
     return next(s for s in (8, 4, 2, 1) if min(width, height) // s >= min_side or s == 1)
-
-
-def _draft_scale(width: int, height: int, size: int) -> int:
-    """The DCT scale (1, 2, 4 or 8) Pillow's JPEG ``draft`` picks for a (size, size) request."""
-    fits = min(width // size, height // size)
-    return next(s for s in (8, 4, 2, 1) if fits >= s or s == 1)
 
 
 def _plain_scale(data: bytes, *, max_pixels: int, smallest) -> tuple[int, int, int,
@@ -111,16 +96,15 @@ def _plain_scale(data: bytes, *, max_pixels: int, smallest) -> tuple[int, int, i
     return width, height, smallest(width, height), transpose
 
 
-def _decode(data: bytes, colorspace: str, width: int, height: int, scale: int,
+def _decode(data: bytes, width: int, height: int, scale: int,
             transpose: Image.Transpose | None) -> Image.Image | None:
     try:
-        pixels = simplejpeg.decode_jpeg(data, colorspace=colorspace,
+        pixels = simplejpeg.decode_jpeg(data, colorspace="RGB",
                                         min_width=-(-width // scale),
                                         min_height=-(-height // scale), strict=True)
     except Exception:  # noqa: BLE001 - a stream libjpeg-turbo warns about: Pillow decides
         return None
-    image = (Image.fromarray(np.ascontiguousarray(pixels[:, :, 0])) if colorspace == "GRAY"
-             else Image.fromarray(pixels, "RGB"))
+    image = Image.fromarray(pixels, "RGB")
     return image.transpose(transpose) if transpose is not None else image
 
 
@@ -159,7 +143,7 @@ def _metadata_segments(data: bytes) -> tuple[bytes | None, bytes | None]:
             frame = marker
         if marker == 0xE2 and data.startswith(_MPF, pos + 4):
             # Several pictures (a phone's gain map, a stereo pair): Pillow opens it as MPO
-            # and decodes it without its JPEG draft, in colour, then converts to gray.
+            # and reads its first picture its own way.
             raise _Unsure
         if marker == 0xE1:
             payload = data[pos + 4:pos + 2 + length]

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, account, record, sample_images
-from tests.test_preprocess import _heic, _png_header_only
+from tests.test_photo_formats import _heic, _png_header_only
 from tests.waiting import wait_until
 
 

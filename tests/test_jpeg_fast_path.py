@@ -1,10 +1,11 @@
-"""JPEGs decoded by libjpeg-turbo directly give exactly the pixels of Pillow's path.
+"""JPEGs decoded by libjpeg-turbo directly (``jpeg.decode_rgb``) give exactly the pixels
+of Pillow's path in ``read_photo``.
 
-The shipped model was trained on Pillow's pixels; a fast path that differed by one gray
-level on some photos would serve the model inputs it never saw. Each case here is
-decoded twice, once as it is served and once with the fast path turned off, and the two
-must be equal; each also says whether the fast path must be the one taken, so a fast
-path that quietly always fell back to Pillow fails too.
+The hand models and the classifier's training saw Pillow's pixels; a fast path that
+differed by one level on some photos would move the landmarks the classifier reads. Each
+case here is decoded twice, once as it is served and once with the fast path turned off,
+and the two must be equal; each also says whether the fast path must be the one taken, so
+a fast path that quietly always fell back to Pillow fails too.
 """
 
 from __future__ import annotations
@@ -17,8 +18,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from signdigits.serving import jpeg, preprocess
-from signdigits.serving.preprocess import ImageError, preprocess_image
+from signdigits.files.reading import ImageError
+from signdigits.serving import jpeg, photo
+from signdigits.serving.photo import MIN_SIDE
+
+
+def read_pixels(source, **options) -> np.ndarray:
+    """The upright RGB pixels read_photo serves."""
+    return np.asarray(photo.read_photo(source, **options).image)
+
+
+def fast_path(data: bytes, *, max_pixels: int = 10**8):
+    """What the fast path alone makes of ``data`` (None: it leaves it to Pillow)."""
+    return jpeg.decode_rgb(data, max_pixels=max_pixels, min_side=MIN_SIDE)
 
 
 def _picture(width: int, height: int) -> Image.Image:
@@ -45,19 +57,33 @@ def _with_orientation(value: int) -> Image.Exif:
 def _served_and_pillows(data, monkeypatch) -> tuple[np.ndarray, np.ndarray, bool]:
     """(pixels as served, pixels from Pillow's path alone, whether the fast path decoded)."""
     taken = []
-    real = jpeg.decode_gray
+    real = jpeg.decode_rgb
 
     def recording(*args, **kwargs):
-        image = real(*args, **kwargs)
-        taken.append(image is not None)
-        return image
+        found = real(*args, **kwargs)
+        taken.append(found is not None)
+        return found
 
-    monkeypatch.setattr(preprocess, "decode_gray", recording)
-    served = preprocess_image(data)
-    monkeypatch.setattr(preprocess, "decode_gray", lambda *args, **kwargs: None)
-    pillows = preprocess_image(data)
+    monkeypatch.setattr(photo, "decode_rgb", recording)
+    served = read_pixels(data)
+    monkeypatch.setattr(photo, "decode_rgb", lambda *args, **kwargs: None)
+    pillows = read_pixels(data)
     monkeypatch.undo()
     return served, pillows, taken == [True]
+
+
+def test_the_foreign_photos_take_the_fast_path_at_half_size(monkeypatch):
+    """640 x 480 webcam frames: decoded at 320 x 240 (the DCT's 1/2), Pillow's pixels."""
+    from tests.conftest import DATASET
+
+    folder = DATASET.parent / "foreign-photos"
+    photos = sorted(folder.glob("*/*/*.jpg"))[::25]
+    if not photos:
+        pytest.skip(f"no foreign photos under {folder}")
+    for path in photos:
+        served, pillows, fast_path = _served_and_pillows(path.read_bytes(), monkeypatch)
+        assert fast_path and np.array_equal(served, pillows), path
+        assert served.shape == (240, 320, 3), path
 
 
 def test_every_dataset_photo_takes_the_fast_path_with_pillows_pixels(dataset, monkeypatch):
@@ -77,7 +103,7 @@ def test_a_path_takes_the_fast_path_too(dataset, monkeypatch):
     path = next((dataset / "3").iterdir())
     served, pillows, fast = _served_and_pillows(path, monkeypatch)
     assert fast and np.array_equal(served, pillows)
-    assert np.array_equal(served, preprocess_image(path.read_bytes()))
+    assert np.array_equal(served, read_pixels(path.read_bytes()))
 
 
 @pytest.mark.parametrize("size", [(100, 100), (257, 256), (640, 480), (127, 300),
@@ -89,7 +115,7 @@ def test_a_path_takes_the_fast_path_too(dataset, monkeypatch):
     {"quality": 85, "progressive": True},
 ])
 def test_sizes_and_encodings_match_pillow(size, options, monkeypatch):
-    """Big photos exercise each DCT scale Pillow's draft picks (1, 2, 4, 8)."""
+    """Big photos exercise each DCT scale (1, 2, 4, 8): the smallest keeping 240 a side."""
     served, pillows, fast = _served_and_pillows(_jpeg(_picture(*size), **options), monkeypatch)
     assert fast and np.array_equal(served, pillows)
 
@@ -106,8 +132,8 @@ def test_every_exif_orientation_matches_pillow(orientation, monkeypatch):
     served, pillows, fast = _served_and_pillows(data, monkeypatch)
     assert fast and np.array_equal(served, pillows)
     if orientation != 1:  # the test can tell an orientation that was ignored
-        plain = preprocess_image(_jpeg(_picture(160, 120), quality=92))
-        assert not np.array_equal(served, plain)
+        plain = read_pixels(_jpeg(_picture(160, 120), quality=92))
+        assert served.shape != plain.shape or not np.array_equal(served, plain)
 
 
 def _xmp_orientation(value: int) -> bytes:
@@ -120,7 +146,7 @@ def test_an_orientation_only_in_xmp_is_left_to_pillow(monkeypatch):
     data = _jpeg(_picture(160, 120), quality=92, xmp=_xmp_orientation(6))
     served, pillows, fast = _served_and_pillows(data, monkeypatch)
     assert not fast and np.array_equal(served, pillows)
-    assert served.shape == (64, 64)
+    assert served.shape == (160, 120, 3)  # Pillow turned it by the XMP orientation
 
 
 def test_exif_wins_over_xmp_on_the_fast_path(monkeypatch):
@@ -144,13 +170,13 @@ def test_what_the_fast_path_does_not_know_is_left_to_pillow(case, monkeypatch):
         for at in range(scan + 40, len(good) - 10, 23):
             data[at] ^= 0x5A
         data = bytes(data)
-    assert jpeg.decode_gray(data, max_pixels=10**8, draft_size=128) is None
+    assert fast_path(data) is None
     try:
-        expected = preprocess_image(data)
+        expected = read_pixels(data)
     except ImageError as exc:  # Pillow's verdict, whatever it is, is what is served
-        monkeypatch.setattr(preprocess, "decode_gray", lambda *args, **kwargs: None)
+        monkeypatch.setattr(photo, "decode_rgb", lambda *args, **kwargs: None)
         with pytest.raises(ImageError, match=re.escape(str(exc))):
-            preprocess_image(data)
+            read_pixels(data)
     else:
         served, pillows, _ = _served_and_pillows(data, monkeypatch)
         assert np.array_equal(served, pillows) and np.array_equal(expected, served)
@@ -158,12 +184,12 @@ def test_what_the_fast_path_does_not_know_is_left_to_pillow(case, monkeypatch):
 
 def test_truncated_and_oversized_jpegs_get_pillows_errors():
     data = _jpeg(_picture(400, 400), quality=95)
-    assert jpeg.decode_gray(data[: len(data) // 2], max_pixels=10**8, draft_size=128) is None
+    assert fast_path(data[: len(data) // 2]) is None
     with pytest.raises(ImageError, match="cannot decode"):
-        preprocess_image(data[: len(data) // 2])
-    assert jpeg.decode_gray(data, max_pixels=400 * 400 - 1, draft_size=128) is None
+        read_pixels(data[: len(data) // 2])
+    assert fast_path(data, max_pixels=400 * 400 - 1) is None
     with pytest.raises(ImageError, match="over the 159,999-pixel limit"):
-        preprocess_image(data, max_pixels=400 * 400 - 1)
+        read_pixels(data, max_pixels=400 * 400 - 1)
 
 
 def test_a_file_of_several_pictures_is_left_to_pillow(monkeypatch):
@@ -175,12 +201,7 @@ def test_a_file_of_several_pictures_is_left_to_pillow(monkeypatch):
     assert Image.open(io.BytesIO(data)).format == "MPO"
     served, pillows, fast = _served_and_pillows(data, monkeypatch)
     assert not fast and np.array_equal(served, pillows)
-    import simplejpeg
-
-    # What decoding it as one plain JPEG would give: up to 2 gray levels off Pillow's.
-    as_plain = preprocess._square_resize(
-        Image.fromarray(simplejpeg.decode_jpeg(data, colorspace="GRAY")[:, :, 0]))
-    assert not np.array_equal(served, as_plain)  # the test can tell the two roads apart
+    assert served.shape == (200, 300, 3)  # the first picture, not the turned second
 
 
 def test_a_second_orientation_entry_is_left_to_pillow():
@@ -220,9 +241,9 @@ def test_a_lossless_jpeg_is_left_to_pillow_not_to_a_crash(tmp_path):
     end = scan + 2 + int.from_bytes(data[scan + 2:scan + 4], "big")
     data[end - 3:end] = b"\x01\x00\x00"  # lossless: predictor 1, no point transform
     (tmp_path / "lossless.jpg").write_bytes(bytes(data))
-    script = ("import sys; from serving.jpeg import decode_gray; "
-              "print(decode_gray(open(sys.argv[1], 'rb').read(), max_pixels=10**8, "
-              "draft_size=128))")
+    script = ("import sys; from signdigits.serving.jpeg import decode_rgb; "
+              "print(decode_rgb(open(sys.argv[1], 'rb').read(), max_pixels=10**8, "
+              "min_side=240))")
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "lossless.jpg")],
                           capture_output=True, text=True, timeout=60)
     assert (done.returncode, done.stdout.strip()) == (0, "None"), done.stderr[-500:]
@@ -233,7 +254,7 @@ def test_a_sampling_simplejpeg_cannot_name_is_left_to_pillow(monkeypatch):
     data = bytearray(_jpeg(Image.new("RGB", (64, 64), (90, 120, 200)), subsampling=0))
     data[data.index(b"\xff\xc0") + 11] = 0x14
     data = bytes(data)
-    assert jpeg.decode_gray(data, max_pixels=10**8, draft_size=128) is None
+    assert fast_path(data) is None
     served, pillows, fast = _served_and_pillows(data, monkeypatch)
     assert not fast and np.array_equal(served, pillows)
 
@@ -244,7 +265,7 @@ def test_an_exif_entry_pointing_outside_its_block_is_left_to_pillow(monkeypatch)
             + struct.pack("<HHII", 0x010F, 2, 20, 5000)  # Make: 20 bytes at offset 5000
             + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0) + b"\x00" * 4)
     data = _with_segment(_jpeg(_picture(160, 120), quality=92), _exif_segment(tiff))
-    assert jpeg.decode_gray(data, max_pixels=10**8, draft_size=128) is None
+    assert fast_path(data) is None
     served, pillows, fast = _served_and_pillows(data, monkeypatch)
     assert not fast and np.array_equal(served, pillows)
 
@@ -264,7 +285,7 @@ def test_exif_pillow_cannot_write_back_still_gives_the_upright_picture(fmt, monk
     upright = io.BytesIO()
     stored.transpose(Image.Transpose.ROTATE_270).save(upright, format="PNG")
     if fmt != "JPEG":
-        assert np.array_equal(served, preprocess_image(upright.getvalue()))
+        assert np.array_equal(served, read_pixels(upright.getvalue()))
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
@@ -290,5 +311,5 @@ def test_the_orientation_is_applied_as_pillows_exif_transpose_applies_it(orienta
     _picture(90, 60).save(buffer, format="PNG", exif=_with_orientation(orientation))
     img = Image.open(io.BytesIO(buffer.getvalue()))
     img.load()
-    ours = np.asarray(preprocess.upright(img))
+    ours = np.asarray(photo.upright(img))
     assert np.array_equal(ours, np.asarray(ImageOps.exif_transpose(img)))

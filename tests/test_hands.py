@@ -1,0 +1,186 @@
+"""The hand finder on real photos: it finds the hands that are there and none that are not,
+serves only the pinned model files, and never brings TensorFlow into serving.
+
+Reads the shared foreign photos (``../shared/datasets/foreign-photos``: other people's
+webcams and rooms) and the dataset's studio crops, in place, never copied. The hand
+models are the ones ``scripts/setup`` fetched into the venv.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from signdigits.serving.hands.models import (
+    FETCH_COMMAND,
+    MODEL_FILES,
+    HandModelsError,
+    check_models,
+    default_models_dir,
+)
+from tests.conftest import DATASET, make_env, require, run_cli, sample_images
+
+FOREIGN = DATASET.parent / "foreign-photos"
+
+
+@pytest.fixture(scope="module")
+def models() -> Path:
+    folder = default_models_dir()
+    require(all((folder / name).is_file() for name in MODEL_FILES),
+            f"hand models not in {folder}: run scripts/setup")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def finder(models):
+    from signdigits.serving.hands.finder import HandFinder
+
+    return HandFinder(models)
+
+
+def _find(finder, path: Path):
+    from signdigits.serving.photo import read_photo
+
+    photo = read_photo(path)
+    return photo, finder.find(photo.image)
+
+
+@pytest.mark.parametrize("signer", ["cyril", "modi"])
+def test_a_hand_is_found_in_the_foreign_photos(finder, signer):
+    """Two photos of each digit, spread over each capture (all 1,000 had one found)."""
+    folder = FOREIGN / signer
+    require((folder / "0").is_dir(), f"foreign photos not found at {folder}")
+    photos = [p for d in range(10) for p in sorted((folder / str(d)).iterdir())[::25]]
+    assert len(photos) == 20
+    missed = []
+    for path in photos:
+        photo, hands = _find(finder, path)
+        if not hands:
+            missed.append(path.relative_to(folder))
+            continue
+        x0, y0, x1, y1 = hands[0].box  # on the decoded picture, inside it (give or take)
+        width, height = photo.image.size
+        assert -0.1 * width < x0 < x1 < 1.1 * width and -0.1 * height < y0 < y1 < 1.1 * height
+        assert (x1 - x0) * (y1 - y0) > 0.01 * width * height  # a hand, not a speck
+    assert len(missed) <= 1, missed
+
+
+def test_a_hand_is_found_in_the_datasets_crops(finder, dataset):
+    """Three photos of each digit; 99% of the dataset's 1,853 had one found, 16% of them
+    only on the padded copy (the crop cuts the wrist off)."""
+    found = padded = 0
+    for path, _digit in sample_images(dataset, 3, seed=7):
+        _photo, hands = _find(finder, path)
+        found += bool(hands)
+        padded += bool(hands and hands[0].padded)
+    assert found >= 27, found
+
+
+def _wall() -> Image.Image:
+    """A light-grey wall with a soft shadow, like the backgrounds of the cyril photos."""
+    y, x = np.mgrid[0:480, 0:640]
+    grey = 200 - 40 * np.exp(-((x - 420) ** 2 + (y - 260) ** 2) / 2e4)
+    return Image.fromarray(np.repeat(grey[..., None], 3, axis=2).astype(np.uint8))
+
+
+def _noise() -> Image.Image:
+    return Image.fromarray(np.random.default_rng(5).integers(0, 256, (480, 640, 3), np.uint8))
+
+
+def _face() -> Image.Image:
+    """A face drawn in skin colour: the commonest skin-coloured thing that is not a hand."""
+    image = Image.new("RGB", (640, 480), (90, 110, 140))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((220, 80, 420, 360), fill=(224, 172, 140))  # the head
+    draw.rectangle((290, 350, 350, 480), fill=(214, 162, 130))  # the neck
+    for eye in (270, 340):
+        draw.ellipse((eye, 180, eye + 30, 200), fill=(250, 250, 250))
+        draw.ellipse((eye + 9, 183, eye + 21, 197), fill=(60, 40, 30))
+    draw.polygon([(320, 210), (305, 270), (335, 270)], fill=(205, 150, 120))  # the nose
+    draw.arc((280, 270, 360, 320), 20, 160, fill=(150, 60, 60), width=6)  # the mouth
+    return image
+
+
+@pytest.mark.parametrize("picture", [_wall, _noise, _face], ids=["wall", "noise", "face"])
+def test_a_photo_without_a_hand_gives_no_hands(finder, picture):
+    assert finder.find(picture()) == []
+
+
+def _copy(models: Path, folder: Path) -> Path:
+    folder.mkdir()
+    for name in MODEL_FILES:
+        shutil.copyfile(models / name, folder / name)
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncated", "one byte changed", "missing"])
+def test_a_model_file_not_the_pinned_one_is_refused_with_the_command_to_fix_it(
+        models, tmp_path, damage):
+    from signdigits.serving.hands.finder import HandFinder
+
+    folder = _copy(models, tmp_path / "hands")
+    assert check_models(folder).keys() == MODEL_FILES.keys()
+    target = folder / next(iter(MODEL_FILES))
+    data = target.read_bytes()
+    if damage == "truncated":
+        target.write_bytes(data[: len(data) // 2])
+    elif damage == "one byte changed":
+        target.write_bytes(data[:1000] + bytes([data[1000] ^ 1]) + data[1001:])
+    else:
+        target.unlink()
+    for check in (check_models, HandFinder):
+        with pytest.raises(HandModelsError, match=FETCH_COMMAND) as refused:
+            check(folder)
+        assert str(target) in str(refused.value)
+
+
+def test_fetch_hand_models_installs_checked_files(models, tmp_path):
+    """Over an altered copy. pip downloads the pinned wheel from the configured index;
+    ``scripts/setup`` fetched the same wheel, so pip's cache answers (2 s here)."""
+    folder = _copy(models, tmp_path / "hands")
+    altered = folder / next(iter(MODEL_FILES))
+    altered.write_bytes(altered.read_bytes()[:100])
+    done = run_cli("fetch-hand-models", "--folder", str(folder), env=make_env(), cwd=tmp_path,
+                   timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert check_models(folder) == {name: pinned for name, (_, pinned) in MODEL_FILES.items()}
+    assert "checked" in done.stdout + done.stderr
+    again = run_cli("fetch-hand-models", "--folder", str(folder), env=make_env(), cwd=tmp_path,
+                    timeout=120)
+    assert again.returncode == 0 and "present, hashes checked" in again.stdout + again.stderr
+
+
+def test_serving_and_the_workers_never_import_tensorflow(models, tmp_path):
+    """Reading a photo the way a worker does loads LiteRT and ONNX Runtime, never
+    TensorFlow or Keras (1.3 GB, and a worker process over its 250 MB)."""
+    photo = next((FOREIGN / "cyril" / "5").iterdir(), None) if (FOREIGN / "cyril").is_dir() \
+        else next((DATASET / "5").iterdir())
+    script = f"""
+import sys
+from pathlib import Path
+import signdigits.serving.reader, signdigits.serving.photo
+import signdigits.worker.context, signdigits.worker.batch, signdigits.worker.tasks
+from signdigits.serving.artifact import resolve_model_path
+from signdigits.serving.hands.finder import HandFinder
+from signdigits.serving.photo import read_photo
+photo = read_photo(Path({str(photo)!r}))
+hands = HandFinder(Path({str(models)!r})).find(photo.image)
+print("hands", len(hands))
+if resolve_model_path(None).exists():
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.reader import HandReader
+    reader = HandReader(Classifier(threads=1), Path({str(models)!r}))
+    print("digit", reader.read(photo).answer is not None)
+print("heavy", sorted(m for m in ("tensorflow", "keras", "tf2onnx") if m in sys.modules))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, env=make_env(), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "hands 1" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "heavy []", done.stdout
