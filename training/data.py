@@ -101,8 +101,8 @@ def load_sources(paths: list[Path], *, progress: Callable[[str, int, int], None]
                           np.concatenate([p.classes for p in parts]),
                           np.concatenate([p.groups for p in parts]),
                           [name for p in parts for name in p.names],
-                          np.concatenate([p.views for p in parts]),  # type: ignore[misc]
-                          np.concatenate([p.views_found for p in parts]))  # type: ignore[misc]
+                          np.concatenate([p.views for p in parts]),
+                          np.concatenate([p.views_found for p in parts]))
 
 
 def load_digit_folders(

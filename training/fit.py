@@ -43,7 +43,7 @@ def recipe_differences(recorded: object, recipe: Recipe) -> list[str]:
 def training_rows(data: LabelledImages, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     """Features and class of every hand found in ``data``, in every view the recipe uses."""
     xs, ys = [data.x[data.found]], [data.classes[data.found]]
-    if recipe.padded_views and data.views is not None:
+    if recipe.padded_views and data.views is not None and data.views_found is not None:
         for view in range(data.views.shape[1]):
             seen = data.views_found[:, view]
             xs.append(data.views[seen, view])

@@ -32,7 +32,13 @@ from signdigits.training.cv import cross_validate, development_indices
 from signdigits.training.data import LabelledImages, split_by_signer
 from signdigits.training.evaluate import evaluate_probabilities
 from signdigits.training.export_onnx import export_onnx
-from signdigits.training.fit import Recipe, Report, fit_classifier, predict_logits, recipe_differences
+from signdigits.training.fit import (
+    Recipe,
+    Report,
+    fit_classifier,
+    predict_logits,
+    recipe_differences,
+)
 from signdigits.training.labels import NPY_CLASS_TO_DIGIT
 
 __all__ = ["Recipe", "train_model", "CrossValidationMismatch"]

@@ -106,7 +106,8 @@ def _merge_overlapping(scores: np.ndarray, boxes: np.ndarray,
         weights = scores[same] / scores[same].sum()
         box = (boxes[same] * weights[:, None]).sum(axis=0)
         points = (keypoints[same] * weights[:, None, None]).sum(axis=0)
-        palms.append(Palm(float(scores[best]), tuple(float(v) for v in box), points))
+        x0, y0, x1, y1 = (float(v) for v in box)
+        palms.append(Palm(float(scores[best]), (x0, y0, x1, y1), points))
         left = np.setdiff1d(left, same, assume_unique=True)
         left = left[np.argsort(-scores[left])]
     return palms
