@@ -110,7 +110,7 @@ def test_no_hand_is_a_404_in_one_line_and_the_photo_alone(pictures, dataset):
     alone = client.get(f"/api/images/{image_id}/annotated.jpg")
     assert alone.status_code == 200, alone.text
     pixels = np.asarray(Image.open(io.BytesIO(alone.content)).convert("RGB")).astype(int)
-    assert pixels.shape == (400, 600, 3) and np.abs(pixels - (90, 140, 200)).max() < 12
+    assert pixels.shape == (267, 400, 3) and np.abs(pixels - (90, 140, 200)).max() < 12
 
     # A row no worker has read yet: the photo, not cached; no hand yet.
     with session_factory(client.settings.database_url)() as session, session.begin():
