@@ -114,12 +114,12 @@ def test_no_hand_is_a_404_in_one_line_and_the_photo_alone(pictures, dataset):
 
     # A row no worker has read yet: the photo, not cached; no hand yet.
     with session_factory(client.settings.database_url)() as session, session.begin():
-        job = Job(id="p" * 32, root=str(dataset), threshold=0.5, batch_size=1, total_images=1,
+        job = Job(id="beef" * 8, root=str(dataset), threshold=0.5, batch_size=1, total_images=1,
                   total_batches=1, model_version="test")
         create_job(session, job=job)
         four = next((dataset / "4").iterdir())
         add_manifest(session, job_id=job.id, rows=[(0, f"4/{four.name}")])
-    [pending] = client.get(f"/api/jobs/{'p' * 32}/images").json()["items"]
+    [pending] = client.get(f"/api/jobs/{'beef' * 8}/images").json()["items"]
     shown = client.get(f"/api/images/{pending['id']}/annotated.jpg")
     assert shown.status_code == 200 and shown.headers["cache-control"] == "no-cache"
     assert client.get(f"/api/images/{pending['id']}/hand.png").json() == {
