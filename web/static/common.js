@@ -47,7 +47,7 @@ const NO_HAND = "no hand found";
 function readingText(image) {
   if (image.status !== "done") return image.status;
   if (!image.reading) return "";
-  if (image.reading === NO_HAND) return "no hand found";
+  if (image.reading === NO_HAND) return "no hand found: the hand finder saw none";
   return `read from the ${image.reading} (the answer's hand in green)`;
 }
 

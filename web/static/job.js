@@ -84,6 +84,7 @@ function openImage(image) {
     (image.below_threshold ? " (below the threshold)" : "");
   summary.className = "reading" + (image.status === "done" && image.digit === null ? " nohand" : "");
   const probabilities = image.probabilities || [];
+  document.getElementById("detail-probabilities").hidden = !probabilities.length;
   barChart(document.getElementById("detail-probabilities"), probabilities.map((p, d) => ({
     label: String(d), value: p, shown: percent(p), cls: d === image.digit ? "top" : ""})));
   document.getElementById("detail").showModal();

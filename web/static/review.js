@@ -32,6 +32,7 @@ function show() {
   showCrop(document.getElementById("review-crop"), document.getElementById("review-preview"),
            current);
   document.getElementById("review-reading").textContent = readingText(current);
+  document.getElementById("key-accept").disabled = current.digit === null; // no hand: no digit
   const guesses = document.getElementById("review-guesses");
   guesses.replaceChildren(...(current.digit === null ?
     [el("li", {class: "nohand", text: "no hand found"})] :

@@ -98,7 +98,9 @@ function show(answer, url) {
   const headline = document.getElementById("answer-headline");
   if (found) headline.replaceChildren("digit ", el("span", {id: "answer-digit", text: answer.digit}));
   else headline.textContent = "No hand found in this photo";
+  headline.className = "big" + (found ? "" : " none");
   document.getElementById("answer-scores").hidden = !found;
+  document.getElementById("answer-hint").hidden = found;
   document.getElementById("answer-confidence").textContent = percent(answer.confidence);
   const flag = document.getElementById("answer-flag");
   flag.textContent = answer.below_threshold ?
