@@ -1,15 +1,15 @@
 """Pages of a job's image rows for the web and the API: filtered, ordered, with a cursor,
-and one image with its job.
+one image with its job, and how many were read with no digit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from signdigits.db.models import Image, Job
+from signdigits.db.models import Image, ImageStatus, Job
 
 
 @dataclass(frozen=True)
@@ -93,3 +93,11 @@ def image_with_job(session: Session, *, image_id: int) -> tuple[Image, Job] | No
         select(Image, Job).join(Job, Job.id == Image.job_id).where(Image.id == image_id)
     ).first()
     return (found[0], found[1]) if found else None
+
+
+def no_digit_count(session: Session, *, job_id: str) -> int:
+    """The job's classified rows without a digit: photos where no hand was found."""
+    return session.scalar(
+        select(func.count()).select_from(Image).where(
+            Image.job_id == job_id, Image.status == ImageStatus.DONE, Image.digit.is_(None))
+    ) or 0

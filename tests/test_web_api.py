@@ -2,7 +2,7 @@
 
 Uploads of real photos (files with folder paths, and a zip) become jobs the worker
 classifies; the API's pages, filters, pictures, exports, events and predictions are
-checked against the database and against the one preprocessing function.
+checked against the database and the photos.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -78,7 +77,9 @@ def test_upload_is_classified_and_browsable(web, dataset):
     assert sorted(i["path"] for i in seen) == sorted(truth)
     right = sum(i["digit"] == truth[i["path"]] for i in seen)
     assert right >= 0.9 * len(truth), f"{right} of {len(truth)} right"
-    assert all(len(i["probabilities"]) == 10 for i in seen)
+    # A photo where no hand was found has no digit and no probabilities, and says so.
+    assert all(len(i["probabilities"]) == 10 if i["digit"] is not None else
+               (i["probabilities"], i["reading"]) == (None, "no hand found") for i in seen)
 
     # Lowest confidence first, across pages; a digit filter returns only that digit.
     ordered, cursor = [], None
@@ -91,23 +92,25 @@ def test_upload_is_classified_and_browsable(web, dataset):
     else:
         pytest.fail(f"the pages never ended: {len(ordered)} items of {len(truth)}")
     assert ordered == sorted(ordered) and len(ordered) == len(truth)
-    digit = seen[0]["digit"]
+    digit = next(i["digit"] for i in seen if i["digit"] is not None)
     only = web.get(f"/api/jobs/{job['id']}/images", params={"digit": digit}).json()["items"]
     assert only and {i["digit"] for i in only} == {digit}
     below = web.get(f"/api/jobs/{job['id']}/images", params={"below_threshold": "true"})
     assert all(i["confidence"] < 0.6 for i in below.json()["items"])
 
-    # Pictures: the thumbnail is a small JPEG; the preview is exactly what the model saw.
-    from signdigits.serving.preprocess import preprocess_image
-
-    image = seen[0]
+    # Pictures: the thumbnail is a small JPEG; the annotated photo and the hand's square
+    # are drawn from the hands the worker stored (tests/test_web_pictures.py checks them).
+    image = next(i for i in seen if i["digit"] is not None)
+    assert image["reading"] in ("hand landmarks", "hand landmarks, on a padded copy")
     thumb = web.get(f"/api/images/{image['id']}/thumbnail")
     assert thumb.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
-    preview = Image.open(io.BytesIO(web.get(f"/api/images/{image['id']}/preview").content))
-    expected = preprocess_image(dataset / image["path"])
-    assert preview.size == (64, 64)
-    assert np.array_equal(np.asarray(preview), (expected * 255).round().astype(np.uint8))
+    annotated = web.get(f"/api/images/{image['id']}/annotated.jpg")
+    assert annotated.headers["content-type"] == "image/jpeg", annotated.text
+    assert Image.open(io.BytesIO(annotated.content)).size == (400, 400)  # 100 x 100, enlarged
+    crop = web.get(f"/api/images/{image['id']}/hand.png")
+    assert crop.headers["content-type"] == "image/png", crop.text
+    assert Image.open(io.BytesIO(crop.content)).size == (224, 224)
 
 
 def test_exports_match_the_cli_and_folder_jobs(web, dataset, tmp_path):
@@ -193,12 +196,36 @@ def test_predict_one_photo(web, dataset):
     assert answer["probabilities"][digit] == pytest.approx(answer["confidence"], abs=1e-5)
     assert answer["below_threshold"] == (answer["confidence"] < 0.5)
     assert answer["model_version"]
-    preview = Image.open(io.BytesIO(base64.b64decode(answer["preview_png"])))
-    assert preview.size == (64, 64)
+    assert answer["reading"] in ("hand landmarks", "hand landmarks, on a padded copy")
+    assert answer["photo_size"] == list(Image.open(path).size)
+    hand = answer["hands"][0]
+    assert hand["digit"] == digit and len(hand["landmarks"]) == 21
+    x0, y0, x1, y1 = hand["box"]
+    assert 0 <= x0 < x1 <= 100 and 0 <= y0 < y1 <= 100  # the photo's own pixels
+    assert all(x0 - 1 <= x <= x1 + 1 and y0 - 1 <= y <= y1 + 1 for x, y in hand["landmarks"])
+    crop = Image.open(io.BytesIO(base64.b64decode(answer["crop_png"])))
+    assert crop.size == (224, 224)
     assert "job_id" not in answer  # nothing stored unless asked
 
 
-def test_a_prediction_that_fails_in_the_worker_is_answered_at_once(web):
+def test_a_photo_with_no_hand_is_an_answer_not_an_error(web):
+    plain = io.BytesIO()
+    Image.new("RGB", (320, 240), (90, 140, 200)).save(plain, "PNG")
+    response = web.post("/api/predict", files={"file": ("sky.png", plain.getvalue())},
+                        data={"store": "true"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["digit"], answer["reading"], answer["hands"], answer["crop_png"]) == (
+        None, "no hand found", [], None)
+    assert answer["below_threshold"] is True and answer["photo_size"] == [320, 240]
+    [image] = web.get(f"/api/jobs/{answer['job_id']}/images").json()["items"]
+    assert (image["digit"], image["reading"], image["final_digit"]) == (
+        None, "no hand found", None)
+    stats = web.get(f"/api/jobs/{answer['job_id']}/stats").json()
+    assert (stats["digits"], stats["no_hand"]) == ([0] * 10, 1)
+
+
+def test_a_prediction_that_fails_in_the_worker_is_answered_at_once(web, dataset):
     """The worker pushed no reply when it failed: whoever waited sat out the timeout."""
     import json
 
@@ -206,11 +233,14 @@ def test_a_prediction_that_fails_in_the_worker_is_answered_at_once(web):
 
     from signdigits.broker.app import PREDICT_QUEUE
     from signdigits.broker.messages import PREDICT_TASK_NAME, predict_reply_key
+    from signdigits.serving.photo import read_photo
+    from signdigits.web.imaging import photo_message
 
     app = web.stack.app()
     reply_to = predict_reply_key(f"test-{time.monotonic_ns()}")
-    pixels = base64.b64encode(bytes(64 * 64)).decode("ascii")
-    app.send_task(PREDICT_TASK_NAME, args=[pixels, "not a number"],  # what the web refuses
+    rgb_b64, size, original_size = photo_message(read_photo(next((dataset / "5").iterdir())))
+    app.send_task(PREDICT_TASK_NAME, args=[rgb_b64, size, original_size,
+                                           "not a number"],  # a threshold the web refuses
                   kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
     found = redis.Redis.from_url(web.stack.broker_url).blpop([reply_to], timeout=30)
     assert found is not None, "no reply within 30 s"
@@ -237,8 +267,11 @@ def test_predict_stores_the_photo_when_asked(web, dataset, name, stored_as):
     assert image["id"] == answer["image_id"] and image["path"] == stored_as
     assert (image["digit"], image["confidence"]) == (answer["digit"], answer["confidence"])
     assert answer["digit"] == digit
+    assert image["reading"] == answer["reading"]
     thumbnail = web.get(f"/api/images/{image['id']}/thumbnail")
     assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
+    crop = web.get(f"/api/images/{image['id']}/hand.png")  # the stored hand, cut again
+    assert crop.status_code == 200 and crop.content[:4] == b"\x89PNG", crop.text
 
 
 def test_thumbnails_stay_inside_the_jobs_folder(web, dataset, tmp_path):
@@ -252,12 +285,12 @@ def test_thumbnails_stay_inside_the_jobs_folder(web, dataset, tmp_path):
     secret.write_bytes((dataset / image["path"]).read_bytes())
     (folder / image["path"]).unlink()
     (folder / image["path"]).symlink_to(secret)
-    for kind in ("thumbnail", "preview"):
+    for kind in ("thumbnail", "annotated.jpg", "hand.png"):
         refused = web.get(f"/api/images/{image['id']}/{kind}")
         assert refused.status_code == 422 and "outside" in refused.json()["detail"]
 
 
-def test_a_non_utf8_names_thumbnail_and_preview_are_served(web, dataset, tmp_path):
+def test_a_non_utf8_names_pictures_are_served(web, dataset, tmp_path):
     """The file is opened by its bytes (``raw_path``), not by the escaped name shown.
 
     Both had been 422 "file not found": the escaped ``caf\\xe9.jpg`` is no file.
@@ -275,8 +308,10 @@ def test_a_non_utf8_names_thumbnail_and_preview_are_served(web, dataset, tmp_pat
     assert image["path"] == "caf\\xe9.jpg" and image["digit"] == 4, image
     thumbnail = web.get(f"/api/images/{image['id']}/thumbnail")
     assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8", thumbnail.text
-    preview = web.get(f"/api/images/{image['id']}/preview")
-    assert preview.status_code == 200 and preview.content[:4] == b"\x89PNG", preview.text
+    annotated = web.get(f"/api/images/{image['id']}/annotated.jpg")
+    assert annotated.status_code == 200 and annotated.content[:2] == b"\xff\xd8", annotated.text
+    crop = web.get(f"/api/images/{image['id']}/hand.png")
+    assert crop.status_code == 200 and crop.content[:4] == b"\x89PNG", crop.text
 
 
 def test_predict_is_not_queued_behind_a_jobs_batches(web, dataset, tmp_path):

@@ -145,7 +145,9 @@ def test_bad_folder_job_is_refused(bad, body, status):
     ("GET", "/api/jobs/nope/results.csv", {}, 404),
     ("POST", "/api/jobs/nope/cancel", {}, 404),
     ("GET", "/api/images/999999/thumbnail", {}, 404),
-    ("GET", "/api/images/abc/preview", {}, 422),
+    ("GET", "/api/images/abc/annotated.jpg", {}, 422),
+    ("GET", "/api/images/999999/hand.png", {}, 404),
+    ("GET", "/api/images/1/annotated.jpg?side=5", {}, 422),
     ("GET", "/api/images/1/thumbnail?side=5", {}, 422),
     ("GET", "/api/jobs?limit=0", {}, 422),
     ("GET", "/api/jobs?cursor=x", {}, 422),
@@ -155,7 +157,8 @@ def test_bad_folder_job_is_refused(bad, body, status):
     # Each of these was a 500: ids past a BIGINT overflowed SQLite's binding, and a JSON
     # document nested 100,000 deep overflowed the parser's recursion.
     ("GET", f"/api/images/{2**63}/thumbnail", {}, 422),
-    ("GET", f"/api/images/{2**63}/preview", {}, 422),
+    ("GET", f"/api/images/{2**63}/annotated.jpg", {}, 422),
+    ("GET", f"/api/images/{2**63}/hand.png", {}, 422),
     ("GET", f"/api/jobs/latest/review?skip={10**20}", {}, 422),
     ("POST", "/api/jobs", {"content": b"[" * 100_000 + b"]" * 100_000, "headers": {
         "content-type": "application/json"}}, 400),

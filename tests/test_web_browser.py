@@ -1,8 +1,10 @@
 """The pages in a real browser (Debian's Chromium, driven by Playwright) on a real stack.
 
 Uploads a folder of real photos, watches the job reach done, filters the grid to a
-digit, opens an image; on /try uploads a photo and reads the digit, then takes one with
-Chromium's fake camera (a video made here from a real photo) and reads the digit again.
+digit, opens an image (the photo with its hand drawn, the square that was read); on /try
+uploads a photo and reads the digit, then takes one with Chromium's fake camera (a video
+made here from a real photo) and reads the digit again. tests/test_web_pictures.py
+checks the drawing on /try itself, and its "No hand found".
 Screenshots go to ``SIGNDIGITS_SCREENSHOT_DIR`` (``docs/`` when they are refreshed).
 """
 
@@ -120,8 +122,12 @@ def test_upload_watch_filter_open(site, browser, dataset, tmp_path):
     assert titles and set(titles) <= set(truth)  # only the 3s, and every one a real upload
     page.click("#grid .tile >> nth=0")
     page.wait_for_selector("#detail[open] #detail-probabilities .col >> nth=9")
-    page.wait_for_function("document.getElementById('detail-preview').naturalWidth === 64")
+    # The photo with the hand drawn on it, and the 224 x 224 square that was read.
+    page.wait_for_function("document.getElementById('detail-photo').naturalWidth === 400")
+    page.wait_for_function("document.getElementById('detail-preview').naturalWidth === 224")
     assert page.inner_text("#detail-path") == titles[0]
+    assert "hand landmarks" in page.inner_text("#detail-reading")
+    assert page.inner_text("#detail-summary").startswith("digit 3, confidence")
     _shoot(page, "web-job-image.png", tmp)
     page.keyboard.press("Escape")
 
@@ -135,6 +141,7 @@ def test_try_upload_and_camera(site, browser, dataset):
     page.wait_for_selector("#answer:not([hidden])", timeout=60_000)
     assert page.inner_text("#answer-digit") == str(digit)
     assert page.eval_on_selector_all("#answer-probabilities .col", "c => c.length") == 10
+    assert page.eval_on_selector_all("#answer-overlay g.answer circle", "c => c.length") == 21
 
     camera_photo, camera_digit = page.camera_photo
     page.evaluate("document.getElementById('answer').dataset.digit = ''")
@@ -144,6 +151,10 @@ def test_try_upload_and_camera(site, browser, dataset):
     page.wait_for_function("document.getElementById('answer').dataset.digit !== ''",
                            timeout=60_000)
     assert page.inner_text("#answer-digit") == str(camera_digit), camera_photo
+    # The frame is 640 x 480: the hands are drawn in its pixels, over it.
+    assert page.get_attribute("#answer-overlay", "viewBox") == "0 0 640 480"
+    page.wait_for_function("document.getElementById('answer-crop').naturalWidth === 224")
+    page.wait_for_function("document.getElementById('answer-photo').complete")
     _shoot(page, "web-try.png", tmp)
 
 
@@ -169,9 +180,11 @@ def test_review_three_images_with_the_keyboard(site, browser, dataset, tmp_path)
         page.wait_for_selector("#review-item:not([hidden])")
         page.wait_for_function(
             "document.getElementById('review-photo').complete && "
-            "document.getElementById('review-preview').naturalWidth === 64")
+            "(document.getElementById('review-preview').naturalWidth === 224 || "
+            "document.getElementById('review-crop').hidden)")
         shown.append(int(page.get_attribute("#review-item", "data-image")))
-        assert page.eval_on_selector_all("#review-guesses li", "l => l.length") == 3
+        guesses = 1 if page.is_hidden("#review-crop") else 3  # 'no hand found', or three
+        assert page.eval_on_selector_all("#review-guesses li", "l => l.length") == guesses
         if key == "3":
             _shoot(page, "web-review.png", tmp)
         page.keyboard.press(key)

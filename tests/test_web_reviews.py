@@ -94,7 +94,7 @@ def test_review_queue_answers_and_history(web, dataset, tmp_path):
     header = exported.text.splitlines()[0].split(",")
     assert header[:9] == ["path", "digit", "confidence", "below_threshold", "error", "status",
                           "model_version", "worker", "finished_at"]
-    assert header[9:] == ["reviewed_digit", "final_digit"]
+    assert header[9:] == ["reviewed_digit", "final_digit", "hand_box", "reading"]
     rows = {r["path"]: r for r in csv.DictReader(io.StringIO(exported.text))}
     assert (rows[first["path"]]["reviewed_digit"], rows[first["path"]]["final_digit"]) == ("3",
                                                                                          "3")
@@ -113,6 +113,36 @@ def test_review_queue_answers_and_history(web, dataset, tmp_path):
     table = web.stack.cli("results", job_id)
     line = next(x for x in table.stdout.splitlines() if x.endswith(first["path"]))
     assert line.split()[3:5] == ["3", "3"]
+
+
+def test_a_photo_with_no_hand_waits_for_review_and_takes_a_digit(web, dataset, tmp_path):
+    """No hand found: no digit, below any threshold, so in the queue; a person's digit
+    becomes its final digit, and the export says how it was read."""
+    from PIL import Image
+
+    folder = tmp_path / "no-hand"
+    copy_sample(dataset, folder, per_digit=1, seed=43)
+    Image.new("RGB", (300, 200), (120, 160, 90)).save(folder / "lawn.png")
+    job_id = web.post("/api/jobs", json={"folder": str(folder), "threshold": 0.1}).json()["id"]
+    assert sse_until_done(web, job_id)[-1][1]["errors"] == 0
+    queue = web.get(f"/api/jobs/{job_id}/review", params={"limit": 500}).json()["items"]
+    lawn = next(i for i in queue if i["path"] == "lawn.png")
+    assert (lawn["digit"], lawn["reading"], lawn["probabilities"]) == (
+        None, "no hand found", None)
+    assert web.get(f"/api/images/{lawn['id']}/annotated.jpg").status_code == 200
+    missing = web.get(f"/api/images/{lawn['id']}/hand.png")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == f"image {lawn['id']} has no hand (no hand found)"
+
+    stored = web.post(f"/api/images/{lawn['id']}/review", json={"digit": 4})
+    assert stored.status_code == 200, stored.text
+    [row] = [r for r in web.get(f"/api/jobs/{job_id}/results.json").json()
+             if r["path"] == "lawn.png"]
+    assert (row["digit"], row["final_digit"], row["reading"], row["hand_box"]) == (
+        None, 4, "no hand found", None)
+    others = [r for r in web.get(f"/api/jobs/{job_id}/results.json").json()
+              if r["path"] != "lawn.png" and r["digit"] is not None]
+    assert others and all(len(r["hand_box"]) == 4 for r in others)
 
 
 def test_the_reviewer_is_the_authenticated_user(web, dataset, tmp_path):

@@ -131,14 +131,21 @@ def test_a_jobs_json_is_the_shape_the_pages_and_clients_read():
 
 def test_an_images_and_a_reviews_json():
     image = Image(id=3, path="7/a.jpg", status="done", digit=7, confidence=0.5,
-                  below_threshold=True, error=None, probabilities=[0.05] * 10)
+                  below_threshold=True, error=None, probabilities=[0.05] * 10,
+                  reading="hand landmarks")
     review = Review(id=9, image_id=3, digit=1, unusable=False, reviewer="ann",
                     reviewed_at=datetime(2026, 1, 2, tzinfo=UTC))
     assert list(ImageOut.of(image, review).model_dump(mode="json").items()) == [
         ("id", 3), ("path", "7/a.jpg"), ("status", "done"), ("digit", 7), ("confidence", 0.5),
         ("below_threshold", True), ("error", None), ("probabilities", [0.05] * 10),
-        ("reviewed_digit", 1), ("final_digit", 1)]
+        ("reviewed_digit", 1), ("final_digit", 1), ("reading", "hand landmarks")]
     assert ImageOut.of(image).final_digit == 7
+    no_hand = Image(id=4, path="x.png", status="done", digit=None, confidence=0.0,
+                    below_threshold=True, error=None, probabilities=None,
+                    reading="no hand found")
+    shown = ImageOut.of(no_hand).model_dump(mode="json")
+    assert (shown["digit"], shown["final_digit"], shown["reading"]) == (
+        None, None, "no hand found")
     assert ReviewOut.model_validate(review).model_dump(mode="json") == {
         "id": 9, "image_id": 3, "digit": 1, "unusable": False, "reviewer": "ann",
         "reviewed_at": "2026-01-02T00:00:00+00:00"}
@@ -158,7 +165,10 @@ def test_openapi_shows_the_job_and_image_schemas(tmp_path):
         "id", "state", "total_images", "done", "pending", "threshold", "created_at", "folder"}
     assert set(schemas["ImageOut"]["properties"]) == {
         "id", "path", "status", "digit", "confidence", "below_threshold", "error",
-        "probabilities", "reviewed_digit", "final_digit"}
+        "probabilities", "reviewed_digit", "final_digit", "reading"}
+    assert set(schemas["PredictOut"]["properties"]) >= {
+        "digit", "confidence", "reading", "hands", "crop_png", "photo_size"}
+    assert set(schemas["HandOut"]["properties"]) == {"box", "landmarks", "digit", "confidence"}
     assert set(schemas["JobState"]["enum"]) == {state.value for state in JobState}
     paths = document["paths"]
 

@@ -183,7 +183,7 @@ def test_credentials_are_required_when_set(tmp_path):
 
 
 def test_the_web_never_imports_tensorflow(tmp_path, dataset):
-    """Serving pages, an upload, a thumbnail and a prediction loads no TensorFlow."""
+    """Serving pages, an upload, its pictures and a prediction loads no TensorFlow."""
     photo = sample_images(dataset, 1, seed=2)[0][0]
     broker = start_valkey()  # its own: no worker anywhere consumes it
     redis_url = broker.url
@@ -208,7 +208,8 @@ def test_the_web_never_imports_tensorflow(tmp_path, dataset):
         assert client.get("/api/jobs/" + job.json()["id"] + "/review").status_code == 200
         image = client.get("/api/jobs/" + job.json()["id"] + "/images").json()["items"][0]
         assert client.get(f"/api/images/{{image['id']}}/thumbnail").status_code == 200
-        assert client.get(f"/api/images/{{image['id']}}/preview").status_code == 200
+        assert client.get(f"/api/images/{{image['id']}}/annotated.jpg").status_code == 200
+        assert client.get(f"/api/images/{{image['id']}}/hand.png").status_code == 404  # pending
         client.cookies.clear()
         review = client.post(f"/api/images/{{image['id']}}/review", json={{"digit": 3}})
         assert review.status_code == 409, review.text  # still pending: nothing to review

@@ -1,16 +1,29 @@
-"""Pictures for people: a photo's thumbnail and the 64 x 64 view the model saw, as bytes."""
+"""Pictures for people, as bytes: a photo's thumbnail, the photo with the hands the reader
+found drawn on it, and the 224 x 224 square its landmark model read. Also the decoded
+photo ``POST /api/predict`` sends a worker.
+
+The drawing and the crop are :mod:`serving.preview`'s, from a row's stored hand JSON
+(in the photo's own pixels), so they show what the worker saw without loading a model.
+"""
 
 from __future__ import annotations
 
+import base64
 import io
+from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from signdigits.files.reading import ImageError
-from signdigits.serving.preprocess import open_image, preprocess_image, upright
+from signdigits.serving.photo import Photo, open_image, read_photo, upright
+from signdigits.serving.preview import draw_hands, hand_crop
 
 THUMBNAIL_SIDE = 256
+# The annotated photo: the longest side it is shown at, and the shortest it is drawn on (a
+# 100 x 100 photo is enlarged first, or the 21 points would cover the hand).
+ANNOTATED_SIDE = 640
+ANNOTATED_MIN_SIDE = 400
 
 
 def thumbnail_jpeg(data: bytes, *, max_pixels: int, side: int = THUMBNAIL_SIDE) -> bytes:
@@ -36,22 +49,60 @@ def thumbnail_jpeg(data: bytes, *, max_pixels: int, side: int = THUMBNAIL_SIDE) 
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise ImageError(f"cannot decode image: {exc}") from None
     shown.thumbnail((side, side), Image.Resampling.BILINEAR)
+    return _jpeg(shown)
+
+
+def stored_hands(image: Any) -> list[dict[str, Any]]:
+    """The hands a results row stores (``images.hand``: ``{"hands": [...]}``, the answer
+    first); none for a row not read yet, read before hands were stored, or with none."""
+    stored = getattr(image, "hand", None)
+    hands = stored.get("hands") if isinstance(stored, dict) else None
+    return [h for h in hands if isinstance(h, dict)] if isinstance(hands, list) else []
+
+
+def photo_message(photo: Photo) -> tuple[str, list[int], list[int]]:
+    """What the predict task takes: the decoded RGB pixels in base64, their [width,
+    height], and the photo's own upright [width, height] (hands come back in those)."""
+    pixels = np.asarray(photo.image.convert("RGB"), dtype=np.uint8)
+    return (base64.b64encode(pixels.tobytes()).decode("ascii"), list(photo.image.size),
+            list(photo.original_size))
+
+
+def annotated_jpeg(data: bytes, hands: list[dict[str, Any]], *, max_pixels: int,
+                   side: int = ANNOTATED_SIDE) -> bytes:
+    """The photo at most ``side`` pixels on its longest side (a small one enlarged to
+    :data:`ANNOTATED_MIN_SIDE`), upright, with each hand's box, bones and points drawn:
+    the answer in green, other hands in orange. No hands: the photo alone."""
+    photo = read_photo(data, max_pixels=max_pixels, min_side=min(side, ANNOTATED_MIN_SIDE))
+    shown = photo.image
+    longest = max(shown.size)
+    target = side if longest > side else max(longest, min(side, ANNOTATED_MIN_SIDE))
+    if target != longest:
+        factor = target / longest
+        shown = shown.resize((max(1, round(shown.width * factor)),
+                              max(1, round(shown.height * factor))),
+                             Image.Resampling.BILINEAR)
+    try:
+        drawn = draw_hands(shown, hands, scale=shown.width / photo.original_size[0])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ImageError(f"its stored hands cannot be drawn ({exc.__class__.__name__})") from None
+    return _jpeg(drawn)
+
+
+def hand_png(data: bytes, hand: dict[str, Any], *, max_pixels: int) -> bytes:
+    """The 224 x 224 square the landmark model read, cut again from the photo decoded as
+    the worker decoded it."""
+    photo = read_photo(data, max_pixels=max_pixels)
+    try:
+        crop = hand_crop(photo.image, hand, scale=photo.scale)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ImageError(f"its stored hand cannot be cut out ({exc.__class__.__name__})") from None
     out = io.BytesIO()
-    shown.save(out, "JPEG", quality=82)
+    crop.save(out, "PNG")
     return out.getvalue()
 
 
-def model_view(data: bytes, *, max_pixels: int) -> np.ndarray:
-    """The (64, 64) float32 pixels the model gets: the one preprocessing function's."""
-    return preprocess_image(data, max_pixels=max_pixels)
-
-
-def as_uint8(pixels: np.ndarray) -> np.ndarray:
-    # preprocess_image divides 8-bit gray by 255, so this is exact, not a new rounding.
-    return (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)
-
-
-def preview_png(pixels: np.ndarray) -> bytes:
+def _jpeg(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    Image.fromarray(as_uint8(pixels)).save(out, "PNG")
+    image.save(out, "JPEG", quality=82)
     return out.getvalue()

@@ -244,6 +244,9 @@ class ImageOut(BaseModel):
     probabilities: list[float] | None = Field(description="index = digit")
     reviewed_digit: int | None
     final_digit: int | None
+    reading: str | None = Field(description=(
+        'how it was read: "hand landmarks", "hand landmarks, on a padded copy" or "no hand '
+        'found" (digit null); null until read'))
 
     @classmethod
     def of(cls, image: Image, review=None) -> ImageOut:
@@ -251,7 +254,8 @@ class ImageOut(BaseModel):
             id=image.id, path=image.path, status=image.status, digit=image.digit,
             confidence=image.confidence, below_threshold=image.below_threshold,
             error=image.error, probabilities=image.probabilities,
-            reviewed_digit=reviewed_digit(review), final_digit=final_digit(image, review))
+            reviewed_digit=reviewed_digit(review), final_digit=final_digit(image, review),
+            reading=getattr(image, "reading", None))
 
 
 class ImagePage(BaseModel):
@@ -261,6 +265,7 @@ class ImagePage(BaseModel):
 
 class JobStats(BaseModel):
     digits: list[int] = Field(description="images per digit, 0 to 9")
+    no_hand: int = Field(description="images classified with no digit: no hand found")
     confidence_histogram: list[int] = Field(description="20 bins from 0 to 1")
     threshold: float
 
@@ -293,15 +298,39 @@ class ReviewQueue(BaseModel):
     items: list[ImageOut]
 
 
-class PredictOut(BaseModel):
-    """A worker's answer for one photo, and the 64 x 64 view it classified."""
+class HandOut(BaseModel):
+    """One hand the reader found, in the photo's own (upright) pixels."""
 
-    digit: int
+    box: list[float] = Field(description="x0, y0, x1, y1 around its landmarks")
+    landmarks: list[list[float]] = Field(description=(
+        "21 [x, y]: the wrist, then four joints per finger from the thumb"))
+    digit: int | None = Field(None, description="the digit this hand signs")
+    confidence: float | None = None
+
+
+class PredictOut(BaseModel):
+    """A worker's answer for one photo: the digit, how the photo was read, where the hands
+    are and the square the landmark model read."""
+
+    digit: int | None = Field(description="null when no hand was found")
     confidence: float
     below_threshold: bool
     threshold: float
-    probabilities: list[float] = Field(description="index = digit")
+    probabilities: list[float] | None = Field(description="index = digit; null: no hand")
     model_version: str
+    reading: str = Field(description=(
+        '"hand landmarks", "hand landmarks, on a padded copy" or "no hand found"'))
+    hands: list[HandOut] = Field(description="every hand found, the answer's first")
+    crop_png: str | None = Field(description=(
+        "the 224 x 224 square around the answer's hand that the landmark model read, PNG "
+        "in base64; null when no hand was found"))
+    photo_size: list[int] = Field(description=(
+        "the photo's upright [width, height]: the pixels `hands` are given in"))
     job_id: str | None = Field(None, description="only with store=true")
     image_id: int | None = Field(None, description="only with store=true")
-    preview_png: str = Field(description="the model's 64 x 64 view, PNG in base64")
+
+    @classmethod
+    def of(cls, answer: dict[str, Any], *, photo_size: tuple[int, int]) -> PredictOut:
+        fields = {name: answer[name] for name in cls.model_fields if name in answer}
+        return cls(**{"hands": [], "crop_png": None, **fields,
+                      "photo_size": list(photo_size)})

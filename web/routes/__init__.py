@@ -9,10 +9,11 @@ from signdigits.web.routes import (
     images,
     jobs,
     pages,
+    pictures,
     predict,
     results,
     reviews,
 )
 
-ROUTERS = [jobs.router, results.router, images.router, predict.router, reviews.router,
-           events.router, health.router, pages.router]
+ROUTERS = [jobs.router, results.router, images.router, pictures.router, predict.router,
+           reviews.router, events.router, health.router, pages.router]

@@ -1,15 +1,18 @@
 """``POST /api/predict``: one photo, classified by a worker on the predict queue.
 
-The photo is decoded and preprocessed here (a non-image is refused at once, and the
-answer shows the 64 x 64 view); only those pixels travel to a worker, whose model gives
-the digit. Nothing is stored unless ``store`` is asked: then the photo is kept under the
-upload folder as a one-image job (its ``job_id`` and ``image_id`` are in the answer), which
-the pages show and a reviewer can correct like any other.
+The photo is decoded here, as the workers decode a job's files (a non-image is refused at
+once); only its decoded RGB pixels travel to a worker, which finds the hands, reads the
+answer's landmarks and gives the digit. The answer says how the photo was read, where
+each hand is (box and 21 landmarks, in the photo's own pixels) and the 224 x 224 square
+the landmark model read; a photo with no hand found is an answer too (``digit`` null,
+``reading`` "no hand found"), not an error. Nothing is stored unless ``store`` is asked:
+then the photo is kept under the upload folder as a one-image job (its ``job_id`` and
+``image_id`` are in the answer), which the pages show and a reviewer can correct like any
+other.
 """
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -28,8 +31,9 @@ from signdigits.config.settings import Settings
 from signdigits.db.results import record_prediction
 from signdigits.files.paths import is_image_name
 from signdigits.files.reading import ImageError
+from signdigits.serving.photo import Photo, read_photo
 from signdigits.web.deps import CeleryDep, RepliesDep, SessionDep, SettingsDep
-from signdigits.web.imaging import as_uint8, model_view, preview_png
+from signdigits.web.imaging import photo_message
 from signdigits.web.schemas import PredictOut, Threshold
 from signdigits.web.uploads import Upload, UploadRefused, clean_relative, store_uploads
 
@@ -51,16 +55,14 @@ async def predict(settings: SettingsDep, celery: CeleryDep, replies: RepliesDep,
     if not data:
         raise HTTPException(400, "empty upload (0 bytes)")
     try:
-        pixels = await run_in_threadpool(model_view, data, max_pixels=settings.max_image_pixels)
+        photo = await run_in_threadpool(read_photo, data, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise HTTPException(415, f"{file.filename or 'the upload'}: {exc}") from None
-    answer = await run_in_threadpool(ask_worker, celery, replies, settings,
-                                     as_uint8(pixels).tobytes(), threshold)
+    answer = await run_in_threadpool(ask_worker, celery, replies, settings, photo, threshold)
     if store:
         answer.update(await run_in_threadpool(_store, session, settings, file.filename or "",
                                               data, answer))
-    answer["preview_png"] = base64.b64encode(preview_png(pixels)).decode("ascii")
-    return PredictOut(**answer)
+    return PredictOut.of(answer, photo_size=photo.original_size)
 
 
 def _store(session: Session, settings: Settings, filename: str, data: bytes,
@@ -92,9 +94,10 @@ def _image_name(filename: str) -> str:
     return base if len(base.encode("utf-8", "surrogatepass")) <= 200 else fallback
 
 
-def ask_worker(celery: Celery, replies: redis.Redis, settings: Settings, pixels: bytes,
+def ask_worker(celery: Celery, replies: redis.Redis, settings: Settings, photo: Photo,
                threshold: float | None) -> dict:
-    """Send the pixels to the predict queue and wait for the answer, up to the timeout.
+    """Send the decoded photo to the predict queue and wait for the answer, up to the
+    timeout.
 
     The worker pushes its answer to a Redis list named for this request; BLPOP waits on
     it without polling, and one connection per waiting thread comes from redis-py's pool.
@@ -102,8 +105,9 @@ def ask_worker(celery: Celery, replies: redis.Redis, settings: Settings, pixels:
     503.
     """
     reply_to = predict_reply_key(uuid.uuid4().hex)
+    rgb_b64, size, original_size = photo_message(photo)
     celery.send_task(
-        PREDICT_TASK_NAME, args=[base64.b64encode(pixels).decode("ascii"), threshold],
+        PREDICT_TASK_NAME, args=[rgb_b64, size, original_size, threshold],
         kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
     found = replies.blpop([reply_to], timeout=settings.predict_timeout)
     if found is None:

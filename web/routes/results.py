@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from signdigits.db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
+from signdigits.db.images import no_digit_count
 from signdigits.db.jobs import resolve_job
 from signdigits.db.results import confidence_histogram, digit_counts, iter_results
 from signdigits.web.deps import FoundJob, JobRef, SessionDep, StateDep
@@ -79,5 +80,6 @@ def results_json(job_id: JobRef, session: SessionDep, state: StateDep,
 def stats(job: FoundJob, session: SessionDep) -> JobStats:
     digits = digit_counts(session, job_id=job.id)
     return JobStats(digits=[digits.get(d, 0) for d in range(10)],
+                    no_hand=no_digit_count(session, job_id=job.id),
                     confidence_histogram=confidence_histogram(session, job_id=job.id),
                     threshold=job.threshold)

@@ -1,4 +1,5 @@
-// Shared by every page: the CSRF token for posts, JSON errors as one line, bar charts.
+// Shared by every page: the CSRF token for posts, JSON errors as one line, bar charts,
+// how an image was read.
 "use strict";
 const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 
@@ -39,3 +40,23 @@ function barChart(container, columns, markAt) {
 }
 
 function percent(x) { return x === null || x === undefined ? "-" : (100 * x).toFixed(1) + "%"; }
+
+const NO_HAND = "no hand found";
+
+// How a results row was read, in words, for under its annotated photo.
+function readingText(image) {
+  if (image.status !== "done") return image.status;
+  if (!image.reading) return "";
+  if (image.reading === NO_HAND) return "no hand found: the hand finder saw none";
+  return `read from the ${image.reading} (the answer's hand in green)`;
+}
+
+// The square the landmark model read (/api/images/{id}/hand.png), or nothing for a row
+// without a hand (a 404 hides it too).
+function showCrop(figure, img, image) {
+  const hasHand = image.status === "done" && image.digit !== null && image.reading !== NO_HAND;
+  figure.hidden = !hasHand;
+  img.onerror = () => { figure.hidden = true; };
+  if (hasHand) img.src = `/api/images/${image.id}/hand.png`;
+  else img.removeAttribute("src");
+}

@@ -24,8 +24,9 @@ function showProgress(job) {
 
 async function loadStats() {
   const stats = await api(`/api/jobs/${JOB}/stats`);
-  barChart(document.getElementById("digits"),
-           stats.digits.map((n, d) => ({label: String(d), value: n})));
+  const perDigit = stats.digits.map((n, d) => ({label: String(d), value: n}));
+  if (stats.no_hand) perDigit.push({label: "no hand", value: stats.no_hand, cls: "low"});
+  barChart(document.getElementById("digits"), perDigit);
   const bins = stats.confidence_histogram.length;
   barChart(document.getElementById("histogram"), stats.confidence_histogram.map((n, i) => ({
     label: i % 5 === 0 ? (i / bins).toFixed(2) : "", value: n,
@@ -42,8 +43,8 @@ function filters() {
 }
 
 function tile(image) {
-  const label = image.status === "done" ?
-      `${image.digit} (${percent(image.confidence)})` : (image.error || image.status);
+  const label = image.status !== "done" ? (image.error || image.status) :
+      image.digit === null ? "no hand" : `${image.digit} (${percent(image.confidence)})`;
   const cls = "tile" + (image.below_threshold ? " low" : "") +
               (image.status === "error" ? " error" : "");
   const node = el("div", {class: cls, "data-image": String(image.id), title: image.path},
@@ -72,12 +73,18 @@ async function loadImages(reset) {
 
 function openImage(image) {
   document.getElementById("detail-path").textContent = image.path;
-  document.getElementById("detail-photo").src = `/api/images/${image.id}/thumbnail?side=640`;
-  document.getElementById("detail-preview").src = `/api/images/${image.id}/preview`;
-  document.getElementById("detail-summary").textContent = image.status === "done" ?
+  document.getElementById("detail-photo").src = `/api/images/${image.id}/annotated.jpg`;
+  showCrop(document.getElementById("detail-crop"), document.getElementById("detail-preview"),
+           image);
+  document.getElementById("detail-reading").textContent = readingText(image);
+  const summary = document.getElementById("detail-summary");
+  summary.textContent = image.status !== "done" ? (image.error || image.status) :
+    image.digit === null ? "No hand found in this photo" :
     `digit ${image.digit}, confidence ${percent(image.confidence)}` +
-    (image.below_threshold ? " (below the threshold)" : "") : (image.error || image.status);
+    (image.below_threshold ? " (below the threshold)" : "");
+  summary.className = "reading" + (image.status === "done" && image.digit === null ? " nohand" : "");
   const probabilities = image.probabilities || [];
+  document.getElementById("detail-probabilities").hidden = !probabilities.length;
   barChart(document.getElementById("detail-probabilities"), probabilities.map((p, d) => ({
     label: String(d), value: p, shown: percent(p), cls: d === image.digit ? "top" : ""})));
   document.getElementById("detail").showModal();

@@ -21,7 +21,7 @@ function topThree(probabilities) {
   return (probabilities || []).map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]).slice(0, 3);
 }
 
-function photoUrl(item) { return `/api/images/${item.id}/thumbnail?side=512`; }
+function photoUrl(item) { return `/api/images/${item.id}/annotated.jpg?side=512`; }
 
 function show() {
   const box = document.getElementById("review-item");
@@ -29,10 +29,14 @@ function show() {
   box.hidden = current === null;
   if (current === null) return;
   document.getElementById("review-photo").src = photoUrl(current);
-  document.getElementById("review-preview").src = `/api/images/${current.id}/preview`;
+  showCrop(document.getElementById("review-crop"), document.getElementById("review-preview"),
+           current);
+  document.getElementById("review-reading").textContent = readingText(current);
+  document.getElementById("key-accept").disabled = current.digit === null; // no hand: no digit
   const guesses = document.getElementById("review-guesses");
-  guesses.replaceChildren(...topThree(current.probabilities).map(([p, d]) =>
-    el("li", {text: `${d}  (${percent(p)})`})));
+  guesses.replaceChildren(...(current.digit === null ?
+    [el("li", {class: "nohand", text: "no hand found"})] :
+    topThree(current.probabilities).map(([p, d]) => el("li", {text: `${d}  (${percent(p)})`}))));
   document.getElementById("review-path").textContent = current.path;
   const answer = answered.get(current.id);
   document.getElementById("review-answer").textContent =
@@ -86,7 +90,10 @@ function back() {
 
 function press(key) {
   if (/^[0-9]$/.test(key)) record({digit: Number(key)}, key);
-  else if (key === "Enter" && current) record({digit: current.digit}, String(current.digit));
+  else if (key === "Enter" && current && current.digit === null) {
+    document.getElementById("review-message").textContent =
+      "no hand was found, so the model gave no digit: press the digit, or x";
+  } else if (key === "Enter" && current) record({digit: current.digit}, String(current.digit));
   else if (key === "x" || key === "X") record({unusable: true}, "unusable");
   else if (key === "Backspace") back();
   else return false;

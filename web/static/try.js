@@ -1,7 +1,16 @@
-// One photo: upload one or take one with the camera; show what the model saw and its answer.
+// One photo: upload one or take one with the camera; show the hands the reader found on
+// the photo (an SVG drawn from the answer's JSON), the square it read, and its answer.
 "use strict";
 const message = document.getElementById("try-message");
 const video = document.getElementById("camera");
+const SVG = "http://www.w3.org/2000/svg";
+// The bones between the 21 landmarks (serving/preview.py's BONES).
+const BONES = [[0, 1], [1, 2], [2, 3], [3, 4], [0, 5], [5, 6], [6, 7], [7, 8], [5, 9], [9, 10],
+  [10, 11], [11, 12], [9, 13], [13, 14], [14, 15], [15, 16], [13, 17], [0, 17], [17, 18],
+  [18, 19], [19, 20]];
+const SHOWN = 480; // the photo's longest side on the page, in CSS pixels
+let photoUrl = null;
+let shown = null; // the answer on the page, redrawn when the window's size changes
 
 async function classify(blob, name) {
   const form = new FormData();
@@ -12,7 +21,9 @@ async function classify(blob, name) {
   message.className = "message";
   try {
     const answer = await api("/api/predict", {method: "POST", body: form});
-    show(answer);
+    if (photoUrl) URL.revokeObjectURL(photoUrl);
+    photoUrl = URL.createObjectURL(blob);
+    show(answer, photoUrl);
     message.textContent = "";
   } catch (error) {
     message.textContent = error.message;
@@ -20,20 +31,92 @@ async function classify(blob, name) {
   }
 }
 
-function show(answer) {
-  document.getElementById("answer").hidden = false;
-  document.getElementById("answer-preview").src = "data:image/png;base64," + answer.preview_png;
-  document.getElementById("answer-digit").textContent = answer.digit;
+function svgEl(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  return node;
+}
+
+// The hands in the photo's own pixels (the viewBox), the answer's first, in green.
+function drawHands(svg, hands, [width, height]) {
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const perScreenPixel = width / Math.max(1, svg.getBoundingClientRect().width || SHOWN);
+  svg.replaceChildren();
+  hands.forEach((hand, index) => {
+    const group = svgEl("g", {class: "hand " + (index ? "other" : "answer")});
+    const [x0, y0, x1, y1] = hand.box;
+    group.append(svgEl("rect", {class: "box", x: x0, y: y0, width: x1 - x0, height: y1 - y0}));
+    for (const [a, b] of BONES) {
+      const [xa, ya] = hand.landmarks[a];
+      const [xb, yb] = hand.landmarks[b];
+      group.append(svgEl("line", {class: "bone", x1: xa, y1: ya, x2: xb, y2: yb}));
+    }
+    for (const [x, y] of hand.landmarks) {
+      group.append(svgEl("circle", {class: "point", cx: x, cy: y, r: 3.5 * perScreenPixel}));
+    }
+    if (hand.digit !== null && hand.digit !== undefined) {
+      const label = svgEl("text", {class: "label", x: x0, y: Math.max(y0 - 5 * perScreenPixel,
+        16 * perScreenPixel), "font-size": 18 * perScreenPixel});
+      label.textContent = String(hand.digit);
+      group.append(label);
+    }
+    svg.append(group);
+  });
+}
+
+function showPhoto(url, size) {
+  const stage = document.getElementById("answer-stage");
+  const photo = document.getElementById("answer-photo");
+  const [width, height] = size;
+  const scale = SHOWN / Math.max(width, height);
+  stage.style.width = Math.round(width * scale) + "px";
+  stage.style.aspectRatio = `${width} / ${height}`;
+  stage.classList.remove("unshown");
+  photo.hidden = false;
+  // A format the browser cannot show (HEIC): the hands are drawn on a grey stage.
+  photo.onerror = () => { photo.hidden = true; stage.classList.add("unshown"); };
+  photo.src = url;
+}
+
+function show(answer, url) {
+  const section = document.getElementById("answer");
+  section.hidden = false;
+  shown = answer;
+  showPhoto(url, answer.photo_size);
+  drawHands(document.getElementById("answer-overlay"), answer.hands, answer.photo_size);
+  const found = answer.digit !== null;
+  const count = answer.hands.length;
+  document.getElementById("answer-reading").textContent = found ?
+    `read from the ${answer.reading}` +
+    (count > 1 ? ` (${count} hands found; the answer's in green)` : "") :
+    "no hand found";
+  const crop = document.getElementById("answer-crop");
+  document.getElementById("answer-crop-figure").hidden = !answer.crop_png;
+  if (answer.crop_png) crop.src = "data:image/png;base64," + answer.crop_png;
+  else crop.removeAttribute("src");
+
+  const headline = document.getElementById("answer-headline");
+  if (found) headline.replaceChildren("digit ", el("span", {id: "answer-digit", text: answer.digit}));
+  else headline.textContent = "No hand found in this photo";
+  headline.className = "big" + (found ? "" : " none");
+  document.getElementById("answer-scores").hidden = !found;
+  document.getElementById("answer-hint").hidden = found;
   document.getElementById("answer-confidence").textContent = percent(answer.confidence);
   const flag = document.getElementById("answer-flag");
   flag.textContent = answer.below_threshold ?
       `below the threshold ${answer.threshold} (uncertain)` : `above the threshold ${answer.threshold}`;
   flag.className = "flag" + (answer.below_threshold ? " low" : "");
   document.getElementById("answer-model").textContent = answer.model_version;
-  barChart(document.getElementById("answer-probabilities"), answer.probabilities.map((p, d) => ({
+  const chart = document.getElementById("answer-probabilities");
+  chart.hidden = !answer.probabilities;
+  barChart(chart, (answer.probabilities || []).map((p, d) => ({
     label: String(d), value: p, shown: percent(p), cls: d === answer.digit ? "top" : ""})));
-  document.getElementById("answer").dataset.digit = String(answer.digit);
+  section.dataset.digit = found ? String(answer.digit) : "none";
 }
+
+window.addEventListener("resize", () => {
+  if (shown) drawHands(document.getElementById("answer-overlay"), shown.hands, shown.photo_size);
+});
 
 document.getElementById("photo").addEventListener("change", (event) => {
   const file = event.target.files[0];
