@@ -55,7 +55,7 @@ def thumbnail_jpeg(data: bytes, *, max_pixels: int, side: int = THUMBNAIL_SIDE) 
 def stored_hands(image: Any) -> list[dict[str, Any]]:
     """The hands a results row stores (``images.hand``: ``{"hands": [...]}``, the answer
     first); none for a row not read yet, read before hands were stored, or with none."""
-    stored = getattr(image, "hand", None)
+    stored = image.hand
     hands = stored.get("hands") if isinstance(stored, dict) else None
     return [h for h in hands if isinstance(h, dict)] if isinstance(hands, list) else []
 

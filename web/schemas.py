@@ -255,7 +255,7 @@ class ImageOut(BaseModel):
             confidence=image.confidence, below_threshold=image.below_threshold,
             error=image.error, probabilities=image.probabilities,
             reviewed_digit=reviewed_digit(review), final_digit=final_digit(image, review),
-            reading=getattr(image, "reading", None))
+            reading=image.reading)
 
 
 class ImagePage(BaseModel):

@@ -68,15 +68,3 @@ def test_threshold_is_the_lowest_that_meets_the_target():
     assert 0.42 < threshold <= 0.445  # two mistakes out of ~800 is too many, one is not
 
 
-def test_a_recipe_recorded_before_augmentation_and_members_is_one_standard_network():
-    recorded = {k: v for k, v in Recipe(epochs=80).__dict__.items()
-                if k not in ("augmentation", "members")}
-    assert not recipe_differences(recorded, Recipe(epochs=80, members=1))
-    # Not the default of 2 networks, whatever the default is now.
-    assert recipe_differences(recorded, Recipe(epochs=80)) == [
-        "members 1 (this training: 2)"]
-    assert recipe_differences(recorded, Recipe(epochs=80, members=1, augmentation="wide"))
-    assert recipe_differences({**recorded, "epochs": 81}, Recipe(epochs=80, members=1))
-    assert recipe_differences(None, Recipe())
-    with pytest.raises(ValueError, match="at least one network"):
-        Recipe(members=0)

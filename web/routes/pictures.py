@@ -59,7 +59,7 @@ def _read(session: Session, settings: Settings, image_id: int) -> tuple[Image, b
 
 
 def _why_none(image: Image) -> str:
-    reading = getattr(image, "reading", None)
+    reading = image.reading
     if image.status != ImageStatus.DONE:
         return f"it is {image.status}"
     return str(reading) if reading else "none was stored"
