@@ -25,6 +25,19 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 
+# --- the hand models: from the pinned mediapipe wheel, hashes checked -------------------
+# Only serving/hands/models.py (standard library alone) is copied in, so this 36 MB
+# download is redone only when the pins change, not on every code change.
+FROM base AS hands
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
+ARG PIP_CERT
+COPY serving/hands/models.py /tmp/hands/models.py
+RUN python -c "import sys, pathlib; sys.path.insert(0, '/tmp/hands'); import models; \
+models.fetch_models(pathlib.Path('/hands'), say=print)"
+
+
 # --- the signdigits wheel, model artifact and migrations inside (package data) ----------
 FROM base AS wheel
 ARG PIP_INDEX_URL
@@ -36,8 +49,8 @@ COPY . .
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && python -c "import glob, sys, zipfile; \
 names = zipfile.ZipFile(glob.glob('/wheels/signdigits-*.whl')[0]).namelist(); \
-missing = {'signdigits/serving/artifacts/signdigits-cnn.keras', \
-           'signdigits/serving/artifacts/signdigits-cnn.onnx', 'signdigits/db/migrations/env.py', \
+missing = {'signdigits/serving/artifacts/signdigits-hands.keras', \
+           'signdigits/serving/artifacts/signdigits-hands.onnx', 'signdigits/db/migrations/env.py', \
            'signdigits/web/templates/base.html', 'signdigits/web/static/common.js'} - set(names); \
 extra = {n.split('/')[0] for n in names if not n.split('/')[0].endswith('.dist-info')} - {'signdigits'}; \
 sys.exit(f'missing from the wheel (package data): {sorted(missing)}' if missing else \
@@ -65,13 +78,18 @@ print('\\n'.join(tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']
     pip install -r /tmp/deps/requirements.txt; \
     rm -rf /tmp/deps
 
+# The hand models where `signdigits fetch-hand-models` puts them for this Python
+# (sys.prefix /usr/local), before the code: a code change keeps this layer.
+COPY --from=hands /hands /usr/local/share/signdigits/hands
+
 # The code: our wheel, installed in the stage above under /install (no dependency
 # resolution: they are all in the layer above), copied in as one layer: copying the wheel
 # in and deleting it after would keep its megabytes in a layer of their own.
 COPY --from=wheel /install /usr/local
 RUN python -c "from importlib.resources import files; \
-assert all((files('signdigits.serving') / 'artifacts' / f'signdigits-cnn.{kind}').is_file() \
+assert all((files('signdigits.serving') / 'artifacts' / f'signdigits-hands.{kind}').is_file() \
            for kind in ('keras', 'onnx')), 'no model'" \
+ && signdigits fetch-hand-models >/dev/null \
  && signdigits --help >/dev/null
 
 USER signdigits

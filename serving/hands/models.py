@@ -11,7 +11,6 @@ time the files are only read from disk, never downloaded.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,6 +114,3 @@ def fetch_models(folder: Path, *, say: Callable[[str], None] = lambda _: None) -
         f"From the {WHEEL} wheel on PyPI (Apache-2.0, Google LLC), checked against the "
         "SHA-256 pinned in signdigits/serving/hands/models.py.\n")
 
-
-def remove_models(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
