@@ -55,14 +55,13 @@ def _load(data: Path):
             fail(str(exc))
 
 
-def _load_all(data: list[Path], *, views: bool = True):
+def _load_all(data: list[Path]):
     from signdigits.training.data import DataError, load_sources
 
     with console.status(f"reading {data[0]}") as status:
         try:
             return load_sources(
-                data, views=views,
-                progress=lambda p, n, t: status.update(f"finding hands in {p}: {n}/{t} photos"))
+                data, progress=lambda p, n, t: status.update(f"finding hands in {p}: {n}/{t} photos"))
         except DataError as exc:
             fail(str(exc))
 
@@ -231,7 +230,7 @@ def evaluate(
         classifier = Classifier(model or settings.model_path, runtime=settings.runtime)
     except ArtifactError as exc:
         fail(str(exc))
-    images = _load_all(data, views=False)
+    images = _load_all(data)
     console.print(f"model: {classifier.info.path} (version {classifier.version})")
     meta = classifier.info.metadata
     trained_on_this = images.digest() == meta.get("data_digest")

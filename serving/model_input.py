@@ -10,5 +10,6 @@ FEATURE_COUNT = 265
 NUM_CLASSES = 10
 # Bump when what reaches the classifier changes (decoding, hand finding, features);
 # artifacts record the version they were trained with and are refused by code that
-# prepares its input differently. 3: hand landmarks replaced the 64 x 64 gray pixels.
-PREPROCESS_VERSION = 3
+# prepares its input differently. 3: hand landmarks replaced the 64 x 64 gray pixels;
+# 4: the whole photo read first, every hand placed twice.
+PREPROCESS_VERSION = 4

@@ -23,6 +23,7 @@ from signdigits.serving.hands.finder import Hand, HandFinder
 from signdigits.serving.photo import Photo
 
 NO_HAND = "no hand found"
+READ_WHOLE = "hand landmarks, whole photo"  # the hand filled the photo: no palm detector
 READ_HAND = "hand landmarks"
 READ_PADDED = "hand landmarks, on a padded copy"
 
@@ -49,7 +50,8 @@ class Reading:
     def how(self) -> str:
         if self.answer is None:
             return NO_HAND
-        return READ_PADDED if self.answer.hand.padded else READ_HAND
+        hand = self.answer.hand
+        return READ_WHOLE if hand.whole_photo else READ_PADDED if hand.padded else READ_HAND
 
 
 class HandReader:

@@ -43,10 +43,6 @@ class LabelledImages:
     classes: np.ndarray  # (N,) int class index in the dataset's order
     groups: np.ndarray  # (N,) int signer id; images of one signer share it
     names: list[str]
-    # (N, V, FEATURE_COUNT) and (N, V): the hand found on padded copies of each photo
-    # (training.hand_features.VIEWS), which training adds to its rows.
-    views: np.ndarray | None = None
-    views_found: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -56,11 +52,8 @@ class LabelledImages:
         return np.asarray(NPY_CLASS_TO_DIGIT)[self.classes]
 
     def subset(self, index: np.ndarray) -> LabelledImages:
-        return LabelledImages(
-            self.x[index], self.found[index], self.classes[index], self.groups[index],
-            [self.names[i] for i in index],
-            None if self.views is None else self.views[index],
-            None if self.views_found is None else self.views_found[index])
+        return LabelledImages(self.x[index], self.found[index], self.classes[index],
+                              self.groups[index], [self.names[i] for i in index])
 
     def with_hands(self) -> LabelledImages:
         return self.subset(np.flatnonzero(self.found))
@@ -74,22 +67,20 @@ class LabelledImages:
         return h.hexdigest()
 
 
-def load_labelled(path: Path, *, progress: Callable[[int, int], None] | None = None,
-                  views: bool = True):
+def load_labelled(path: Path, *, progress: Callable[[int, int], None] | None = None):
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder")
-    return load_digit_folders(path, progress=progress, views=views)
+    return load_digit_folders(path, progress=progress)
 
 
-def load_sources(paths: list[Path], *, progress: Callable[[str, int, int], None] | None = None,
-                 views: bool = True) -> LabelledImages:
+def load_sources(paths: list[Path], *, progress: Callable[[str, int, int], None] | None = None
+                 ) -> LabelledImages:
     """Several data folders as one: signer groups kept apart per folder (see SOURCE_STRIDE);
     names of the second and later folders prefixed with ``k:`` (their folder's place)."""
     parts = []
     for k, path in enumerate(paths):
-        part = load_labelled(path, progress=partial(progress, str(path)) if progress else None,
-                             views=views)
+        part = load_labelled(path, progress=partial(progress, str(path)) if progress else None)
         if k:
             part = dataclasses.replace(part, groups=part.groups + k * SOURCE_STRIDE,
                                        names=[f"{k}:{name}" for name in part.names])
@@ -100,24 +91,20 @@ def load_sources(paths: list[Path], *, progress: Callable[[str, int, int], None]
                           np.concatenate([p.found for p in parts]),
                           np.concatenate([p.classes for p in parts]),
                           np.concatenate([p.groups for p in parts]),
-                          [name for p in parts for name in p.names],
-                          np.concatenate([p.views for p in parts]),
-                          np.concatenate([p.views_found for p in parts]))
+                          [name for p in parts for name in p.names])
 
 
 def load_digit_folders(
-    root: Path, *, progress: Callable[[int, int], None] | None = None, views: bool = True
+    root: Path, *, progress: Callable[[int, int], None] | None = None
 ) -> LabelledImages:
-    """The photos under ``root/0`` .. ``root/9``; ``views``: also the padded copies' hands
-    (what training adds to its rows; three times the hand finding)."""
+    """The photos under ``root/0`` .. ``root/9``, read as served."""
     from signdigits.training.hand_features import UnreadablePhoto, read_features
 
     files = list_labelled_files(root)
     if not files:
         raise DataError(f"{root}: no images in folders named 0-9")
     try:
-        x, found, padded, padded_found = read_features(
-            [path for path, _ in files], progress=progress, views=views)
+        x, found = read_features([path for path, _ in files], progress=progress)
     except UnreadablePhoto as exc:
         raise DataError(str(exc)) from None
     return LabelledImages(
@@ -127,8 +114,6 @@ def load_digit_folders(
         groups=_export_groups(root, files) if (root / REVIEW_MANIFEST).is_file()
         else file_signer_groups(files),
         names=[str(path.relative_to(root)) for path, _ in files],
-        views=padded,
-        views_found=padded_found,
     )
 
 

@@ -1,11 +1,6 @@
 """One fit of the classifier (the recipe and the optimiser), shared by ``train`` and the
-cross-validation.
-
-The training rows are each photo's hand as served plus the same hand found on padded
-copies of the photo (:data:`training.hand_features.VIEWS`): the landmark model places
-the points a little differently on each, and training on all of them keeps the model from
-resting on one placement. Evaluation uses the served view only.
-"""
+cross-validation. The rows are the photos' hands as served; a photo without one is left
+out of the fit (and below any threshold when served)."""
 
 from __future__ import annotations
 
@@ -27,7 +22,6 @@ class Recipe:
     seed: int = 7
     val_fraction: float = 0.15
     test_fraction: float = 0.15
-    padded_views: bool = True  # train on the padded copies' hands too
 
 
 def recipe_differences(recorded: object, recipe: Recipe) -> list[str]:
@@ -40,17 +34,6 @@ def recipe_differences(recorded: object, recipe: Recipe) -> list[str]:
             for name in sorted(set(recorded) | set(this)) if recorded.get(name) != this.get(name)]
 
 
-def training_rows(data: LabelledImages, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
-    """Features and class of every hand found in ``data``, in every view the recipe uses."""
-    xs, ys = [data.x[data.found]], [data.classes[data.found]]
-    if recipe.padded_views and data.views is not None and data.views_found is not None:
-        for view in range(data.views.shape[1]):
-            seen = data.views_found[:, view]
-            xs.append(data.views[seen, view])
-            ys.append(data.classes[seen])
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 def fit_classifier(train: LabelledImages, recipe: Recipe, *, report: Report = print,
                    prefix: str = ""):
     """Fit a fresh logits model on ``train``'s hands; returns (model, history dict)."""
@@ -58,7 +41,7 @@ def fit_classifier(train: LabelledImages, recipe: Recipe, *, report: Report = pr
 
     from signdigits.training.model import build_logits_model
 
-    x, y = training_rows(train, recipe)
+    x, y = train.x[train.found], train.classes[train.found]
     if not len(x):
         raise ValueError("no hand was found in any training photo")
     keras.utils.set_random_seed(recipe.seed)

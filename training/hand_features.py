@@ -23,15 +23,10 @@ import numpy as np
 
 from signdigits.files.reading import ImageError
 from signdigits.serving.hands.features import FEATURES_VERSION
-from signdigits.serving.hands.finder import PADDINGS
 from signdigits.serving.hands.models import check_models, models_dir
 from signdigits.serving.model_input import FEATURE_COUNT, PREPROCESS_VERSION
 
 _CHUNK = 32  # photos per task: progress often enough, few round trips
-# Besides the served reading, each photo's hand found on copies padded by these
-# fractions of its longer side (serving.hands.finder.PADDINGS): extra training rows.
-VIEWS = PADDINGS
-Row = tuple[np.ndarray | None, list[np.ndarray | None]]
 
 
 class UnreadablePhoto(ValueError):
@@ -39,57 +34,47 @@ class UnreadablePhoto(ValueError):
 
 
 def read_features(paths: list[Path], *, progress: Callable[[int, int], None] | None = None,
-                  processes: int | None = None, views: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(N, FEATURE_COUNT) features of each photo's surest hand as served and (N,) whether
-    one was found (rows without a hand are zeros); the same for the padded views,
-    (N, len(VIEWS), FEATURE_COUNT) and (N, len(VIEWS)), left empty without ``views``."""
+                  processes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(N, FEATURE_COUNT) features of each photo's surest hand as served, and (N,) whether
+    one was found (rows without a hand are zeros)."""
     from signdigits.config.settings import get_settings
 
     folder = models_dir(get_settings().hand_models_dir)
-    paddings = VIEWS if views else ()
-    cached = _cache_file(paths, check_models(folder), paddings)
+    cached = _cache_file(paths, check_models(folder))
     if cached.is_file():
         with np.load(cached) as saved:
             if progress:
                 progress(len(paths), len(paths))
-            return saved["x"], saved["found"], saved["views"], saved["views_found"]
+            return saved["x"], saved["found"]
     x = np.zeros((len(paths), FEATURE_COUNT), np.float32)
     found = np.zeros(len(paths), bool)
-    padded = np.zeros((len(paths), len(paddings), FEATURE_COUNT), np.float32)
-    padded_found = np.zeros((len(paths), len(paddings)), bool)
     chunks = [list(range(i, min(i + _CHUNK, len(paths)))) for i in range(0, len(paths), _CHUNK)]
     workers = processes or min(os.cpu_count() or 1, max(1, len(chunks)))
     # spawn: the parent has often imported TensorFlow already, whose threads a fork copies
     # into a broken state.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
-                             initializer=_start, initargs=(str(folder), paddings)) as pool:
+                             initializer=_start, initargs=(str(folder),)) as pool:
         done = 0
         for chunk, rows in zip(chunks, pool.map(_read_chunk, [[str(paths[i]) for i in c]
                                                              for c in chunks]), strict=True):
             for i, row in zip(chunk, rows, strict=True):
                 if isinstance(row, str):
                     raise UnreadablePhoto(f"{paths[i]}: {row} (fix or remove it)")
-                served, copies = row
-                if served is not None:
-                    x[i], found[i] = served, True
-                for v, features in enumerate(copies):
-                    if features is not None:
-                        padded[i, v], padded_found[i, v] = features, True
+                if row is not None:
+                    x[i], found[i] = row, True
             done += len(chunk)
             if progress:
                 progress(done, len(paths))
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial.npz")
-    np.savez(partial, x=x, found=found, views=padded, views_found=padded_found)
+    np.savez(partial, x=x, found=found)
     partial.replace(cached)
-    return x, found, padded, padded_found
+    return x, found
 
 
-def _cache_file(paths: list[Path], model_hashes: dict[str, str],
-                paddings: tuple[float, ...]) -> Path:
+def _cache_file(paths: list[Path], model_hashes: dict[str, str]) -> Path:
     h = hashlib.sha256(f"{PREPROCESS_VERSION} {FEATURES_VERSION} {sorted(model_hashes.items())}"
-                       f" {paddings}".encode())
+                       .encode())
     for path in paths:
         found = path.stat()
         h.update(f"{path.resolve()}\0{found.st_size}\0{found.st_mtime_ns}\n".encode())
@@ -98,12 +83,11 @@ def _cache_file(paths: list[Path], model_hashes: dict[str, str],
 
 
 _folder: str | None = None
-_paddings: tuple[float, ...] = ()
 
 
-def _start(folder: str, paddings: tuple[float, ...]) -> None:
-    global _folder, _paddings
-    _folder, _paddings = folder, paddings
+def _start(folder: str) -> None:
+    global _folder
+    _folder = folder
 
 
 @cache
@@ -114,21 +98,16 @@ def _finder():
     return HandFinder(Path(_folder))
 
 
-def _read_chunk(paths: list[str]) -> list[Row | str]:
+def _read_chunk(paths: list[str]) -> list[np.ndarray | str | None]:
     from signdigits.serving.hands.features import hand_features
     from signdigits.serving.photo import read_photo
 
-    def features(hands) -> np.ndarray | None:
-        return hand_features(hands[0].landmarks.points) if hands else None
-
-    rows: list[Row | str] = []
+    rows: list[np.ndarray | str | None] = []
     for path in paths:
         try:
-            image = read_photo(path).image
+            hands = _finder().find(read_photo(path).image)
         except ImageError as exc:
             rows.append(str(exc))
             continue
-        finder = _finder()
-        rows.append((features(finder.find(image)),
-                     [features(finder.find_padded(image, padding)) for padding in _paddings]))
+        rows.append(hand_features(hands[0].landmarks.points) if hands else None)
     return rows

@@ -245,8 +245,9 @@ class ImageOut(BaseModel):
     reviewed_digit: int | None
     final_digit: int | None
     reading: str | None = Field(description=(
-        'how it was read: "hand landmarks", "hand landmarks, on a padded copy" or "no hand '
-        'found" (digit null); null until read'))
+        'how it was read: "hand landmarks, whole photo" (the hand filled it), "hand '
+        'landmarks" (found by the palm detector), "hand landmarks, on a padded copy" or "no '
+        'hand found" (digit null); null until read'))
 
     @classmethod
     def of(cls, image: Image, review=None) -> ImageOut:
@@ -319,7 +320,8 @@ class PredictOut(BaseModel):
     probabilities: list[float] | None = Field(description="index = digit; null: no hand")
     model_version: str
     reading: str = Field(description=(
-        '"hand landmarks", "hand landmarks, on a padded copy" or "no hand found"'))
+        '"hand landmarks, whole photo", "hand landmarks", "hand landmarks, on a padded copy" '
+        'or "no hand found"'))
     hands: list[HandOut] = Field(description="every hand found, the answer's first")
     crop_png: str | None = Field(description=(
         "the 224 x 224 square around the answer's hand that the landmark model read, PNG "

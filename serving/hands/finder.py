@@ -1,12 +1,19 @@
-"""Hands in a photo, start to finish: palms, then landmarks on each, then a padded retry.
+"""Hands in a photo, start to finish.
 
-A tight crop (the dataset's studio photos, a close-up) cuts the wrist off: the palm
-detector then misses, or the landmarks of a hand that runs off the picture are guessed
-worse. The same photo on a wider canvas, its edge colour around it, gives the models the
-whole hand's context back. It is tried only when the photo gave no hand, or when the
-surest hand touches the photo's border, so a photo with the hand inside it pays for one
-pass. On the dataset's crops, the padded copy's landmarks took signer-grouped
-cross-validation from 97.9% to 98.8% right.
+1. **The whole photo.** The landmark model is shown the photo itself (its square around
+   the centre). When it is sure a hand fills it (a close-up, a studio crop), the points
+   are placed again on the square MediaPipe derives from them, and that is the hand: the
+   palm detector, 60% of the cost, is skipped. On the dataset's tight crops this also
+   reads better than the palm route (99.5% against 97.3% right out of fold), whose 2.6x
+   square runs off a picture that cuts the wrist.
+2. **Palms.** Otherwise the palm detector finds up to four palms, the landmark model
+   places the points in each palm's square, and again in the square derived from them.
+3. **A padded copy.** When no palm gives a hand, the photo is searched again on a canvas
+   25%, then 50% larger, filled with its edge colour: a hand cut off at the border
+   becomes whole enough for the detector.
+
+A hand is kept only where the landmark model is sure there is one, so a face, a wall or
+a hand-sized blur gives no hand rather than a guess.
 """
 
 from __future__ import annotations
@@ -18,24 +25,34 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from signdigits.serving.hands.landmarks import MIN_PRESENCE, Landmarks, place_landmarks
+from signdigits.serving.hands.landmarks import (
+    MIN_PRESENCE,
+    Landmarks,
+    place_landmarks,
+    region_from_landmarks,
+)
 from signdigits.serving.hands.models import LANDMARK_MODEL, PALM_MODEL, check_models
 from signdigits.serving.hands.palm import Region, find_palms, hand_region
 from signdigits.serving.hands.runtime import TfliteModel
 
 MAX_HANDS = 4
-# Of the longer side, added on every side, tried in turn: 25% found hands on the
-# dataset's crops with better landmarks; 50% recovers most of the rest.
+# Of the longer side, added on every side, tried in turn when no palm gave a hand.
 PADDINGS = (0.25, 0.5)
-_BORDER = 0.02  # a hand within this fraction of the photo's side touches its border
+# How sure the landmark model must be that a hand fills the whole photo for the palm
+# detector to be skipped: at 0.9, 94% of modi's and 99% of cyril's webcam photos.
+WHOLE_PHOTO_PRESENCE = 0.9
 
 
 @dataclass(frozen=True)
 class Hand:
     landmarks: Landmarks  # in the pixels of the picture searched
-    region: Region  # the square the landmark model read
-    palm_score: float
-    padded: bool  # found only on the padded copy
+    region: Region  # the square the landmark model read last
+    palm_score: float | None  # None: found on the whole photo, without the palm detector
+    padded: bool = False  # found only on a padded copy
+
+    @property
+    def whole_photo(self) -> bool:
+        return self.palm_score is None
 
     @property
     def box(self) -> tuple[float, float, float, float]:
@@ -66,13 +83,14 @@ class HandFinder:
     def find(self, image: Image.Image) -> list[Hand]:
         """The hands in ``image`` (RGB), surest first; points in ``image``'s pixels."""
         self.seconds.photos += 1
+        whole = self._whole_photo(image)
+        if whole is not None:
+            return [whole]
         hands = self._search(image, padded=False)
-        if hands and not _touches_border(hands[0], image.size):
-            return hands
         for padding in PADDINGS:
-            found = self.find_padded(image, padding)
-            if found:
-                return found
+            if hands:
+                break
+            hands = self.find_padded(image, padding)
         return hands
 
     def find_padded(self, image: Image.Image, padding: float) -> list[Hand]:
@@ -82,6 +100,17 @@ class HandFinder:
         canvas = ImageOps.expand(image, border=pad, fill=_edge_colour(image))
         return [_shifted(hand, -pad) for hand in self._search(canvas, padded=True)]
 
+    def _whole_photo(self, image: Image.Image) -> Hand | None:
+        started = time.thread_time()
+        width, height = image.size
+        square = Region((width / 2, height / 2), float(max(width, height)), 0.0)
+        first = place_landmarks(self._landmarks, image, square)
+        hand = None
+        if first.presence >= WHOLE_PHOTO_PRESENCE:
+            hand = self._placed_again(image, first, palm_score=None, padded=False)
+        self.seconds.landmarks += time.thread_time() - started
+        return hand
+
     def _search(self, image: Image.Image, *, padded: bool) -> list[Hand]:
         started = time.thread_time()
         palms = find_palms(self._palms, image, max_palms=MAX_HANDS)
@@ -89,19 +118,25 @@ class HandFinder:
         self.seconds.palms += found - started
         hands = []
         for palm in palms:
-            region = hand_region(palm)
-            landmarks = place_landmarks(self._landmarks, image, region)
-            if landmarks.presence >= MIN_PRESENCE:
-                hands.append(Hand(landmarks, region, palm.score, padded))
+            first = place_landmarks(self._landmarks, image, hand_region(palm))
+            if first.presence >= MIN_PRESENCE:
+                hand = self._placed_again(image, first, palm_score=palm.score, padded=padded)
+                if hand is not None:
+                    hands.append(hand)
         self.seconds.landmarks += time.thread_time() - found
         hands.sort(key=lambda hand: -hand.landmarks.presence)
         return hands
 
-
-def _touches_border(hand: Hand, size: tuple[int, int]) -> bool:
-    margin = _BORDER * max(size)
-    x0, y0, x1, y1 = hand.box
-    return x0 < margin or y0 < margin or x1 > size[0] - margin or y1 > size[1] - margin
+    def _placed_again(self, image: Image.Image, first: Landmarks, *, palm_score: float | None,
+                      padded: bool) -> Hand | None:
+        """The points placed again in the square derived from ``first``: centred and
+        turned on the hand itself, the second placement is the one kept (out-of-fold
+        accuracy on the dataset 99.5% with it, 99.2% without)."""
+        region = region_from_landmarks(first.points)
+        again = place_landmarks(self._landmarks, image, region)
+        if again.presence < MIN_PRESENCE:
+            return None
+        return Hand(again, region, palm_score, padded)
 
 
 def _edge_colour(image: Image.Image) -> tuple[int, int, int]:

@@ -19,6 +19,13 @@ from signdigits.serving.hands.runtime import TfliteModel
 
 INPUT_SIDE = 224
 MIN_PRESENCE = 0.5  # below it the model says the square holds no hand
+# MediaPipe's rule for the square around a hand given its landmarks (the one its tracking
+# uses for the next frame): the wrist and the knuckle-side joints, turned so that the
+# wrist is below the middle of the palm, twice their extent, moved a tenth towards the
+# fingers.
+_ROI_POINTS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
+_ROI_SCALE = 2.0
+_ROI_SHIFT = -0.1
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,24 @@ def place_landmarks(model: TfliteModel, image: Image.Image, region: Region) -> L
     ], axis=1)
     return Landmarks(points.astype(np.float32), _probability(presence),
                      _probability(handedness))
+
+
+def region_from_landmarks(points: np.ndarray) -> Region:
+    """The square MediaPipe reads a hand in again, from landmarks placed once."""
+    wrist = points[0, :2]
+    palm_middle = ((points[5, :2] + points[13, :2]) / 2 + points[9, :2]) / 2
+    rotation = math.pi / 2 - math.atan2(-(palm_middle[1] - wrist[1]), palm_middle[0] - wrist[0])
+    rotation -= 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))
+    cos, sin = math.cos(rotation), math.sin(rotation)
+    # The points in the square's own axes: their bounds give its centre and size.
+    to_square = np.array([[cos, sin], [-sin, cos]])
+    turned = points[list(_ROI_POINTS), :2] @ to_square.T
+    low, high = turned.min(axis=0), turned.max(axis=0)
+    centre = ((low + high) / 2) @ to_square
+    width, height = high - low
+    shift = height * _ROI_SHIFT
+    return Region((float(centre[0] - shift * sin), float(centre[1] + shift * cos)),
+                  float(max(width, height) * _ROI_SCALE), rotation)
 
 
 def _probability(value: np.ndarray) -> float:
