@@ -75,7 +75,7 @@ class LabelledImages:
 
 
 def load_labelled(path: Path, *, progress: Callable[[int, int], None] | None = None,
-                  views: bool = True):
+                  views: bool = True) -> LabelledImages:
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder")
@@ -110,22 +110,31 @@ def load_digit_folders(
 ) -> LabelledImages:
     """The photos under ``root/0`` .. ``root/9``; ``views``: also the padded copies' hands
     (what training adds to its rows; three times the hand finding)."""
-    from signdigits.training.hand_features import UnreadablePhoto, read_features
+    from signdigits.training.hand_features import (
+        HandReadingFailed,
+        UnreadablePhoto,
+        read_features,
+    )
 
     files = list_labelled_files(root)
     if not files:
         raise DataError(f"{root}: no images in folders named 0-9")
+    # Before the hands are found (minutes on a large folder): a manifest it cannot use is
+    # refused at once.
+    groups = (_export_groups(root, files) if (root / REVIEW_MANIFEST).is_file()
+              else file_signer_groups(files))
     try:
         x, found, padded, padded_found = read_features(
             [path for path, _ in files], progress=progress, views=views)
     except UnreadablePhoto as exc:
         raise DataError(str(exc)) from None
+    except HandReadingFailed as exc:
+        raise DataError(f"{root}: {exc}") from None
     return LabelledImages(
         x=x,
         found=found,
         classes=np.asarray([digit_to_class(d) for _, d in files], np.int64),
-        groups=_export_groups(root, files) if (root / REVIEW_MANIFEST).is_file()
-        else file_signer_groups(files),
+        groups=groups,
         names=[str(path.relative_to(root)) for path, _ in files],
         views=padded,
         views_found=padded_found,
