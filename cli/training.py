@@ -164,7 +164,7 @@ def export_onnx_command(
         fail(str(exc))
     macs = info.metadata["multiply_adds_per_image"]
     console.print(f"wrote {info.onnx_path} (version {info.version}, "
-                  f"{macs / 1e6:.1f} M multiply-adds per image)")
+                  f"{macs:,} multiply-adds per image)")
 
 
 def cv(

@@ -69,6 +69,27 @@ def copy_sample(dataset: Path, folder: Path, per_digit: int, *, seed: int = 1) -
     return truth
 
 
+def link_signers(dataset: Path, folder: Path, signers: range | list[int]) -> dict[str, int]:
+    """Symlink every photo of the given signers (numbered by photo counter, as training
+    groups them) into ``folder/<digit>/``; returns relative path -> true digit.
+
+    Links, not copies: the hand features cached under the dataset's own files (their
+    resolved path and stamps) serve every test and run that reads these signers again.
+    """
+    from signdigits.training.data import file_signer_groups, list_labelled_files
+
+    files = list_labelled_files(dataset)
+    groups = file_signer_groups(files)
+    truth = {}
+    for (path, digit), group in zip(files, groups.tolist(), strict=True):
+        if group in signers:
+            target = folder / str(digit) / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+            truth[f"{digit}/{path.name}"] = digit
+    return truth
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A private Valkey server (the one `signdigits run` embeds) for the whole session."""

@@ -1,8 +1,8 @@
 """Serving with ONNX Runtime: parity with TensorFlow, the exported graph, refused pairs,
 and no TensorFlow in a worker or in ``predict``.
 
-Real photos from the dataset, a model trained for real (tiny), real worker processes and
-real ``signdigits`` subprocesses.
+Real hand features of the dataset's photos, a model trained for real (tiny), real worker
+processes and real ``signdigits`` subprocesses.
 """
 
 from __future__ import annotations
@@ -22,16 +22,28 @@ from signdigits.serving.artifact import (
     read_model_info,
     shipped_model_path,
 )
-from tests.conftest import REPO, Stack, copy_sample, make_env, run_cli, sample_images
+from tests.conftest import (
+    REPO,
+    Stack,
+    copy_sample,
+    link_signers,
+    make_env,
+    run_cli,
+    sample_images,
+)
 
 SHIPPED_KERAS = shipped_model_path()
 SHIPPED_ONNX = SHIPPED_KERAS.with_suffix(".onnx")
 
 
-def _pixels(paths: list[Path]) -> np.ndarray:
-    from signdigits.serving.preprocess import preprocess_image
+def _features(paths: list[Path]) -> np.ndarray:
+    """The served hand features of the photos where a hand is found (as training reads
+    them, through the feature cache)."""
+    from signdigits.training.hand_features import read_features
 
-    return np.stack([preprocess_image(p) for p in paths])
+    x, found = read_features(paths)
+    assert found.mean() > 0.9, found.mean()
+    return x[found]
 
 
 def test_shipped_pair_carries_one_version_and_the_table():
@@ -44,49 +56,93 @@ def test_shipped_pair_carries_one_version_and_the_table():
     assert keras_info.version == onnx_info.version == in_graph["version"]
     assert keras_info.metadata == onnx_info.metadata == in_graph
     assert list(onnx_info.class_to_digit) == in_graph["class_to_digit"]
-    assert in_graph["multiply_adds_per_image"] > 1e6
+    assert in_graph["multiply_adds_per_image"] == 265 * 10  # one dense layer
 
 
 def test_runtimes_agree_on_200_real_photos(dataset):
     from signdigits.serving.classifier import Classifier
 
     photos = [path for path, _ in sample_images(dataset, per_digit=20, seed=17)]
-    pixels = _pixels(photos)
+    features = _features(photos)
     onnx = Classifier(runtime="onnx", threads=1)
     tensorflow = Classifier(runtime="tensorflow", threads=1)
-    a, b = onnx.probabilities(pixels), tensorflow.probabilities(pixels)
-    assert a.shape == b.shape == (200, 10)
+    a, b = onnx.probabilities(features), tensorflow.probabilities(features)
+    assert a.shape == b.shape == (len(features), 10)
     assert (a.argmax(1) == b.argmax(1)).all()
     worst = float(np.abs(a - b).max())
     assert worst <= 1e-4, worst
-    digits = [(p.digit, q.digit) for p, q in zip(onnx.classify(pixels),
-                                                   tensorflow.classify(pixels), strict=True)]
+    digits = [(p.digit, q.digit) for p, q in zip(onnx.classify(features),
+                                                   tensorflow.classify(features), strict=True)]
     assert all(x == y for x, y in digits)
 
 
 @pytest.fixture(scope="module")
 def tiny(dataset, tmp_path_factory) -> Path:
-    """A model trained for real on 40 photos, 1 epoch: its .keras and .onnx."""
+    """A model trained for real on four signers, 50 steps: its .keras and .onnx."""
     folder = tmp_path_factory.mktemp("tiny")
-    copy_sample(dataset, folder / "data", per_digit=4, seed=5)
+    link_signers(dataset, folder / "data", range(4))
     model = folder / "tiny.keras"
-    result = run_cli("train", "--data", str(folder / "data"), "--epochs", "1",
+    result = run_cli("train", "--data", str(folder / "data"), "--epochs", "50",
                      "--out", str(model), env=make_env(), cwd=folder)
     assert result.returncode == 0, result.stderr[-3000:]
     return model
 
 
-def test_exported_graph_of_a_trained_model_agrees_with_keras(tiny, dataset):
+def test_exported_graph_of_a_trained_model_agrees_with_keras(tiny, dataset, tmp_path):
+    """On the hands of signers it never saw; ``export-onnx`` on a copy stamps a pair that
+    is read as one."""
     from signdigits.serving.classifier import Classifier
 
     info = read_model_info(tiny)
     assert info.onnx_path == tiny.with_suffix(".onnx") and info.onnx_path.is_file()
     assert read_model_info(info.onnx_path).version == info.version
-    photos = [path for path, _ in sample_images(dataset, per_digit=3, seed=9)]
-    pixels = _pixels(photos)
-    a = Classifier(tiny, runtime="onnx").probabilities(pixels)
-    b = Classifier(tiny, runtime="tensorflow").probabilities(pixels)
-    assert float(np.abs(a - b).max()) <= 1e-4
+    features = _features([tmp_path / "x" / name for name in _linked(dataset, tmp_path, [20, 21])])
+    a = Classifier(tiny, runtime="onnx").probabilities(features)
+    b = Classifier(tiny, runtime="tensorflow").probabilities(features)
+    assert a.shape == (len(features), 10) and float(np.abs(a - b).max()) <= 1e-5
+    copy = tmp_path / "copy.keras"
+    shutil.copyfile(tiny, copy)
+    again = run_cli("export-onnx", str(copy), env=make_env(), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    version = read_model_info(copy.with_suffix(".onnx")).version
+    assert read_model_info(copy).version == version
+    assert f"wrote {copy.with_suffix('.onnx')} (version {version}, 2,650 multiply-adds per " \
+        "image)" in again.stdout + again.stderr
+
+
+def _linked(dataset: Path, tmp_path: Path, signers: list[int]) -> list[str]:
+    return list(link_signers(dataset, tmp_path / "x", signers))
+
+
+def test_a_model_trained_with_another_class_order_still_maps_right(dataset, tmp_path):
+    """The shipped network with its outputs reordered to digit order, and its table saying
+    so: every runtime gives the same digits and confidences as the shipped model."""
+    from signdigits.serving.artifact import read_keras_metadata, save_artifact
+    from signdigits.serving.classifier import Classifier, import_tensorflow
+    from signdigits.training.export_onnx import export_onnx
+
+    import_tensorflow()
+    import keras
+
+    shipped = keras.saving.load_model(SHIPPED_KERAS, compile=False)
+    table = read_model_info(SHIPPED_KERAS).class_to_digit
+    order = [table.index(d) for d in range(10)]  # new output k = the shipped class of digit k
+    kernel, bias = shipped.get_layer("probabilities").get_weights()
+    shipped.get_layer("probabilities").set_weights([kernel[:, order], bias[order]])
+    metadata = {k: v for k, v in read_keras_metadata(SHIPPED_KERAS).items()
+                if k not in ("version", "keras_sha256", "onnx_sha256")}
+    reordered = tmp_path / "reordered.keras"
+    save_artifact(shipped, reordered, {**metadata, "class_to_digit": list(range(10))})
+    export_onnx(reordered)
+    features = _features([tmp_path / "x" / name for name in _linked(dataset, tmp_path, [30])])
+    expected = Classifier(runtime="onnx").classify(features)
+    assert len({p.digit for p in expected}) > 5
+    for runtime in ("onnx", "tensorflow"):
+        got = Classifier(reordered, runtime=runtime).classify(features)
+        assert [p.class_index for p in got] == [p.digit for p in got]
+        assert [p.digit for p in got] == [p.digit for p in expected], runtime
+        assert np.allclose([p.confidence for p in got], [p.confidence for p in expected],
+                           atol=1e-5)
 
 
 def test_a_graph_its_class_table_does_not_describe_is_refused_at_load(tmp_path):
@@ -99,8 +155,7 @@ def test_a_graph_its_class_table_does_not_describe_is_refused_at_load(tmp_path):
     import_tensorflow()
     import keras
 
-    five = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(),
-                             keras.layers.Dense(5, activation="softmax")])
+    five = keras.Sequential([keras.Input((265,)), keras.layers.Dense(5, activation="softmax")])
     path = tmp_path / "five.keras"
     save_artifact(five, path, {"class_to_digit": list(range(10)), "default_threshold": 0.5})
     with pytest.raises(ArtifactError, match=r"five.keras: its graph gives \(5,\) outputs"):

@@ -1,13 +1,19 @@
 """Training data layouts, the artifact, and training end to end.
 
-The signer split's rules and scoring in a model's class order are the unit tier's
-(``tests/unit/test_training_data.py``).
+The signer split's rules, the digest, the training rows and scoring in a model's class
+order are the unit tier's (``tests/unit/test_training_data.py``). Training folders here
+link whole signers of the dataset (``link_signers``), so their hand features come from
+the shared cache after the first run; a test that needs a cold cache sets its own
+``XDG_CACHE_HOME``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -19,12 +25,11 @@ from signdigits.training.data import (
     SOURCE_STRIDE,
     DataError,
     load_digit_folders,
-    load_npy,
     load_sources,
-    save_npy,
 )
 from signdigits.training.labels import NPY_CLASS_TO_DIGIT
-from tests.conftest import copy_sample, make_env, run_cli
+from tests.conftest import link_signers, make_env, run_cli
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize("saved_by", ["export-reviews", "a spreadsheet"])
@@ -34,7 +39,7 @@ def test_an_export_groups_its_photos_by_job_and_counter_run(saved_by, dataset, t
     import csv
 
     base = tmp_path / "base"
-    copy_sample(dataset, base, per_digit=1, seed=4)
+    base_photos = len(link_signers(dataset, base, [5]))
     export = tmp_path / "export"
     rows = []
     for n, (digit, counter, job) in enumerate([(1, 100, "a"), (2, 101, "a"), (1, 300, "a"),
@@ -52,8 +57,9 @@ def test_an_export_groups_its_photos_by_job_and_counter_run(saved_by, dataset, t
         writer.writeheader()
         writer.writerows(rows)
     loaded = load_sources([base, export])
-    assert len(loaded) == 15 and loaded.names[10].startswith("1:")
+    assert base_photos == 10 and len(loaded) == 15 and loaded.names[10].startswith("1:")
     assert np.array_equal(loaded.groups[:10], load_digit_folders(base).groups)
+    assert set(loaded.groups[:10].tolist()) == {0}  # one signer: 0 to 9 in a row
     group = {name.split("/")[-1]: int(g) for name, g in zip(loaded.names, loaded.groups,
                                                               strict=True) if name[:2] == "1:"}
     assert min(group.values()) >= SOURCE_STRIDE
@@ -64,85 +70,85 @@ def test_an_export_groups_its_photos_by_job_and_counter_run(saved_by, dataset, t
 
 
 def test_an_export_manifest_of_another_shape_is_refused_in_one_line(dataset, tmp_path):
-    copy_sample(dataset, tmp_path / "export", per_digit=1)
+    photos = len(link_signers(dataset, tmp_path / "export", [6]))
     (tmp_path / "export" / "reviews.csv").write_text("name,digit\nx.jpg,3\n")
     with pytest.raises(DataError, match="reviews.csv: not the manifest export-reviews"):
         load_sources([tmp_path / "export"])
     (tmp_path / "export" / "reviews.csv").write_text("file,job,path\n")  # no rows: valid
-    assert len(load_sources([tmp_path / "export"])) == 10
-
-
-def test_folder_and_npy_layouts_give_the_same_inputs(dataset, tmp_path):
-    copy_sample(dataset, tmp_path / "folders", per_digit=3)
-    from_folders = load_digit_folders(tmp_path / "folders")
-    save_npy(from_folders, tmp_path / "npy")
-    from_npy = load_npy(tmp_path / "npy")
-    assert np.array_equal(from_folders.x, from_npy.x)
-    assert np.array_equal(from_folders.classes, from_npy.classes)
-    assert np.array_equal(from_folders.groups, from_npy.groups)
-    # Y.npy uses the dataset's class order, not digits: folder 0 is class index 1.
-    y = np.load(tmp_path / "npy" / "Y.npy")
-    zero = [i for i, n in enumerate(from_folders.names) if n.startswith("0/")][0]
-    assert y[zero].argmax() == NPY_CLASS_TO_DIGIT.index(0) == 1
-    assert from_npy.digits.tolist() == [int(n.split("/")[0]) for n in from_npy.names]
-
-
-def test_names_with_line_breaks_survive_the_npy_layout(tmp_path):
-    """A name with a line break shifted every later name, and now failed the length check
-    of convert's own output."""
-    from signdigits.training.data import LabelledImages
-
-    names = ["a\nb.jpg", "c\u2028d\r.jpg", "plain.jpg"]
-    save_npy(LabelledImages(np.zeros((3, 64, 64), np.float32), np.arange(3), np.arange(3),
-                            names), tmp_path)
-    assert load_npy(tmp_path).names == ["a\\nb.jpg", "c\u2028d\\r.jpg", "plain.jpg"]
-
-
-def _npy_spoilt(folder: Path, how: str) -> None:
-    x, y = np.load(folder / "X.npy"), np.load(folder / "Y.npy")
-    if how == "empty":
-        np.save(folder / "X.npy", x[:0])
-        np.save(folder / "Y.npy", y[:0])
-    elif how == "truncated":
-        (folder / "X.npy").write_bytes((folder / "X.npy").read_bytes()[:1000])
-    elif how == "strings":
-        np.save(folder / "X.npy", np.full(x.shape, "a"))
-    elif how == "nan":
-        x[0, 0, 0] = np.nan
-        np.save(folder / "X.npy", x)
-    elif how == "zero-y":
-        np.save(folder / "Y.npy", np.zeros_like(y))
-    elif how in ("short-groups", "long-groups"):
-        groups = np.load(folder / "groups.npy")
-        np.save(folder / "groups.npy", groups[:5] if how == "short-groups"
-                else np.concatenate([groups, groups]))
-
-
-@pytest.mark.parametrize(("how", "message"), [
-    ("empty", "X.npy: holds no images"), ("truncated", "X.npy: cannot read it"),
-    ("strings", "X.npy: expected numbers"), ("nan", "X.npy: pixel values"),
-    ("zero-y", "Y.npy: each row must be one-hot"), ("short-groups", "groups.npy: expected 20"),
-    ("long-groups", "groups.npy: expected 20"),
-])
-def test_a_spoilt_npy_layout_is_refused_by_name(how, message, dataset, tmp_path):
-    """Tracebacks (empty, truncated, strings, long groups) or a quiet wrong training (a
-    short groups.npy dropped images, a zero Y made every label class 0, NaN pixels)."""
-    copy_sample(dataset, tmp_path / "folders", per_digit=2)
-    save_npy(load_digit_folders(tmp_path / "folders"), tmp_path / "npy")
-    load_npy(tmp_path / "npy")  # sound before it is spoilt
-    _npy_spoilt(tmp_path / "npy", how)
-    with pytest.raises(DataError, match=message):
-        load_npy(tmp_path / "npy")
+    assert len(load_sources([tmp_path / "export"])) == photos > 0
 
 
 def test_shipped_model_is_self_describing():
+    from signdigits.serving.hands.features import FEATURES_VERSION
+    from signdigits.serving.hands.models import MODEL_FILES
+
     info = read_model_info(shipped_model_path())
     assert list(info.class_to_digit) == list(NPY_CLASS_TO_DIGIT)
     meta = info.metadata
-    for key in ("input_shape", "preprocess_version", "data_digest", "evaluation",
-                "training_command", "version", "default_threshold"):
+    for key in ("data_digest", "evaluation", "training_command", "version", "default_threshold",
+                "temperature", "calibration", "recipe", "split"):
         assert key in meta, key
+    # What reaches the classifier: the landmarks of the pinned hand models, as features of
+    # this version (a reader with other models refuses it: test below).
+    assert meta["hand_models"] == {name: pinned for name, (_, pinned) in MODEL_FILES.items()}
+    assert meta["features_version"] == FEATURES_VERSION
+    assert meta["preprocess_version"] == PREPROCESS_VERSION == 4 and meta["input_shape"] == [265]
+    assert meta["training_command"].startswith("signdigits train") and "--cv 5" in \
+        meta["training_command"]
+    assert meta["evaluation"]["cross_validation"]["folds"] == 5
+    assert meta["calibration"]["on"] == "5-fold out-of-fold"
     assert meta["evaluation"]["test"]["images"] > 200
+    assert meta["split"]["by"] == "signer" and meta["split"]["test_groups"]
+    assert meta["multiply_adds_per_image"] == 265 * 10
+
+
+def _pair_with_metadata(tmp_path: Path, change) -> Path:
+    """The shipped .keras and .onnx with the same change to both files' metadata, both
+    re-versioned: a pair as another training would have written it, graphs unchanged."""
+    import onnx
+
+    from signdigits.serving.artifact import (
+        METADATA_ENTRY,
+        artifact_version,
+        read_keras_metadata,
+        write_keras_metadata,
+    )
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    keras_path = tmp_path / "pair.keras"
+    keras_path.write_bytes(shipped_model_path().read_bytes())
+    metadata = change(read_keras_metadata(keras_path))
+    metadata["version"] = artifact_version(metadata)
+    write_keras_metadata(keras_path, metadata)
+    proto = onnx.load(shipped_model_path().with_suffix(".onnx"))
+    entry = next(p for p in proto.metadata_props if p.key == METADATA_ENTRY)
+    entry.value = json.dumps(metadata)
+    keras_path.with_suffix(".onnx").write_bytes(proto.SerializeToString())
+    return keras_path
+
+
+def test_a_model_trained_on_other_hand_models_is_refused_by_the_reader(dataset, tmp_path):
+    """Its features came from other landmarks than this reader's finder places: every
+    answer would be read off the wrong numbers."""
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.hands.models import default_models_dir
+    from signdigits.serving.reader import HandReader
+
+    def other_landmarks(meta):
+        return {**meta, "hand_models": {**meta["hand_models"],
+                                        "hand_landmark_lite.tflite": "0" * 64}}
+
+    models = default_models_dir()
+    same = _pair_with_metadata(tmp_path / "same", lambda meta: {**meta, "note": "re-versioned"})
+    HandReader(Classifier(same), models)  # the pair as built here is served...
+    other = _pair_with_metadata(tmp_path / "other", other_landmarks)
+    with pytest.raises(ArtifactError, match="trained on landmarks of other hand models"):
+        HandReader(Classifier(other), models)  # ... unless its hand models differ
+    photo = next((dataset / "3").iterdir())
+    result = run_cli("predict", "--model", str(other), str(photo), env=make_env(),
+                     cwd=tmp_path)
+    [line] = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and line.startswith("error: ") and "retrain it" in line, line
 
 
 def test_model_without_table_is_refused(tmp_path):
@@ -221,39 +227,53 @@ def test_model_metadata_of_the_wrong_shape_is_refused_by_name(change, refusal, t
 
 
 def test_train_and_evaluate_end_to_end_on_a_tiny_subset(dataset, tmp_path):
-    copy_sample(dataset, tmp_path / "data", per_digit=6)
+    """Four signers: one each for validation and test, two trained on (50 steps)."""
+    link_signers(dataset, tmp_path / "data", range(4))
     model = tmp_path / "tiny.keras"
-    result = run_cli("train", "--data", str(tmp_path / "data"), "--epochs", "2",
+    result = run_cli("train", "--data", str(tmp_path / "data"), "--epochs", "50",
                      "--out", str(model), env=make_env(), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "epoch 2/2" in result.stderr
+    said = result.stdout + result.stderr
+    assert "split by signer (seed 7): train 20, validation 10, test 10 images" in said
     info = read_model_info(model)
-    assert info.metadata["training_command"].startswith("signdigits train")
-    assert info.metadata["split"]["by"] == "signer"
+    meta = info.metadata
+    assert meta["training_command"].startswith("signdigits train")
+    assert meta["split"]["by"] == "signer" and len(meta["split"]["test_groups"]) == 1
+    assert meta["recipe"]["epochs"] == 50 and meta["calibration"]["on"] == "validation"
+    # Trained on the photos' hands and the padded copies' hands: three rows a photo.
+    assert meta["history"]["hands"] == 3 * 20
     report = tmp_path / "report"
     # SIGNDIGITS_MODEL_PATH, as predict and the workers read it (evaluate scored the shipped
     # model instead, and never said which one it scored).
     result = run_cli("evaluate", "--data", str(tmp_path / "data"), "--report", str(report),
                      env=make_env(model_path=str(model)), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"(version {info.version})" in result.stdout + result.stderr
-    assert "the model's test split" in result.stdout + result.stderr
+    said = result.stdout + result.stderr
+    assert f"(version {info.version})" in said
+    assert "the model's test split: 10 images" in said
+    assert "Warning" not in said and "warn" not in said.lower(), said  # matplotlib's legend
     last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("accuracy=") and 0 <= float(last.split("=")[1]) <= 1
+    assert last.startswith("accuracy=")
+    figures = json.loads((report / "figures.json").read_text())
+    # The same test signer, scored by train and by evaluate alike.
+    assert float(last.split("=")[1]) == figures["accuracy"] == meta["evaluation"]["test"][
+        "accuracy"]
+    assert figures["images"] == 10 and set(figures["per_digit"]) == {str(d) for d in range(10)}
+    assert figures["accuracy"] >= 0.5, figures  # a model that learnt something of the hands
     for name in ("confusion.png", "learning_curves.png", "selective_accuracy.png",
                  "selective_accuracy.csv"):
         assert (report / name).stat().st_size > 0, name
-    figures = json.loads((report / "figures.json").read_text())
-    assert set(figures["per_digit"]) == {str(d) for d in range(10)}
 
-
-def test_convert_command_writes_the_npy_layout(dataset, tmp_path):
-    copy_sample(dataset, tmp_path / "data", per_digit=2)
-    result = run_cli("convert", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "npy"),
-                     env=make_env(), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert np.load(tmp_path / "npy" / "X.npy").shape == (20, 64, 64)
-    assert np.load(tmp_path / "npy" / "Y.npy").shape == (20, 10)
+    # Other signers than its training's: all of them scored, a test split refused.
+    link_signers(dataset, tmp_path / "others", [10])
+    result = run_cli("evaluate", "--data", str(tmp_path / "others"), "--report",
+                     str(tmp_path / "r2"), env=make_env(model_path=str(model)), cwd=tmp_path)
+    assert result.returncode == 0 and "evaluating on all 10 images" in result.stderr
+    result = run_cli("evaluate", "--data", str(tmp_path / "others"), "--split", "test",
+                     env=make_env(model_path=str(model)), cwd=tmp_path)
+    line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert line.startswith("error: --split test needs the data the model was trained on"), line
 
 
 @pytest.mark.parametrize("name", ["noext", "m.h5", "served.onnx", "adir.keras", "afile/m.keras"])
@@ -275,7 +295,7 @@ def test_a_train_out_that_cannot_be_written_is_refused_before_training(name, tmp
 
 def test_training_on_too_few_signers_says_so(dataset, tmp_path):
     """It was Keras's "decay_steps must be > 0" (the split had left no training images)."""
-    copy_sample(dataset, tmp_path / "data", per_digit=1)
+    link_signers(dataset, tmp_path / "data", [0])
     for extra in sorted((tmp_path / "data").rglob("*.*"))[1:]:
         extra.unlink()
     result = run_cli("train", "--data", str(tmp_path / "data"), "--epochs", "1",
@@ -286,13 +306,55 @@ def test_training_on_too_few_signers_says_so(dataset, tmp_path):
 
 
 def test_an_unreadable_file_in_labelled_data_is_named_in_one_line(dataset, tmp_path):
-    """It was a traceback from the decoding thread, for convert, train, cv and evaluate."""
-    copy_sample(dataset, tmp_path / "data", per_digit=1)
+    """It was a traceback from the decoding thread, for train, cv and evaluate. Nothing is
+    cached for the folder: the photo fixed, it is read again."""
+    link_signers(dataset, tmp_path / "data", [0])
     (tmp_path / "data" / "3" / "broken.jpg").write_bytes(b"not a photo")
-    for command in (["convert", "--out", str(tmp_path / "npy")], ["evaluate"]):
-        result = run_cli(*command, "--data", str(tmp_path / "data"), env=make_env(),
-                         cwd=tmp_path)
+    cache = tmp_path / "cache"
+    for command in (["train", "--out", str(tmp_path / "m.keras")], ["cv"], ["evaluate"]):
+        result = run_cli(*command, "--data", str(tmp_path / "data"),
+                         env={**make_env(), "XDG_CACHE_HOME": str(cache)}, cwd=tmp_path)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("error: ") and "3/broken.jpg: not an image" in line, line
-    assert not (tmp_path / "npy" / "X.npy").exists()
+    assert not list(cache.rglob("*.npz"))
+    assert not (tmp_path / "m.keras").exists()
+
+
+def test_a_hand_finding_process_that_dies_is_one_line(dataset, tmp_path):
+    """A spawned process killed (as the OOM killer would) while it finds hands: it was
+    BrokenProcessPool's traceback. A cold cache, so that the hands are being found."""
+    link_signers(dataset, tmp_path / "data", range(10))
+    env = {**make_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [sys.executable, "-m", "signdigits", "evaluate", "--data", str(tmp_path / "data"),
+               "--report", str(tmp_path / "report")]
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        finder = wait_until(lambda: _spawned_child(process), timeout=60,
+                            message="a process finding hands")
+        os.kill(finder, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    [line] = stderr.strip().splitlines()
+    assert process.returncode == 1, stderr
+    assert line.startswith(f"error: {tmp_path / 'data'}: a process finding the hands died"), line
+    assert not list((tmp_path / "cache").rglob("*.npz"))
+
+
+def _spawned_child(process: subprocess.Popen) -> int | None:
+    """A child of ``process`` that multiprocessing spawned as a pool worker."""
+    if process.poll() is not None:
+        raise AssertionError(f"exited {process.returncode} first: {process.stderr.read()}")
+    children = [pid for task in Path(f"/proc/{process.pid}/task").iterdir()
+                for pid in (task / "children").read_text().split()]
+    for pid in map(int, children):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in cmdline:
+            return pid
+    return None

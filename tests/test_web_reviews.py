@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import copy_sample
+from tests.conftest import copy_sample, link_signers
 from tests.web_server import serving, sse_until_done, web_stack
 
 
@@ -197,17 +197,20 @@ def test_export_reviews_then_train_on_them(web, dataset, tmp_path):
     assert again.returncode == 1 and "not an empty folder" in again.stderr
 
     base = tmp_path / "base"
-    copy_sample(dataset, base, per_digit=3, seed=2)
+    link_signers(dataset, base, [1, 2, 3])  # whole signers, their hands cached across runs
     model = tmp_path / "m.keras"
-    trained = web.stack.cli("train", "--data", str(base), "--data", str(out), "--epochs", "1",
+    trained = web.stack.cli("train", "--data", str(base), "--data", str(out), "--epochs", "50",
                             "--out", str(model))
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert model.exists()
     from signdigits.serving.artifact import read_model_info
+    from signdigits.training.data import SOURCE_STRIDE
 
     split = read_model_info(model).metadata["split"]
-    # The base folder's 30 images and the export's 6, each folder split on its own.
+    # The base folder's 30 images and the export's 6, each folder split on its own: one of
+    # the base's three signers is a test signer.
     assert split["train_images"] + split["validation_images"] + split["test_images"] == 36
+    assert len([g for g in split["test_groups"] if g < SOURCE_STRIDE]) == 1
 
 
 def test_review_in_the_terminal(web, dataset, tmp_path):

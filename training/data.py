@@ -98,21 +98,30 @@ def load_digit_folders(
     root: Path, *, progress: Callable[[int, int], None] | None = None
 ) -> LabelledImages:
     """The photos under ``root/0`` .. ``root/9``, read as served."""
-    from signdigits.training.hand_features import UnreadablePhoto, read_features
+    from signdigits.training.hand_features import (
+        HandReadingFailed,
+        UnreadablePhoto,
+        read_features,
+    )
 
     files = list_labelled_files(root)
     if not files:
         raise DataError(f"{root}: no images in folders named 0-9")
+    # Before the hands are found (minutes on a large folder): a manifest it cannot use is
+    # refused at once.
+    groups = (_export_groups(root, files) if (root / REVIEW_MANIFEST).is_file()
+              else file_signer_groups(files))
     try:
         x, found = read_features([path for path, _ in files], progress=progress)
     except UnreadablePhoto as exc:
         raise DataError(str(exc)) from None
+    except HandReadingFailed as exc:
+        raise DataError(f"{root}: {exc}") from None
     return LabelledImages(
         x=x,
         found=found,
         classes=np.asarray([digit_to_class(d) for _, d in files], np.int64),
-        groups=_export_groups(root, files) if (root / REVIEW_MANIFEST).is_file()
-        else file_signer_groups(files),
+        groups=groups,
         names=[str(path.relative_to(root)) for path, _ in files],
     )
 

@@ -83,7 +83,7 @@ def write_report(
     folder: Path,
     figures: dict[str, Any],
     curve: list[dict[str, float]],
-    history: dict[str, list[float]] | None,
+    history: dict[str, Any] | None,
     threshold: float | None = None,
 ) -> None:
     """confusion.png, learning_curves.png, selective_accuracy.png/.csv and figures.json.
@@ -139,18 +139,15 @@ def write_report(
     rows += [f"{p['threshold']:.2f},{p['coverage']},{p['accuracy']}" for p in curve]
     (folder / "selective_accuracy.csv").write_text("\n".join(rows) + "\n")
 
-    if history:
-        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-        for key in ("loss", "val_loss"):
-            if key in history:
-                left.plot(history[key], label=key)
-        for key in ("accuracy", "val_accuracy"):
-            if key in history:
-                right.plot(history[key], label=key)
-        left.set(xlabel="epoch", title="loss")
-        right.set(xlabel="epoch", title="accuracy")
-        left.legend()
-        right.legend()
+    if history and history.get("loss"):
+        # The full-batch training loss, one point per loss_every steps (the artifacts of
+        # this training have no validation loss or accuracy to show beside it: the
+        # held-out figures are the cross-validation's, in the metadata).
+        every = history.get("loss_every", 50)
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(np.arange(len(history["loss"])) * every, history["loss"], marker=".")
+        ax.set(xlabel="step", ylabel="training loss", title="training loss")
+        ax.grid(alpha=0.3)
         fig.tight_layout()
         fig.savefig(folder / "learning_curves.png", dpi=100)
         plt.close(fig)

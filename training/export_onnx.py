@@ -2,8 +2,8 @@
 
 Keras 3's ``model.export(format="onnx")`` (tf2onnx under the TensorFlow backend, opset
 17, the conversion the runtime comparison in issue 17 measured) turns the served graph
-(one dense layer and its softmax) into one ONNX graph that ONNX Runtime
-runs without TensorFlow. The artifact's metadata then gains the
+(one dense layer and a softmax over the hand features) into one ONNX graph that ONNX
+Runtime runs without TensorFlow. The artifact's metadata then gains the
 digest of each file, the graph's multiply-adds per image and a new ``version`` covering
 all of it, and is written into both files: the archive's ``signdigits.json`` entry and
 the ONNX ``metadata_props``. Before anything is replaced, the graph must agree with Keras

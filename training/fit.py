@@ -12,6 +12,8 @@ import numpy as np
 from signdigits.training.data import LabelledImages
 
 Report = Callable[[str], None]
+# The artifact's history keeps the training loss of every LOSS_EVERY-th step.
+LOSS_EVERY = 50
 
 
 @dataclass(frozen=True)
@@ -53,8 +55,8 @@ def fit_classifier(train: LabelledImages, recipe: Recipe, *, report: Report = pr
     loss, accuracy = history.history["loss"][-1], history.history["accuracy"][-1]
     report(f"{prefix}fitted on {len(x)} hands ({len(train)} photos): loss {loss:.4f}, "
            f"accuracy {accuracy:.4f}")
-    return model, {"loss": [round(v, 5) for v in history.history["loss"][::50]],
-                   "hands": int(len(x))}
+    return model, {"loss": [round(v, 5) for v in history.history["loss"][::LOSS_EVERY]],
+                   "loss_every": LOSS_EVERY, "hands": int(len(x))}
 
 
 def predict_logits(model, part: LabelledImages) -> np.ndarray:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import cache
 from multiprocessing import get_context
 from pathlib import Path
@@ -31,6 +32,10 @@ _CHUNK = 32  # photos per task: progress often enough, few round trips
 
 class UnreadablePhoto(ValueError):
     """A labelled photo that cannot be decoded: labelled data is used whole or not at all."""
+
+
+class HandReadingFailed(RuntimeError):
+    """A process finding hands died (killed, out of memory): nothing was read or cached."""
 
 
 def read_features(paths: list[Path], *, progress: Callable[[int, int], None] | None = None,
@@ -55,21 +60,38 @@ def read_features(paths: list[Path], *, progress: Callable[[int, int], None] | N
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                              initializer=_start, initargs=(str(folder),)) as pool:
         done = 0
-        for chunk, rows in zip(chunks, pool.map(_read_chunk, [[str(paths[i]) for i in c]
-                                                             for c in chunks]), strict=True):
-            for i, row in zip(chunk, rows, strict=True):
-                if isinstance(row, str):
-                    raise UnreadablePhoto(f"{paths[i]}: {row} (fix or remove it)")
-                if row is not None:
-                    x[i], found[i] = row, True
-            done += len(chunk)
-            if progress:
-                progress(done, len(paths))
+        read = pool.map(_read_chunk, [[str(paths[i]) for i in c] for c in chunks])
+        try:
+            for chunk, rows in zip(chunks, _until_broken(read), strict=True):
+                for i, row in zip(chunk, rows, strict=True):
+                    if isinstance(row, str):
+                        raise UnreadablePhoto(f"{paths[i]}: {row} (fix or remove it)")
+                    if row is not None:
+                        x[i], found[i] = row, True
+                done += len(chunk)
+                if progress:
+                    progress(done, len(paths))
+        except BaseException:
+            # Else leaving the block waited for every photo still queued (the whole folder,
+            # after a broken photo near the start, or after Ctrl-C).
+            pool.shutdown(cancel_futures=True)
+            raise
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(".partial.npz")
     np.savez(partial, x=x, found=found)
     partial.replace(cached)
     return x, found
+
+
+def _until_broken(rows: Iterator[list[np.ndarray | str | None]]) -> Iterator[list[np.ndarray | str | None]]:
+    """The pool's results; a process that died is one line, not BrokenProcessPool's
+    traceback (which names neither the cause nor the photos)."""
+    try:
+        yield from rows
+    except BrokenProcessPool:
+        raise HandReadingFailed(
+            "a process finding the hands died before it finished (killed, or out of "
+            "memory?); nothing was kept: run it again") from None
 
 
 def _cache_file(paths: list[Path], model_hashes: dict[str, str]) -> Path:

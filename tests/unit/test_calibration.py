@@ -68,3 +68,37 @@ def test_threshold_is_the_lowest_that_meets_the_target():
     assert 0.42 < threshold <= 0.445  # two mistakes out of ~800 is too many, one is not
 
 
+
+
+def test_recipe_differences_name_each_field_that_differs():
+    """A CV result is reused only by a training with its recipe; the refusal names what
+    differs, both values."""
+    recorded = Recipe(epochs=50).__dict__
+    assert recipe_differences(recorded, Recipe(epochs=50)) == []
+    assert recipe_differences(recorded, Recipe(epochs=60, l2=0.02)) == [
+        "epochs 50 (this training: 60)", "l2 0.01 (this training: 0.02)"]
+    assert recipe_differences({**recorded, "architecture": "slim"}, Recipe(epochs=50)) == [
+        "architecture 'slim' (this training: None)"]
+    assert recipe_differences(None, Recipe()) == ["none recorded"]
+
+
+def test_a_photo_without_a_hand_is_wrong_and_below_any_threshold_above_0():
+    """All-zero probabilities (no hand found): never accepted, never counted right, even
+    where its class is column 0 (argmax of zeros)."""
+    probs = np.array([[0.9, 0.1], [0.0, 0.0], [0.2, 0.8]])
+    classes = np.array([0, 0, 1])
+    point = selective_point(probs, classes, 0.005)
+    assert point["accepted"] == 2 and point["accuracy"] == 1.0
+    everything = selective_point(probs, classes, 0.0)
+    assert everything["accepted"] == 3 and everything["accepted_wrong"] == 1
+
+
+def test_calibration_without_held_out_photos_keeps_the_defaults():
+    from signdigits.training.calibration import calibration_summary
+
+    empty = calibration_summary(np.zeros((0, 10)), np.zeros(0, np.int64))
+    assert empty["temperature"] == 1.0 and empty["threshold"] == 0.5
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 4, size=(300, 10))
+    summary = calibration_summary(logits, logits.argmax(1))  # always right: no threshold needed
+    assert summary["threshold"] == 0.0 and summary["at_threshold"]["coverage"] == 1.0

@@ -62,3 +62,56 @@ def test_a_model_with_another_class_order_is_scored_by_its_own_table():
     shipped_order, _ = score_model(probs[:, list(NPY_CLASS_TO_DIGIT)], classes,
                                    NPY_CLASS_TO_DIGIT, threshold=0.5)
     assert shipped_order["accuracy"] == 1.0
+
+
+def _images(n: int = 6):
+    from signdigits.serving.model_input import FEATURE_COUNT
+    from signdigits.training.data import LabelledImages
+
+    rng = np.random.default_rng(0)
+    found = np.arange(n) % 3 != 2  # every third photo: no hand found
+    x = rng.normal(size=(n, FEATURE_COUNT)).astype(np.float32) * found[:, None]
+    return LabelledImages(
+        x=x, found=found, classes=np.arange(n) % 10, groups=np.arange(n) // 2,
+        names=[f"{i % 10}/IMG_{i}.JPG" for i in range(n)])
+
+
+def test_a_subset_keeps_every_column_of_its_photos_together():
+    data = _images()
+    part = data.subset(np.array([4, 1]))
+    assert part.names == [data.names[4], data.names[1]]
+    assert part.classes.tolist() == [4, 1] and part.groups.tolist() == [2, 0]
+    assert np.array_equal(part.x, data.x[[4, 1]]) and part.found.tolist() == [True, True]
+    hands = data.with_hands()
+    assert hands.found.all() and len(hands) == 4 and "2/IMG_2.JPG" not in hands.names
+
+
+def test_the_digest_follows_what_is_trained_on_and_nothing_else():
+    """The digest ties a CV result and an artifact to the data: the served features, whether
+    a hand was found, and the labels; not the names."""
+    import dataclasses
+
+    data = _images()
+    same = dataclasses.replace(data, names=["renamed"] * len(data))
+    assert same.digest() == data.digest()
+    x = data.x.copy()
+    x[0, 0] += 1e-3
+    changed = [dataclasses.replace(data, x=x),
+               dataclasses.replace(data, found=np.ones(len(data), bool)),
+               dataclasses.replace(data, classes=np.roll(data.classes, 1))]
+    assert len({data.digest(), *(c.digest() for c in changed)}) == 4
+
+
+def test_a_photo_without_a_hand_counts_wrong_and_outside_the_loss_and_confusion():
+    from signdigits.training.evaluate import evaluate_probabilities
+
+    table = tuple(range(10))
+    classes = np.array([3, 3, 5, 7])
+    probs = np.eye(10, dtype=np.float32)[[3, 3, 5, 1]] * 0.9 + 0.01
+    probs[1] = 0.0  # no hand found in the second photo: no answer at all
+    figures = evaluate_probabilities(probs, classes, table)
+    assert figures["images"] == 4 and figures["no_hand"] == 1
+    assert figures["accuracy"] == 0.5  # 3 and 5 right; the missing hand and the 7 wrong
+    assert sum(map(sum, figures["confusion"])) == 3 and figures["confusion"][7][1] == 1
+    assert figures["loss"] == round(-np.mean(np.log([0.91, 0.91, 0.01])), 4)
+    assert figures["per_digit"]["3"] == {"precision": 1.0, "recall": 0.5, "support": 2}
