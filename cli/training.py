@@ -61,7 +61,8 @@ def _load_all(data: list[Path]):
     with console.status(f"reading {data[0]}") as status:
         try:
             return load_sources(
-                data, progress=lambda p, n, t: status.update(f"finding hands in {p}: {n}/{t} photos"))
+                data,
+                progress=lambda p, n, t: status.update(f"finding hands in {p}: {n}/{t} photos"))
         except DataError as exc:
             fail(str(exc))
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from signdigits.serving.artifact import ArtifactError, read_model_info, shipped_model_path
+from signdigits.serving.model_input import PREPROCESS_VERSION
 from signdigits.training.data import (
     SOURCE_STRIDE,
     DataError,

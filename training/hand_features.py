@@ -83,7 +83,10 @@ def read_features(paths: list[Path], *, progress: Callable[[int, int], None] | N
     return x, found
 
 
-def _until_broken(rows: Iterator[list[np.ndarray | str | None]]) -> Iterator[list[np.ndarray | str | None]]:
+Rows = list[np.ndarray | str | None]
+
+
+def _until_broken(rows: Iterator[Rows]) -> Iterator[Rows]:
     """The pool's results; a process that died is one line, not BrokenProcessPool's
     traceback (which names neither the cause nor the photos)."""
     try:
