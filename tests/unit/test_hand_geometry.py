@@ -141,3 +141,42 @@ def test_the_feature_count_is_the_one_artifacts_record():
                                              ((1920, 960), 4), ((1919, 959), 2)])
 def test_jpegs_are_decoded_at_the_smallest_scale_keeping_240_a_side(size, scale):
     assert dct_scale(*size, 240) == scale
+
+
+def _upright_hand() -> np.ndarray:
+    """21 points of an open hand, fingers up (y grows downwards), wrist at (100, 200)."""
+    points = np.zeros((21, 3), np.float32)
+    points[0, :2] = (100, 200)
+    for finger, x in enumerate((60, 80, 100, 120, 140)):
+        for joint in range(4):
+            points[1 + 4 * finger + joint, :2] = (x, 160 - 20 * joint)
+    return points
+
+
+def test_the_region_from_landmarks_of_an_upright_hand_is_upright_and_covers_it():
+    from signdigits.serving.hands.landmarks import region_from_landmarks
+
+    region = region_from_landmarks(_upright_hand())
+    assert region.rotation == pytest.approx(0.0, abs=1e-6)
+    # Twice the extent of the wrist and knuckle-side joints (80 wide, 80 tall), moved a
+    # tenth of it towards the fingers.
+    assert region.side == pytest.approx(160.0)
+    assert region.center == pytest.approx((100.0, 152.0))
+
+
+@pytest.mark.parametrize("angle", [math.pi / 2, -math.pi / 3, math.pi])
+def test_the_region_from_landmarks_turns_with_the_hand(angle):
+    from signdigits.serving.hands.landmarks import region_from_landmarks
+
+    upright = region_from_landmarks(_upright_hand())
+    turned_points = _upright_hand()
+    wrist = turned_points[0, :2].copy()
+    cos, sin = math.cos(angle), math.sin(angle)
+    turned_points[:, :2] = (turned_points[:, :2] - wrist) @ np.array([[cos, sin], [-sin, cos]]) \
+        + wrist
+    turned = region_from_landmarks(turned_points)
+    assert math.remainder(turned.rotation - angle, 2 * math.pi) == pytest.approx(0, abs=1e-5)
+    assert turned.side == pytest.approx(upright.side, rel=1e-5)
+    offset = np.subtract(upright.center, wrist)
+    expected = wrist + offset @ np.array([[cos, sin], [-sin, cos]])
+    assert turned.center == pytest.approx(tuple(expected), abs=1e-3)
