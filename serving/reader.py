@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from signdigits.serving.artifact import ArtifactError
 from signdigits.serving.classifier import Classifier, Prediction
 from signdigits.serving.hands.features import hand_features
 from signdigits.serving.hands.finder import Hand, HandFinder
 from signdigits.serving.photo import Photo
+from signdigits.serving.served import check_trained_on
 
 NO_HAND = "no hand found"
 READ_WHOLE = "hand landmarks, whole photo"  # the hand filled the photo: no palm detector
@@ -60,10 +60,7 @@ class HandReader:
     def __init__(self, classifier: Classifier, hand_models: Path, *, threads: int = 1) -> None:
         self.classifier = classifier
         self.finder = HandFinder(hand_models, threads=threads)
-        trained_on = classifier.info.metadata.get("hand_models")
-        if trained_on is not None and trained_on != self.finder.model_hashes:
-            raise ArtifactError(f"{classifier.served_path}: trained on landmarks of other hand "
-                                f"models than those in {hand_models}; retrain it")
+        check_trained_on(classifier.info, self.finder.model_hashes, hand_models)
         self.classify_seconds = 0.0
 
     def find(self, image: Image.Image) -> list[Hand]:

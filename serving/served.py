@@ -18,6 +18,7 @@ from signdigits.serving.artifact import (
     read_model_info,
     resolve_model_path,
 )
+from signdigits.serving.hands.features import FEATURES_VERSION
 from signdigits.serving.hands.models import check_models, models_dir
 
 
@@ -33,10 +34,22 @@ def check_served_models(settings: Settings) -> ServedModels:
     info = read_model_info(resolve_model_path(settings.model_path))
     served = info.served_file(settings.runtime)
     hands = models_dir(settings.hand_models_dir)
-    hashes = check_models(hands)
-    trained_on = info.metadata.get("hand_models")
-    if trained_on is not None and trained_on != hashes:
-        # What HandReader refuses once loaded; said here before anything is loaded.
-        raise ArtifactError(f"{served}: trained on landmarks of other hand models than "
-                            f"those in {hands}; retrain it")
+    check_trained_on(info, check_models(hands), hands)
     return ServedModels(info, served, hands)
+
+
+def check_trained_on(info: ModelInfo, hand_model_hashes: dict[str, str], hands: Path) -> None:
+    """The classifier must have been trained on features of these hand models' landmarks,
+    computed as this code computes them: other landmarks mean other numbers, read wrong
+    with full confidence."""
+    trained_on = info.metadata.get("hand_models")
+    version = info.metadata.get("features_version")
+    if trained_on is None or version is None:
+        raise ArtifactError(f"{info.path}: it records no hand models or features version; "
+                            "retrain it with `signdigits train`")
+    if version != FEATURES_VERSION:
+        raise ArtifactError(f"{info.path}: trained on hand features v{version}, this code "
+                            f"computes v{FEATURES_VERSION}; retrain it")
+    if trained_on != hand_model_hashes:
+        raise ArtifactError(f"{info.path}: trained on landmarks of other hand models than "
+                            f"those in {hands}; retrain it")

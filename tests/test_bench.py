@@ -39,7 +39,10 @@ def test_bench_runs_on_a_tiny_folder(dataset, tmp_path, messages, submit):
     for key in ("cpu_ms_per_image", "ceiling_cpu_ms_per_image"):
         stages = dict(part.split(":") for part in figures[key].split(","))
         assert list(stages) == ["decode", "palms", "landmarks", "classify"], key
-        assert all(float(ms) > 0 for ms in stages.values()), (key, stages)
+        # The dataset's crops are read on the whole photo: the palm detector may never run.
+        assert float(stages["palms"]) >= 0, (key, stages)
+        assert all(float(stages[s]) > 0 for s in ("decode", "landmarks", "classify")), \
+            (key, stages)
     assert 0.8 < float(figures["with_hand"]) <= 1.0, figures  # 99% of the dataset's photos
     cpu = dict(part.split(":") for part in figures["cpu_seconds"].split(","))
     assert float(cpu["workers"]) > 0 and float(cpu["producer"]) > 0, cpu  # read from /proc

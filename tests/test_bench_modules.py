@@ -23,6 +23,7 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules([str(ROOT / "bench")]))
 # Each run as a command, with arguments it refuses before doing anything.
 COMMANDS = {
     "decode": ["/nonexistent-folder"],
+    "hand_size": ["--shares", "0,2"],
     "read": ["", "0"],
     "review_loop": ["--threshold", "2"],
     "review_page": ["/nonexistent.db"],

@@ -79,7 +79,8 @@ def test_cv_then_train_with_its_result_on_a_tiny_subset(dataset, tmp_path):
     assert meta["split"]["train_images"] == cv["images"] and meta["split"]["test_images"] == 10
     assert meta["evaluation"]["cross_validation"]["accuracy"] == cv["accuracy"]
     assert "at_threshold" in meta["evaluation"]["test"]
-    assert meta["history"]["hands"] == 3 * 40  # fitted on every development signer
+    # Fitted on every development photo with a hand.
+    assert meta["history"]["hands"] == cv["images"] - cv["no_hand"]
 
     # Another recipe than the cross-validation's is refused, in one line, before any
     # photo is read: other steps, another weight penalty, another seed.

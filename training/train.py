@@ -156,7 +156,8 @@ def train_model(
         "threshold_rule": (
             f"lowest threshold (step 0.005) whose accepted {held_out} images are >= "
             f"{TARGET_SELECTIVE_ACCURACY:.1%} correct (target: >= {TARGET_COVERAGE:.0%} "
-            "accepted)"
+            "accepted)" + ("" if calibration.get("target_reached", True) else
+                           "; not reached at any threshold: the highest step is used")
         ),
         "calibration": {"on": held_out, **calibration},
         "multiply_adds_per_image": multiply_adds(served),
