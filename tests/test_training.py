@@ -241,8 +241,8 @@ def test_train_and_evaluate_end_to_end_on_a_tiny_subset(dataset, tmp_path):
     assert meta["training_command"].startswith("signdigits train")
     assert meta["split"]["by"] == "signer" and len(meta["split"]["test_groups"]) == 1
     assert meta["recipe"]["epochs"] == 50 and meta["calibration"]["on"] == "validation"
-    # Trained on the photos' hands and the padded copies' hands: three rows a photo.
-    assert meta["history"]["hands"] == 3 * 20
+    # Trained on the training photos' hands as served: one row a photo with a hand.
+    assert meta["history"]["hands"] == meta["split"]["train_images"] == 20
     report = tmp_path / "report"
     # SIGNDIGITS_MODEL_PATH, as predict and the workers read it (evaluate scored the shipped
     # model instead, and never said which one it scored).
