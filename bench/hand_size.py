@@ -60,7 +60,8 @@ def composite(close_up: Path, share: float, rng: random.Random, seed: int) -> by
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m signdigits.bench.hand_size",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("folder", nargs="?", type=Path, default=None,
                         help="digit folders of close-ups (default: foreign-photos/cyril)")
     parser.add_argument("--count", type=positive_int, default=20, help="photos per share")
