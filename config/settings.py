@@ -7,7 +7,6 @@ nowhere else, so a value documented in the README is the value the code uses.
 from __future__ import annotations
 
 import os
-import re
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -21,23 +20,28 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+
+from signdigits.config.messages import (  # noqa: F401  (re-exported: callers import them here)
+    ENV_PREFIX,
+    describe_unparsable,
+    describe_validation_error,
+    masked_password,
+    raw_variable,
+    shown_value,
+)
 
 # Decoding a bigger image could take gigabytes; preprocess_image refuses it from the header.
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
 PLACEHOLDER_SECRETS = {"changeme", "change-me", "changethis", "secret", "password", ""}
 
 
-ENV_PREFIX = "SIGNDIGITS_"
 # A bound no real timeout reaches; far past it timedelta and socket timeouts overflow.
 _THIRTY_DAYS = 30 * 24 * 3600
 BROKER_SCHEMES = ("redis", "rediss", "redis+socket", "sentinel")
-# Secrets a message may echo only masked.
-SECRET_FIELDS = {"flower_basic_auth", "web_auth", "web_token"}
 # Renamed variables still read, each with a one-line warning: old name -> new name.
 DEPRECATED_VARIABLES = {"SIGNDIGITS_TF_THREADS": "SIGNDIGITS_MODEL_THREADS"}
-URL_FIELDS = {"broker_url", "database_url"}
 
 
 class SettingsInvalid(ValueError):
@@ -243,7 +247,7 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings from the environment; :class:`SettingsInvalid` (one line) if one is bad."""
     for old, new in DEPRECATED_VARIABLES.items():
-        if _raw_variable(old) is not None:
+        if raw_variable(old) is not None:
             print(f"warning: {old} is deprecated; use {new} (it is read for now)",
                   file=sys.stderr)
     try:
@@ -251,7 +255,7 @@ def get_settings() -> Settings:
     except ValidationError as exc:
         raise SettingsInvalid(describe_validation_error(exc)) from None
     except SettingsError as exc:
-        raise SettingsInvalid(_describe_unparsable(exc)) from None
+        raise SettingsInvalid(describe_unparsable(exc)) from None
 
 
 def checked_database_url(url: str) -> str:
@@ -299,97 +303,3 @@ def _redis_url_problem(url: str) -> str | None:
     if database and not (database.isascii() and database.isdigit()):  # not '²'
         return f"the database after the host must be a number (0-15), not {database!r}"
     return None
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    """Each failed field as ``SIGNDIGITS_X='value': what is expected``, joined on one line."""
-    problems = []
-    for error in exc.errors():
-        if not error["loc"]:  # a check across fields: its message names the variables
-            problems.append(error["msg"].removeprefix("Value error, "))
-            continue
-        field, variable = _field_and_variable(str(error["loc"][0]))
-        # As typed: pydantic's input for a JSON variable is already parsed.
-        shown = shown_value(field, _raw_variable(variable) or error.get("input"))
-        problems.append(f"{variable}={shown}: {_expected(field, error)}")
-    return "; ".join(problems)
-
-
-_EXPECTED = {
-    "int_parsing": "an integer", "int_from_float": "an integer", "int_type": "an integer",
-    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
-    "list_type": "a JSON list", "path_type": "a path", "string_type": "text",
-}
-_BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at most", "le"),
-           "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
-
-
-def _field_and_variable(location: str) -> tuple[str, str]:
-    """The field an error is about, and the variable that set it (a renamed one's old name
-    when that is the one set)."""
-    for name, field in Settings.model_fields.items():
-        choices = getattr(field.validation_alias, "choices", [])
-        if location == name or location in choices:
-            set_ones = [c for c in choices if isinstance(c, str) and _raw_variable(c)]
-            return name, (set_ones[0] if set_ones else ENV_PREFIX + name.upper())
-    return location, ENV_PREFIX + location.upper()
-
-
-def _expected(field_name: str, error: ErrorDetails) -> str:
-    """What the field wants, in the words of its README line."""
-    field = Settings.model_fields.get(field_name)
-    meaning = f" ({field.description})" if field is not None and field.description else ""
-    kind = error["type"]
-    if kind == "literal_error":
-        return f"expected {error['ctx']['expected']}"
-    if kind in _EXPECTED:
-        return f"expected {_EXPECTED[kind]}{meaning}"
-    if kind in _BOUNDS:
-        words, key = _BOUNDS[kind]
-        return f"expected a number {words} {error['ctx'][key]}{meaning}"
-    message = error["msg"].removeprefix("Value error, ")
-    if message.startswith("expected"):
-        return message
-    return f"invalid{meaning}: {message}"
-
-
-def shown_value(field: str, value: object) -> str:
-    """A value fit for a terminal: URL passwords and secrets masked, quoted like Python."""
-    if value is None:
-        return "unset"
-    text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    if field in SECRET_FIELDS:
-        user, colon, _ = text.partition(":")
-        text = f"{user}:***" if colon else "***"
-    elif field in URL_FIELDS:
-        text = masked_password(text)
-    return repr(text)
-
-
-def masked_password(url: str) -> str:
-    """``url`` with everything between ``user:`` and the last ``@`` masked.
-
-    Up to the last ``@``, not the first ``@`` or ``/``: an unescaped ``@`` or ``/`` in a
-    password is what makes a URL wrong, and stopping there showed the password's tail.
-    """
-    return re.sub(r"(?s)(://[^:/@]*:).*@", r"\1***@", url)  # (?s): a newline too
-
-
-def _raw_variable(name: str) -> str | None:
-    """The environment's value for a field (or a full variable name), matched as
-    pydantic-settings matches: case-insensitively."""
-    variable = name.upper() if name.upper().startswith(ENV_PREFIX) else ENV_PREFIX + name.upper()
-    return next((v for k, v in os.environ.items() if k.upper() == variable), None)
-
-
-def _describe_unparsable(exc: SettingsError) -> str:
-    """pydantic-settings could not even parse a JSON-valued variable (allowed_roots)."""
-    found = re.search(r'field "([^"]+)"', str(exc))
-    if not found:
-        return str(exc)
-    field = found.group(1)
-    variable = ENV_PREFIX + field.upper()
-    raw = _raw_variable(field)
-    reason = f" ({exc.__cause__})" if exc.__cause__ else ""
-    return (f"{variable}={shown_value(field, raw)}: expected a JSON list of folders such as "
-            f'["/data"]{reason}')
