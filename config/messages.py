@@ -7,6 +7,7 @@ import os
 import re
 
 from pydantic import SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import SettingsError
 
@@ -16,24 +17,17 @@ SECRET_FIELDS = {"flower_basic_auth", "web_auth", "web_token"}
 URL_FIELDS = {"broker_url", "database_url"}
 
 
-def _settings_fields() -> dict:
-    # Imported late: settings.py imports this module to word its own errors.
-    from signdigits.config.settings import Settings
-
-    return Settings.model_fields
-
-
-def describe_validation_error(exc: ValidationError) -> str:
+def describe_fields_error(exc: ValidationError, fields: dict[str, FieldInfo]) -> str:
     """Each failed field as ``SIGNDIGITS_X='value': what is expected``, joined on one line."""
     problems = []
     for error in exc.errors():
         if not error["loc"]:  # a check across fields: its message names the variables
             problems.append(error["msg"].removeprefix("Value error, "))
             continue
-        field, variable = _field_and_variable(str(error["loc"][0]))
+        field, variable = _field_and_variable(str(error["loc"][0]), fields)
         # As typed: pydantic's input for a JSON variable is already parsed.
         shown = shown_value(field, raw_variable(variable) or error.get("input"))
-        problems.append(f"{variable}={shown}: {_expected(field, error)}")
+        problems.append(f"{variable}={shown}: {_expected(fields.get(field), error)}")
     return "; ".join(problems)
 
 
@@ -46,10 +40,10 @@ _BOUNDS = {"greater_than_equal": ("at least", "ge"), "less_than_equal": ("at mos
            "greater_than": ("more than", "gt"), "less_than": ("less than", "lt")}
 
 
-def _field_and_variable(location: str) -> tuple[str, str]:
+def _field_and_variable(location: str, fields: dict[str, FieldInfo]) -> tuple[str, str]:
     """The field an error is about, and the variable that set it (a renamed one's old name
     when that is the one set)."""
-    for name, field in _settings_fields().items():
+    for name, field in fields.items():
         choices = getattr(field.validation_alias, "choices", [])
         if location == name or location in choices:
             set_ones = [c for c in choices if isinstance(c, str) and raw_variable(c)]
@@ -57,9 +51,8 @@ def _field_and_variable(location: str) -> tuple[str, str]:
     return location, ENV_PREFIX + location.upper()
 
 
-def _expected(field_name: str, error: ErrorDetails) -> str:
+def _expected(field: FieldInfo | None, error: ErrorDetails) -> str:
     """What the field wants, in the words of its README line."""
-    field = _settings_fields().get(field_name)
     meaning = f" ({field.description})" if field is not None and field.description else ""
     kind = error["type"]
     if kind == "literal_error":

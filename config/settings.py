@@ -25,8 +25,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from signdigits.config.messages import (  # noqa: F401  (re-exported: callers import them here)
     ENV_PREFIX,
+    describe_fields_error,
     describe_unparsable,
-    describe_validation_error,
     masked_password,
     raw_variable,
     shown_value,
@@ -256,6 +256,11 @@ def get_settings() -> Settings:
         raise SettingsInvalid(describe_validation_error(exc)) from None
     except SettingsError as exc:
         raise SettingsInvalid(describe_unparsable(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Each failed field as ``SIGNDIGITS_X='value': what is expected``, joined on one line."""
+    return describe_fields_error(exc, Settings.model_fields)
 
 
 def checked_database_url(url: str) -> str:
