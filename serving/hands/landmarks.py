@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from signdigits.serving.hands.palm import Region
-from signdigits.serving.hands.runtime import TfliteModel
+from signdigits.serving.hands.runtime import TfliteModel, unit_pixels
 
 INPUT_SIDE = 224
 MIN_PRESENCE = 0.5  # below it the model says the square holds no hand
@@ -50,7 +50,7 @@ def cut_region(image: Image.Image, region: Region, side: int = INPUT_SIDE) -> Im
 
 def place_landmarks(model: TfliteModel, image: Image.Image, region: Region) -> Landmarks:
     crop = cut_region(image, region)
-    pixels = np.asarray(crop, np.float32)[None] / np.float32(255.0)
+    pixels = unit_pixels(crop)
     screen, presence, handedness, _world = model(pixels)
     local = screen.reshape(21, 3) / INPUT_SIDE  # fractions of the square
     cos, sin = math.cos(region.rotation), math.sin(region.rotation)

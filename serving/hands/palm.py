@@ -17,7 +17,7 @@ from functools import cache
 import numpy as np
 from PIL import Image
 
-from signdigits.serving.hands.runtime import TfliteModel
+from signdigits.serving.hands.runtime import TfliteModel, unit_pixels
 
 INPUT_SIDE = 192
 MIN_PALM_SCORE = 0.5
@@ -72,7 +72,7 @@ def letterbox(image: Image.Image) -> tuple[np.ndarray, float, tuple[float, float
     canvas = Image.new("RGB", (INPUT_SIDE, INPUT_SIDE))
     pad = ((INPUT_SIDE - size[0]) // 2, (INPUT_SIDE - size[1]) // 2)
     canvas.paste(image.resize(size, Image.Resampling.BILINEAR), pad)
-    pixels = np.asarray(canvas, np.float32)[None] / np.float32(255.0)
+    pixels = unit_pixels(canvas)
     return pixels, scale, (float(pad[0]), float(pad[1]))
 
 

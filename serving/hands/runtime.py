@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 
 class TfliteModel:
@@ -33,6 +34,15 @@ class TfliteModel:
         self._interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.float32))
         self._interpreter.invoke()
         return [self._interpreter.get_tensor(i).copy() for i in self._outputs]
+
+
+def unit_pixels(image: Image.Image) -> np.ndarray:
+    """An RGB picture as the models' (1, H, W, 3) float32 input in [0, 1].
+
+    Through uint8 first: ``np.asarray(image, np.float32)`` converts element by element
+    from Pillow's array interface, 0.8 ms for 224 x 224, about 7% of a photo's reading.
+    """
+    return np.asarray(image, np.uint8)[None].astype(np.float32) / np.float32(255.0)
 
 
 class _quiet_stderr:
