@@ -81,7 +81,8 @@ def main() -> None:
     from signdigits.serving.reader import HandReader
 
     settings = get_settings()
-    reader = HandReader(Classifier(settings.model_path), models_dir(settings.hand_models_dir))
+    reader = HandReader.from_folder(Classifier(settings.model_path),
+                                    models_dir(settings.hand_models_dir))
     rng = random.Random(0)
     picked = rng.sample(photos, min(args.count, len(photos)))
     print(f"{len(picked)} close-ups from {folder}, on a {CANVAS[0]}x{CANVAS[1]} picture")

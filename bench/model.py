@@ -143,16 +143,17 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
 
         from signdigits.files.reading import ImageError
         from signdigits.serving.classifier import Classifier
-        from signdigits.serving.hands.finder import StageSeconds
+        from signdigits.serving.hands.finder import HandFinder, StageSeconds
         from signdigits.serving.hands.models import models_dir
         from signdigits.serving.photo import read_photo
         from signdigits.serving.reader import HandReader
 
         classifier = Classifier(job.model_path, threads=1, runtime=job.runtime)
         classifier.warm_up(CHUNK)
-        reader = HandReader(classifier, models_dir(job.hand_models), threads=1)
+        finder = HandFinder(models_dir(job.hand_models), threads=1)
+        reader = HandReader(classifier, finder)
         reader.classify([reader.find(Image.new("RGB", (320, 240), (128, 128, 128)))])
-        reader.finder.seconds, reader.classify_seconds = StageSeconds(), 0.0
+        finder.seconds, reader.classify_seconds = StageSeconds(), 0.0
         results.put({"kind": "ready"})
         go.wait()
         decode, with_hand, errors = 0.0, 0, 0
@@ -174,8 +175,8 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
                     decode += time.process_time() - began
                 found.append(reader.find(photo.image))
             with_hand += sum(r.answer is not None for r in reader.classify(found))
-        seconds = {"decode": decode, "palms": reader.finder.seconds.palms,
-                   "landmarks": reader.finder.seconds.landmarks,
+        seconds = {"decode": decode, "palms": finder.seconds.palms,
+                   "landmarks": finder.seconds.landmarks,
                    "classify": reader.classify_seconds}
         results.put({"kind": "done", "seconds": seconds, "with_hand": with_hand,
                      "errors": errors})

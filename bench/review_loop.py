@@ -196,7 +196,7 @@ def evaluate(models: dict[str, Path], folder: Path, truth_of: dict[str, int], *,
           "| coverage at D | accuracy of covered at D |")
     print("|---|---|---|---|---|---|---|")
     for name, path in models.items():
-        reader = HandReader(Classifier(path), hands)
+        reader = HandReader.from_folder(Classifier(path), hands)
         answers = [r.answer for r in reader.classify(found)]
         digits = np.asarray([-1 if a is None else a.prediction.digit for a in answers])
         confidence = np.asarray([0.0 if a is None else a.prediction.confidence

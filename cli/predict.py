@@ -37,7 +37,7 @@ def predict(
     settings = settings_or_fail()
     try:
         classifier = Classifier(model or settings.model_path, runtime=settings.runtime)
-        reader = HandReader(classifier, models_dir(settings.hand_models_dir))
+        reader = HandReader.from_folder(classifier, models_dir(settings.hand_models_dir))
     except (ArtifactError, HandModelsError) as exc:
         fail(str(exc))
     limit = threshold if threshold is not None else settings.threshold

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -54,14 +55,29 @@ class Reading:
         return READ_WHOLE if hand.whole_photo else READ_PADDED if hand.padded else READ_HAND
 
 
+class FindsHands(Protocol):
+    """A :class:`HandFinder`, or the worker's one-finder-per-decode-thread pool."""
+
+    folder: Path
+    model_hashes: dict[str, str]
+
+    def find(self, image: Image.Image) -> list[Hand]: ...
+
+
 class HandReader:
     """The hand finder and the digit classifier of one process (neither is fork-safe)."""
 
-    def __init__(self, classifier: Classifier, hand_models: Path, *, threads: int = 1) -> None:
+    def __init__(self, classifier: Classifier, finder: FindsHands) -> None:
+        check_trained_on(classifier.info, finder.model_hashes, finder.folder)
         self.classifier = classifier
-        self.finder = HandFinder(hand_models, threads=threads)
-        check_trained_on(classifier.info, self.finder.model_hashes, hand_models)
+        self.finder = finder
         self.classify_seconds = 0.0
+
+    @classmethod
+    def from_folder(cls, classifier: Classifier, hand_models: Path, *,
+                    threads: int = 1) -> HandReader:
+        """A reader with a finder of its own, on the hand models in ``hand_models``."""
+        return cls(classifier, HandFinder(hand_models, threads=threads))
 
     def find(self, image: Image.Image) -> list[Hand]:
         return self.finder.find(image)

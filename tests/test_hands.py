@@ -199,7 +199,7 @@ print("hands", len(hands))
 if resolve_model_path(None).exists():
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.reader import HandReader
-    reader = HandReader(Classifier(threads=1), Path({str(models)!r}))
+    reader = HandReader.from_folder(Classifier(threads=1), Path({str(models)!r}))
     print("digit", reader.read(photo).answer is not None)
 print("heavy", sorted(m for m in ("tensorflow", "keras", "tf2onnx") if m in sys.modules))
 """

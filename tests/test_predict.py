@@ -144,7 +144,7 @@ def test_the_worker_reads_a_photo_as_predict_does(predict_stack, dataset):
     from signdigits.serving.preview import hand_record
     from signdigits.serving.reader import HandReader
 
-    reader = HandReader(Classifier(), models_dir(None))
+    reader = HandReader.from_folder(Classifier(), models_dir(None))
     correct = 0
     for path, digit in sample_images(dataset, 1, seed=31):
         photo = read_photo(path)

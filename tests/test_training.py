@@ -141,10 +141,10 @@ def test_a_model_trained_on_other_hand_models_is_refused_by_the_reader(dataset, 
 
     models = default_models_dir()
     same = _pair_with_metadata(tmp_path / "same", lambda meta: {**meta, "note": "re-versioned"})
-    HandReader(Classifier(same), models)  # the pair as built here is served...
+    HandReader.from_folder(Classifier(same), models)  # the pair as built here is served...
     other = _pair_with_metadata(tmp_path / "other", other_landmarks)
     with pytest.raises(ArtifactError, match="trained on landmarks of other hand models"):
-        HandReader(Classifier(other), models)  # ... unless its hand models differ
+        HandReader.from_folder(Classifier(other), models)  # ... unless its hand models differ
     photo = next((dataset / "3").iterdir())
     result = run_cli("predict", "--model", str(other), str(photo), env=make_env(),
                      cwd=tmp_path)

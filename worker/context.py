@@ -28,8 +28,10 @@ from signdigits.db.session import shown_url, worker_session_factory
 from signdigits.worker.readiness import mark_model_loaded
 
 if TYPE_CHECKING:  # importing them for real would load the runtimes in the parent
+    from PIL import Image
+
     from signdigits.serving.classifier import Classifier
-    from signdigits.serving.hands.finder import HandFinder
+    from signdigits.serving.hands.finder import Hand, HandFinder
     from signdigits.serving.reader import HandReader
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,15 @@ class ThreadFinders:
     part of a batch overlap the classifier on this one."""
 
     def __init__(self, folder: Path) -> None:
+        from signdigits.serving.hands.models import check_models
+
         self.folder = folder
+        self.model_hashes = check_models(folder)  # each thread's finder checks them again
         self._local = threading.local()
+
+    def find(self, image: Image.Image) -> list[Hand]:
+        """The hands in ``image``, found with the calling thread's own finder."""
+        return self.get().find(image)
 
     def get(self) -> HandFinder:
         finder = getattr(self._local, "finder", None)
@@ -83,17 +92,17 @@ def get_context() -> WorkerContext:
                             runtime=settings.runtime)
     # At the largest size a task sends: else a job's first batch pays for sizing buffers.
     classifier.warm_up(INFERENCE_PART)
-    folder = models_dir(settings.hand_models_dir)
+    finders = ThreadFinders(models_dir(settings.hand_models_dir))
     # Checks the hand models' hashes, and that the classifier was trained on their points.
-    reader = HandReader(classifier, folder)
+    reader = HandReader(classifier, finders)
     log.info("model %s loaded from %s (%s); hand models from %s", classifier.version,
-             classifier.served_path, classifier.runtime, folder)
+             classifier.served_path, classifier.runtime, finders.folder)
     context = WorkerContext(
         settings=settings,
         sessions=worker_session_factory(settings.database_url),
         reader=reader,
         decoders=ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode"),
-        finders=ThreadFinders(folder),
+        finders=finders,
     )
     warm_up_finders(context)
     open_connection(context.sessions)

@@ -26,7 +26,7 @@ a hand-sized blur gives no hand rather than a guess.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,11 +82,11 @@ class StageSeconds:
     palms: float = 0.0
     landmarks: float = 0.0
     photos: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class HandFinder:
     def __init__(self, folder: Path, *, threads: int = 1) -> None:
+        self.folder = folder
         self.model_hashes = check_models(folder)
         self._palms = TfliteModel(folder / PALM_MODEL, threads=threads)
         self._landmarks = TfliteModel(folder / LANDMARK_MODEL, threads=threads)
