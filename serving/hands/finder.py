@@ -1,13 +1,18 @@
 """Hands in a photo, start to finish.
 
 1. **The whole photo.** The landmark model is shown the photo itself (its square around
-   the centre). When it is sure a hand fills it (a close-up, a studio crop), the points
+   the centre). When it is sure a hand fills it (a close-up, a studio crop: the hand's
+   points span at least :data:`SUBJECT_SHARE` of the photo's longer side), the points
    are placed again on the square MediaPipe derives from them, and that is the hand: the
    palm detector, 60% of the cost, is skipped. On the dataset's tight crops this also
    reads better than the palm route (99.5% against 97.3% right out of fold), whose 2.6x
-   square runs off a picture that cuts the wrist.
-2. **Palms.** Otherwise the palm detector finds up to four palms, the landmark model
-   places the points in each palm's square, and again in the square derived from them.
+   square runs off a picture that cuts the wrist. A smaller hand may have company (a
+   group, a collage), so the photo goes on to the palm detector.
+2. **Palms.** Otherwise the palm detector finds the palms, the landmark model places
+   the points in each palm's square, and again in the square derived from them. A photo
+   wider (or taller) than 3:2 is searched in overlapping square windows along its longer
+   side, one detector pass each: letterboxed whole into the detector's 192 x 192, four
+   people side by side were too small for it. A hand seen in two windows is kept once.
 3. **A padded copy.** When no palm gives a hand, the photo is searched again on a canvas
    25%, then 50% larger, filled with its edge colour: a hand cut off at the border
    becomes whole enough for the detector.
@@ -25,6 +30,7 @@ a hand-sized blur gives no hand rather than a guess.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +48,26 @@ from signdigits.serving.hands.models import LANDMARK_MODEL, PALM_MODEL, check_mo
 from signdigits.serving.hands.palm import Palm, Region, find_palms, hand_region
 from signdigits.serving.hands.runtime import TfliteModel
 
-MAX_HANDS = 4
+MAX_HANDS = 8  # the default of SIGNDIGITS_MAX_HANDS
+# The whole-photo hand is the photo's only subject when its points span this share of the
+# photo's longer side: 99% of the webcam close-ups' hands span 0.37 or more; one of two
+# people side by side in a 4:3 frame, or of a collage, spans less.
+SUBJECT_SHARE = 0.35
+# Windows: a photo up to 3:2 is searched whole; a longer one in squares of its shorter
+# side that overlap by at least a quarter, so a hand on a seam is whole in one of them.
+MAX_WINDOW_ASPECT = 1.5
+_WINDOW_OVERLAP = 0.25
 # Of the longer side, added on every side, tried in turn when no palm gave a hand.
 PADDINGS = (0.25, 0.5)
 # Tiles a side, tried in turn when still no hand: each tile 1.5 / n of the photo's side,
 # so neighbours overlap by half a tile and a hand on a border is whole in one of them.
 TILE_GRIDS = (2, 3)
 _TILE_SPAN = 1.5
-_SAME_HAND = 0.5  # IoU of two hands' boxes above which they are one hand seen twice
+# Two boxes are one hand seen twice (from two palms, windows or tiles) when they overlap
+# by more than half their union, or one lies mostly inside the other (a hand cut at a
+# window's edge seen again whole).
+_SAME_HAND = 0.5
+_INSIDE = 0.7
 # How sure the landmark model must be that a hand fills the whole photo for the palm
 # detector to be skipped: at 0.9, 94% of modi's and 99% of cyril's webcam photos.
 WHOLE_PHOTO_PRESENCE = 0.9
@@ -85,8 +103,10 @@ class StageSeconds:
 
 
 class HandFinder:
-    def __init__(self, folder: Path, *, threads: int = 1) -> None:
+    def __init__(self, folder: Path, *, threads: int = 1, max_hands: int = MAX_HANDS) -> None:
         self.folder = folder
+        # Hands beyond it are not searched for: the reader flags a photo that reached it.
+        self.max_hands = max_hands
         self.model_hashes = check_models(folder)
         self._palms = TfliteModel(folder / PALM_MODEL, threads=threads)
         self._landmarks = TfliteModel(folder / LANDMARK_MODEL, threads=threads)
@@ -96,9 +116,11 @@ class HandFinder:
         """The hands in ``image`` (RGB), surest first; points in ``image``'s pixels."""
         self.seconds.photos += 1
         whole = self._whole_photo(image)
-        if whole is not None:
+        if whole is not None and _is_subject(whole, image):
             return [whole]
         hands = self._search(image, padded=False)
+        if not hands and whole is not None:
+            hands = [whole]  # the palm detector missed the one hand the landmarks saw
         for padding in PADDINGS:
             if hands:
                 break
@@ -117,9 +139,14 @@ class HandFinder:
         return [_shifted(hand, -pad) for hand in self._search(canvas, padded=True)]
 
     def _whole_photo(self, image: Image.Image) -> Hand | None:
+        return self._filling(image, (0, 0, *image.size))
+
+    def _filling(self, image: Image.Image, box: tuple[int, int, int, int]) -> Hand | None:
+        """The hand filling the square around ``box``'s centre, if the landmark model is
+        sure of one there."""
         started = time.thread_time()
-        width, height = image.size
-        square = Region((width / 2, height / 2), float(max(width, height)), 0.0)
+        x0, y0, x1, y1 = box
+        square = Region(((x0 + x1) / 2, (y0 + y1) / 2), float(max(x1 - x0, y1 - y0)), 0.0)
         first = place_landmarks(self._landmarks, image, square)
         hand = None
         if first.presence >= WHOLE_PHOTO_PRESENCE:
@@ -128,10 +155,22 @@ class HandFinder:
         return hand
 
     def _search(self, image: Image.Image, *, padded: bool) -> list[Hand]:
-        started = time.thread_time()
-        palms = find_palms(self._palms, image, max_palms=MAX_HANDS)
-        self.seconds.palms += time.thread_time() - started
-        return self._hands_at(image, palms, padded=padded)
+        boxes = windows(image.size)
+        palms = []
+        for box in boxes:
+            started = time.thread_time()
+            window = image if len(boxes) == 1 else image.crop(box)
+            palms += [_moved(palm, box[0], box[1]) for palm in
+                      find_palms(self._palms, window, max_palms=self.max_hands)]
+            self.seconds.palms += time.thread_time() - started
+        hands = self._hands_at(image, palms, padded=padded)
+        if len(boxes) > 1:
+            # A window that gave no hand may still be filled by one the detector missed
+            # (a close-up in a collage): the landmark model is asked, as for a photo.
+            for box in boxes:
+                if not any(_centre_in(hand.box, box) for hand in hands):
+                    hands += [hand for hand in [self._filling(image, box)] if hand]
+        return self._distinct(hands)
 
     def _search_tiles(self, image: Image.Image, grid: int) -> list[Hand]:
         started = time.thread_time()
@@ -144,13 +183,19 @@ class HandFinder:
                 top = min(max(0.0, (row + 0.5) * height / grid - tile_h / 2), height - tile_h)
                 box = (round(left), round(top), round(left + tile_w), round(top + tile_h))
                 palms += [_moved(palm, box[0], box[1]) for palm in
-                          find_palms(self._palms, image.crop(box), max_palms=MAX_HANDS)]
+                          find_palms(self._palms, image.crop(box), max_palms=self.max_hands)]
         self.seconds.palms += time.thread_time() - started
-        hands: list[Hand] = []
-        for hand in self._hands_at(image, palms, padded=False):  # surest first
-            if all(_iou(hand.box, kept.box) <= _SAME_HAND for kept in hands):
-                hands.append(hand)
-        return hands[:MAX_HANDS]
+        return self._distinct(self._hands_at(image, palms, padded=False))
+
+    def _distinct(self, hands: list[Hand]) -> list[Hand]:
+        """Surest first, each hand once (seen from two palms, windows or tiles), at most
+        ``max_hands``. Touching or overlapping hands stay two: only boxes overlapping by
+        more than half of their union are one hand."""
+        kept: list[Hand] = []
+        for hand in hands:  # surest first
+            if not any(_same_hand(hand.box, other.box) for other in kept):
+                kept.append(hand)
+        return kept[:self.max_hands]
 
     def _hands_at(self, image: Image.Image, palms: list[Palm], *, padded: bool) -> list[Hand]:
         """Landmarks placed (twice) at each palm; the hands the model is sure of, surest
@@ -179,17 +224,45 @@ class HandFinder:
         return Hand(again, region, palm_score, padded)
 
 
+def windows(size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The boxes the palm detector is shown: the photo, or squares along its longer side."""
+    width, height = size
+    short, long = min(size), max(size)
+    if long <= short * MAX_WINDOW_ASPECT:
+        return [(0, 0, width, height)]
+    count = math.ceil((long - short) / (short * (1 - _WINDOW_OVERLAP))) + 1
+    starts = [round(i * (long - short) / (count - 1)) for i in range(count)]
+    if width >= height:
+        return [(x, 0, x + short, height) for x in starts]
+    return [(0, y, width, y + short) for y in starts]
+
+
+def _centre_in(hand_box: tuple[float, float, float, float],
+               box: tuple[int, int, int, int]) -> bool:
+    x, y = (hand_box[0] + hand_box[2]) / 2, (hand_box[1] + hand_box[3]) / 2
+    return box[0] <= x < box[2] and box[1] <= y < box[3]
+
+
+def _is_subject(hand: Hand, image: Image.Image) -> bool:
+    x0, y0, x1, y1 = hand.box
+    return max(x1 - x0, y1 - y0) >= SUBJECT_SHARE * max(image.size)
+
+
 def _moved(palm: Palm, dx: int, dy: int) -> Palm:
     """A palm found on a tile, in the photo's pixels."""
     x0, y0, x1, y1 = palm.box
     return Palm(palm.score, (x0 + dx, y0 + dy, x1 + dx, y1 + dy), palm.keypoints + (dx, dy))
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def _same_hand(a: tuple[float, float, float, float], b: tuple[float, float, float, float]
+               ) -> bool:
     across = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     inter = across * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+    area_a, area_b = (a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])
+    union = area_a + area_b - inter
+    smaller = min(area_a, area_b)
+    return (union > 0 and inter / union > _SAME_HAND) or (smaller > 0 and
+                                                          inter / smaller > _INSIDE)
 
 
 def _edge_colour(image: Image.Image) -> tuple[int, int, int]:
