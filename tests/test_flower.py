@@ -11,7 +11,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import REPO, make_env, wait_for_http
+from tests.conftest import REPO, make_env, record, wait_for_http
 from tests.waiting import wait_until
 
 AUTH = ("operator", "s3cret-flower-pw")
@@ -77,7 +77,11 @@ def test_tasks_and_metrics_stay_bounded(flower):
 
     wait_until(heard_enough, timeout=60, interval=0.5, message="Flower to hear the tasks",
                details=lambda: flower.log.read_text()[-2000:])
-    assert len(tasks()) <= 5
+    kept = len(tasks())
+    assert kept <= 5
     metrics = flower.get("/metrics", auth=AUTH).text
     assert 'task="classify_batch"' in metrics
     assert "job=" not in metrics and "batch=" not in metrics
+    record("Flower after many batches' task events (max_tasks 5)",
+           {"batches sent": len(sent), "tasks kept": kept, "/metrics bytes": len(metrics),
+            "/metrics without credentials": flower.get("/metrics").status_code})

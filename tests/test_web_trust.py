@@ -12,7 +12,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import REPO, make_env, wait_for_http
+from tests.conftest import REPO, make_env, record, wait_for_http
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,8 @@ def test_a_rebound_name_gets_400_and_no_token(served):
     refused = served.post("/api/jobs", json={"folder": "/etc"},
                           headers={"Host": f"evil.example:{served.port}"})
     assert refused.status_code == 400
+    record("a page on a name rebound to 127.0.0.1 (Host: evil.example)",
+           {"status": refused.status_code, "answer": repr(refused.text)})
     assert served.get("/healthz", headers={"Host": "evil.example"}).json() == {"ok": True}
 
 
@@ -122,4 +124,7 @@ def test_auth_schemes_in_any_case_and_a_limit_on_wrong_passwords(tmp_path):
             assert limited.status_code == 429, limited.text
             assert 1 <= int(limited.headers["retry-after"]) <= 60
             assert "too many failed logins" in limited.json()["detail"]
+        record("wrong passwords in a loop from one address",
+               {"401s": MAX_FAILURES, "then": limited.status_code,
+                "Retry-After s": limited.headers["retry-after"]})
         assert client.get("/healthz").status_code == 200
