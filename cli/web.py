@@ -145,7 +145,8 @@ def _run_server(settings, *, host: str, port: int, stack) -> str | None:
 
     # lifespan off: the app has no start-up or shut-down handlers, and uvicorn's lifespan
     # task, cancelled by the Ctrl-C it re-raises after shutting down, logged a traceback.
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning",
-                            timeout_graceful_shutdown=3, access_log=False, lifespan="off")
+    config = uvicorn.Config(create_app(settings, host=host), host=host, port=port,
+                            log_level="warning", timeout_graceful_shutdown=3,
+                            access_log=False, lifespan="off")
     Server(config).run()  # a port already taken: uvicorn logs it and exits 1
     return died[0] if died else None

@@ -73,8 +73,9 @@ def flower(
         # Flower shows every task's arguments and can shut workers down: never open.
         fail(f"flower on {address} needs SIGNDIGITS_FLOWER_BASIC_AUTH=user:password "
              f"(SIGNDIGITS_ENVIRONMENT={settings.environment})", code=USAGE)
-    command = [sys.executable, "-m", "celery", "-A", "signdigits.worker", "flower",
-               f"--port={port}", f"--address={address}"]
+    # Flower itself, with /metrics and /healthcheck closed and its memory capped.
+    command = [sys.executable, "-m", "signdigits.stack.flower", f"--port={port}",
+               f"--address={address}"]
     if settings.flower_basic_auth:
         # Flower reads FLOWER_* variables; on its command line `ps` would show the password.
         os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()

@@ -10,7 +10,7 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     AliasChoices,
@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from signdigits.config.messages import (  # noqa: F401  (re-exported: callers import them here)
     ENV_PREFIX,
@@ -56,18 +56,30 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def default_database_url() -> str:
-    """SQLite in the user's data folder: one file for every process this user starts.
+def data_folder() -> Path:
+    """``$XDG_DATA_HOME/signdigits`` (``~/.local/share/signdigits`` when unset): this user's.
 
-    ``$XDG_DATA_HOME/signdigits/signdigits.db`` (``~/.local/share/signdigits/`` when unset).
-    A path relative to the working directory would give a worker started in another
-    folder a database of its own, empty, and every batch sent to it would find no job.
+    Not made here: reading the settings must create nothing (db.session and the uploads
+    make what they write).
     """
     data_home = os.environ.get("XDG_DATA_HOME", "")
     base = Path(data_home) if os.path.isabs(data_home) else Path.home() / ".local" / "share"
-    # The folder is made by the commands that write (db.session), not here: reading the
-    # settings must create nothing.
-    return f"sqlite:///{base / 'signdigits' / 'signdigits.db'}"
+    return base / "signdigits"
+
+
+def default_database_url() -> str:
+    """SQLite in the user's data folder: one file for every process this user starts.
+
+    A path relative to the working directory would give a worker started in another
+    folder a database of its own, empty, and every batch sent to it would find no job.
+    """
+    return f"sqlite:///{data_folder() / 'signdigits.db'}"
+
+
+def default_upload_dir() -> Path:
+    """Uploads without a SQLite file to sit beside: the user's data folder, not ``./uploads``
+    of wherever `serve` started (a git checkout's, say, where nothing ignores them)."""
+    return data_folder() / "uploads"
 
 
 def absolute_sqlite_url(url: str) -> str:
@@ -182,6 +194,32 @@ class Settings(BaseSettings):
                                           ) from None
         return roots
 
+    @field_validator("web_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise PydanticCustomError("web_hosts", "expected a JSON list or a comma "
+                                          "list of host names") from None
+        return [name.strip() for name in text.split(",") if name.strip()]
+
+    @field_validator("web_hosts")
+    @classmethod
+    def _host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _is_host_pattern(name):
+                raise PydanticCustomError(
+                    "web_hosts", "expected host names such as signdigits.example.com or "
+                    "*.example.com, without a port; not '{name}'", {"name": name})
+        return [name.lower() for name in names]
+
     @field_validator("broker_url")
     @classmethod
     def _redis_url(cls, url: str | None) -> str | None:
@@ -223,8 +261,12 @@ class Settings(BaseSettings):
     )
     web_token: SecretStr | None = Field(None, description="bearer token the web also accepts")
     upload_dir: Path | None = Field(
-        None, description="where uploaded jobs are stored; unset: beside the database"
-    )
+        None, description="where uploaded jobs are stored; unset: beside a SQLite database, "
+        "else $XDG_DATA_HOME/signdigits/uploads")
+    # NoDecode: a comma list is read as well as a JSON one (see _host_list).
+    web_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="host names the web answers to besides its "
+        "address (JSON list or comma list)")
     # True sends uploaded photos inside the messages, for workers that cannot see the
     # upload folder (another machine, another container); it caps each photo at
     # SIGNDIGITS_INLINE_MAX_FILE_BYTES. `serve` with its embedded workers sets it false.
@@ -288,6 +330,20 @@ def checked_database_url(url: str) -> str:
     return absolute_sqlite_url(url)
 
 
+def _is_host_pattern(name: str) -> bool:
+    """A name, ``*.domain`` or an address (IPv6 in brackets), without a port: what
+    Starlette's TrustedHostMiddleware compares a request's Host with."""
+    import ipaddress
+
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            return ipaddress.ip_address(name[1:-1]).version == 6
+        except ValueError:
+            return False
+    wildcard_ok = "*" not in name[1:] and (not name.startswith("*") or name.startswith("*."))
+    return bool(name) and wildcard_ok and not any(c in name for c in ":/@ ")
+
+
 def _redis_url_problem(url: str) -> str | None:
     """What kombu and redis-py would raise on, deep in a command, for this URL (or None).
 
@@ -304,6 +360,8 @@ def _redis_url_problem(url: str) -> str | None:
                 "(/ @ : #) must be %-escaped")
     if port == 0:
         return "port 0 is no port"
+    if port is None and parts.netloc.endswith(":"):  # redis-py would quietly use 6379
+        return "the port after ':' is empty (leave out the ':' for 6379)"
     database = parts.path.lstrip("/")
     if database and not (database.isascii() and database.isdigit()):  # not '²'
         return f"the database after the host must be a number (0-15), not {database!r}"

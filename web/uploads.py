@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
-from signdigits.config.settings import Settings
+from signdigits.config.settings import Settings, default_upload_dir
 from signdigits.files.paths import is_image_name, real_path
 
 _CHUNK = 1 << 20
@@ -47,13 +47,14 @@ class Upload:
 
 
 def upload_root(settings: Settings) -> Path:
-    """``SIGNDIGITS_UPLOAD_DIR``, or ``uploads/`` beside a SQLite database (else ./)."""
+    """``SIGNDIGITS_UPLOAD_DIR``, or ``uploads/`` beside a SQLite database (else the data
+    folder's)."""
     if settings.upload_dir is not None:
         return real_path(settings.upload_dir)
     url = settings.database_url
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         return real_path(url.removeprefix("sqlite:///")).parent / "uploads"
-    return real_path("uploads")
+    return real_path(default_upload_dir())
 
 
 def clean_relative(name: str) -> str:
@@ -76,7 +77,7 @@ def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> Path:
     """Write every upload into a new folder; its path. Nothing remains if one is refused."""
     folder = upload_root(settings) / uuid.uuid4().hex
     try:
-        folder.mkdir(parents=True)
+        folder.mkdir(mode=0o700, parents=True)  # its photos are the uploader's alone
     except OSError as exc:
         raise _cannot_store(exc) from None
     budget = _Budget(settings.max_unpacked_bytes)

@@ -61,6 +61,11 @@ DB = "expected sqlite:///path/to/file.db or postgresql://user:password@host/data
      """SIGNDIGITS_ALLOWED_ROOTS='["relative"]': expected absolute paths, without NUL bytes"""),
     ({"ALLOWED_ROOTS": "/data"}, """SIGNDIGITS_ALLOWED_ROOTS='/data': expected a JSON list of """
      """folders such as ["/data"] (Expecting value: line 1 column 1 (char 0))"""),
+    ({"WEB_HOSTS": "a.example:8000"}, "SIGNDIGITS_WEB_HOSTS='a.example:8000': expected host "
+     "names such as signdigits.example.com or *.example.com, without a port; not "
+     "'a.example:8000'"),
+    ({"WEB_HOSTS": '["a.example"'}, """SIGNDIGITS_WEB_HOSTS='["a.example"': expected a """
+     "JSON list or a comma list of host names"),
     ({"BATCH_SIZE": "abc", "CONCURRENCY": "0"},  # every bad variable, on one line
      "SIGNDIGITS_BATCH_SIZE='abc': expected an integer (images per Celery task); "
      "SIGNDIGITS_CONCURRENCY='0': expected a number at least 1 (worker processes per worker)"),
@@ -83,6 +88,9 @@ def test_a_bad_variable_is_one_line_naming_it_its_value_and_what_is_expected(
                                    "not 'abc'"),
     ("redis://127.0.0.1:6379/²", "must be a number"),
     ("redis://127.0.0.1:0/0", "port 0 is no port"),
+    # An empty port: redis-py quietly connected to 6379, someone else's server perhaps.
+    ("redis://:hunter2@127.0.0.1:/0", "the port after ':' is empty"),
+    ("redis://[::1]:/0", "the port after ':' is empty"),
 ])
 def test_a_redis_url_that_would_fail_at_the_first_connect_is_refused(url, reason, monkeypatch):
     monkeypatch.setenv("SIGNDIGITS_BROKER_URL", url)
@@ -93,6 +101,7 @@ def test_a_redis_url_that_would_fail_at_the_first_connect_is_refused(url, reason
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "rediss://:pw@host:6380/15",
+                                 "redis://127.0.0.1/0", "redis://[::1]:6379",
                                  "redis+socket:///run/valkey.sock", "sentinel://host:26379"])
 def test_good_redis_urls_are_taken(url, monkeypatch):
     monkeypatch.setenv("SIGNDIGITS_BROKER_URL", url)
