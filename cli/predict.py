@@ -37,7 +37,8 @@ def predict(
     settings = settings_or_fail()
     try:
         classifier = Classifier(model or settings.model_path, runtime=settings.runtime)
-        reader = HandReader.from_folder(classifier, models_dir(settings.hand_models_dir))
+        reader = HandReader.from_folder(classifier, models_dir(settings.hand_models_dir),
+                                        max_hands=settings.max_hands)
     except (ArtifactError, HandModelsError) as exc:
         fail(str(exc))
     limit = threshold if threshold is not None else settings.threshold
@@ -60,12 +61,18 @@ def predict(
             continue
         reading = reader.read(photo)
         answer = reading.answer
-        if answer is None:
+        if not reading.hands:
             print(f"{printable(str(path))}: {reading.how} (below threshold)")
-        else:
+        elif answer is not None:
             p = answer.prediction
             flag = " below threshold" if p.confidence < limit else ""
             print(f"{printable(str(path))}: digit {p.digit} confidence {p.confidence:.4f}"
+                  f"{flag} ({reading.how})")
+        else:  # several hands: the string, then each hand's confidence in the same order
+            flag = " below threshold" if reading.confidence < limit or reading.more_hands \
+                else ""
+            each = ", ".join(f"{h.prediction.confidence:.4f}" for h in reading.hands)
+            print(f"{printable(str(path))}: digits {reading.digits} confidences {each}"
                   f"{flag} ({reading.how})")
         if preview:
             name = _free_name(path.stem, taken)

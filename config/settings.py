@@ -149,6 +149,8 @@ class Settings(BaseSettings):
         default_factory=list, description="folders a job's root must lie in (JSON list)"
     )
     decode_threads: int = Field(1, ge=1, le=64, description="decode threads per worker process")
+    max_hands: int = Field(8, ge=1, le=64,
+                           description="hands read per photo; a photo with more is flagged")
     model_threads: int = Field(
         1, ge=0, le=64, description="model threads per worker process, either runtime (0: all)",
         validation_alias=AliasChoices("SIGNDIGITS_MODEL_THREADS", "SIGNDIGITS_TF_THREADS"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 # New columns go at the end: programs reading these files by position keep working.
 COLUMNS = ["path", "digit", "confidence", "below_threshold", "error", "status",
            "model_version", "worker", "finished_at", "reviewed_digit", "final_digit",
-           "hand_box", "reading"]
+           "hand_box", "reading", "digits", "hand_count"]
 # Cells that hold text from outside (file names, error messages, host names): the only
 # ones a spreadsheet could read as a formula. Numbers and our own words are left alone.
 TEXT_COLUMNS = ("path", "error", "model_version", "worker")
@@ -48,13 +48,25 @@ def result_record(image, review=None) -> dict:
         "final_digit": final_digit(image, review),
         "hand_box": hand_box(image.hand),
         "reading": image.reading,
+        "digits": image.digits,
+        "hand_count": image.hand_count,
+        # JSON only (a CSV row has no room for a list of them): each hand in reading order.
+        "hands": hands_list(image.hand),
     }
 
 
 def hand_box(hand: dict | None) -> list[int] | None:
-    """The answer's hand box, [x0, y0, x1, y1] in the photo's pixels; None without one."""
+    """The first hand's box, [x0, y0, x1, y1] in the photo's pixels; None without one."""
     hands = (hand or {}).get("hands") or []
     return list(hands[0]["box"]) if hands else None
+
+
+def hands_list(hand: dict | None) -> list[dict]:
+    """Each hand read, in reading order: its place, box, digit, confidence and flag."""
+    return [{"position": position, "box": list(record["box"]), "digit": record.get("digit"),
+             "confidence": record.get("confidence"),
+             "below_threshold": record.get("below_threshold")}
+            for position, record in enumerate((hand or {}).get("hands") or [])]
 
 
 def spreadsheet_safe(value: str) -> str:
@@ -67,7 +79,7 @@ def spreadsheet_safe(value: str) -> str:
 
 
 def csv_row(record: dict) -> dict:
-    return {key: _cell(key, value) for key, value in record.items()}
+    return {key: _cell(key, record.get(key)) for key in COLUMNS}
 
 
 def _cell(key: str, value: object) -> object:

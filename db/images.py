@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from signdigits.db.models import Image, ImageStatus, Job
@@ -96,8 +96,11 @@ def image_with_job(session: Session, *, image_id: int) -> tuple[Image, Job] | No
 
 
 def no_digit_count(session: Session, *, job_id: str) -> int:
-    """The job's classified rows without a digit: photos where no hand was found."""
+    """The job's classified rows where no hand was found (not those with several hands,
+    which have no single digit either; rows read before hands were counted have no
+    hand count)."""
     return session.scalar(
         select(func.count()).select_from(Image).where(
-            Image.job_id == job_id, Image.status == ImageStatus.DONE, Image.digit.is_(None))
+            Image.job_id == job_id, Image.status == ImageStatus.DONE, Image.digit.is_(None),
+            or_(Image.hand_count.is_(None), Image.hand_count == 0))
     ) or 0

@@ -137,6 +137,34 @@ class Image(Base):
     # "hand landmarks", "hand landmarks, on a padded copy" or "no hand found"; NULL on error
     # and pending rows.
     reading: Mapped[str | None] = mapped_column(Text)
+    # The digits of every hand read, in reading order ("407"; "7" for one hand; "" for
+    # none): ``digit`` holds a digit only for a photo with exactly one hand.
+    digits: Mapped[str | None] = mapped_column(Text)
+    hand_count: Mapped[int | None] = mapped_column(SmallInteger)
+
+
+class HandRow(Base):
+    """One hand read on a photo: its place in reading order, its box in the photo's own
+    pixels (after EXIF rotation), and its answer (see migration 0011)."""
+
+    __tablename__ = "hands"
+    __table_args__ = (UniqueConstraint("image_id", "position", name="uq_hands_image_position"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    image_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("images.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(SmallInteger)  # 0 = first in reading order
+    x0: Mapped[int] = mapped_column(Integer)
+    y0: Mapped[int] = mapped_column(Integer)
+    x1: Mapped[int] = mapped_column(Integer)
+    y1: Mapped[int] = mapped_column(Integer)
+    digit: Mapped[int] = mapped_column(SmallInteger)
+    confidence: Mapped[float] = mapped_column(Float)
+    below_threshold: Mapped[bool] = mapped_column(Boolean)
+    probabilities: Mapped[list[float] | None] = mapped_column(JSON)
 
 
 class Review(Base):
@@ -195,4 +223,5 @@ class Batch(Base):
 # The tables as Core objects, for statements that bypass the ORM (bulk inserts, COPY,
 # executemany updates): ``Model.__table__`` is typed as any FROM clause.
 IMAGES = cast(Table, Image.__table__)
+HANDS = cast(Table, HandRow.__table__)
 BATCHES = cast(Table, Batch.__table__)

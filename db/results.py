@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from signdigits.db.batches import pending_images, refresh_batch_counts
+from signdigits.db.hands import store_hands
 from signdigits.db.jobs import create_job
 from signdigits.db.manifest import add_manifest
 from signdigits.db.models import IMAGES, Batch, Image, ImageStatus, Job, Review, utcnow
@@ -33,7 +34,13 @@ def store_results(session: Session, *, job_id: str, batch: int, rows: Sequence[d
     if session.get_bind().dialect.name == "postgresql":
         _store_and_count_in_one_statement(session, job_id=job_id, batch=batch, rows=rows,
                                           columns=columns)
-        return
+    else:
+        _store_and_recount(session, job_id=job_id, batch=batch, rows=rows, columns=columns)
+    store_hands(session, rows=rows)
+
+
+def _store_and_recount(session: Session, *, job_id: str, batch: int, rows: Sequence[dict],
+                       columns: list[str]) -> None:
     table = IMAGES
     statement = (
         update(table)
@@ -166,5 +173,6 @@ def record_prediction(session: Session, *, root: str, path: str, answer: dict) -
         # The worker's answer names the hands it found as the batch rows store them.
         "hand": {"hands": answer["hands"]} if answer.get("hands") else None,
         "reading": answer.get("reading"),
+        "digits": answer.get("digits"), "hand_count": answer.get("hand_count"),
     }])
     return job.id, image.id

@@ -20,11 +20,12 @@ BONES = ((0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9),
          (10, 11), (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17),
          (17, 18), (18, 19), (19, 20))
 ANSWER_COLOUR = (0, 200, 90)
-OTHER_COLOUR = (255, 170, 0)
+OTHER_COLOUR = (255, 170, 0)  # below the threshold: a person should look
 
 
 def hand_record(hand: Any, *, scale: float, digit: int | None = None,
-                confidence: float | None = None) -> dict[str, Any]:
+                confidence: float | None = None, probabilities: list[float] | None = None,
+                below_threshold: bool | None = None) -> dict[str, Any]:
     """A found hand as JSON in the photo's own pixels (``scale``: decoded per original)."""
     points = hand.landmarks.points[:, :2] / scale
     x0, y0 = points.min(axis=0)
@@ -41,18 +42,21 @@ def hand_record(hand: Any, *, scale: float, digit: int | None = None,
         "padded": hand.padded,
         **({"digit": digit} if digit is not None else {}),
         **({"confidence": round(confidence, 6)} if confidence is not None else {}),
+        **({"below_threshold": below_threshold} if below_threshold is not None else {}),
+        **({"probabilities": [round(v, 6) for v in probabilities]}
+           if probabilities is not None else {}),
     }
 
 
 def draw_hands(image: Image.Image, hands: list[dict[str, Any]], *,
                scale: float = 1.0) -> Image.Image:
-    """A copy of ``image`` with each hand's box, bones and points; the first (the answer)
-    in green, others in orange. ``scale``: ``image``'s pixels per photo pixel."""
+    """A copy of ``image`` with each hand's box, bones, points and digit: green, or orange
+    for a hand read below the threshold. ``scale``: ``image``'s pixels per photo pixel."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     width = max(2, round(max(out.size) / 250))
-    for index, hand in enumerate(hands):
-        colour = ANSWER_COLOUR if index == 0 else OTHER_COLOUR
+    for hand in hands:
+        colour = OTHER_COLOUR if hand.get("below_threshold") else ANSWER_COLOUR
         points = [(x * scale, y * scale) for x, y in hand["landmarks"]]
         x0, y0, x1, y1 = (v * scale for v in hand["box"])
         draw.rectangle((x0, y0, x1, y1), outline=colour, width=width)

@@ -355,6 +355,18 @@ class Stack:
         with self.sessions()() as session:
             return list(session.scalars(select(Image).where(Image.job_id == job_id)))
 
+    def hands(self, image_id: int) -> list:
+        from signdigits.db.hands import hands_of
+
+        with self.sessions()() as session:
+            return hands_of(session, image_id=image_id)
+
+    def hand_count(self, job_id: str) -> int:
+        from signdigits.db.hands import count_hands
+
+        with self.sessions()() as session:
+            return count_hands(session, job_id=job_id)
+
     def stop(self) -> None:
         for worker in self.workers:
             worker.stop()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from signdigits.db.migrate import SCHEMA_HEAD, alembic_config, upgrade
 from signdigits.db.models import Job
@@ -178,7 +180,7 @@ def test_hand_columns_migration_keeps_the_rows_and_goes_back(empty_database_url)
         connection.execute(text(
             "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence)"
             " VALUES ('h', 0, 'a', 'done', 1, 3, 0.75), ('h', 0, 'b', 'pending', 1, NULL, NULL)"))
-    upgrade(url)
+    to("0008", command.upgrade)
     columns = [c["name"] for c in inspect(engine).get_columns("images")]
     assert columns[-2:] == ["hand", "reading"]
     with engine.connect() as connection:
@@ -193,3 +195,50 @@ def test_hand_columns_migration_keeps_the_rows_and_goes_back(empty_database_url)
     to("head", command.upgrade)
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD
+
+
+def test_hands_migration_keeps_the_rows_and_goes_back(empty_database_url):
+    """0011 adds images.digits and images.hand_count (NULL on rows read before) and the
+    hands table, one row per hand; down again drops them and keeps every image."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    to("0008", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('m', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence)"
+            " VALUES ('m', 0, 'a', 'done', 1, 3, 0.75)"))
+    to("0011", command.upgrade)
+    columns = [c["name"] for c in inspect(engine).get_columns("images")]
+    assert columns[-2:] == ["digits", "hand_count"]
+    with engine.begin() as connection:
+        assert connection.execute(text(
+            "SELECT digit, digits, hand_count FROM images WHERE job_id = 'm'")).all() == [
+                (3, None, None)]
+        image_id = connection.scalar(text("SELECT id FROM images WHERE job_id = 'm'"))
+        for position in (0, 1):
+            connection.execute(text(
+                "INSERT INTO hands (image_id, position, x0, y0, x1, y1, digit, confidence,"
+                " below_threshold) VALUES (:i, :p, 1, 2, 3, 4, 7, 0.9, false)"),
+                {"i": image_id, "p": position})
+        with pytest.raises(IntegrityError), connection.begin_nested():  # one hand a place
+            connection.execute(text(
+                "INSERT INTO hands (image_id, position, x0, y0, x1, y1, digit, confidence,"
+                " below_threshold) VALUES (:i, 0, 1, 2, 3, 4, 7, 0.9, false)"),
+                {"i": image_id})
+    to("0008", command.downgrade)
+    assert "hands" not in inspect(engine).get_table_names()
+    assert not {"digits", "hand_count"} & {c["name"] for c in inspect(engine).get_columns("images")}
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'm'")) == 1

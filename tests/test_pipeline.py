@@ -39,11 +39,33 @@ def plain_wall(path: Path, size: tuple[int, int] = (640, 480)) -> None:
     Image.fromarray(pixels).save(path, quality=90)
 
 
+def three_people(dataset: Path, path: Path) -> str:
+    """Three real webcam photos side by side (other people's, hands in rooms), as a
+    group photo would hold them; the digits they sign, left to right."""
+    from PIL import Image
+
+    foreign = dataset.parent / "foreign-photos"
+    picks = [(foreign / "cyril" / "4", 4), (foreign / "modi" / "0", 0),
+             (foreign / "cyril" / "7", 7)]
+    photos = [Image.open(sorted(folder.glob("*.jpg"))[0]).convert("RGB") for folder, _ in picks]
+    height = min(photo.height for photo in photos)
+    photos = [photo.resize((round(photo.width * height / photo.height), height))
+              for photo in photos]
+    group = Image.new("RGB", (sum(photo.width for photo in photos), height))
+    left = 0
+    for photo in photos:
+        group.paste(photo, (left, 0))
+        left += photo.width
+    group.save(path, quality=90)
+    return "".join(str(digit) for _, digit in picks)
+
+
 def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     images = tmp_path / "photos"
     truth = copy_sample(dataset, images, per_digit=25, seed=11)
     (images / "broken.jpg").write_text("this is not a JPEG")
     plain_wall(images / "wall.jpg")
+    group_digits = three_people(dataset, images / "group.jpg")
     stack.start_worker()
 
     with stack.task_events() as events:
@@ -51,7 +73,7 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
         assert submitted.returncode == 0, submitted.stderr
         job_id = submitted.stdout.strip()
         job = stack.wait_for(job_id)
-        assert job.total_images == 252 and job.total_batches == 8
+        assert job.total_images == 253 and job.total_batches == 8
         events.expect(job.total_batches)
         assert events.wait(60), "not every batch's task reported"
     # CPU seconds per stage, which `bench` divides by the images (these very names).
@@ -59,8 +81,22 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
         assert events.task_seconds[stage] > 0, (stage, events.task_seconds)
 
     rows = stack.rows(job_id)
-    assert sorted(r.path for r in rows) == sorted([*truth, "broken.jpg", "wall.jpg"])
+    assert sorted(r.path for r in rows) == sorted([*truth, "broken.jpg", "wall.jpg",
+                                                   "group.jpg"])
     by_path = {r.path: r for r in rows}
+    # Three people side by side: three hands in reading order, boxes inside the photo, no
+    # single digit; the hands table holds the same, one row each.
+    group = by_path.pop("group.jpg")
+    assert (group.status, group.digit, group.digits, group.hand_count) == (
+        "done", None, group_digits, 3)
+    assert group.reading == "hand landmarks, 3 hands"
+    hands = stack.hands(group.id)
+    assert [(h.position, h.digit) for h in hands] == [(0, 4), (1, 0), (2, 7)]
+    assert [h["box"] for h in group.hand["hands"]] == [[h.x0, h.y0, h.x1, h.y1] for h in hands]
+    assert all(0 <= h.x0 < h.x1 <= 1920 and 0 <= h.y0 < h.y1 <= 480 for h in hands)
+    assert [h.x0 for h in hands] == sorted(h.x0 for h in hands)
+    assert group.confidence == pytest.approx(min(h.confidence for h in hands))
+    assert group.below_threshold == any(h.below_threshold for h in hands)
     broken = by_path.pop("broken.jpg")
     assert broken.status == "error" and "not an image" in broken.error
     assert broken.reading is None and broken.hand is None
@@ -68,6 +104,7 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     wall = by_path.pop("wall.jpg")
     assert (wall.status, wall.digit, wall.class_index, wall.confidence, wall.below_threshold,
             wall.reading, wall.hand) == ("done", None, None, 0.0, True, "no hand found", None)
+    assert (wall.digits, wall.hand_count, stack.hands(wall.id)) == ("", 0, [])
     correct = sum(by_path[p].digit == d for p, d in truth.items())
     assert correct >= 0.95 * len(truth), f"{correct}/{len(truth)}"
     for row in by_path.values():
@@ -94,6 +131,7 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     from signdigits.config.settings import Settings
 
     before = {r.id: (r.digit, r.finished_at) for r in rows}
+    hands_before = stack.hand_count(job_id)
     app = create_app(Settings(broker_url=stack.broker_url, database_url=stack.database_url))
     with stack.task_events() as completions:
         for batch in range(job.total_batches):
@@ -104,19 +142,21 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     after = stack.rows(job_id)
     assert len(after) == len(rows)
     assert {r.id: (r.digit, r.finished_at) for r in after} == before
+    assert stack.hand_count(job_id) == hands_before  # no hand written twice
 
     status = stack.cli("status", job_id[:8])
     assert status.returncode == 0 and "done with errors" in status.stdout
-    assert "252/252" in status.stdout
+    assert "253/253" in status.stdout
 
     as_csv = stack.cli("results", "latest", "--format", "csv")
     assert as_csv.returncode == 0, as_csv.stderr
     records = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert len(records) == 252
+    assert len(records) == 253
     assert list(records[0])[:5] == ["path", "digit", "confidence", "below_threshold", "error"]
-    assert list(records[0])[-2:] == ["hand_box", "reading"]
-    assert {r["path"] for r in records} == {*truth, "broken.jpg", "wall.jpg"}
-    by_record = {r["path"]: r for r in records}
+    assert list(records[0])[-4:] == ["hand_box", "reading", "digits", "hand_count"]
+    assert {r["path"] for r in records} == {*truth, "broken.jpg", "wall.jpg", "group.jpg"}
+    assert (by_record := {r["path"]: r for r in records})["group.jpg"]["digits"] == "407"
+    assert (by_record["group.jpg"]["digit"], by_record["group.jpg"]["hand_count"]) == ("", "3")
     assert (by_record["wall.jpg"]["digit"], by_record["wall.jpg"]["hand_box"],
             by_record["wall.jpg"]["reading"]) == ("", "", "no hand found")
     some = next(row for row in by_path.values() if row.hand)
@@ -128,6 +168,11 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     errors = json.loads(out.read_text())
     assert [e["path"] for e in errors] == ["broken.jpg"] and errors[0]["digit"] is None
     assert errors[0]["hand_box"] is None and errors[0]["reading"] is None
+
+    as_json = json.loads(stack.cli("results", job_id, "--format", "json").stdout)
+    (grouped,) = [r for r in as_json if r["path"] == "group.jpg"]
+    assert [(h["position"], h["digit"]) for h in grouped["hands"]] == [(0, 4), (1, 0), (2, 7)]
+    assert grouped["digits"] == "407" and grouped["hand_count"] == 3
 
     threes = json.loads(stack.cli("results", job_id, "--digit", "3", "--format", "json").stdout)
     assert threes and all(r["digit"] == 3 for r in threes)

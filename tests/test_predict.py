@@ -160,8 +160,11 @@ def test_the_worker_reads_a_photo_as_predict_does(predict_stack, dataset):
         assert (answer["digit"], answer["confidence"]) == (p.digit, pytest.approx(p.confidence))
         assert answer["below_threshold"] == (p.confidence < answer["threshold"])
         assert answer["probabilities"] == pytest.approx(p.probabilities, abs=1e-6)
-        assert answer["hands"][0] == hand_record(expected.answer.hand, scale=photo.scale,
-                                                 digit=p.digit, confidence=p.confidence)
+        assert answer["hands"][0] == hand_record(
+            expected.answer.hand, scale=photo.scale, digit=p.digit, confidence=p.confidence,
+            probabilities=p.probabilities,
+            below_threshold=p.confidence < answer["threshold"])
+        assert (answer["digits"], answer["hand_count"]) == (str(p.digit), 1)
         crop = Image.open(io.BytesIO(base64.b64decode(answer["crop_png"])))
         assert (crop.format, crop.size) == ("PNG", (224, 224))
         correct += answer["digit"] == digit
@@ -176,7 +179,8 @@ def test_the_worker_reports_no_hand_and_takes_the_threshold_given(predict_stack,
     assert photo.original_size == (1280, 960) and photo.scale < 1  # decoded smaller
     answer = ask_worker(predict_stack, *message_of(photo), threshold=0.0)
     assert answer == {
-        "digit": None, "confidence": 0.0, "below_threshold": True, "threshold": 0.0,
+        "digit": None, "digits": "", "hand_count": 0, "confidence": 0.0,
+        "below_threshold": True, "threshold": 0.0,
         "probabilities": None, "model_version": answer["model_version"],
         "reading": "no hand found", "hands": [], "crop_png": None}
 

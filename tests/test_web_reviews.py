@@ -94,7 +94,8 @@ def test_review_queue_answers_and_history(web, dataset, tmp_path):
     header = exported.text.splitlines()[0].split(",")
     assert header[:9] == ["path", "digit", "confidence", "below_threshold", "error", "status",
                           "model_version", "worker", "finished_at"]
-    assert header[9:] == ["reviewed_digit", "final_digit", "hand_box", "reading"]
+    assert header[9:] == ["reviewed_digit", "final_digit", "hand_box", "reading", "digits",
+                          "hand_count"]
     rows = {r["path"]: r for r in csv.DictReader(io.StringIO(exported.text))}
     assert (rows[first["path"]]["reviewed_digit"], rows[first["path"]]["final_digit"]) == ("3",
                                                                                          "3")

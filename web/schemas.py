@@ -246,8 +246,12 @@ class ImageOut(BaseModel):
     final_digit: int | None
     reading: str | None = Field(description=(
         'how it was read: "hand landmarks, whole photo" (the hand filled it), "hand '
-        'landmarks" (found by the palm detector), "hand landmarks, on a padded copy" or "no '
-        'hand found" (digit null); null until read'))
+        'landmarks" (found by the palm detector), "hand landmarks, on a padded copy", '
+        '"hand landmarks, N hands" or "no hand found" (digit null); null until read'))
+    digits: str | None = Field(None, description=(
+        'every hand\'s digit, left to right ("407"; "7" for one hand; "" for none); '
+        "digit is null for several hands"))
+    hand_count: int | None = Field(None, description="hands read; null until read")
 
     @classmethod
     def of(cls, image: Image, review=None) -> ImageOut:
@@ -256,7 +260,7 @@ class ImageOut(BaseModel):
             confidence=image.confidence, below_threshold=image.below_threshold,
             error=image.error, probabilities=image.probabilities,
             reviewed_digit=reviewed_digit(review), final_digit=final_digit(image, review),
-            reading=image.reading)
+            reading=image.reading, digits=image.digits, hand_count=image.hand_count)
 
 
 class ImagePage(BaseModel):
@@ -307,24 +311,27 @@ class HandOut(BaseModel):
         "21 [x, y]: the wrist, then four joints per finger from the thumb"))
     digit: int | None = Field(None, description="the digit this hand signs")
     confidence: float | None = None
+    below_threshold: bool | None = None
 
 
 class PredictOut(BaseModel):
     """A worker's answer for one photo: the digit, how the photo was read, where the hands
     are and the square the landmark model read."""
 
-    digit: int | None = Field(description="null when no hand was found")
-    confidence: float
-    below_threshold: bool
+    digit: int | None = Field(description="null when no hand, or several, were found")
+    digits: str = Field("", description='every hand\'s digit, left to right ("407")')
+    hand_count: int = Field(0, description="hands read")
+    confidence: float = Field(description="the least sure hand's")
+    below_threshold: bool = Field(description="true when any hand is below the threshold")
     threshold: float
     probabilities: list[float] | None = Field(description="index = digit; null: no hand")
     model_version: str
     reading: str = Field(description=(
         '"hand landmarks, whole photo", "hand landmarks", "hand landmarks, on a padded copy" '
         'or "no hand found"'))
-    hands: list[HandOut] = Field(description="every hand found, the answer's first")
+    hands: list[HandOut] = Field(description="every hand read, left to right")
     crop_png: str | None = Field(description=(
-        "the 224 x 224 square around the answer's hand that the landmark model read, PNG "
+        "the 224 x 224 square around the first hand that the landmark model read, PNG "
         "in base64; null when no hand was found"))
     photo_size: list[int] = Field(description=(
         "the photo's upright [width, height]: the pixels `hands` are given in"))

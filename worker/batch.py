@@ -25,8 +25,7 @@ from signdigits.files.reading import ImageError, JobFolder
 # runtimes of the classifier and the hand finder load in each child (worker.context).
 from signdigits.serving.hands.finder import Hand
 from signdigits.serving.photo import read_photo
-from signdigits.serving.preview import hand_record
-from signdigits.serving.reader import Reading
+from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import INFERENCE_PART, WorkerContext
 from signdigits.worker.retries import Action, Failure, decide
 from signdigits.worker.thresholds import flag_threshold
@@ -263,7 +262,7 @@ def classify_hands(
             "finished_at": now, "attempts": claimed.attempt,
             "status": ImageStatus.DONE, "digit": None, "class_index": None,
             "confidence": None, "below_threshold": None, "probabilities": None, "error": None,
-            "hand": None, "reading": None,
+            "hand": None, "reading": None, "digits": None, "hand_count": None,
         }
         if looked.error is None:
             row.update(reading_columns(readings[image.id], scale=looked.scale,
@@ -272,20 +271,6 @@ def classify_hands(
             row.update(status=ImageStatus.ERROR, error=looked.error)
         rows.append(row)
     return rows
-
-
-def reading_columns(reading: Reading, *, scale: float, threshold: float) -> dict[str, Any]:
-    """A reading as result columns. No hand found is a result, not an error: no digit,
-    confidence 0, below the threshold (a person should look), and ``reading`` says so."""
-    answer = reading.answer
-    if answer is None:
-        return {"confidence": 0.0, "below_threshold": True, "reading": reading.how}
-    p = answer.prediction
-    hands = [hand_record(h.hand, scale=scale, digit=h.prediction.digit,
-                         confidence=h.prediction.confidence) for h in reading.hands]
-    return {"digit": p.digit, "class_index": p.class_index, "confidence": p.confidence,
-            "below_threshold": p.confidence < threshold, "probabilities": p.probabilities,
-            "hand": {"hands": hands}, "reading": reading.how}
 
 
 def give_up_batch(ctx: WorkerContext, claimed: ClaimedBatch, *, worker: str, reason: str) -> None:

@@ -60,10 +60,11 @@ class ThreadFinders:
     and the hands are found in the decode threads so that decoding and finding the next
     part of a batch overlap the classifier on this one."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, max_hands: int) -> None:
         from signdigits.serving.hands.models import check_models
 
         self.folder = folder
+        self.max_hands = max_hands
         self.model_hashes = check_models(folder)  # each thread's finder checks them again
         self._local = threading.local()
 
@@ -76,7 +77,7 @@ class ThreadFinders:
         if finder is None:
             from signdigits.serving.hands.finder import HandFinder
 
-            finder = self._local.finder = HandFinder(self.folder)
+            finder = self._local.finder = HandFinder(self.folder, max_hands=self.max_hands)
         return finder
 
 
@@ -92,7 +93,7 @@ def get_context() -> WorkerContext:
                             runtime=settings.runtime)
     # At the largest size a task sends: else a job's first batch pays for sizing buffers.
     classifier.warm_up(INFERENCE_PART)
-    finders = ThreadFinders(models_dir(settings.hand_models_dir))
+    finders = ThreadFinders(models_dir(settings.hand_models_dir), max_hands=settings.max_hands)
     # Checks the hand models' hashes, and that the classifier was trained on their points.
     reader = HandReader(classifier, finders)
     log.info("model %s loaded from %s (%s); hand models from %s", classifier.version,

@@ -20,8 +20,9 @@ from PIL import Image
 
 from signdigits.broker.messages import PREDICT_TASK_NAME
 from signdigits.serving.photo import Photo
-from signdigits.serving.preview import hand_crop, hand_record
+from signdigits.serving.preview import hand_crop
 from signdigits.worker.app import app
+from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import get_context
 
 _REPLY_SECONDS = 60  # an answer nobody collected by then is dropped by Redis
@@ -86,17 +87,18 @@ def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | Non
         threshold = ctx.settings.threshold
     if threshold is None:
         threshold = ctx.classifier.info.default_threshold
-    records = [hand_record(h.hand, scale=photo.scale, digit=h.prediction.digit,
-                           confidence=h.prediction.confidence) for h in reading.hands]
-    answer = reading.answer
-    prediction = answer.prediction if answer is not None else None
+    # The columns a batch's row would get: no hand is below any threshold (a person
+    # should look), several hands are read left to right.
+    columns = reading_columns(reading, scale=photo.scale, threshold=threshold)
+    records = (columns.get("hand") or {}).get("hands") or []
     return {
-        "digit": prediction.digit if prediction else None,
-        "confidence": prediction.confidence if prediction else 0.0,
-        # No hand found: below any threshold, as a batch's row is (a person should look).
-        "below_threshold": prediction.confidence < threshold if prediction else True,
+        "digit": columns.get("digit"),
+        "digits": columns["digits"],
+        "hand_count": columns["hand_count"],
+        "confidence": columns["confidence"],
+        "below_threshold": columns["below_threshold"],
         "threshold": threshold,
-        "probabilities": prediction.probabilities if prediction else None,
+        "probabilities": columns.get("probabilities"),
         "model_version": ctx.classifier.version,
         "reading": reading.how,
         "hands": records,

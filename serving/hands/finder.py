@@ -105,7 +105,8 @@ class StageSeconds:
 class HandFinder:
     def __init__(self, folder: Path, *, threads: int = 1, max_hands: int = MAX_HANDS) -> None:
         self.folder = folder
-        # Hands beyond it are not searched for: the reader flags a photo that reached it.
+        # The reader reads this many; find() returns one more when there is one, so a
+        # photo that holds more is flagged, never silently cut.
         self.max_hands = max_hands
         self.model_hashes = check_models(folder)
         self._palms = TfliteModel(folder / PALM_MODEL, threads=threads)
@@ -161,7 +162,7 @@ class HandFinder:
             started = time.thread_time()
             window = image if len(boxes) == 1 else image.crop(box)
             palms += [_moved(palm, box[0], box[1]) for palm in
-                      find_palms(self._palms, window, max_palms=self.max_hands)]
+                      find_palms(self._palms, window, max_palms=self.max_hands + 1)]
             self.seconds.palms += time.thread_time() - started
         hands = self._hands_at(image, palms, padded=padded)
         if len(boxes) > 1:
@@ -183,19 +184,19 @@ class HandFinder:
                 top = min(max(0.0, (row + 0.5) * height / grid - tile_h / 2), height - tile_h)
                 box = (round(left), round(top), round(left + tile_w), round(top + tile_h))
                 palms += [_moved(palm, box[0], box[1]) for palm in
-                          find_palms(self._palms, image.crop(box), max_palms=self.max_hands)]
+                          find_palms(self._palms, image.crop(box), max_palms=self.max_hands + 1)]
         self.seconds.palms += time.thread_time() - started
         return self._distinct(self._hands_at(image, palms, padded=False))
 
     def _distinct(self, hands: list[Hand]) -> list[Hand]:
         """Surest first, each hand once (seen from two palms, windows or tiles), at most
-        ``max_hands``. Touching or overlapping hands stay two: only boxes overlapping by
-        more than half of their union are one hand."""
+        ``max_hands`` + 1. Touching or overlapping hands stay two: only boxes overlapping
+        by more than half of their union, or one mostly inside the other, are one hand."""
         kept: list[Hand] = []
         for hand in hands:  # surest first
             if not any(_same_hand(hand.box, other.box) for other in kept):
                 kept.append(hand)
-        return kept[:self.max_hands]
+        return kept[:self.max_hands + 1]
 
     def _hands_at(self, image: Image.Image, palms: list[Palm], *, padded: bool) -> list[Hand]:
         """Landmarks placed (twice) at each palm; the hands the model is sure of, surest

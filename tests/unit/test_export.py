@@ -61,16 +61,37 @@ def test_the_final_digit(review, reviewed, final):
 def test_the_hand_columns_come_last_and_the_box_is_one_cell():
     """Programs that read the files by position keep their columns; the box is the answer
     hand's, as four numbers in one CSV cell."""
-    assert COLUMNS[-2:] == ["hand_box", "reading"]
+    assert COLUMNS[-4:] == ["hand_box", "reading", "digits", "hand_count"]
     hand = {"hands": [{"box": [10, 20, 110, 220]}, {"box": [0, 0, 5, 5]}]}
     image = SimpleNamespace(path="a.jpg", digit=3, confidence=0.9, below_threshold=False,
                             error=None, status="done", model_version="v", worker="w",
-                            finished_at=None, hand=hand, reading="hand landmarks")
+                            finished_at=None, hand=hand, reading="hand landmarks",
+                            digits="3", hand_count=1)
     record = result_record(image)
-    assert list(record) == COLUMNS
+    assert list(record) == [*COLUMNS, "hands"]  # the hands list: JSON only
+    assert list(csv_row(record)) == COLUMNS
     assert record["hand_box"] == [10, 20, 110, 220] and record["reading"] == "hand landmarks"
     assert csv_row(record)["hand_box"] == "10 20 110 220"
     none = SimpleNamespace(**{**image.__dict__, "digit": None, "hand": None,
                               "reading": "no hand found"})
     assert hand_box(none.hand) is None and csv_row(result_record(none))["hand_box"] == ""
     assert hand_box({"hands": []}) is None
+
+
+def test_several_hands_are_a_string_a_count_and_a_list_in_reading_order():
+    hand = {"hands": [{"box": [0, 0, 9, 9], "digit": 4, "confidence": 0.99,
+                       "below_threshold": False, "landmarks": [[1, 2]] * 21},
+                      {"box": [20, 0, 29, 9], "digit": 0, "confidence": 0.5,
+                       "below_threshold": True}]}
+    image = SimpleNamespace(path="two.jpg", digit=None, confidence=0.5, below_threshold=True,
+                            error=None, status="done", model_version="v", worker="w",
+                            finished_at=None, hand=hand, reading="hand landmarks, 2 hands",
+                            digits="40", hand_count=2)
+    record = result_record(image)
+    assert (record["digit"], record["digits"], record["hand_count"]) == (None, "40", 2)
+    assert record["hands"] == [
+        {"position": 0, "box": [0, 0, 9, 9], "digit": 4, "confidence": 0.99,
+         "below_threshold": False},
+        {"position": 1, "box": [20, 0, 29, 9], "digit": 0, "confidence": 0.5,
+         "below_threshold": True}]
+    assert (csv_row(record)["digits"], csv_row(record)["hand_count"]) == ("40", 2)

@@ -50,7 +50,7 @@ def _near(pixel, colour, tolerance=80) -> bool:  # JPEG blurs a 2-pixel line
 
 def test_a_small_photo_is_enlarged_and_the_hands_drawn_in_its_own_pixels():
     photo = _png(100, 80)
-    answer, other = _hand(10, 10, 40), _hand(60, 30, 30, digit=None)
+    answer, other = _hand(10, 10, 40), {**_hand(60, 30, 30), "below_threshold": True}
     drawn = _decoded(annotated_jpeg(photo, [answer, other], max_pixels=MAX_PIXELS))
     assert drawn.shape[:2] == (320, 400)  # the longest side enlarged to the minimum
     scale = 400 / 100
@@ -59,7 +59,7 @@ def test_a_small_photo_is_enlarged_and_the_hands_drawn_in_its_own_pixels():
     assert _near(drawn[y0 + 60, x0], ANSWER_COLOUR)  # the answer's box, left edge
     assert _near(drawn[y0 + 60, x1 - 1], ANSWER_COLOUR)  # right edge, drawn inside
     ox0 = round(other["box"][0] * scale)
-    assert _near(drawn[round(other["box"][1] * scale) + 40, ox0], OTHER_COLOUR)
+    assert _near(drawn[round(other["box"][1] * scale) + 40, ox0], OTHER_COLOUR)  # below
     x, y = (round(v * scale) for v in answer["landmarks"][10])
     assert _near(drawn[y, x + 2], (255, 255, 255))  # a point: white, ringed in green
     assert _near(drawn[5, 5], (200, 200, 200), tolerance=8)  # the photo elsewhere
@@ -134,5 +134,6 @@ def test_the_answer_for_a_hand_keeps_what_a_page_draws():
               "hands": [hand], "crop_png": "iVBOR", "job_id": "j", "image_id": 4}
     shown = PredictOut.of(answer, photo_size=(100, 80)).model_dump(mode="json")
     assert shown["hands"] == [{"box": hand["box"], "landmarks": hand["landmarks"],
-                               "digit": 3, "confidence": 0.9}]
+                               "digit": 3, "confidence": 0.9,
+                               "below_threshold": None}]
     assert (shown["job_id"], shown["image_id"], shown["photo_size"]) == ("j", 4, [100, 80])

@@ -14,7 +14,8 @@ from signdigits.serving.hands.finder import Hand
 from signdigits.serving.hands.landmarks import Landmarks
 from signdigits.serving.hands.palm import Region
 from signdigits.serving.reader import HandReading, Reading
-from signdigits.worker.batch import Looked, StageCpu, reading_columns
+from signdigits.worker.batch import Looked, StageCpu
+from signdigits.worker.columns import reading_columns
 from signdigits.worker.predict import BadRequest, unpack_photo
 
 
@@ -33,20 +34,36 @@ def _prediction(digit: int, confidence: float) -> Prediction:
 
 def test_no_hand_is_a_result_below_any_threshold():
     assert reading_columns(Reading([]), scale=1.0, threshold=0.0) == {
-        "confidence": 0.0, "below_threshold": True, "reading": "no hand found"}
+        "confidence": 0.0, "below_threshold": True, "reading": "no hand found",
+        "digits": "", "hand_count": 0}
 
 
-def test_a_hand_gives_its_digit_and_every_hand_in_the_photos_pixels():
-    reading = Reading([HandReading(_hand(10, 20, padded=True), _prediction(4, 0.8)),
-                       HandReading(_hand(100, 20), _prediction(1, 0.6))])
+def test_one_hand_gives_its_digit_in_the_photos_pixels():
+    reading = Reading([HandReading(_hand(10, 20, padded=True), _prediction(4, 0.8))])
     columns = reading_columns(reading, scale=0.5, threshold=0.9)  # decoded at half size
     assert (columns["digit"], columns["class_index"], columns["confidence"]) == (4, 4, 0.8)
+    assert (columns["digits"], columns["hand_count"]) == ("4", 1)
     assert columns["below_threshold"] is True and columns["probabilities"][4] == 0.8
     assert columns["reading"] == "hand landmarks, on a padded copy"
-    first, second = columns["hand"]["hands"]
-    assert first["box"] == [20, 40, 100, 160] and first["padded"] is True
-    assert (first["digit"], first["confidence"], second["digit"]) == (4, 0.8, 1)
+    (hand,) = columns["hand"]["hands"]
+    assert hand["box"] == [20, 40, 100, 160] and hand["padded"] is True
+    assert (hand["digit"], hand["confidence"], hand["below_threshold"]) == (4, 0.8, True)
     assert reading_columns(reading, scale=0.5, threshold=0.8)["below_threshold"] is False
+
+
+def test_several_hands_give_a_string_and_no_single_digit():
+    reading = Reading([HandReading(_hand(10, 20), _prediction(4, 0.99)),
+                       HandReading(_hand(100, 20), _prediction(1, 0.6))])
+    columns = reading_columns(reading, scale=1.0, threshold=0.9)
+    assert "digit" not in columns and "probabilities" not in columns  # NULL on the row
+    assert (columns["digits"], columns["hand_count"], columns["confidence"]) == ("41", 2, 0.6)
+    assert columns["below_threshold"] is True  # one hand below is enough
+    assert columns["reading"] == "hand landmarks, 2 hands"
+    assert [h["below_threshold"] for h in columns["hand"]["hands"]] == [False, True]
+    assert reading_columns(reading, scale=1.0, threshold=0.5)["below_threshold"] is False
+    cut = Reading(reading.hands, more_hands=True)  # more in the photo than were read
+    assert reading_columns(cut, scale=1.0, threshold=0.5)["below_threshold"] is True
+    assert "SIGNDIGITS_MAX_HANDS" in reading_columns(cut, scale=1.0, threshold=0.5)["reading"]
 
 
 def test_cpu_seconds_per_stage_have_the_names_bench_reads():
