@@ -34,6 +34,7 @@ class Ceiling:
     stage_seconds: dict[str, float]  # CPU seconds by stage (STAGES), summed over processes
     with_hand: int  # photos in which a hand was found
     errors: int  # files read_photo refused
+    hands: int = 0  # hands read, over every photo (several on a group photo)
 
     @property
     def images_per_s(self) -> float:
@@ -46,7 +47,8 @@ class Ceiling:
         """Two runs as one: their images and seconds summed."""
         return Ceiling(self.images + other.images, self.seconds + other.seconds,
                        {s: self.stage_seconds[s] + other.stage_seconds[s] for s in STAGES},
-                       self.with_hand + other.with_hand, self.errors + other.errors)
+                       self.with_hand + other.with_hand, self.errors + other.errors,
+                       self.hands + other.hands)
 
 
 def build_folder(source: Path, target: Path, count: int) -> list[Path]:
@@ -100,7 +102,8 @@ def measure_ceiling(files: list[Path], workers: int, *, runtime: str = "onnx",
             process.join()
     return Ceiling(len(files), seconds,
                    {s: sum(d["seconds"][s] for d in done) for s in STAGES},
-                   sum(d["with_hand"] for d in done), sum(d["errors"] for d in done))
+                   sum(d["with_hand"] for d in done), sum(d["errors"] for d in done),
+                   sum(d["hands"] for d in done))
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,7 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
         finder.seconds, reader.classify_seconds = StageSeconds(), 0.0
         results.put({"kind": "ready"})
         go.wait()
-        decode, with_hand, errors = 0.0, 0, 0
+        decode, with_hand, hands, errors = 0.0, 0, 0, 0
         while True:
             with next_chunk.get_lock():
                 start = next_chunk.value * CHUNK
@@ -174,11 +177,13 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
                 finally:
                     decode += time.process_time() - began
                 found.append(reader.find(photo.image))
-            with_hand += sum(r.answer is not None for r in reader.classify(found))
+            readings = reader.classify(found)
+            with_hand += sum(bool(r.hands) for r in readings)
+            hands += sum(len(r.hands) for r in readings)
         seconds = {"decode": decode, "palms": finder.seconds.palms,
                    "landmarks": finder.seconds.landmarks,
                    "classify": reader.classify_seconds}
-        results.put({"kind": "done", "seconds": seconds, "with_hand": with_hand,
+        results.put({"kind": "done", "seconds": seconds, "with_hand": with_hand, "hands": hands,
                      "errors": errors})
     except BaseException:  # noqa: BLE001 - said to the parent, which raises it
         results.put({"kind": "error", "error": traceback.format_exc()})

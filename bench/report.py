@@ -20,6 +20,7 @@ def bench_lines(result: BenchResult, *, submitted_by: str, source: str = "") -> 
     the ceiling's; both by stage: decode, palms (the palm detector), landmarks, classify.
     """
     e2e = result.end_to_end
+    hands_per_image = result.ceiling.hands / result.ceiling.images
     return [
         f"images={result.images} cpu_threads={os.cpu_count()} workers={result.workers}",
         f"source={source}",
@@ -30,6 +31,9 @@ def bench_lines(result: BenchResult, *, submitted_by: str, source: str = "") -> 
         f"cpu_ms_per_image={_stages(result.end_to_end_cpu_ms())}",
         f"ceiling_cpu_ms_per_image={_stages(dict(result.ceiling.cpu_ms_per_image()))}",
         f"with_hand={result.ceiling.with_hand / result.ceiling.images:.3f}",
+        # Hands per photo as the ceiling read them: a group photo's hands/s, end to end.
+        f"end_to_end_hands_per_s={e2e.images_per_s * hands_per_image:.1f}",
+        f"ceiling_hands_per_s={result.ceiling.images_per_s * hands_per_image:.1f}",
         f"producer_seconds={_figure(e2e.producer_seconds, 2)}",
         f"producer_peak_mb={_figure(e2e.producer_peak_mb, 0)}",
         "worker_peak_mb=" + ",".join(f"{m:.0f}" for m in e2e.worker_peak_mb),

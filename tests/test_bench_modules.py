@@ -28,6 +28,7 @@ COMMANDS = {
     "review_loop": ["--threshold", "2"],
     "review_page": ["/nonexistent.db"],
     "runtimes": ["1", "zero"],
+    "several_hands": ["--count", "0"],
     "startup": ["", "0"],
     "store": ["not-a-database-url"],
     "summary": ["0"],

@@ -106,6 +106,65 @@ def test_a_small_hand_in_a_big_photo_is_found_by_the_palm_detector(finder, datas
     assert 400 < (x0 + x1) / 2 < 570 and 180 < (y0 + y1) / 2 < 350, hands[0].box
 
 
+def _side_by_side(paths: list[Path], *, gap: int = 0, height: int = 480) -> Image.Image:
+    photos = [Image.open(path).convert("RGB") for path in paths]
+    photos = [p.resize((round(p.width * height / p.height), height)) for p in photos]
+    row = Image.new("RGB", (sum(p.width for p in photos) + gap * (len(photos) - 1), height),
+                    (128, 128, 128))
+    left = 0
+    for photo in photos:
+        row.paste(photo, (left, 0))
+        left += photo.width + gap
+    return row
+
+
+def _first(signer: str, digit: int) -> Path:
+    return sorted((FOREIGN / signer / str(digit)).glob("*.jpg"))[0]
+
+
+@pytest.mark.parametrize("gap", [0, 40])
+def test_four_people_side_by_side_are_four_hands_each_in_its_own_photo(finder, gap):
+    """Letterboxed whole into the palm detector, four webcam photos in a row were too small
+    for it: the row is searched in windows, each hand found once, none merged."""
+    require(FOREIGN.is_dir(), f"foreign photos not found at {FOREIGN}")
+    paths = [_first("cyril", 4), _first("modi", 1), _first("cyril", 2), _first("modi", 9)]
+    row = _side_by_side(paths, gap=gap)
+    hands = finder.find(row)
+    assert len(hands) == 4, [h.box for h in hands]
+    # One hand in each photo's stretch of the row.
+    width = (row.width + gap) / 4
+    assert sorted(int(((h.box[0] + h.box[2]) / 2) // width) for h in hands) == [0, 1, 2, 3]
+
+
+def test_a_close_up_is_not_taken_for_a_group(finder):
+    """A hand that fills a webcam photo is its only subject: the whole-photo shortcut holds
+    and the palm detector does not run."""
+    require(FOREIGN.is_dir(), f"foreign photos not found at {FOREIGN}")
+    palms_before = finder.seconds.palms
+    hands = finder.find(Image.open(_first("cyril", 5)).convert("RGB"))
+    assert len(hands) == 1 and hands[0].whole_photo
+    assert finder.seconds.palms == palms_before
+
+
+def test_several_hands_bench_reads_its_composites(tmp_path):
+    """python -m signdigits.bench.several_hands: photos of 1-4 foreign photos in a row, the
+    digits expected left to right, and the share read right."""
+    require(FOREIGN.is_dir(), f"foreign photos not found at {FOREIGN}")
+    done = subprocess.run(
+        [sys.executable, "-m", "signdigits.bench.several_hands", "--count", "12",
+         "--seed", "4", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, env=make_env())
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    several = next(line for line in lines if line.startswith("several:"))
+    string_right = float(several.split("string right")[1].split("%")[0])
+    assert string_right >= 75, done.stdout  # 96-98% over 300 photos; 12 here
+    assert lines[-1].startswith("photos_per_cpu_s=")
+    expected = (tmp_path / "out" / "expected.csv").read_text().splitlines()
+    assert expected[0] == "file,digits" and len(expected) == 13
+    assert len(list((tmp_path / "out").glob("*.jpg"))) == 12
+
+
 def _wall() -> Image.Image:
     """A light-grey wall with a soft shadow, like the backgrounds of the cyril photos."""
     y, x = np.mgrid[0:480, 0:640]

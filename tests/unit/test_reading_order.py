@@ -19,6 +19,10 @@ from signdigits.serving.hands.order import reading_order
      [1, 3, 2, 0]),
     # one hand held under another: top to bottom
     ([(0, 150, 60, 250), (10, 0, 70, 100)], [1, 0]),
+    # side by side, one high and one low, not sharing a single line of pixels
+    ([(591, 55, 690, 203), (106, 228, 227, 408), (1069, 173, 1167, 349)], [1, 0, 2]),
+    # two people's hands touching (their boxes overlap a little), at different heights
+    ([(50, 40, 110, 140), (0, 0, 60, 100)], [1, 0]),
 ])
 def test_reading_order(boxes, order):
     assert reading_order(boxes) == order
