@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, make_env, run_cli, sample_images, unseen_signer_files
-from tests.test_pipeline import plain_wall
+from tests.photos import plain_wall
 
 
 def test_predict_reports_the_folder_digits(dataset, tmp_path):

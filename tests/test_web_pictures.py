@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, require, sample_images
+from tests.photos import three_people
 from tests.test_web_browser import CHROMIUM
 from tests.web_server import serving
 
@@ -209,3 +210,23 @@ def test_try_says_no_hand_for_a_photo_without_one(site, page, tmp_path):
     assert page.eval_on_selector_all("#answer-overlay *", "c => c.length") == 0
     assert page.inner_text("#try-message") == ""  # an answer, not an error
     _shoot(page, "web-try-no-hand.png", tmp)
+
+
+def test_try_reads_every_hand_of_a_group_left_to_right(site, page, dataset, tmp_path):
+    """Three people side by side: the headline is the string, each hand drawn with its
+    digit over the photo, in reading order."""
+    client, tmp = site
+    group = tmp_path / "group.jpg"
+    digits = three_people(dataset, group)
+    page.goto(f"{client.base_url}/try")
+    page.set_input_files("#photo", str(group))
+    page.wait_for_selector(f"#answer[data-digit='{digits}']", timeout=60_000)
+    assert page.inner_text("#answer-headline") == f"digits {digits}"
+    assert page.inner_text("#answer-reading").startswith("3 hands, read left to right")
+    labels = page.eval_on_selector_all("#answer-overlay g.hand text.label",
+                                       "t => t.map(n => n.textContent)")
+    assert labels == list(digits)
+    lefts = page.eval_on_selector_all("#answer-overlay g.hand rect.box",
+                                      "r => r.map(n => Number(n.getAttribute('x')))")
+    assert lefts == sorted(lefts) and len(lefts) == 3
+    _shoot(page, "web-try-several.png", tmp)

@@ -42,8 +42,14 @@ function filters() {
   return params;
 }
 
+// Several hands: their digits left to right, and the least sure hand's confidence.
+function several(image) {
+  return image.status === "done" && (image.hand_count || 0) > 1;
+}
+
 function tile(image) {
   const label = image.status !== "done" ? (image.error || image.status) :
+      several(image) ? `${image.digits} (${percent(image.confidence)})` :
       image.digit === null ? "no hand" : `${image.digit} (${percent(image.confidence)})`;
   const cls = "tile" + (image.below_threshold ? " low" : "") +
               (image.status === "error" ? " error" : "");
@@ -79,10 +85,14 @@ function openImage(image) {
   document.getElementById("detail-reading").textContent = readingText(image);
   const summary = document.getElementById("detail-summary");
   summary.textContent = image.status !== "done" ? (image.error || image.status) :
+    several(image) ? `digits ${image.digits}: ${image.hand_count} hands, read left to right; ` +
+      `the least sure ${percent(image.confidence)}` +
+      (image.below_threshold ? " (below the threshold)" : "") :
     image.digit === null ? "No hand found in this photo" :
     `digit ${image.digit}, confidence ${percent(image.confidence)}` +
     (image.below_threshold ? " (below the threshold)" : "");
-  summary.className = "reading" + (image.status === "done" && image.digit === null ? " nohand" : "");
+  summary.className = "reading" + (image.status === "done" && image.digit === null &&
+                                   !several(image) ? " nohand" : "");
   const probabilities = image.probabilities || [];
   document.getElementById("detail-probabilities").hidden = !probabilities.length;
   barChart(document.getElementById("detail-probabilities"), probabilities.map((p, d) => ({

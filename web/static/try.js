@@ -37,13 +37,13 @@ function svgEl(tag, attrs = {}) {
   return node;
 }
 
-// The hands in the photo's own pixels (the viewBox), the answer's first, in green.
+// The hands in the photo's own pixels (the viewBox): green, or orange below the threshold.
 function drawHands(svg, hands, [width, height]) {
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   const perScreenPixel = width / Math.max(1, svg.getBoundingClientRect().width || SHOWN);
   svg.replaceChildren();
-  hands.forEach((hand, index) => {
-    const group = svgEl("g", {class: "hand " + (index ? "other" : "answer")});
+  hands.forEach((hand) => {
+    const group = svgEl("g", {class: "hand " + (hand.below_threshold ? "other" : "answer")});
     const [x0, y0, x1, y1] = hand.box;
     group.append(svgEl("rect", {class: "box", x: x0, y: y0, width: x1 - x0, height: y1 - y0}));
     for (const [a, b] of BONES) {
@@ -84,20 +84,24 @@ function show(answer, url) {
   shown = answer;
   showPhoto(url, answer.photo_size);
   drawHands(document.getElementById("answer-overlay"), answer.hands, answer.photo_size);
-  const found = answer.digit !== null;
   const count = answer.hands.length;
-  document.getElementById("answer-reading").textContent = found ?
-    `read from the ${answer.reading}` +
-    (count > 1 ? ` (${count} hands found; the answer's in green)` : "") :
-    "no hand found";
+  const found = count > 0;
+  document.getElementById("answer-reading").textContent = !found ? "no hand found" :
+    count > 1 ? `${count} hands, read left to right (orange: below the threshold)` :
+    `read from the ${answer.reading}`;
   const crop = document.getElementById("answer-crop");
   document.getElementById("answer-crop-figure").hidden = !answer.crop_png;
   if (answer.crop_png) crop.src = "data:image/png;base64," + answer.crop_png;
   else crop.removeAttribute("src");
 
   const headline = document.getElementById("answer-headline");
-  if (found) headline.replaceChildren("digit ", el("span", {id: "answer-digit", text: answer.digit}));
-  else headline.textContent = "No hand found in this photo";
+  if (count > 1) {
+    headline.replaceChildren("digits ", el("span", {id: "answer-digit", text: answer.digits}));
+  } else if (found) {
+    headline.replaceChildren("digit ", el("span", {id: "answer-digit", text: answer.digit}));
+  } else {
+    headline.textContent = "No hand found in this photo";
+  }
   headline.className = "big" + (found ? "" : " none");
   document.getElementById("answer-scores").hidden = !found;
   document.getElementById("answer-hint").hidden = found;
@@ -111,7 +115,7 @@ function show(answer, url) {
   chart.hidden = !answer.probabilities;
   barChart(chart, (answer.probabilities || []).map((p, d) => ({
     label: String(d), value: p, shown: percent(p), cls: d === answer.digit ? "top" : ""})));
-  section.dataset.digit = found ? String(answer.digit) : "none";
+  section.dataset.digit = count > 1 ? answer.digits : found ? String(answer.digit) : "none";
 }
 
 window.addEventListener("resize", () => {

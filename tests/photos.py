@@ -1,0 +1,36 @@
+"""Photos the tests make: a wall with no hand, three people side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plain_wall(path: Path, size: tuple[int, int] = (640, 480)) -> None:
+    """A photo of a wall: an even colour with a little sensor noise, and no hand."""
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(3).normal(0, 4, (size[1], size[0], 3))
+    pixels = np.clip(np.array([205, 198, 186]) + noise, 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
+def three_people(dataset: Path, path: Path) -> str:
+    """Three real webcam photos side by side (other people's, hands in rooms), as a
+    group photo would hold them; the digits they sign, left to right."""
+    from PIL import Image
+
+    foreign = dataset.parent / "foreign-photos"
+    picks = [(foreign / "cyril" / "4", 4), (foreign / "modi" / "0", 0),
+             (foreign / "cyril" / "7", 7)]
+    photos = [Image.open(sorted(folder.glob("*.jpg"))[0]).convert("RGB") for folder, _ in picks]
+    height = min(photo.height for photo in photos)
+    photos = [photo.resize((round(photo.width * height / photo.height), height))
+              for photo in photos]
+    group = Image.new("RGB", (sum(photo.width for photo in photos), height))
+    left = 0
+    for photo in photos:
+        group.paste(photo, (left, 0))
+        left += photo.width
+    group.save(path, quality=90)
+    return "".join(str(digit) for _, digit in picks)
