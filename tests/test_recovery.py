@@ -5,17 +5,29 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from signdigits.broker.app import QUEUE
 from signdigits.broker.liveness import passes
 from signdigits.broker.sending import batch_of
-from signdigits.db.models import Batch
+from signdigits.db.models import Batch, Image
+from signdigits.db.session import session_factory
 from signdigits.stack.valkey import RedisServer, free_port
-from tests.conftest import Stack, account, copy_sample, record
+from tests.conftest import (
+    REPO,
+    Stack,
+    account,
+    copy_sample,
+    make_env,
+    record,
+    run_cli,
+    start_valkey,
+)
 from tests.holds import BatchHolds
 from tests.waiting import wait_until
 
@@ -137,3 +149,65 @@ def test_the_reconciler_resends_a_lost_batch_once_per_stall_period(redis_url, da
         assert stack.counts(job_id) == {"done": 30}
     finally:
         stack.stop()
+
+
+def _job_left_by_a_dead_embedded_stack(tmp_path, dataset) -> tuple[str, str]:
+    """A job whose broker is gone with every message, as a killed `run` or `serve`
+    leaves it: submitted to a Valkey that nobody served, then stopped. (url, job id)"""
+    copy_sample(dataset, tmp_path / "photos", per_digit=2)  # 20 images
+    database = f"sqlite:///{tmp_path / 'results.db'}"
+    valkey = start_valkey()
+    try:
+        stack = Stack(valkey.url, database, tmp_path)
+        job_id = stack.submit(tmp_path / "photos", "--batch-size", "5")
+    finally:
+        valkey.stop()
+    assert stack.counts(job_id) == {"pending": 20}
+    return database, job_id
+
+
+def _counts(database: str, job_id: str) -> dict[str, int]:
+    with session_factory(database)() as session:
+        return dict(session.execute(select(Image.status, func.count())
+                                    .where(Image.job_id == job_id)
+                                    .group_by(Image.status)).all())
+
+
+def test_resume_without_a_broker_starts_the_embedded_stack_and_finishes(tmp_path, dataset):
+    """`run` prints "`signdigits resume JOB` continues it": without a broker configured,
+    resume used to stop at "SIGNDIGITS_BROKER_URL is not set"."""
+    database, job_id = _job_left_by_a_dead_embedded_stack(tmp_path, dataset)
+    started = time.monotonic()
+    resumed = run_cli("resume", job_id, env=make_env(database_url=database, concurrency="1"),
+                      cwd=tmp_path, timeout=180)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "enqueued 4 batches" in resumed.stderr, resumed.stderr
+    assert _counts(database, job_id) == {"done": 20}
+    record("`resume` of an embedded stack's job, no broker configured",
+           {"rows done": 20, "exit": 0, "seconds": round(time.monotonic() - started, 1)})
+
+
+def test_serve_started_again_continues_a_job_an_earlier_stack_left(tmp_path, dataset):
+    """Restarting `serve` resumed nothing: the job stayed "running (stalled)" for good."""
+    database, job_id = _job_left_by_a_dead_embedded_stack(tmp_path, dataset)
+    env = make_env(database_url=database, concurrency="1", stall_seconds="2")
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
+    started = time.monotonic()
+    serve = subprocess.Popen([sys.executable, "-m", "signdigits", "serve", "--port",
+                              str(free_port())], cwd=tmp_path, env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    try:
+        def done() -> bool:
+            assert serve.poll() is None, "serve exited"
+            return _counts(database, job_id) == {"done": 20}
+
+        wait_until(done, timeout=120, interval=0.3,
+                   message="the earlier job to finish under the new serve")
+        record("`serve` started again, a job an earlier embedded stack left (stall 2 s)",
+               {"rows done": 20, "finished after the start s":
+                round(time.monotonic() - started, 1)})
+    finally:
+        serve.send_signal(signal.SIGINT)
+        output = serve.communicate(timeout=60)[0]
+    assert serve.returncode == 0, output
