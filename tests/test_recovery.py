@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import redis
 from sqlalchemy import func, select
@@ -88,14 +89,17 @@ def test_a_broker_restarted_without_persistence_is_refilled_by_the_workers(tmp_p
         figures = account(rows, list(truth))
         figures["finished after the restart s"] = round(time.monotonic() - restarted, 1)
         log = worker.log.read_text()
-        figures["batches re-sent"] = log.count("re-sent batch")
+        figures["batches re-sent"] = log.count("re-sent batch")  # each once: below
         record("broker restarted without persistence, no operator (stall 3 s)", figures)
         assert figures["rows"] == 60 and figures["missing"] == 0 and figures["duplicates"] == 0
         assert all(r.status == "done" for r in rows), _not_done(rows)
         assert stack.summary(job_id).state == "done"
-        # The 8 lost batches, each once: batch 1 was held by the worker, never lost.
-        assert sorted(int(line.split("re-sent batch ")[1].split()[0]) for line in
-                      log.splitlines() if "re-sent batch" in line) == list(range(2, 10))
+        # The 8 lost batches, each once. (Batch 1, in flight, lost its unacknowledged entry
+        # too: on a slow machine it may be re-sent as well, once, a harmless duplicate.)
+        resent = Counter(int(line.split("re-sent batch ")[1].split()[0])
+                         for line in log.splitlines() if "re-sent batch" in line)
+        assert set(range(2, 10)) <= set(resent) <= set(range(1, 10)), resent
+        assert set(resent.values()) == {1}, resent
     finally:
         stack.stop()
         broker.stop()
@@ -127,10 +131,16 @@ def test_the_reconciler_resends_a_lost_batch_once_per_stall_period(redis_url, da
         assert queued() == [1, 2, 3, 4]
         sends: list[dict] = []
         for _ in range(2):
+            before = resent_at()
             client.delete(QUEUE)  # the broker loses every queued message
-            wait_until(lambda: queued() == [1, 2, 3, 4], timeout=30,
-                       message="the lost batches to be re-sent", details=queued)
-            sends.append(resent_at())
+
+            def resent(before=before) -> dict | None:
+                now = resent_at()  # marked right after each send: wait for all four
+                fresh = all(now[b] is not None and now[b] != before[b] for b in (1, 2, 3, 4))
+                return now if fresh and queued() == [1, 2, 3, 4] else None
+
+            sends.append(wait_until(resent, timeout=30, message="the lost batches re-sent",
+                                    details=lambda: f"{queued()} {resent_at()}"))
             # Passes go on (3 of 1.5 s: over a stall period); none sends a batch again
             # while its message waits in the queue.
             seen = passes(client)
