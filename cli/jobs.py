@@ -116,28 +116,47 @@ def resume(
     lost: bool = typer.Option(False, "--lost", help="re-send every batch with pending "
                               "images, even if the broker still holds some of the job's"),
 ) -> None:
-    """Finish an interrupted submission; send again batches the broker lost, once."""
+    """Finish an interrupted submission; send again batches the broker lost, once.
+
+    With no SIGNDIGITS_BROKER_URL (a job of `run` or `serve`'s embedded stack), it starts
+    that stack, as `run` does, and shows the job's progress until it ends.
+    """
     from signdigits.broker.app import create_app
+    from signdigits.cli import watch
+    from signdigits.config.settings import Settings
     from signdigits.producer.submit import SubmissionError, resume_job
 
     settings = settings_or_fail()
-    require_broker(settings)
     sessions = database_for_reading(settings)
     found = job_or_fail(sessions, job)
-    check_broker(settings)
     if found.cancelled_at is not None:
         fail(f"job {found.id} was cancelled")
-    try:
-        done = resume_job(create_app(settings), sessions=sessions, job=found,
-                          settings=settings, lost=lost)
-    except SubmissionError as exc:
-        fail(str(exc))
-    kind = "lost or never sent" if done.lost else "never sent"
-    console.print(f"job {found.id}: enqueued {done.resent} batches with pending images "
-                  f"({kind})")
-    if found.submitted_at is None:
-        console.print(f"job {found.id}: walk finished: {done.found:,} more images in "
-                      f"{done.batches:,} batches")
+
+    def send_again(settings: Settings) -> str:
+        try:
+            done = resume_job(create_app(settings), sessions=sessions, job=found,
+                              settings=settings, lost=lost)
+        except SubmissionError as exc:
+            fail(str(exc))
+        kind = "lost or never sent" if done.lost else "never sent"
+        console.print(f"job {found.id}: enqueued {done.resent} batches with pending images "
+                      f"({kind})")
+        if found.submitted_at is None:
+            console.print(f"job {found.id}: walk finished: {done.found:,} more images in "
+                          f"{done.batches:,} batches")
+        return found.id
+
+    if not settings.broker_url:
+        # The job's broker was the embedded one of a `run` or `serve` that has stopped:
+        # start one again, with workers, as `run` does. Its database is ours to migrate.
+        sessions = database_for_writing(settings)
+        code = watch.on_local_stack(send_again, settings=settings, sessions=sessions,
+                                    workers=settings.concurrency)
+        if code == INTERRUPTED:
+            exit_interrupted()
+        raise typer.Exit(code)
+    check_broker(settings)
+    send_again(settings)
 
 
 def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -73,6 +74,20 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
 def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
                 workers: int, threshold: float | None, batch_size: int | None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
+    def begin(settings: Settings) -> str:
+        return submit(folder, settings=settings, sessions=sessions, threshold=threshold,
+                      batch_size=batch_size).job_id
+
+    return on_local_stack(begin, settings=settings, sessions=sessions, workers=workers)
+
+
+def on_local_stack(begin: Callable[[Settings], str], *, settings: Settings,
+                   sessions: sessionmaker[Session], workers: int) -> int:
+    """Start the one-machine stack (the broker embedded unless configured), ``begin`` a
+    job on it (submit it, or send again what a ``resume`` must), watch it to its end,
+    print the summary, stop everything. ``begin`` gets the settings naming the stack's
+    broker and returns the job's id. The exit code: 0 done, 1 failed or the stack died,
+    INTERRUPTED on Ctrl-C."""
     from signdigits.serving.hands.models import HandModelsError
     from signdigits.serving.served import check_served_models
     from signdigits.stack.local import LocalStack
@@ -89,18 +104,20 @@ def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Sess
     abandon = False  # True once nothing the worker holds is wanted (see LocalStack.stop)
     try:
         settings = settings.model_copy(update={"broker_url": stack.start()})
-        job = submit(folder, settings=settings, sessions=sessions, threshold=threshold,
-                     batch_size=batch_size)
+        job_id = begin(settings)
         # The broker too: with it gone the worker lives on in Celery's reconnect loop,
         # and `run` had watched a stalled job for good.
-        summary = watch(job.job_id, settings=settings, sessions=sessions,
+        summary = watch(job_id, settings=settings, sessions=sessions,
                         alive=lambda: stack.failure() is None)
         if not summary.state.finished:
             # failure() quotes the worker's last lines when it is the worker that exited.
             log = stack.worker.log_tail() if stack.worker is not None else ""
             problem = stack.failure() or f"the worker stopped unexpectedly; its log:\n{log}"
             console.print(f"error: {problem}", markup=False)
-            console.print(f"the job is recorded: `signdigits resume {job.job_id}` continues it")
+            # Works as printed without a broker too: resume then starts this same stack.
+            console.print(f"the job is recorded: `signdigits resume {job_id}` continues it "
+                          "(and so does the next `signdigits run` or `serve` on this "
+                          "database, by itself)")
             return 1
         abandon = True  # every row is stored
         print_summary(summary, sessions=sessions)

@@ -55,8 +55,9 @@ def serve(
                 "upload_inline": settings.upload_inline and bool(settings.allowed_roots)})
         died = _run_server(settings, host=host, port=port, stack=stack)
         if died:
-            fail(f"{died}; stopping the web server (pending images stay recorded: "
-                 "`signdigits resume` finishes them)", code=1)
+            fail(f"{died}; stopping the web server (pending images stay recorded: the "
+                 "next `signdigits serve` or `run` on this database continues them, as "
+                 "does `signdigits resume JOB`)", code=1)
     except StackError as exc:
         fail(str(exc), code=1)
     except KeyboardInterrupt:

@@ -208,6 +208,9 @@ class Batch(Base):
     # When its message was sent: `resume` re-sends only batches never sent (or, when the
     # broker holds none of the job's messages, the lost ones), so the queue never doubles.
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the workers' reconciler last sent it again, its message lost (0009): at most
+    # once per SIGNDIGITS_STALL_SECONDS, so a batch lost again and again never floods.
+    resent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # The batch's image rows by outcome, recounted by every transaction that changes their
     # status (manifest, store, cancel: db.batches.refresh_batch_counts). A job's summary
     # adds these up, one row per batch; reading every image row instead took 160 ms per

@@ -12,15 +12,13 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from signdigits.broker.app import QUEUE, reply_deadlines
-from signdigits.broker.messages import TASK_NAME, display_name
+from signdigits.broker.sending import holds_any_of, send_batch, sender
 from signdigits.config.settings import Settings
 from signdigits.db.batches import mark_enqueued, pending_images, still_pending
 from signdigits.files.reading import ImageError, JobFolder
@@ -100,9 +98,9 @@ def enqueue_batches(
     sent: list[int] = []
     try:
         if root is None:  # small messages, one connection
-            with _sender(app) as producer:
+            with sender(app) as producer:
                 for batch in batches:
-                    _send(app, producer, job_id, batch, {})
+                    send_batch(app, producer, job_id, batch, {})
                     sent.append(batch)
             return len(batches)
         for batch in batches:
@@ -111,39 +109,14 @@ def enqueue_batches(
             size = message_bytes(inline)
             if queued is not None:
                 queued.make_room(size)
-            with _sender(app, size) as producer:  # a big message: its own deadline
-                _send(app, producer, job_id, batch, {"inline": inline})
+            with sender(app, size) as producer:  # a big message: its own deadline
+                send_batch(app, producer, job_id, batch, {"inline": inline})
             if queued is not None:
                 queued.add(batch, size)
             _mark(sessions, job_id, [batch])  # marked at once
     finally:
         _mark(sessions, job_id, sent)
     return len(batches)
-
-
-# The slowest link a send's deadline allows for: 10 MB/s, a 100 Mbit/s link with room.
-_SEND_BYTES_PER_SECOND = 10e6
-
-
-@contextmanager
-def _sender(app: Celery, size: int = 0) -> Iterator:
-    """A producer on a connection of its own whose broker replies have a deadline: 5 s,
-    plus the time ``size`` bytes take at 10 MB/s (the deadline bounds a whole send, and a
-    2.6 MB inline message must still get through a slow link).
-
-    Not the app's pooled producer: its connection waits for ever, and a broker that
-    stopped answering mid-walk (SIGSTOPped, a dead proxy) hung the walk for good while
-    `status` called the job interrupted.
-    """
-    deadline = 5.0 + size / _SEND_BYTES_PER_SECOND
-    with app.connection_for_write(transport_options=reply_deadlines(deadline)) as connection:
-        yield app.amqp.Producer(connection, auto_declare=False)
-
-
-def _send(app: Celery, producer, job_id: str, batch: int, kwargs: dict) -> None:
-    # The shadow name is what Flower and the worker logs show for this task.
-    app.send_task(TASK_NAME, args=[job_id, batch], kwargs=kwargs, producer=producer,
-                  shadow=display_name(job_id, batch))
 
 
 def _mark(sessions: sessionmaker[Session], job_id: str, batches: list[int]) -> None:
@@ -181,27 +154,10 @@ def read_inline(
 
 
 def broker_holds_messages_of(app: Celery, job_id: str) -> bool:
-    """Whether the broker still holds any message of the job: delivered to a worker and
-    not yet acknowledged (kombu keeps those in its ``unacked`` hash), or queued.
+    """Whether the broker still holds any message of the job: queued, or delivered to a
+    worker and not yet acknowledged (kombu keeps those in its ``unacked`` hash).
 
     ``resume`` asks it once, to tell a queue that lost the job's messages from one still
-    working on them; a held-back ``--inline`` producer asks it every few seconds. The
-    unacked hash holds one message per busy worker process; the queue is read from its
-    newest end (kombu pushes there), in growing slices, so the producer's own last
-    message, usually first, costs one read: reading 100 at a time pulled up to the whole
-    byte cap (256 MB) out of Redis at each ask, blocking it for the workers.
+    working on them; a held-back ``--inline`` producer asks it every few seconds.
     """
-    needle = job_id.encode()
-    with app.connection_for_write(transport_options=reply_deadlines()) as connection:
-        channel = connection.default_channel
-        client = channel.client
-        if any(needle in value for _, value in client.hscan_iter(channel.unacked_key)):
-            return True
-        keys = [channel._q_for_pri(QUEUE, step) for step in channel.priority_steps]
-        for key in dict.fromkeys(keys):
-            start, step, length = 0, 1, client.llen(key)
-            while start < length:
-                if any(needle in item for item in client.lrange(key, start, start + step - 1)):
-                    return True
-                start, step = start + step, min(step * 4, 64)
-        return False
+    return holds_any_of(app, job_id)

@@ -37,7 +37,9 @@ def _hold(job_id: str, batch: int) -> None:
     deadline = time.monotonic() + HOLD_LIMIT_SECONDS
     while (left := deadline - time.monotonic()) > 0:
         try:
-            if client.blpop([release_key(job_id, batch)], timeout=max(1, min(int(left), 10))):
+            # Under 5 s a wait: redis-py 8 reads with a 5 s socket timeout by default, and a
+            # longer BLPOP failed the held batch as a TimeoutError (a hold past 5 s broke).
+            if client.blpop([release_key(job_id, batch)], timeout=max(1, min(int(left), 4))):
                 return
         except redis.ConnectionError:  # the test restarts the broker: ask the new one
             time.sleep(0.2)

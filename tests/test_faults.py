@@ -92,7 +92,10 @@ def test_broker_lost_then_resume(tmp_path, dataset):
                   stall_seconds=3)
     try:
         truth = copy_sample(dataset, tmp_path / "photos", per_digit=6)
-        stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES="1")
+        # The operator's way, which stays: the worker's reconciler would re-send the lost
+        # batches itself after its stall period (test_recovery.py), so its period is long.
+        stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES="1",
+                           SIGNDIGITS_STALL_SECONDS="3600")
         holds = BatchHolds(stack.broker_url)
         job_id = stack.submit(tmp_path / "photos", "--batch-size", "6")
         holds.wait_held(job_id, 1)  # batch 0 stored, 1 in flight, 2-9 queued

@@ -242,3 +242,39 @@ def test_hands_migration_keeps_the_rows_and_goes_back(empty_database_url):
     assert not {"digits", "hand_count"} & {c["name"] for c in inspect(engine).get_columns("images")}
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'm'")) == 1
+
+
+def test_resent_at_migration_keeps_the_batches_and_goes_back(empty_database_url):
+    """0009 adds batches.resent_at (the reconciler's record) to a database with a job in
+    flight: its batch rows keep their counts, and downgrading takes the column away."""
+    from alembic import command
+
+    url = empty_database_url
+    engine = engine_for(url)
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    to("0008", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('r', '/', 0.5, 2, 2, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO batches (job_id, batch, attempts, images, done, errors, cancelled,"
+            " below_threshold, enqueued_at) VALUES ('r', 0, 1, 2, 1, 0, 0, 0,"
+            " CURRENT_TIMESTAMP)"))
+    upgrade(url)
+    with engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT batch, attempts, images, done, resent_at FROM batches WHERE job_id = 'r'"
+        )).all() == [(0, 1, 2, 1, None)]
+    to("0008", command.downgrade)
+    assert "resent_at" not in {c["name"] for c in inspect(engine).get_columns("batches")}
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM batches WHERE job_id = 'r'")) == 1
+    to("head", command.upgrade)

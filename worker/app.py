@@ -7,6 +7,10 @@ process in :mod:`worker.context`, after the fork.
 from __future__ import annotations
 
 from signdigits.broker.app import create_app
+from signdigits.worker.reconciler import Reconciler
 
 app = create_app()
 app.conf.imports = ("signdigits.worker.tasks", "signdigits.worker.predict")
+# Every worker repairs the queue from the manifest: lost batches re-sent, a dead worker's
+# given back (worker/reconciler.py says why every worker, and how one does each pass).
+app.steps["worker"].add(Reconciler)
