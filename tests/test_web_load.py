@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import shutil
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,7 +25,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import Stack, require
+from tests.conftest import Stack, record, require
 from tests.waiting import wait_until
 from tests.web_server import serving
 
@@ -99,7 +100,9 @@ def test_the_jobs_page_follows_20_unfinished_jobs_on_one_stream(redis_url, tmp_p
             page.wait_for_function("window.fetched === 200", timeout=PAGE_WAIT)
             changed = ids[7]
             finish_batch(database_url, changed, 0)
+            stored = time.monotonic()
             page.wait_for_selector(f"#job-{changed} .muted:text-is('2 / 3')", timeout=PAGE_WAIT)
+            shown_after = time.monotonic() - stored
             page.wait_for_selector(f"#job-{changed} td.state:has-text('running')",
                                    timeout=PAGE_WAIT)
             # A job created after the page opened appears on it, from the same stream.
@@ -111,6 +114,9 @@ def test_the_jobs_page_follows_20_unfinished_jobs_on_one_stream(redis_url, tmp_p
                                    timeout=PAGE_WAIT)
         finally:
             chromium.close()
+    record("jobs page with 20 unfinished jobs (Chromium)", {
+        "rows shown": 20, "fetch from the page": "200", "a stored batch shown after":
+        f"{shown_after:.1f} s", "job page opened": "yes"})
 
 
 def _photo() -> bytes:
@@ -155,6 +161,8 @@ def test_waiting_predictions_hold_no_thread_and_past_the_bound_are_refused_at_on
             body = json.loads(base64.b64decode(json.loads(raw)["body"]))
             broker.rpush(body[1]["reply_to"], json.dumps({"failed": "answered by the test"}))
         answers = [f.result() for f in waiting]
+    record("predictions with no worker, bound 45", {
+        "waiting": bound, "refused at once": 5, "/healthz": "answered while 45 waited"})
     assert {(a.status_code, a.json()["detail"]) for a in answers} == {
         (503, "the worker failed to classify it: answered by the test")}
 
@@ -224,3 +232,6 @@ def test_event_streams_end_cleanly_when_the_database_goes_away(redis_url, tmp_pa
     assert not [r for r in caplog.records if r.exc_info or "Exception in ASGI" in r.message]
     ended = [r.message for r in caplog.records if "event stream ended" in r.message]
     assert len(ended) == 2, ended
+    record("PostgreSQL stopped under 2 event streams", {
+        "ended with error + retry": 2, "tracebacks": 0, "complete bodies": 2,
+        "reconnected after the restart": "yes"})
