@@ -235,3 +235,23 @@ def test_event_streams_end_cleanly_when_the_database_goes_away(redis_url, tmp_pa
     record("PostgreSQL stopped under 2 event streams", {
         "ended with error + retry": 2, "tracebacks": 0, "complete bodies": 2,
         "reconnected after the restart": "yes"})
+
+
+def test_the_stream_of_many_jobs_refuses_ids_it_cannot_follow(redis_url, tmp_path):
+    from signdigits.config.settings import Settings
+
+    settings = Settings(broker_url=redis_url, database_url=f"sqlite:///{tmp_path / 'r.db'}",
+                        upload_dir=tmp_path / "uploads")
+    with serving(settings) as client:
+        for params, detail in [
+            ({"job": ["a" * 32] * 201}, "query.job: List should have at most 200 items"),
+            ({"job": "latest"}, "query.job.0: String should match pattern"),
+            ({"after": "ABC"}, "query.after: String should match pattern"),
+        ]:
+            refused = client.get("/api/events", params=params)
+            assert refused.status_code == 422 and refused.json()["detail"].startswith(detail), (
+                refused.text)
+        # An id no job has is followed as nothing: the stream goes on, saying so.
+        with client.stream("GET", "/api/events", params={"job": "a" * 32}) as stream:
+            lines = stream.iter_lines()
+            assert [next(lines) for _ in range(3)] == ["retry: 5000", "", ": nothing changed"]
