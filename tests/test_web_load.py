@@ -255,3 +255,48 @@ def test_the_stream_of_many_jobs_refuses_ids_it_cannot_follow(redis_url, tmp_pat
         with client.stream("GET", "/api/events", params={"job": "a" * 32}) as stream:
             lines = stream.iter_lines()
             assert [next(lines) for _ in range(3)] == ["retry: 5000", "", ": nothing changed"]
+
+
+def test_the_pages_come_back_to_their_streams_after_a_database_outage(redis_url, tmp_path):
+    """A refused reconnection (a 503 while the database was down) closed the job page's
+    stream for good: nothing it showed moved again."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
+    require(bool(shutil.which("initdb") and shutil.which("pg_ctl")),
+            "initdb/pg_ctl not found: cannot start a private PostgreSQL")
+    from signdigits.config.settings import Settings
+    from signdigits.db.migrate import upgrade
+    from tests.test_faults import PrivatePostgres
+
+    pg = PrivatePostgres()
+    try:
+        pg.start()
+        upgrade(pg.url)
+        [job_id] = record_unfinished_jobs(pg.url, 1)
+        settings = Settings(broker_url=redis_url, database_url=pg.url,
+                            upload_dir=tmp_path / "uploads")
+        with serving(settings) as client, playwright_api.sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM,
+                                                  args=["--no-sandbox"])
+            try:
+                jobs, job = chromium.new_page(), chromium.new_page()
+                jobs.goto(f"{client.base_url}/")
+                jobs.wait_for_selector(f"#job-{job_id} .muted:text-is('0 / 3')",
+                                       timeout=PAGE_WAIT)
+                job.goto(f"{client.base_url}/jobs/{job_id}")
+                job.wait_for_selector("#state:has-text('queued')", timeout=PAGE_WAIT)
+                # The job page's stream ends with the error event; the browser's own
+                # reconnection is then refused while the database is down.
+                refused = f"{client.base_url}/api/jobs/{job_id}/events"
+                with job.expect_response(lambda r: r.url == refused and r.status == 503,
+                                         timeout=60_000):
+                    pg.stop()
+                pg.start()
+                finish_batch(pg.url, job_id, 0)
+                jobs.wait_for_selector(f"#job-{job_id} .muted:text-is('2 / 3')",
+                                       timeout=PAGE_WAIT)
+                job.wait_for_selector("#counts:has-text('2 / 3 images')", timeout=PAGE_WAIT)
+            finally:
+                chromium.close()
+    finally:
+        pg.remove()
