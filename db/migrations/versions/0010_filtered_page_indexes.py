@@ -11,8 +11,11 @@ for the unfiltered pages in id order, which PostgreSQL otherwise sorted (82 ms).
 page is then 3-13 ms on either database; a worker's store pays about 12 µs an image for
 the five indexes on PostgreSQL (``signdigits.bench.store``), beside 33 CPU-ms to read it.
 
-A reviewed / not reviewed filter needs none here: reviews live in their own table, one
-row per answer, found by ``ix_reviews_image_id`` for the rows of a page.
+A reviewed / not reviewed filter gets no index here: reviews live in their own table
+(one row per answer, no column on ``images`` to index). "Not reviewed" pages would read
+the job's rows in order as these do, probing ``ix_reviews_image_id`` per row, fast while
+most rows are unreviewed; "reviewed only" on a large job needs the job on ``reviews`` or
+a reviewed mark on ``images``, indexed with ``job_id`` by that filter's own migration.
 
 Revision ID: 0010
 Revises: 0009
