@@ -25,6 +25,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
 from signdigits.db.jobs import jobs_after, jobs_by_id, newest_job_id, resolve_job
@@ -48,9 +49,9 @@ def _event(name: str, data: dict) -> str:
     return f"event: {name}\ndata: {json.dumps(data)}\n\n"
 
 
-def _ended_by(exc: DBAPIError) -> str:
+def _ended_by(exc: DBAPIError | PoolTimeout) -> str:
     """The last message of a stream whose database failed: logged in one line, told in one."""
-    reason = " ".join(str(exc.orig or exc).split())[:200]
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
     log.warning("event stream ended: database unavailable (%s)", reason)
     return f"retry: {RETRY_MS}\n" + _event("error", {
         "detail": "database unavailable; the stream ends and the page reconnects"})
@@ -69,7 +70,7 @@ async def _ticks(request: Request, read: Callable[[], Any], *,
         wait_first = True
         try:
             yield await run_in_threadpool(read)
-        except DBAPIError as exc:
+        except (DBAPIError, PoolTimeout) as exc:  # down, or every connection taken
             yield _ended_by(exc)
             return
 
