@@ -25,7 +25,7 @@ Create Date: 2026-12-06
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"  # TEMP until 0009 lands: then "0009"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
