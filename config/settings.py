@@ -284,6 +284,11 @@ class Settings(BaseSettings):
     predict_timeout: float = Field(
         30.0, gt=0, le=3600, description="seconds POST /api/predict waits for a worker"
     )
+    # Each waiting prediction holds a Redis connection (not a thread): past this many,
+    # the next is a 503 at once rather than a queue that only grows while workers are down.
+    predict_max_waiting: int = Field(
+        100, ge=1, le=10_000, description="predictions POST /api/predict lets wait at once"
+    )
     flower_url: str | None = Field(None, description="Flower's address, for links from the web")
 
 

@@ -12,7 +12,7 @@ import socket
 from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from signdigits.db.batches import refresh_batch_counts
@@ -127,3 +127,29 @@ def jobs_page(session: Session, *, limit: int, offset: int) -> list[Job]:
     """Newest first; ``limit + 1`` rows are asked for, so the caller knows if more exist."""
     query = select(Job).order_by(Job.created_at.desc(), Job.id.desc())
     return list(session.scalars(query.offset(offset).limit(limit + 1)))
+
+
+def jobs_by_id(session: Session, *, ids: list[str]) -> list[Job]:
+    """The jobs of ``ids`` that exist, read fresh (a cancel or a failure shows)."""
+    if not ids:
+        return []
+    return list(session.scalars(select(Job).where(Job.id.in_(ids))
+                                .execution_options(populate_existing=True)))
+
+
+def newest_job_id(session: Session) -> str | None:
+    return session.scalar(select(Job.id).order_by(Job.created_at.desc(), Job.id.desc())
+                          .limit(1))
+
+
+def jobs_after(session: Session, *, job_id: str | None, limit: int = 50) -> list[Job]:
+    """Jobs created after the job ``job_id`` (any job when None), oldest first: at most
+    the newest ``limit``. An id no job has gives none."""
+    query = select(Job)
+    if job_id is not None:
+        mark = select(Job.created_at, Job.id).where(Job.id == job_id).subquery()
+        query = query.join(mark, tuple_(Job.created_at, Job.id) > tuple_(mark.c.created_at,
+                                                                        mark.c.id))
+    newest = list(session.scalars(
+        query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)))
+    return newest[::-1]

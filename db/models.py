@@ -106,6 +106,14 @@ class Image(Base):
         Index("ix_images_job_status_batch", "job_id", "status", "batch"),
         # The web's lowest-confidence-first pages (keyset on confidence, id): see 0004.
         Index("ix_images_job_confidence_id", "job_id", "confidence", "id"),
+        # The same pages filtered by digit or by the threshold, and pages in id order: see
+        # 0010 (each had read the job's rows until a page of matches was found).
+        Index("ix_images_job_id", "job_id", "id"),
+        Index("ix_images_job_digit_confidence_id", "job_id", "digit", "confidence", "id"),
+        Index("ix_images_job_digit_id", "job_id", "digit", "id"),
+        Index("ix_images_job_below_confidence_id", "job_id", "below_threshold", "confidence",
+              "id"),
+        Index("ix_images_job_below_id", "job_id", "below_threshold", "id"),
     )
 
     # BIGINT on PostgreSQL (a million images a job adds up); SQLite needs INTEGER for rowid.

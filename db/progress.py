@@ -54,7 +54,7 @@ class JobSummary:
 
 
 def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSummary:
-    images, done, errors, cancelled, below, last = session.execute(
+    counts = session.execute(
         select(
             func.sum(Batch.images), func.sum(Batch.done), func.sum(Batch.errors),
             func.sum(Batch.cancelled), func.sum(Batch.below_threshold),
@@ -62,11 +62,19 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
         ).where(Batch.job_id == job.id)
     ).one()
     # What the walk could not list has rows but no batch: few, and found by the index.
-    unreachable, unreachable_at = session.execute(
+    unreachable = session.execute(
         select(func.count(), func.max(Image.finished_at)).where(
             Image.job_id == job.id, Image.status == ImageStatus.ERROR,
             Image.batch == UNREACHABLE_BATCH)
     ).one()
+    return _summary(job, tuple(counts), tuple(unreachable), stall_seconds=stall_seconds)
+
+
+def _summary(job: Job, counts: tuple, unreachable_rows: tuple, *,
+             stall_seconds: int) -> JobSummary:
+    """The summary from the batches' sums and the unreachable rows' count and latest time."""
+    images, done, errors, cancelled, below, last = counts
+    unreachable, unreachable_at = unreachable_rows
     images, done, errors, cancelled, below = (
         int(v or 0) for v in (images, done, errors, cancelled, below))
     pending = images - done - errors - cancelled
@@ -99,3 +107,27 @@ def _state(job: Job, *, total: int, pending: int, errors: int,
     if pending == total:
         return JobState.QUEUED
     return JobState.RUNNING
+
+
+def summarize_jobs(session: Session, *, jobs: list[Job],
+                   stall_seconds: int) -> list[JobSummary]:
+    """:func:`summarize_job` of each job, in two queries for all of them.
+
+    The jobs page's one event stream watches every unfinished job it shows: asked one job
+    at a time, 20 jobs were 40 queries a second per open page.
+    """
+    if not jobs:
+        return []
+    ids = [job.id for job in jobs]
+    counts = {row[0]: row[1:] for row in session.execute(
+        select(Batch.job_id, func.sum(Batch.images), func.sum(Batch.done),
+               func.sum(Batch.errors), func.sum(Batch.cancelled),
+               func.sum(Batch.below_threshold), func.max(Batch.last_finished_at))
+        .where(Batch.job_id.in_(ids)).group_by(Batch.job_id))}
+    unreachable = {row[0]: row[1:] for row in session.execute(
+        select(Image.job_id, func.count(), func.max(Image.finished_at))
+        .where(Image.job_id.in_(ids), Image.status == ImageStatus.ERROR,
+               Image.batch == UNREACHABLE_BATCH).group_by(Image.job_id))}
+    return [_summary(job, counts.get(job.id, (None,) * 6),
+                     unreachable.get(job.id, (0, None)), stall_seconds=stall_seconds)
+            for job in jobs]

@@ -24,6 +24,7 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules([str(ROOT / "bench")]))
 COMMANDS = {
     "decode": ["/nonexistent-folder"],
     "hand_size": ["--shares", "0,2"],
+    "image_pages": ["--rows", "0"],
     "read": ["", "0"],
     "review_loop": ["--threshold", "2"],
     "review_page": ["/nonexistent.db"],

@@ -278,3 +278,53 @@ def test_resent_at_migration_keeps_the_batches_and_goes_back(empty_database_url)
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM batches WHERE job_id = 'r'")) == 1
     to("head", command.upgrade)
+
+
+FILTERED_PAGE_INDEXES = {"ix_images_job_id", "ix_images_job_digit_confidence_id",
+                         "ix_images_job_digit_id", "ix_images_job_below_confidence_id",
+                         "ix_images_job_below_id"}
+
+
+def test_filtered_page_indexes_migration_keeps_the_rows_and_goes_back(empty_database_url):
+    """0010 indexes a job's rows for the digit and threshold filters (and id order) on a
+    database with rows, takes the indexes away again, and brings them back."""
+    from alembic import command
+
+    url = empty_database_url
+    engine = engine_for(url)
+    previous = ScriptDirectory.from_config(alembic_config()).get_revision("0010").down_revision
+    assert isinstance(previous, str)
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    def indexes() -> set[str]:
+        return {ix["name"] for ix in inspect(engine).get_indexes("images")}
+
+    to(previous, command.upgrade)
+    assert not indexes() & FILTERED_PAGE_INDEXES
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('f', '/', 0.5, 2, 2, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence,"
+            " below_threshold) VALUES ('f', 0, 'a', 'done', 1, 7, 0.25, true),"
+            " ('f', 0, 'b', 'pending', 1, NULL, NULL, NULL)"))
+    to("0010", command.upgrade)
+    assert indexes() >= FILTERED_PAGE_INDEXES
+    with engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT path FROM images WHERE job_id = 'f' AND digit = 7 ORDER BY id")).all() == [
+                ("a",)]
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0010"
+    to(previous, command.downgrade)
+    assert not indexes() & FILTERED_PAGE_INDEXES
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'f'")) == 2
+    to("head", command.upgrade)
+    assert indexes() >= FILTERED_PAGE_INDEXES

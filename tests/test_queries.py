@@ -154,3 +154,42 @@ def test_the_summary_agrees_with_the_rows_through_a_jobs_life(database_url):
         assert cancel_job(session, job_id=job.id) == 3
     counted, rows, summary = summary_and_rows()
     assert counted == rows == (7, 0, 2, 2, 3, 1) and summary.state == "cancelled"
+
+
+@pytest.mark.parametrize("where", [ImageFilter(digit=7), ImageFilter(below_threshold=True),
+                                   ImageFilter()])
+@pytest.mark.parametrize("order", ["confidence", "id"])
+def test_filtered_pages_are_read_from_an_index_in_their_order(sqlite_url, where, order):
+    """Filtered pages read the job's rows until a page of matches was found, or all of
+    them to sort (324 ms on 200,000 rows): SQLite's plan (the one it makes without
+    statistics, as in use) must find the page's rows by an index that holds the job, the
+    filter and the order, with no sort of its own."""
+    from sqlalchemy import event
+
+    from signdigits.db.session import engine_for
+
+    sessions, job = job_of_pending_images(sqlite_url, [f"{n}.jpg" for n in range(20)])
+    statements: list[tuple[str, object]] = []
+
+    def seen(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    engine = engine_for(sqlite_url)
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with sessions() as session:
+            images_page(session, job_id=job.id, where=where, order=order, limit=5, cursor=None)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert statements
+    with engine.connect() as connection:
+        for statement, parameters in statements:
+            plan = " / ".join(row[3] for row in connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters))
+            assert "TEMP B-TREE" not in plan and "SCAN" not in plan, plan
+            assert "USING INDEX ix_images_job_" in plan and "job_id=?" in plan, plan
+            if where.digit is not None:
+                assert "digit=?" in plan, plan
+            if where.below_threshold is not None:
+                assert "below_threshold=?" in plan, plan

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any, TypeVar
 
-import redis
+import redis.asyncio
 from celery import Celery
 from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
@@ -59,11 +59,11 @@ def get_celery(state: StateDep) -> Celery:
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 
 
-def get_replies(state: StateDep) -> redis.Redis:
+def get_replies(state: StateDep) -> redis.asyncio.Redis:
     return state.replies
 
 
-RepliesDep = Annotated[redis.Redis, Depends(get_replies)]
+RepliesDep = Annotated[redis.asyncio.Redis, Depends(get_replies)]
 UserDep = Annotated[str, Depends(request_user)]
 
 JobRef = Annotated[str, Path(description="a job id, a unique prefix of one, or `latest`")]

@@ -49,6 +49,8 @@ DB = "expected sqlite:///path/to/file.db or postgresql://user:password@host/data
      "most 3600.0 (seconds POST /api/predict waits for a worker)"),
     ({"PREDICT_TIMEOUT": "0"}, "SIGNDIGITS_PREDICT_TIMEOUT='0': expected a number more "
      "than 0.0 (seconds POST /api/predict waits for a worker)"),
+    ({"PREDICT_MAX_WAITING": "0"}, "SIGNDIGITS_PREDICT_MAX_WAITING='0': expected a number "
+     "at least 1 (predictions POST /api/predict lets wait at once)"),
     ({"DATABASE_URL": "sqlite//sd.db"}, f"SIGNDIGITS_DATABASE_URL='sqlite//sd.db': {DB}"),
     ({"DATABASE_URL": "sqlite:///:memory:"},
      f"SIGNDIGITS_DATABASE_URL='sqlite:///:memory:': {DB} (a file path)"),

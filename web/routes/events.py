@@ -1,30 +1,82 @@
-"""``GET /api/jobs/{id}/events``: a job's counts as server-sent events until it ends.
+"""Server-sent events: a job's counts as they change (``GET /api/jobs/{id}/events``, the
+job page), and every job's changes on one stream (``GET /api/events``, the jobs page).
 
 The browser keeps one connection open instead of asking every second; the server reads
-the job's summary once a second and sends it only when it changed, then a final ``done``
-event with the finished state, and closes.
+the counts once a second and sends what changed. A job's stream ends with a ``done``
+event with the finished state. The jobs page has one stream for all its jobs: one per
+job had used up Chromium's 6 connections to a host with 6 unfinished jobs (stalled ones
+never end), and every other request of the page then waited for ever.
+
+A database that fails mid-stream ends the stream cleanly: an ``error`` event with one
+line, a ``retry:`` telling the browser when to come back, and the body's last chunk
+(the exception had reached the server, which logged a traceback and cut the body
+mid-chunk).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
-from signdigits.db.jobs import resolve_job
+from signdigits.db.jobs import jobs_after, jobs_by_id, newest_job_id, resolve_job
 from signdigits.db.models import JobState
+from signdigits.db.progress import summarize_jobs
 from signdigits.web.deps import FoundSummary, StateDep, summary_of
 from signdigits.web.schemas import JobOut
+from signdigits.web.state import WebState
 
-router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["jobs"])
 
 INTERVAL = 1.0
+RETRY_MS = 5000  # how long a browser waits before it opens a stream the server ended
+MAX_WATCHED = 200
+JOB_ID = r"^[0-9a-f]{32}$"
+HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
 
-@router.get("/{job_id}/events", summary="Server-sent events: counts as they change, then done")
+def _event(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
+
+
+def _ended_by(exc: DBAPIError | PoolTimeout) -> str:
+    """The last message of a stream whose database failed: logged in one line, told in one."""
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+    log.warning("event stream ended: database unavailable (%s)", reason)
+    return f"retry: {RETRY_MS}\n" + _event("error", {
+        "detail": "database unavailable; the stream ends and the page reconnects"})
+
+
+async def _ticks(request: Request, read: Callable[[], Any], *,
+                 wait_first: bool) -> AsyncIterator[Any]:
+    """``read()`` (in a thread) once every INTERVAL while the client is there, the first
+    at once unless ``wait_first``. A database error ends the iteration with the error
+    message (a ``str``) as its last item."""
+    while True:
+        if wait_first:
+            await asyncio.sleep(INTERVAL)
+            if await request.is_disconnected():
+                return
+        wait_first = True
+        try:
+            yield await run_in_threadpool(read)
+        except (DBAPIError, PoolTimeout) as exc:  # down, or every connection taken
+            yield _ended_by(exc)
+            return
+
+
+@router.get("/api/jobs/{job_id}/events",
+            summary="Server-sent events: a job's counts as they change, then done")
 async def events(request: Request, summary: FoundSummary, state: StateDep) -> StreamingResponse:
     # The job found now (an unknown one is a 404, not an empty stream), followed by its
     # full id: asked again by `latest` or a prefix, the stream went on with a newer job
@@ -37,23 +89,86 @@ async def events(request: Request, summary: FoundSummary, state: StateDep) -> St
             job = resolve_job(session, ref=job_id)
             return JobOut.of(summary_of(session, job, state.settings)).model_dump(mode="json")
 
-    async def stream():
-        shown = None
-        snapshot = first
-        while True:
-            if snapshot != shown:
-                finished = JobState(snapshot["state"]).finished
-                name = "done" if finished else "progress"
-                yield f"event: {name}\ndata: {json.dumps(snapshot)}\n\n"
-                if finished:
-                    return
-                shown = snapshot
-            else:
-                yield ": still running\n\n"  # a comment: keeps proxies from closing it
-            await asyncio.sleep(INTERVAL)
-            if await request.is_disconnected():
+    async def stream() -> AsyncIterator[str]:
+        yield f"retry: {RETRY_MS}\n" + _event("done" if JobState(first["state"]).finished
+                                              else "progress", first)
+        if JobState(first["state"]).finished:
+            return
+        shown = first
+        async for snapshot in _ticks(request, current, wait_first=True):
+            if isinstance(snapshot, str):  # the database failed
+                yield snapshot
                 return
-            snapshot = await run_in_threadpool(current)
+            if snapshot == shown:
+                yield ": still running\n\n"  # a comment: keeps proxies from closing it
+                continue
+            finished = JobState(snapshot["state"]).finished
+            yield _event("done" if finished else "progress", snapshot)
+            if finished:
+                return
+            shown = snapshot
 
-    return StreamingResponse(stream(), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
+
+
+class _Watch:
+    """What one jobs-page stream follows: the unfinished jobs it was given, and every job
+    created after the newest one the page knew (``after``), found as they appear."""
+
+    def __init__(self, state: WebState, ids: list[str], after: str | None) -> None:
+        self.state, self.ids, self.after = state, list(dict.fromkeys(ids)), after
+        self.started = False
+        self.shown: dict[str, dict] = {}
+
+    def read(self) -> list[dict]:
+        """The jobs whose counts changed since the last read (all of them, the first
+        time); a finished job is sent once more, then no longer followed."""
+        with self.state.sessions() as session:
+            if not self.started:
+                if self.after is not None and not jobs_by_id(session, ids=[self.after]):
+                    self.after = newest_job_id(session)  # a job since deleted
+                self.started = True
+            new = jobs_after(session, job_id=self.after)
+            if new:
+                self.after = new[-1].id
+            known = set(self.ids)
+            self.ids += [job.id for job in new if job.id not in known]
+            jobs = {job.id: job for job in jobs_by_id(session, ids=self.ids)}
+            summaries = summarize_jobs(session, jobs=[jobs[i] for i in self.ids if i in jobs],
+                                       stall_seconds=self.state.settings.stall_seconds)
+        changed = []
+        for summary in summaries:
+            snapshot = JobOut.of(summary).model_dump(mode="json")
+            if self.shown.get(summary.job.id) != snapshot:
+                changed.append(snapshot)
+                self.shown[summary.job.id] = snapshot
+        ended = {s["id"] for s in changed if JobState(s["state"]).finished}
+        self.ids = [i for i in self.ids if i in jobs and i not in ended]
+        self.shown = {i: self.shown[i] for i in self.ids}
+        return changed
+
+
+@router.get("/api/events", summary="Server-sent events: every followed job's changes, on "
+                                    "one stream")
+async def all_events(
+    request: Request, state: StateDep,
+    job: Annotated[list[Annotated[str, StringConstraints(pattern=JOB_ID)]] | None, Query(
+        max_length=MAX_WATCHED, description="a job to follow until it ends (full ids)")] = None,
+    after: Annotated[str | None, Query(pattern=JOB_ID, description=(
+        "the newest job the client knows: jobs created after it are sent as they appear "
+        "(without it, the newest 50 and every later one)"))] = None,
+) -> StreamingResponse:
+    """One ``job`` event per change of a followed job (its state and counts, as
+    ``GET /api/jobs/{id}``), the last one when it ends; new jobs join as they appear.
+    The stream stays open; comments keep it alive while nothing changes."""
+    watch = _Watch(state, job or [], after)
+
+    async def stream() -> AsyncIterator[str]:
+        yield f"retry: {RETRY_MS}\n\n"
+        async for changed in _ticks(request, watch.read, wait_first=False):
+            if isinstance(changed, str):  # the database failed
+                yield changed
+                return
+            yield "".join(_event("job", s) for s in changed) or ": nothing changed\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)

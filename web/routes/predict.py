@@ -17,9 +17,11 @@ import io
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
-import redis
+import redis.asyncio
 from celery import Celery
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile
 from sqlalchemy.orm import Session
@@ -32,9 +34,10 @@ from signdigits.db.results import record_prediction
 from signdigits.files.paths import is_image_name
 from signdigits.files.reading import ImageError
 from signdigits.serving.photo import Photo, read_photo
-from signdigits.web.deps import CeleryDep, RepliesDep, SessionDep, SettingsDep
+from signdigits.web.deps import CeleryDep, RepliesDep, SessionDep, SettingsDep, StateDep
 from signdigits.web.imaging import photo_message
 from signdigits.web.schemas import PredictOut, Threshold
+from signdigits.web.state import WebState
 from signdigits.web.uploads import Upload, UploadRefused, clean_relative, store_uploads
 
 router = APIRouter(prefix="/api", tags=["predict"])
@@ -42,8 +45,8 @@ router = APIRouter(prefix="/api", tags=["predict"])
 
 @router.post("/predict", response_model=PredictOut, response_model_exclude_unset=True,
              summary="Classify one photo now (stored only with store=true)")
-async def predict(settings: SettingsDep, celery: CeleryDep, replies: RepliesDep,
-                  session: SessionDep, file: Annotated[UploadFile, File()],
+async def predict(state: StateDep, settings: SettingsDep, celery: CeleryDep,
+                  replies: RepliesDep, session: SessionDep, file: Annotated[UploadFile, File()],
                   threshold: Annotated[Threshold, Form()] = None,
                   store: Annotated[bool, Form(description="keep the photo and the answer as "
                                                           "a one-image job")] = False
@@ -58,7 +61,8 @@ async def predict(settings: SettingsDep, celery: CeleryDep, replies: RepliesDep,
         photo = await run_in_threadpool(read_photo, data, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise HTTPException(415, f"{file.filename or 'the upload'}: {exc}") from None
-    answer = await run_in_threadpool(ask_worker, celery, replies, settings, photo, threshold)
+    with waiting_slot(state):
+        answer = await ask_worker(celery, replies, settings, photo, threshold)
     if store:
         answer.update(await run_in_threadpool(_store, session, settings, file.filename or "",
                                               data, answer))
@@ -94,22 +98,38 @@ def _image_name(filename: str) -> str:
     return base if len(base.encode("utf-8", "surrogatepass")) <= 200 else fallback
 
 
-def ask_worker(celery: Celery, replies: redis.Redis, settings: Settings, photo: Photo,
-               threshold: float | None) -> dict:
+@contextmanager
+def waiting_slot(state: WebState) -> Iterator[None]:
+    """One of the ``SIGNDIGITS_PREDICT_MAX_WAITING`` places for a prediction waiting on a
+    worker, or a 503 at once when all are taken: with the workers down, waiters would
+    otherwise pile up for the whole timeout each, every one holding a Redis connection."""
+    bound = state.settings.predict_max_waiting
+    if state.predictions_waiting >= bound:
+        raise HTTPException(503, f"{bound} predictions are already waiting for a worker "
+                                 "(SIGNDIGITS_PREDICT_MAX_WAITING); try again later")
+    state.predictions_waiting += 1
+    try:
+        yield
+    finally:
+        state.predictions_waiting -= 1
+
+
+async def ask_worker(celery: Celery, replies: redis.asyncio.Redis, settings: Settings,
+                     photo: Photo, threshold: float | None) -> dict:
     """Send the decoded photo to the predict queue and wait for the answer, up to the
     timeout.
 
     The worker pushes its answer to a Redis list named for this request; BLPOP waits on
-    it without polling, and one connection per waiting thread comes from redis-py's pool.
+    it without polling, on the event loop (one pooled connection per waiter, no thread).
     A broker that is down (kombu's OperationalError, a RedisError) is the application's
     503.
     """
     reply_to = predict_reply_key(uuid.uuid4().hex)
     rgb_b64, size, original_size = photo_message(photo)
-    celery.send_task(
-        PREDICT_TASK_NAME, args=[rgb_b64, size, original_size, threshold],
+    await run_in_threadpool(  # kombu's client is synchronous; a send is one short write
+        celery.send_task, PREDICT_TASK_NAME, args=[rgb_b64, size, original_size, threshold],
         kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
-    found = replies.blpop([reply_to], timeout=settings.predict_timeout)
+    found = await replies.blpop([reply_to], timeout=settings.predict_timeout)
     if found is None:
         raise HTTPException(503, f"no worker answered in {settings.predict_timeout:g} s "
                                  "(are workers running?)")

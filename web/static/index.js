@@ -1,8 +1,9 @@
-// The jobs list with live progress (one event stream per unfinished job) and the submit form.
+// The jobs list with live progress (one event stream for all its jobs) and the submit form.
 "use strict";
 const FINISHED = new Set(["done", "done with errors", "failed", "cancelled"]);
+const RETRY_MS = 5000;
 const tbody = document.querySelector("#jobs tbody");
-const streams = new Map();
+let source = null;
 let nextCursor = null;
 
 function jobRow(job) {
@@ -15,6 +16,7 @@ function jobRow(job) {
     row.cells[2].append(el("span", {class: "muted"}));
   }
   const finished = job.total_images - job.pending;
+  row.dataset.state = job.state;
   row.cells[1].textContent = job.state + (job.stalled ? " (stalled)" : "");
   row.cells[1].className = "state";
   row.querySelector(".fill").style.width = job.total_images ?
@@ -27,21 +29,42 @@ function jobRow(job) {
   return row;
 }
 
-function follow(job) {
-  if (FINISHED.has(job.state) || streams.has(job.id)) return;
-  const source = new EventSource("/api/jobs/" + job.id + "/events");
-  const update = e => jobRow(JSON.parse(e.data));
-  source.addEventListener("progress", update);
-  source.addEventListener("done", e => { update(e); source.close(); streams.delete(job.id); });
-  streams.set(job.id, source);
+// One event stream for every job on the page (one per job had taken all of Chromium's 6
+// connections to the server with 6 unfinished jobs, and the page's other requests hung):
+// the unfinished jobs shown, and any job created after the newest shown.
+function listen() {
+  if (source) source.close();
+  const params = new URLSearchParams();
+  const rows = [...tbody.rows];
+  for (const row of rows.filter(r => !FINISHED.has(r.dataset.state)).slice(0, 200)) {
+    params.append("job", row.id.slice(4));
+  }
+  if (rows.length) params.set("after", rows[0].id.slice(4));
+  const opened = new EventSource("/api/events?" + params);
+  source = opened;
+  opened.addEventListener("job", e => {
+    const job = JSON.parse(e.data);
+    const known = document.getElementById("job-" + job.id);
+    const row = jobRow(job);
+    if (!known) tbody.prepend(row);
+  });
+  // The server ends the stream when its database fails (an "error" event, then a retry
+  // the browser makes itself); a refused reconnection closes the source for good, so the
+  // page opens a new one, with the jobs it shows now.
+  opened.addEventListener("error", () => {
+    if (opened.readyState === EventSource.CLOSED && source === opened) {
+      setTimeout(() => { if (source === opened) listen(); }, RETRY_MS);
+    }
+  });
 }
 
 async function loadJobs(more) {
   const url = "/api/jobs?limit=20" + (more && nextCursor ? "&cursor=" + nextCursor : "");
   const page = await api(url);
-  for (const job of page.items) { tbody.append(jobRow(job)); follow(job); }
+  for (const job of page.items) tbody.append(jobRow(job));
   nextCursor = page.next_cursor;
   document.getElementById("more-jobs").hidden = !nextCursor;
+  listen();  // again, with the unfinished jobs of this page too
 }
 
 document.getElementById("more-jobs").addEventListener("click", () => loadJobs(true));
@@ -79,8 +102,8 @@ document.getElementById("submit-form").addEventListener("submit", async (event) 
   try {
     const job = await api("/api/jobs", options);
     message.textContent = "job " + job.id + ": " + job.total_images + " images";
-    tbody.prepend(jobRow(job));
-    follow(job);
+    // The stream may have shown it already, with newer counts than this answer's.
+    if (!document.getElementById("job-" + job.id)) tbody.prepend(jobRow(job));
   } catch (error) {
     message.textContent = error.message;
     message.className = "message error";

@@ -108,13 +108,23 @@ document.getElementById("cancel").addEventListener("click", async () => {
   showProgress(await api(`/api/jobs/${JOB}/cancel`, {method: "POST"}));
 });
 
-const events = new EventSource(`/api/jobs/${JOB}/events`);
-events.addEventListener("progress", e => showProgress(JSON.parse(e.data)));
-events.addEventListener("done", e => {
-  showProgress(JSON.parse(e.data));
-  events.close();
-  loadStats();
-  loadImages(true);
-});
+// The server ends the stream when its database fails (an "error" event, then a retry the
+// browser makes itself); a refused reconnection (a 503 while the database is still down)
+// closes the source for good, so the page opens a new one.
+function listen() {
+  const events = new EventSource(`/api/jobs/${JOB}/events`);
+  events.addEventListener("progress", e => showProgress(JSON.parse(e.data)));
+  events.addEventListener("done", e => {
+    showProgress(JSON.parse(e.data));
+    events.close();
+    loadStats();
+    loadImages(true);
+  });
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED) setTimeout(listen, 5000);
+  });
+}
+
+listen();
 loadStats();
 loadImages(true);

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"  # MERGE: 0010
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
