@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +15,10 @@ from starlette.datastructures import UploadFile
 
 from signdigits.config.network import is_loopback
 from signdigits.config.settings import Settings
-from signdigits.db.jobs import cancel_job, jobs_page, resolve_job
+from signdigits.db.jobs import jobs_page, resolve_job
 from signdigits.files.paths import inside_allowed_roots
 from signdigits.producer.background import submit_in_background
+from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, POLL_SECONDS, cancel_now, walk_over
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import submit_folder
 from signdigits.web.deps import (
@@ -126,7 +129,20 @@ def get_job(summary: FoundSummary) -> JobOut:
 
 @router.post("/{job_id}/cancel", response_model=JobOut,
              summary="Skip the job's images not yet started")
-def cancel(job: FoundJob, session: SessionDep, settings: SettingsDep) -> JobOut:
-    cancel_job(session, job_id=job.id)  # a job that ended: JobFinished, a 409
-    session.commit()
-    return JobOut.of(summary_of(session, job, settings))
+async def cancel(job: FoundJob, state: StateDep) -> JobOut:
+    """Answered once the job's walk has stopped (``cancelled``, its counts final), or
+    after 10 s of a walk that has not yet stopped (``submitting``; it stops at its next
+    part). Waits without holding a thread."""
+    sessions, stall = state.sessions, state.settings.stall_seconds
+    await run_in_threadpool(cancel_now, sessions, job_id=job.id)  # ended: JobFinished, 409
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    while (not await run_in_threadpool(walk_over, sessions, job_id=job.id,
+                                       stall_seconds=stall)
+           and time.monotonic() < deadline):
+        await asyncio.sleep(POLL_SECONDS)
+    return await run_in_threadpool(_described_afresh, state, job.id)
+
+
+def _described_afresh(state: WebState, job_id: str) -> JobOut:
+    with state.sessions() as session:
+        return _described(session, job_id, state.settings)
