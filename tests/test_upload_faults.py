@@ -53,10 +53,11 @@ def _rows(database_url: str, job_id: str) -> dict[str, int]:
             .group_by(Image.status)).all()}
 
 
-@pytest.mark.parametrize("when", ["before the job", "mid-walk"])
+@pytest.mark.parametrize("when", ["before the job", "mid-walk", "after a batch was sent"])
 def test_a_frozen_broker_leaves_no_upload_behind(when, tmp_path):
-    """Frozen (SIGSTOP) before the upload (the broker check times out: no job yet) or
-    once its job exists (a send times out mid-walk): 503, no folder, no pending row."""
+    """Frozen (SIGSTOP) before the upload (the broker check times out: no job yet), once
+    its job exists, or once a batch went out (a send times out mid-walk): 503, no
+    folder, no pending row; a job some of whose batches went out stays, cancelled."""
     broker = start_valkey()
     database_url = f"sqlite:///{tmp_path / 'results.db'}"
     # One image per batch: the walk sends 3,000 messages, seconds in which to freeze it.
@@ -73,8 +74,9 @@ def test_a_frozen_broker_leaves_no_upload_behind(when, tmp_path):
                 upload()
             else:
                 threading.Thread(target=upload, daemon=True).start()
-                wait_until(lambda: _jobs(database_url), timeout=60, interval=0.01,
-                           message="the upload's job row")
+                wait_until(lambda: _jobs(database_url) if when == "mid-walk"
+                           else _sent_batches(database_url), timeout=60, interval=0.01,
+                           message=f"the upload's job {when}")
                 os.kill(broker.process.pid, signal.SIGSTOP)
             answer = answers.get(timeout=120)
     finally:
@@ -90,12 +92,20 @@ def test_a_frozen_broker_leaves_no_upload_behind(when, tmp_path):
         assert "nothing was recorded" in detail and jobs == [], detail
         return
     assert detail.startswith("the upload could not be submitted ("), detail
+    if when == "after a batch was sent":
+        assert len(jobs) == 1, detail
     if jobs:  # some batches were sent before the freeze: kept, cancelled, failed
         [job] = jobs
         assert f"job {job.id} was cancelled and the files removed" in detail, detail
         assert job.failure and "pending" not in _rows(database_url, job.id)
     else:
         assert detail.endswith("nothing was kept"), detail
+
+
+def _sent_batches(database_url: str) -> int:
+    with session_factory(database_url)() as session:
+        return session.scalar(select(func.count()).select_from(Batch)
+                              .where(Batch.enqueued_at.is_not(None))) or 0
 
 
 def test_an_unreachable_database_leaves_no_upload_behind(redis_url, tmp_path):
@@ -235,10 +245,7 @@ def test_a_serve_killed_mid_submit_finishes_the_job_when_it_starts_again(redis_u
         _post_in_background(serve.url, files=_files(count, "7/"))
 
         def held() -> Job | None:  # its first batch sent: the walk waits for a worker
-            with session_factory(database_url)() as session:
-                sent = session.scalar(select(func.count()).select_from(Batch)
-                                      .where(Batch.enqueued_at.is_not(None)))
-                return session.scalars(select(Job)).first() if sent else None
+            return _jobs(database_url)[0] if _sent_batches(database_url) else None
 
         job = wait_until(held, timeout=120, interval=0.02, message="the walk to be held")
         serve.kill()
