@@ -231,18 +231,27 @@ def test_a_serve_killed_mid_unpacking_leaves_a_folder_its_restart_removes(redis_
         "kept (a job's, one in its grace hour, one not named by serve)": 3})
 
 
-def test_a_serve_killed_mid_submit_finishes_the_job_when_it_starts_again(redis_url,
+@pytest.mark.parametrize("kind", ["upload", "folder"])
+def test_a_serve_killed_mid_submit_finishes_the_job_when_it_starts_again(kind, redis_url,
                                                                          tmp_path):
-    """The walk is held at SIGNDIGITS_INLINE_MAX_QUEUED_BYTES (no worker yet): killed
-    there, the job has part of its rows; started again (and a worker with it), serve
-    finishes the walk and every image gets its row."""
+    """The walk (of an upload, or of a folder job serve was asked for) is held at
+    SIGNDIGITS_INLINE_MAX_QUEUED_BYTES (no worker yet): killed there, the job has part of
+    its rows; started again (and a worker with it), serve finishes the walk and every
+    image gets its row."""
     count = 400
     database_url = f"sqlite:///{tmp_path / 'results.db'}"
     stack = Stack(redis_url, database_url, tmp_path, upload_dir=str(tmp_path / "uploads"),
-                  batch_size="8", inline_max_queued_bytes="1")
+                  batch_size="8", inline_max_queued_bytes="1", inline="true")
     serve = Serve(tmp_path, stack.env)
     try:
-        _post_in_background(serve.url, files=_files(count, "7/"))
+        if kind == "upload":
+            _post_in_background(serve.url, files=_files(count, "7/"))
+        else:  # a folder job's walk goes on in serve after its answer
+            photos = tmp_path / "photos"
+            photos.mkdir()
+            for i in range(count):
+                (photos / f"{i:05d}.jpg").write_bytes(b"x")
+            _post_in_background(serve.url, json={"folder": str(photos)})
 
         def held() -> Job | None:  # its first batch sent: the walk waits for a worker
             return _jobs(database_url)[0] if _sent_batches(database_url) else None
@@ -267,6 +276,7 @@ def test_a_serve_killed_mid_submit_finishes_the_job_when_it_starts_again(redis_u
     rows = _rows(database_url, job.id)
     assert sum(rows.values()) == count and "pending" not in rows, rows
     assert finished_job.total_images == count and finished_job.submitted_at is not None
-    record("serve killed mid-submit of an upload, then started again", {
+    record(f"serve killed mid-submit of {'an upload' if kind == 'upload' else 'a folder job'}, "
+           "then started again", {
         "rows when killed": sum(before.values()), "rows after": count,
         "pending": 0, "finished after the restart s": round(finished, 1)})
