@@ -160,15 +160,29 @@ def resume(
 
 
 def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
-    """Skip the job's batches not yet started; the job ends cancelled."""
-    from signdigits.db.jobs import JobFinished, cancel_job
+    """Skip the job's batches not yet started; the job ends cancelled.
+
+    A job still being walked is answered once its walk has stopped (up to 10 s).
+    """
+    from signdigits.db.jobs import JobFinished
+    from signdigits.db.models import Job
+    from signdigits.db.progress import summarize_job
+    from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, cancel_and_wait
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
     found = job_or_fail(sessions, job)
     try:
-        with sessions.begin() as session:
-            skipped = cancel_job(session, job_id=found.id)
+        stopped = cancel_and_wait(sessions, job_id=found.id,
+                                  stall_seconds=settings.stall_seconds)
     except JobFinished as exc:
         fail(str(exc))
-    console.print(f"job {found.id}: cancelled, {skipped} pending images skipped")
+    with sessions() as session:  # read afresh: ``found`` is from before the cancel
+        summary = summarize_job(session, job=session.get_one(Job, found.id),
+                                stall_seconds=settings.stall_seconds)
+    if not stopped:
+        console.print(f"job {found.id}: cancelled; its walk has not stopped after "
+                      f"{CANCEL_WAIT_SECONDS:g} s (it stops at its next part)")
+        return
+    console.print(f"job {found.id}: cancelled, {summary.cancelled:,} pending images "
+                  f"skipped, of {summary.total:,}")

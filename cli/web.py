@@ -26,6 +26,7 @@ def serve(
     from signdigits.stack.local import LocalStack
     from signdigits.stack.processes import StackError, stop_on_termination
     from signdigits.web.auth import StartRefused, check_can_start
+    from signdigits.web.serve_start import repair_in_background
 
     settings = settings_or_fail()
     try:  # missing credentials are a setting to fix, as for `flower`: the usage code
@@ -53,6 +54,8 @@ def serve(
             settings = settings.model_copy(update={
                 "broker_url": stack.start(),
                 "upload_inline": settings.upload_inline and bool(settings.allowed_roots)})
+        # Uploads and walks a killed serve left behind: removed, or finished (one line each).
+        repair_in_background(settings, say=lambda line: console.print(line, markup=False))
         died = _run_server(settings, host=host, port=port, stack=stack)
         if died:
             fail(f"{died}; stopping the web server (pending images stay recorded: the "

@@ -86,6 +86,17 @@ def cancel_job(session: Session, *, job_id: str) -> int:
     return result.rowcount
 
 
+def lock_job(session: Session, *, job_id: str) -> Job:
+    """The job read afresh and held until the transaction ends (PostgreSQL's ``FOR
+    UPDATE``; on SQLite the writing transaction already holds the database).
+
+    A walk's part takes it after writing its rows, and a cancel's first write is to the
+    job: so one commits after the other, and the walk sees a cancel that came first,
+    while a cancel that comes second finds the part's rows.
+    """
+    return session.get_one(Job, job_id, with_for_update=True, populate_existing=True)
+
+
 def _ended(session: Session, job: Job) -> bool:
     if job.failure:
         return True
@@ -106,6 +117,7 @@ def producer_alive(job: Job, *, stall_seconds: int) -> bool:
     if job.producer is None or job.producer_seen_at is None:
         return False
     host, _, pid = job.producer.rpartition(":")
+    host = host.rpartition("@")[2]  # "serve@host:pid": the web server's own walks
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)

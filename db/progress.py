@@ -97,11 +97,13 @@ def _state(job: Job, *, total: int, pending: int, errors: int,
            stall_seconds: int) -> JobState:
     if job.failure:
         return JobState.FAILED
+    walking = job.submitted_at is None and producer_alive(job, stall_seconds=stall_seconds)
     if job.cancelled_at is not None:
-        return JobState.CANCELLED
+        # Cancelled once its walk has stopped (the producer cancels the rows it recorded
+        # after the cancel, then stops): until then `done` would come while rows grow.
+        return JobState.SUBMITTING if walking else JobState.CANCELLED
     if job.submitted_at is None:  # the walk is not over: at work, or its producer died
-        alive = producer_alive(job, stall_seconds=stall_seconds)
-        return JobState.SUBMITTING if alive else JobState.SUBMISSION_INTERRUPTED
+        return JobState.SUBMITTING if walking else JobState.SUBMISSION_INTERRUPTED
     if pending == 0:
         return JobState.DONE_WITH_ERRORS if errors else JobState.DONE
     if pending == total:

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from signdigits.broker.app import reply_deadlines
 from signdigits.config.settings import Settings, shown_value
 from signdigits.db.batches import next_batch_number, pending_batches, unsent_batches
-from signdigits.db.jobs import cancel_job, count_rows, create_job, producer_alive
+from signdigits.db.jobs import cancel_job, count_rows, create_job, lock_job, producer_alive
 from signdigits.db.manifest import add_manifest, add_unreachable, recorded_names
 from signdigits.db.models import Job, utcnow
 from signdigits.files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, real_path
@@ -67,6 +67,7 @@ def submit_folder(
     inline: bool | None = None,
     progress: Progress | None = None,
     on_recorded: Callable[[str], None] | None = None,
+    role: str | None = None,
 ) -> SubmittedJob:
     """Walk ``root``, writing the job's manifest and enqueueing its batches as it goes.
 
@@ -76,7 +77,9 @@ def submit_folder(
     recorded. A failure later leaves the job ``submission interrupted`` with the reason,
     and raises :class:`SubmissionError`: ``resume`` finishes it. ``on_recorded`` is
     called with the job's id as soon as its row exists, before the walk goes on (the HTTP
-    API answers then, rather than after a million-image walk).
+    API answers then, rather than after a million-image walk). ``role`` names the kind
+    of process walking (``serve``) in the job's producer, so that a restarted ``serve``
+    knows its own interrupted walks.
     """
     root = real_path(root)
     try:
@@ -101,7 +104,7 @@ def submit_folder(
         id=uuid.uuid4().hex, root=str(root), threshold=threshold, batch_size=batch_size,
         threshold_from_model=from_model,
         total_images=0, total_batches=0, model_version=model.version, inline=inline,
-        producer=this_producer(), producer_seen_at=utcnow(),
+        producer=this_producer(role), producer_seen_at=utcnow(),
     )
     with sessions.begin() as session:
         create_job(session, job=job)
@@ -132,8 +135,9 @@ def check_broker(app: Celery, *, timeout: float = 5.0) -> None:
                               f"{exc}; nothing was recorded") from None
 
 
-def this_producer() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+def this_producer(role: str | None = None) -> str:
+    """``host:pid``, or ``role@host:pid`` (``db.jobs.producer_alive`` reads both)."""
+    return f"{role + '@' if role else ''}{socket.gethostname()}:{os.getpid()}"
 
 
 class _Walk:
@@ -146,6 +150,7 @@ class _Walk:
         self.settings, self.sessions, self.app = settings, sessions, app
         self.progress = progress or (lambda stage, n: None)
         self.found = 0
+        self.cancelled = False  # seen by the part that found the job cancelled
         self.first_part = job.batch_size * 4
         self.queued = QueuedBytes(
             cap=settings.inline_max_queued_bytes, sessions=sessions, job_id=job.id,
@@ -167,12 +172,14 @@ class _Walk:
                 batch = self._record(part, batch, last=len(part) < wanted,
                                      skip_recorded=skip_recorded)
                 self.progress("found and enqueued", self.found)
-                if self._cancelled():
-                    break
+                if self.cancelled or self._cancel_seen():
+                    break  # the end below cancels what the walk recorded
                 wanted = part_size
                 part = list(islice(walk, wanted))
             with self.sessions.begin() as session:
-                job = session.get_one(Job, self.job_id)
+                job = lock_job(session, job_id=self.job_id)
+                if job.cancelled_at is not None:  # the walk's end is the cancel's answer
+                    cancel_job(session, job_id=self.job_id)
                 job.total_images, job.total_batches = count_rows(session, job_id=self.job_id)
                 job.submitted_at = utcnow()
                 job.producer = None
@@ -215,23 +222,27 @@ class _Walk:
         with self.sessions.begin() as session:
             add_manifest(session, job_id=self.job_id, rows=list(zip(numbers, files, strict=True)))
             add_unreachable(session, job_id=self.job_id, rows=unreachable)
-            session.get_one(Job, self.job_id).producer_seen_at = utcnow()
+            # The job is locked after the rows are written: a cancel committed before is
+            # seen here, and one committed after finds these rows (db.jobs.lock_job).
+            job = lock_job(session, job_id=self.job_id)
+            job.producer_seen_at = utcnow()
+            if job.cancelled_at is not None:  # this part came after the cancel: skipped too
+                cancel_job(session, job_id=self.job_id)
+                self.cancelled = True
+        self.found += len(files) + len(unreachable)
+        if self.cancelled:
+            return batch + len(sizes)  # nothing to send: a worker would only skip them
         enqueue_batches(
             self.app, sessions=self.sessions, job_id=self.job_id,
             batches=range(batch, batch + len(sizes)), root=self.root if self.inline else None,
             settings=self.settings, queued=self.queued,
         )
-        self.found += len(files) + len(unreachable)
         return batch + len(sizes)
 
-    def _cancelled(self) -> bool:
-        with self.sessions.begin() as session:
-            recorded = session.get_one(Job, self.job_id)
-            if recorded.cancelled_at is None:
-                return False
-            # Cancelled while we walked: this part's rows came after the cancel.
-            cancel_job(session, job_id=recorded.id)
-            return True
+    def _cancel_seen(self) -> bool:
+        """Between parts, before the next is walked: a cancel then records no more rows."""
+        with self.sessions() as session:
+            return session.get_one(Job, self.job_id).cancelled_at is not None
 
     def _waiting(self, queued: int) -> None:
         """Held back by SIGNDIGITS_INLINE_MAX_QUEUED_BYTES: said, and the job told we live."""
@@ -290,7 +301,7 @@ def _extensions() -> str:
 
 def resume_job(
     app: Celery, *, sessions: sessionmaker[Session], job: Job, settings: Settings,
-    lost: bool = False, progress: Progress | None = None,
+    lost: bool = False, progress: Progress | None = None, role: str | None = None,
 ) -> Resumed:
     """Send what the job still needs, once: then finish its walk if it was interrupted.
 
@@ -306,7 +317,7 @@ def resume_job(
             if producer_alive(job, stall_seconds=settings.stall_seconds):
                 raise SubmissionError(f"job {job.id} is still being submitted by "
                                       f"{job.producer}")
-            job.producer, job.producer_seen_at = this_producer(), utcnow()
+            job.producer, job.producer_seen_at = this_producer(role), utcnow()
             job.submission_stopped = None
         batches = unsent_batches(session, job_id=job.id)
         sent_pending = [b for b in pending_batches(session, job_id=job.id) if b not in

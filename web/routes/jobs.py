@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
+import asyncio
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -13,11 +14,10 @@ from starlette.datastructures import UploadFile
 
 from signdigits.config.network import is_loopback
 from signdigits.config.settings import Settings
-from signdigits.db.jobs import cancel_job, jobs_page, resolve_job
+from signdigits.db.jobs import jobs_page, resolve_job
 from signdigits.files.paths import inside_allowed_roots
 from signdigits.producer.background import submit_in_background
-from signdigits.producer.scan import FolderError
-from signdigits.producer.submit import submit_folder
+from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, POLL_SECONDS, cancel_now, walk_over
 from signdigits.web.deps import (
     FoundJob,
     FoundSummary,
@@ -37,7 +37,8 @@ from signdigits.web.schemas import (
     request_body,
 )
 from signdigits.web.state import WebState
-from signdigits.web.uploads import Upload, store_uploads, upload_root
+from signdigits.web.upload_jobs import SERVE_ROLE, submit_upload
+from signdigits.web.uploads import Upload, store_uploads
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -49,8 +50,9 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 async def submit(request: Request, state: StateDep, session: SessionDep) -> JobOut:
     """A folder's job is answered once its row exists, while its walk goes on (the job
     shows ``submitting`` meanwhile; a web process stopped mid-walk leaves it ``submission
-    interrupted``, which ``signdigits resume`` finishes). An upload is walked before the
-    answer: its files are all here already, and the answer then counts them."""
+    interrupted``, which ``serve`` finishes when it starts again). An upload is walked
+    before the answer: its files are all here already, and the answer then counts them;
+    an upload that fails leaves no folder and no job."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         job_id = await _submit_upload(request, state)
@@ -60,7 +62,8 @@ async def submit(request: Request, state: StateDep, session: SessionDep) -> JobO
                                  client=request.client.host if request.client else "")
         job_id = await run_in_threadpool(
             submit_in_background, folder, settings=state.settings, sessions=state.sessions,
-            app=state.celery, threshold=body.threshold, batch_size=body.batch_size)
+            app=state.celery, threshold=body.threshold, batch_size=body.batch_size,
+            role=SERVE_ROLE)
     else:
         raise HTTPException(415, "send application/json with a folder, or multipart/form-data "
                                  "with files")
@@ -84,17 +87,10 @@ async def _submit_upload(request: Request, state: WebState) -> str:
             settings=state.settings)
     finally:
         await form.close()
-    settings = state.settings
-    job_settings = settings.model_copy(
-        update={"allowed_roots": [*settings.allowed_roots, upload_root(settings)]})
-    try:
-        return (await run_in_threadpool(
-            submit_folder, folder, settings=job_settings, sessions=state.sessions,
-            app=state.celery, threshold=upload.threshold,
-            inline=settings.upload_inline)).job_id  # the bytes travel, unless workers see them
-    except FolderError:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
+    # On failure the folder (and any job) is gone, whatever the answer says.
+    return await run_in_threadpool(submit_upload, folder, settings=state.settings,
+                                   sessions=state.sessions, app=state.celery,
+                                   threshold=upload.threshold)
 
 
 def _allowed_folder(folder: str, settings: Settings, *, client: str) -> Path:
@@ -126,7 +122,20 @@ def get_job(summary: FoundSummary) -> JobOut:
 
 @router.post("/{job_id}/cancel", response_model=JobOut,
              summary="Skip the job's images not yet started")
-def cancel(job: FoundJob, session: SessionDep, settings: SettingsDep) -> JobOut:
-    cancel_job(session, job_id=job.id)  # a job that ended: JobFinished, a 409
-    session.commit()
-    return JobOut.of(summary_of(session, job, settings))
+async def cancel(job: FoundJob, state: StateDep) -> JobOut:
+    """Answered once the job's walk has stopped (``cancelled``, its counts final), or
+    after 10 s of a walk that has not yet stopped (``submitting``; it stops at its next
+    part). Waits without holding a thread."""
+    sessions, stall = state.sessions, state.settings.stall_seconds
+    await run_in_threadpool(cancel_now, sessions, job_id=job.id)  # ended: JobFinished, 409
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    while (not await run_in_threadpool(walk_over, sessions, job_id=job.id,
+                                       stall_seconds=stall)
+           and time.monotonic() < deadline):
+        await asyncio.sleep(POLL_SECONDS)
+    return await run_in_threadpool(_described_afresh, state, job.id)
+
+
+def _described_afresh(state: WebState, job_id: str) -> JobOut:
+    with state.sessions() as session:
+        return _described(session, job_id, state.settings)
