@@ -10,7 +10,7 @@ from __future__ import annotations
 # New columns go at the end: programs reading these files by position keep working.
 COLUMNS = ["path", "digit", "confidence", "below_threshold", "error", "status",
            "model_version", "worker", "finished_at", "reviewed_digit", "final_digit",
-           "hand_box", "reading", "digits", "hand_count"]
+           "hand_box", "reading", "digits", "hand_count", "reviewed_digits", "final_digits"]
 # Cells that hold text from outside (file names, error messages, host names): the only
 # ones a spreadsheet could read as a formula. Numbers and our own words are left alone.
 TEXT_COLUMNS = ("path", "error", "model_version", "worker")
@@ -27,10 +27,26 @@ def reviewed_digit(review) -> int | None:
 
 def final_digit(image, review) -> int | None:
     """The reviewed digit where there is one, else the model's. A photo whose current
-    review says unusable has none: it shows no digit, whatever the model guessed."""
+    review says unusable has none: it shows no digit, whatever the model guessed; nor has
+    one whose hands, as reviewed, sign several."""
     if review is None:
         return image.digit
     return reviewed_digit(review)
+
+
+def reviewed_digits(review) -> str | None:
+    """The digits the person's current answer leaves, left to right ("" for none); None
+    when nobody reviewed the image."""
+    if review is None:
+        return None
+    if getattr(review, "hand_digits", None) is not None:
+        return "".join(str(d) for d in review.hand_digits if d is not None)
+    return "" if review.unusable or review.digit is None else str(review.digit)
+
+
+def final_digits(image, review) -> str | None:
+    """The reviewed digits where there is a review, else the model's."""
+    return image.digits if review is None else reviewed_digits(review)
 
 
 def result_record(image, review=None) -> dict:
@@ -50,6 +66,8 @@ def result_record(image, review=None) -> dict:
         "reading": image.reading,
         "digits": image.digits,
         "hand_count": image.hand_count,
+        "reviewed_digits": reviewed_digits(review),
+        "final_digits": final_digits(image, review),
         # JSON only (a CSV row has no room for a list of them): each hand in reading order.
         "hands": hands_list(image.hand),
     }

@@ -192,10 +192,14 @@ class Review(Base):
     image_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"),
         ForeignKey("images.id", ondelete="CASCADE"))
-    digit: Mapped[int | None] = mapped_column(SmallInteger)  # None exactly when unusable
+    # None when unusable, or when the hands reviewed leave several digits (hand_digits).
+    digit: Mapped[int | None] = mapped_column(SmallInteger)
     unusable: Mapped[bool] = mapped_column(Boolean, default=False)
     reviewer: Mapped[str] = mapped_column(String(255))
     reviewed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A review of one hand of several: the photo's answer after it, a digit (or None: not
+    # a hand) per hand in reading order; None on a review of the photo as a whole.
+    hand_digits: Mapped[list[int | None] | None] = mapped_column(JSON(none_as_null=True))
 
 
 class Batch(Base):

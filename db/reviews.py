@@ -74,14 +74,49 @@ def review_progress(session: Session, *, job_id: str) -> tuple[int, int]:
 def add_review(session: Session, *, image: Image, digit: int | None, unusable: bool,
                reviewer: str) -> Review:
     """Record a new answer for ``image`` (the caller commits). Raises NotReviewable."""
-    if image.status != ImageStatus.DONE:
-        why = f"error: {image.error}" if image.status == ImageStatus.ERROR else image.status
-        raise NotReviewable(f"image {image.id} has no classification to review ({why})")
+    _check_reviewable(image)
     review = Review(image_id=image.id, digit=None if unusable else digit, unusable=unusable,
                     reviewer=reviewer[:MAX_REVIEWER])
     session.add(review)
     session.flush()
     return review
+
+
+def add_hand_review(session: Session, *, image: Image, hand: int, digit: int | None,
+                    reviewer: str) -> Review:
+    """Correct one hand of a photo (``digit`` None: it is not a hand); the new row holds
+    the photo's whole answer after it. Raises NotReviewable."""
+    _check_reviewable(image)
+    count = image.hand_count or 0
+    if not 0 <= hand < count:
+        raise NotReviewable(f"image {image.id} has {count} hand{'s' * (count != 1)}: "
+                            f"no hand {hand} (hands count from 0, left to right)")
+    newest = session.scalars(select(Review).where(Review.image_id == image.id)
+                             .order_by(Review.id.desc()).limit(1)).first()
+    answers = hand_answers(image, newest)
+    answers[hand] = digit
+    left = [d for d in answers if d is not None]
+    review = Review(image_id=image.id, digit=left[0] if len(left) == 1 else None,
+                    unusable=not left, reviewer=reviewer[:MAX_REVIEWER], hand_digits=answers)
+    session.add(review)
+    session.flush()
+    return review
+
+
+def hand_answers(image: Image, review: Review | None) -> list[int | None]:
+    """Each hand's answer now: the current review's, hand by hand, where it reviewed the
+    hands; else the model's (a review of the photo as a whole is replaced)."""
+    model = [hand.get("digit") for hand in ((image.hand or {}).get("hands") or [])]
+    if review is not None and review.hand_digits is not None and \
+            len(review.hand_digits) == len(model):
+        return list(review.hand_digits)
+    return model
+
+
+def _check_reviewable(image: Image) -> None:
+    if image.status != ImageStatus.DONE:
+        why = f"error: {image.error}" if image.status == ImageStatus.ERROR else image.status
+        raise NotReviewable(f"image {image.id} has no classification to review ({why})")
 
 
 def review_history(session: Session, *, image_id: int) -> list[Review]:

@@ -328,3 +328,39 @@ def test_filtered_page_indexes_migration_keeps_the_rows_and_goes_back(empty_data
         assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'f'")) == 2
     to("head", command.upgrade)
     assert indexes() >= FILTERED_PAGE_INDEXES
+
+
+def test_hand_reviews_migration_keeps_the_reviews_and_goes_back(empty_database_url):
+    """0012 adds reviews.hand_digits (NULL on every earlier review); down drops it and
+    keeps the reviews."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    to("0011", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('v', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence)"
+            " VALUES ('v', 0, 'a', 'done', 1, 3, 0.75)"))
+        connection.execute(text(
+            "INSERT INTO reviews (image_id, digit, unusable, reviewer, reviewed_at)"
+            " SELECT id, 5, false, 'r', CURRENT_TIMESTAMP FROM images WHERE job_id = 'v'"))
+    to("0012", command.upgrade)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT digit, hand_digits FROM reviews")).all() == [
+            (5, None)]
+    to("0011", command.downgrade)
+    assert "hand_digits" not in {c["name"] for c in inspect(engine).get_columns("reviews")}
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM reviews")) == 1
+    to("head", command.upgrade)

@@ -208,3 +208,37 @@ def test_review_three_images_with_the_keyboard(site, browser, dataset, tmp_path)
     history = client.get(f"/api/images/{shown[2]}/reviews").json()["items"]
     assert [(r["digit"], r["unusable"]) for r in history] == [(None, True), (5, False)]
     assert {r["reviewer"] for r in history} == {"anonymous"}
+
+
+def test_review_a_group_photo_hand_by_hand_with_the_keyboard(site, browser, dataset, tmp_path):
+    """Three people side by side: a digit for the first hand, n (not a hand) for the
+    second, Enter (the model's) for the third; the marked hand moves left to right and
+    the photo's digits follow."""
+    from tests.photos import three_people
+    from tests.web_server import sse_until_done
+
+    client, tmp = site
+    page = browser
+    folder = tmp_path / "group"
+    folder.mkdir()
+    three_people(dataset, folder / "group.jpg")
+    job = client.post("/api/jobs", json={"folder": str(folder), "threshold": 1.0}).json()
+    sse_until_done(client, job["id"])
+    page.goto(f"{client.base_url}/jobs/{job['id']}/review")
+    page.wait_for_selector("#review-item[data-hand='0']:not([hidden])")
+    assert page.is_visible("#key-not-hand")
+    assert page.eval_on_selector_all("#review-guesses li.hand", "l => l.length") == 3
+    assert page.inner_text("#review-guesses li.selected").startswith("hand 1 of 3: 4")
+    page.keyboard.press("6")
+    page.wait_for_selector("#review-item[data-hand='1']")
+    assert page.inner_text("#review-guesses li.selected").startswith("hand 2 of 3: 0")
+    page.keyboard.press("n")
+    page.wait_for_selector("#review-item[data-hand='2']")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#review[data-saved='3']")
+    page.wait_for_selector("#review-done:not([hidden])")
+    assert page.inner_text("#review-message") == ""
+    [image] = client.get(f"/api/jobs/{job['id']}/images").json()["items"]
+    assert (image["final_digits"], image["final_digit"]) == ("67", None)
+    history = client.get(f"/api/images/{image['id']}/reviews").json()["items"]
+    assert [r["hand_digits"] for r in history] == [[6, 0, 7], [6, None, 7], [6, None, 7]]

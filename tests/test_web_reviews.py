@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import copy_sample, link_signers
+from tests.photos import three_people
 from tests.web_server import serving, sse_until_done, web_stack
 
 
@@ -95,7 +96,7 @@ def test_review_queue_answers_and_history(web, dataset, tmp_path):
     assert header[:9] == ["path", "digit", "confidence", "below_threshold", "error", "status",
                           "model_version", "worker", "finished_at"]
     assert header[9:] == ["reviewed_digit", "final_digit", "hand_box", "reading", "digits",
-                          "hand_count"]
+                          "hand_count", "reviewed_digits", "final_digits"]
     rows = {r["path"]: r for r in csv.DictReader(io.StringIO(exported.text))}
     assert (rows[first["path"]]["reviewed_digit"], rows[first["path"]]["final_digit"]) == ("3",
                                                                                          "3")
@@ -266,3 +267,53 @@ def test_one_photo_answered_differently_in_two_jobs_is_exported_with_a_warning(w
     said = {f"{path}: reviewed as {a} in job {j[:8]} and as {b} in job {k[:8]}; both exported"
             for a, j, b, k in ((3, first, 8, second), (8, second, 3, first))}
     assert any(line in said for line in (done.stdout + done.stderr).splitlines()), done.stderr
+
+
+def test_a_group_photo_is_reviewed_hand_by_hand(web, dataset, tmp_path):
+    """Three people side by side: one hand corrected, another marked not a hand; the
+    photo's digits follow in the queue's items, the export and the history."""
+    folder = tmp_path / "group"
+    folder.mkdir()
+    three_people(dataset, folder / "group.jpg")
+    response = web.post("/api/jobs", json={"folder": str(folder), "threshold": 1.0})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    sse_until_done(web, job_id)
+    [image] = web.get(f"/api/jobs/{job_id}/images").json()["items"]
+    assert (image["digit"], image["digits"], image["hand_count"]) == (None, "407", 3)
+    url = f"/api/images/{image['id']}/review"
+
+    for body, status, says in [
+            ({"hand": 3, "digit": 1}, 409, "has 3 hands: no hand 3"),
+            ({"hand": 0}, 422, "a digit or not_a_hand"),
+            ({"hand": 0, "digit": 1, "not_a_hand": True}, 422, "a digit or not_a_hand"),
+            ({"hand": 0, "unusable": True}, 422, "unusable is for the whole photo"),
+            ({"not_a_hand": True}, 422, "needs the hand's place"),
+            ({"hand": -1, "digit": 1}, 422, "hand"), ({"hand": "1", "digit": 1}, 422, "hand")]:
+        refused = web.post(url, json=body)
+        assert refused.status_code == status, (body, refused.text)
+        assert says in refused.json()["detail"] and "\n" not in refused.json()["detail"]
+
+    corrected = web.post(url, json={"hand": 1, "digit": 6}).json()
+    assert (corrected["hand_digits"], corrected["digit"], corrected["unusable"]) == (
+        [4, 6, 7], None, False)
+    dropped = web.post(url, json={"hand": 2, "not_a_hand": True}).json()
+    assert dropped["hand_digits"] == [4, 6, None] and dropped["digit"] is None
+    [shown] = web.get(f"/api/jobs/{job_id}/images").json()["items"]
+    assert (shown["digits"], shown["final_digits"], shown["final_digit"]) == ("407", "46", None)
+    rows = list(csv.DictReader(io.StringIO(web.get(f"/api/jobs/{job_id}/results.csv").text)))
+    assert (rows[0]["digits"], rows[0]["reviewed_digits"], rows[0]["final_digits"]) == (
+        "407", "46", "46")
+    # One hand left: it is the photo's digit.
+    last = web.post(url, json={"hand": 0, "not_a_hand": True}).json()
+    assert (last["hand_digits"], last["digit"], last["unusable"]) == ([None, 6, None], 6, False)
+    # A review of the whole photo replaces the hands'; a hand reviewed later starts again
+    # from the model's.
+    web.post(url, json={"unusable": True})
+    [shown] = web.get(f"/api/jobs/{job_id}/images").json()["items"]
+    assert (shown["final_digits"], shown["final_digit"]) == ("", None)
+    again = web.post(url, json={"hand": 0, "digit": 9}).json()
+    assert again["hand_digits"] == [9, 0, 7]
+    history = web.get(f"/api/images/{image['id']}/reviews").json()["items"]
+    assert [r["hand_digits"] for r in history] == [[4, 6, 7], [4, 6, None], [None, 6, None],
+                                                   None, [9, 0, 7]]

@@ -27,7 +27,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from signdigits.db.export import final_digit, reviewed_digit
+from signdigits.db.export import final_digit, final_digits, hands_list, reviewed_digit
 from signdigits.db.models import Image, ImageStatus, JobState, as_utc
 from signdigits.db.progress import JobSummary
 from signdigits.web.limits import MAX_ID
@@ -155,15 +155,21 @@ class SubmitUpload(BaseModel):
     threshold: Threshold = Field(None, description="unset: the model's default")
 
 
-_REVIEW = 'send {"digit": 0-9} or {"unusable": true}'
+_REVIEW = ('send {"digit": 0-9} or {"unusable": true}; for one hand of several, '
+           '{"hand": 0, "digit": 0-9} or {"hand": 0, "not_a_hand": true}')
+_Flag = Annotated[bool, Strict(), _said("boolean", "must be true or false")]
 
 
 class ReviewIn(BaseModel):
-    """A person's answer: `{"digit": 7}`, or `{"unusable": true}`."""
+    """A person's answer: `{"digit": 7}`, or `{"unusable": true}`; for one hand of a photo
+    of several, `{"hand": 1, "digit": 3}` or `{"hand": 1, "not_a_hand": true}`."""
 
-    digit: Digit = Field(None, description="the digit the photo shows")
-    unusable: Annotated[bool, Strict(), _said("boolean", "must be true or false")] = Field(
-        False, description="the photo shows none")
+    digit: Digit = Field(None, description="the digit the photo (or the hand) shows")
+    unusable: _Flag = Field(False, description="the photo shows none")
+    hand: Annotated[int | None, Strict(), Field(ge=0, le=63),
+                    _said("integer", "must be a hand's place, 0 to 63")] = Field(
+        None, description="the hand's place in reading order, from 0 (left)")
+    not_a_hand: _Flag = Field(False, description="with hand: what was found is no hand")
 
     @model_validator(mode="before")
     @classmethod
@@ -172,6 +178,16 @@ class ReviewIn(BaseModel):
 
     @model_validator(mode="after")
     def one_answer(self) -> ReviewIn:
+        if self.hand is not None:
+            if self.unusable:
+                raise PydanticCustomError("review_answer",
+                                          "unusable is for the whole photo: send it without hand")
+            if self.not_a_hand == (self.digit is not None):
+                raise PydanticCustomError("review_answer",
+                                          "with hand, send a digit or not_a_hand (one of them)")
+            return self
+        if self.not_a_hand:
+            raise PydanticCustomError("review_answer", "not_a_hand needs the hand's place")
         if self.unusable and self.digit is not None:
             raise PydanticCustomError("review_answer", "send a digit or unusable, not both")
         if not self.unusable and self.digit is None:
@@ -231,6 +247,16 @@ class JobPage(BaseModel):
     next_cursor: str | None = Field(description="the next page's cursor; null: the last")
 
 
+class HandBrief(BaseModel):
+    """One hand of a photo as its row stores it, in the photo's own pixels."""
+
+    position: int = Field(description="its place in reading order, from 0")
+    box: list[int] = Field(description="x0, y0, x1, y1")
+    digit: int | None
+    confidence: float | None
+    below_threshold: bool | None
+
+
 class ImageOut(BaseModel):
     """One image's row, with its current review's digit and the digit that counts."""
 
@@ -252,6 +278,10 @@ class ImageOut(BaseModel):
         'every hand\'s digit, left to right ("407"; "7" for one hand; "" for none); '
         "digit is null for several hands"))
     hand_count: int | None = Field(None, description="hands read; null until read")
+    final_digits: str | None = Field(None, description=(
+        "the digits with the current review applied, left to right; null until read"))
+    hands: list[HandBrief] = Field(default_factory=list, description=(
+        "each hand read, left to right: its place, box, digit, confidence and flag"))
 
     @classmethod
     def of(cls, image: Image, review=None) -> ImageOut:
@@ -260,7 +290,9 @@ class ImageOut(BaseModel):
             confidence=image.confidence, below_threshold=image.below_threshold,
             error=image.error, probabilities=image.probabilities,
             reviewed_digit=reviewed_digit(review), final_digit=final_digit(image, review),
-            reading=image.reading, digits=image.digits, hand_count=image.hand_count)
+            reading=image.reading, digits=image.digits, hand_count=image.hand_count,
+            final_digits=final_digits(image, review),
+            hands=[HandBrief(**hand) for hand in hands_list(image.hand)])
 
 
 class ImagePage(BaseModel):
@@ -284,6 +316,9 @@ class ReviewOut(BaseModel):
     unusable: bool
     reviewer: str
     reviewed_at: UtcTime
+    hand_digits: list[int | None] | None = Field(None, description=(
+        "a review of one hand: the photo's answer after it, per hand left to right "
+        "(null: not a hand)"))
 
 
 class ReviewStored(ReviewOut):

@@ -10,9 +10,11 @@ from signdigits.db.export import (
     COLUMNS,
     csv_row,
     final_digit,
+    final_digits,
     hand_box,
     result_record,
     reviewed_digit,
+    reviewed_digits,
     spreadsheet_safe,
 )
 
@@ -61,7 +63,8 @@ def test_the_final_digit(review, reviewed, final):
 def test_the_hand_columns_come_last_and_the_box_is_one_cell():
     """Programs that read the files by position keep their columns; the box is the answer
     hand's, as four numbers in one CSV cell."""
-    assert COLUMNS[-4:] == ["hand_box", "reading", "digits", "hand_count"]
+    assert COLUMNS[-6:] == ["hand_box", "reading", "digits", "hand_count", "reviewed_digits",
+                          "final_digits"]
     hand = {"hands": [{"box": [10, 20, 110, 220]}, {"box": [0, 0, 5, 5]}]}
     image = SimpleNamespace(path="a.jpg", digit=3, confidence=0.9, below_threshold=False,
                             error=None, status="done", model_version="v", worker="w",
@@ -95,3 +98,18 @@ def test_several_hands_are_a_string_a_count_and_a_list_in_reading_order():
         {"position": 1, "box": [20, 0, 29, 9], "digit": 0, "confidence": 0.5,
          "below_threshold": True}]
     assert (csv_row(record)["digits"], csv_row(record)["hand_count"]) == ("40", 2)
+
+
+@pytest.mark.parametrize(("review", "digits", "single"), [
+    (None, "40", None),  # the model's
+    (SimpleNamespace(digit=5, unusable=False, hand_digits=None), "5", 5),  # the whole photo
+    (SimpleNamespace(digit=None, unusable=True, hand_digits=None), "", None),
+    (SimpleNamespace(digit=None, unusable=False, hand_digits=[4, 6]), "46", None),
+    (SimpleNamespace(digit=6, unusable=False, hand_digits=[None, 6]), "6", 6),  # one left
+    (SimpleNamespace(digit=None, unusable=True, hand_digits=[None, None]), "", None),
+])
+def test_the_final_digits_follow_the_review_hand_by_hand(review, digits, single):
+    image = SimpleNamespace(digit=None, digits="40")
+    assert final_digits(image, review) == digits
+    assert reviewed_digits(review) == (None if review is None else digits)
+    assert final_digit(image, review) == single

@@ -15,7 +15,13 @@ from starlette.concurrency import run_in_threadpool
 
 from signdigits.db.jobs import resolve_job
 from signdigits.db.models import Image
-from signdigits.db.reviews import add_review, review_history, review_progress, review_queue
+from signdigits.db.reviews import (
+    add_hand_review,
+    add_review,
+    review_history,
+    review_progress,
+    review_queue,
+)
 from signdigits.web.deps import JobRef, SessionDep, UserDep, validated
 from signdigits.web.limits import ImageId, json_body
 from signdigits.web.schemas import (
@@ -46,7 +52,8 @@ def queue(job_id: JobRef, session: SessionDep, limit: Annotated[int, Query(ge=1,
 
 
 @router.post("/api/images/{image_id}/review", response_model=ReviewStored,
-             summary='Record a review: {"digit": 7} or {"unusable": true}',
+             summary='Record a review: {"digit": 7}, {"unusable": true}, or one hand\'s: '
+                     '{"hand": 1, "digit": 3}',
              openapi_extra=request_body({"application/json": ReviewIn}))
 async def post_review(request: Request, session: SessionDep, reviewer: UserDep,
                       image_id: ImageId) -> ReviewStored:
@@ -60,8 +67,12 @@ def _record(session: Session, image_id: int, answer: ReviewIn, reviewer: str) ->
         image = session.get(Image, image_id, with_for_update=True)
         if image is None:
             raise HTTPException(404, f"no image {image_id}")
-        review = add_review(session, image=image, digit=answer.digit,  # NotReviewable: 409
-                            unusable=answer.unusable, reviewer=reviewer)
+        if answer.hand is None:
+            review = add_review(session, image=image, digit=answer.digit,  # NotReviewable: 409
+                                unusable=answer.unusable, reviewer=reviewer)
+        else:
+            review = add_hand_review(session, image=image, hand=answer.hand,
+                                     digit=answer.digit, reviewer=reviewer)
         stored = ReviewOut.model_validate(review)
         job_id = image.job_id
     reviewed, total = review_progress(session, job_id=job_id)

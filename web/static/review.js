@@ -1,5 +1,7 @@
 // The review queue, one image at a time, driven by the keyboard:
 // 0-9 record a digit, Enter the model's digit, x unusable, Backspace back one.
+// A photo of several hands is answered hand by hand, left to right: 0-9 or Enter for the
+// hand marked, n for "not a hand"; the next photo comes after its last hand.
 "use strict";
 const section = document.getElementById("review");
 const JOB = section.dataset.job;
@@ -8,6 +10,7 @@ const history = [];        // shown and answered this session, newest last
 const seen = new Set();    // every id fetched, so a refill never repeats one
 const answered = new Map(); // id -> what was recorded this session
 let current = null;
+let hand = 0;               // the hand being answered, on a photo of several
 let exhausted = false;
 let refilling = null;
 let saving = Promise.resolve(); // posts go one after another: the last key is the answer
@@ -23,6 +26,19 @@ function topThree(probabilities) {
 
 function photoUrl(item) { return `/api/images/${item.id}/annotated.jpg?side=512`; }
 
+function several(item) { return item !== null && (item.hands || []).length > 1; }
+
+function guessItems(item) {
+  if (several(item)) {
+    return item.hands.map((h, i) => el("li", {
+      class: "hand" + (i === hand ? " selected" : "") + (h.below_threshold ? " low" : ""),
+      text: `hand ${i + 1} of ${item.hands.length}: ${h.digit}  (${percent(h.confidence)})` +
+            (i === hand ? "  <- 0-9, Enter or n" : "")}));
+  }
+  return item.digit === null ? [el("li", {class: "nohand", text: "no hand found"})] :
+    topThree(item.probabilities).map(([p, d]) => el("li", {text: `${d}  (${percent(p)})`}));
+}
+
 function show() {
   const box = document.getElementById("review-item");
   document.getElementById("review-done").hidden = current !== null || !exhausted;
@@ -32,11 +48,11 @@ function show() {
   showCrop(document.getElementById("review-crop"), document.getElementById("review-preview"),
            current);
   document.getElementById("review-reading").textContent = readingText(current);
-  document.getElementById("key-accept").disabled = current.digit === null; // no hand: no digit
-  const guesses = document.getElementById("review-guesses");
-  guesses.replaceChildren(...(current.digit === null ?
-    [el("li", {class: "nohand", text: "no hand found"})] :
-    topThree(current.probabilities).map(([p, d]) => el("li", {text: `${d}  (${percent(p)})`}))));
+  // No hand: no digit to accept.
+  document.getElementById("key-accept").disabled = current.digit === null && !several(current);
+  document.getElementById("key-not-hand").hidden = !several(current);
+  document.getElementById("review-guesses").replaceChildren(...guessItems(current));
+  box.dataset.hand = several(current) ? String(hand) : "";
   document.getElementById("review-path").textContent = current.path;
   const answer = answered.get(current.id);
   document.getElementById("review-answer").textContent =
@@ -65,6 +81,11 @@ async function refill() {
 function record(answer, label) {
   if (current === null) return;
   const item = current;
+  if (several(item) && !answer.unusable) {  // one hand's answer: the label grows hand by hand
+    const labels = (answered.get(item.id) || "").split(",").filter(Boolean).slice(0, hand);
+    answer = {...answer, hand};
+    label = [...labels, label].join(",");
+  }
   answered.set(item.id, label);
   saving = saving.then(() => api(`/api/images/${item.id}/review`, {
     method: "POST", headers: {"Content-Type": "application/json"},
@@ -75,21 +96,32 @@ function record(answer, label) {
     answered.delete(item.id);
     document.getElementById("review-message").textContent = `image ${item.id}: ${e.message}`;
   }).finally(() => { section.dataset.saved = String(++saved); });
+  if (several(item) && answer.hand !== undefined && hand < item.hands.length - 1) {
+    hand += 1;  // the same photo, its next hand
+    show();
+    return;
+  }
   history.push(item);
   current = queue.length ? queue.shift() : null;
+  hand = 0;
   show();
   refill();
 }
 
 function back() {
+  if (several(current) && hand > 0) { hand -= 1; show(); return; }
   if (!history.length) return;
   if (current !== null) queue.unshift(current);
   current = history.pop();
+  hand = 0;
   show();
 }
 
 function press(key) {
   if (/^[0-9]$/.test(key)) record({digit: Number(key)}, key);
+  else if (key === "Enter" && several(current)) {
+    record({digit: current.hands[hand].digit}, String(current.hands[hand].digit));
+  } else if ((key === "n" || key === "N") && several(current)) record({not_a_hand: true}, "-");
   else if (key === "Enter" && current && current.digit === null) {
     document.getElementById("review-message").textContent =
       "no hand was found, so the model gave no digit: press the digit, or x";
@@ -109,5 +141,6 @@ for (const button of document.querySelectorAll(".keys button[data-digit]")) {
 }
 document.getElementById("key-accept").addEventListener("click", () => press("Enter"));
 document.getElementById("key-unusable").addEventListener("click", () => press("x"));
+document.getElementById("key-not-hand").addEventListener("click", () => press("n"));
 document.getElementById("key-back").addEventListener("click", () => press("Backspace"));
 refill();
