@@ -14,6 +14,17 @@ from signdigits.db.models import Job
 from signdigits.db.session import engine_for, session_factory
 
 
+def _migrating(engine):
+    """``to(revision, command.upgrade | command.downgrade)`` on ``engine``'s database."""
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    return to
+
 def test_schema_head_names_the_newest_migration():
     # A new migration without SCHEMA_HEAD moved forward would never be applied by submit.
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == SCHEMA_HEAD
@@ -101,11 +112,7 @@ def test_reviews_migration_up_down_up(empty_database_url):
             " VALUES (:i, 7, false, 'ann', CURRENT_TIMESTAMP)"), {"i": image_id})
     assert "ix_reviews_image_id" in {ix["name"] for ix in inspect(engine).get_indexes("reviews")}
 
-    def to(revision: str, direction) -> None:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            direction(config, revision)
+    to = _migrating(engine)
 
     columns = {c["name"] for c in inspect(engine).get_columns("jobs")}
     assert "threshold_from_model" in columns  # 0007; an earlier job reads False
@@ -165,11 +172,7 @@ def test_hand_columns_migration_keeps_the_rows_and_goes_back(empty_database_url)
     url = empty_database_url
     engine = engine_for(url)
 
-    def to(revision: str, direction) -> None:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            direction(config, revision)
+    to = _migrating(engine)
 
     to("0007", command.upgrade)
     with engine.begin() as connection:
@@ -204,11 +207,7 @@ def test_hands_migration_keeps_the_rows_and_goes_back(empty_database_url):
 
     engine = engine_for(empty_database_url)
 
-    def to(revision: str, direction) -> None:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            direction(config, revision)
+    to = _migrating(engine)
 
     to("0008", command.upgrade)
     with engine.begin() as connection:
@@ -252,11 +251,7 @@ def test_resent_at_migration_keeps_the_batches_and_goes_back(empty_database_url)
     url = empty_database_url
     engine = engine_for(url)
 
-    def to(revision: str, direction) -> None:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            direction(config, revision)
+    to = _migrating(engine)
 
     to("0008", command.upgrade)
     with engine.begin() as connection:
@@ -295,11 +290,7 @@ def test_filtered_page_indexes_migration_keeps_the_rows_and_goes_back(empty_data
     previous = ScriptDirectory.from_config(alembic_config()).get_revision("0010").down_revision
     assert isinstance(previous, str)
 
-    def to(revision: str, direction) -> None:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            direction(config, revision)
+    to = _migrating(engine)
 
     def indexes() -> set[str]:
         return {ix["name"] for ix in inspect(engine).get_indexes("images")}
@@ -337,11 +328,7 @@ def test_hand_reviews_migration_keeps_the_reviews_and_goes_back(empty_database_u
 
     engine = engine_for(empty_database_url)
 
-    def to(revision: str, direction) -> None:
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            direction(config, revision)
+    to = _migrating(engine)
 
     to("0011", command.upgrade)
     with engine.begin() as connection:
