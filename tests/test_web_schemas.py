@@ -93,10 +93,17 @@ def test_a_folder_submission_keeps_what_it_is_given():
     ({"digit": True}, "must be an integer between 0 and 9 (got True)"),
     ({"unusable": "yes"}, "must be true or false"),
     ({"unusable": None}, "must be true or false"),
-    ({}, 'send {"digit": 0-9} or {"unusable": true}'),
-    ({"digit": None, "unusable": False}, 'send {"digit": 0-9} or {"unusable": true}'),
+    ({}, 'send {"digit": 0-9} or {"unusable": true}; for one hand of several, '
+         '{"hand": 0, "digit": 0-9} or {"hand": 0, "not_a_hand": true}'),
+    ({"digit": None, "unusable": False}, 'send {"digit": 0-9} or {"unusable": true}; for one '
+     'hand of several, {"hand": 0, "digit": 0-9} or {"hand": 0, "not_a_hand": true}'),
     ({"digit": 3, "unusable": True}, "send a digit or unusable, not both"),
-    ([7], 'send {"digit": 0-9} or {"unusable": true}'),
+    ([7], 'send {"digit": 0-9} or {"unusable": true}; for one hand of several, '
+          '{"hand": 0, "digit": 0-9} or {"hand": 0, "not_a_hand": true}'),
+    ({"hand": 1}, "with hand, send a digit or not_a_hand (one of them)"),
+    ({"hand": 1, "unusable": True}, "unusable is for the whole photo: send it without hand"),
+    ({"not_a_hand": True}, "not_a_hand needs the hand's place"),
+    ({"hand": 64, "digit": 1}, "must be a hand's place, 0 to 63"),
 ])
 def test_a_review_is_refused_with_what_is_wrong(body, message):
     with pytest.raises(ValidationError) as refused:
@@ -132,13 +139,18 @@ def test_a_jobs_json_is_the_shape_the_pages_and_clients_read():
 def test_an_images_and_a_reviews_json():
     image = Image(id=3, path="7/a.jpg", status="done", digit=7, confidence=0.5,
                   below_threshold=True, error=None, probabilities=[0.05] * 10,
-                  reading="hand landmarks")
+                  reading="hand landmarks", digits="7", hand_count=1,
+                  hand={"hands": [{"box": [1, 2, 3, 4], "digit": 7, "confidence": 0.5,
+                                   "below_threshold": True, "landmarks": [[1, 2]] * 21}]})
     review = Review(id=9, image_id=3, digit=1, unusable=False, reviewer="ann",
                     reviewed_at=datetime(2026, 1, 2, tzinfo=UTC))
     assert list(ImageOut.of(image, review).model_dump(mode="json").items()) == [
         ("id", 3), ("path", "7/a.jpg"), ("status", "done"), ("digit", 7), ("confidence", 0.5),
         ("below_threshold", True), ("error", None), ("probabilities", [0.05] * 10),
-        ("reviewed_digit", 1), ("final_digit", 1), ("reading", "hand landmarks")]
+        ("reviewed_digit", 1), ("final_digit", 1), ("reading", "hand landmarks"),
+        ("digits", "7"), ("hand_count", 1), ("final_digits", "1"),
+        ("hands", [{"position": 0, "box": [1, 2, 3, 4], "digit": 7, "confidence": 0.5,
+                    "below_threshold": True}])]
     assert ImageOut.of(image).final_digit == 7
     no_hand = Image(id=4, path="x.png", status="done", digit=None, confidence=0.0,
                     below_threshold=True, error=None, probabilities=None,
@@ -148,7 +160,7 @@ def test_an_images_and_a_reviews_json():
         None, None, "no hand found")
     assert ReviewOut.model_validate(review).model_dump(mode="json") == {
         "id": 9, "image_id": 3, "digit": 1, "unusable": False, "reviewer": "ann",
-        "reviewed_at": "2026-01-02T00:00:00+00:00"}
+        "reviewed_at": "2026-01-02T00:00:00+00:00", "hand_digits": None}
 
 
 def test_openapi_shows_the_job_and_image_schemas(tmp_path):
@@ -165,10 +177,12 @@ def test_openapi_shows_the_job_and_image_schemas(tmp_path):
         "id", "state", "total_images", "done", "pending", "threshold", "created_at", "folder"}
     assert set(schemas["ImageOut"]["properties"]) == {
         "id", "path", "status", "digit", "confidence", "below_threshold", "error",
-        "probabilities", "reviewed_digit", "final_digit", "reading"}
+        "probabilities", "reviewed_digit", "final_digit", "reading", "digits", "hand_count",
+        "final_digits", "hands"}
     assert set(schemas["PredictOut"]["properties"]) >= {
         "digit", "confidence", "reading", "hands", "crop_png", "photo_size"}
-    assert set(schemas["HandOut"]["properties"]) == {"box", "landmarks", "digit", "confidence"}
+    assert set(schemas["HandOut"]["properties"]) == {"box", "landmarks", "digit", "confidence",
+                                                     "below_threshold"}
     assert set(schemas["JobState"]["enum"]) == {state.value for state in JobState}
     paths = document["paths"]
 
