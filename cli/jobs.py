@@ -26,8 +26,11 @@ from signdigits.cli.preflight import (
 JOB_HELP = "job id, unique prefix of one, or 'latest'"
 
 
+FOLDER_HELP = "folder of images (searched recursively), or s3://bucket/prefix"
+
+
 def submit(
-    folder: Path = typer.Argument(..., help="folder of images (searched recursively)"),
+    folder: str = typer.Argument(..., help=FOLDER_HELP),
     threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
     batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
     inline: bool | None = typer.Option(None, "--inline/--paths",
@@ -41,8 +44,8 @@ def submit(
     require_broker(settings, " (or `signdigits run` for a one-machine job)")
     check_broker(settings)  # before anything is recorded
     sessions = database_for_writing(settings)
-    job = watch.submit(folder, settings=settings, sessions=sessions, threshold=threshold,
-                          batch_size=batch_size, inline=inline)
+    job = watch.submit(job_folder(folder), settings=settings, sessions=sessions,
+                       threshold=threshold, batch_size=batch_size, inline=inline)
     print(job.job_id)
     if wait:
         summary = watch.watch(job.job_id, settings=settings, sessions=sessions)
@@ -51,7 +54,7 @@ def submit(
 
 
 def run(
-    folder: Path = typer.Argument(..., help="folder of images (searched recursively)"),
+    folder: str = typer.Argument(..., help=FOLDER_HELP),
     workers: int | None = typer.Option(None, min=1, max=64, help="worker processes"),
     threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
     batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
@@ -62,12 +65,19 @@ def run(
     settings = settings_or_fail()
     sessions = database_for_writing(settings)
     code = watch.run_locally(
-        folder, settings=settings, sessions=sessions, workers=workers or settings.concurrency,
-        threshold=threshold, batch_size=batch_size,
+        job_folder(folder), settings=settings, sessions=sessions,
+        workers=workers or settings.concurrency, threshold=threshold, batch_size=batch_size,
     )
     if code == INTERRUPTED:
         exit_interrupted()  # its workers are stopped and it said so
     raise typer.Exit(code)
+
+
+def job_folder(folder: str) -> Path | str:
+    """A folder as a path; ``s3://bucket/prefix`` as it is (a Path would fold its ``//``)."""
+    from signdigits.files.paths import is_object_url
+
+    return folder if is_object_url(folder) else Path(folder)
 
 
 def status(

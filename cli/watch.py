@@ -24,7 +24,7 @@ from signdigits.producer.scan import FolderError
 from signdigits.serving.artifact import ArtifactError
 
 
-def submit(folder: Path, *, settings: Settings, sessions: sessionmaker[Session], **options):
+def submit(folder: Path | str, *, settings: Settings, sessions: sessionmaker[Session], **options):
     from signdigits.broker.app import create_app
     from signdigits.producer.submit import submit_folder
 
@@ -71,7 +71,7 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
     return summary
 
 
-def run_locally(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
+def run_locally(folder: Path | str, *, settings: Settings, sessions: sessionmaker[Session],
                 workers: int, threshold: float | None, batch_size: int | None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
     def begin(settings: Settings) -> str:

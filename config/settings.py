@@ -146,7 +146,8 @@ class Settings(BaseSettings):
         5 * 1024 * 1024, ge=1, description="cap per file when image bytes travel in messages"
     )
     allowed_roots: list[Path] = Field(
-        default_factory=list, description="folders a job's root must lie in (JSON list)"
+        default_factory=list,
+        description="folders (or s3://bucket/prefix) a job's root must lie in (JSON list)",
     )
     decode_threads: int = Field(1, ge=1, le=64, description="decode threads per worker process")
     max_hands: int = Field(8, ge=1, le=64,
@@ -185,6 +186,11 @@ class Settings(BaseSettings):
     def _absolute_paths(cls, roots: list[Path]) -> list[Path]:
         for root in roots:
             text = str(root)
+            if text.lower().startswith("s3:/"):  # a bucket or prefix (files.objects reads it)
+                bucket = text[len("s3:/"):].split("/", 1)[0]
+                if not 3 <= len(bucket) <= 63 or "\x00" in text:
+                    raise PydanticCustomError("allowed_roots", "expected s3://bucket/prefix")
+                continue
             if "\x00" in text or not root.is_absolute():
                 # Relative, each process would resolve it against its own working folder.
                 raise PydanticCustomError("allowed_roots",

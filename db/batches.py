@@ -68,17 +68,18 @@ def pending_batches(session: Session, *, job_id: str) -> list[int]:
 class PendingFile(NamedTuple):
     id: int
     path: str  # the name to open: a name that is not UTF-8 as its exact bytes decode
+    etag: str | None = None  # an object's, as listed (s3:// jobs)
 
 
 def pending_images(session: Session, *, job_id: str, batch: int) -> list[PendingFile]:
-    """The batch's pending images as ``(id, path)`` rows, in id order."""
+    """The batch's pending images as ``(id, path, etag)`` rows, in id order."""
     rows = session.execute(
-        select(Image.id, Image.path, Image.raw_path)
+        select(Image.id, Image.path, Image.raw_path, Image.etag)
         .where(Image.job_id == job_id, Image.status == ImageStatus.PENDING)
         .where(Image.batch == batch)
         .order_by(Image.id)
     )
-    return [PendingFile(i, disk_name(path, raw)) for i, path, raw in rows]
+    return [PendingFile(i, disk_name(path, raw), etag) for i, path, raw, etag in rows]
 
 
 def any_pending(session: Session | Connection, *, job_id: str) -> bool:

@@ -21,8 +21,10 @@ from signdigits.db.models import (
 from signdigits.files.paths import stored_name
 
 
-def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str]]) -> None:
-    """Insert pending image rows, (batch number, relative path) each, and their batches.
+def add_manifest(session: Session, *, job_id: str,
+                 rows: Sequence[tuple[int, str] | tuple[int, str, str | None]]) -> None:
+    """Insert pending image rows, (batch number, relative path) each, and their batches;
+    an object's row (an s3:// job) has its ETag third.
 
     Paths are the walk's names: one that is not valid UTF-8 is stored readable in
     ``path`` and exactly in ``raw_path`` (:func:`files.paths.stored_name`). Every batch's
@@ -33,27 +35,28 @@ def add_manifest(session: Session, *, job_id: str, rows: Sequence[tuple[int, str
     if not rows:
         return
     connection = session.connection()
-    sizes = Counter(batch for batch, _ in rows)
+    sizes = Counter(row[0] for row in rows)
     connection.execute(insert(BATCHES), [
         {"job_id": job_id, "batch": b, "attempts": 0, "images": n}
         for b, n in sorted(sizes.items())])
     pending = ImageStatus.PENDING.value
     if connection.dialect.name == "postgresql":
-        columns = "job_id, batch, path, raw_path, status, attempts"
+        columns = "job_id, batch, path, raw_path, status, attempts, etag"
         driver = connection.connection.driver_connection
         assert driver is not None  # a pooled connection in use always has one
         cursor = driver.cursor()
         with cursor, cursor.copy(f"COPY {Image.__tablename__} ({columns}) FROM STDIN") as copy:
-            for batch, name in rows:
-                copy.write_row((job_id, batch, *stored_name(name), pending, 0))
+            for batch, name, *etag in rows:
+                copy.write_row((job_id, batch, *stored_name(name), pending, 0,
+                                etag[0] if etag else None))
         return
     # The table, not the mapped class: the ORM's bulk path spends more CPU per row than
     # SQLite spends inserting it.
     values = []
-    for batch, name in rows:
+    for batch, name, *etag in rows:
         path, raw = stored_name(name)
         values.append({"job_id": job_id, "batch": batch, "path": path, "raw_path": raw,
-                       "status": pending, "attempts": 0})
+                       "status": pending, "attempts": 0, "etag": etag[0] if etag else None})
     connection.execute(insert(IMAGES), values)
 
 

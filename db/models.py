@@ -149,6 +149,9 @@ class Image(Base):
     # none): ``digit`` holds a digit only for a photo with exactly one hand.
     digits: Mapped[str | None] = mapped_column(Text)
     hand_count: Mapped[int | None] = mapped_column(SmallInteger)
+    # An object's ETag as the producer listed it (s3:// jobs only, see 0014): a worker
+    # reads only that object, so one replaced after submit is refused, not classified.
+    etag: Mapped[str | None] = mapped_column(Text)
 
 
 class HandRow(Base):

@@ -40,12 +40,22 @@ def inside_allowed_roots(folder: Path | str, allowed_roots: list[Path]) -> bool:
     """Whether a job's folder may be used: no roots configured, or its real path lies in one.
 
     The producer asks before recording a job and every worker asks again before reading
-    (a forged message can name any job), so both must give the same answer.
+    (a forged message can name any job), so both must give the same answer. An ``s3://``
+    root admits no folder (:func:`files.objects.objects_allowed` judges those).
     """
+    if is_object_url(folder):
+        return False
     real = os.path.realpath(folder)
     return not allowed_roots or any(
         is_inside(real, os.path.realpath(allowed)) for allowed in allowed_roots
+        if not is_object_url(allowed)
     )
+
+
+def is_object_url(text: str | Path) -> bool:
+    """Whether a job's folder names object storage, ``s3://bucket/prefix`` (also as a
+    pathlib.Path spells it, ``s3:/bucket/prefix``, which no absolute folder starts with)."""
+    return str(text).lower().startswith(("s3://", "s3:/"))
 
 
 def stored_name(name: str) -> tuple[str, bytes | None]:

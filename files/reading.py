@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-from signdigits.files.paths import inside_allowed_roots, is_inside, resolve_inside
+from signdigits.files.paths import inside_allowed_roots, is_inside, is_object_url, resolve_inside
 
 
 class ImageError(ValueError):
@@ -50,9 +50,13 @@ class JobFolder:
 
     def __init__(self, root: Path | str, *, allowed_roots: list[Path]) -> None:
         self.real_root = os.path.realpath(root)
+        # An s3:// job's root resolves to a folder named "s3:" here: never read as one.
+        self.object_url = is_object_url(root)
         self.allowed = inside_allowed_roots(self.real_root, allowed_roots)
 
     def read(self, relative: str, *, max_bytes: int) -> bytes:
+        if self.object_url:
+            raise ImageError("the job's folder is in object storage (s3://): not a folder here")
         if not self.allowed:
             raise ImageError("the job's folder is outside SIGNDIGITS_ALLOWED_ROOTS (refused)")
         if not _CAN_OPEN_AS_HANDLE:

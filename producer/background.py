@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def submit_in_background(
-    root: Path,
+    root: Path | str,
     *,
     settings: Settings,
     sessions: sessionmaker[Session],

@@ -26,8 +26,10 @@ from signdigits.db.batches import next_batch_number, pending_batches, unsent_bat
 from signdigits.db.jobs import cancel_job, count_rows, create_job, lock_job, producer_alive
 from signdigits.db.manifest import add_manifest, add_unreachable, recorded_names
 from signdigits.db.models import Job, utcnow
-from signdigits.files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, real_path
+from signdigits.files.objects import objects_allowed, parse_object_url
+from signdigits.files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, is_object_url, real_path
 from signdigits.producer.enqueue import QueuedBytes, broker_holds_messages_of, enqueue_batches
+from signdigits.producer.objects import ListedObject, scan_objects
 from signdigits.producer.scan import FolderError, Unreachable, scan_folder
 from signdigits.serving.artifact import read_model_info, resolve_model_path
 
@@ -57,7 +59,7 @@ class Resumed:
 
 
 def submit_folder(
-    root: Path,
+    root: Path | str,
     *,
     settings: Settings,
     sessions: sessionmaker[Session],
@@ -81,19 +83,28 @@ def submit_folder(
     of process walking (``serve``) in the job's producer, so that a restarted ``serve``
     knows its own interrupted walks.
     """
-    root = real_path(root)
-    try:
-        str(root).encode("utf-8")
-    except UnicodeEncodeError:  # the job's root is a text column; its files need not be
-        raise FolderError(f"{str(root)!r}: the folder's own name is not UTF-8 "
-                          "(rename it or submit a folder above it)") from None
-    check_allowed_root(root, settings)
+    if is_object_url(root):
+        # Its workers read the objects themselves, with their own credentials: never
+        # bytes in the messages.
+        if inline:
+            raise FolderError(f"{root}: --inline ships files' bytes in the messages; the "
+                              "workers read an s3:// prefix themselves (leave it out)")
+        inline = False
+        root, paths = _object_source(str(root), settings)
+    else:
+        root = real_path(root)
+        try:
+            str(root).encode("utf-8")
+        except UnicodeEncodeError:  # the job's root is a text column; its files need not be
+            raise FolderError(f"{str(root)!r}: the folder's own name is not UTF-8 "
+                              "(rename it or submit a folder above it)") from None
+        check_allowed_root(root, settings)
+        paths = scan_folder(root)
     model = read_model_info(resolve_model_path(settings.model_path))
     batch_size = batch_size or settings.batch_size
     inline = settings.inline if inline is None else inline
     from_model = threshold is None and settings.threshold is None
     threshold = _pick_threshold(threshold, settings.threshold, model.default_threshold)
-    paths = scan_folder(root)
     # A small first part gets every worker busy at once; later parts are larger, as
     # fewer commits make the walk itself faster.
     first = list(islice(paths, batch_size * 4))
@@ -110,9 +121,28 @@ def submit_folder(
         create_job(session, job=job)
     if on_recorded is not None:
         on_recorded(job.id)
-    walk = _Walk(job, root, settings=settings, sessions=sessions, app=app, progress=progress)
+    walk = _Walk(job, Path(root), settings=settings, sessions=sessions, app=app,
+                 progress=progress)
     total, batches = walk.run(paths, first=first, next_batch=0, skip_recorded=False)
     return SubmittedJob(job.id, total, batches)
+
+
+def _object_source(url: str, settings: Settings) -> tuple[str, Iterator]:
+    """An s3:// job's root as recorded (``s3://bucket/prefix/``) and its listing."""
+    try:
+        location = parse_object_url(url)
+    except ValueError as exc:
+        raise FolderError(str(exc)) from None
+    if not objects_allowed(location, settings.allowed_roots):
+        raise FolderError(f"{location}: outside SIGNDIGITS_ALLOWED_ROOTS")
+    return str(location), scan_objects(location)
+
+
+def _walk_again(root: str) -> Iterator:
+    """A recorded job's walk from its start: its folder, or its prefix."""
+    if is_object_url(root):
+        return scan_objects(parse_object_url(root))
+    return scan_folder(Path(root))
 
 
 def check_broker(app: Celery, *, timeout: float = 5.0) -> None:
@@ -209,8 +239,10 @@ class _Walk:
             pass
 
     def _record(self, part: list, batch: int, *, last: bool, skip_recorded: bool) -> int:
-        files = [p for p in part if type(p) is str]
+        files = [p if type(p) is str else p.path for p in part if type(p) is not Unreachable]
         unreachable = [(p.path, p.reason) for p in part if type(p) is Unreachable]
+        # An object's ETag, kept beside its key: a worker reads only that object.
+        etags = {p.path: p.etag for p in part if type(p) is ListedObject}
         if skip_recorded:
             with self.sessions() as session:
                 done = recorded_names(session, job_id=self.job_id,
@@ -220,7 +252,9 @@ class _Walk:
         sizes = batch_sizes(len(files), self.batch_size, last=last) if files else []
         numbers = [batch + n for n, size in enumerate(sizes) for _ in range(size)]
         with self.sessions.begin() as session:
-            add_manifest(session, job_id=self.job_id, rows=list(zip(numbers, files, strict=True)))
+            add_manifest(session, job_id=self.job_id, rows=[
+                (number, name, etags.get(name)) for number, name in zip(numbers, files,
+                                                                        strict=True)])
             add_unreachable(session, job_id=self.job_id, rows=unreachable)
             # The job is locked after the rows are written: a cancel committed before is
             # seen here, and one committed after finds these rows (db.jobs.lock_job).
@@ -344,7 +378,7 @@ def resume_job(
     if job.submitted_at is not None:
         return Resumed(len(batches), lost, 0, 0)
     before = next_batch
-    walk.run(scan_folder(root), first=None, next_batch=next_batch, skip_recorded=True)
+    walk.run(_walk_again(job.root), first=None, next_batch=next_batch, skip_recorded=True)
     with sessions() as session:
         after = next_batch_number(session, job_id=job.id)
     return Resumed(len(batches), lost, walk.found, after - before)

@@ -351,3 +351,34 @@ def test_hand_reviews_migration_keeps_the_reviews_and_goes_back(empty_database_u
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM reviews")) == 1
     to("head", command.upgrade)
+
+
+def test_object_etags_migration_keeps_the_rows_and_goes_back(empty_database_url):
+    """0014 adds images.etag (NULL on rows written before: folder jobs); down again drops
+    it and keeps every image."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    to = _migrating(engine)
+
+    to("0012", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('m', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, digit)"
+            " VALUES ('m', 0, 'a', 'done', 1, 3)"))
+    to("0014", command.upgrade)
+    assert "etag" in [c["name"] for c in inspect(engine).get_columns("images")]
+    with engine.begin() as connection:
+        assert connection.execute(text("SELECT digit, etag FROM images")).all() == [(3, None)]
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, etag)"
+            " VALUES ('m', 0, 'b', 'pending', 0, '\"e1\"')"))
+    to("0012", command.downgrade)
+    assert "etag" not in [c["name"] for c in inspect(engine).get_columns("images")]
+    with engine.begin() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images")) == 2

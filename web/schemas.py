@@ -30,6 +30,8 @@ from pydantic_core import PydanticCustomError
 from signdigits.db.export import final_digit, final_digits, hands_list, reviewed_digit
 from signdigits.db.models import Image, ImageStatus, JobState, as_utc
 from signdigits.db.progress import JobSummary
+from signdigits.files.objects import parse_object_url
+from signdigits.files.paths import is_object_url
 from signdigits.web.limits import MAX_ID
 
 
@@ -83,6 +85,14 @@ def _absolute_folder(value: Any, handler) -> str:
         folder = handler(value)
     except ValidationError:
         folder = None
+    if isinstance(folder, str) and is_object_url(folder):  # a prefix in object storage
+        try:
+            parse_object_url(folder)
+        except ValueError:
+            raise PydanticCustomError("object_url", "not an s3://bucket/prefix URL (a bucket "
+                                      "of 3-63 letters, digits, dots and hyphens; no empty, "
+                                      "'.' or '..' part)") from None
+        return folder
     if not isinstance(folder, str) or not folder.startswith("/"):
         raise PydanticCustomError("absolute_path", "must be an absolute path on the server")
     try:
@@ -136,7 +146,8 @@ def _an_object(data: Any, message: str) -> Any:
 class SubmitFolder(BaseModel):
     """`application/json`: a folder on the server (within `SIGNDIGITS_ALLOWED_ROOTS`)."""
 
-    folder: Folder = Field(description="absolute path of a folder on the server")
+    folder: Folder = Field(description="absolute path of a folder on the server, or "
+                                       "s3://bucket/prefix (read by the workers)")
     threshold: Threshold = Field(None, description="unset: the model's default")
     batch_size: BatchSize = Field(None, description="images per batch; unset: the setting's")
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from signdigits.db.batches import count_attempt, pending_images
 from signdigits.db.models import ImageStatus, Job, utcnow
 from signdigits.db.results import store_results
-from signdigits.files.reading import ImageError, JobFolder
+from signdigits.files.reading import ImageError
 
 # Numpy and Pillow only at import (the parent imports this module before forking): the
 # runtimes of the classifier and the hand finder load in each child (worker.context).
@@ -28,6 +28,7 @@ from signdigits.serving.photo import read_photo
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import INFERENCE_PART, WorkerContext
 from signdigits.worker.retries import Action, Failure, decide
+from signdigits.worker.sources import job_reader
 from signdigits.worker.thresholds import flag_threshold
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class BatchOutcome:
 class PendingImage(NamedTuple):
     id: int
     path: str
+    etag: str | None = None  # an object's, as listed (s3:// jobs)
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def find_hands_in_parts(
     already on the next.
     """
     settings = ctx.settings
-    folder = JobFolder(claimed.job.root, allowed_roots=settings.allowed_roots)
+    read_file = job_reader(claimed.job.root, settings)  # its folder, or its s3:// prefix
 
     # Bytes in a message are used only for jobs submitted that way: anyone who can write
     # to the broker could otherwise supply the pixels stored for any job's images.
@@ -188,7 +190,7 @@ def find_hands_in_parts(
 
     def read(image: PendingImage) -> bytes:
         if inline is None:
-            return folder.read(image.path, max_bytes=settings.max_file_bytes)
+            return read_file(image.path, image.etag)
         entry = inline.get(str(image.id)) or {"error": "image missing from the message"}
         if "error" in entry:
             raise ImageError(entry["error"])

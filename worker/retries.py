@@ -30,7 +30,7 @@ UNKNOWN_JOB_PATIENCE = 3600.0
 class Failure(StrEnum):
     UNFINISHED = "unfinished"  # a new delivery: every earlier try ended without a result
     ERROR = "error"  # this try raised
-    OUTAGE = "outage"  # this try could not reach the database
+    OUTAGE = "outage"  # this try could not reach the database (or an s3:// job's storage)
     UNKNOWN_JOB = "unknown job"  # this worker's database has no such job
 
 

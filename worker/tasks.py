@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from signdigits.broker.messages import TASK_NAME
 from signdigits.db.session import shown_url
+from signdigits.files.objects import StorageUnavailable
 from signdigits.worker.app import app
 from signdigits.worker.batch import (
     ClaimedBatch,
@@ -53,7 +54,7 @@ def classify_batch(self: Task, job_id: str, batch: int, inline: dict | None = No
             return outcome.__dict__
         except UnknownJob:
             return _put_back(self, ctx, job_id=job_id, batch=batch, worker=worker)
-        except (OperationalError, DBAPIError) as exc:
+        except (OperationalError, DBAPIError, StorageUnavailable) as exc:
             if not _is_outage(exc):
                 return _after_failure(self, ctx, job_id=job_id, batch=batch, exc=exc,
                                       worker=worker, failure=Failure.ERROR)
@@ -64,15 +65,21 @@ def classify_batch(self: Task, job_id: str, batch: int, inline: dict | None = No
             if decision.action is not Action.WAIT:
                 return _after_failure(self, ctx, job_id=job_id, batch=batch, exc=exc,
                                       worker=worker, failure=Failure.OUTAGE, waited=waited)
-            log.warning("database unavailable (%s); retrying batch %s in %.1fs",
-                        exc.__class__.__name__, batch, decision.delay)
+            if isinstance(exc, StorageUnavailable):  # an s3:// job's storage: its own words
+                log.warning("object storage unavailable (%s); retrying batch %s in %.1fs",
+                            exc, batch, decision.delay)
+            else:
+                log.warning("database unavailable (%s); retrying batch %s in %.1fs",
+                            exc.__class__.__name__, batch, decision.delay)
             time.sleep(decision.delay)
         except Exception as exc:  # noqa: BLE001 - any failure counts against the batch
             return _after_failure(self, ctx, job_id=job_id, batch=batch, exc=exc,
                                   worker=worker, failure=Failure.ERROR)
 
 
-def _is_outage(exc: DBAPIError) -> bool:
+def _is_outage(exc: DBAPIError | StorageUnavailable) -> bool:
+    if isinstance(exc, StorageUnavailable):
+        return True
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
 
 

@@ -15,7 +15,8 @@ from starlette.datastructures import UploadFile
 from signdigits.config.network import is_loopback
 from signdigits.config.settings import Settings
 from signdigits.db.jobs import jobs_page, resolve_job
-from signdigits.files.paths import inside_allowed_roots
+from signdigits.files.objects import objects_allowed, parse_object_url
+from signdigits.files.paths import inside_allowed_roots, is_object_url
 from signdigits.producer.background import submit_in_background
 from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, POLL_SECONDS, cancel_now, walk_over
 from signdigits.web.deps import (
@@ -93,15 +94,19 @@ async def _submit_upload(request: Request, state: WebState) -> str:
                                    threshold=upload.threshold)
 
 
-def _allowed_folder(folder: str, settings: Settings, *, client: str) -> Path:
+def _allowed_folder(folder: str, settings: Settings, *, client: str) -> Path | str:
     roots = settings.allowed_roots
     if roots:
+        if is_object_url(folder):  # the schema parsed it
+            if not objects_allowed(parse_object_url(folder), roots):
+                raise HTTPException(403, f"{folder}: outside SIGNDIGITS_ALLOWED_ROOTS")
+            return folder
         if not inside_allowed_roots(folder, roots):
             raise HTTPException(403, f"{folder}: outside SIGNDIGITS_ALLOWED_ROOTS")
     elif settings.environment != "development" or not is_loopback(client):
         raise HTTPException(403, "folder jobs over HTTP need SIGNDIGITS_ALLOWED_ROOTS (without "
                                  "it, only in development from this machine)")
-    return Path(folder)
+    return folder if is_object_url(folder) else Path(folder)
 
 
 @router.get("", response_model=JobPage, summary="Jobs, newest first")
