@@ -17,12 +17,14 @@
    25%, then 50% larger, filled with its edge colour: a hand cut off at the border
    becomes whole enough for the detector.
 4. **Tiles.** Still nothing: the palm detector looks at overlapping tiles of the photo,
-   2 x 2 then 3 x 3, where a small hand is large enough for it (it sees the photo at
+   3 x 3 then 5 x 5, where a small hand is large enough for it (it sees the photo at
    192 x 192, and misses a palm much under a tenth of that); the points are placed on the
-   photo itself, as in step 2. On close-ups shrunk onto a 1280 x 960 picture, this took
-   hands found from 2 of 20 to 16 of 20 at a fifth of its width, from 0 to 8 at 15%,
-   every one read right (``python -m signdigits.bench.hand_size``).
-   Costly (13 detector passes), and paid only by photos where nothing else found a hand.
+   photo itself, as in step 2. On close-ups shrunk onto a 1280 x 960 picture
+   (``python -m signdigits.bench.hand_size``), hands were found in 11, 20 and 19 of 20 at
+   a tenth, 15% and a fifth of its width (2 x 2 then 3 x 3 tiles found 0, 8 and 16; 2 x 2
+   to 5 x 5 no more than 3 x 3 and 5 x 5). Costly (34 detector passes, about 0.3 s), and
+   paid only by photos where nothing else found a hand: a wall, a face, a hand under a
+   twentieth of the photo's width.
 
 A hand is kept only where the landmark model is sure there is one, so a face, a wall or
 a hand-sized blur gives no hand rather than a guess.
@@ -61,7 +63,7 @@ _WINDOW_OVERLAP = 0.25
 PADDINGS = (0.25, 0.5)
 # Tiles a side, tried in turn when still no hand: each tile 1.5 / n of the photo's side,
 # so neighbours overlap by half a tile and a hand on a border is whole in one of them.
-TILE_GRIDS = (2, 3)
+TILE_GRIDS = (3, 5)
 _TILE_SPAN = 1.5
 # Two boxes are one hand seen twice (from two palms, windows or tiles) when they overlap
 # by more than half their union, or one lies mostly inside the other (a hand cut at a
