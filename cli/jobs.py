@@ -33,6 +33,9 @@ def submit(
     inline: bool | None = typer.Option(None, "--inline/--paths",
                                        help="ship image bytes in messages"),
     wait: bool = typer.Option(False, "--wait", help="show progress until the job finishes"),
+    webhook: str | None = typer.Option(
+        None, "--webhook", metavar="URL", help="POST the job's signed summary here when it "
+        "ends (default: SIGNDIGITS_WEBHOOK_URL)"),
 ) -> None:
     """Record a folder as a job and enqueue its batches; prints the job id."""
     from signdigits.cli import watch
@@ -42,7 +45,7 @@ def submit(
     check_broker(settings)  # before anything is recorded
     sessions = database_for_writing(settings)
     job = watch.submit(folder, settings=settings, sessions=sessions, threshold=threshold,
-                          batch_size=batch_size, inline=inline)
+                          batch_size=batch_size, inline=inline, webhook=webhook)
     print(job.job_id)
     if wait:
         summary = watch.watch(job.job_id, settings=settings, sessions=sessions)
@@ -55,6 +58,9 @@ def run(
     workers: int | None = typer.Option(None, min=1, max=64, help="worker processes"),
     threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
     batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
+    webhook: str | None = typer.Option(
+        None, "--webhook", metavar="URL", help="POST the job's signed summary here when it "
+        "ends (default: SIGNDIGITS_WEBHOOK_URL)"),
 ) -> None:
     """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
     from signdigits.cli import watch
@@ -63,7 +69,7 @@ def run(
     sessions = database_for_writing(settings)
     code = watch.run_locally(
         folder, settings=settings, sessions=sessions, workers=workers or settings.concurrency,
-        threshold=threshold, batch_size=batch_size,
+        threshold=threshold, batch_size=batch_size, webhook=webhook,
     )
     if code == INTERRUPTED:
         exit_interrupted()  # its workers are stopped and it said so
@@ -172,3 +178,8 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     except JobFinished as exc:
         fail(str(exc))
     console.print(f"job {found.id}: cancelled, {skipped} pending images skipped")
+    if settings.broker_url:  # else a running stack's reconciler claims its webhook
+        from signdigits.broker.app import create_app
+        from signdigits.producer.webhooks import send_if_ended
+
+        send_if_ended(create_app(settings), sessions, found.id)

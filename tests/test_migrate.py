@@ -328,3 +328,37 @@ def test_filtered_page_indexes_migration_keeps_the_rows_and_goes_back(empty_data
         assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'f'")) == 2
     to("head", command.upgrade)
     assert indexes() >= FILTERED_PAGE_INDEXES
+
+
+def test_webhook_migration_keeps_the_jobs_and_goes_back(empty_database_url):
+    """0015 adds the jobs' webhook columns (NULL on jobs made before: no webhook), keeps
+    every job and image, and down again drops only them."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    to("0011", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('w', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts)"
+            " VALUES ('w', 0, 'a', 'pending', 0)"))
+    to("0015", command.upgrade)
+    with engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT webhook_url, webhook_state, webhook_attempts FROM jobs WHERE id = 'w'"
+        )).all() == [(None, None, None)]
+    to("0011", command.downgrade)
+    assert not any(c["name"].startswith("webhook_") for c in inspect(engine).get_columns("jobs"))
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'w'")) == 1
+    to("head", command.upgrade)

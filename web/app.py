@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from signdigits.config.settings import Settings
+from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import JobFinished, JobNotFound
 from signdigits.db.reviews import NotReviewable
 from signdigits.producer.scan import FolderError
@@ -46,6 +47,7 @@ REFUSALS: dict[type[Exception], int] = {
     NotReviewable: 409,  # reviewing an image with no answer to review
     FolderError: 400,  # a submission's folder: missing, empty, outside the allowed roots
     SubmissionError: 503,  # the broker was unreachable before anything was recorded
+    WebhookRefused: 400,  # a webhook URL this server will not call
 }
 
 

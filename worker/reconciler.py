@@ -151,7 +151,38 @@ def reconcile(app) -> None:
             lost = [b for b in job.batches if (job.job_id, b) not in held]
             if lost:
                 _resend(app, sessions, job, lost, stall_seconds=settings.stall_seconds)
+    _webhooks(app, sessions, stall_seconds=settings.stall_seconds)
     count_pass(app)
+
+
+def _webhooks(app, sessions, *, stall_seconds: int) -> None:
+    """Ended jobs whose webhook nobody claimed are claimed; a delivery whose task was lost
+    (its next attempt a stall period overdue) is sent again, at most once a period."""
+    from datetime import timedelta
+
+    from signdigits.broker.sending import send_webhook
+    from signdigits.db.webhooks import (
+        claim_webhook,
+        ended_unclaimed,
+        lost_deliveries,
+        mark_resent,
+    )
+
+    with sessions() as session:
+        unclaimed = ended_unclaimed(session)
+        lost = lost_deliveries(session, grace=timedelta(seconds=stall_seconds))
+    for job_id in unclaimed:
+        with sessions.begin() as session:
+            claimed = claim_webhook(session, job_id=job_id)
+        if claimed:
+            send_webhook(app, job_id)
+            log.info("claimed the webhook of job %s, which ended without it sent", job_id)
+    for job_id, attempts in lost:
+        send_webhook(app, job_id, attempts=attempts)
+        with sessions.begin() as session:
+            mark_resent(session, job_id=job_id)
+        log.info("re-sent the webhook task of job %s: its attempt %d was %d s overdue",
+                 job_id, attempts + 1, stall_seconds)
 
 
 def _resend(app, sessions, job, lost: list[int], *, stall_seconds: int) -> None:

@@ -13,11 +13,13 @@ from starlette.datastructures import UploadFile
 
 from signdigits.config.network import is_loopback
 from signdigits.config.settings import Settings
+from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import cancel_job, jobs_page, resolve_job
 from signdigits.files.paths import inside_allowed_roots
 from signdigits.producer.background import submit_in_background
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import submit_folder
+from signdigits.producer.webhooks import send_if_ended
 from signdigits.web.deps import (
     FoundJob,
     FoundSummary,
@@ -60,7 +62,8 @@ async def submit(request: Request, state: StateDep, session: SessionDep) -> JobO
                                  client=request.client.host if request.client else "")
         job_id = await run_in_threadpool(
             submit_in_background, folder, settings=state.settings, sessions=state.sessions,
-            app=state.celery, threshold=body.threshold, batch_size=body.batch_size)
+            app=state.celery, threshold=body.threshold, batch_size=body.batch_size,
+            webhook=body.webhook)
     else:
         raise HTTPException(415, "send application/json with a folder, or multipart/form-data "
                                  "with files")
@@ -75,7 +78,7 @@ async def _submit_upload(request: Request, state: WebState) -> str:
     form = await request.form(max_files=100_000, max_fields=20)
     try:
         upload = validated(SubmitUpload, {
-            "threshold": form.get("threshold"),
+            "threshold": form.get("threshold"), "webhook": form.get("webhook"),
             "files": [f for f in form.getlist("files") if isinstance(f, UploadFile)]})
         if not upload.files:
             raise HTTPException(400, "no files uploaded (send one or more 'files' fields)")
@@ -90,9 +93,9 @@ async def _submit_upload(request: Request, state: WebState) -> str:
     try:
         return (await run_in_threadpool(
             submit_folder, folder, settings=job_settings, sessions=state.sessions,
-            app=state.celery, threshold=upload.threshold,
+            app=state.celery, threshold=upload.threshold, webhook=upload.webhook,
             inline=settings.upload_inline)).job_id  # the bytes travel, unless workers see them
-    except FolderError:
+    except (FolderError, WebhookRefused):
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
@@ -126,7 +129,9 @@ def get_job(summary: FoundSummary) -> JobOut:
 
 @router.post("/{job_id}/cancel", response_model=JobOut,
              summary="Skip the job's images not yet started")
-def cancel(job: FoundJob, session: SessionDep, settings: SettingsDep) -> JobOut:
+def cancel(job: FoundJob, session: SessionDep, state: StateDep) -> JobOut:
     cancel_job(session, job_id=job.id)  # a job that ended: JobFinished, a 409
     session.commit()
+    send_if_ended(state.celery, state.sessions, job.id)
+    settings = state.settings
     return JobOut.of(summary_of(session, job, settings))
