@@ -70,9 +70,12 @@ class Reconciler(bootsteps.StartStopStep):
     def start(self, parent) -> None:
         app, node = parent.app, parent.hostname
         self.stopping.clear()
-        _every(HEARTBEAT_SECONDS, self.stopping, "heartbeat",
-               lambda: beat(app, node=node, pid=os.getpid(), held=held_by_this_worker()))
         from signdigits.config.settings import get_settings
+
+        model = _model_version(get_settings())
+        _every(HEARTBEAT_SECONDS, self.stopping, "heartbeat",
+               lambda: beat(app, node=node, pid=os.getpid(), held=held_by_this_worker(),
+                            model=model))
 
         period = pass_seconds(get_settings().stall_seconds)
 
@@ -84,6 +87,17 @@ class Reconciler(bootsteps.StartStopStep):
 
     def stop(self, parent) -> None:
         self.stopping.set()
+
+
+def _model_version(settings) -> str | None:
+    """The version of the model this worker's processes load (its artifact's header),
+    or None if it cannot be read here (the processes then say why in the log)."""
+    from signdigits.serving.artifact import read_model_info, resolve_model_path
+
+    try:
+        return read_model_info(resolve_model_path(settings.model_path)).version
+    except Exception:  # noqa: BLE001 - the heartbeat matters more than its label
+        return None
 
 
 def _every(seconds: float, stopping: threading.Event, name: str, work: Callable) -> None:
