@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -94,14 +95,19 @@ def test_a_worker_killed_mid_delivery_sends_the_same_webhook_id_again(stack, dat
         job_id = stack.submit(photos, "--webhook", receiver.url)
         receiver.wait_for(1)
         os.killpg(worker.process.pid, signal.SIGKILL)  # the whole worker, mid-POST
+        killed = time.monotonic()
         worker.process.wait(30)
         receiver.release()
         stack.start_worker(concurrency=1)
         received = receiver.wait_for(2, timeout=90)
+        again = time.monotonic() - killed
         job = _settled(stack, job_id)
     assert {r.webhook_id for r in received} == {f"msg_{job_id}"}
     assert len({repr(r.event) for r in received}) == 1 and all(r.signed for r in received)
     assert job.webhook_state == "delivered"
+    record("webhook, worker killed mid-POST", {
+        "POSTs": len(received), "webhook-ids": len({r.webhook_id for r in received}),
+        "seconds from the kill to the POST again": round(again, 1)})
 
 
 def test_cancel_ends_the_job_and_sends_its_webhook(stack, dataset, tmp_path):
