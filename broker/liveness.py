@@ -37,9 +37,11 @@ class Restored:
     delivered_seconds_ago: float
 
 
-def beat(app: Celery, *, node: str, pid: int, held: dict[str, tuple[str, int] | None]) -> None:
-    """Write this worker's heartbeat: alive, and holding these delivery tags."""
-    entry = json.dumps({"pid": pid, "at": time.time(),
+def beat(app: Celery, *, node: str, pid: int, held: dict[str, tuple[str, int] | None],
+         model: str | None = None) -> None:
+    """Write this worker's heartbeat: alive, holding these delivery tags, serving this
+    model version (what GET /metrics shows per worker)."""
+    entry = json.dumps({"pid": pid, "at": time.time(), "model": model,
                         "held": {tag: batch for tag, batch in held.items()}})
     with app.connection_for_write(transport_options=reply_deadlines()) as connection:
         connection.default_channel.client.set(_HEARTBEAT_KEY + node, entry,

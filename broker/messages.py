@@ -28,3 +28,7 @@ def predict_reply_key(request_id: str) -> str:
 def display_name(job_id: str, batch: int) -> str:
     """The name Flower and the worker logs show for one batch's task."""
     return f"classify_batch job={job_id[:8]} batch={batch}"
+
+# A job's webhook, once it ended: args (job id, attempts made so far). On the batch
+# queue, consumed by the same workers (worker/webhook.py).
+WEBHOOK_TASK_NAME = "signdigits.deliver_webhook"

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from celery import Celery
 
 from signdigits.broker.app import QUEUE, reply_deadlines
-from signdigits.broker.messages import TASK_NAME, display_name
+from signdigits.broker.messages import TASK_NAME, WEBHOOK_TASK_NAME, display_name
 
 # The slowest link a send's deadline allows for: 10 MB/s, a 100 Mbit/s link with room.
 _SEND_BYTES_PER_SECOND = 10e6
@@ -99,3 +99,12 @@ def held_batches(app: Celery, wanted: set[tuple[str, int]]) -> set[tuple[str, in
                     if found == wanted:
                         break
     return found
+
+
+def send_webhook(app: Celery, job_id: str, *, attempts: int = 0, countdown: float = 0) -> None:
+    """Send the task that makes the job's webhook attempt ``attempts + 1`` (after
+    ``countdown`` seconds), on the batch queue."""
+    with sender(app) as producer:
+        app.send_task(WEBHOOK_TASK_NAME, args=[job_id, attempts], producer=producer,
+                      queue=QUEUE, countdown=countdown or None,
+                      shadow=f"deliver_webhook job={job_id[:8]} attempt={attempts + 1}")

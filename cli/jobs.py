@@ -36,6 +36,9 @@ def submit(
     inline: bool | None = typer.Option(None, "--inline/--paths",
                                        help="ship image bytes in messages"),
     wait: bool = typer.Option(False, "--wait", help="show progress until the job finishes"),
+    webhook: str | None = typer.Option(
+        None, "--webhook", metavar="URL", help="POST the job's signed summary here when it "
+        "ends (default: SIGNDIGITS_WEBHOOK_URL)"),
 ) -> None:
     """Record a folder as a job and enqueue its batches; prints the job id."""
     from signdigits.cli import watch
@@ -45,7 +48,8 @@ def submit(
     check_broker(settings)  # before anything is recorded
     sessions = database_for_writing(settings)
     job = watch.submit(job_folder(folder), settings=settings, sessions=sessions,
-                       threshold=threshold, batch_size=batch_size, inline=inline)
+                       threshold=threshold, batch_size=batch_size, inline=inline,
+                       webhook=webhook)
     print(job.job_id)
     if wait:
         summary = watch.watch(job.job_id, settings=settings, sessions=sessions)
@@ -58,6 +62,9 @@ def run(
     workers: int | None = typer.Option(None, min=1, max=64, help="worker processes"),
     threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
     batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
+    webhook: str | None = typer.Option(
+        None, "--webhook", metavar="URL", help="POST the job's signed summary here when it "
+        "ends (default: SIGNDIGITS_WEBHOOK_URL)"),
 ) -> None:
     """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
     from signdigits.cli import watch
@@ -67,6 +74,7 @@ def run(
     code = watch.run_locally(
         job_folder(folder), settings=settings, sessions=sessions,
         workers=workers or settings.concurrency, threshold=threshold, batch_size=batch_size,
+        webhook=webhook,
     )
     if code == INTERRUPTED:
         exit_interrupted()  # its workers are stopped and it said so
@@ -187,6 +195,11 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
                                   stall_seconds=settings.stall_seconds)
     except JobFinished as exc:
         fail(str(exc))
+    if settings.broker_url:  # else a running stack's reconciler claims its webhook
+        from signdigits.broker.app import create_app
+        from signdigits.producer.webhooks import send_if_ended
+
+        send_if_ended(create_app(settings), sessions, found.id)
     with sessions() as session:  # read afresh: ``found`` is from before the cancel
         summary = summarize_job(session, job=session.get_one(Job, found.id),
                                 stall_seconds=settings.stall_seconds)

@@ -13,6 +13,7 @@ from signdigits.config.settings import Settings
 from signdigits.db.jobs import list_jobs
 from signdigits.db.models import Job
 from signdigits.db.progress import summarize_job
+from signdigits.db.webhooks import describe_webhook
 from signdigits.files.names import printable
 
 STATUS_LIMIT = 50  # jobs `status` lists, newest first
@@ -53,6 +54,9 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(printable(s.job.root)),
         )
     output.print(table)
+    for s in summaries:  # a line each: the table has no room for a URL and its answers
+        if (line := describe_webhook(s.job)) is not None:
+            output.print(f"job {s.job.id}: {printable(line)}", soft_wrap=True, markup=False)
     if total_jobs is not None and total_jobs > len(summaries):
         output.print(f"the {len(summaries)} newest of {total_jobs:,} jobs; "
                      "`signdigits status JOB` shows any one")

@@ -13,8 +13,9 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from signdigits.cli.console import INTERRUPTED, console, fail
+from signdigits.cli.console import INTERRUPTED, USAGE, console, fail
 from signdigits.config.settings import Settings
+from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import resolve_job
 from signdigits.db.models import Image, ImageStatus, as_utc
 from signdigits.db.progress import JobSummary, summarize_job
@@ -41,6 +42,8 @@ def submit(folder: Path | str, *, settings: Settings, sessions: sessionmaker[Ses
         try:
             job = submit_folder(folder, settings=settings, sessions=sessions,
                                 app=create_app(settings), progress=progress, **options)
+        except WebhookRefused as exc:
+            fail(str(exc), code=USAGE)  # a URL this server will never call
         except (FolderError, ArtifactError, ValueError) as exc:
             fail(str(exc))
     console.print(f"job {job.job_id}: {job.total_images:,} images in {job.total_batches:,} batches")
@@ -72,11 +75,12 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
 
 
 def run_locally(folder: Path | str, *, settings: Settings, sessions: sessionmaker[Session],
-                workers: int, threshold: float | None, batch_size: int | None) -> int:
+                workers: int, threshold: float | None, batch_size: int | None,
+                webhook: str | None = None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
     def begin(settings: Settings) -> str:
         return submit(folder, settings=settings, sessions=sessions, threshold=threshold,
-                      batch_size=batch_size).job_id
+                      batch_size=batch_size, webhook=webhook).job_id
 
     return on_local_stack(begin, settings=settings, sessions=sessions, workers=workers)
 
@@ -119,8 +123,11 @@ def on_local_stack(begin: Callable[[Settings], str], *, settings: Settings,
                           "(and so does the next `signdigits run` or `serve` on this "
                           "database, by itself)")
             return 1
-        abandon = True  # every row is stored
         print_summary(summary, sessions=sessions)
+        # The workers post the webhook: they stop once it is settled, or on Ctrl-C (the
+        # next `run` or `serve` on this database then sends it).
+        wait_for_webhook(job_id, sessions=sessions, alive=lambda: stack.failure() is None)
+        abandon = True  # every row is stored
         return 1 if summary.state == "failed" else 0
     except StackError as exc:
         fail(str(exc), code=1)
@@ -169,3 +176,26 @@ def classified_rate(session: Session, summary: JobSummary) -> float | None:
         return None
     seconds = (as_utc(last) - as_utc(summary.job.created_at)).total_seconds()
     return count / seconds if seconds > 0 else None
+
+
+def wait_for_webhook(job_id: str, *, sessions: sessionmaker[Session], alive=lambda: True) -> None:
+    """Until the job's webhook is delivered or given up (at once for a job without one),
+    then one line saying which."""
+    from signdigits.db.models import Job
+    from signdigits.db.webhooks import describe_webhook
+
+    def read() -> Job:
+        with sessions() as session:
+            job = session.get_one(Job, job_id)
+            session.expunge(job)
+            return job
+
+    job = read()
+    if job.webhook_state is None:
+        return
+    with console.status("sending the webhook") as spinner:
+        while job.webhook_state in ("pending", "sending") and alive():
+            spinner.update(describe_webhook(job))
+            time.sleep(0.5)
+            job = read()
+    console.print(describe_webhook(job), markup=False)

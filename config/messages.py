@@ -13,8 +13,8 @@ from pydantic_settings import SettingsError
 
 ENV_PREFIX = "SIGNDIGITS_"
 # Secrets a message may echo only masked.
-SECRET_FIELDS = {"flower_basic_auth", "web_auth", "web_token"}
-URL_FIELDS = {"broker_url", "database_url"}
+SECRET_FIELDS = {"flower_basic_auth", "web_auth", "web_token", "webhook_secret", "metrics_token"}
+URL_FIELDS = {"broker_url", "database_url", "webhook_url"}
 
 
 def describe_fields_error(exc: ValidationError, fields: dict[str, FieldInfo]) -> str:

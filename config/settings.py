@@ -31,6 +31,7 @@ from signdigits.config.messages import (  # noqa: F401  (re-exported: callers im
     raw_variable,
     shown_value,
 )
+from signdigits.config.network import is_host_pattern, redis_url_problem
 
 # Decoding a bigger image could take gigabytes; preprocess_image refuses it from the header.
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
@@ -202,7 +203,7 @@ class Settings(BaseSettings):
                                           ) from None
         return roots
 
-    @field_validator("web_hosts", mode="before")
+    @field_validator("web_hosts", "webhook_allowed_hosts", mode="before")
     @classmethod
     def _host_list(cls, value: object) -> object:
         if not isinstance(value, str):
@@ -222,7 +223,7 @@ class Settings(BaseSettings):
     @classmethod
     def _host_names(cls, names: list[str]) -> list[str]:
         for name in names:
-            if not _is_host_pattern(name):
+            if not is_host_pattern(name):
                 raise PydanticCustomError(
                     "web_hosts", "expected host names such as signdigits.example.com or "
                     "*.example.com, without a port; not '{name}'", {"name": name})
@@ -239,7 +240,7 @@ class Settings(BaseSettings):
                 "broker_url", "expected a Redis URL such as redis://:password@host:6379/0 "
                 "(schemes: {schemes})", {"schemes": ", ".join(BROKER_SCHEMES)})
         if scheme in ("redis", "rediss"):
-            problem = _redis_url_problem(url)
+            problem = redis_url_problem(url)
             if problem:
                 raise PydanticCustomError("broker_url", problem)
         return url
@@ -296,6 +297,45 @@ class Settings(BaseSettings):
         100, ge=1, le=10_000, description="predictions POST /api/predict lets wait at once"
     )
     flower_url: str | None = Field(None, description="Flower's address, for links from the web")
+    metrics_token: SecretStr | None = Field(
+        None, description="bearer token GET /metrics also accepts (a Prometheus scraper's)")
+
+    # --- the webhook a job calls when it ends (docs/webhooks.md) ---
+    webhook_url: str | None = Field(
+        None, description="webhook of jobs submitted without one (http or https)")
+    webhook_secret: SecretStr | None = Field(
+        None, description="whsec_<base64> key the webhooks are signed with (Standard Webhooks)")
+    # NoDecode: a comma list is read as well as a JSON one (see _host_list).
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="the only hosts webhooks may call (JSON list or "
+        "comma list of names, *.domain or addresses); unset: any public host")
+    webhook_deadline: int = Field(
+        24 * 3600, ge=1, le=_THIRTY_DAYS,
+        description="seconds after a job ends that its webhook is retried for")
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_url(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        from urllib.parse import urlsplit
+
+        if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https"):
+            raise PydanticCustomError("webhook_url", "expected an http:// or https:// URL")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        from signdigits.config.webhooks import signing_key
+
+        try:
+            signing_key(value.get_secret_value())
+        except ValueError as exc:
+            raise PydanticCustomError("webhook_secret", str(exc)) from None
+        return value
 
 
 @lru_cache
@@ -341,41 +381,3 @@ def checked_database_url(url: str) -> str:
     elif backend != "postgresql" or driver != "psycopg":
         raise ValueError(expected)
     return absolute_sqlite_url(url)
-
-
-def _is_host_pattern(name: str) -> bool:
-    """A name, ``*.domain`` or an address (IPv6 in brackets), without a port: what
-    Starlette's TrustedHostMiddleware compares a request's Host with."""
-    import ipaddress
-
-    if name.startswith("[") and name.endswith("]"):
-        try:
-            return ipaddress.ip_address(name[1:-1]).version == 6
-        except ValueError:
-            return False
-    wildcard_ok = "*" not in name[1:] and (not name.startswith("*") or name.startswith("*."))
-    return bool(name) and wildcard_ok and not any(c in name for c in ":/@ ")
-
-
-def _redis_url_problem(url: str) -> str | None:
-    """What kombu and redis-py would raise on, deep in a command, for this URL (or None).
-
-    A port past 65535 or not a number, a database that is not a number, a password with
-    an unescaped ``/`` (which moves the port): each was a traceback at the first connect.
-    """
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises ValueError for 70000 or 'abc'
-    except ValueError:  # its text would quote a password that swallowed the port
-        return ("the port is not a number from 1 to 65535; a password's special characters "
-                "(/ @ : #) must be %-escaped")
-    if port == 0:
-        return "port 0 is no port"
-    if port is None and parts.netloc.endswith(":"):  # redis-py would quietly use 6379
-        return "the port after ':' is empty (leave out the ':' for 6379)"
-    database = parts.path.lstrip("/")
-    if database and not (database.isascii() and database.isdigit()):  # not '²'
-        return f"the database after the host must be a number (0-15), not {database!r}"
-    return None

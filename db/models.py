@@ -92,6 +92,15 @@ class Job(Base):
     producer: Mapped[str | None] = mapped_column(String(255))
     producer_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     submission_stopped: Mapped[str | None] = mapped_column(Text)  # why, when it raised
+    # The signed call made once when the job ends (migration 0015, db/webhooks.py):
+    # state pending -> sending (claimed once) -> delivered or failed; NULL: no webhook.
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_state: Mapped[str | None] = mapped_column(String(16))
+    webhook_attempts: Mapped[int | None] = mapped_column(Integer)
+    webhook_last_status: Mapped[str | None] = mapped_column(Text)
+    webhook_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # The batch of the rows the walk itself gave an error (a file it could not stat or read):

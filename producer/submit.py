@@ -26,11 +26,13 @@ from signdigits.db.batches import next_batch_number, pending_batches, unsent_bat
 from signdigits.db.jobs import cancel_job, count_rows, create_job, lock_job, producer_alive
 from signdigits.db.manifest import add_manifest, add_unreachable, recorded_names
 from signdigits.db.models import Job, utcnow
+from signdigits.db.webhooks import PENDING
 from signdigits.files.objects import objects_allowed, parse_object_url
 from signdigits.files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, is_object_url, real_path
 from signdigits.producer.enqueue import QueuedBytes, broker_holds_messages_of, enqueue_batches
 from signdigits.producer.objects import ListedObject, scan_objects
 from signdigits.producer.scan import FolderError, Unreachable, scan_folder
+from signdigits.producer.webhooks import job_webhook, send_if_ended
 from signdigits.serving.artifact import read_model_info, resolve_model_path
 
 _MANIFEST_CHUNK = 5000
@@ -70,6 +72,7 @@ def submit_folder(
     progress: Progress | None = None,
     on_recorded: Callable[[str], None] | None = None,
     role: str | None = None,
+    webhook: str | None = None,
 ) -> SubmittedJob:
     """Walk ``root``, writing the job's manifest and enqueueing its batches as it goes.
 
@@ -100,6 +103,7 @@ def submit_folder(
                               "(rename it or submit a folder above it)") from None
         check_allowed_root(root, settings)
         paths = scan_folder(root)
+    webhook_url = job_webhook(webhook, settings)
     model = read_model_info(resolve_model_path(settings.model_path))
     batch_size = batch_size or settings.batch_size
     inline = settings.inline if inline is None else inline
@@ -116,6 +120,7 @@ def submit_folder(
         threshold_from_model=from_model,
         total_images=0, total_batches=0, model_version=model.version, inline=inline,
         producer=this_producer(role), producer_seen_at=utcnow(),
+        webhook_url=webhook_url, webhook_state=PENDING if webhook_url else None,
     )
     with sessions.begin() as session:
         create_job(session, job=job)
@@ -124,6 +129,7 @@ def submit_folder(
     walk = _Walk(job, Path(root), settings=settings, sessions=sessions, app=app,
                  progress=progress)
     total, batches = walk.run(paths, first=first, next_batch=0, skip_recorded=False)
+    send_if_ended(app, sessions, job.id)  # every image was stored while it walked
     return SubmittedJob(job.id, total, batches)
 
 
@@ -379,6 +385,7 @@ def resume_job(
         return Resumed(len(batches), lost, 0, 0)
     before = next_batch
     walk.run(_walk_again(job.root), first=None, next_batch=next_batch, skip_recorded=True)
+    send_if_ended(app, sessions, job.id)
     with sessions() as session:
         after = next_batch_number(session, job_id=job.id)
     return Resumed(len(batches), lost, walk.found, after - before)

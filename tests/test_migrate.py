@@ -382,3 +382,33 @@ def test_object_etags_migration_keeps_the_rows_and_goes_back(empty_database_url)
     assert "etag" not in [c["name"] for c in inspect(engine).get_columns("images")]
     with engine.begin() as connection:
         assert connection.scalar(text("SELECT count(*) FROM images")) == 2
+
+
+def test_webhook_migration_keeps_the_jobs_and_goes_back(empty_database_url):
+    """0015 adds the jobs' webhook columns (NULL on jobs made before: no webhook), keeps
+    every job and image, and down again drops only them."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    to = _migrating(engine)
+
+    to("0014", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('w', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts)"
+            " VALUES ('w', 0, 'a', 'pending', 0)"))
+    to("0015", command.upgrade)
+    with engine.connect() as connection:
+        assert connection.execute(text(
+            "SELECT webhook_url, webhook_state, webhook_attempts FROM jobs WHERE id = 'w'"
+        )).all() == [(None, None, None)]
+    to("0014", command.downgrade)
+    assert not any(c["name"].startswith("webhook_") for c in inspect(engine).get_columns("jobs"))
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'w'")) == 1
+    to("head", command.upgrade)

@@ -133,7 +133,14 @@ def test_a_jobs_json_is_the_shape_the_pages_and_clients_read():
         ("errors", 1), ("below_threshold", 2), ("cancelled", 0), ("pending", 4),
         ("threshold", 0.6), ("threshold_from_model", False), ("model_version", "v1"),
         ("created_at", "2026-01-02T03:04:05.000678+00:00"), ("images_per_second", 0.6),
-        ("stalled", False), ("failure", None), ("folder", "/photos")]
+        ("stalled", False), ("failure", None), ("folder", "/photos"), ("webhook", None)]
+    job.webhook_url, job.webhook_state = "https://u:p@hooks.example/x?token=t", "sending"
+    job.webhook_attempts, job.webhook_last_status = 2, "503"
+    webhook = JobOut.of(summary).model_dump(mode="json")["webhook"]
+    assert webhook == {"url": "https://hooks.example/x", "state": "sending", "attempts": 2,
+                       "last_status": "503", "delivered_at": None,
+                       "line": "webhook https://hooks.example/x: sending (2 attempts, last "
+                               "answer 503)"}
 
 
 def test_an_images_and_a_reviews_json():

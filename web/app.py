@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from signdigits.config.settings import Settings
+from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import JobFinished, JobNotFound
 from signdigits.db.reviews import NotReviewable
 from signdigits.producer.scan import FolderError
@@ -46,6 +47,7 @@ REFUSALS: dict[type[Exception], int] = {
     NotReviewable: 409,  # reviewing an image with no answer to review
     FolderError: 400,  # a submission's folder: missing, empty, outside the allowed roots
     SubmissionError: 503,  # the broker was unreachable before anything was recorded
+    WebhookRefused: 400,  # a webhook URL this server will not call
 }
 
 
@@ -64,6 +66,7 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1") -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_offline_docs(app)
+    app.router.on_shutdown.append(lambda: _stop_metrics(app))
     app.add_middleware(BodyCap, limit=settings.max_upload_bytes)
     app.add_middleware(Guard, settings=settings)
     app.add_middleware(HeadAsGet)
@@ -71,6 +74,13 @@ def create_app(settings: Settings, *, host: str = "127.0.0.1") -> FastAPI:
     app.add_middleware(HostCheck, hosts=allowed_hosts(host, settings.web_hosts))
     _install_error_handlers(app)
     return app
+
+
+def _stop_metrics(app: FastAPI) -> None:
+    """The /metrics task-event listener (started by the first scrape) ends with the app."""
+    metrics = getattr(app.state, "metrics", None)
+    if metrics is not None:
+        metrics.stop()
 
 
 def _install_offline_docs(app: FastAPI) -> None:

@@ -26,6 +26,7 @@ _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 USER_STATE = "signdigits_user"
 ANONYMOUS = "anonymous"  # the web runs open: development, loopback, no credentials
 TOKEN_USER = "token"  # SIGNDIGITS_WEB_TOKEN names nobody
+METRICS_USER = "metrics"  # SIGNDIGITS_METRICS_TOKEN: GET /metrics only
 
 
 class StartRefused(RuntimeError):
@@ -45,6 +46,12 @@ def check_can_start(settings: Settings, *, host: str) -> None:
         or len(settings.web_token.get_secret_value()) < 16
     ):
         raise StartRefused("SIGNDIGITS_WEB_TOKEN is a placeholder or shorter than 16 characters")
+    if settings.metrics_token is not None and (
+        is_placeholder(settings.metrics_token, pair=False)
+        or len(settings.metrics_token.get_secret_value()) < 16
+    ):
+        raise StartRefused("SIGNDIGITS_METRICS_TOKEN is a placeholder or shorter than 16 "
+                           "characters")
     if settings.web_auth or settings.web_token:
         return
     if settings.environment != "development":
@@ -77,6 +84,9 @@ class Guard:
             self.basic_user = self.basic.decode().partition(":")[0]
         self.token = settings.web_token.get_secret_value().encode() if settings.web_token \
             else None
+        # A scraper's own token: it opens GET /metrics and nothing else.
+        self.metrics_token = settings.metrics_token.get_secret_value().encode() \
+            if settings.metrics_token else None
         self.throttle = LoginThrottle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,6 +135,10 @@ class Guard:
             return ANONYMOUS
         scheme, _, given = request.headers.get("authorization", "").strip().partition(" ")
         scheme, given = scheme.lower(), given.strip()
+        if (scheme == "bearer" and self.metrics_token is not None
+                and request.url.path == "/metrics" and request.method in ("GET", "HEAD")
+                and secrets.compare_digest(given.encode(), self.metrics_token)):
+            return METRICS_USER
         if scheme == "basic" and self.basic is not None:
             try:
                 decoded = base64.b64decode(given, validate=True)

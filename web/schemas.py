@@ -27,9 +27,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from signdigits.config.webhooks import shown_url
 from signdigits.db.export import final_digit, final_digits, hands_list, reviewed_digit
-from signdigits.db.models import Image, ImageStatus, JobState, as_utc
+from signdigits.db.models import Image, ImageStatus, Job, JobState, as_utc
 from signdigits.db.progress import JobSummary
+from signdigits.db.webhooks import describe_webhook
 from signdigits.files.objects import parse_object_url
 from signdigits.files.paths import is_object_url
 from signdigits.web.limits import MAX_ID
@@ -107,6 +109,19 @@ def _absolute_folder(value: Any, handler) -> str:
 Folder = Annotated[str, WrapValidator(_absolute_folder)]
 
 
+def _webhook_url(value: Any) -> str | None:
+    """An http(s) URL or nothing (blank); the server checks its host when submitting."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or len(value) > 2000 or not value.strip().lower().startswith(
+            ("http://", "https://")):
+        raise PydanticCustomError("webhook_url", "must be an http:// or https:// URL")
+    return value.strip()
+
+
+Webhook = Annotated[str | None, WrapValidator(lambda value, _handler: _webhook_url(value))]
+
+
 def _image_ids(text: str) -> list[int]:
     try:
         ids = [int(x) for x in text.split(",") if x.strip()][:1000]
@@ -150,6 +165,8 @@ class SubmitFolder(BaseModel):
                                        "s3://bucket/prefix (read by the workers)")
     threshold: Threshold = Field(None, description="unset: the model's default")
     batch_size: BatchSize = Field(None, description="images per batch; unset: the setting's")
+    webhook: Webhook = Field(None, description="http(s) URL POSTed the job's signed summary "
+                             "when it ends; unset: SIGNDIGITS_WEBHOOK_URL")
 
     @model_validator(mode="before")
     @classmethod
@@ -164,6 +181,7 @@ class SubmitUpload(BaseModel):
 
     files: list[UploadFile] = Field(description="images or .zip archives (repeat the field)")
     threshold: Threshold = Field(None, description="unset: the model's default")
+    webhook: Webhook = Field(None, description="as for a folder")
 
 
 _REVIEW = ('send {"digit": 0-9} or {"unusable": true}; for one hand of several, '
@@ -218,6 +236,27 @@ UtcTime = Annotated[datetime, PlainSerializer(lambda moment: as_utc(moment).isof
                     WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
+class WebhookOut(BaseModel):
+    """What became of the job's webhook (docs/webhooks.md)."""
+
+    url: str = Field(description="without credentials or query")
+    state: str = Field(description="pending (the job runs), sending, delivered or failed")
+    attempts: int
+    last_status: str | None = Field(description="the last attempt's HTTP status, or why it "
+                                    "failed")
+    delivered_at: UtcTime | None
+    line: str = Field(description="all of it in one line, as `signdigits status` says it")
+
+    @classmethod
+    def of(cls, job: Job) -> WebhookOut | None:
+        line = describe_webhook(job)
+        if line is None:
+            return None
+        return cls(url=shown_url(job.webhook_url or ""), state=job.webhook_state or "",
+                   attempts=job.webhook_attempts or 0, last_status=job.webhook_last_status,
+                   delivered_at=job.webhook_delivered_at, line=line)
+
+
 class JobOut(BaseModel):
     """A job with its counts: what the API, the events and the pages all show."""
 
@@ -239,6 +278,7 @@ class JobOut(BaseModel):
     stalled: bool
     failure: str | None
     folder: str
+    webhook: WebhookOut | None = None
 
     @classmethod
     def of(cls, summary: JobSummary) -> JobOut:
@@ -250,7 +290,8 @@ class JobOut(BaseModel):
             threshold_from_model=job.threshold_from_model, model_version=job.model_version,
             created_at=job.created_at,
             images_per_second=round(summary.rate, 2) if summary.rate else None,
-            stalled=summary.stalled, failure=job.failure, folder=job.root)
+            stalled=summary.stalled, failure=job.failure, folder=job.root,
+            webhook=WebhookOut.of(job))
 
 
 class JobPage(BaseModel):

@@ -10,7 +10,8 @@ from signdigits.broker.app import create_app
 from signdigits.worker.reconciler import Reconciler
 
 app = create_app()
-app.conf.imports = ("signdigits.worker.tasks", "signdigits.worker.predict")
+app.conf.imports = ("signdigits.worker.tasks", "signdigits.worker.predict",
+                    "signdigits.worker.webhook")
 # Every worker repairs the queue from the manifest: lost batches re-sent, a dead worker's
 # given back (worker/reconciler.py says why every worker, and how one does each pass).
 app.steps["worker"].add(Reconciler)

@@ -70,9 +70,12 @@ class Reconciler(bootsteps.StartStopStep):
     def start(self, parent) -> None:
         app, node = parent.app, parent.hostname
         self.stopping.clear()
-        _every(HEARTBEAT_SECONDS, self.stopping, "heartbeat",
-               lambda: beat(app, node=node, pid=os.getpid(), held=held_by_this_worker()))
         from signdigits.config.settings import get_settings
+
+        model = _model_version(get_settings())
+        _every(HEARTBEAT_SECONDS, self.stopping, "heartbeat",
+               lambda: beat(app, node=node, pid=os.getpid(), held=held_by_this_worker(),
+                            model=model))
 
         period = pass_seconds(get_settings().stall_seconds)
 
@@ -84,6 +87,17 @@ class Reconciler(bootsteps.StartStopStep):
 
     def stop(self, parent) -> None:
         self.stopping.set()
+
+
+def _model_version(settings) -> str | None:
+    """The version of the model this worker's processes load (its artifact's header),
+    or None if it cannot be read here (the processes then say why in the log)."""
+    from signdigits.serving.artifact import read_model_info, resolve_model_path
+
+    try:
+        return read_model_info(resolve_model_path(settings.model_path)).version
+    except Exception:  # noqa: BLE001 - the heartbeat matters more than its label
+        return None
 
 
 def _every(seconds: float, stopping: threading.Event, name: str, work: Callable) -> None:
@@ -151,7 +165,38 @@ def reconcile(app) -> None:
             lost = [b for b in job.batches if (job.job_id, b) not in held]
             if lost:
                 _resend(app, sessions, job, lost, stall_seconds=settings.stall_seconds)
+    _webhooks(app, sessions, stall_seconds=settings.stall_seconds)
     count_pass(app)
+
+
+def _webhooks(app, sessions, *, stall_seconds: int) -> None:
+    """Ended jobs whose webhook nobody claimed are claimed; a delivery whose task was lost
+    (its next attempt a stall period overdue) is sent again, at most once a period."""
+    from datetime import timedelta
+
+    from signdigits.broker.sending import send_webhook
+    from signdigits.db.webhooks import (
+        claim_webhook,
+        ended_unclaimed,
+        lost_deliveries,
+        mark_resent,
+    )
+
+    with sessions() as session:
+        unclaimed = ended_unclaimed(session)
+        lost = lost_deliveries(session, grace=timedelta(seconds=stall_seconds))
+    for job_id in unclaimed:
+        with sessions.begin() as session:
+            claimed = claim_webhook(session, job_id=job_id)
+        if claimed:
+            send_webhook(app, job_id)
+            log.info("claimed the webhook of job %s, which ended without it sent", job_id)
+    for job_id, attempts in lost:
+        send_webhook(app, job_id, attempts=attempts)
+        with sessions.begin() as session:
+            mark_resent(session, job_id=job_id)
+        log.info("re-sent the webhook task of job %s: its attempt %d was %d s overdue",
+                 job_id, attempts + 1, stall_seconds)
 
 
 def _resend(app, sessions, job, lost: list[int], *, stall_seconds: int) -> None:

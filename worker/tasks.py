@@ -44,6 +44,27 @@ log = logging.getLogger(__name__)
 )
 def classify_batch(self: Task, job_id: str, batch: int, inline: dict | None = None) -> dict:
     ctx = get_context()
+    outcome = _classify(self, ctx, job_id=job_id, batch=batch, inline=inline)
+    if not outcome.get("skipped") and "dropped" not in outcome:
+        _webhook_if_ended(self, ctx, job_id)
+    return outcome
+
+
+def _webhook_if_ended(self: Task, ctx: WorkerContext, job_id: str) -> None:
+    """Rows were stored: if they were the job's last, claim and send its webhook. A
+    failure here costs the batch nothing (its rows are committed): the reconciler claims
+    an ended job's webhook that nobody did."""
+    from signdigits.worker.webhook import send_if_ended
+
+    try:
+        send_if_ended(self.app, ctx.sessions, job_id)
+    except Exception as exc:  # noqa: BLE001 - the reconciler's pass sends it instead
+        log.warning("job %s: could not claim or send its webhook now (%s); the reconciler "
+                    "will", job_id, exc)
+
+
+def _classify(self: Task, ctx: WorkerContext, *, job_id: str, batch: int,
+              inline: dict | None) -> dict:
     worker = self.request.hostname or "unknown"
     outage_since: float | None = None
     delivery = Delivery()

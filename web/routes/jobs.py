@@ -19,6 +19,7 @@ from signdigits.files.objects import objects_allowed, parse_object_url
 from signdigits.files.paths import inside_allowed_roots, is_object_url
 from signdigits.producer.background import submit_in_background
 from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, POLL_SECONDS, cancel_now, walk_over
+from signdigits.producer.webhooks import send_if_ended
 from signdigits.web.deps import (
     FoundJob,
     FoundSummary,
@@ -64,7 +65,7 @@ async def submit(request: Request, state: StateDep, session: SessionDep) -> JobO
         job_id = await run_in_threadpool(
             submit_in_background, folder, settings=state.settings, sessions=state.sessions,
             app=state.celery, threshold=body.threshold, batch_size=body.batch_size,
-            role=SERVE_ROLE)
+            role=SERVE_ROLE, webhook=body.webhook)
     else:
         raise HTTPException(415, "send application/json with a folder, or multipart/form-data "
                                  "with files")
@@ -79,7 +80,7 @@ async def _submit_upload(request: Request, state: WebState) -> str:
     form = await request.form(max_files=100_000, max_fields=20)
     try:
         upload = validated(SubmitUpload, {
-            "threshold": form.get("threshold"),
+            "threshold": form.get("threshold"), "webhook": form.get("webhook"),
             "files": [f for f in form.getlist("files") if isinstance(f, UploadFile)]})
         if not upload.files:
             raise HTTPException(400, "no files uploaded (send one or more 'files' fields)")
@@ -91,7 +92,7 @@ async def _submit_upload(request: Request, state: WebState) -> str:
     # On failure the folder (and any job) is gone, whatever the answer says.
     return await run_in_threadpool(submit_upload, folder, settings=state.settings,
                                    sessions=state.sessions, app=state.celery,
-                                   threshold=upload.threshold)
+                                   threshold=upload.threshold, webhook=upload.webhook)
 
 
 def _allowed_folder(folder: str, settings: Settings, *, client: str) -> Path | str:
@@ -133,6 +134,7 @@ async def cancel(job: FoundJob, state: StateDep) -> JobOut:
     part). Waits without holding a thread."""
     sessions, stall = state.sessions, state.settings.stall_seconds
     await run_in_threadpool(cancel_now, sessions, job_id=job.id)  # ended: JobFinished, 409
+    await run_in_threadpool(send_if_ended, state.celery, sessions, job.id)
     deadline = time.monotonic() + CANCEL_WAIT_SECONDS
     while (not await run_in_threadpool(walk_over, sessions, job_id=job.id,
                                        stall_seconds=stall)

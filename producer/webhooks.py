@@ -1,0 +1,44 @@
+"""The submitting side of a job's webhook: the URL checked before anything is recorded,
+and the claim made when the walk itself is what ends the job (its images were all stored
+while it walked). The worker side, and why one claim: worker/webhook.py."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from signdigits.broker.sending import send_webhook
+from signdigits.config.settings import Settings
+from signdigits.config.webhooks import WebhookRefused, check_webhook_url
+from signdigits.db.webhooks import claim_webhook
+
+log = logging.getLogger(__name__)
+
+
+def job_webhook(webhook: str | None, settings: Settings) -> str | None:
+    """The webhook URL a new job records (``webhook``, else SIGNDIGITS_WEBHOOK_URL), or
+    None; :class:`WebhookRefused` (one line) for a URL the server would not call."""
+    url = webhook.strip() if webhook else settings.webhook_url
+    if not url:
+        return None
+    check_webhook_url(url, allowed_hosts=settings.webhook_allowed_hosts,
+                      production=settings.environment == "production")
+    if settings.webhook_secret is None:
+        raise WebhookRefused("a webhook needs SIGNDIGITS_WEBHOOK_SECRET (whsec_<base64>) to "
+                             "be signed with")
+    return url
+
+
+def send_if_ended(app: Celery, sessions: sessionmaker[Session], job_id: str) -> None:
+    """Claim the job's webhook if it has ended, and send its task. Never raises: a
+    webhook claimed by nobody is claimed by the workers' reconciler."""
+    try:
+        with sessions.begin() as session:
+            claimed = claim_webhook(session, job_id=job_id)
+        if claimed:
+            send_webhook(app, job_id)
+    except Exception as exc:  # noqa: BLE001 - the job's own record is already complete
+        log.warning("job %s: its webhook could not be claimed or sent now (%s); the "
+                    "workers' reconciler will", job_id, exc)

@@ -1,0 +1,82 @@
+"""``GET /metrics`` after a real job, parsed by Prometheus' own parser; who may read it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Stack, copy_sample
+from tests.waiting import wait_until
+from tests.web_server import serving
+
+TOKEN = "scraper-token-0123456789"
+AUTH = ("admin", "a-long-test-password")
+
+
+def _scrape(client) -> dict:
+    """name -> {labels as a sorted tuple: value}, every sample of the scrape."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = client.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain")
+    samples: dict = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = \
+                sample.value
+    return samples
+
+
+@pytest.fixture(params=["sqlite"])
+def web(request, redis_url, tmp_path):
+    from signdigits.config.settings import Settings
+
+    database_url = f"sqlite:///{tmp_path / 'results.db'}"
+    stack = Stack(redis_url, database_url, tmp_path)
+    stack.start_worker(concurrency=1)
+    settings = Settings(broker_url=stack.broker_url, database_url=database_url,
+                        web_auth=":".join(AUTH), metrics_token=TOKEN)
+    try:
+        with serving(settings) as client:
+            client.stack = stack
+            yield client
+    finally:
+        stack.stop()
+
+
+def test_metrics_after_a_real_job(web, dataset, tmp_path):
+    photos = tmp_path / "photos"
+    copy_sample(dataset, photos, 1)
+    # The histogram counts batches from the first scrape's listener on.
+    wait_until(lambda: _scrape(web)["signdigits_task_events_listening"][()] == 1, timeout=30,
+               message="the metrics' task-event listener")
+    answer = web.post("/api/jobs", json={"folder": str(photos), "batch_size": 4}, auth=AUTH)
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["id"]
+    job = web.stack.wait_for(job_id)
+    samples = wait_until(
+        lambda: (s := _scrape(web))["signdigits_batch_seconds_count"][()] == job.total_batches
+        and s, timeout=60, message="every batch in the histogram")
+    assert samples["signdigits_jobs"][(("state", "done"),)] + samples["signdigits_jobs"][
+        (("state", "done with errors"),)] == 1
+    outcomes = {dict(k)["outcome"]: v for k, v in samples["signdigits_images_total"].items()}
+    assert sum(outcomes.values()) == 10 and outcomes["pending"] == 0
+    assert outcomes["done"] + outcomes["below_threshold"] == web.stack.counts(job_id)["done"]
+    assert samples["signdigits_queued_messages"][(("queue", "signdigits"),)] == 0
+    assert samples["signdigits_workers_online"][()] == 1
+    (labels,) = samples["signdigits_worker_info"]
+    assert dict(labels)["model_version"] == job.model_version
+    assert samples["signdigits_batch_seconds_bucket"][(("le", "+Inf"),)] == job.total_batches
+    assert samples["signdigits_batch_seconds_sum"][()] > 0
+    assert samples["signdigits_images_per_second"][()] > 0  # stored within the minute
+    assert samples["signdigits_webhooks"][(("state", "delivered"),)] == 0
+    assert samples["signdigits_webhook_attempts_total"][()] == 0
+
+
+def test_metrics_need_the_webs_credentials_or_their_own_token(web):
+    assert web.get("/metrics").status_code == 401
+    assert web.get("/metrics", headers={"authorization": "Bearer wrong-token-0123456"}
+                   ).status_code == 401
+    assert web.get("/metrics", auth=AUTH).status_code == 200
+    # The scraper's token opens /metrics and nothing else.
+    assert web.get("/api/jobs", headers={"authorization": f"Bearer {TOKEN}"}).status_code == 401
