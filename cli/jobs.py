@@ -1,7 +1,8 @@
-"""The job commands: submit, run, status, results, resume, cancel."""
+"""The job commands: submit, run, status, results, resume, cancel, delete."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -24,6 +25,7 @@ from signdigits.cli.preflight import (
 )
 
 JOB_HELP = "job id, unique prefix of one, or 'latest'"
+NAME_HELP = "the job's name (default: the folder's)"
 
 
 def submit(
@@ -33,16 +35,18 @@ def submit(
     inline: bool | None = typer.Option(None, "--inline/--paths",
                                        help="ship image bytes in messages"),
     wait: bool = typer.Option(False, "--wait", help="show progress until the job finishes"),
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
 ) -> None:
     """Record a folder as a job and enqueue its batches; prints the job id."""
     from signdigits.cli import watch
 
+    name = _name_or_fail(name)
     settings = settings_or_fail()
     require_broker(settings, " (or `signdigits run` for a one-machine job)")
     check_broker(settings)  # before anything is recorded
     sessions = database_for_writing(settings)
     job = watch.submit(folder, settings=settings, sessions=sessions, threshold=threshold,
-                          batch_size=batch_size, inline=inline)
+                          batch_size=batch_size, inline=inline, name=name)
     print(job.job_id)
     if wait:
         summary = watch.watch(job.job_id, settings=settings, sessions=sessions)
@@ -55,19 +59,34 @@ def run(
     workers: int | None = typer.Option(None, min=1, max=64, help="worker processes"),
     threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
     batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
 ) -> None:
-    """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
+    """The whole pipeline on this machine: broker, workers, submit, progress, summary.
+
+    The summary goes to stdout (with how to review the images below the threshold); the
+    progress and the stack's lines to stderr.
+    """
     from signdigits.cli import watch
 
+    name = _name_or_fail(name)
     settings = settings_or_fail()
     sessions = database_for_writing(settings)
     code = watch.run_locally(
         folder, settings=settings, sessions=sessions, workers=workers or settings.concurrency,
-        threshold=threshold, batch_size=batch_size,
+        threshold=threshold, batch_size=batch_size, name=name,
     )
     if code == INTERRUPTED:
         exit_interrupted()  # its workers are stopped and it said so
     raise typer.Exit(code)
+
+
+def _name_or_fail(name: str | None) -> str | None:
+    from signdigits.db.jobs import JobNameError, job_name
+
+    try:
+        return None if name is None else job_name(name)
+    except JobNameError as exc:
+        fail(f"--name: {exc}", code=USAGE)
 
 
 def status(
@@ -186,3 +205,32 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
         return
     console.print(f"job {found.id}: cancelled, {summary.cancelled:,} pending images "
                   f"skipped, of {summary.total:,}")
+
+
+def delete(
+    job: str = typer.Argument(..., help=JOB_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"),
+) -> None:
+    """Delete an ended job: its rows, reviews and hands, and an upload's stored files.
+
+    A job that has not ended is refused (cancel it first). Asks first, unless --yes.
+    """
+    from signdigits.db.jobs import JobRunning
+    from signdigits.files.names import printable
+    from signdigits.web.deleting import delete_job_everywhere
+
+    settings = settings_or_fail()
+    sessions = database_for_reading(settings)
+    found = job_or_fail(sessions, job)
+    shown = f"job {found.id} ({printable(found.name)})"
+    if not yes:
+        if not sys.stdin.isatty():
+            fail(f"delete {shown}: not asked on a terminal; pass --yes", code=USAGE)
+        if not typer.confirm(f"delete {shown}, its results and reviews?", err=True):
+            fail("nothing deleted")
+    try:
+        removed = delete_job_everywhere(sessions, settings, job_id=found.id)
+    except JobRunning as exc:
+        fail(str(exc))
+    console.print(f"deleted {shown}" + (" and its uploaded files" if removed else ""),
+                  markup=False)

@@ -73,6 +73,8 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # What people call it: the folder's or the upload's name unless given (see 0016).
+    name: Mapped[str] = mapped_column(Text, default="", server_default="")
     root: Mapped[str] = mapped_column(Text)
     threshold: Mapped[float] = mapped_column(Float)
     # No one gave the threshold: it is the default of the model that classifies each image.

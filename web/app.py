@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from signdigits.config.settings import Settings
-from signdigits.db.jobs import JobFinished, JobNotFound
+from signdigits.db.jobs import JobFinished, JobNameError, JobNotFound, JobRunning
 from signdigits.db.reviews import NotReviewable
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import SubmissionError
@@ -43,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 REFUSALS: dict[type[Exception], int] = {
     JobNotFound: 404,
     JobFinished: 409,  # cancelling a job that ended
+    JobRunning: 409,  # deleting a job that has not ended
+    JobNameError: 422,  # a name no job can have
     NotReviewable: 409,  # reviewing an image with no answer to review
     FolderError: 400,  # a submission's folder: missing, empty, outside the allowed roots
     SubmissionError: 503,  # the broker was unreachable before anything was recorded

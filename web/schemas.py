@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 from signdigits.db.export import final_digit, final_digits, hands_list, reviewed_digit
 from signdigits.db.models import Image, ImageStatus, JobState, as_utc
 from signdigits.db.progress import JobSummary
+from signdigits.web.job_names import JobName
 from signdigits.web.limits import MAX_ID
 
 
@@ -97,6 +98,7 @@ def _absolute_folder(value: Any, handler) -> str:
 Folder = Annotated[str, WrapValidator(_absolute_folder)]
 
 
+
 def _image_ids(text: str) -> list[int]:
     try:
         ids = [int(x) for x in text.split(",") if x.strip()][:1000]
@@ -137,6 +139,7 @@ class SubmitFolder(BaseModel):
     """`application/json`: a folder on the server (within `SIGNDIGITS_ALLOWED_ROOTS`)."""
 
     folder: Folder = Field(description="absolute path of a folder on the server")
+    name: JobName = Field(None, description="the job's name; unset: the folder's")
     threshold: Threshold = Field(None, description="unset: the model's default")
     batch_size: BatchSize = Field(None, description="images per batch; unset: the setting's")
 
@@ -152,7 +155,11 @@ class SubmitUpload(BaseModel):
     """`multipart/form-data`: images and .zip archives of them; their paths are kept."""
 
     files: list[UploadFile] = Field(description="images or .zip archives (repeat the field)")
+    name: JobName = Field(None, description=(
+        "the job's name; unset: the file's name (a zip's without .zip), or the first's "
+        "and how many more"))
     threshold: Threshold = Field(None, description="unset: the model's default")
+
 
 
 _REVIEW = ('send {"digit": 0-9} or {"unusable": true}; for one hand of several, '
@@ -211,6 +218,7 @@ class JobOut(BaseModel):
     """A job with its counts: what the API, the events and the pages all show."""
 
     id: str
+    name: str
     state: JobState
     total_images: int
     done: int
@@ -228,18 +236,28 @@ class JobOut(BaseModel):
     stalled: bool
     failure: str | None
     folder: str
+    reviewed: int | None = Field(None, description=(
+        "below-threshold images a person has reviewed (of `below_threshold`); given by "
+        "the jobs list and `GET /api/jobs/{id}`, null in events"))
 
     @classmethod
-    def of(cls, summary: JobSummary) -> JobOut:
+    def of(cls, summary: JobSummary, *, reviewed: int | None = None) -> JobOut:
         job = summary.job
         return cls(
-            id=job.id, state=summary.state, total_images=summary.total, done=summary.done,
+            id=job.id, name=job.name, state=summary.state, reviewed=reviewed,
+            total_images=summary.total, done=summary.done,
             errors=summary.errors, below_threshold=summary.below_threshold,
             cancelled=summary.cancelled, pending=summary.pending, threshold=job.threshold,
             threshold_from_model=job.threshold_from_model, model_version=job.model_version,
             created_at=job.created_at,
             images_per_second=round(summary.rate, 2) if summary.rate else None,
             stalled=summary.stalled, failure=job.failure, folder=job.root)
+
+
+class JobDeleted(BaseModel):
+    id: str
+    name: str
+    files_removed: bool = Field(description="the job's uploaded files were removed too")
 
 
 class JobPage(BaseModel):
