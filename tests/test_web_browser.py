@@ -100,8 +100,8 @@ def test_upload_watch_filter_open(site, browser, dataset, tmp_path):
     page.goto(f"{client.base_url}/")
     page.set_input_files("#folder", str(folder))
     page.click("#submit")
-    page.wait_for_selector("#submit-message:has-text('images')", timeout=60_000)
-    job_id = page.inner_text("#submit-message").split()[1].rstrip(":")
+    page.wait_for_selector("#submit-message a.open-job", timeout=60_000)
+    job_id = page.get_attribute("#submit-message a.open-job", "href").rsplit("/", 1)[1]
     row = f"#job-{job_id}"
     page.wait_for_selector(f"{row} td.state:text-is('done')", timeout=DONE)
     assert page.inner_text(f"{row} .muted") == f"{len(truth)} / {len(truth)}"
