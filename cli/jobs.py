@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -224,9 +223,11 @@ def delete(
     found = job_or_fail(sessions, job)
     shown = f"job {found.id} ({printable(found.name)})"
     if not yes:
-        if not sys.stdin.isatty():
-            fail(f"delete {shown}: not asked on a terminal; pass --yes", code=USAGE)
-        if not typer.confirm(f"delete {shown}, its results and reviews?", err=True):
+        try:
+            sure = typer.confirm(f"delete {shown}, its results and reviews?", err=True)
+        except typer.Abort:  # no answer (end of input): nothing was agreed to
+            sure = False
+        if not sure:
             fail("nothing deleted")
     try:
         removed = delete_job_everywhere(sessions, settings, job_id=found.id)
