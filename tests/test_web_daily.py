@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import Stack, copy_sample, require, sample_images
 from tests.waiting import wait_until
-from tests.web_server import serving
+from tests.web_server import save_screenshot, serving
 
 CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
 PAGE_WAIT = 120_000  # ms a page may take to show what the workers finished
@@ -179,7 +179,7 @@ def test_the_jobs_list_counts_reviews(site, dataset):
     listed = {j["id"]: j for j in client.get("/api/jobs?limit=200").json()["items"]}
     assert listed[job["id"]]["reviewed"] == 2
     assert listed[job["id"]]["below_threshold"] == len(below) == job["below_threshold"]
-    assert client.get(f"/api/jobs/{job['id']}").json()["reviewed"] == 2
+    assert client.get(f"/api/jobs/{job['id']}/review").json()["reviewed"] == 2
 
 
 # --- the pages, in Chromium ----------------------------------------------------------------
@@ -204,7 +204,9 @@ def test_docs_show_the_endpoints_and_expand_a_schema(site, page):
     fields.first.wait_for(timeout=10_000)
     shown = fields.all_inner_texts()
     assert {"id", "name", "total_images", "below_threshold", "reviewed"} <= set(shown), shown
-    page.screenshot(path=str(site.tmp / "web-docs.png"))
+    shots = Path(os.environ.get("SIGNDIGITS_SCREENSHOT_DIR") or site.tmp)
+    page.set_viewport_size({"width": 1200, "height": 900})
+    save_screenshot(page, shots / "web-docs.png")
 
 
 def test_start_links_the_job_clears_the_form_then_rename_and_delete(site, page, dataset,

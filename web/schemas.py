@@ -237,8 +237,8 @@ class JobOut(BaseModel):
     failure: str | None
     folder: str
     reviewed: int | None = Field(None, description=(
-        "below-threshold images a person has reviewed (of `below_threshold`); given by "
-        "the jobs list and `GET /api/jobs/{id}`, null in events"))
+        "below-threshold images a person has reviewed (of `below_threshold`): counted by "
+        "the jobs list (`GET /api/jobs`), null elsewhere (one job's: its `/review`)"))
 
     @classmethod
     def of(cls, summary: JobSummary, *, reviewed: int | None = None) -> JobOut:

@@ -77,9 +77,7 @@ async def submit(request: Request, state: StateDep, session: SessionDep) -> JobO
 
 
 def _described(session: Session, job_id: str, settings: Settings) -> JobOut:
-    job = resolve_job(session, ref=job_id)
-    reviewed = reviewed_counts(session, job_ids=[job.id]).get(job.id, 0)
-    return JobOut.of(summary_of(session, job, settings), reviewed=reviewed)
+    return JobOut.of(summary_of(session, resolve_job(session, ref=job_id), settings))
 
 
 async def _submit_upload(request: Request, state: WebState) -> str:
@@ -120,6 +118,8 @@ def list_jobs(session: SessionDep, settings: SettingsDep,
                                 ] = None) -> JobPage:
     offset = cursor or 0  # an empty cursor is the first page ("" + limit was a 500)
     jobs = jobs_page(session, limit=limit, offset=offset)
+    # Counted for the list only: one query for the page. A job's own answer and its
+    # events, sent as often as its counts change, stay as cheap as its summary.
     reviewed = reviewed_counts(session, job_ids=[job.id for job in jobs[:limit]])
     return JobPage(items=[JobOut.of(summary_of(session, job, settings),
                                     reviewed=reviewed.get(job.id, 0)) for job in jobs[:limit]],
@@ -127,9 +127,8 @@ def list_jobs(session: SessionDep, settings: SettingsDep,
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job: counts, state, rate")
-def get_job(summary: FoundSummary, session: SessionDep) -> JobOut:
-    reviewed = reviewed_counts(session, job_ids=[summary.job.id]).get(summary.job.id, 0)
-    return JobOut.of(summary, reviewed=reviewed)
+def get_job(summary: FoundSummary) -> JobOut:
+    return JobOut.of(summary)
 
 
 @router.patch("/{job_id}", response_model=JobOut, summary="Rename the job",
