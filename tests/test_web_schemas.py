@@ -123,7 +123,8 @@ def test_a_jobs_json_is_the_shape_the_pages_and_clients_read():
                          last_finished=created.replace(second=15))
     shown = JobOut.of(summary).model_dump(mode="json")
     assert list(shown.items()) == [
-        ("id", "a" * 32), ("name", "photos"), ("state", "running"), ("total_images", 10), ("done", 5),
+        ("id", "a" * 32), ("name", "photos"), ("state", "running"), ("total_images", 10),
+        ("done", 5),
         ("errors", 1), ("below_threshold", 2), ("cancelled", 0), ("pending", 4),
         ("threshold", 0.6), ("threshold_from_model", False), ("model_version", "v1"),
         ("created_at", "2026-01-02T03:04:05.000678+00:00"), ("images_per_second", 0.6),

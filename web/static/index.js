@@ -32,7 +32,7 @@ function jobRow(job) {
   const finished = job.total_images - job.pending;
   row.dataset.state = job.state;
   row.dataset.name = job.name;
-  row.querySelector(".job-name").textContent = job.name;
+  row.querySelector(".job-name").textContent = job.name || job.id.slice(0, 8);
   row.cells[1].textContent = job.state + (job.stalled ? " (stalled)" : "");
   row.cells[1].className = "state";
   row.querySelector(".fill").style.width = job.total_images ?
