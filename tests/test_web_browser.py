@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, copy_sample, require, sample_images
-from tests.web_server import serving
+from tests.web_server import save_screenshot, serving
 
 CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
 DONE = 120_000  # ms a page may take to show a finished job
@@ -88,8 +88,7 @@ def _shots() -> Path | None:
 
 def _shoot(page, name: str, tmp: Path) -> None:
     target = (_shots() or tmp) / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target), full_page=True)
+    save_screenshot(page, target)
 
 
 def test_upload_watch_filter_open(site, browser, dataset, tmp_path):
