@@ -396,3 +396,13 @@ def test_delete_asks_first_and_refuses_a_job_that_has_not_ended(tmp_path):
     with sessions() as session:
         assert session.scalars(select(Job.name)).all() == ["walking"]
         assert session.scalar(select(func.count()).select_from(Image)) == 10
+
+
+@pytest.mark.parametrize(("name", "said"), [("", "cannot be empty"), ("x" * 201, "is at most 200"),
+                                            ("a\tb\x1bc", "cannot hold control characters")])
+def test_a_name_no_job_can_have_is_refused_before_anything_starts(name, said, tmp_path):
+    env = make_env(database_url=f"sqlite:///{tmp_path / 'sd.db'}")
+    for command in ("run", "submit"):
+        result = run_cli(command, str(tmp_path), "--name", name, env=env, cwd=tmp_path)
+        one_line_error(result, 2, f"--name: a job's name {said}")
+    assert not (tmp_path / "sd.db").exists()
