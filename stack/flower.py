@@ -101,6 +101,7 @@ class FlowerProcess:
                 self.process.kill()
                 self.process.wait()
         self._handle.close()
+        self.log.unlink(missing_ok=True)  # a temporary file: its tail was said if it failed
 
     def log_tail(self, lines: int = 3) -> str:
         try:
