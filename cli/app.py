@@ -35,6 +35,7 @@ app.command()(jobs.status)
 app.command()(jobs.results)
 app.command()(jobs.resume)
 app.command()(jobs.cancel)
+app.command()(jobs.delete)
 # Workers, and watching them.
 app.command()(workers.worker)
 app.command()(workers.ready)

@@ -1,4 +1,4 @@
-"""The job commands: submit, run, status, results, resume, cancel."""
+"""The job commands: submit, run, status, results, resume, cancel, delete."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from signdigits.cli.preflight import (
 )
 
 JOB_HELP = "job id, unique prefix of one, or 'latest'"
+NAME_HELP = "the job's name (default: the folder's)"
 
 
 FOLDER_HELP = "folder of images (searched recursively), or s3://bucket/prefix"
@@ -39,17 +40,19 @@ def submit(
     webhook: str | None = typer.Option(
         None, "--webhook", metavar="URL", help="POST the job's signed summary here when it "
         "ends (default: SIGNDIGITS_WEBHOOK_URL)"),
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
 ) -> None:
     """Record a folder as a job and enqueue its batches; prints the job id."""
     from signdigits.cli import watch
 
+    name = _name_or_fail(name)
     settings = settings_or_fail()
     require_broker(settings, " (or `signdigits run` for a one-machine job)")
     check_broker(settings)  # before anything is recorded
     sessions = database_for_writing(settings)
     job = watch.submit(job_folder(folder), settings=settings, sessions=sessions,
                        threshold=threshold, batch_size=batch_size, inline=inline,
-                       webhook=webhook)
+                       webhook=webhook, name=name)
     print(job.job_id)
     if wait:
         summary = watch.watch(job.job_id, settings=settings, sessions=sessions)
@@ -65,16 +68,22 @@ def run(
     webhook: str | None = typer.Option(
         None, "--webhook", metavar="URL", help="POST the job's signed summary here when it "
         "ends (default: SIGNDIGITS_WEBHOOK_URL)"),
+    name: str | None = typer.Option(None, "--name", help=NAME_HELP),
 ) -> None:
-    """The whole pipeline on this machine: broker, workers, submit, progress, summary."""
+    """The whole pipeline on this machine: broker, workers, submit, progress, summary.
+
+    The summary goes to stdout (with how to review the images below the threshold); the
+    progress and the stack's lines to stderr.
+    """
     from signdigits.cli import watch
 
+    name = _name_or_fail(name)
     settings = settings_or_fail()
     sessions = database_for_writing(settings)
     code = watch.run_locally(
         job_folder(folder), settings=settings, sessions=sessions,
         workers=workers or settings.concurrency, threshold=threshold, batch_size=batch_size,
-        webhook=webhook,
+        webhook=webhook, name=name,
     )
     if code == INTERRUPTED:
         exit_interrupted()  # its workers are stopped and it said so
@@ -86,6 +95,15 @@ def job_folder(folder: str) -> Path | str:
     from signdigits.files.paths import is_object_url
 
     return folder if is_object_url(folder) else Path(folder)
+
+
+def _name_or_fail(name: str | None) -> str | None:
+    from signdigits.db.jobs import JobNameError, job_name
+
+    try:
+        return None if name is None else job_name(name)
+    except JobNameError as exc:
+        fail(f"--name: {exc}", code=USAGE)
 
 
 def status(
@@ -209,3 +227,34 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
         return
     console.print(f"job {found.id}: cancelled, {summary.cancelled:,} pending images "
                   f"skipped, of {summary.total:,}")
+
+
+def delete(
+    job: str = typer.Argument(..., help=JOB_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"),
+) -> None:
+    """Delete an ended job: its rows, reviews and hands, and an upload's stored files.
+
+    A job that has not ended is refused (cancel it first). Asks first, unless --yes.
+    """
+    from signdigits.db.jobs import JobRunning
+    from signdigits.files.names import printable
+    from signdigits.web.deleting import delete_job_everywhere
+
+    settings = settings_or_fail()
+    sessions = database_for_reading(settings)
+    found = job_or_fail(sessions, job)
+    shown = f"job {found.id} ({printable(found.name)})"
+    if not yes:
+        try:
+            sure = typer.confirm(f"delete {shown}, its results and reviews?", err=True)
+        except typer.Abort:  # no answer (end of input): nothing was agreed to
+            sure = False
+        if not sure:
+            fail("nothing deleted")
+    try:
+        removed = delete_job_everywhere(sessions, settings, job_id=found.id)
+    except JobRunning as exc:
+        fail(str(exc))
+    console.print(f"deleted {shown}" + (" and its uploaded files" if removed else ""),
+                  markup=False)

@@ -145,6 +145,7 @@ def write_results(session: Session, *, job: Job, digit: int | None, below_thresh
         else:
             # The reviewed and final digits come after the model's columns, before the
             # path, which has no fixed width.
+            out.write(f"# job {job.id}: {printable(job.name)}\n")
             out.write(f"{'digit':>5} {'conf':>7} {'low':>3} {'rev':>3} {'final':>5}"
                       "  path / error\n")
             for row in rows:

@@ -34,7 +34,7 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
     reports = _unknown_job_reports(settings, [s.job.id for s in summaries
                                              if not s.state.finished])
     table = Table(show_header=True)
-    for column in ("job", "state", "done/total", "below thr.", "errors", "img/s", "model",
+    for column in ("job", "name", "state", "done/total", "below thr.", "errors", "img/s", "model",
                    "created", "folder"):
         table.add_column(column)
     for s, rate in zip(summaries, rates, strict=True):
@@ -48,7 +48,8 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             state += " (a worker's database lacks it, see below)"
         # Text, not markup: a folder named "[red]x" or holding escape codes prints as is.
         table.add_row(
-            s.job.id, Text(printable(state)), f"{s.finished:,}/{s.total:,}",
+            s.job.id, Text(printable(s.job.name)), Text(printable(state)),
+            f"{s.finished:,}/{s.total:,}",
             f"{s.below_threshold:,}", f"{s.errors:,}", f"{rate:,.1f}" if rate else "-",
             Text(printable(s.job.model_version)),
             s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(printable(s.job.root)),

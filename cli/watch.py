@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,7 +14,8 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from signdigits.cli.console import INTERRUPTED, USAGE, console, fail
+from signdigits.cli.console import INTERRUPTED, USAGE, console, fail, output
+from signdigits.config.messages import masked_password
 from signdigits.config.settings import Settings
 from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import resolve_job
@@ -21,6 +23,7 @@ from signdigits.db.models import Image, ImageStatus, as_utc
 from signdigits.db.progress import JobSummary, summarize_job
 from signdigits.db.results import digit_counts
 from signdigits.db.session import shown_url
+from signdigits.files.names import printable
 from signdigits.producer.scan import FolderError
 from signdigits.serving.artifact import ArtifactError
 
@@ -76,11 +79,11 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
 
 def run_locally(folder: Path | str, *, settings: Settings, sessions: sessionmaker[Session],
                 workers: int, threshold: float | None, batch_size: int | None,
-                webhook: str | None = None) -> int:
+                webhook: str | None = None, name: str | None = None) -> int:
     """Broker (embedded unless configured), workers, submit, watch, summary, shutdown."""
     def begin(settings: Settings) -> str:
         return submit(folder, settings=settings, sessions=sessions, threshold=threshold,
-                      batch_size=batch_size, webhook=webhook).job_id
+                      batch_size=batch_size, webhook=webhook, name=name).job_id
 
     return on_local_stack(begin, settings=settings, sessions=sessions, workers=workers)
 
@@ -108,6 +111,9 @@ def on_local_stack(begin: Callable[[Settings], str], *, settings: Settings,
     abandon = False  # True once nothing the worker holds is wanted (see LocalStack.stop)
     try:
         settings = settings.model_copy(update={"broker_url": stack.start()})
+        console.print(f"broker: {masked_password(settings.broker_url or '')}"
+                      + (" (embedded, a new password each run)" if stack.broker else ""),
+                      markup=False)
         job_id = begin(settings)
         # The broker too: with it gone the worker lives on in Celery's reconnect loop,
         # and `run` had watched a stalled job for good.
@@ -141,22 +147,40 @@ def on_local_stack(begin: Callable[[Settings], str], *, settings: Settings,
 
 
 def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:
+    """The job's figures and what to do next, on stdout (``run ... > summary.txt``): the
+    progress and the stack's own lines stay on stderr."""
     with sessions() as session:
         counts = digit_counts(session, job_id=summary.job.id)
         images_per_s = classified_rate(session, summary)
-    table = Table(title=f"job {summary.job.id}: {summary.state}", show_header=True)
+    job = summary.job
+    say = partial(output.print, markup=False, soft_wrap=True)
+    say(f"job {job.id} ({printable(job.name)}): {summary.state}")
+    table = Table(show_header=True)
     for digit in range(10):
         table.add_column(str(digit), justify="right")
     table.add_row(*(str(counts.get(d, 0)) for d in range(10)))
-    console.print(table)
+    output.print(table)
     rate = f"{images_per_s:,.1f} images/s" if images_per_s else "n/a"
-    console.print(
-        f"{summary.done:,} classified, {summary.below_threshold:,} below threshold "
-        f"{summary.job.threshold:g}, {summary.errors:,} errors, {summary.cancelled:,} "
-        f"cancelled, of {summary.total:,} images; {rate}"
-    )
+    say(f"{summary.done:,} classified, {summary.below_threshold:,} below threshold "
+        f"{job.threshold:g}, {summary.errors:,} errors, {summary.cancelled:,} "
+        f"cancelled, of {summary.total:,} images; {rate}")
+    for line in next_steps(summary):
+        say(line)
+
+
+def next_steps(summary: JobSummary) -> list[str]:
+    """How to look at what needs a person: the images below the threshold, the errors."""
+    job_id, steps = summary.job.id, []
+    if summary.below_threshold:
+        steps += [f"review the {summary.below_threshold:,} images below the threshold: "
+                  f"signdigits review {job_id}",
+                  f"  or in the browser: signdigits serve, then "
+                  f"http://127.0.0.1:8000/jobs/{job_id}/review"]
     if summary.errors:
-        console.print(f"see the errors: signdigits results {summary.job.id} --errors")
+        steps.append(f"see the errors: signdigits results {job_id} --errors")
+    steps.append(f"all the results: signdigits results {job_id} --format csv "
+                 "--output results.csv")
+    return steps
 
 
 def classified_rate(session: Session, summary: JobSummary) -> float | None:

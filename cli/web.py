@@ -14,12 +14,17 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="port to listen on"),
     workers: int | None = typer.Option(None, min=1, max=64,
                                 help="worker processes of the embedded stack"),
+    flower: bool = typer.Option(False, "--flower", help="start Flower on the same broker "
+                                "(same user and password as the web), linked from job pages"),
+    flower_port: int = typer.Option(5555, min=1, max=65535, help="Flower's port"),
 ) -> None:
     """The web pages and HTTP API; with no SIGNDIGITS_BROKER_URL, Valkey and workers too.
 
-    Runs until Ctrl-C, then stops everything it started (pending images stay recorded).
+    Prints the broker's address (password masked). Runs until Ctrl-C, then stops
+    everything it started (pending images stay recorded).
     """
     from signdigits.cli.preflight import database_for_writing, settings_or_fail
+    from signdigits.config.messages import masked_password
     from signdigits.serving.artifact import ArtifactError
     from signdigits.serving.hands.models import HandModelsError
     from signdigits.serving.served import check_served_models
@@ -37,7 +42,10 @@ def serve(
         check_served_models(settings)
     except (ArtifactError, HandModelsError) as exc:
         fail(str(exc))
+    flower_auth = _flower_auth(settings, host=host) if flower else None
     _check_can_listen(host, port)
+    if flower:
+        _check_can_listen(host, flower_port)
     database_for_writing(settings)
     _check_can_store_uploads(settings)
     stack = None
@@ -46,6 +54,7 @@ def serve(
                            concurrency=workers or settings.concurrency,
                            name=f"serve-{os.getpid()}@%h")
     stop_on_termination()
+    flower_process = None
     try:
         if stack is not None:
             # Its workers read the upload folder themselves (same machine, same user), so
@@ -54,6 +63,12 @@ def serve(
             settings = settings.model_copy(update={
                 "broker_url": stack.start(),
                 "upload_inline": settings.upload_inline and bool(settings.allowed_roots)})
+        console.print(f"broker: {masked_password(settings.broker_url or '')}"
+                      + (" (embedded, a new password each start)" if stack else ""),
+                      markup=False)
+        if flower:
+            flower_process, settings = _start_flower(settings, host=host, port=flower_port,
+                                                     basic_auth=flower_auth)
         # Uploads and walks a killed serve left behind: removed, or finished (one line each).
         repair_in_background(settings, say=lambda line: console.print(line, markup=False))
         died = _run_server(settings, host=host, port=port, stack=stack)
@@ -66,10 +81,49 @@ def serve(
     except KeyboardInterrupt:
         pass
     finally:
+        if flower_process is not None:
+            flower_process.stop()
         if stack is not None:
             with console.status("stopping workers and the embedded broker"):
                 stack.stop()
     console.print("stopped")
+
+
+def _flower_auth(settings, *, host: str) -> str | None:
+    """Flower's ``user:password``: its own setting, else the web's, so that one login
+    opens both. None (open) only where the web may be open too: development, loopback."""
+    from signdigits.config.network import is_loopback
+
+    secret = settings.flower_basic_auth or settings.web_auth
+    if secret is not None:
+        return secret.get_secret_value()
+    if settings.environment == "development" and is_loopback(host):
+        return None
+    fail(f"serve --flower on {host} needs SIGNDIGITS_WEB_AUTH or "
+         "SIGNDIGITS_FLOWER_BASIC_AUTH=user:password (Flower takes no bearer token)",
+         code=USAGE)
+
+
+def _start_flower(settings, *, host: str, port: int, basic_auth: str | None):
+    """Flower on the broker the web uses, and the settings with its link for the pages."""
+    import tempfile
+    from pathlib import Path
+
+    from signdigits.stack.flower import FlowerProcess
+    from signdigits.stack.processes import StackError
+
+    log = Path(tempfile.mkstemp(prefix="signdigits-flower-", suffix=".log")[1])
+    process = FlowerProcess(broker_url=settings.broker_url, address=host, port=port,
+                            basic_auth=basic_auth, log=log)
+    if problem := process.wait_listening():
+        process.stop()
+        raise StackError(problem)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else (
+        f"[{host}]" if ":" in host else host)
+    url = f"http://{shown}:{port}"
+    who = "the web's user and password" if basic_auth else "no password: development only"
+    console.print(f"Flower at {url}/ ({who})", markup=False)
+    return process, settings.model_copy(update={"flower_url": url})
 
 
 def _check_can_listen(host: str, port: int) -> None:

@@ -74,8 +74,9 @@ def flower(
         fail(f"flower on {address} needs SIGNDIGITS_FLOWER_BASIC_AUTH=user:password "
              f"(SIGNDIGITS_ENVIRONMENT={settings.environment})", code=USAGE)
     # Flower itself, with /metrics and /healthcheck closed and its memory capped.
-    command = [sys.executable, "-m", "signdigits.stack.flower", f"--port={port}",
-               f"--address={address}"]
+    from signdigits.stack.flower import flower_command
+
+    command = flower_command(address=address, port=port)
     if settings.flower_basic_auth:
         # Flower reads FLOWER_* variables; on its command line `ps` would show the password.
         os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()

@@ -1,5 +1,5 @@
-"""Jobs: created, found by id, prefix or ``latest``, listed, cancelled, and whether their
-producer is still walking.
+"""Jobs: created, found by id, prefix or ``latest``, listed, named, cancelled, deleted,
+and whether their producer is still walking.
 
 All take the session by keyword.
 """
@@ -12,7 +12,7 @@ import socket
 from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, func, select, tuple_, update
+from sqlalchemy import CursorResult, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from signdigits.db.batches import refresh_batch_counts
@@ -25,6 +25,57 @@ class JobNotFound(LookupError):
 
 class JobFinished(Exception):
     """A job that ended (every image classified, or failed) cannot be cancelled."""
+
+
+class JobNameError(ValueError):
+    """A name no job can have: empty, too long, or holding control characters."""
+
+
+class JobRunning(Exception):
+    """A job still submitting, queued or running cannot be deleted: workers hold its work."""
+
+
+MAX_NAME = 200
+
+
+def job_name(text: str) -> str:
+    """``text`` as a job's name: trimmed, one line, 1 to 200 characters."""
+    name = " ".join(str(text).split())
+    if not name:
+        raise JobNameError("a job's name cannot be empty")
+    if len(name) > MAX_NAME:
+        raise JobNameError(f"a job's name is at most {MAX_NAME} characters (got {len(name)})")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise JobNameError("a job's name cannot hold control characters")
+    return name
+
+
+def default_job_name(text: str) -> str:
+    """A name made from a folder's or a file's name: never refused, cut to fit."""
+    cleaned = "".join(c for c in str(text) if ord(c) >= 32 and ord(c) != 127
+                      and not 0xD800 <= ord(c) <= 0xDFFF)
+    return " ".join(cleaned.split())[:MAX_NAME] or "job"
+
+
+def rename_job(session: Session, *, job_id: str, name: str) -> Job:
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    job.name = job_name(name)
+    return job
+
+
+def delete_job(session: Session, *, job_id: str, finished: bool) -> None:
+    """Delete the job and, through ON DELETE CASCADE, its images, batches, reviews and
+    hands. ``finished`` is whether its summary says it ended: a job that has not could
+    still have batches queued, which workers would keep putting back for an hour."""
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None:
+        raise JobNotFound(f"no job {job_id!r}")
+    if not finished:
+        raise JobRunning(f"job {job.id} ({job.name}) has not ended: cancel it first, "
+                         "then delete it")
+    session.execute(delete(Job).where(Job.id == job.id))
 
 
 def create_job(session: Session, *, job: Job) -> None:

@@ -7,6 +7,7 @@ what lets ``resume`` re-enqueue exactly the lost work after a broker restart.
 
 from __future__ import annotations
 
+import posixpath
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import cast
@@ -69,10 +70,19 @@ class Base(DeclarativeBase):
     pass
 
 
+def _folder_name(context) -> str:
+    """A job recorded without a name is named as 0016 named the earlier ones: after the
+    last component of its folder."""
+    root = str(context.get_current_parameters().get("root") or "")
+    return (posixpath.basename(root.rstrip("/")) or root)[:200]
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # What people call it: the folder's or the upload's name unless given (see 0016).
+    name: Mapped[str] = mapped_column(Text, default=_folder_name, server_default="")
     root: Mapped[str] = mapped_column(Text)
     threshold: Mapped[float] = mapped_column(Float)
     # No one gave the threshold: it is the default of the model that classifies each image.

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from signdigits.db.batches import pending_images, refresh_batch_counts
 from signdigits.db.hands import store_hands
-from signdigits.db.jobs import create_job
+from signdigits.db.jobs import create_job, default_job_name
 from signdigits.db.manifest import add_manifest
 from signdigits.db.models import IMAGES, Batch, Image, ImageStatus, Job, Review, utcnow
 from signdigits.db.reviews import with_current_review
@@ -159,7 +159,8 @@ def record_prediction(session: Session, *, root: str, path: str, answer: dict) -
     listing, review, export and ``resume`` see nothing special about it.
     """
     now = utcnow()
-    job = Job(id=uuid.uuid4().hex, root=root, threshold=answer["threshold"], batch_size=1,
+    job = Job(id=uuid.uuid4().hex, name=default_job_name(f"photo {path}"), root=root,
+              threshold=answer["threshold"], batch_size=1,
               total_images=1, total_batches=1, model_version=answer["model_version"],
               inline=True, created_at=now, submitted_at=now)
     create_job(session, job=job)

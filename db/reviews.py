@@ -71,6 +71,19 @@ def review_progress(session: Session, *, job_id: str) -> tuple[int, int]:
     return int(done or 0), int(total or 0)
 
 
+def reviewed_counts(session: Session, *, job_ids: Sequence[str]) -> dict[str, int]:
+    """Per job of ``job_ids``: its below-threshold images with a review (the jobs list's
+    "reviewed / below threshold"), in one query; a job without any is left out."""
+    if not job_ids:
+        return {}
+    reviewed = exists().where(Review.image_id == Image.id)
+    rows = session.execute(
+        select(Image.job_id, func.count()).where(
+            Image.job_id.in_(list(job_ids)), Image.status == ImageStatus.DONE,
+            Image.below_threshold.is_(True), reviewed).group_by(Image.job_id))
+    return {job_id: int(count) for job_id, count in rows}
+
+
 def add_review(session: Session, *, image: Image, digit: int | None, unusable: bool,
                reviewer: str) -> Review:
     """Record a new answer for ``image`` (the caller commits). Raises NotReviewable."""

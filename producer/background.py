@@ -37,6 +37,7 @@ def submit_in_background(
     inline: bool | None = None,
     role: str | None = None,
     webhook: str | None = None,
+    name: str | None = None,
 ) -> str:
     """Start submitting ``root`` in a thread; the job's id once its row exists.
 
@@ -55,7 +56,7 @@ def submit_in_background(
         try:
             submit_folder(root, settings=settings, sessions=sessions, app=app,
                           threshold=threshold, batch_size=batch_size, inline=inline,
-                          on_recorded=on_recorded, role=role, webhook=webhook)
+                          on_recorded=on_recorded, role=role, webhook=webhook, name=name)
         except BaseException as exc:  # noqa: BLE001 - the caller, or the log, reports it
             if not recorded.is_set():
                 outcome.put(exc)

@@ -23,7 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from signdigits.broker.app import reply_deadlines
 from signdigits.config.settings import Settings, shown_value
 from signdigits.db.batches import next_batch_number, pending_batches, unsent_batches
-from signdigits.db.jobs import cancel_job, count_rows, create_job, lock_job, producer_alive
+from signdigits.db.jobs import (
+    cancel_job,
+    count_rows,
+    create_job,
+    default_job_name,
+    job_name,
+    lock_job,
+    producer_alive,
+)
 from signdigits.db.manifest import add_manifest, add_unreachable, recorded_names
 from signdigits.db.models import Job, utcnow
 from signdigits.db.webhooks import PENDING
@@ -73,6 +81,7 @@ def submit_folder(
     on_recorded: Callable[[str], None] | None = None,
     role: str | None = None,
     webhook: str | None = None,
+    name: str | None = None,
 ) -> SubmittedJob:
     """Walk ``root``, writing the job's manifest and enqueueing its batches as it goes.
 
@@ -84,7 +93,8 @@ def submit_folder(
     called with the job's id as soon as its row exists, before the walk goes on (the HTTP
     API answers then, rather than after a million-image walk). ``role`` names the kind
     of process walking (``serve``) in the job's producer, so that a restarted ``serve``
-    knows its own interrupted walks.
+    knows its own interrupted walks. ``name`` is the job's (:class:`JobNameError` if no
+    name can be that); the folder's own name by default.
     """
     if is_object_url(root):
         # Its workers read the objects themselves, with their own credentials: never
@@ -104,6 +114,11 @@ def submit_folder(
         check_allowed_root(root, settings)
         paths = scan_folder(root)
     webhook_url = job_webhook(webhook, settings)
+    if name is not None:
+        name = job_name(name)
+    else:  # the folder's (or the prefix's) own name
+        text = str(root).rstrip("/")
+        name = default_job_name(text.rsplit("/", 1)[-1] or text)
     model = read_model_info(resolve_model_path(settings.model_path))
     batch_size = batch_size or settings.batch_size
     inline = settings.inline if inline is None else inline
@@ -116,7 +131,7 @@ def submit_folder(
         raise FolderError(f"{root}: no images found (looked for {_extensions()})")
     check_broker(app)
     job = Job(
-        id=uuid.uuid4().hex, root=str(root), threshold=threshold, batch_size=batch_size,
+        id=uuid.uuid4().hex, name=name, root=str(root), threshold=threshold, batch_size=batch_size,
         threshold_from_model=from_model,
         total_images=0, total_batches=0, model_version=model.version, inline=inline,
         producer=this_producer(role), producer_seen_at=utcnow(),

@@ -85,3 +85,52 @@ def test_tasks_and_metrics_stay_bounded(flower):
     record("Flower after many batches' task events (max_tasks 5)",
            {"batches sent": len(sent), "tasks kept": kept, "/metrics bytes": len(metrics),
             "/metrics without credentials": flower.get("/metrics").status_code})
+
+
+def test_serve_with_flower_prints_the_broker_and_links_a_flower_behind_the_webs_login(
+        tmp_path, dataset):
+    """`serve --flower` on its embedded stack: the broker's address printed with its
+    password masked, Flower on the same broker asking for the web's own credentials, the
+    job page linking it, and the job's batches in it."""
+    import threading
+
+    from signdigits.stack.valkey import free_port
+    from tests.conftest import sample_images
+
+    port, flower_port = free_port(), free_port()
+    web_auth = ("ann", "a-real-secret-pw")
+    env = make_env(concurrency="1", web_auth=":".join(web_auth))
+    env["XDG_DATA_HOME"] = str(tmp_path)
+    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", str(REPO))
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "signdigits", "serve", "--port", str(port), "--flower",
+         "--flower-port", str(flower_port)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(serve.stdout), daemon=True).start()
+    try:
+        wait_until(lambda: any(line.startswith("signdigits web at") for line in lines)
+                   or serve.poll() is not None, timeout=120, message="serve started")
+        said = "".join(lines)
+        assert serve.poll() is None, said
+        broker = next(line for line in lines if line.startswith("broker: "))
+        assert broker.startswith("broker: redis://:***@127.0.0.1:"), broker
+        assert f"Flower at http://127.0.0.1:{flower_port}/ (the web's user and password)" in said
+        flower_url = f"http://127.0.0.1:{flower_port}"
+        assert httpx.get(flower_url + "/").status_code == 401
+        assert httpx.get(flower_url + "/", auth=web_auth).status_code == 200
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", auth=web_auth,
+                          timeout=60) as web:
+            photo, _digit = sample_images(dataset, 1, seed=4)[0]
+            job = web.post("/api/jobs", files=[("files", (photo.name, photo.read_bytes()))])
+            assert job.status_code == 201, job.text
+            job_id = job.json()["id"]
+            assert f'href="{flower_url}/tasks"' in web.get(f"/jobs/{job_id}").text
+        # Flower watches the stack's own broker: the job's batch shows among its tasks.
+        wait_until(lambda: any(job_id[:8] in (task.get("name") or "") for task in httpx.get(
+            flower_url + "/api/tasks", auth=web_auth, timeout=30).json().values()),
+            timeout=120, message="the job's batch in Flower")
+    finally:
+        serve.send_signal(2)
+        serve.wait(60)
+    assert "stopped" in "".join(lines)

@@ -412,3 +412,35 @@ def test_webhook_migration_keeps_the_jobs_and_goes_back(empty_database_url):
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'w'")) == 1
     to("head", command.upgrade)
+
+
+def test_job_names_migration_names_the_jobs_after_their_folders_and_goes_back(
+        empty_database_url):
+    """0016 adds jobs.name, each earlier job named after its folder's last component; down
+    drops it and keeps the jobs and their rows."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    to = _migrating(engine)
+
+    to("0015", command.upgrade)
+    with engine.begin() as connection:
+        for job_id, root in (("a", "/srv/photos/cyril"), ("b", "/srv/up/7de9/"), ("c", "/")):
+            connection.execute(text(
+                "INSERT INTO jobs (id, root, threshold, batch_size, total_images,"
+                " total_batches, model_version, inline, created_at) VALUES"
+                " (:id, :root, 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"),
+                {"id": job_id, "root": root})
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts)"
+            " VALUES ('a', 0, 'x.jpg', 'pending', 0)"))
+    to("0016", command.upgrade)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT id, name FROM jobs ORDER BY id")).all() == [
+            ("a", "cyril"), ("b", "7de9"), ("c", "/")]
+    to("0015", command.downgrade)
+    assert "name" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images")) == 1
+    to("head", command.upgrade)

@@ -187,14 +187,25 @@ def test_run_on_an_empty_folder_fails_clearly(tmp_path):
 def test_run_does_everything_with_embedded_defaults(dataset, tmp_path):
     truth = copy_sample(dataset, tmp_path / "photos", per_digit=3, seed=2)
     brokers_before = set(_stray_processes("signdigits-redis-"))
+    # Threshold 1: every image is below it, so the summary says how to review them.
     run = subprocess.Popen(
-        [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "2"],
+        [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "2",
+         "--threshold", "1", "--name", "my photos"],
         env=_own_data_home(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
     )
-    _, stderr = run.communicate(timeout=300)
+    stdout, stderr = run.communicate(timeout=300)
     assert run.returncode == 0, stderr[-3000:]
-    assert "images/s" in stderr and "30 classified" in stderr
+    # The summary is the output (`run DIR > summary.txt`); progress stays on stderr.
+    assert "images/s" in stdout and "30 classified, 30 below threshold 1" in stdout, stdout
+    assert "classified," not in stderr and "classifying" in stderr
+    job_line = next(line for line in stdout.splitlines() if "(my photos): done" in line)
+    job_id = job_line.split("job ", 1)[1].split(" ", 1)[0]
+    assert f"review the 30 images below the threshold: signdigits review {job_id}" in stdout
+    assert f"http://127.0.0.1:8000/jobs/{job_id}/review" in stdout
+    # The embedded broker's address, its fresh password masked.
+    broker = next(line for line in stderr.splitlines() if line.startswith("broker: "))
+    assert broker.startswith("broker: redis://:***@127.0.0.1:"), broker
     # Its finished job's worker is killed, not shut down warm: none of it may outlive `run`.
     assert _stray_processes(f"local-{run.pid}@") == []
     assert set(_stray_processes("signdigits-redis-")) <= brokers_before

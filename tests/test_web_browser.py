@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, copy_sample, require, sample_images
-from tests.web_server import serving
+from tests.web_server import save_screenshot, serving
 
 CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
 DONE = 120_000  # ms a page may take to show a finished job
@@ -88,8 +88,7 @@ def _shots() -> Path | None:
 
 def _shoot(page, name: str, tmp: Path) -> None:
     target = (_shots() or tmp) / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target), full_page=True)
+    save_screenshot(page, target)
 
 
 def test_upload_watch_filter_open(site, browser, dataset, tmp_path):
@@ -100,8 +99,8 @@ def test_upload_watch_filter_open(site, browser, dataset, tmp_path):
     page.goto(f"{client.base_url}/")
     page.set_input_files("#folder", str(folder))
     page.click("#submit")
-    page.wait_for_selector("#submit-message:has-text('images')", timeout=60_000)
-    job_id = page.inner_text("#submit-message").split()[1].rstrip(":")
+    page.wait_for_selector("#submit-message a.open-job", timeout=60_000)
+    job_id = page.get_attribute("#submit-message a.open-job", "href").rsplit("/", 1)[1]
     row = f"#job-{job_id}"
     page.wait_for_selector(f"{row} td.state:text-is('done')", timeout=DONE)
     assert page.inner_text(f"{row} .muted") == f"{len(truth)} / {len(truth)}"

@@ -19,7 +19,7 @@ from PIL import Image
 from tests.conftest import Stack, require, sample_images
 from tests.photos import three_people
 from tests.test_web_browser import CHROMIUM
-from tests.web_server import serving
+from tests.web_server import save_screenshot, serving
 
 NO_HAND = "no hand found"
 
@@ -161,8 +161,7 @@ def _shoot(page, name: str, tmp: Path) -> None:
     import os
 
     target = Path(os.environ.get("SIGNDIGITS_SCREENSHOT_DIR") or tmp) / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target), full_page=True)
+    save_screenshot(page, target)
 
 
 def test_try_draws_the_hand_over_the_photo_and_shows_its_square(site, page, dataset):

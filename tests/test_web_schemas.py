@@ -122,18 +122,21 @@ def test_a_review_is_taken(body, answer):
 def test_a_jobs_json_is_the_shape_the_pages_and_clients_read():
     """Field for field, in order, and the time as ISO 8601 with +00:00 (SQLite's is naive)."""
     created = datetime(2026, 1, 2, 3, 4, 5, 678)
-    job = Job(id="a" * 32, root="/photos", threshold=0.6, threshold_from_model=False,
+    job = Job(id="a" * 32, name="photos", root="/photos", threshold=0.6,
+              threshold_from_model=False,
               model_version="v1", created_at=created, failure=None)
     summary = JobSummary(job=job, state=JobState.RUNNING, total=10, pending=4, done=5,
                          errors=1, cancelled=0, below_threshold=2, stalled=False,
                          last_finished=created.replace(second=15))
     shown = JobOut.of(summary).model_dump(mode="json")
     assert list(shown.items()) == [
-        ("id", "a" * 32), ("state", "running"), ("total_images", 10), ("done", 5),
+        ("id", "a" * 32), ("name", "photos"), ("state", "running"), ("total_images", 10),
+        ("done", 5),
         ("errors", 1), ("below_threshold", 2), ("cancelled", 0), ("pending", 4),
         ("threshold", 0.6), ("threshold_from_model", False), ("model_version", "v1"),
         ("created_at", "2026-01-02T03:04:05.000678+00:00"), ("images_per_second", 0.6),
-        ("stalled", False), ("failure", None), ("folder", "/photos"), ("webhook", None)]
+        ("stalled", False), ("failure", None), ("folder", "/photos"), ("webhook", None),
+        ("reviewed", None)]
     job.webhook_url, job.webhook_state = "https://u:p@hooks.example/x?token=t", "sending"
     job.webhook_attempts, job.webhook_last_status = 2, "503"
     webhook = JobOut.of(summary).model_dump(mode="json")["webhook"]

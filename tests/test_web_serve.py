@@ -229,8 +229,11 @@ def test_the_web_never_imports_tensorflow(tmp_path, dataset):
 
 
 def test_serve_with_an_upload_folder_it_cannot_write_says_so_before_starting(tmp_path):
+    from signdigits.stack.valkey import free_port
+
     (tmp_path / "uploads").write_text("a file where the folder should be")
-    result = run_cli("serve", cwd=tmp_path, timeout=60, env=make_env(
+    # A free port: on the default 8000, a `serve` already running there was the answer.
+    result = run_cli("serve", "--port", str(free_port()), cwd=tmp_path, timeout=60, env=make_env(
         database_url=f"sqlite:///{tmp_path / 'sd.db'}", upload_dir=str(tmp_path / "uploads")))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     [line] = result.stderr.strip().splitlines()

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from signdigits.config.settings import Settings
 from signdigits.config.webhooks import WebhookRefused
-from signdigits.db.jobs import JobFinished, JobNotFound
+from signdigits.db.jobs import JobFinished, JobNameError, JobNotFound, JobRunning
 from signdigits.db.reviews import NotReviewable
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import SubmissionError
@@ -44,6 +44,8 @@ HERE = Path(__file__).resolve().parent
 REFUSALS: dict[type[Exception], int] = {
     JobNotFound: 404,
     JobFinished: 409,  # cancelling a job that ended
+    JobRunning: 409,  # deleting a job that has not ended
+    JobNameError: 422,  # a name no job can have
     NotReviewable: 409,  # reviewing an image with no answer to review
     FolderError: 400,  # a submission's folder: missing, empty, outside the allowed roots
     SubmissionError: 503,  # the broker was unreachable before anything was recorded
@@ -83,17 +85,48 @@ def _stop_metrics(app: FastAPI) -> None:
         metrics.stop()
 
 
-def _install_offline_docs(app: FastAPI) -> None:
-    """``/docs`` from the swagger-ui-bundle package: FastAPI's own page loads it from a CDN,
-    which a machine without internet access cannot reach."""
-    import swagger_ui_bundle
-    from fastapi.openapi.docs import get_swagger_ui_html
+# Swagger UI 5.17.14 as openapi-ui-bundles 0.3.0 ships it (pyproject.toml pins it): the
+# files served are checked against these, so an upgrade is a reviewed change of both.
+SWAGGER_UI_FILES = {
+    "swagger-ui-bundle.js": "c2e4a9ef08144839ff47c14202063ecfe4e59e70a4e7154a26bd50d880c88ba1",
+    "swagger-ui.css": "40170f0ee859d17f92131ba707329a88a070e4f66874d11365e9a77d232f6117",
+}
 
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-              name="docs-assets")
+
+def swagger_ui_problem(folder: Path) -> str | None:
+    """None if ``folder`` holds the pinned Swagger UI files; else what differs."""
+    import hashlib
+
+    for name, digest in SWAGGER_UI_FILES.items():
+        try:
+            found = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        except OSError as exc:
+            return f"{name}: {exc.strerror or exc}"
+        if found != digest:
+            return f"{name} is not the pinned file (sha256 {found[:12]}..., expected " \
+                   f"{digest[:12]}...): reinstall openapi-ui-bundles==0.3.0"
+    return None
+
+
+def _install_offline_docs(app: FastAPI) -> None:
+    """``/docs`` from the openapi-ui-bundles package: FastAPI's own page loads Swagger UI
+    from a CDN, which a machine without internet access cannot reach. Swagger UI 5, as
+    4 could not read the OpenAPI 3.1 FastAPI writes ("does not specify a valid version
+    field")."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from openapi_ui_bundles import swagger_ui
+
+    folder = Path(swagger_ui.static_path)
+    problem = swagger_ui_problem(folder)
+    if problem is None:
+        app.mount("/docs-assets", StaticFiles(directory=folder), name="docs-assets")
+    else:
+        log.warning("/docs is unavailable: %s", problem)
 
     @app.get("/docs", include_in_schema=False)
     def docs():
+        if problem is not None:
+            return _refused(503, f"the API page is unavailable: {problem}")
         return get_swagger_ui_html(
             openapi_url="/openapi.json", title="signdigits API",
             swagger_js_url="/docs-assets/swagger-ui-bundle.js",

@@ -34,6 +34,7 @@ from signdigits.db.progress import JobSummary
 from signdigits.db.webhooks import describe_webhook
 from signdigits.files.objects import parse_object_url
 from signdigits.files.paths import is_object_url
+from signdigits.web.job_names import JobName
 from signdigits.web.limits import MAX_ID
 
 
@@ -163,6 +164,7 @@ class SubmitFolder(BaseModel):
 
     folder: Folder = Field(description="absolute path of a folder on the server, or "
                                        "s3://bucket/prefix (read by the workers)")
+    name: JobName = Field(None, description="the job's name; unset: the folder's")
     threshold: Threshold = Field(None, description="unset: the model's default")
     batch_size: BatchSize = Field(None, description="images per batch; unset: the setting's")
     webhook: Webhook = Field(None, description="http(s) URL POSTed the job's signed summary "
@@ -180,8 +182,12 @@ class SubmitUpload(BaseModel):
     """`multipart/form-data`: images and .zip archives of them; their paths are kept."""
 
     files: list[UploadFile] = Field(description="images or .zip archives (repeat the field)")
+    name: JobName = Field(None, description=(
+        "the job's name; unset: the file's name (a zip's without .zip), or the first's "
+        "and how many more"))
     threshold: Threshold = Field(None, description="unset: the model's default")
     webhook: Webhook = Field(None, description="as for a folder")
+
 
 
 _REVIEW = ('send {"digit": 0-9} or {"unusable": true}; for one hand of several, '
@@ -261,6 +267,7 @@ class JobOut(BaseModel):
     """A job with its counts: what the API, the events and the pages all show."""
 
     id: str
+    name: str
     state: JobState
     total_images: int
     done: int
@@ -279,12 +286,16 @@ class JobOut(BaseModel):
     failure: str | None
     folder: str
     webhook: WebhookOut | None = None
+    reviewed: int | None = Field(None, description=(
+        "below-threshold images a person has reviewed (of `below_threshold`): counted by "
+        "the jobs list (`GET /api/jobs`), null elsewhere (one job's: its `/review`)"))
 
     @classmethod
-    def of(cls, summary: JobSummary) -> JobOut:
+    def of(cls, summary: JobSummary, *, reviewed: int | None = None) -> JobOut:
         job = summary.job
         return cls(
-            id=job.id, state=summary.state, total_images=summary.total, done=summary.done,
+            id=job.id, name=job.name, state=summary.state, reviewed=reviewed,
+            total_images=summary.total, done=summary.done,
             errors=summary.errors, below_threshold=summary.below_threshold,
             cancelled=summary.cancelled, pending=summary.pending, threshold=job.threshold,
             threshold_from_model=job.threshold_from_model, model_version=job.model_version,
@@ -292,6 +303,12 @@ class JobOut(BaseModel):
             images_per_second=round(summary.rate, 2) if summary.rate else None,
             stalled=summary.stalled, failure=job.failure, folder=job.root,
             webhook=WebhookOut.of(job))
+
+
+class JobDeleted(BaseModel):
+    id: str
+    name: str
+    files_removed: bool = Field(description="the job's uploaded files were removed too")
 
 
 class JobPage(BaseModel):

@@ -36,12 +36,14 @@ def upload_settings(settings: Settings) -> Settings:
 
 
 def submit_upload(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
-                  app: Celery, threshold: float | None, webhook: str | None = None) -> str:
+                  app: Celery, threshold: float | None, webhook: str | None = None,
+                  name: str | None = None) -> str:
     """Submit the upload's ``folder``; the job's id. On any failure nothing is kept."""
     recorded: list[str] = []
     try:
         return submit_folder(folder, settings=upload_settings(settings), sessions=sessions,
                              app=app, threshold=threshold, role=SERVE_ROLE, webhook=webhook,
+                             name=name,
                              inline=settings.upload_inline,  # unless workers see the folder
                              on_recorded=recorded.append).job_id
     except BaseException as exc:

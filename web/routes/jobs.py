@@ -1,4 +1,5 @@
-"""``/api/jobs``: submit a folder or an upload, list jobs, one job, cancel one."""
+"""``/api/jobs``: submit a folder or an upload, list jobs, one job, rename, cancel or
+delete one."""
 
 from __future__ import annotations
 
@@ -14,23 +15,28 @@ from starlette.datastructures import UploadFile
 
 from signdigits.config.network import is_loopback
 from signdigits.config.settings import Settings
-from signdigits.db.jobs import jobs_page, resolve_job
+from signdigits.db.jobs import jobs_page, rename_job, resolve_job
+from signdigits.db.reviews import reviewed_counts
 from signdigits.files.objects import objects_allowed, parse_object_url
 from signdigits.files.paths import inside_allowed_roots, is_object_url
 from signdigits.producer.background import submit_in_background
 from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, POLL_SECONDS, cancel_now, walk_over
 from signdigits.producer.webhooks import send_if_ended
+from signdigits.web.deleting import delete_job_everywhere
 from signdigits.web.deps import (
     FoundJob,
     FoundSummary,
+    JobRef,
     SessionDep,
     SettingsDep,
     StateDep,
     summary_of,
     validated,
 )
+from signdigits.web.job_names import JobRename, upload_name
 from signdigits.web.limits import json_body
 from signdigits.web.schemas import (
+    JobDeleted,
     JobOut,
     JobPage,
     Offset,
@@ -65,7 +71,7 @@ async def submit(request: Request, state: StateDep, session: SessionDep) -> JobO
         job_id = await run_in_threadpool(
             submit_in_background, folder, settings=state.settings, sessions=state.sessions,
             app=state.celery, threshold=body.threshold, batch_size=body.batch_size,
-            role=SERVE_ROLE, webhook=body.webhook)
+            role=SERVE_ROLE, webhook=body.webhook, name=body.name)
     else:
         raise HTTPException(415, "send application/json with a folder, or multipart/form-data "
                                  "with files")
@@ -81,6 +87,7 @@ async def _submit_upload(request: Request, state: WebState) -> str:
     try:
         upload = validated(SubmitUpload, {
             "threshold": form.get("threshold"), "webhook": form.get("webhook"),
+            "name": form.get("name") or None,
             "files": [f for f in form.getlist("files") if isinstance(f, UploadFile)]})
         if not upload.files:
             raise HTTPException(400, "no files uploaded (send one or more 'files' fields)")
@@ -90,9 +97,11 @@ async def _submit_upload(request: Request, state: WebState) -> str:
     finally:
         await form.close()
     # On failure the folder (and any job) is gone, whatever the answer says.
+    name = upload.name or upload_name([f.filename or "" for f in upload.files])
     return await run_in_threadpool(submit_upload, folder, settings=state.settings,
                                    sessions=state.sessions, app=state.celery,
-                                   threshold=upload.threshold, webhook=upload.webhook)
+                                   threshold=upload.threshold, webhook=upload.webhook,
+                                   name=name)
 
 
 def _allowed_folder(folder: str, settings: Settings, *, client: str) -> Path | str:
@@ -117,13 +126,39 @@ def list_jobs(session: SessionDep, settings: SettingsDep,
                                 ] = None) -> JobPage:
     offset = cursor or 0  # an empty cursor is the first page ("" + limit was a 500)
     jobs = jobs_page(session, limit=limit, offset=offset)
-    return JobPage(items=[JobOut.of(summary_of(session, job, settings)) for job in jobs[:limit]],
+    # Counted for the list only: one query for the page. A job's own answer and its
+    # events, sent as often as its counts change, stay as cheap as its summary.
+    reviewed = reviewed_counts(session, job_ids=[job.id for job in jobs[:limit]])
+    return JobPage(items=[JobOut.of(summary_of(session, job, settings),
+                                    reviewed=reviewed.get(job.id, 0)) for job in jobs[:limit]],
                    next_cursor=str(offset + limit) if len(jobs) > limit else None)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="One job: counts, state, rate")
 def get_job(summary: FoundSummary) -> JobOut:
     return JobOut.of(summary)
+
+
+@router.patch("/{job_id}", response_model=JobOut, summary="Rename the job",
+              openapi_extra=request_body({"application/json": JobRename}))
+async def rename(job_id: JobRef, request: Request, state: StateDep) -> JobOut:
+    body = validated(JobRename, await json_body(request))
+    return await run_in_threadpool(_renamed, state, job_id, body.name or "")
+
+
+def _renamed(state: WebState, job_id: str, name: str) -> JobOut:
+    with state.sessions.begin() as session:
+        job = resolve_job(session, ref=job_id)
+        rename_job(session, job_id=job.id, name=name)
+    return _described_afresh(state, job.id)
+
+
+@router.delete("/{job_id}", response_model=JobDeleted,
+               summary="Delete an ended job: its rows, reviews, hands and uploaded files")
+def delete(job: FoundJob, state: StateDep) -> JobDeleted:
+    """409 for a job that has not ended (cancel it first)."""
+    removed = delete_job_everywhere(state.sessions, state.settings, job_id=job.id)
+    return JobDeleted(id=job.id, name=job.name, files_removed=removed)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut,

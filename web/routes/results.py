@@ -20,6 +20,7 @@ from signdigits.db.images import no_digit_count
 from signdigits.db.jobs import resolve_job
 from signdigits.db.results import confidence_histogram, digit_counts, iter_results
 from signdigits.web.deps import FoundJob, JobRef, SessionDep, StateDep
+from signdigits.web.job_names import download_headers
 from signdigits.web.schemas import JobStats
 
 router = APIRouter(prefix="/api/jobs")
@@ -55,8 +56,7 @@ def results_csv(job_id: JobRef, session: SessionDep, state: StateDep,
                 buffer.truncate()
         yield buffer.getvalue()
 
-    return StreamingResponse(lines(), media_type="text/csv", headers={
-        "Content-Disposition": f'attachment; filename="{job.id}.csv"'})
+    return StreamingResponse(lines(), media_type="text/csv", headers=download_headers(job, "csv"))
 
 
 @router.get("/{job_id}/results.json", tags=["results"], summary="The same rows as a JSON array")
@@ -72,7 +72,8 @@ def results_json(job_id: JobRef, session: SessionDep, state: StateDep,
             yield ("," if count else "") + "\n  " + json.dumps(row, ensure_ascii=False)
         yield "\n]\n"
 
-    return StreamingResponse(chunks(), media_type="application/json")
+    return StreamingResponse(chunks(), media_type="application/json",
+                             headers=download_headers(job, "json"))
 
 
 @router.get("/{job_id}/stats", response_model=JobStats, tags=["jobs"],

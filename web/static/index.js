@@ -1,32 +1,107 @@
-// The jobs list with live progress (one event stream for all its jobs) and the submit form.
+// The jobs list with live progress (one event stream for all its jobs), renaming and
+// deleting a job, and the submit form.
 "use strict";
 const FINISHED = new Set(["done", "done with errors", "failed", "cancelled"]);
 const RETRY_MS = 5000;
 const tbody = document.querySelector("#jobs tbody");
+const jobsMessage = document.getElementById("jobs-message");
 let source = null;
 let nextCursor = null;
+let started = null; // the job the form started last: its message follows its count
+
+function say(node, text, isError = false) {
+  node.replaceChildren(text);
+  node.className = "message" + (isError ? " error" : "");
+}
 
 function jobRow(job) {
   let row = document.getElementById("job-" + job.id);
   if (!row) {
     row = el("tr", {id: "job-" + job.id});
-    for (let i = 0; i < 7; i++) row.append(el("td"));
-    row.cells[0].append(el("a", {href: "/jobs/" + job.id, text: job.id.slice(0, 8)}));
+    for (let i = 0; i < 8; i++) row.append(el("td"));
+    row.cells[0].append(el("a", {href: "/jobs/" + job.id, class: "job-name"}),
+                        el("span", {class: "job-id", text: job.id.slice(0, 8)}));
     row.cells[2].append(el("div", {class: "bar"}, el("div", {class: "fill"})));
     row.cells[2].append(el("span", {class: "muted"}));
+    row.cells[7].className = "actions";
+    row.cells[7].append(el("button", {class: "rename", type: "button", text: "Rename"}),
+                        el("button", {class: "delete", type: "button", text: "Delete"}));
+    row.querySelector(".rename").addEventListener("click", () => rename(row));
+    row.querySelector(".delete").addEventListener("click", () => remove(row));
   }
   const finished = job.total_images - job.pending;
   row.dataset.state = job.state;
+  row.dataset.name = job.name;
+  row.querySelector(".job-name").textContent = job.name || job.id.slice(0, 8);
   row.cells[1].textContent = job.state + (job.stalled ? " (stalled)" : "");
   row.cells[1].className = "state";
   row.querySelector(".fill").style.width = job.total_images ?
       (100 * finished / job.total_images) + "%" : "0";
   row.querySelector(".muted").textContent = finished + " / " + job.total_images;
-  row.cells[3].textContent = job.below_threshold;
+  // Events carry no review count (null): the last one known stays.
+  if (job.reviewed !== null && job.reviewed !== undefined) row.dataset.reviewed = job.reviewed;
+  row.cells[3].className = "reviews";
+  row.cells[3].textContent = (row.dataset.reviewed || "0") + " / " + job.below_threshold;
   row.cells[4].textContent = job.errors;
   row.cells[5].textContent = job.images_per_second ?? "-";
   row.cells[6].textContent = new Date(job.created_at).toLocaleString();
+  // Workers may still hold the batches of a job that has not ended: cancel it first.
+  row.querySelector(".delete").disabled = !FINISHED.has(job.state);
+  if (started === job.id) showStarted(job);
   return row;
+}
+
+// "Started cyril: 1,000 images" with a link to the job, counted as the walk goes on.
+function showStarted(job) {
+  const message = document.getElementById("submit-message");
+  const counting = job.state === "submitting" ? " so far (still counting)" : "";
+  message.className = "message";
+  message.replaceChildren("Started ", el("a", {href: "/jobs/" + job.id, text: job.name}),
+    `: ${job.total_images.toLocaleString("en")} images${counting}. `,
+    el("a", {href: "/jobs/" + job.id, class: "open-job", text: "Open the job"}));
+}
+
+async function rename(row) {
+  const cell = row.cells[0];
+  if (cell.querySelector("input")) return;
+  const input = el("input", {type: "text", class: "new-name", maxlength: "200", size: "24"});
+  input.value = row.dataset.name;
+  const save = el("button", {type: "button", class: "save-name", text: "Save"});
+  const editor = el("span", {class: "name-editor"}, input, save);
+  cell.append(editor);
+  input.focus();
+  input.select();
+  const done = async () => {
+    try {
+      const job = await api("/api/jobs/" + row.id.slice(4), {
+        method: "PATCH", body: JSON.stringify({name: input.value}),
+        headers: {"Content-Type": "application/json"}});
+      editor.remove();
+      jobRow(job);
+      say(jobsMessage, "");
+    } catch (error) {
+      say(jobsMessage, error.message, true);
+    }
+  };
+  save.addEventListener("click", done);
+  input.addEventListener("keydown", e => {
+    if (e.key === "Enter") { e.preventDefault(); done(); }
+    if (e.key === "Escape") editor.remove();
+  });
+}
+
+async function remove(row) {
+  const name = row.dataset.name;
+  const images = row.querySelector(".muted").textContent.split(" / ")[1];
+  if (!confirm(`Delete the job "${name}": its ${images} images' results, their reviews ` +
+               "and any uploaded files? This cannot be undone.")) return;
+  try {
+    await api("/api/jobs/" + row.id.slice(4), {method: "DELETE"});
+    row.remove();
+    say(jobsMessage, `deleted "${name}"`);
+  } catch (error) {
+    say(jobsMessage, error.message, true);
+  }
 }
 
 // One event stream for every job on the page (one per job had taken all of Chromium's 6
@@ -71,45 +146,52 @@ document.getElementById("more-jobs").addEventListener("click", () => loadJobs(tr
 
 document.getElementById("submit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  const form = event.target;
   const message = document.getElementById("submit-message");
   const threshold = document.getElementById("threshold").value;
   const server = document.getElementById("server-folder").value.trim();
-  const files = [...document.getElementById("files").files,
-                 ...document.getElementById("folder").files];
+  const folderFiles = [...document.getElementById("folder").files];
+  const files = [...document.getElementById("files").files, ...folderFiles];
+  // A folder chosen in the browser is named after itself (the server sees only its files).
+  const chosenFolder = folderFiles.length ? folderFiles[0].webkitRelativePath.split("/")[0] : "";
+  const name = document.getElementById("job-name").value.trim() ||
+      (files.length === folderFiles.length ? chosenFolder : "");
   let options;
   if (files.length) {
-    const form = new FormData();
+    const body = new FormData();
     // A folder's files keep their paths inside it (3/IMG_1.JPG), as a zip's do and as
     // `signdigits run FOLDER` records them: without the chosen folder's own name.
     for (const f of files) {
       const inside = f.webkitRelativePath ? f.webkitRelativePath.split("/").slice(1).join("/") : "";
-      form.append("files", f, inside || f.name);
+      body.append("files", f, inside || f.name);
     }
-    if (threshold) form.append("threshold", threshold);
-    options = {method: "POST", body: form};
+    if (threshold) body.append("threshold", threshold);
+    if (name) body.append("name", name);
+    options = {method: "POST", body};
   } else if (server) {
     const body = {folder: server};
     if (threshold) body.threshold = Number(threshold);
+    if (name) body.name = name;
     options = {method: "POST", body: JSON.stringify(body),
                headers: {"Content-Type": "application/json"}};
   } else {
-    message.textContent = "choose files or a folder, or name a folder on the server";
-    message.className = "message error";
+    say(message, "choose files or a folder, or name a folder on the server", true);
     return;
   }
-  message.textContent = "uploading and submitting...";
-  message.className = "message";
+  say(message, "uploading and submitting...");
   try {
     const job = await api("/api/jobs", options);
-    message.textContent = "job " + job.id + ": " + job.total_images + " images";
+    form.reset();  // the next job starts from an empty form
+    started = job.id;
     // The stream may have shown it already, with newer counts than this answer's.
-    if (!document.getElementById("job-" + job.id)) tbody.prepend(jobRow(job));
+    const known = document.getElementById("job-" + job.id);
+    if (!known) tbody.prepend(jobRow(job));
+    else showStarted(job);
+    // A folder's walk goes on after the answer: follow the job to its final count.
+    if (!known && !FINISHED.has(job.state)) listen();
   } catch (error) {
-    message.textContent = error.message;
-    message.className = "message error";
+    say(message, error.message, true);
   }
 });
 
-loadJobs(false).catch(error => {
-  document.getElementById("submit-message").textContent = error.message;
-});
+loadJobs(false).catch(error => say(jobsMessage, error.message, true));

@@ -11,25 +11,57 @@ const BONES = [[0, 1], [1, 2], [2, 3], [3, 4], [0, 5], [5, 6], [6, 7], [7, 8], [
 const SHOWN = 480; // the photo's longest side on the page, in CSS pixels
 let photoUrl = null;
 let shown = null; // the answer on the page, redrawn when the window's size changes
+let photoSent = null; // the photo shown, as sent: "Keep it for review" sends it again
+const keepMessage = document.getElementById("keep-message");
 
-async function classify(blob, name) {
+function predictForm(blob, name, store) {
   const form = new FormData();
   form.append("file", blob, name);
   const threshold = document.getElementById("threshold").value;
   if (threshold) form.append("threshold", threshold);
+  if (store) form.append("store", "true");
+  return form;
+}
+
+async function classify(blob, name) {
   message.textContent = "classifying...";
   message.className = "message";
   try {
-    const answer = await api("/api/predict", {method: "POST", body: form});
+    const answer = await api("/api/predict", {method: "POST", body: predictForm(blob, name)});
     if (photoUrl) URL.revokeObjectURL(photoUrl);
     photoUrl = URL.createObjectURL(blob);
+    photoSent = {blob, name};
     show(answer, photoUrl);
     message.textContent = "";
+    keepMessage.replaceChildren();
+    document.getElementById("keep").disabled = false;
   } catch (error) {
     message.textContent = error.message;
     message.className = "message error";
   }
 }
+
+// The photo kept as a one-image job (store=true): its answer can then be corrected on the
+// review page like any job's, and used to retrain.
+document.getElementById("keep").addEventListener("click", async () => {
+  const button = document.getElementById("keep");
+  if (!photoSent) return;
+  button.disabled = true;
+  keepMessage.className = "message";
+  keepMessage.textContent = "keeping...";
+  try {
+    const answer = await api("/api/predict", {method: "POST",
+      body: predictForm(photoSent.blob, photoSent.name, true)});
+    // Below the threshold it waits in the job's review queue; above, its page shows it.
+    keepMessage.replaceChildren("Kept as a job of its own: ", answer.below_threshold ?
+      el("a", {href: `/jobs/${answer.job_id}/review`, id: "kept-link", text: "review it"}) :
+      el("a", {href: `/jobs/${answer.job_id}`, id: "kept-link", text: "open it"}), ".");
+  } catch (error) {
+    button.disabled = false;
+    keepMessage.className = "message error";
+    keepMessage.textContent = error.message;
+  }
+});
 
 function svgEl(tag, attrs = {}) {
   const node = document.createElementNS(SVG, tag);
