@@ -211,7 +211,7 @@ def test_openapi_shows_the_job_and_image_schemas(tmp_path):
     # Both bodies of the one submit path, from their models.
     bodies = paths["/api/jobs"]["post"]["requestBody"]["content"]
     assert bodies["application/json"]["schema"]["required"] == ["folder"]
-    assert set(bodies["multipart/form-data"]["schema"]["properties"]) == {"files", "threshold",
-                                                                          "webhook"}
+    assert set(bodies["multipart/form-data"]["schema"]["properties"]) == {
+        "files", "threshold", "webhook", "name"}
     assert bodies["application/json"]["schema"]["properties"]["batch_size"]["anyOf"][0] == {
         "type": "integer", "minimum": 1, "maximum": 4096}
