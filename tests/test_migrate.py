@@ -328,3 +328,40 @@ def test_filtered_page_indexes_migration_keeps_the_rows_and_goes_back(empty_data
         assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'f'")) == 2
     to("head", command.upgrade)
     assert indexes() >= FILTERED_PAGE_INDEXES
+
+
+def test_models_migration_adds_the_registry_and_goes_back(empty_database_url):
+    """0013 adds the models table (one name each) beside a job's rows; down again drops
+    it and keeps every job and image."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    def to(revision: str, direction) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            direction(config, revision)
+
+    to("0011", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('r', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence,"
+            " model_version) VALUES ('r', 0, 'a', 'done', 1, 3, 0.75, 'v')"))
+    to("0013", command.upgrade)
+    insert = text("INSERT INTO models (version, name, parent, file, created_at) VALUES"
+                  " (:v, :n, 'v', 'x.keras', CURRENT_TIMESTAMP)")
+    with engine.begin() as connection:
+        connection.execute(insert, {"v": "a1", "n": "first"})
+        with pytest.raises(IntegrityError), connection.begin_nested():  # one model a name
+            connection.execute(insert, {"v": "b2", "n": "first"})
+        assert connection.execute(text("SELECT version, promoted_at FROM models")).all() == [
+            ("a1", None)]
+    to("0011", command.downgrade)
+    assert "models" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'r'")) == 1

@@ -17,6 +17,7 @@ parent never saw are scored once. The pair is written like
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,10 @@ def adapt(parent: ModelInfo, dataset: LabelledImages, reviewed_x: np.ndarray,
     if parent.onnx_path is None:
         raise ValueError(f"{parent.path}: adapting needs the parent's .onnx graph")
     start = parent_weights(parent.onnx_path)
+    # The fit is in the parent's output order; the dataset numbers its classes its own way.
+    to_parent = {d: i for i, d in enumerate(parent.class_to_digit)}
+    dataset = dataclasses.replace(dataset, classes=np.array(
+        [to_parent[int(d)] for d in dataset.digits], dtype=np.int64))
     test_groups = set((parent.metadata.get("split") or {}).get("test_groups") or [])
     if not test_groups:
         _, _, test_idx = split_by_signer(dataset.groups, seed=SEED)

@@ -79,7 +79,7 @@ def compare_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: l
         groups = (candidate.metadata.get("split") or {}).get("test_groups") or []
         test = dataset.subset(np.flatnonzero(np.isin(dataset.groups, groups)))
         found = test.found
-        digits = np.asarray(candidate.class_to_digit)[test.classes]
+        digits = test.digits  # the dataset's own class order, not either model's
         result["test_split"] = {
             "images": int(len(test)), "data": str(data),
             "serving_right": int((_digits(serving, old(test.x[found]))[0]
