@@ -27,6 +27,10 @@ class RegistryError(ValueError):
     """A registry request that cannot be done; the message says why, in one line."""
 
 
+class ModelNotFound(RegistryError):
+    """No registered model by that name or version."""
+
+
 @dataclass(frozen=True)
 class Promoted:
     """What the workers serve now, read once per batch: the version and its file."""
@@ -66,7 +70,7 @@ def find_model(session: Session, which: str) -> ModelRow:
         return found[0]
     if found:
         raise RegistryError(f"{which!r} names more than one model version; give more of it")
-    raise RegistryError(f"no registered model {which!r} (see `signdigits models list`)")
+    raise ModelNotFound(f"no registered model {which!r} (see `signdigits models list`)")
 
 
 def register_model(session: Session, *, version: str, name: str, file: str,

@@ -1,9 +1,7 @@
 """The model registry against a real stack: adapt, compare, promote while a job runs,
 roll back, and a candidate the workers could not load refused before anything changes.
 
-The candidate most tests use is a real artifact that differs from the shipped model in a
-known way: the shipped weights with digits 1 and 7 swapped in its class table, so every
-photo the shipped model reads as 1 it reads as 7 (and back), and nothing else changes.
+The candidate most tests use is the shipped model with 1 and 7 swapped (tests/models.py).
 """
 
 from __future__ import annotations
@@ -15,29 +13,12 @@ from sqlalchemy import select
 
 from tests.conftest import Stack, copy_sample, link_signers
 from tests.holds import BatchHolds
-
-SWAP = {1: 7, 7: 1}
+from tests.models import SWAP, write_swapped_model
 
 
 @pytest.fixture(scope="module")
 def swapped_model(tmp_path_factory) -> Path:
-    """The shipped model with 1 and 7 swapped: a real .keras and .onnx pair."""
-    from signdigits.serving.artifact import read_model_info, save_artifact, shipped_model_path
-    from signdigits.training.adapt import _served_model, parent_weights
-    from signdigits.training.export_onnx import export_onnx
-
-    shipped = read_model_info(shipped_model_path())
-    assert shipped.onnx_path is not None
-    weights = parent_weights(shipped.onnx_path)
-    table = [SWAP.get(d, d) for d in shipped.class_to_digit]
-    metadata = {**{k: shipped.metadata[k] for k in ("hand_models", "features_version",
-                                                     "default_threshold")},
-                "class_to_digit": table, "training_command": "tests: 1 and 7 swapped",
-                "split": {"by": "signer", "test_groups": [0, 1, 2]}}
-    out = tmp_path_factory.mktemp("swapped") / "swapped.keras"
-    save_artifact(_served_model(weights.kernel.astype("float32"),
-                                weights.bias.astype("float32")), out, metadata)
-    return export_onnx(out).path
+    return write_swapped_model(tmp_path_factory.mktemp("swapped"))
 
 
 @pytest.fixture

@@ -208,7 +208,7 @@ def adapt(parent: ModelInfo, dataset: LabelledImages, reviewed_x: np.ndarray,
         "evaluation": evaluation,
         "multiply_adds_per_image": int(kernel.size),
     }
-    save_artifact(_served_model(kernel, bias), out, metadata)
+    save_artifact(served_model(kernel, bias), out, metadata)
     info = export_onnx(out)
     return Adapted(info, {"evaluation": evaluation, "lineage": metadata["lineage"],
                           "default_threshold": threshold})
@@ -218,7 +218,7 @@ def _right(logits: np.ndarray, classes: np.ndarray) -> int:
     return int((logits.argmax(axis=1) == classes).sum()) if len(classes) else 0
 
 
-def _served_model(kernel: np.ndarray, bias: np.ndarray):
+def served_model(kernel: np.ndarray, bias: np.ndarray):
     """The served graph of model.build_inference_model: one dense softmax layer."""
     import keras
     from keras import layers

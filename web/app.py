@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from signdigits.config.settings import Settings
 from signdigits.db.jobs import JobFinished, JobNotFound
+from signdigits.db.registry import ModelNotFound, RegistryError
 from signdigits.db.reviews import NotReviewable
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import SubmissionError
@@ -46,6 +47,8 @@ REFUSALS: dict[type[Exception], int] = {
     NotReviewable: 409,  # reviewing an image with no answer to review
     FolderError: 400,  # a submission's folder: missing, empty, outside the allowed roots
     SubmissionError: 503,  # the broker was unreachable before anything was recorded
+    ModelNotFound: 404,
+    RegistryError: 409,  # no such model, or one the workers could not load: nothing changed
 }
 
 

@@ -8,6 +8,7 @@ from signdigits.web.routes import (
     health,
     images,
     jobs,
+    models,
     pages,
     pictures,
     predict,
@@ -16,4 +17,4 @@ from signdigits.web.routes import (
 )
 
 ROUTERS = [jobs.router, results.router, images.router, pictures.router, predict.router,
-           reviews.router, events.router, health.router, pages.router]
+           reviews.router, models.router, events.router, health.router, pages.router]
