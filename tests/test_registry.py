@@ -200,3 +200,23 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
     assert row.figures["lineage"] == lineage
     # It can be promoted: the workers could load it.
     assert stack.cli("models", "promote", "small").returncode == 0
+
+
+def test_a_promoted_model_a_worker_cannot_read_leaves_it_on_its_model(stack, swapped_model,
+                                                                       dataset, tmp_path):
+    """Promoted, then its files gone from the shared folder (another machine's folder, a
+    volume not mounted): the worker keeps the model it has, every batch is read."""
+    from signdigits.serving.artifact import read_model_info, shipped_model_path
+
+    row = _register(stack, swapped_model, "vanishing")
+    assert stack.cli("models", "promote", "vanishing").returncode == 0
+    for suffix in (".keras", ".onnx"):
+        (stack.tmp / "models" / row.file).with_suffix(suffix).unlink()
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=1)
+    worker = stack.start_worker(concurrency=1)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "4")
+    stack.wait_for(job_id)
+    rows = stack.rows(job_id)
+    assert sorted(r.path for r in rows) == sorted(truth) and all(r.status == "done" for r in rows)
+    assert {r.model_version for r in rows} == {read_model_info(shipped_model_path()).version}
+    assert f"cannot serve model {row.version}" in worker.log.read_text()

@@ -38,7 +38,7 @@ from signdigits.training.evaluate import evaluate_probabilities
 
 STEPS = 300
 LEARNING_RATE = 0.02
-PULL = 0.01  # L2 towards the parent's weights, on standardised features (train's l2)
+PULL = 0.1  # L2 towards the parent's weights, standardised features: 0.01 lost 1 of 279 unseen
 CALIBRATION_FOLDS = 5
 SEED = 7
 
