@@ -43,7 +43,8 @@ from signdigits.bench.review_loop import CLI, REVIEWER, run, say
 def split_frames(folder: Path, work: Path) -> tuple[dict[str, int], dict[str, int]]:
     """Copies of the first half of each digit's frames in work/new, the second half in
     work/held; relative path -> digit of each."""
-    new, held = {}, {}
+    new: dict[str, int] = {}
+    held: dict[str, int] = {}
     for digit in range(10):
         frames = sorted((folder / str(digit)).iterdir(), key=lambda p: int(p.stem))
         half = len(frames) // 2
