@@ -108,7 +108,8 @@ def get_context() -> WorkerContext:
         reader=reader,
         decoders=ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode"),
         finders=finders,
-        models=LoadedModels(classifier.version, resolve_model_path(settings.model_path)),
+        models=LoadedModels(classifier.version, resolve_model_path(settings.model_path),
+                            warm_up=INFERENCE_PART),
     )
     warm_up_finders(context)
     open_connection(context.sessions)

@@ -18,13 +18,14 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from signdigits.config.settings import Settings
 from signdigits.db.registry import Promoted, model_file
 
 if TYPE_CHECKING:
     from signdigits.serving.classifier import Classifier
-    from signdigits.worker.context import WorkerContext
+    from signdigits.serving.reader import FindsHands, HandReader
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,23 @@ class LoadedModels:
 
     default_version: str
     default_path: Path
+    warm_up: int  # the largest batch the classifier is given (worker.context's part)
     loaded: OrderedDict[str, Classifier] = field(default_factory=OrderedDict)
     failed_at: dict[str, float] = field(default_factory=dict)
+
+
+class WorkerContext(Protocol):
+    """What of worker.context.WorkerContext this module uses (importing it is a cycle)."""
+
+    settings: Settings
+    reader: HandReader
+    models: LoadedModels
+
+    @property
+    def finders(self) -> FindsHands: ...
+
+    @property
+    def classifier(self) -> Classifier: ...
 
 
 def follow_promoted(ctx: WorkerContext, promoted: Promoted | None) -> None:
@@ -69,7 +85,6 @@ def _load(ctx: WorkerContext, path: Path, version: str) -> Classifier:
     from signdigits.serving.artifact import ArtifactError
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.served import check_trained_on
-    from signdigits.worker.context import INFERENCE_PART
 
     classifier = Classifier(path, threads=ctx.settings.model_threads,
                             runtime=ctx.settings.runtime)
@@ -77,7 +92,7 @@ def _load(ctx: WorkerContext, path: Path, version: str) -> Classifier:
         raise ArtifactError(f"{path} holds version {classifier.version}, the registry "
                             f"says {version}")
     check_trained_on(classifier.info, ctx.finders.model_hashes, ctx.finders.folder)
-    classifier.warm_up(INFERENCE_PART)
+    classifier.warm_up(ctx.models.warm_up)
     return classifier
 
 
