@@ -32,11 +32,17 @@ def _stage_bar():
     tasks: dict[str, TaskID] = {}
 
     def stage(name: str, done: int, total: int) -> None:
+        if not tasks:
+            bar.start()  # at the first stage: a refusal before any work prints one line
         if name not in tasks:
             tasks[name] = bar.add_task(name, total=total)
         bar.update(tasks[name], completed=done, total=total)
 
-    return bar, stage
+    def finish() -> None:
+        if tasks:  # stopping a bar never started prints an empty line
+            bar.stop()
+
+    return finish, stage
 
 
 def _jobs_and_roots(settings, sessions, jobs: list[str]) -> tuple[list[str], list[Path]]:
@@ -64,14 +70,14 @@ def adapt(jobs: list[str] = JOBS,
     settings = settings_or_fail()
     sessions = database_for_writing(settings)
     ids, roots = _jobs_and_roots(settings, sessions, jobs)
-    bar, stage = _stage_bar()
+    finish, stage = _stage_bar()
     try:
-        with bar:
-            result = adapt_jobs(settings, sessions, ids, name=out, data=data,
-                                allowed_roots=roots, stage=stage,
-                                report=lambda line: console.print(line, markup=False))
+        result = adapt_jobs(settings, sessions, ids, name=out, data=data, allowed_roots=roots,
+                            stage=stage, report=lambda line: console.print(line, markup=False))
     except (RegistryError, DataError) as exc:
+        finish()
         fail(str(exc))
+    finish()
     evaluation = result.figures["evaluation"]
     console.print(
         f"registered {result.row.name} ({result.row.version}, parent {result.row.parent}) "
@@ -97,12 +103,13 @@ def compare(jobs: list[str] = JOBS,
     settings = settings_or_fail()
     sessions = database_for_writing(settings)
     ids, roots = _jobs_and_roots(settings, sessions, jobs)
-    bar, stage = _stage_bar()
+    finish, stage = _stage_bar()
     try:
-        with bar:
-            result = compare_jobs(settings, sessions, ids, model=model, data=data,
-                                  allowed_roots=roots, stage=stage)
+        result = compare_jobs(settings, sessions, ids, model=model, data=data,
+                              allowed_roots=roots, stage=stage)
     except (RegistryError, DataError) as exc:
+        finish()
         fail(str(exc))
+    finish()
     for line in summary_lines(result):
         output.print(line, markup=False, highlight=False)

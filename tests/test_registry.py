@@ -220,3 +220,18 @@ def test_a_promoted_model_a_worker_cannot_read_leaves_it_on_its_model(stack, swa
     assert sorted(r.path for r in rows) == sorted(truth) and all(r.status == "done" for r in rows)
     assert {r.model_version for r in rows} == {read_model_info(shipped_model_path()).version}
     assert f"cannot serve model {row.version}" in worker.log.read_text()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_registry_commands_refuse_in_one_line(stack):
+    for args, expected in [
+        (("models", "promote", "nothing-such"), "error: no registered model 'nothing-such'"),
+        (("models", "promote", " "), "error: no model named (give a name or a version)"),
+        (("adapt", "latest", "--out", "x"), "error: no jobs yet"),
+        (("compare", "latest", "--model", "x", "--data", "/no/such/folder"),
+         "error: --data /no/such/folder: not a folder"),
+    ]:
+        done = stack.cli(*args)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode in (1, 2) and len(lines) == 1, (args, done.stderr)
+        assert lines[0].startswith(expected), (args, lines)
