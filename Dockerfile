@@ -104,8 +104,9 @@ assert all((files('signdigits.serving') / 'artifacts' / f'signdigits-hands.{kind
 
 USER signdigits
 WORKDIR /home/signdigits
-# The web service's uploads volume mounts here; made by this user, so the volume is its.
-RUN mkdir -p /home/signdigits/uploads
+# The web service's uploads volume and the model registry's volume mount here; made by this
+# user, so the volumes are its.
+RUN mkdir -p /home/signdigits/uploads /home/signdigits/models
 
 # Healthy once the worker (node signdigits@<container hostname>, the default of
 # `signdigits worker`) answers and every pool process has loaded the model (ONNX Runtime:

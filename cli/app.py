@@ -10,10 +10,12 @@ from __future__ import annotations
 import typer
 
 from signdigits.cli import (
+    adapting,
     bench,
     database,
     hands,
     jobs,
+    models,
     predict,
     reviews,
     training,
@@ -50,6 +52,8 @@ app.command()(training.train)
 app.command()(training.cv)
 app.command()(training.evaluate)
 app.command("export-onnx")(training.export_onnx_command)
+app.command()(adapting.adapt)
+app.command()(adapting.compare)
 app.command()(predict.predict)
 app.command("fetch-hand-models")(hands.fetch_hand_models)
 # Measuring.
@@ -59,3 +63,4 @@ app.command("bench-web")(bench.bench_web)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 db_app.command("upgrade")(database.db_upgrade)
 app.add_typer(db_app, name="db")
+app.add_typer(models.models_app, name="models")

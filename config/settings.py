@@ -83,6 +83,11 @@ def default_upload_dir() -> Path:
     return data_folder() / "uploads"
 
 
+def default_models_dir() -> Path:
+    """The registry's artifacts: one folder per user, whatever folder a command starts in."""
+    return data_folder() / "models"
+
+
 def absolute_sqlite_url(url: str) -> str:
     """A SQLite URL with a relative path made absolute (against this working directory).
 
@@ -124,7 +129,11 @@ class Settings(BaseSettings):
         default_factory=default_database_url,
         description="SQLAlchemy URL; unset: SQLite in $XDG_DATA_HOME/signdigits",
     )
-    model_path: Path | None = Field(None, description="model artifact; unset: the shipped one")
+    model_path: Path | None = Field(
+        None, description="model artifact served when none is promoted; unset: the shipped one")
+    models_dir: Path | None = Field(
+        None, description="the model registry's artifact folder, which every worker reads; "
+        "unset: $XDG_DATA_HOME/signdigits/models")
     hand_models_dir: Path | None = Field(
         None, description="folder of the hand models; unset: <python prefix>/share/signdigits/"
         "hands, where `signdigits fetch-hand-models` puts them")
@@ -176,7 +185,7 @@ class Settings(BaseSettings):
         # "Production" meant production before the choice was a fixed one; it still does.
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("model_path", "hand_models_dir", "upload_dir", mode="before")
+    @field_validator("model_path", "hand_models_dir", "upload_dir", "models_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty path is the current folder: a model or uploads wherever `serve` started.
@@ -336,6 +345,11 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise PydanticCustomError("webhook_secret", str(exc)) from None
         return value
+
+    @property
+    def registry_dir(self) -> Path:
+        """Where registered models' files live (SIGNDIGITS_MODELS_DIR, or its default)."""
+        return (self.models_dir or default_models_dir()).absolute()
 
 
 @lru_cache

@@ -257,6 +257,23 @@ class Batch(Base):
     last_finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class ModelRow(Base):
+    """A registered model artifact (see migration 0013 and db/registry.py): the workers
+    serve the one promoted last, or the configured/shipped model when none is."""
+
+    __tablename__ = "models"
+    __table_args__ = (UniqueConstraint("name", name="uq_models_name"),
+                      Index("ix_models_promoted_at", "promoted_at"))
+
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    parent: Mapped[str | None] = mapped_column(String(64))  # the version it was adapted from
+    file: Mapped[str] = mapped_column(Text)  # the .keras, relative to SIGNDIGITS_MODELS_DIR
+    figures: Mapped[dict | None] = mapped_column(JSON)  # evaluation, lineage, comparison
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # The tables as Core objects, for statements that bypass the ORM (bulk inserts, COPY,
 # executemany updates): ``Model.__table__`` is typed as any FROM clause.
 IMAGES = cast(Table, Image.__table__)

@@ -13,8 +13,10 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from signdigits.db.models import Image, ImageStatus, Job, Review
+from signdigits.db.review_order import Candidate, hand_shape, review_order
 
 MAX_REVIEWER = 255
+QUEUE_CANDIDATES = 2000  # the least confident unreviewed images the order is chosen among
 
 
 class NotReviewable(ValueError):
@@ -52,14 +54,27 @@ def _reviewable(job_id: str):
 
 def review_queue(session: Session, *, job_id: str, limit: int,
                  skip: Iterable[int] = ()) -> list[Image]:
-    """The job's below-threshold, classified images nobody has reviewed, lowest
-    confidence first (errors have no confidence and are never in the queue)."""
+    """The job's below-threshold, classified images nobody has reviewed, in the order of
+    db.review_order: lowest confidence first, near-duplicates of a reviewed photo (or of
+    one before it) after the rest (errors have no confidence and are never in the queue).
+
+    The order is chosen among the :data:`QUEUE_CANDIDATES` least confident, against the
+    shapes of the job's reviewed photos (as many at most)."""
     reviewed = exists().where(Review.image_id == Image.id)
-    query = select(Image).where(*_reviewable(job_id), ~reviewed)
+    query = select(Image.id, Image.confidence, Image.hand).where(*_reviewable(job_id), ~reviewed)
     skip = list(skip)
     if skip:
         query = query.where(Image.id.not_in(skip))
-    return list(session.scalars(query.order_by(Image.confidence, Image.id).limit(limit)))
+    rows = session.execute(query.order_by(Image.confidence, Image.id)
+                           .limit(QUEUE_CANDIDATES)).all()
+    answered = session.scalars(select(Image.hand).where(Image.job_id == job_id, reviewed)
+                               .limit(QUEUE_CANDIDATES))
+    order = review_order([Candidate(i, c or 0.0, hand_shape(h)) for i, c, h in rows],
+                         reviewed=[s for s in map(hand_shape, answered) if s is not None])
+    order = order[:limit]
+    images = {image.id: image for image in session.scalars(
+        select(Image).where(Image.id.in_(order)))} if order else {}
+    return [images[i] for i in order]
 
 
 def review_progress(session: Session, *, job_id: str) -> tuple[int, int]:

@@ -34,6 +34,7 @@ from signdigits.db.jobs import (
 )
 from signdigits.db.manifest import add_manifest, add_unreachable, recorded_names
 from signdigits.db.models import Job, utcnow
+from signdigits.db.registry import model_file, promoted_model
 from signdigits.db.webhooks import PENDING
 from signdigits.files.objects import objects_allowed, parse_object_url
 from signdigits.files.paths import IMAGE_EXTENSIONS, inside_allowed_roots, is_object_url, real_path
@@ -41,7 +42,12 @@ from signdigits.producer.enqueue import QueuedBytes, broker_holds_messages_of, e
 from signdigits.producer.objects import ListedObject, scan_objects
 from signdigits.producer.scan import FolderError, Unreachable, scan_folder
 from signdigits.producer.webhooks import job_webhook, send_if_ended
-from signdigits.serving.artifact import read_model_info, resolve_model_path
+from signdigits.serving.artifact import (
+    ArtifactError,
+    ModelInfo,
+    read_model_info,
+    resolve_model_path,
+)
 
 _MANIFEST_CHUNK = 5000
 _SMALLEST_TAIL = 16  # images in the smallest batch of a job's shaped tail
@@ -119,7 +125,7 @@ def submit_folder(
     else:  # the folder's (or the prefix's) own name
         text = str(root).rstrip("/")
         name = default_job_name(text.rsplit("/", 1)[-1] or text)
-    model = read_model_info(resolve_model_path(settings.model_path))
+    model = serving_model(settings, sessions)
     batch_size = batch_size or settings.batch_size
     inline = settings.inline if inline is None else inline
     from_model = threshold is None and settings.threshold is None
@@ -336,6 +342,22 @@ def batch_sizes(count: int, batch_size: int, *, last: bool) -> list[int]:
         sizes.append(tail // 2)
         tail -= tail // 2
     return [*sizes, tail]
+
+
+def serving_model(settings: Settings, sessions: sessionmaker[Session]) -> ModelInfo:
+    """The model the workers will read the job with: the promoted one, else the default.
+
+    Its version and default threshold are the job's. A promoted model whose files this
+    process cannot read (a producer without the models folder) falls back to the default:
+    the workers then flag by their own model's threshold (worker.thresholds)."""
+    with sessions() as session:
+        promoted = promoted_model(session)
+    if promoted is not None:
+        try:
+            return read_model_info(model_file(settings.registry_dir, promoted.file))
+        except ArtifactError:
+            pass
+    return read_model_info(resolve_model_path(settings.model_path))
 
 
 def check_allowed_root(root: Path, settings: Settings) -> None:

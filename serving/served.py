@@ -31,7 +31,14 @@ class ServedModels:
 
 def check_served_models(settings: Settings) -> ServedModels:
     """Raises :class:`ArtifactError` or :class:`~serving.hands.models.HandModelsError`."""
-    info = read_model_info(resolve_model_path(settings.model_path))
+    return check_model_file(resolve_model_path(settings.model_path), settings)
+
+
+def check_model_file(path: Path, settings: Settings) -> ServedModels:
+    """What a worker with ``settings`` checks before serving the model at ``path`` (a
+    registered one, before a promote): both files' hashes and versions, the file its
+    runtime loads, the hand models it was trained on. Raises as check_served_models."""
+    info = read_model_info(path)
     served = info.served_file(settings.runtime)
     hands = models_dir(settings.hand_models_dir)
     check_trained_on(info, check_models(hands), hands)

@@ -318,7 +318,19 @@ def test_worker_scales_and_reads_the_images_read_only(resolved):
     assert conditions == {"redis": "service_healthy", "postgres": "service_healthy",
                           "migrate": "service_completed_successfully"}
     cli_mounts = [_mount(v) for v in config["services"]["cli"]["volumes"]]
-    assert cli_mounts == [(env["IMAGES_DIR"], "/data", True)]
+    assert cli_mounts == [(env["IMAGES_DIR"], "/data", True),
+                          ("models", "/home/signdigits/models", False)]
+
+
+def test_the_workers_web_and_cli_share_the_model_registry_volume(resolved):
+    """A model promoted from the web or the cli must be in the folder every worker reads."""
+    config, _ = resolved
+    registry = ("models", "/home/signdigits/models", False)
+    for service in ("worker", "web", "cli"):
+        found = config["services"][service]
+        assert registry in [_mount(v) for v in found["volumes"]], service
+        assert found["environment"]["SIGNDIGITS_MODELS_DIR"] == "/home/signdigits/models"
+    assert "models" in config["volumes"]
 
 
 @pytest.mark.parametrize("missing", SECRETS)

@@ -444,3 +444,36 @@ def test_job_names_migration_names_the_jobs_after_their_folders_and_goes_back(
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM images")) == 1
     to("head", command.upgrade)
+
+
+def test_models_migration_adds_the_registry_and_goes_back(empty_database_url):
+    """0013 adds the models table (one name each) beside a job's rows; down again drops
+    it and keeps every job and image."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    to = _migrating(engine)
+
+    to("0012", command.upgrade)
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
+            " model_version, inline, created_at) VALUES"
+            " ('r', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence,"
+            " model_version) VALUES ('r', 0, 'a', 'done', 1, 3, 0.75, 'v')"))
+    to("0013", command.upgrade)
+    insert = text("INSERT INTO models (version, name, parent, file, created_at) VALUES"
+                  " (:v, :n, 'v', 'x.keras', CURRENT_TIMESTAMP)")
+    with engine.begin() as connection:
+        connection.execute(insert, {"v": "a1", "n": "first"})
+        with pytest.raises(IntegrityError), connection.begin_nested():  # one model a name
+            connection.execute(insert, {"v": "b2", "n": "first"})
+        assert connection.execute(text("SELECT version, promoted_at FROM models")).all() == [
+            ("a1", None)]
+    to("0012", command.downgrade)
+    assert "models" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'r'")) == 1

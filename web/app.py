@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 from signdigits.config.settings import Settings
 from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import JobFinished, JobNameError, JobNotFound, JobRunning
+from signdigits.db.registry import ModelNotFound, RegistryError
 from signdigits.db.reviews import NotReviewable
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import SubmissionError
@@ -50,6 +51,8 @@ REFUSALS: dict[type[Exception], int] = {
     FolderError: 400,  # a submission's folder: missing, empty, outside the allowed roots
     SubmissionError: 503,  # the broker was unreachable before anything was recorded
     WebhookRefused: 400,  # a webhook URL this server will not call
+    ModelNotFound: 404,
+    RegistryError: 409,  # no such model, or one the workers could not load: nothing changed
 }
 
 

@@ -447,3 +447,30 @@ class PredictOut(BaseModel):
         fields = {name: answer[name] for name in cls.model_fields if name in answer}
         return cls(**{"hands": [], "crop_png": None, **fields,
                       "photo_size": list(photo_size)})
+
+
+class ModelOut(BaseModel):
+    """A registered model (``GET /api/models``): its lineage, figures and last comparison."""
+
+    version: str
+    name: str
+    parent: str | None
+    created_at: datetime
+    promoted_at: datetime | None
+    serving: bool = Field(description="the workers read new batches with it")
+    figures: dict[str, Any] = Field(description="evaluation, lineage (parent, jobs, reviews) "
+                                    "and comparison, as `adapt` and `compare` stored them")
+
+
+class ModelList(BaseModel):
+    serving: str = Field(description="the version the workers serve (promoted, or default)")
+    default: str | None = Field(description="SIGNDIGITS_MODEL_PATH's or the shipped model's "
+                                "version: served when nothing is promoted")
+    items: list[ModelOut]
+
+
+class ModelChange(BaseModel):
+    before: str
+    after: str
+    name: str = Field(description="the model served from the next batch ('default': the "
+                      "configured or shipped one)")

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.db.batches import count_attempt, pending_images
 from signdigits.db.models import ImageStatus, Job, utcnow
+from signdigits.db.registry import Promoted, promoted_model
 from signdigits.db.results import store_results
 from signdigits.files.reading import ImageError
 
@@ -27,6 +28,7 @@ from signdigits.serving.hands.finder import Hand
 from signdigits.serving.photo import read_photo
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import INFERENCE_PART, WorkerContext
+from signdigits.worker.promoted import follow_promoted
 from signdigits.worker.retries import Action, Failure, decide
 from signdigits.worker.sources import job_reader
 from signdigits.worker.thresholds import flag_threshold
@@ -97,6 +99,7 @@ class ClaimedBatch:
     batch: int
     images: list[PendingImage]
     attempt: int
+    promoted: Promoted | None = None  # the model to serve this batch with (None: default)
 
 
 @dataclass
@@ -129,6 +132,8 @@ def process_batch(
                       reason=decision.reason)
         log.error("batch %s of job %s: %s", batch, job_id, decision.reason)
         return BatchOutcome(job_id, batch, errors=len(claimed.images))
+    # Between batches, never inside one: a batch is read by one model, which its rows name.
+    follow_promoted(ctx, claimed.promoted)
     rows: list[dict] = []
     cpu = StageCpu()
     for part in find_hands_in_parts(ctx, claimed, inline=inline, cpu=cpu):
@@ -166,9 +171,10 @@ def claim_batch(sessions: sessionmaker[Session], *, job_id: str, batch: int,
         if not images:
             return None  # delivered again after its rows were stored: nothing to count
         attempt = delivery.attempt or count_attempt(session, job_id=job_id, batch=batch)
+        promoted = promoted_model(session)
         session.expunge(job)
     delivery.attempt = attempt  # committed: a start over in place counts no more
-    return ClaimedBatch(job, batch, images, attempt)
+    return ClaimedBatch(job, batch, images, attempt, promoted)
 
 
 def find_hands_in_parts(

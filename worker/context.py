@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # importing them for real would load the runtimes in the pare
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.hands.finder import Hand, HandFinder
     from signdigits.serving.reader import HandReader
+    from signdigits.worker.promoted import LoadedModels
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class WorkerContext:
     reader: HandReader  # the classifier (reader.classifier) and this process's hand models
     decoders: ThreadPoolExecutor
     finders: ThreadFinders
+    models: LoadedModels  # the default model, and those loaded when promoted (worker.promoted)
 
     @property
     def classifier(self) -> Classifier:
@@ -84,9 +86,11 @@ class ThreadFinders:
 @lru_cache(maxsize=1)
 def get_context() -> WorkerContext:
     """Build this process's resources once: when a pool process starts, or on first use."""
+    from signdigits.serving.artifact import resolve_model_path
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.hands.models import models_dir
     from signdigits.serving.reader import HandReader
+    from signdigits.worker.promoted import LoadedModels
 
     settings = get_settings()
     classifier = Classifier(settings.model_path, threads=settings.model_threads,
@@ -104,9 +108,12 @@ def get_context() -> WorkerContext:
         reader=reader,
         decoders=ThreadPoolExecutor(settings.decode_threads, thread_name_prefix="decode"),
         finders=finders,
+        models=LoadedModels(classifier.version, resolve_model_path(settings.model_path),
+                            warm_up=INFERENCE_PART),
     )
     warm_up_finders(context)
     open_connection(context.sessions)
+    serve_promoted(context)
     mark_model_loaded()
     return context
 
@@ -130,6 +137,21 @@ def warm_up_finders(ctx: WorkerContext) -> None:
 
     for future in [ctx.decoders.submit(warm) for _ in range(threads)]:
         future.result()
+
+
+def serve_promoted(ctx: WorkerContext) -> None:
+    """Load the promoted model now, if one is, so the first batch does not pay for it (the
+    batches check again each time: worker.promoted)."""
+    from signdigits.db.registry import promoted_model
+    from signdigits.worker.promoted import follow_promoted
+
+    try:
+        with ctx.sessions() as session:
+            promoted = promoted_model(session)
+    except Exception as exc:  # noqa: BLE001 - no database yet: the first batch asks again
+        log.warning("cannot read the promoted model at start (%s)", exc)
+        return
+    follow_promoted(ctx, promoted)
 
 
 def open_connection(sessions: sessionmaker[Session]) -> None:

@@ -9,6 +9,7 @@ from signdigits.web.routes import (
     images,
     jobs,
     metrics,
+    models,
     pages,
     pictures,
     predict,
@@ -17,4 +18,5 @@ from signdigits.web.routes import (
 )
 
 ROUTERS = [jobs.router, results.router, images.router, pictures.router, predict.router,
-           reviews.router, events.router, health.router, metrics.router, pages.router]
+           reviews.router, models.router, events.router, health.router, metrics.router,
+           pages.router]

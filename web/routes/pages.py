@@ -1,4 +1,5 @@
-"""The HTML pages: ``/`` (jobs and a submit form), ``/jobs/{id}``, its review, ``/try``.
+"""The HTML pages: ``/`` (jobs and a submit form), ``/jobs/{id}``, its review, ``/try``,
+``/models`` (the registry: promote, roll back) and ``/models/{version}`` (a comparison).
 
 Rendered from Jinja2 templates; everything live (progress, the grid, predictions) is
 plain JavaScript in ``static/`` calling the same HTTP API other programs use. Each page
@@ -7,18 +8,18 @@ sets the CSRF cookie and carries its token for the script's posts.
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path as FilePath
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from signdigits.web.auth import CSRF_COOKIE, new_csrf_token
-from signdigits.web.deps import FoundSummary, SettingsDep
+from signdigits.web.deps import FoundSummary, SessionDep, SettingsDep
 from signdigits.web.schemas import JobOut
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).resolve().parents[1] / "templates")
+templates = Jinja2Templates(directory=FilePath(__file__).resolve().parents[1] / "templates")
 
 
 def _page(request: Request, name: str, **context) -> HTMLResponse:
@@ -42,6 +43,21 @@ def job_page(request: Request, summary: FoundSummary, settings: SettingsDep) -> 
 @router.get("/jobs/{job_id}/review", response_class=HTMLResponse)
 def review_page(request: Request, summary: FoundSummary) -> HTMLResponse:
     return _page(request, "review.html", job=JobOut.of(summary).model_dump(mode="json"))
+
+
+@router.get("/models", response_class=HTMLResponse)
+def models_page(request: Request, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+    from signdigits.web.routes.models import model_list
+
+    return _page(request, "models.html", models=model_list(session, settings))
+
+
+@router.get("/models/{model}", response_class=HTMLResponse)
+def model_page(request: Request, session: SessionDep, settings: SettingsDep,
+               model: str = Path(max_length=255)) -> HTMLResponse:
+    from signdigits.web.routes.models import one
+
+    return _page(request, "model.html", model=one(session, settings, model))
 
 
 @router.get("/try", response_class=HTMLResponse)

@@ -1,0 +1,142 @@
+"""The model registry: which model artifacts exist, and which one the workers serve.
+
+The workers serve the row promoted last (highest ``promoted_at``); with none promoted,
+SIGNDIGITS_MODEL_PATH or the shipped model. A rollback clears the serving row's
+``promoted_at``, so the one promoted before it serves again (or the default, when there
+was none): the history is the order of promotion, kept in the rows themselves.
+
+Only rows live here; the files are in SIGNDIGITS_MODELS_DIR, and whether a version can be
+served is checked by the caller (serving.served.check_model_file) before anything changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from signdigits.db.models import Image, ImageStatus, Job, ModelRow, utcnow
+
+MAX_NAME = 255
+
+
+class RegistryError(ValueError):
+    """A registry request that cannot be done; the message says why, in one line."""
+
+
+class ModelNotFound(RegistryError):
+    """No registered model by that name or version."""
+
+
+@dataclass(frozen=True)
+class Promoted:
+    """What the workers serve now, read once per batch: the version and its file."""
+
+    version: str
+    file: str  # relative to SIGNDIGITS_MODELS_DIR
+
+
+def promoted_model(session: Session) -> Promoted | None:
+    """The model promoted last, or None (serve the configured or shipped one).
+
+    One indexed query on a table of a few rows: every batch asks it before it classifies.
+    """
+    row = session.execute(
+        select(ModelRow.version, ModelRow.file).where(ModelRow.promoted_at.is_not(None))
+        .order_by(ModelRow.promoted_at.desc()).limit(1)).first()
+    return Promoted(row[0], row[1]) if row is not None else None
+
+
+def list_models(session: Session) -> list[ModelRow]:
+    """Every registered model, the newest first."""
+    return list(session.scalars(select(ModelRow).order_by(ModelRow.created_at.desc(),
+                                                          ModelRow.version)))
+
+
+def find_model(session: Session, which: str) -> ModelRow:
+    """The model named ``which``: its name, its version, or a unique prefix of a version."""
+    which = which.strip()
+    if not which:
+        raise RegistryError("no model named (give a name or a version)")
+    by_name = session.scalar(select(ModelRow).where(ModelRow.name == which))
+    if by_name is not None:
+        return by_name
+    found = list(session.scalars(select(ModelRow).where(ModelRow.version.startswith(
+        which, autoescape=True)).limit(2)))
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise RegistryError(f"{which!r} names more than one model version; give more of it")
+    raise ModelNotFound(f"no registered model {which!r} (see `signdigits models list`)")
+
+
+def register_model(session: Session, *, version: str, name: str, file: str,
+                   parent: str | None, figures: dict[str, Any]) -> ModelRow:
+    """Add a model to the registry (not promoted). The caller commits."""
+    if not name or len(name) > MAX_NAME:
+        raise RegistryError(f"a model name must have 1-{MAX_NAME} characters")
+    if session.get(ModelRow, version) is not None:
+        raise RegistryError(f"model version {version} is already registered")
+    if session.scalar(select(ModelRow).where(ModelRow.name == name)) is not None:
+        raise RegistryError(f"a model named {name!r} is already registered; choose another")
+    row = ModelRow(version=version, name=name, file=file, parent=parent, figures=figures,
+                   created_at=utcnow())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def promote(session: Session, row: ModelRow) -> None:
+    """``row`` serves from the next batch on. The caller checked its files and commits."""
+    row.promoted_at = utcnow()
+    session.flush()
+
+
+def rollback_target(session: Session) -> tuple[ModelRow, ModelRow | None]:
+    """(the serving row, the row a rollback would serve: None for the default model).
+
+    Raises RegistryError when nothing is promoted (the default already serves)."""
+    promoted = list(session.scalars(select(ModelRow).where(ModelRow.promoted_at.is_not(None))
+                                    .order_by(ModelRow.promoted_at.desc()).limit(2)))
+    if not promoted:
+        raise RegistryError("nothing is promoted: the default model already serves")
+    return promoted[0], promoted[1] if len(promoted) > 1 else None
+
+
+def roll_back(session: Session, current: ModelRow) -> None:
+    """Stop serving ``current``: the one promoted before it serves next. Caller commits."""
+    current.promoted_at = None
+    session.flush()
+
+
+def set_figures(session: Session, row: ModelRow, **more: Any) -> None:
+    """Merge ``more`` into the row's figures (a comparison, say). The caller commits."""
+    row.figures = {**(row.figures or {}), **more}
+    session.flush()
+
+
+def versions_that_read(session: Session, *, job_ids: list[str]) -> list[tuple[str, int]]:
+    """(model version, images it read) over these jobs' classified rows, most first."""
+    count = func.count().label("n")
+    rows = session.execute(
+        select(Image.model_version, count).where(
+            Image.job_id.in_(job_ids), Image.status == ImageStatus.DONE,
+            Image.model_version.is_not(None))
+        .group_by(Image.model_version).order_by(count.desc())).all()
+    return [(str(version), int(n)) for version, n in rows]
+
+
+def classified_images(session: Session, *, job_ids: list[str]) -> list[tuple[Image, Job]]:
+    """Every classified image of these jobs with its job, in job and path order."""
+    return [(row[0], row[1]) for row in session.execute(
+        select(Image, Job).join(Job, Job.id == Image.job_id)
+        .where(Image.job_id.in_(job_ids), Image.status == ImageStatus.DONE)
+        .order_by(Image.job_id, Image.path))]
+
+
+def model_file(models_dir: Path, relative: str) -> Path:
+    """A registered model's ``.keras`` path in ``models_dir``."""
+    return models_dir / relative

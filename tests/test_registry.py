@@ -1,0 +1,237 @@
+"""The model registry against a real stack: adapt, compare, promote while a job runs,
+roll back, and a candidate the workers could not load refused before anything changes.
+
+The candidate most tests use is the shipped model with 1 and 7 swapped (tests/models.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import Stack, copy_sample, link_signers
+from tests.holds import BatchHolds
+from tests.models import SWAP, write_swapped_model
+
+
+@pytest.fixture(scope="module")
+def swapped_model(tmp_path_factory) -> Path:
+    return write_swapped_model(tmp_path_factory.mktemp("swapped"))
+
+
+@pytest.fixture
+def stack(redis_url, database_url, tmp_path):
+    stack = Stack(redis_url, database_url, tmp_path, models_dir=str(tmp_path / "models"),
+                  visibility_timeout=600)
+    _empty_registry(stack)
+    yield stack
+    stack.stop()
+    # The PostgreSQL schema is every test's: a model left promoted would read their jobs.
+    _empty_registry(stack)
+
+
+def _empty_registry(stack: Stack) -> None:
+    from sqlalchemy import delete
+
+    from signdigits.db.migrate import upgrade
+    from signdigits.db.models import ModelRow
+
+    upgrade(stack.database_url)
+    with stack.sessions().begin() as session:
+        session.execute(delete(ModelRow))
+
+
+def _settings(stack: Stack):
+    from signdigits.config.settings import Settings
+
+    return Settings(database_url=stack.database_url, models_dir=stack.tmp / "models")
+
+
+def _register(stack: Stack, keras: Path, name: str):
+    from signdigits.training.registry import add_to_registry
+
+    return add_to_registry(_settings(stack), stack.sessions(), keras, name=name, parent=None,
+                           figures={})
+
+
+def _promoted(stack: Stack):
+    from signdigits.db.registry import promoted_model
+
+    with stack.sessions()() as session:
+        return promoted_model(session)
+
+
+def test_promote_while_a_job_runs_later_batches_carry_the_new_version(stack, swapped_model,
+                                                                       dataset, tmp_path):
+    from signdigits.serving.artifact import read_model_info, shipped_model_path
+
+    shipped = read_model_info(shipped_model_path()).version
+    row = _register(stack, swapped_model, "swapped")
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=2)
+    stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES="1")
+    holds = BatchHolds(stack.broker_url)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "4")
+    holds.wait_held(job_id, 1)  # batch 0 is stored, batch 1 claimed with the shipped model
+    promoted = stack.cli("models", "promote", "swapped")
+    assert promoted.returncode == 0, promoted.stderr
+    assert f"promoted swapped ({row.version}; was {shipped})" in promoted.stderr
+    holds.release(job_id, 1)
+    stack.wait_for(job_id)
+
+    rows = stack.rows(job_id)
+    assert sorted(r.path for r in rows) == sorted(truth)  # none lost, none twice
+    assert all(r.status == "done" for r in rows)
+    by_batch = {r.batch: {x.model_version for x in rows if x.batch == r.batch} for r in rows}
+    assert by_batch[0] == by_batch[1] == {shipped}  # claimed before the promote
+    assert all(by_batch[b] == {row.version} for b in by_batch if b >= 2), by_batch
+    swapped_rows = [r for r in rows if r.batch >= 2 and truth[r.path] in SWAP]
+    assert swapped_rows and all(r.digit == SWAP[truth[r.path]] for r in swapped_rows)
+
+    # Rollback: the next job is read by the shipped model again, by the same worker.
+    rolled = stack.cli("models", "rollback")
+    assert rolled.returncode == 0, rolled.stderr
+    assert f"the workers serve default ({shipped})" in rolled.stderr
+    assert _promoted(stack) is None
+    again = stack.submit(tmp_path / "photos", "--batch-size", "4")
+    holds.release(again, 1)
+    stack.wait_for(again)
+    assert {r.model_version for r in stack.rows(again)} == {shipped}
+    nothing = stack.cli("models", "rollback")
+    assert nothing.returncode == 1
+    assert nothing.stderr.strip() == "error: nothing is promoted: the default model already serves"
+
+
+def test_a_candidate_the_workers_cannot_load_is_refused_and_nothing_changes(stack,
+                                                                            swapped_model):
+    from signdigits.db.models import ModelRow
+
+    good = _register(stack, swapped_model, "good")
+    assert stack.cli("models", "promote", good.version[:6]).returncode == 0
+    from signdigits.serving.artifact import shipped_model_path
+
+    row = _register(stack, shipped_model_path(), "broken")  # the shipped pair, copied
+    # The registered graph changed after its registration: its hash no longer matches.
+    onnx_file = stack.tmp / "models" / row.file.replace(".keras", ".onnx")
+    onnx_file.write_bytes(onnx_file.read_bytes()[:-40] + b"\0" * 40)
+    refused = stack.cli("models", "promote", "broken")
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: refused, nothing changed: model broken") and "onnx" in lines[0], lines
+    assert _promoted(stack).version == good.version
+
+    (stack.tmp / "models" / row.file).unlink()  # the archive gone from the shared folder
+    gone = stack.cli("models", "promote", "broken")
+    assert gone.returncode == 1 and "model file not found" in gone.stderr
+    with stack.sessions()() as session:
+        stored = session.scalar(select(ModelRow).where(ModelRow.name == "broken"))
+        assert stored is not None and stored.promoted_at is None
+    assert _promoted(stack).version == good.version
+
+
+def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model, dataset,
+                                                             tmp_path):
+    _register(stack, swapped_model, "swapped")
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=2, seed=5)
+    studio = tmp_path / "studio"  # three signers: the "test split" of the swapped model
+    link_signers(dataset, studio, range(3))
+    stack.start_worker(concurrency=1)
+    job_id = stack.submit(tmp_path / "photos")
+    stack.wait_for(job_id)
+    served = {r.id: r.digit for r in stack.rows(job_id)}
+    result = stack.cli("compare", job_id[:8], "--model", "swapped", "--data", str(studio))
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = sorted(i for i, digit in served.items() if digit in SWAP)
+    assert expected  # the sample holds 1s and 7s
+    listed = sorted(int(line.split()[1]) for line in result.stdout.splitlines()
+                    if line.startswith("  image "))
+    assert listed == expected, result.stdout
+    assert f"other photos ({len(truth)}): {len(expected)} answers would change" in result.stdout
+    studio_line = next(x for x in result.stdout.splitlines() if x.startswith("dataset test"))
+    serving_share, candidate_share = (float(v.rstrip("%,")) for v in studio_line.split()[5::2])
+    assert candidate_share < serving_share  # its 1s and 7s are wrong there
+    from signdigits.db.registry import find_model
+
+    with stack.sessions()() as session:
+        stored = find_model(session, "swapped").figures["comparison"]
+    assert sorted(c["image_id"] for c in stored["changed"]) == expected
+    assert all(c["candidate"] == SWAP[c["serving"]] for c in stored["changed"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path):
+    from signdigits.db.models import Image
+    from signdigits.db.reviews import add_review
+    from signdigits.serving.artifact import read_model_info, shipped_model_path
+
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=1, seed=9)
+    replay = tmp_path / "replay"  # eight signers of the dataset: read in seconds
+    link_signers(dataset, replay, range(8))
+    stack.start_worker(concurrency=1)
+    job_id = stack.submit(tmp_path / "photos")
+    stack.wait_for(job_id)
+    with stack.sessions().begin() as session:
+        for image in session.scalars(select(Image).where(Image.job_id == job_id)):
+            add_review(session, image=image, digit=truth[image.path], unusable=False,
+                       reviewer="test")
+    adapted = stack.cli("adapt", job_id, "--out", "small", "--data", str(replay))
+    assert adapted.returncode == 0, adapted.stderr[-3000:]
+    assert "registered small (" in adapted.stderr
+
+    listed = stack.cli("models", "list")
+    assert listed.returncode == 0
+    line = next(x for x in listed.stdout.splitlines() if " small " in x)
+    shipped = read_model_info(shipped_model_path()).version
+    assert shipped in line  # the parent
+    from signdigits.db.registry import find_model
+
+    with stack.sessions()() as session:
+        row = find_model(session, "small")
+    assert row.parent == shipped and row.promoted_at is None
+    info = read_model_info(stack.tmp / "models" / row.file)
+    assert info.version == row.version and info.onnx_path is not None
+    lineage = info.metadata["lineage"]
+    assert lineage["parent"] == shipped and lineage["jobs"] == [job_id]
+    reviewed_with_a_hand = lineage["reviews"]
+    assert reviewed_with_a_hand + sum(lineage["left_out"].values()) == len(truth)
+    assert reviewed_with_a_hand >= 8
+    assert row.figures["lineage"] == lineage
+    # It can be promoted: the workers could load it.
+    assert stack.cli("models", "promote", "small").returncode == 0
+
+
+def test_a_promoted_model_a_worker_cannot_read_leaves_it_on_its_model(stack, swapped_model,
+                                                                       dataset, tmp_path):
+    """Promoted, then its files gone from the shared folder (another machine's folder, a
+    volume not mounted): the worker keeps the model it has, every batch is read."""
+    from signdigits.serving.artifact import read_model_info, shipped_model_path
+
+    row = _register(stack, swapped_model, "vanishing")
+    assert stack.cli("models", "promote", "vanishing").returncode == 0
+    for suffix in (".keras", ".onnx"):
+        (stack.tmp / "models" / row.file).with_suffix(suffix).unlink()
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=1)
+    worker = stack.start_worker(concurrency=1)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "4")
+    stack.wait_for(job_id)
+    rows = stack.rows(job_id)
+    assert sorted(r.path for r in rows) == sorted(truth) and all(r.status == "done" for r in rows)
+    assert {r.model_version for r in rows} == {read_model_info(shipped_model_path()).version}
+    assert f"cannot serve model {row.version}" in worker.log.read_text()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_registry_commands_refuse_in_one_line(stack):
+    for args, expected in [
+        (("models", "promote", "nothing-such"), "error: no registered model 'nothing-such'"),
+        (("models", "promote", " "), "error: no model named (give a name or a version)"),
+        (("adapt", "latest", "--out", "x"), "error: no jobs yet"),
+        (("compare", "latest", "--model", "x", "--data", "/no/such/folder"),
+         "error: --data /no/such/folder: not a folder"),
+    ]:
+        done = stack.cli(*args)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode in (1, 2) and len(lines) == 1, (args, done.stderr)
+        assert lines[0].startswith(expected), (args, lines)

@@ -1,0 +1,53 @@
+"""The review queue's order (db.review_order): lowest confidence first, near-duplicates of
+what was already answered, or shown before, after everything new."""
+
+from __future__ import annotations
+
+import math
+
+from signdigits.db.review_order import NEAR, Candidate, hand_shape, review_order
+
+
+def _hand(scale: float = 1.0, shift: float = 0.0, bend: float = 0.0) -> dict:
+    """A stored hand: the wrist at (100, 100), knuckles a palm away, fingertips bent by
+    ``bend`` palms; moved and scaled as a photo's pixels would be."""
+    points = [(100.0, 100.0)]
+    for finger in range(20):
+        angle = -math.pi / 2 + (finger // 4 - 2) * 0.3
+        reach = 40.0 * (1 + (finger % 4) * 0.3) - (bend * 40 if finger % 4 == 3 else 0)
+        points.append((100 + reach * math.cos(angle), 100 + reach * math.sin(angle)))
+    return {"hands": [{"landmarks": [[x * scale + shift, y * scale + shift]
+                                     for x, y in points]}]}
+
+
+def test_the_shape_ignores_where_the_hand_is_and_how_big():
+    assert hand_shape(_hand()) is not None
+    a, b = hand_shape(_hand()), hand_shape(_hand(scale=3.0, shift=250.0))
+    assert a is not None and b is not None
+    assert math.dist(a, b) < 1e-9
+    assert hand_shape(None) is None and hand_shape({"hands": []}) is None
+
+
+def test_without_near_duplicates_it_is_lowest_confidence_first():
+    shapes = [hand_shape(_hand(bend=b)) for b in (0.0, 0.5, 1.0)]
+    candidates = [Candidate(1, 0.9, shapes[0]), Candidate(2, 0.3, shapes[1]),
+                  Candidate(3, 0.6, shapes[2]), Candidate(4, 0.1, None)]
+    assert review_order(candidates) == [4, 2, 3, 1]
+
+
+def test_a_bursts_frames_after_everything_new():
+    burst = hand_shape(_hand())
+    again = hand_shape(_hand(scale=1.01, bend=0.01))  # the next frame
+    other = hand_shape(_hand(bend=1.0))
+    assert math.dist(burst, again) < NEAR < math.dist(burst, other)
+    candidates = [Candidate(1, 0.10, burst), Candidate(2, 0.11, again),
+                  Candidate(3, 0.12, burst), Candidate(4, 0.50, other)]
+    # Frames 2 and 3 would be the second and third with lowest confidence first.
+    assert review_order(candidates) == [1, 4, 2, 3]
+
+
+def test_a_photo_like_one_already_reviewed_waits():
+    burst, other = hand_shape(_hand()), hand_shape(_hand(bend=1.0))
+    candidates = [Candidate(1, 0.1, burst), Candidate(2, 0.9, other)]
+    assert review_order(candidates, reviewed=[burst]) == [2, 1]
+    assert review_order(candidates, reviewed=[other]) == [1, 2]
