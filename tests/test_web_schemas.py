@@ -11,16 +11,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from signdigits.db.models import Image, Job, JobState, Review
 from signdigits.db.progress import JobSummary
-from signdigits.web.schemas import (
-    BatchSize,
-    ImageOut,
-    JobOut,
-    Offset,
-    ReviewIn,
-    ReviewOut,
-    SubmitFolder,
-    Threshold,
-)
+from signdigits.web.fields import BatchSize, Offset, Threshold
+from signdigits.web.review_schemas import ReviewIn, ReviewOut
+from signdigits.web.schemas import ImageOut, JobOut, SubmitFolder
 
 
 def _refusal(adapter: TypeAdapter, value) -> str:

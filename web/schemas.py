@@ -8,155 +8,23 @@ line saying what is wrong (the application's validation handler joins field and 
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 from fastapi import UploadFile
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
-    PlainSerializer,
-    Strict,
-    ValidationError,
-    WithJsonSchema,
-    WrapValidator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from signdigits.config.webhooks import shown_url
 from signdigits.db.export import final_digit, final_digits, hands_list, reviewed_digit
-from signdigits.db.models import Image, ImageStatus, Job, JobState, as_utc
+from signdigits.db.models import Image, ImageStatus, Job, JobState
 from signdigits.db.progress import JobSummary
 from signdigits.db.webhooks import describe_webhook
-from signdigits.files.objects import parse_object_url
-from signdigits.files.paths import is_object_url
+from signdigits.web.fields import BatchSize, Folder, Threshold, UtcTime, Webhook, an_object
 from signdigits.web.job_names import JobName
-from signdigits.web.limits import MAX_ID
-
-
-def _shown(value: Any) -> str:
-    """A client's value in a message: its repr, cut short."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _bounded(low: float, high: float, *, integer: bool = False, strict: bool = False,
-             blank_is_none: bool = True) -> Any:
-    """A number in [low, high], or None; every way of missing it is one message.
-
-    Strings are parsed (form fields are strings), booleans refused (JSON ``true`` is no
-    threshold), and ``""`` is no value (an empty form field) unless ``blank_is_none`` is
-    off. ``strict`` takes an actual JSON integer only (a review's ``"7"`` is refused).
-    """
-    said = (f"must be {'an integer' if integer else 'a number'} between {low:g} and "
-            f"{high:g} (got {{got}})")
-
-    def check(value: Any, handler) -> Any:
-        if value is None or (blank_is_none and value == ""):
-            return None
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            return handler(value)
-        except (ValueError, ValidationError):
-            raise PydanticCustomError("number_range", said, {"got": _shown(value)}) from None
-
-    kind = int if integer else float
-    inner = Annotated[kind, Strict(), Field(ge=low, le=high)] if strict else Annotated[
-        kind, Field(ge=low, le=high)]
-    return Annotated[inner | None, WrapValidator(check)]
-
-
-if TYPE_CHECKING:  # what the validated values are; the checks below are built at run time
-    Threshold = float | None
-    BatchSize = int | None
-    Offset = int | None
-    Digit = int | None
-else:
-    Threshold = _bounded(0, 1)
-    BatchSize = _bounded(1, 4096, integer=True)
-    Offset = _bounded(0, 10**12, integer=True)  # the jobs list's cursor: "" is the first page
-    Digit = _bounded(0, 9, integer=True, strict=True, blank_is_none=False)
-
-
-def _absolute_folder(value: Any, handler) -> str:
-    try:
-        folder = handler(value)
-    except ValidationError:
-        folder = None
-    if isinstance(folder, str) and is_object_url(folder):  # a prefix in object storage
-        try:
-            parse_object_url(folder)
-        except ValueError:
-            raise PydanticCustomError("object_url", "not an s3://bucket/prefix URL (a bucket "
-                                      "of 3-63 letters, digits, dots and hyphens; no empty, "
-                                      "'.' or '..' part)") from None
-        return folder
-    if not isinstance(folder, str) or not folder.startswith("/"):
-        raise PydanticCustomError("absolute_path", "must be an absolute path on the server")
-    try:
-        if b"\x00" in os.fsencode(folder):
-            raise ValueError
-    except (ValueError, UnicodeEncodeError):  # no file system path holds these
-        raise PydanticCustomError("path_characters",
-                                  "holds a NUL byte or an unpaired surrogate") from None
-    return folder
-
-
-Folder = Annotated[str, WrapValidator(_absolute_folder)]
-
-
-def _webhook_url(value: Any) -> str | None:
-    """An http(s) URL or nothing (blank); the server checks its host when submitting."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str) or len(value) > 2000 or not value.strip().lower().startswith(
-            ("http://", "https://")):
-        raise PydanticCustomError("webhook_url", "must be an http:// or https:// URL")
-    return value.strip()
-
-
-Webhook = Annotated[str | None, WrapValidator(lambda value, _handler: _webhook_url(value))]
-
-
-def _image_ids(text: str) -> list[int]:
-    try:
-        ids = [int(x) for x in text.split(",") if x.strip()][:1000]
-        if not all(0 <= x <= MAX_ID for x in ids):
-            raise ValueError
-    except ValueError:
-        raise PydanticCustomError("image_ids", "must be comma-separated image ids") from None
-    return ids
-
-
-# Documented as the string it arrives as; the handler gets the ids.
-if TYPE_CHECKING:
-    ImageIds = list[int]  # "1,2,3" as it arrives, the ids once validated
-else:
-    ImageIds = Annotated[str, AfterValidator(_image_ids)]
-
-
-def _said(code: str, message: str) -> WrapValidator:
-    """Whatever is wrong with the value, ``message`` says so (rather than Pydantic's own)."""
-
-    def check(value: Any, handler) -> Any:
-        try:
-            return handler(value)
-        except ValidationError:
-            raise PydanticCustomError(code, message) from None
-
-    return WrapValidator(check)
-
-
-def _an_object(data: Any, message: str) -> Any:
-    """A model's first check: a JSON body that is not an object gets ``message``."""
-    if not isinstance(data, dict):
-        raise PydanticCustomError("json_object", message)
-    return data
 
 
 class SubmitFolder(BaseModel):
@@ -175,7 +43,7 @@ class SubmitFolder(BaseModel):
     def an_object(cls, data: Any) -> Any:
         # A missing folder is checked as a folder: "must be an absolute path on the server"
         # tells the client what to send, where "Field required" only that something lacks.
-        return {"folder": None, **_an_object(data, 'send a JSON object: {"folder": "/abs/path"}')}
+        return {"folder": None, **an_object(data, 'send a JSON object: {"folder": "/abs/path"}')}
 
 
 class SubmitUpload(BaseModel):
@@ -188,58 +56,6 @@ class SubmitUpload(BaseModel):
     threshold: Threshold = Field(None, description="unset: the model's default")
     webhook: Webhook = Field(None, description="as for a folder")
 
-
-
-_REVIEW = ('send {"digit": 0-9} or {"unusable": true}; for one hand of several, '
-           '{"hand": 0, "digit": 0-9} or {"hand": 0, "not_a_hand": true}')
-_Flag = Annotated[bool, Strict(), _said("boolean", "must be true or false")]
-
-
-class ReviewIn(BaseModel):
-    """A person's answer: `{"digit": 7}`, or `{"unusable": true}`; for one hand of a photo
-    of several, `{"hand": 1, "digit": 3}` or `{"hand": 1, "not_a_hand": true}`."""
-
-    digit: Digit = Field(None, description="the digit the photo (or the hand) shows")
-    unusable: _Flag = Field(False, description="the photo shows none")
-    hand: Annotated[int | None, Strict(), Field(ge=0, le=63),
-                    _said("integer", "must be a hand's place, 0 to 63")] = Field(
-        None, description="the hand's place in reading order, from 0 (left)")
-    not_a_hand: _Flag = Field(False, description="with hand: what was found is no hand")
-
-    @model_validator(mode="before")
-    @classmethod
-    def an_object(cls, data: Any) -> Any:
-        return _an_object(data, _REVIEW)
-
-    @model_validator(mode="after")
-    def one_answer(self) -> ReviewIn:
-        if self.hand is not None:
-            if self.unusable:
-                raise PydanticCustomError("review_answer",
-                                          "unusable is for the whole photo: send it without hand")
-            if self.not_a_hand == (self.digit is not None):
-                raise PydanticCustomError("review_answer",
-                                          "with hand, send a digit or not_a_hand (one of them)")
-            return self
-        if self.not_a_hand:
-            raise PydanticCustomError("review_answer", "not_a_hand needs the hand's place")
-        if self.unusable and self.digit is not None:
-            raise PydanticCustomError("review_answer", "send a digit or unusable, not both")
-        if not self.unusable and self.digit is None:
-            raise PydanticCustomError("review_answer", _REVIEW)
-        return self
-
-
-def request_body(by_kind: dict[str, type[BaseModel]]) -> dict:
-    """``openapi_extra`` documenting a body the route reads itself: content type -> model."""
-    return {"requestBody": {"required": True, "content": {
-        kind: {"schema": model.model_json_schema()} for kind, model in by_kind.items()}}}
-
-
-# As the API has always written times: ISO 8601 with the +00:00 offset (SQLite's are naive).
-UtcTime = Annotated[datetime, PlainSerializer(lambda moment: as_utc(moment).isoformat(),
-                                              return_type=str, when_used="json"),
-                    WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class WebhookOut(BaseModel):
@@ -374,37 +190,6 @@ class JobStats(BaseModel):
     no_hand: int = Field(description="images classified with no digit: no hand found")
     confidence_histogram: list[int] = Field(description="20 bins from 0 to 1")
     threshold: float
-
-
-class ReviewOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    image_id: int
-    digit: int | None
-    unusable: bool
-    reviewer: str
-    reviewed_at: UtcTime
-    hand_digits: list[int | None] | None = Field(None, description=(
-        "a review of one hand: the photo's answer after it, per hand left to right "
-        "(null: not a hand)"))
-
-
-class ReviewStored(ReviewOut):
-    reviewed: int = Field(description="the job's reviewed images, this one included")
-    total: int = Field(description="the job's images to review")
-
-
-class ReviewHistory(BaseModel):
-    items: list[ReviewOut]
-
-
-class ReviewQueue(BaseModel):
-    job: str
-    threshold: float
-    reviewed: int
-    total: int
-    items: list[ImageOut]
 
 
 class HandOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signdigits.producer.submit import _one_line, batch_sizes
+from signdigits.producer.walk import batch_sizes, one_line
 
 
 def test_a_jobs_last_batches_shrink_so_workers_finish_together():
@@ -45,5 +45,5 @@ def test_a_walk_stopped_by_the_database_says_why_in_one_line():
     error = OperationalError("INSERT INTO images ...", {}, ConnectionError(
         "the connection is lost\nserver closed the connection unexpectedly"))
     assert "\n" in str(error) and "sqlalche.me" in str(error)
-    assert _one_line(error) == "ConnectionError: the connection is lost"
-    assert _one_line(ValueError()) == "ValueError"
+    assert one_line(error) == "ConnectionError: the connection is lost"
+    assert one_line(ValueError()) == "ValueError"

@@ -33,17 +33,10 @@ from signdigits.web.deps import (
     summary_of,
     validated,
 )
+from signdigits.web.fields import Offset, request_body
 from signdigits.web.job_names import JobRename, upload_name
 from signdigits.web.limits import json_body
-from signdigits.web.schemas import (
-    JobDeleted,
-    JobOut,
-    JobPage,
-    Offset,
-    SubmitFolder,
-    SubmitUpload,
-    request_body,
-)
+from signdigits.web.schemas import JobDeleted, JobOut, JobPage, SubmitFolder, SubmitUpload
 from signdigits.web.state import WebState
 from signdigits.web.upload_jobs import SERVE_ROLE, submit_upload
 from signdigits.web.uploads import Upload, store_uploads

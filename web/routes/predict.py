@@ -35,8 +35,9 @@ from signdigits.files.paths import is_image_name
 from signdigits.files.reading import ImageError
 from signdigits.serving.photo import Photo, read_photo
 from signdigits.web.deps import CeleryDep, RepliesDep, SessionDep, SettingsDep, StateDep
+from signdigits.web.fields import Threshold
 from signdigits.web.imaging import photo_message
-from signdigits.web.schemas import PredictOut, Threshold
+from signdigits.web.schemas import PredictOut
 from signdigits.web.state import WebState
 from signdigits.web.uploads import Upload, UploadRefused, clean_relative, store_uploads
 

@@ -23,17 +23,16 @@ from signdigits.db.reviews import (
     review_queue,
 )
 from signdigits.web.deps import JobRef, SessionDep, UserDep, validated
+from signdigits.web.fields import ImageIds, request_body
 from signdigits.web.limits import ImageId, json_body
-from signdigits.web.schemas import (
-    ImageIds,
-    ImageOut,
+from signdigits.web.review_schemas import (
     ReviewHistory,
     ReviewIn,
     ReviewOut,
     ReviewQueue,
     ReviewStored,
-    request_body,
 )
+from signdigits.web.schemas import ImageOut
 
 router = APIRouter(tags=["reviews"])
 
