@@ -176,3 +176,54 @@ def test_labels_bulk_review_and_the_dialog(site, page, dataset, tmp_path):
     assert page.inner_text("#digits .col:has(span:text-is('unusable')) span >> nth=0") == "56"
     summary = page.inner_text("#labels-summary")
     assert "with the reviews applied" in summary
+
+
+@pytest.mark.slow
+def test_a_2000_photo_job_page_while_it_runs(site, page, dataset, tmp_path):
+    """The figures of docs/web-and-api.md: a 2,000-photo job watched from its start, the
+    time each live update takes to draw and the requests the page makes a second
+    (``scripts/test -m slow tests/test_web_job_page.py``; about a minute on 2 cores)."""
+    import shutil
+    import time
+
+    from tests.conftest import record
+
+    client, tmp = site
+    folder = tmp_path / "big"
+    photos = sorted(p for p in dataset.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    for n in range(2000):
+        source = photos[n % len(photos)]
+        target = folder / source.parent.name / f"{n}_{source.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)  # copies: the web's walk keeps to its folder
+    answer = client.post("/api/jobs", json={"folder": str(folder)})
+    assert answer.status_code == 201, answer.text
+    job = answer.json()
+    for held in (1, 2):
+        BatchHolds(client.stack.broker_url).release(job["id"], held)
+    requests: list[tuple[float, str]] = []
+    page.on("request", lambda r: requests.append((time.monotonic(), r.url)))
+    page.goto(f"{client.base_url}/jobs/{job['id']}")
+    started = time.monotonic()
+    page.wait_for_selector("#state:text-is('done')", timeout=600_000)
+    ended = time.monotonic()
+    page.wait_for_function("document.querySelectorAll('#grid .tile').length === 60")
+    live = page.evaluate("window.liveUpdates")
+    stats = client.get(f"/api/jobs/{job['id']}/stats").json()
+    assert page.evaluate(DIGITS_SUM) == sum(stats["digits"])
+    during = [url for at, url in requests if started <= at <= ended]
+    api_calls = [u for u in during if "/api/" in u and "/thumbnail" not in u]
+    seconds = ended - started
+    renders, updates = sorted(live["renders"]), sorted(live["updates"])
+    figures = {
+        "seconds running": round(seconds, 1), "live updates": len(renders),
+        "rows patched": live["rows"],
+        "draw ms median": round(renders[len(renders) // 2], 1) if renders else None,
+        "draw ms max": round(renders[-1], 1) if renders else None,
+        "event to drawn ms median": round(updates[len(updates) // 2], 1) if updates else None,
+        "event to drawn ms max": round(updates[-1], 1) if updates else None,
+        "API requests/s": round(len(api_calls) / seconds, 2),
+        "all requests/s (thumbnails too)": round(len(during) / seconds, 2)}
+    record("job page, 2,000-photo job", figures)
+    print(figures)
+    assert live["rows"] > 0
