@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import String, cast, func, or_, select
@@ -88,7 +88,6 @@ class Evaluation:
     unlabelled: int = 0  # rows of the job with no label
     kept: int = 0  # counted rows at or above the job's threshold
     kept_right: int = 0
-    reviewed_counted: int = 0  # counted rows a person's answer (a digit) replaces or confirms
     final_right: int = 0  # with the reviews applied, over counted rows not marked unusable
     final_counted: int = 0
     matrix: list[list[int]] = field(default_factory=lambda: [[0] * 11 for _ in range(10)])
@@ -122,8 +121,6 @@ class Evaluation:
         cell = self.by_confidence[min(BINS - 1, max(0, int((confidence or 0.0) * BINS)))]
         cell[0] += 1
         cell[1] += right
-        if review is not None and not review.unusable:
-            self.reviewed_counted += 1
         if review is None or not review.unusable:
             final = digit if review is None else reviewed_digit(review)
             self.final_counted += 1
@@ -139,8 +136,8 @@ def evaluate(session: Session, *, job: Job, labels: Mapping[str, int] | None = N
     if labels is None:
         query = query.where(labelled())
     result = Evaluation(threshold=job.threshold)
-    rows: Iterable = session.execute(query.execution_options(yield_per=5000))
-    for path, status, digit, confidence, below, hand_count, review in rows:
+    for path, status, digit, confidence, below, hand_count, review in session.execute(
+            query.execution_options(yield_per=5000)):
         label = label_of(path) if labels is None else labels.get(path)
         if label is None:
             result.unlabelled += 1

@@ -44,7 +44,8 @@ def test_bulk_review_by_ids_and_by_filter(web, dataset, tmp_path):
     picked = [i["id"] for i in done[:3]]
     for body, status in [
             ({}, 422), ({"digit": 3}, 422), ({"image_ids": [], "digit": 3}, 422),
-            ({"image_ids": picked}, 422), ({"image_ids": picked, "digit": 3, "unusable": True}, 422),
+            ({"image_ids": picked}, 422),
+            ({"image_ids": picked, "digit": 3, "unusable": True}, 422),
             ({"image_ids": ["1"], "digit": 3}, 422), ({"image_ids": picked, "digit": 10}, 422),
             ({"filter": {"colour": "red"}, "digit": 3}, 422),
             ({"image_ids": picked, "filter": {}, "digit": 3}, 422), ([1, 2], 422),
@@ -95,19 +96,25 @@ def test_the_events_name_the_batches_stored_and_the_first_holds_the_charts(web, 
                                                                           tmp_path):
     folder = tmp_path / "live"
     copy_sample(dataset, folder, per_digit=1, seed=52)
-    job_id, events = _job(web, folder, batch_size=3)
-    assert "stats" in events[0][1] and len(events[0][1]["stats"]["digits"]) == 10
-    named = [b for _, data in events for b in data["batches"]]
+    response = web.post("/api/jobs", json={"folder": str(folder), "batch_size": 3})
+    job_id = response.json()["id"]
+    events = sse_until_done(web, job_id, stored=True)
+    assert events[0][0] == "stats" and len(events[0][1]["digits"]) == 10
+    named = [b for name, data in events if name == "stored" for b in data["batches"]]
     assert sorted(named) == [0, 1, 2, 3]  # each batch once, whichever event it came in
+    # The progress and done events are the job as GET /api/jobs/{id} shows it, nothing more.
+    assert set(events[-1][1]) == set(web.get(f"/api/jobs/{job_id}").json())
     rows = _items(web, job_id, batch=[1, 3], order="id")
     assert sorted({r["path"] for r in rows}) == sorted(
         r["path"] for r in _items(web, job_id, order="id")[3:6] + _items(
             web, job_id, order="id")[9:10])
     assert web.get(f"/api/jobs/{job_id}/images", params={"batch": "x"}).status_code == 422
-    # A finished job's stream: its one event holds the charts and names nothing.
-    again = sse_until_done(web, job_id)
-    assert len(again) == 1 and again[0][1]["batches"] == []
-    assert again[0][1]["stats"] == web.get(f"/api/jobs/{job_id}/stats").json()
+    # A finished job's stream: the charts, then done; no batch named.
+    again = sse_until_done(web, job_id, stored=True)
+    assert [name for name, _ in again] == ["stats", "done"]
+    # Without stored=true the stream is as it was: the job's own events only.
+    assert [name for name, _ in sse_until_done(web, job_id)] == ["done"]
+    assert again[0][1] == web.get(f"/api/jobs/{job_id}/stats").json()
 
 
 def test_answers_checked_against_the_folder_labels(web, dataset, tmp_path):

@@ -3,12 +3,15 @@ job page), and every job's changes on one stream (``GET /api/events``, the jobs 
 
 The browser keeps one connection open instead of asking every second; the server reads
 the counts once a second and sends what changed. A job's stream ends with a ``done``
-event with the finished state. Its events also name the batches stored since the last
-one (``batches``), so the job page fetches only those rows to fill its grid and charts;
-its first event carries the charts' figures (``stats``) as of the batches it knows of
-(:class:`_Arrivals`). The jobs page has one stream for all its jobs: one per
-job had used up Chromium's 6 connections to a host with 6 unfinished jobs (stalled ones
-never end), and every other request of the page then waited for ever.
+event with the finished state. Asked with ``stored=true`` (the job page), a ``stored``
+event before one names the batches stored since the last, so the page fetches only those
+rows to fill its grid and charts, and a ``stats`` event first carries the charts' figures
+as of the batches it knows of (:class:`_Arrivals`). The ``progress`` and ``done`` events
+hold the job as ``GET /api/jobs/{id}`` shows it, nothing else.
+
+The jobs page has one stream for all its jobs: one per job had used up Chromium's 6
+connections to a host with 6 unfinished jobs (stalled ones never end), and every other
+request of the page then waited for ever.
 
 A database that fails mid-stream ends the stream cleanly: an ``error`` event with one
 line, a ``retry:`` telling the browser when to come back, and the body's last chunk
@@ -130,53 +133,59 @@ class _Arrivals:
 
 @router.get("/api/jobs/{job_id}/events",
             summary="Server-sent events: a job's counts as they change, then done")
-async def events(request: Request, summary: FoundSummary, state: StateDep) -> StreamingResponse:
-    """The first event (``progress``, or ``done`` for a finished job) also holds ``stats``
-    (as ``GET /api/jobs/{id}/stats``); each event holds ``batches``: the batches stored
-    since the one before (their rows: ``GET /api/jobs/{id}/images?batch=N``)."""
+async def events(request: Request, summary: FoundSummary, state: StateDep,
+                 stored: Annotated[bool, Query(description=(
+                     "also a `stats` event first (as GET /api/jobs/{id}/stats) and, before "
+                     "a progress or done event, a `stored` event naming the batches "
+                     "stored since the one before"))] = False) -> StreamingResponse:
+    """``progress`` events and a last ``done`` (the job as ``GET /api/jobs/{id}``). With
+    ``stored``: ``stats`` first, and before a ``progress`` or ``done``, ``stored``
+    (``{"batches": [...]}``) when batches were stored since the one before (their rows:
+    ``GET /api/jobs/{id}/images?batch=N``)."""
     # The job found now (an unknown one is a 404, not an empty stream), followed by its
     # full id: asked again by `latest` or a prefix, the stream went on with a newer job
     # (and its `done`), or broke mid-body once a prefix was shared by a new job.
     job_id = summary.job.id
-    arrivals = _Arrivals(job_id)
+    arrivals = _Arrivals(job_id) if stored else None
 
-    def first() -> dict:
+    def first() -> tuple[dict | None, dict]:
         with state.sessions() as session:
-            stats = arrivals.opening(session)
+            stats = arrivals.opening(session) if arrivals else None
+            job = resolve_job(session, ref=job_id)
+            return stats, JobOut.of(summary_of(session, job, state.settings)).model_dump(
+                mode="json")
+
+    def current() -> tuple[list[int], dict]:
+        with state.sessions() as session:
             job = resolve_job(session, ref=job_id)
             now = JobOut.of(summary_of(session, job, state.settings)).model_dump(mode="json")
-            return {**now, "stats": stats, "batches": []}
-
-    def current() -> dict:
-        with state.sessions() as session:
-            job = resolve_job(session, ref=job_id)
-            now = JobOut.of(summary_of(session, job, state.settings)).model_dump(mode="json")
-            return {**now, "batches": arrivals.stored(session)}
+            return arrivals.stored(session) if arrivals else [], now
 
     async def stream() -> AsyncIterator[str]:
         try:
-            opened = await run_in_threadpool(first)
+            stats, shown = await run_in_threadpool(first)
         except (DBAPIError, PoolTimeout) as exc:
             yield _ended_by(exc)
             return
-        finished = JobState(opened["state"]).finished
-        yield f"retry: {RETRY_MS}\n" + _event("done" if finished else "progress", opened)
+        finished = JobState(shown["state"]).finished
+        yield (f"retry: {RETRY_MS}\n" + (_event("stats", stats) if stats is not None else "")
+               + _event("done" if finished else "progress", shown))
         if finished:
             return
-        shown = {k: v for k, v in opened.items() if k not in ("stats", "batches")}
-        async for snapshot in _ticks(request, current, wait_first=True):
-            if isinstance(snapshot, str):  # the database failed
-                yield snapshot
+        async for read in _ticks(request, current, wait_first=True):
+            if isinstance(read, str):  # the database failed
+                yield read
                 return
-            counts = {k: v for k, v in snapshot.items() if k != "batches"}
-            if counts == shown and not snapshot["batches"]:
+            batches, snapshot = read
+            if snapshot == shown and not batches:
                 yield ": still running\n\n"  # a comment: keeps proxies from closing it
                 continue
             finished = JobState(snapshot["state"]).finished
-            yield _event("done" if finished else "progress", snapshot)
+            yield ((_event("stored", {"batches": batches}) if batches else "")
+                   + _event("done" if finished else "progress", snapshot))
             if finished:
                 return
-            shown = counts
+            shown = snapshot
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
 

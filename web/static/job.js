@@ -337,22 +337,19 @@ document.getElementById("cancel").addEventListener("click", async () => {
 // The server ends the stream when its database fails (an "error" event, then a retry the
 // browser makes itself); a refused reconnection (a 503 while the database is still down)
 // closes the source for good, so the page opens a new one. Each (re)connection's first
-// event brings the charts' figures afresh.
+// event ("stats") brings the charts' figures afresh; "stored" names batches to fetch.
 let events = null;
 function listen() {
-  const source = events = new EventSource(`/api/jobs/${JOB}/events`);
-  const opening = e => {
-    const job = JSON.parse(e.data);
-    if (job.stats) setStats(job.stats);
-    showProgress(job);
-    return job;
-  };
-  source.addEventListener("progress", e => arrived(opening(e).batches));
+  const source = events = new EventSource(`/api/jobs/${JOB}/events?stored=true`);
+  let followed = false;  // a progress event came: the job ran while the page watched
+  source.addEventListener("stats", e => setStats(JSON.parse(e.data)));
+  source.addEventListener("stored", e => arrived(JSON.parse(e.data).batches));
+  source.addEventListener("progress", e => { followed = true; showProgress(JSON.parse(e.data)); });
   source.addEventListener("done", async e => {
-    const job = opening(e);
+    showProgress(JSON.parse(e.data));
     source.close();
-    if (job.stats) return;  // finished before the page opened: nothing more to show
-    await arrived(job.batches);
+    if (!followed) return;  // finished before the page opened: all shown already
+    await patching;
     await loadStats();  // exact, now that nothing changes
     await loadImages(true);
     if (window.loadEvaluation) window.loadEvaluation();
