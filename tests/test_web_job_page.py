@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import Stack, copy_sample, require
 from tests.holds import BatchHolds
-from tests.test_web_browser import CHROMIUM, DONE, _shoot
+from tests.test_web_browser import CHROMIUM, DONE, _shots
 from tests.web_server import serving, sse_until_done
 
 DIGITS_SUM = ("[...document.querySelectorAll('#digits .col')].filter(c => "
@@ -24,6 +24,16 @@ DIGITS_SUM = ("[...document.querySelectorAll('#digits .col')].filter(c => "
               "n + Number(c.firstElementChild.textContent), 0)")
 READ_TILES = ("[...document.querySelectorAll('#grid .tile .label')]"
               ".filter(l => l.textContent !== 'pending').length")
+
+
+def _shoot(page, name: str, tmp: Path, *, at: str | None = None) -> None:
+    """What the window shows (scrolled to ``at``): the grid's 60 tiles, shot whole, made
+    the pictures a megabyte or more."""
+    if at:
+        page.eval_on_selector(at, "e => e.scrollIntoView({block: 'start'})")
+    target = (_shots() or tmp) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target))
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +130,7 @@ def test_labels_bulk_review_and_the_dialog(site, page, dataset, tmp_path):
                           "s.dispatchEvent(new Event('input')); }")
     kept = sum(i["confidence"] >= 0.5 for i in items)
     assert page.inner_text("#threshold-figures").startswith(f"at 0.500: {kept} of 60 kept")
-    _shoot(page, "web-job-labels.png", tmp)
+    _shoot(page, "web-job-labels.png", tmp, at="#labels")
     page.click("#confusion td[data-label='3'][data-answer='3']")
     page.wait_for_function(f"document.querySelectorAll('#grid .tile').length === {threes}")
     titles = page.eval_on_selector_all("#grid .tile", "t => t.map(x => x.title)")
@@ -133,7 +143,7 @@ def test_labels_bulk_review_and_the_dialog(site, page, dataset, tmp_path):
     page.click("#grid .tile >> nth=2 >> .pick", modifiers=["Shift"])
     assert page.inner_text("#selection-count") == "3 images selected"
     picked = page.eval_on_selector_all("#grid .tile.selected", "t => t.map(x => x.image)")
-    _shoot(page, "web-job-select.png", tmp)
+    _shoot(page, "web-job-select.png", tmp, at="#selection")
     page.click(".bulk-digit[data-digit='7']")
     page.wait_for_selector("#bulk-message:text-is('3 images: digit 7')")
     for image in picked:

@@ -220,6 +220,7 @@ async function fetchBatches(batches) {
 }
 
 let patching = Promise.resolve();
+let evaluated = performance.now();
 function arrived(batches) {
   if (!batches || !batches.length) return patching;
   // In order: a later event's rows never land before an earlier one's.
@@ -233,6 +234,11 @@ function arrived(batches) {
     live.rows += rows.length;
     live.batches += batches.length;
     section.dataset.liveRows = String(live.rows);
+    // The labels' figures read every row with a label: again at most every 10 s.
+    if (window.loadEvaluation && performance.now() - evaluated > 10000) {
+      evaluated = performance.now();
+      window.loadEvaluation();
+    }
   }).catch(error => { document.getElementById("counts").textContent += ` (${error.message})`; });
   return patching;
 }
