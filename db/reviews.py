@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, aliased
 from signdigits.db.models import Image, ImageStatus, Job, Review
 
 MAX_REVIEWER = 255
+CHUNK = 5000
 
 
 class NotReviewable(ValueError):
@@ -110,8 +111,10 @@ def add_reviews(session: Session, *, job_id: str, image_ids: Sequence[int], digi
     NotReviewable (or LookupError for an id the job does not have), and nothing is added.
     """
     ids = sorted(set(image_ids))
-    found = dict(session.execute(
-        select(Image.id, Image.status).where(Image.job_id == job_id, Image.id.in_(ids))).all())
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), CHUNK):  # SQLite takes at most 32,766 bound values
+        found.update(session.execute(select(Image.id, Image.status).where(
+            Image.job_id == job_id, Image.id.in_(ids[start:start + CHUNK]))).tuples().all())
     missing = [i for i in ids if i not in found]
     if missing:
         raise LookupError(f"image {missing[0]} is not in job {job_id}"
