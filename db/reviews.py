@@ -113,8 +113,9 @@ def add_reviews(session: Session, *, job_id: str, image_ids: Sequence[int], digi
     ids = sorted(set(image_ids))
     found: dict[int, str] = {}
     for start in range(0, len(ids), CHUNK):  # SQLite takes at most 32,766 bound values
-        found.update(session.execute(select(Image.id, Image.status).where(
-            Image.job_id == job_id, Image.id.in_(ids[start:start + CHUNK]))).tuples().all())
+        rows = session.execute(select(Image.id, Image.status).where(
+            Image.job_id == job_id, Image.id.in_(ids[start:start + CHUNK])))
+        found.update((image_id, status) for image_id, status in rows)
     missing = [i for i in ids if i not in found]
     if missing:
         raise LookupError(f"image {missing[0]} is not in job {job_id}"
