@@ -193,8 +193,8 @@ function patch(rows) {
     if (next) grid.insertBefore(tile(image), next);
     else if (!cursor) grid.append(tile(image));  // the last page is shown: it ends there
   }
-  while (grid.children.length > allowed) grid.lastElementChild.remove();
-  if (grid.children.length >= allowed && grid.lastElementChild) {
+  if (grid.children.length > allowed) {  // trimmed: "More" goes on after the new last tile
+    while (grid.children.length > allowed) grid.lastElementChild.remove();
     cursor = cursorAfter(grid.lastElementChild.image);
     document.getElementById("more-images").hidden = false;
   }
