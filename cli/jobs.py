@@ -128,12 +128,22 @@ def results(
     ),
     format: str = typer.Option("table", "--format", help="table, csv or json"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write here instead of stdout"),
+    labels: str | None = typer.Option(
+        None, "--labels", help="'folders' (folders named 0-9 are labels) or a path,digit CSV: "
+        "print accuracy, coverage by threshold and the confusion matrix instead of rows"),
 ) -> None:
     """One row per image: path, digit, confidence, below_threshold, error."""
     from signdigits.cli.output import OutputError, check_writable, write_results
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be table, csv or json, not {format!r}", code=USAGE)
+    if labels is not None:
+        if output is not None or format != "table" or digit is not None or below_threshold \
+                or errors:
+            fail("--labels prints the figures of the whole job: use it without --format, "
+                 "--output, --digit, --below-threshold and --errors", code=USAGE)
+        _check_labels(job, labels)
+        return
     settings = settings_or_fail()
     try:
         if output is not None:
@@ -145,6 +155,21 @@ def results(
                           errors=errors, fmt=format, output=output)
     except OutputError as exc:
         fail(str(exc))
+
+
+def _check_labels(job: str, source: str) -> None:
+    from signdigits.cli.labels import read_labels, report
+    from signdigits.db.labels import evaluate
+
+    try:
+        labels = read_labels(source)
+    except ValueError as exc:
+        fail(str(exc), code=USAGE)
+    settings = settings_or_fail()
+    sessions = database_for_reading(settings)
+    found = job_or_fail(sessions, job)
+    with sessions() as session:
+        print(report(evaluate(session, job=found, labels=labels), source=source))
 
 
 def resume(

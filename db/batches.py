@@ -9,6 +9,7 @@ never the image rows themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import Connection, bindparam, case, func, insert, select, update
@@ -158,3 +159,17 @@ def refresh_batch_counts(session: Session, *, job_id: str,
                 below_threshold=bindparam("b_below"), last_finished_at=bindparam("b_last")),
         values,
     )
+
+
+def finished_batches(session: Session, *, job_id: str, since: datetime | None
+                     ) -> list[tuple[int, int, datetime | None]]:
+    """``(batch, rows finished, latest row stored)`` of the job's batches with a finished
+    row stored at or after ``since`` (every one with a finished row when None): what the
+    job page's event stream tells the page to fetch. One row per batch, as the job's
+    summary reads them."""
+    finished = Batch.done + Batch.errors + Batch.cancelled
+    query = select(Batch.batch, finished, Batch.last_finished_at).where(
+        Batch.job_id == job_id, finished > 0)
+    if since is not None:
+        query = query.where(Batch.last_finished_at >= since)
+    return [(int(b), int(n), at) for b, n, at in session.execute(query.order_by(Batch.batch))]

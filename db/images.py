@@ -1,15 +1,20 @@
 """Pages of a job's image rows for the web and the API: filtered, ordered, with a cursor,
 one image with its job, and how many were read with no digit.
+
+Filters on reviews (reviewed or not) are an ``EXISTS`` on ``reviews`` per candidate row,
+one seek of its ``(image_id, id)`` index; filters on folder labels (``path`` starting
+``3/``) are read from the row itself (:mod:`db.labels`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy import exists, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from signdigits.db.models import Image, ImageStatus, Job
+from signdigits.db.labels import label_is, labelled_wrong
+from signdigits.db.models import Image, ImageStatus, Job, Review
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,11 @@ class ImageFilter:
     digit: int | None = None
     below_threshold: bool | None = None
     status: str | None = None
+    reviewed: bool | None = None
+    no_hand: bool = False  # only rows read with no hand found (no digit, not several)
+    label: int | None = None  # only rows under that digit's label folder
+    wrong: bool = False  # only labelled one-hand rows whose model answer is not the label
+    batches: tuple[int, ...] | None = None  # only these batches' finished rows
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,41 @@ def _filtered(query, job_id: str, where: ImageFilter):
         query = query.where(Image.below_threshold.is_(where.below_threshold))
     if where.status is not None:
         query = query.where(Image.status == where.status)
+    if where.reviewed is not None:
+        any_review = exists().where(Review.image_id == Image.id)
+        query = query.where(any_review if where.reviewed else ~any_review)
+    if where.no_hand:
+        query = query.where(*no_hand_rows())
+    if where.label is not None:
+        query = query.where(label_is(where.label))
+    if where.wrong:
+        query = query.where(*labelled_wrong())
+    if where.batches is not None:
+        # Finished rows only: the (job_id, status, batch) index then seeks each batch.
+        query = query.where(Image.status.in_(FINISHED), Image.batch.in_(where.batches))
     return query
+
+
+FINISHED = (ImageStatus.DONE, ImageStatus.ERROR, ImageStatus.CANCELLED)
+
+
+def no_hand_rows() -> tuple:
+    """Classified with no hand found (not several hands, which have no single digit
+    either; rows read before hands were counted have no hand count)."""
+    return (Image.status == ImageStatus.DONE, Image.digit.is_(None),
+            or_(Image.hand_count.is_(None), Image.hand_count == 0))
+
+
+def images_count(session: Session, *, job_id: str, where: ImageFilter) -> int:
+    """How many of the job's rows ``where`` matches (what "select all" would take)."""
+    return session.scalar(_filtered(select(func.count()).select_from(Image), job_id, where)) or 0
+
+
+def image_ids_matching(session: Session, *, job_id: str, where: ImageFilter,
+                       limit: int) -> list[int]:
+    """The ids of the job's classified rows ``where`` matches, at most ``limit``."""
+    query = _filtered(select(Image.id), job_id, where).where(Image.status == ImageStatus.DONE)
+    return list(session.scalars(query.order_by(Image.id).limit(limit)))
 
 
 def images_page(
@@ -100,7 +144,5 @@ def no_digit_count(session: Session, *, job_id: str) -> int:
     which have no single digit either; rows read before hands were counted have no
     hand count)."""
     return session.scalar(
-        select(func.count()).select_from(Image).where(
-            Image.job_id == job_id, Image.status == ImageStatus.DONE, Image.digit.is_(None),
-            or_(Image.hand_count.is_(None), Image.hand_count == 0))
+        select(func.count()).select_from(Image).where(Image.job_id == job_id, *no_hand_rows())
     ) or 0

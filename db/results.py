@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from signdigits.db.batches import pending_images, refresh_batch_counts
+from signdigits.db.export import reviewed_digit
 from signdigits.db.hands import store_hands
+from signdigits.db.images import no_digit_count
 from signdigits.db.jobs import create_job, default_job_name
 from signdigits.db.manifest import add_manifest
 from signdigits.db.models import IMAGES, Batch, Image, ImageStatus, Job, Review, utcnow
-from signdigits.db.reviews import with_current_review
+from signdigits.db.reviews import review_changes, with_current_review
 
 
 def store_results(session: Session, *, job_id: str, batch: int, rows: Sequence[dict]) -> None:
@@ -135,6 +138,36 @@ def digit_counts(session: Session, *, job_id: str) -> dict[int, int]:
         .group_by(Image.digit)
     )
     return {int(d): int(n) for d, n in rows if d is not None}
+
+
+@dataclass(frozen=True)
+class FinalCounts:
+    digits: list[int]  # images per digit, 0-9, with the reviews applied
+    no_hand: int  # no hand found, and no person's digit since
+    unusable: int  # marked unusable by a person
+
+
+def final_digit_counts(session: Session, *, job_id: str) -> FinalCounts:
+    """Images per digit as the results say now: the model's digit, or the current review's.
+
+    The model's counts come from the (job_id, digit) index; only the reviewed images are
+    read one by one, to move each from the model's column to the person's.
+    """
+    model = digit_counts(session, job_id=job_id)
+    digits = [model.get(d, 0) for d in range(10)]
+    no_hand = no_digit_count(session, job_id=job_id)
+    unusable = 0
+    for digit, hand_count, review in review_changes(session, job_id=job_id):
+        if digit is not None:
+            digits[digit] -= 1
+        elif not hand_count:
+            no_hand -= 1
+        final = reviewed_digit(review)
+        if final is not None:
+            digits[final] += 1
+        elif review.unusable:
+            unusable += 1
+    return FinalCounts(digits, no_hand, unusable)
 
 
 def confidence_histogram(session: Session, *, job_id: str, bins: int = 20) -> list[int]:

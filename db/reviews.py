@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from signdigits.db.models import Image, ImageStatus, Job, Review
@@ -17,6 +17,7 @@ from signdigits.db.review_order import Candidate, hand_shape, review_order
 
 MAX_REVIEWER = 255
 QUEUE_CANDIDATES = 2000  # the least confident unreviewed images the order is chosen among
+CHUNK = 5000
 
 
 class NotReviewable(ValueError):
@@ -129,6 +130,43 @@ def add_hand_review(session: Session, *, image: Image, hand: int, digit: int | N
     session.add(review)
     session.flush()
     return review
+
+
+def add_reviews(session: Session, *, job_id: str, image_ids: Sequence[int], digit: int | None,
+                unusable: bool, reviewer: str) -> int:
+    """One new review row per image, all with the same answer (the caller commits: one
+    transaction). Every image must be one of the job's classified rows: otherwise
+    NotReviewable (or LookupError for an id the job does not have), and nothing is added.
+    """
+    ids = sorted(set(image_ids))
+    found: dict[int, str] = {}
+    for start in range(0, len(ids), CHUNK):  # SQLite takes at most 32,766 bound values
+        rows = session.execute(select(Image.id, Image.status).where(
+            Image.job_id == job_id, Image.id.in_(ids[start:start + CHUNK])))
+        found.update((image_id, status) for image_id, status in rows)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise LookupError(f"image {missing[0]} is not in job {job_id}"
+                          + (f" (nor {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    unread = [i for i in ids if found[i] != ImageStatus.DONE]
+    if unread:
+        raise NotReviewable(f"image {unread[0]} has no classification to review "
+                            f"({found[unread[0]]})"
+                            + (f", nor {len(unread) - 1} more" if len(unread) > 1 else ""))
+    if ids:
+        session.execute(insert(Review), [
+            {"image_id": i, "digit": None if unusable else digit, "unusable": unusable,
+             "reviewer": reviewer[:MAX_REVIEWER]} for i in ids])
+    return len(ids)
+
+
+def review_changes(session: Session, *, job_id: str) -> list[tuple[int | None, int | None,
+                                                                   Review]]:
+    """(model digit, hand count, current review) of each of the job's reviewed images."""
+    query = (select(Image.digit, Image.hand_count, Review).select_from(Image)
+             .join(Review, and_(Review.image_id == Image.id, Review.id == _newest_review_id()))
+             .where(Image.job_id == job_id, Image.status == ImageStatus.DONE))
+    return [(d, n, r) for d, n, r in session.execute(query)]
 
 
 def hand_answers(image: Image, review: Review | None) -> list[int | None]:

@@ -287,7 +287,7 @@ def test_the_pages_come_back_to_their_streams_after_a_database_outage(redis_url,
                 job.wait_for_selector("#state:has-text('queued')", timeout=PAGE_WAIT)
                 # The job page's stream ends with the error event; the browser's own
                 # reconnection is then refused while the database is down.
-                refused = f"{client.base_url}/api/jobs/{job_id}/events"
+                refused = f"{client.base_url}/api/jobs/{job_id}/events?stored=true"
                 with job.expect_response(lambda r: r.url == refused and r.status == 503,
                                          timeout=60_000):
                     pg.stop()

@@ -21,12 +21,14 @@ def serving(settings, *, timeout: float = 30):
         yield client
 
 
-def sse_until_done(client: httpx.Client, job_id: str, timeout: float = 240) -> list[tuple]:
-    """The job's events as (name, data) until its ``done`` event; fails past ``timeout``."""
+def sse_until_done(client: httpx.Client, job_id: str, timeout: float = 240, *,
+                   stored: bool = False) -> list[tuple]:
+    """The job's events as (name, data) until its ``done`` event; fails past ``timeout``.
+    ``stored``: with the job page's ``stats`` and ``stored`` events."""
     import json
 
     events, name = [], None
-    with client.stream("GET", f"/api/jobs/{job_id}/events",
+    with client.stream("GET", f"/api/jobs/{job_id}/events" + ("?stored=true" if stored else ""),
                        timeout=httpx.Timeout(timeout, read=timeout)) as response:
         assert response.status_code == 200, response.read()
         deadline = time.monotonic() + timeout

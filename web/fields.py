@@ -159,3 +159,5 @@ UtcTime = Annotated[datetime, PlainSerializer(lambda moment: as_utc(moment).isof
                     WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
+# A JSON true or false, nothing a client might mean as one ("yes", 1, null).
+Flag = Annotated[bool, Strict(), said("boolean", "must be true or false")]

@@ -8,12 +8,11 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
-from signdigits.web.fields import Digit, UtcTime, an_object, said
+from signdigits.web.fields import Digit, Flag, UtcTime, an_object, said
 from signdigits.web.schemas import ImageOut
 
 _REVIEW = ('send {"digit": 0-9} or {"unusable": true}; for one hand of several, '
            '{"hand": 0, "digit": 0-9} or {"hand": 0, "not_a_hand": true}')
-_Flag = Annotated[bool, Strict(), said("boolean", "must be true or false")]
 
 
 class ReviewIn(BaseModel):
@@ -21,11 +20,11 @@ class ReviewIn(BaseModel):
     of several, `{"hand": 1, "digit": 3}` or `{"hand": 1, "not_a_hand": true}`."""
 
     digit: Digit = Field(None, description="the digit the photo (or the hand) shows")
-    unusable: _Flag = Field(False, description="the photo shows none")
+    unusable: Flag = Field(False, description="the photo shows none")
     hand: Annotated[int | None, Strict(), Field(ge=0, le=63),
                     said("integer", "must be a hand's place, 0 to 63")] = Field(
         None, description="the hand's place in reading order, from 0 (left)")
-    not_a_hand: _Flag = Field(False, description="with hand: what was found is no hand")
+    not_a_hand: Flag = Field(False, description="with hand: what was found is no hand")
 
     @model_validator(mode="before")
     @classmethod

@@ -155,6 +155,8 @@ class ImageOut(BaseModel):
     probabilities: list[float] | None = Field(description="index = digit")
     reviewed_digit: int | None
     final_digit: int | None
+    reviewed: bool = Field(False, description="a person has answered for it (see the review's "
+                                              "history for what)")
     reading: str | None = Field(description=(
         'how it was read: "hand landmarks, whole photo" (the hand filled it), "hand '
         'landmarks" (found by the palm detector), "hand landmarks, on a padded copy", '
@@ -175,6 +177,7 @@ class ImageOut(BaseModel):
             confidence=image.confidence, below_threshold=image.below_threshold,
             error=image.error, probabilities=image.probabilities,
             reviewed_digit=reviewed_digit(review), final_digit=final_digit(image, review),
+            reviewed=review is not None,
             reading=image.reading, digits=image.digits, hand_count=image.hand_count,
             final_digits=final_digits(image, review),
             hands=[HandBrief(**hand) for hand in hands_list(image.hand)])
@@ -186,8 +189,9 @@ class ImagePage(BaseModel):
 
 
 class JobStats(BaseModel):
-    digits: list[int] = Field(description="images per digit, 0 to 9")
+    digits: list[int] = Field(description="images per digit, 0 to 9, the reviews applied")
     no_hand: int = Field(description="images classified with no digit: no hand found")
+    unusable: int = Field(0, description="images a person marked unusable")
     confidence_histogram: list[int] = Field(description="20 bins from 0 to 1")
     threshold: float
 

@@ -3,9 +3,15 @@ job page), and every job's changes on one stream (``GET /api/events``, the jobs 
 
 The browser keeps one connection open instead of asking every second; the server reads
 the counts once a second and sends what changed. A job's stream ends with a ``done``
-event with the finished state. The jobs page has one stream for all its jobs: one per
-job had used up Chromium's 6 connections to a host with 6 unfinished jobs (stalled ones
-never end), and every other request of the page then waited for ever.
+event with the finished state. Asked with ``stored=true`` (the job page), a ``stored``
+event before one names the batches stored since the last, so the page fetches only those
+rows to fill its grid and charts, and a ``stats`` event first carries the charts' figures
+as of the batches it knows of (:class:`_Arrivals`). The ``progress`` and ``done`` events
+hold the job as ``GET /api/jobs/{id}`` shows it, nothing else.
+
+The jobs page has one stream for all its jobs: one per job had used up Chromium's 6
+connections to a host with 6 unfinished jobs (stalled ones never end), and every other
+request of the page then waited for ever.
 
 A database that fails mid-stream ends the stream cleanly: an ``error`` event with one
 line, a ``retry:`` telling the browser when to come back, and the body's last chunk
@@ -19,6 +25,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -28,10 +35,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.concurrency import run_in_threadpool
 
+from signdigits.db.batches import finished_batches
 from signdigits.db.jobs import jobs_after, jobs_by_id, newest_job_id, resolve_job
 from signdigits.db.models import JobState
 from signdigits.db.progress import summarize_jobs
 from signdigits.web.deps import FoundSummary, StateDep, summary_of
+from signdigits.web.routes.results import job_stats
 from signdigits.web.schemas import JobOut
 from signdigits.web.state import WebState
 
@@ -75,35 +84,105 @@ async def _ticks(request: Request, read: Callable[[], Any], *,
             return
 
 
+class _Arrivals:
+    """Which of a job's batches were stored since the last look.
+
+    Each look reads the batches whose latest row was stored in the last ``LAG`` before
+    the newest one seen (one row per batch, as the job's summary reads them): a batch a
+    worker finished earlier but committed later is still found, as long as its commit
+    came within ``LAG``. A batch is named again only if its finished count changed.
+    """
+
+    LAG = timedelta(seconds=120)
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.seen: dict[int, tuple[int, datetime | None]] = {}
+        self.since: datetime | None = None
+
+    def opening(self, session) -> dict:
+        """The charts' figures with every batch they count remembered as seen: the batch
+        counts read before and after the figures, until equal (no batch was stored
+        meanwhile), so the page never adds a batch the figures already hold."""
+        for _ in range(5):
+            before = finished_batches(session, job_id=self.job_id, since=None)
+            stats = job_stats(session, resolve_job(session, ref=self.job_id))
+            after = finished_batches(session, job_id=self.job_id, since=None)
+            if before == after:
+                break
+            session.rollback()  # a fresh snapshot where the database keeps one
+        self._remember(after)
+        return stats.model_dump(mode="json")
+
+    def stored(self, session) -> list[int]:
+        """The batches stored (or changed) since the last look."""
+        rows = finished_batches(session, job_id=self.job_id, since=self.since)
+        changed = [batch for batch, finished, _ in rows
+                   if self.seen.get(batch, (0, None))[0] != finished]
+        self._remember(rows)
+        return changed
+
+    def _remember(self, rows: list[tuple[int, int, datetime | None]]) -> None:
+        for batch, finished, at in rows:
+            self.seen[batch] = (finished, at)
+        newest = max((at for _, _, at in rows if at is not None), default=None)
+        if newest is not None and (self.since is None or newest - self.LAG > self.since):
+            self.since = newest - self.LAG
+            self.seen = {b: v for b, v in self.seen.items() if v[1] is None or v[1] >= self.since}
+
+
 @router.get("/api/jobs/{job_id}/events",
             summary="Server-sent events: a job's counts as they change, then done")
-async def events(request: Request, summary: FoundSummary, state: StateDep) -> StreamingResponse:
+async def events(request: Request, summary: FoundSummary, state: StateDep,
+                 stored: Annotated[bool, Query(description=(
+                     "also a `stats` event first (as GET /api/jobs/{id}/stats) and, before "
+                     "a progress or done event, a `stored` event naming the batches "
+                     "stored since the one before"))] = False) -> StreamingResponse:
+    """``progress`` events and a last ``done`` (the job as ``GET /api/jobs/{id}``). With
+    ``stored``: ``stats`` first, and before a ``progress`` or ``done``, ``stored``
+    (``{"batches": [...]}``) when batches were stored since the one before (their rows:
+    ``GET /api/jobs/{id}/images?batch=N``)."""
     # The job found now (an unknown one is a 404, not an empty stream), followed by its
     # full id: asked again by `latest` or a prefix, the stream went on with a newer job
     # (and its `done`), or broke mid-body once a prefix was shared by a new job.
-    first = JobOut.of(summary).model_dump(mode="json")
     job_id = summary.job.id
+    arrivals = _Arrivals(job_id) if stored else None
 
-    def current() -> dict:
+    def first() -> tuple[dict | None, dict]:
+        with state.sessions() as session:
+            stats = arrivals.opening(session) if arrivals else None
+            job = resolve_job(session, ref=job_id)
+            return stats, JobOut.of(summary_of(session, job, state.settings)).model_dump(
+                mode="json")
+
+    def current() -> tuple[list[int], dict]:
         with state.sessions() as session:
             job = resolve_job(session, ref=job_id)
-            return JobOut.of(summary_of(session, job, state.settings)).model_dump(mode="json")
+            now = JobOut.of(summary_of(session, job, state.settings)).model_dump(mode="json")
+            return arrivals.stored(session) if arrivals else [], now
 
     async def stream() -> AsyncIterator[str]:
-        yield f"retry: {RETRY_MS}\n" + _event("done" if JobState(first["state"]).finished
-                                              else "progress", first)
-        if JobState(first["state"]).finished:
+        try:
+            stats, shown = await run_in_threadpool(first)
+        except (DBAPIError, PoolTimeout) as exc:
+            yield _ended_by(exc)
             return
-        shown = first
-        async for snapshot in _ticks(request, current, wait_first=True):
-            if isinstance(snapshot, str):  # the database failed
-                yield snapshot
+        finished = JobState(shown["state"]).finished
+        yield (f"retry: {RETRY_MS}\n" + (_event("stats", stats) if stats is not None else "")
+               + _event("done" if finished else "progress", shown))
+        if finished:
+            return
+        async for read in _ticks(request, current, wait_first=True):
+            if isinstance(read, str):  # the database failed
+                yield read
                 return
-            if snapshot == shown:
+            batches, snapshot = read
+            if snapshot == shown and not batches:
                 yield ": still running\n\n"  # a comment: keeps proxies from closing it
                 continue
             finished = JobState(snapshot["state"]).finished
-            yield _event("done" if finished else "progress", snapshot)
+            yield ((_event("stored", {"batches": batches}) if batches else "")
+                   + _event("done" if finished else "progress", snapshot))
             if finished:
                 return
             shown = snapshot

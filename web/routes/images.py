@@ -1,4 +1,9 @@
-"""A job's images, keyset-paginated (each one's pictures are in :mod:`.pictures`)."""
+"""A job's images, keyset-paginated, and how many a filter matches (each one's pictures
+are in :mod:`.pictures`).
+
+``batch`` asks for the finished rows of those batches only: the job page's event stream
+names the batches stored since its last event, and the page fetches just their rows.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,14 @@ import json
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
-from signdigits.db.images import ImageCursor, ImageFilter, images_page
+from signdigits.db.images import ImageCursor, images_count, images_page
 from signdigits.db.jobs import resolve_job
-from signdigits.db.models import ImageStatus
 from signdigits.db.reviews import current_reviews
 from signdigits.web.deps import JobRef, SessionDep
 from signdigits.web.limits import MAX_ID
+from signdigits.web.page_schemas import ImageCount, ImageQuery, image_query
 from signdigits.web.schemas import ImageOut, ImagePage
 
 router = APIRouter()
@@ -24,20 +29,28 @@ router = APIRouter()
             summary="The job's images, keyset-paginated")
 def list_images(
     job_id: JobRef, session: SessionDep,
-    digit: Annotated[int | None, Query(ge=0, le=9)] = None,
-    below_threshold: bool | None = None,
-    status: ImageStatus | None = None,
+    query: Annotated[ImageQuery, Depends(image_query)],
     order: Annotated[str, Query(pattern="^(id|confidence)$")] = "id",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: str | None = None,
+    batch: Annotated[list[Annotated[int, Query(ge=-1, le=2**31 - 1)]] | None, Query(
+        max_length=500, description="only these batches' finished rows (repeat it)")] = None,
 ) -> ImagePage:
     job = resolve_job(session, ref=job_id)
-    where = ImageFilter(digit, below_threshold, status.value if status else None)
+    where = query.where(batch)
     rows, following = images_page(session, job_id=job.id, where=where, order=order,
                                   limit=limit, cursor=decode_cursor(cursor))
     reviews = current_reviews(session, image_ids=[r.id for r in rows])
     return ImagePage(items=[ImageOut.of(r, reviews.get(r.id)) for r in rows],
                      next_cursor=encode_cursor(following))
+
+
+@router.get("/api/jobs/{job_id}/images/count", response_model=ImageCount, tags=["jobs"],
+            summary="How many of the job's images the filters match")
+def count_images(job_id: JobRef, session: SessionDep,
+                 query: Annotated[ImageQuery, Depends(image_query)]) -> ImageCount:
+    job = resolve_job(session, ref=job_id)
+    return ImageCount(count=images_count(session, job_id=job.id, where=query.where()))
 
 
 def encode_cursor(cursor: ImageCursor | None) -> str | None:

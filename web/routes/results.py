@@ -16,11 +16,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from signdigits.db.export import COLUMNS, CSV_LINE_END, csv_row, result_record
-from signdigits.db.images import no_digit_count
 from signdigits.db.jobs import resolve_job
-from signdigits.db.results import confidence_histogram, digit_counts, iter_results
+from signdigits.db.labels import evaluate
+from signdigits.db.models import Job
+from signdigits.db.results import confidence_histogram, final_digit_counts, iter_results
 from signdigits.web.deps import FoundJob, JobRef, SessionDep, StateDep
 from signdigits.web.job_names import download_headers
+from signdigits.web.page_schemas import EvaluationOut
 from signdigits.web.schemas import JobStats
 
 router = APIRouter(prefix="/api/jobs")
@@ -77,10 +79,19 @@ def results_json(job_id: JobRef, session: SessionDep, state: StateDep,
 
 
 @router.get("/{job_id}/stats", response_model=JobStats, tags=["jobs"],
-            summary="Images per digit and a 20-bin histogram of confidences")
+            summary="Images per digit (reviews applied) and a 20-bin histogram of confidences")
 def stats(job: FoundJob, session: SessionDep) -> JobStats:
-    digits = digit_counts(session, job_id=job.id)
-    return JobStats(digits=[digits.get(d, 0) for d in range(10)],
-                    no_hand=no_digit_count(session, job_id=job.id),
+    return job_stats(session, job)
+
+
+def job_stats(session, job: Job) -> JobStats:
+    counts = final_digit_counts(session, job_id=job.id)
+    return JobStats(digits=counts.digits, no_hand=counts.no_hand, unusable=counts.unusable,
                     confidence_histogram=confidence_histogram(session, job_id=job.id),
                     threshold=job.threshold)
+
+
+@router.get("/{job_id}/evaluation", response_model=EvaluationOut, tags=["jobs"],
+            summary="The answers checked against the folder labels (folders named 0-9)")
+def evaluation(job: FoundJob, session: SessionDep) -> EvaluationOut:
+    return EvaluationOut.of(evaluate(session, job=job))

@@ -1,4 +1,5 @@
-"""The review queue: ``GET /api/jobs/{id}/review`` and ``POST /api/images/{id}/review``.
+"""The review queue: ``GET /api/jobs/{id}/review`` and ``POST /api/images/{id}/review``;
+many images at once: ``POST /api/jobs/{id}/reviews``.
 
 The reviewer is whoever the request authenticated as (:func:`web.auth.request_user`),
 never a name the client sends. A later review of an image is a new row: the current
@@ -13,11 +14,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from signdigits.db.images import image_ids_matching
 from signdigits.db.jobs import resolve_job
 from signdigits.db.models import Image
 from signdigits.db.reviews import (
     add_hand_review,
     add_review,
+    add_reviews,
     review_history,
     review_progress,
     review_queue,
@@ -25,6 +28,7 @@ from signdigits.db.reviews import (
 from signdigits.web.deps import JobRef, SessionDep, UserDep, validated
 from signdigits.web.fields import ImageIds, request_body
 from signdigits.web.limits import ImageId, json_body
+from signdigits.web.page_schemas import MAX_BULK, BulkReviewIn, BulkReviewOut
 from signdigits.web.review_schemas import (
     ReviewHistory,
     ReviewIn,
@@ -85,3 +89,40 @@ def history(session: SessionDep, image_id: ImageId) -> ReviewHistory:
         raise HTTPException(404, f"no image {image_id}")
     return ReviewHistory(items=[ReviewOut.model_validate(r)
                                 for r in review_history(session, image_id=image_id)])
+
+
+@router.post("/api/jobs/{job_id}/reviews", response_model=BulkReviewOut,
+             summary='One answer for many images: {"image_ids": [...], "digit": 3}, or '
+                     '{"filter": {"below_threshold": true, "digit": 3}, "unusable": true}',
+             openapi_extra=request_body({"application/json": BulkReviewIn}))
+async def post_reviews(request: Request, session: SessionDep, reviewer: UserDep,
+                       job_id: JobRef) -> BulkReviewOut:
+    """One new review row per image, in one transaction: all of them or, on any refusal,
+    none. With ``filter``, every classified image it matches when the request is handled
+    (``expected``: the count the person saw; another count is a 409, nothing stored)."""
+    answer = validated(BulkReviewIn, await json_body(request))
+    return await run_in_threadpool(_record_many, session, job_id, answer, reviewer)
+
+
+def _record_many(session: Session, job_ref: str, answer: BulkReviewIn,
+                 reviewer: str) -> BulkReviewOut:
+    with session.begin():
+        job = resolve_job(session, ref=job_ref)
+        if answer.filter is not None:
+            ids = image_ids_matching(session, job_id=job.id, where=answer.filter.where(),
+                                     limit=MAX_BULK + 1)
+            if len(ids) > MAX_BULK:
+                raise HTTPException(413, f"the filter matches over {MAX_BULK:,} classified "
+                                         "images: narrow it (at most that many at once)")
+            if answer.expected is not None and len(ids) != answer.expected:
+                raise HTTPException(409, f"the filter now matches {len(ids):,} classified "
+                                         f"images, not {answer.expected:,}: look again")
+        else:
+            ids = answer.image_ids or []
+        try:
+            count = add_reviews(session, job_id=job.id, image_ids=ids, digit=answer.digit,
+                                unusable=answer.unusable, reviewer=reviewer)
+        except LookupError as exc:
+            raise HTTPException(404, str(exc)) from None
+    reviewed, total = review_progress(session, job_id=job.id)
+    return BulkReviewOut(reviewed_images=count, reviewed=reviewed, total=total)

@@ -1,16 +1,25 @@
-// One job: live progress (server-sent events), charts, and the filterable thumbnail grid.
+// One job: live progress, charts and thumbnail grid (server-sent events), the image dialog
+// with its review. The selection and bulk review are in job_select.js, the check against
+// folder labels in job_labels.js.
 "use strict";
 const section = document.getElementById("job");
 const JOB = section.dataset.job;
-const THRESHOLD = Number(section.dataset.threshold);
 const grid = document.getElementById("grid");
+const PAGE = 60;
 let cursor = null;
 let loading = false;
+let allowed = PAGE;  // tiles the grid holds: a page per "More"
+let stats = null;  // the charts' figures: the stream's first event, then patched
+let counted = new Set();  // ids the patches added to `stats` since it was read
+let jobState = section.querySelector("#state").textContent;
+// What the live updates cost, for the tests and the figures in docs/web-and-api.md.
+const live = window.liveUpdates = {renders: [], updates: [], rows: 0, batches: 0};
 
 const ENDED = new Set(["done", "done with errors", "failed", "cancelled"]);
 
 function showProgress(job) {
   const finished = job.total_images - job.pending;
+  jobState = job.state;
   document.getElementById("state").textContent = job.state + (job.stalled ? " (stalled)" : "");
   document.getElementById("counts").textContent =
     `${finished} / ${job.total_images} images: ${job.done} classified, ` +
@@ -22,10 +31,10 @@ function showProgress(job) {
   document.getElementById("cancel").disabled = ENDED.has(job.state);
 }
 
-async function loadStats() {
-  const stats = await api(`/api/jobs/${JOB}/stats`);
+function drawStats() {
   const perDigit = stats.digits.map((n, d) => ({label: String(d), value: n}));
   if (stats.no_hand) perDigit.push({label: "no hand", value: stats.no_hand, cls: "low"});
+  if (stats.unusable) perDigit.push({label: "unusable", value: stats.unusable, cls: "low"});
   barChart(document.getElementById("digits"), perDigit);
   const bins = stats.confidence_histogram.length;
   barChart(document.getElementById("histogram"), stats.confidence_histogram.map((n, i) => ({
@@ -33,13 +42,59 @@ async function loadStats() {
     cls: (i + 1) / bins <= stats.threshold ? "low" : ""})), stats.threshold);
 }
 
+function setStats(fresh) {
+  stats = fresh;
+  counted = new Set();
+  drawStats();
+}
+
+// A row the stream said was stored: its place in the charts (never twice).
+function countRow(image) {
+  if (image.status !== "done" || counted.has(image.id)) return;
+  counted.add(image.id);
+  if (image.final_digit !== null) stats.digits[image.final_digit] += 1;
+  else if (image.reviewed && image.final_digits === "") stats.unusable += 1;
+  else if (!image.reviewed && image.digit === null && !(image.hand_count > 1)) stats.no_hand += 1;
+  if (image.confidence !== null) {
+    const bins = stats.confidence_histogram.length;
+    stats.confidence_histogram[Math.min(bins - 1, Math.floor(image.confidence * bins))] += 1;
+  }
+}
+
 function filters() {
-  const params = new URLSearchParams({order: "confidence", limit: "60"});
-  const digit = document.getElementById("filter-digit").value;
-  if (digit !== "") params.set("digit", digit);
-  if (document.getElementById("filter-below").checked) params.set("below_threshold", "true");
-  if (document.getElementById("filter-errors").checked) params.set("status", "error");
+  const params = new URLSearchParams({order: "confidence", limit: String(PAGE)});
+  for (const [k, v] of Object.entries(filterObject())) params.set(k, String(v));
   return params;
+}
+
+// The grid's filters as the API names them (the query and the bulk review's filter).
+function filterObject() {
+  const where = {};
+  const digit = document.getElementById("filter-digit").value;
+  if (digit === "none") where.no_hand = true; else if (digit !== "") where.digit = Number(digit);
+  const reviewed = document.getElementById("filter-reviewed").value;
+  if (reviewed !== "") where.reviewed = reviewed === "true";
+  if (document.getElementById("filter-below").checked) where.below_threshold = true;
+  if (document.getElementById("filter-errors").checked) where.status = "error";
+  if (document.getElementById("filter-wrong").checked) where.wrong = true;
+  const label = document.getElementById("filter-label").dataset.label;
+  if (label) where.label = Number(label);
+  return where;
+}
+
+// Whether a row the stream brought belongs in the grid as filtered (filterObject's rules).
+function matches(image) {
+  const where = filterObject();
+  const label = image.path[1] === "/" && /[0-9]/.test(image.path[0]) ? Number(image.path[0]) : null;
+  const noHand = image.status === "done" && image.digit === null && !(image.hand_count > 1);
+  return (where.digit === undefined || image.digit === where.digit) &&
+    (!where.no_hand || noHand) &&
+    (where.reviewed === undefined || image.reviewed === where.reviewed) &&
+    (!where.below_threshold || image.below_threshold === true) &&
+    (where.status === undefined || image.status === where.status) &&
+    (where.label === undefined || label === where.label) &&
+    (!where.wrong || (label !== null && image.status === "done" && !(image.hand_count > 1) &&
+                      image.digit !== label));
 }
 
 // Several hands: their digits left to right, and the least sure hand's confidence.
@@ -47,60 +102,237 @@ function several(image) {
   return image.status === "done" && (image.hand_count || 0) > 1;
 }
 
+// The model's answer in a few characters: "7", "407", "no hand".
+function modelAnswer(image) {
+  return several(image) ? image.digits : image.digit === null ? "no hand" : String(image.digit);
+}
+
+// What a tile says: the final answer, the model's beside it once a person answered.
+function tileLabel(image) {
+  if (image.status !== "done") return image.error || image.status;
+  if (image.reviewed) {
+    const final = image.final_digits === "" ? "unusable" : image.final_digits;
+    return `${final} (model ${modelAnswer(image)})`;
+  }
+  return image.digit === null && !several(image) ? "no hand" :
+    `${modelAnswer(image)} (${percent(image.confidence)})`;
+}
+
+// Where a row sorts in the grid: lowest confidence first, then the unscored ones by id.
+function sortKey(image) {
+  return image.confidence === null ? [1, 0, image.id] : [0, image.confidence, image.id];
+}
+
+function before(a, b) {
+  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
+}
+
 function tile(image) {
-  const label = image.status !== "done" ? (image.error || image.status) :
-      several(image) ? `${image.digits} (${percent(image.confidence)})` :
-      image.digit === null ? "no hand" : `${image.digit} (${percent(image.confidence)})`;
   const cls = "tile" + (image.below_threshold ? " low" : "") +
-              (image.status === "error" ? " error" : "");
+              (image.status === "error" ? " error" : "") + (image.reviewed ? " reviewed" : "");
+  const pick = el("input", {type: "checkbox", class: "pick", title: "select (shift: a range)"});
   const node = el("div", {class: cls, "data-image": String(image.id), title: image.path},
+    pick,
     el("img", {src: `/api/images/${image.id}/thumbnail`, loading: "lazy", alt: image.path}),
-    el("div", {class: "label", text: label}));
-  node.addEventListener("click", () => openImage(image));
+    el("div", {class: "label", text: tileLabel(image)}));
+  node.image = image;
+  node.sortKey = sortKey(image);
+  node.addEventListener("click", event => {
+    if (event.target === pick) return;  // job_select.js handles the box
+    openImage(node.image);
+  });
+  if (window.onTile) window.onTile(node);
   return node;
+}
+
+function tileOf(id) {
+  return grid.querySelector(`.tile[data-image="${id}"]`);
 }
 
 async function loadImages(reset) {
   if (loading) return;
   loading = true;
   try {
-    if (reset) { grid.replaceChildren(); cursor = null; }
+    if (reset) { grid.replaceChildren(); cursor = null; allowed = PAGE; }
+    else allowed = grid.children.length + PAGE;
     const params = filters();
     if (cursor) params.set("cursor", cursor);
     const page = await api(`/api/jobs/${JOB}/images?${params}`);
-    for (const image of page.items) grid.append(tile(image));
+    for (const image of page.items) {
+      const shown = tileOf(image.id);  // already placed by a live update
+      if (shown) shown.replaceWith(tile(image)); else grid.append(tile(image));
+    }
     cursor = page.next_cursor;
     document.getElementById("more-images").hidden = !cursor;
     grid.dataset.loaded = String(grid.children.length);
+    if (reset && window.onGridReset) window.onGridReset();
   } finally {
     loading = false;
   }
 }
 
+// The server's cursor after a tile (its codec, web/routes/images.py): after a live update
+// trims the grid, "More" goes on from its new last tile.
+function cursorAfter(image) {
+  const raw = JSON.stringify(image.confidence === null ? [image.id, null, true] :
+                                                           [image.id, image.confidence, false]);
+  return btoa(raw).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+// Rows stored since the last event: each tile replaced or put in its place (lowest
+// confidence first), the grid kept to the tiles it had, and each row counted in the charts.
+function patch(rows) {
+  for (const image of rows) {
+    countRow(image);
+    const shown = tileOf(image.id);
+    if (shown) shown.remove();
+    if (!matches(image)) continue;
+    const key = sortKey(image);
+    const next = [...grid.children].find(t => before(key, t.sortKey));
+    if (next) grid.insertBefore(tile(image), next);
+    else if (!cursor) grid.append(tile(image));  // the last page is shown: it ends there
+  }
+  if (grid.children.length > allowed) {  // trimmed: "More" goes on after the new last tile
+    while (grid.children.length > allowed) grid.lastElementChild.remove();
+    cursor = cursorAfter(grid.lastElementChild.image);
+    document.getElementById("more-images").hidden = false;
+  }
+  grid.dataset.loaded = String(grid.children.length);
+  drawStats();
+}
+
+// The stream names batches; their finished rows, a page at a time.
+async function fetchBatches(batches) {
+  const rows = [];
+  for (let i = 0; i < batches.length; i += 100) {
+    let next = null;
+    do {
+      const params = new URLSearchParams({order: "id", limit: "500"});
+      for (const b of batches.slice(i, i + 100)) params.append("batch", String(b));
+      if (next) params.set("cursor", next);
+      const page = await api(`/api/jobs/${JOB}/images?${params}`);
+      rows.push(...page.items);
+      next = page.next_cursor;
+    } while (next);
+  }
+  return rows;
+}
+
+let patching = Promise.resolve();
+let evaluated = performance.now();
+function arrived(batches) {
+  if (!batches || !batches.length) return patching;
+  // In order: a later event's rows never land before an earlier one's.
+  const told = performance.now();
+  patching = patching.then(async () => {
+    const rows = await fetchBatches(batches);
+    const start = performance.now();
+    patch(rows);
+    live.renders.push(performance.now() - start);  // the drawing
+    live.updates.push(performance.now() - told);  // from the event: the rows' fetch too
+    live.rows += rows.length;
+    live.batches += batches.length;
+    section.dataset.liveRows = String(live.rows);
+    // The labels' figures read every row with a label: again at most every 10 s.
+    if (window.loadEvaluation && performance.now() - evaluated > 10000) {
+      evaluated = performance.now();
+      window.loadEvaluation();
+    }
+  }).catch(error => { document.getElementById("counts").textContent += ` (${error.message})`; });
+  return patching;
+}
+
+// ---- the dialog: the photo, what the model read, the review, and a correction.
+let shownImage = null;
+
+function reviewText(image) {
+  if (!image.reviewed) return "";
+  const said = image.final_digits === "" ? "unusable: no digit shown" :
+    several(image) ? `digits ${image.final_digits}` : `digit ${image.final_digits}`;
+  return `Reviewed: ${said}. The model's answer below.`;
+}
+
 function openImage(image) {
+  shownImage = image;
   document.getElementById("detail-path").textContent = image.path;
   document.getElementById("detail-photo").src = `/api/images/${image.id}/annotated.jpg`;
   showCrop(document.getElementById("detail-crop"), document.getElementById("detail-preview"),
            image);
   document.getElementById("detail-reading").textContent = readingText(image);
+  const review = document.getElementById("detail-review");
+  review.textContent = reviewText(image);
+  review.hidden = !image.reviewed;
   const summary = document.getElementById("detail-summary");
+  const model = image.reviewed ? "the model said " : "";
   summary.textContent = image.status !== "done" ? (image.error || image.status) :
-    several(image) ? `digits ${image.digits}: ${image.hand_count} hands, read left to right; ` +
-      `the least sure ${percent(image.confidence)}` +
+    several(image) ? `${model}digits ${image.digits}: ${image.hand_count} hands, read left ` +
+      `to right; the least sure ${percent(image.confidence)}` +
       (image.below_threshold ? " (below the threshold)" : "") :
-    image.digit === null ? "No hand found in this photo" :
-    `digit ${image.digit}, confidence ${percent(image.confidence)}` +
+    image.digit === null ? (image.reviewed ? "the model found no hand" : "No hand found in this photo") :
+    `${model}digit ${image.digit}, confidence ${percent(image.confidence)}` +
     (image.below_threshold ? " (below the threshold)" : "");
-  summary.className = "reading" + (image.status === "done" && image.digit === null &&
-                                   !several(image) ? " nohand" : "");
+  summary.className = "reading" + (image.reviewed ? " model" : "") +
+    (image.status === "done" && image.digit === null && !several(image) && !image.reviewed ? " nohand" : "");
   const probabilities = image.probabilities || [];
   document.getElementById("detail-probabilities").hidden = !probabilities.length;
   barChart(document.getElementById("detail-probabilities"), probabilities.map((p, d) => ({
     label: String(d), value: p, shown: percent(p), cls: d === image.digit ? "top" : ""})));
-  document.getElementById("detail").showModal();
+  document.getElementById("detail-keys").hidden = image.status !== "done";
+  document.getElementById("detail-message").textContent = "";
+  const dialog = document.getElementById("detail");
+  if (!dialog.open) dialog.showModal();
 }
 
-for (const id of ["filter-digit", "filter-below", "filter-errors"]) {
+async function correct(answer) {
+  const image = shownImage;
+  const message = document.getElementById("detail-message");
+  if (!image || image.status !== "done") return;
+  try {
+    await api(`/api/images/${image.id}/review`, {method: "POST",
+      headers: {"Content-Type": "application/json"}, body: JSON.stringify(answer)});
+  } catch (error) {
+    message.textContent = error.message;
+    message.className = "message error";
+    return;
+  }
+  const updated = Object.assign({}, image, {reviewed: true,
+    reviewed_digit: answer.unusable ? null : answer.digit,
+    final_digit: answer.unusable ? null : answer.digit,
+    final_digits: answer.unusable ? "" : String(answer.digit)});
+  const shown = tileOf(image.id);
+  if (shown) shown.replaceWith(tile(updated));
+  openImage(updated);
+  message.className = "message";
+  message.textContent = "saved";
+  reviewsChanged();
+}
+
+// The charts (and the labels' figures) after a person's answers: read afresh. While the
+// job runs, the stream is opened again: its first event holds figures and the batches
+// they count together.
+function reviewsChanged() {
+  if (ENDED.has(jobState)) loadStats(); else reopen();
+  if (window.loadEvaluation) window.loadEvaluation();
+}
+
+async function loadStats() {
+  setStats(await api(`/api/jobs/${JOB}/stats`));
+}
+
+for (const button of document.querySelectorAll(".detail-digit")) {
+  button.addEventListener("click", () => correct({digit: Number(button.dataset.digit)}));
+}
+document.getElementById("detail-unusable").addEventListener("click",
+                                                              () => correct({unusable: true}));
+document.getElementById("detail").addEventListener("keydown", event => {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (/^[0-9]$/.test(event.key)) { event.preventDefault(); correct({digit: Number(event.key)}); }
+  else if (event.key === "x") { event.preventDefault(); correct({unusable: true}); }
+});
+
+for (const id of ["filter-digit", "filter-reviewed", "filter-below", "filter-errors",
+                  "filter-wrong"]) {
   document.getElementById(id).addEventListener("change", () => loadImages(true));
 }
 document.getElementById("more-images").addEventListener("click", () => loadImages(false));
@@ -110,21 +342,33 @@ document.getElementById("cancel").addEventListener("click", async () => {
 
 // The server ends the stream when its database fails (an "error" event, then a retry the
 // browser makes itself); a refused reconnection (a 503 while the database is still down)
-// closes the source for good, so the page opens a new one.
+// closes the source for good, so the page opens a new one. Each (re)connection's first
+// event ("stats") brings the charts' figures afresh; "stored" names batches to fetch.
+let events = null;
 function listen() {
-  const events = new EventSource(`/api/jobs/${JOB}/events`);
-  events.addEventListener("progress", e => showProgress(JSON.parse(e.data)));
-  events.addEventListener("done", e => {
+  const source = events = new EventSource(`/api/jobs/${JOB}/events?stored=true`);
+  let followed = false;  // a progress event came: the job ran while the page watched
+  source.addEventListener("stats", e => setStats(JSON.parse(e.data)));
+  source.addEventListener("stored", e => arrived(JSON.parse(e.data).batches));
+  source.addEventListener("progress", e => { followed = true; showProgress(JSON.parse(e.data)); });
+  source.addEventListener("done", async e => {
     showProgress(JSON.parse(e.data));
-    events.close();
-    loadStats();
-    loadImages(true);
+    source.close();
+    if (!followed) return;  // finished before the page opened: all shown already
+    await patching;
+    await loadStats();  // exact, now that nothing changes
+    await loadImages(true);
+    if (window.loadEvaluation) window.loadEvaluation();
   });
-  events.addEventListener("error", () => {
-    if (events.readyState === EventSource.CLOSED) setTimeout(listen, 5000);
+  source.addEventListener("error", () => {
+    if (source === events && source.readyState === EventSource.CLOSED) setTimeout(listen, 5000);
   });
 }
 
+function reopen() {
+  if (events) events.close();
+  listen();
+}
+
 listen();
-loadStats();
 loadImages(true);

@@ -1,0 +1,171 @@
+"""The job page's endpoints over HTTP, on a real stack on SQLite and PostgreSQL: bulk
+review, the reviewed filter, the charts with reviews applied, the events naming the
+batches stored, the answers checked against folder labels (and ``results --labels``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import copy_sample
+from tests.web_server import sse_until_done, web_stack
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def web(request, redis_url, tmp_path_factory):
+    yield from web_stack(request, redis_url, tmp_path_factory)
+
+
+def _job(web, folder: Path, **options) -> tuple[str, list[tuple]]:
+    response = web.post("/api/jobs", json={"folder": str(folder), **options})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    return job_id, sse_until_done(web, job_id)
+
+
+def _items(web, job_id: str, **params) -> list[dict]:
+    return web.get(f"/api/jobs/{job_id}/images", params={"limit": 500, **params}).json()["items"]
+
+
+def test_bulk_review_by_ids_and_by_filter(web, dataset, tmp_path):
+    folder = tmp_path / "bulk"
+    copy_sample(dataset, folder, per_digit=2, seed=51)
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    job_id, _ = _job(web, folder, threshold=1.0)
+    everything = _items(web, job_id)
+    done = [i for i in everything if i["status"] == "done"]
+    broken = next(i for i in everything if i["status"] == "error")
+    url = f"/api/jobs/{job_id}/reviews"
+
+    # Bad input: a 4xx with one line, and nothing stored.
+    picked = [i["id"] for i in done[:3]]
+    for body, status in [
+            ({}, 422), ({"digit": 3}, 422), ({"image_ids": [], "digit": 3}, 422),
+            ({"image_ids": picked}, 422),
+            ({"image_ids": picked, "digit": 3, "unusable": True}, 422),
+            ({"image_ids": ["1"], "digit": 3}, 422), ({"image_ids": picked, "digit": 10}, 422),
+            ({"filter": {"colour": "red"}, "digit": 3}, 422),
+            ({"image_ids": picked, "filter": {}, "digit": 3}, 422), ([1, 2], 422),
+            ({"image_ids": [*picked, broken["id"]], "digit": 3}, 409),
+            ({"image_ids": [*picked, 10**12], "digit": 3}, 404),
+            ({"filter": {"below_threshold": True}, "expected": 1, "digit": 3}, 409)]:
+        refused = web.post(url, json=body)
+        assert refused.status_code == status, (body, refused.text)
+        detail = refused.json()["detail"]
+        assert detail and "\n" not in detail, (body, detail)
+    assert web.post(url, content=b"{", headers={"Content-Type": "application/json"}
+                    ).status_code == 400
+    assert web.post("/api/jobs/ffffffff/reviews", json={"image_ids": picked, "digit": 3}
+                    ).status_code == 404
+    assert _items(web, job_id, reviewed="true") == []
+
+    # Three by id: one review row each, the final digit theirs.
+    stored = web.post(url, json={"image_ids": picked, "digit": 7})
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["reviewed_images"] == 3 and stored.json()["reviewed"] == 3
+    for image_id in picked:
+        history = web.get(f"/api/images/{image_id}/reviews").json()["items"]
+        assert [(r["digit"], r["unusable"]) for r in history] == [(7, False)]
+    assert sorted(i["id"] for i in _items(web, job_id, reviewed="true")) == sorted(picked)
+    assert all(i["final_digit"] == 7 and i["reviewed"] for i in _items(web, job_id,
+                                                                       reviewed="true"))
+    unreviewed = _items(web, job_id, reviewed="false")
+    assert len(unreviewed) == len(everything) - 3 and not any(i["reviewed"] for i in unreviewed)
+
+    # Everything a filter matches (the server applies it): the model's 5s, not reviewed.
+    where = {"digit": 5, "reviewed": False}
+    count = web.get(f"/api/jobs/{job_id}/images/count", params=where).json()["count"]
+    expected = [i["id"] for i in done if i["digit"] == 5 and i["id"] not in picked]
+    assert count == len(expected) > 0
+    marked = web.post(url, json={"filter": where, "expected": count, "unusable": True}).json()
+    assert marked["reviewed_images"] == count
+    assert {i["id"] for i in _items(web, job_id, reviewed="true")} == {*picked, *expected}
+
+    # The charts count the final digits: the 3 moved to 7, the 5s to unusable.
+    stats = web.get(f"/api/jobs/{job_id}/stats").json()
+    final = Counter(i["final_digit"] for i in _items(web, job_id) if i["status"] == "done")
+    assert stats["digits"] == [final.get(d, 0) for d in range(10)]
+    assert stats["unusable"] == count
+    assert sum(stats["digits"]) + stats["no_hand"] + stats["unusable"] == len(done)
+
+
+def test_the_events_name_the_batches_stored_and_the_first_holds_the_charts(web, dataset,
+                                                                          tmp_path):
+    folder = tmp_path / "live"
+    copy_sample(dataset, folder, per_digit=1, seed=52)
+    response = web.post("/api/jobs", json={"folder": str(folder), "batch_size": 3})
+    job_id = response.json()["id"]
+    events = sse_until_done(web, job_id, stored=True)
+    assert events[0][0] == "stats" and len(events[0][1]["digits"]) == 10
+    named = [b for name, data in events if name == "stored" for b in data["batches"]]
+    assert sorted(named) == [0, 1, 2, 3]  # each batch once, whichever event it came in
+    # The progress and done events are the job as GET /api/jobs/{id} shows it, nothing more.
+    assert set(events[-1][1]) == set(web.get(f"/api/jobs/{job_id}").json())
+    rows = _items(web, job_id, batch=[1, 3], order="id")
+    assert sorted({r["path"] for r in rows}) == sorted(
+        r["path"] for r in _items(web, job_id, order="id")[3:6] + _items(
+            web, job_id, order="id")[9:10])
+    assert web.get(f"/api/jobs/{job_id}/images", params={"batch": "x"}).status_code == 422
+    # A finished job's stream: the charts, then done; no batch named.
+    again = sse_until_done(web, job_id, stored=True)
+    assert [name for name, _ in again] == ["stats", "done"]
+    # Without stored=true the stream is as it was: the job's own events only.
+    assert [name for name, _ in sse_until_done(web, job_id)] == ["done"]
+    assert again[0][1] == web.get(f"/api/jobs/{job_id}/stats").json()
+
+
+def test_answers_checked_against_the_folder_labels(web, dataset, tmp_path):
+    folder = tmp_path / "labelled"
+    truth = copy_sample(dataset, folder, per_digit=3, seed=53)
+    (folder / "unlabelled").mkdir()
+    (folder / "unlabelled" / "x.jpg").write_bytes((folder / next(iter(truth))).read_bytes())
+    (folder / "4" / "broken.jpg").write_bytes(b"not a jpeg")
+    job_id, _ = _job(web, folder, threshold=0.95)
+    items = [i for i in _items(web, job_id) if i["path"] in truth]
+    right = [i for i in items if i["digit"] == truth[i["path"]]]
+    wrong = [i for i in items if i["digit"] != truth[i["path"]]]
+    kept = [i for i in items if not i["below_threshold"]]
+
+    found = web.get(f"/api/jobs/{job_id}/evaluation").json()
+    assert (found["counted"], found["right"], found["errors"], found["unlabelled"]) == (
+        len(truth), len(right), 1, 1)
+    assert found["kept"] == len(kept)
+    assert found["kept_right"] == sum(i["digit"] == truth[i["path"]] for i in kept)
+    assert sum(map(sum, found["matrix"])) == len(truth)
+    for i in items:
+        answer = 10 if i["digit"] is None else i["digit"]
+        assert found["matrix"][truth[i["path"]]][answer] >= 1
+    assert sum(n for n, _ in found["by_confidence"]) == len(truth)
+
+    # The wrong ones, and one cell of the matrix, as the grid asks for them.
+    assert {i["id"] for i in _items(web, job_id, wrong="true")} == {i["id"] for i in wrong}
+    threes = _items(web, job_id, label=3, digit=3)
+    assert {i["id"] for i in threes} == {i["id"] for i in right if truth[i["path"]] == 3}
+
+    # A review of a wrong answer: the model's figures stay, the final ones move.
+    if wrong:
+        web.post(f"/api/images/{wrong[0]['id']}/review",
+                 json={"digit": truth[wrong[0]["path"]]})
+        after = web.get(f"/api/jobs/{job_id}/evaluation").json()
+        assert after["right"] == found["right"]
+        assert after["final_right"] == found["final_right"] + 1
+
+    # The command line prints the same figures, from folders or from a CSV.
+    printed = web.stack.cli("results", job_id, "--labels", "folders")
+    assert printed.returncode == 0, printed.stderr
+    assert f"accuracy: {len(right)} of {len(truth)} right" in printed.stdout
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,digit\n" + "".join(f"{p},{d}\n" for p, d in truth.items()))
+    from_file = web.stack.cli("results", job_id, "--labels", str(labels))
+    assert from_file.returncode == 0, from_file.stderr
+    assert f"accuracy: {len(right)} of {len(truth)} right" in from_file.stdout
+    assert "2 without a label" in from_file.stdout  # the unlabelled photo and the broken one
+    labels.write_text("a.jpg,12\n")
+    bad = web.stack.cli("results", job_id, "--labels", str(labels))
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0, bad.stderr
+    assert "line 1: the digit must be 0-9" in bad.stderr
+    plain = web.stack.cli("results", job_id)
+    assert "accuracy" not in plain.stdout and plain.returncode == 0

@@ -1,0 +1,239 @@
+"""The job page in a real browser (Debian's Chromium, Playwright) on a real stack, judged by
+what a person sees: the grid and charts filling while the job runs, many tiles given one
+answer, a review shown and corrected in the image dialog, the answers checked against the
+folder labels.
+
+The worker holds batches 1 and 2 of every job (``SIGNDIGITS_TEST_HOLD_BATCHES``) until
+the test lets them go: the live test sees the page while the job is surely running; the
+other test lets them go at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Stack, copy_sample, require
+from tests.holds import BatchHolds
+from tests.test_web_browser import CHROMIUM, DONE, _shots
+from tests.web_server import serving, sse_until_done
+
+DIGITS_SUM = ("[...document.querySelectorAll('#digits .col')].filter(c => "
+              "/^[0-9]$/.test(c.lastElementChild.textContent)).reduce((n, c) => "
+              "n + Number(c.firstElementChild.textContent), 0)")
+READ_TILES = ("[...document.querySelectorAll('#grid .tile .label')]"
+              ".filter(l => l.textContent !== 'pending').length")
+
+
+def _shoot(page, name: str, tmp: Path, *, at: str | None = None) -> None:
+    """What the window shows (scrolled to ``at``): the grid's 60 tiles, shot whole, made
+    the pictures a megabyte or more."""
+    if at:
+        page.eval_on_selector(at, "e => e.scrollIntoView({block: 'start'})")
+    target = (_shots() or tmp) / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target))
+
+
+@pytest.fixture(scope="module")
+def site(redis_url, tmp_path_factory, dataset):
+    from signdigits.config.settings import Settings
+
+    require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
+    tmp = tmp_path_factory.mktemp("job-page")
+    stack = Stack(redis_url, f"sqlite:///{tmp / 'r.db'}", tmp)
+    stack.start_worker(concurrency=2, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES="1,2")
+    settings = Settings(broker_url=stack.broker_url, database_url=stack.database_url,
+                        upload_dir=tmp / "uploads", stall_seconds=3600)  # held != stalled
+    try:
+        with serving(settings) as client:
+            client.stack = stack
+            yield client, tmp
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def page(site):
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        opened = chromium.new_context(viewport={"width": 1200, "height": 900}).new_page()
+        errors: list[str] = []
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+        yield opened
+        chromium.close()
+        assert not errors, errors  # no script failed on the way
+
+
+def test_the_grid_and_charts_fill_while_the_job_runs(site, page, dataset, tmp_path):
+    client, tmp = site
+    holds = BatchHolds(client.stack.broker_url)
+    folder = tmp_path / "live"
+    copy_sample(dataset, folder, per_digit=1, seed=61)
+    (folder / "extra").mkdir()
+    copy_sample(dataset, folder / "extra", per_digit=1, seed=62)  # 20 images: batches 0-2
+    job = client.post("/api/jobs", json={"folder": str(folder), "batch_size": 8}).json()
+    holds.wait_held(job["id"], 2)  # batch 0 is stored: its process took batch 2 after it
+    holds.wait_held(job["id"], 1)
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{client.base_url}/jobs/{job['id']}")
+    page.wait_for_selector("#state:text-is('running')")
+    page.wait_for_function(f"{READ_TILES} === 8 && {DIGITS_SUM} === 8")
+    assert page.eval_on_selector_all("#grid .tile", "t => t.length") == 20
+    shown = len(requests)
+
+    holds.release(job["id"], 1)  # batch 1 arrives while the page is open
+    page.wait_for_function(f"{READ_TILES} === 16 && {DIGITS_SUM} === 16")
+    assert page.inner_text("#state") == "running"  # batch 2 is still held
+    assert page.evaluate("window.liveUpdates.batches") == 1
+    assert page.evaluate("window.liveUpdates.rows") == 8
+    # Lowest confidence first: the 16 read tiles, then the 4 pending ones.
+    labels = page.eval_on_selector_all("#grid .tile .label", "l => l.map(x => x.textContent)")
+    assert labels[16:] == ["pending"] * 4 and "pending" not in labels[:16]
+    # One request for the batch's rows (and their 8 thumbnails), nothing re-read.
+    fetched = [u for u in requests[shown:] if "/api/" in u and "/thumbnail" not in u]
+    assert len(fetched) == 1 and "batch=1" in fetched[0], fetched
+    _shoot(page, "web-job-live.png", tmp)
+
+    holds.release(job["id"], 2)
+    page.wait_for_selector("#state:text-is('done')", timeout=DONE)
+    page.wait_for_function(f"{READ_TILES} === 20 && {DIGITS_SUM} === 20")
+    stats = client.get(f"/api/jobs/{job['id']}/stats").json()
+    assert page.evaluate(DIGITS_SUM) == sum(stats["digits"])
+
+
+def test_labels_bulk_review_and_the_dialog(site, page, dataset, tmp_path):
+    client, tmp = site
+    folder = tmp_path / "labelled"
+    truth = copy_sample(dataset, folder, per_digit=6, seed=63)  # 60 photos in 0/ ... 9/
+    job = client.post("/api/jobs", json={"folder": str(folder), "threshold": 1.0}).json()
+    for held in (1, 2):  # the worker holds these batches of every job: not this one's
+        BatchHolds(client.stack.broker_url).release(job["id"], held)
+    sse_until_done(client, job["id"])
+    items = client.get(f"/api/jobs/{job['id']}/images", params={"limit": 100}).json()["items"]
+    right = sum(i["digit"] == truth[i["path"]] for i in items)
+    page.goto(f"{client.base_url}/jobs/{job['id']}")
+    page.wait_for_function("document.querySelectorAll('#grid .tile').length === 60")
+
+    # The answers checked against the folders: accuracy, the matrix, the slider.
+    page.wait_for_selector("#labels:not([hidden])", timeout=5000)
+    assert page.inner_text("#labels-summary").startswith(
+        f"Accuracy {100 * right / 60:.1f}%: {right} of 60 labelled photos right")
+    threes = sum(i["digit"] == 3 for i in items if truth[i["path"]] == 3)
+    assert page.inner_text("#confusion td[data-label='3'][data-answer='3']") == str(threes)
+    assert page.inner_text("#threshold-value") == "1.000"
+    assert "0 of 60 kept" in page.inner_text("#threshold-figures")
+    page.eval_on_selector("#threshold-slider", "s => { s.value = '0.5'; "
+                          "s.dispatchEvent(new Event('input')); }")
+    kept = sum(i["confidence"] >= 0.5 for i in items)
+    assert page.inner_text("#threshold-figures").startswith(f"at 0.500: {kept} of 60 kept")
+    _shoot(page, "web-job-labels.png", tmp, at="#labels")
+    page.click("#confusion td[data-label='3'][data-answer='3']")
+    page.wait_for_function(f"document.querySelectorAll('#grid .tile').length === {threes}")
+    titles = page.eval_on_selector_all("#grid .tile", "t => t.map(x => x.title)")
+    assert all(t.startswith("3/") for t in titles)
+    page.click("#filter-label-clear")
+    page.wait_for_function("document.querySelectorAll('#grid .tile').length === 60")
+
+    # Three tiles by click and shift-click, given the digit 7 in one action.
+    page.click("#grid .tile >> nth=0 >> .pick")
+    page.click("#grid .tile >> nth=2 >> .pick", modifiers=["Shift"])
+    assert page.inner_text("#selection-count") == "3 images selected"
+    picked = page.eval_on_selector_all("#grid .tile.selected", "t => t.map(x => x.image)")
+    _shoot(page, "web-job-select.png", tmp, at="#selection")
+    page.click(".bulk-digit[data-digit='7']")
+    page.wait_for_selector("#bulk-message:text-is('3 images: digit 7')")
+    for image in picked:
+        model = "no hand" if image["digit"] is None else str(image["digit"])
+        page.wait_for_selector(f"#grid .tile[data-image='{image['id']}'] "
+                               f".label:text-is('7 (model {model})')")
+
+    # Everything not reviewed yet (57, over the 50 that ask first) marked unusable.
+    page.select_option("#filter-reviewed", "false")
+    page.wait_for_function("document.querySelectorAll('#grid .tile').length === 57")
+    page.click("#select-all")
+    page.wait_for_selector("#selection-count:text-is('All 57 images under this filter selected')")
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.click("#bulk-unusable")
+    page.wait_for_selector("#bulk-message:text-is('57 images: unusable')")
+    assert asked == ["57 images: mark them unusable?"]
+    page.wait_for_function("document.querySelectorAll('#grid .tile').length === 0")
+
+    # The dialog of an unusable photo says so before the model's answer; a key corrects it.
+    page.select_option("#filter-reviewed", "true")
+    page.wait_for_function("document.querySelectorAll('#grid .tile').length === 60")
+    target = next(i for i in items if i["id"] == page.eval_on_selector_all(
+        "#grid .tile", "t => t.map(x => x.image).find(i => i.final_digits === '').id"))
+    page.click(f"#grid .tile[data-image='{target['id']}'] img")
+    page.wait_for_selector("#detail[open]")
+    assert page.inner_text("#detail-review") == "Reviewed: unusable: no digit shown. " \
+                                                "The model's answer below."
+    assert page.inner_text("#detail-summary").startswith("the model said ")
+    page.keyboard.press("5")
+    page.wait_for_selector("#detail-review:text-is('Reviewed: digit 5. The model\\'s answer "
+                           "below.')")
+    model = "no hand" if target["digit"] is None else str(target["digit"])
+    page.wait_for_selector(f"#grid .tile[data-image='{target['id']}'] "
+                           f".label:text-is('5 (model {model})')")
+    _shoot(page, "web-job-image-reviewed.png", tmp)
+    page.keyboard.press("Escape")
+    # The charts count the final answers: 3 sevens, one 5, the other 56 unusable.
+    page.wait_for_function(f"{DIGITS_SUM} === 4")
+    assert page.inner_text("#digits .col:has(span:text-is('unusable')) span >> nth=0") == "56"
+    summary = page.inner_text("#labels-summary")
+    assert "with the reviews applied" in summary
+
+
+@pytest.mark.slow
+def test_a_2000_photo_job_page_while_it_runs(site, page, dataset, tmp_path):
+    """The figures of docs/web-and-api.md: a 2,000-photo job watched from its start, the
+    time each live update takes to draw and the requests the page makes a second
+    (``scripts/test -m slow tests/test_web_job_page.py``; about a minute on 2 cores)."""
+    import shutil
+    import time
+
+    from tests.conftest import record
+
+    client, tmp = site
+    folder = tmp_path / "big"
+    photos = sorted(p for p in dataset.rglob("*") if p.suffix.lower() in (".jpg", ".png"))
+    for n in range(2000):
+        source = photos[n % len(photos)]
+        target = folder / source.parent.name / f"{n}_{source.name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)  # copies: the web's walk keeps to its folder
+    answer = client.post("/api/jobs", json={"folder": str(folder)})
+    assert answer.status_code == 201, answer.text
+    job = answer.json()
+    for held in (1, 2):
+        BatchHolds(client.stack.broker_url).release(job["id"], held)
+    requests: list[tuple[float, str]] = []
+    page.on("request", lambda r: requests.append((time.monotonic(), r.url)))
+    page.goto(f"{client.base_url}/jobs/{job['id']}")
+    started = time.monotonic()
+    page.wait_for_selector("#state:text-is('done')", timeout=600_000)
+    ended = time.monotonic()
+    page.wait_for_function("document.querySelectorAll('#grid .tile').length === 60")
+    live = page.evaluate("window.liveUpdates")
+    stats = client.get(f"/api/jobs/{job['id']}/stats").json()
+    assert page.evaluate(DIGITS_SUM) == sum(stats["digits"])
+    during = [url for at, url in requests if started <= at <= ended]
+    api_calls = [u for u in during if "/api/" in u and "/thumbnail" not in u]
+    seconds = ended - started
+    renders, updates = sorted(live["renders"]), sorted(live["updates"])
+    figures = {
+        "seconds running": round(seconds, 1), "live updates": len(renders),
+        "rows patched": live["rows"],
+        "draw ms median": round(renders[len(renders) // 2], 1) if renders else None,
+        "draw ms max": round(renders[-1], 1) if renders else None,
+        "event to drawn ms median": round(updates[len(updates) // 2], 1) if updates else None,
+        "event to drawn ms max": round(updates[-1], 1) if updates else None,
+        "API requests/s": round(len(api_calls) / seconds, 2),
+        "all requests/s (thumbnails too)": round(len(during) / seconds, 2)}
+    record("job page, 2,000-photo job", figures)
+    print(figures)
+    assert live["rows"] > 0
