@@ -150,7 +150,8 @@ def test_an_images_and_a_reviews_json():
     assert list(ImageOut.of(image, review).model_dump(mode="json").items()) == [
         ("id", 3), ("path", "7/a.jpg"), ("status", "done"), ("digit", 7), ("confidence", 0.5),
         ("below_threshold", True), ("error", None), ("probabilities", [0.05] * 10),
-        ("reviewed_digit", 1), ("final_digit", 1), ("reading", "hand landmarks"),
+        ("reviewed_digit", 1), ("final_digit", 1), ("reviewed", True),
+        ("reading", "hand landmarks"),
         ("digits", "7"), ("hand_count", 1), ("final_digits", "1"),
         ("hands", [{"position": 0, "box": [1, 2, 3, 4], "digit": 7, "confidence": 0.5,
                     "below_threshold": True}])]
@@ -180,8 +181,8 @@ def test_openapi_shows_the_job_and_image_schemas(tmp_path):
         "id", "state", "total_images", "done", "pending", "threshold", "created_at", "folder"}
     assert set(schemas["ImageOut"]["properties"]) == {
         "id", "path", "status", "digit", "confidence", "below_threshold", "error",
-        "probabilities", "reviewed_digit", "final_digit", "reading", "digits", "hand_count",
-        "final_digits", "hands"}
+        "probabilities", "reviewed_digit", "final_digit", "reviewed", "reading", "digits",
+        "hand_count", "final_digits", "hands"}
     assert set(schemas["PredictOut"]["properties"]) >= {
         "digit", "confidence", "reading", "hands", "crop_png", "photo_size"}
     assert set(schemas["HandOut"]["properties"]) == {"box", "landmarks", "digit", "confidence",
