@@ -14,7 +14,7 @@ from signdigits.config.settings import Settings
 from signdigits.db.migrate import upgrade
 from signdigits.db.models import Image, Job
 from signdigits.db.session import session_factory
-from signdigits.producer import submit
+from signdigits.producer import walk
 from signdigits.producer.background import submit_in_background
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import SubmissionError
@@ -51,13 +51,13 @@ def test_the_id_comes_once_the_row_exists_while_the_walk_goes_on(producer, tmp_p
     """The walk is held at its first enqueue: the id is answered all the same."""
     settings, sessions = producer
     folder = _photos(tmp_path, 6000)  # more than one manifest part
-    held, enqueue = threading.Event(), submit.enqueue_batches
+    held, enqueue = threading.Event(), walk.enqueue_batches
 
     def held_enqueue(*args, **kwargs):
         assert held.wait(60), "never released"
         return enqueue(*args, **kwargs)
 
-    monkeypatch.setattr(submit, "enqueue_batches", held_enqueue)
+    monkeypatch.setattr(walk, "enqueue_batches", held_enqueue)
     job_id = submit_in_background(folder, settings=settings, sessions=sessions,
                                   app=create_app(settings), batch_size=50)
     with sessions() as session:
@@ -107,7 +107,7 @@ def test_a_walk_that_fails_after_the_row_is_logged_and_recorded(producer, tmp_pa
     def lost(*_args, **_kwargs):
         raise RuntimeError("the broker went away")
 
-    monkeypatch.setattr(submit, "enqueue_batches", lost)
+    monkeypatch.setattr(walk, "enqueue_batches", lost)
     folder = _photos(tmp_path, 10)
     job_id = submit_in_background(folder, settings=settings, sessions=sessions,
                                   app=create_app(settings))
