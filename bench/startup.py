@@ -87,11 +87,12 @@ def run_rounds(folder: Path, tmp: Path, *, rounds: int, runtime: str) -> None:
     env["SIGNDIGITS_DATABASE_URL"] = f"sqlite:///{tmp / 'run.db'}"
     for _ in range(rounds):
         started = time.perf_counter()
-        run = subprocess.Popen([*CLI, "run", str(folder)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+        # The summary is on stdout (progress on stderr, which is left to the terminal).
+        run = subprocess.Popen([*CLI, "run", str(folder)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
         summary, at = "", None
-        assert run.stderr is not None  # stderr=PIPE
-        for line in run.stderr:  # the summary: "N classified, ... of N images; R images/s"
+        assert run.stdout is not None  # stdout=PIPE
+        for line in run.stdout:  # the summary: "N classified, ... of N images; R images/s"
             if " classified, " in line and at is None:
                 summary, at = line.strip(), time.perf_counter() - started
         run.wait()
