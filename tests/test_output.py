@@ -105,7 +105,8 @@ def test_the_table_escapes_every_control_character(results_database, tmp_path):
     url, _ = results_database
     text = _results(url, tmp_path).decode("utf-8")
     lines = text.split("\n")
-    assert lines[-1] == "" and len(lines) - 2 == len(HOSTILE) + len(PLAIN)  # header + rows
+    assert lines[0].startswith("# job ")  # the job's id and name, then the header, the rows
+    assert lines[-1] == "" and len(lines) - 3 == len(HOSTILE) + len(PLAIN)
     for char in text:
         assert char == "\n" or char.isprintable(), repr(char)
     for shown in ("ansi\\x1b[2J\\x1b[31mred.jpg", "one\\rtwo.jpg", "new\\nline.jpg",
