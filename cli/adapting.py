@@ -54,22 +54,29 @@ def _jobs_and_roots(settings, sessions, jobs: list[str]) -> tuple[list[str], lis
     return ids, [*roots, upload_root(settings)] if roots else []
 
 
+def _prepared(jobs: list[str], data: Path | None):
+    """``--data`` checked, the settings, the database, and the jobs' ids and folders."""
+    from signdigits.cli.preflight import database_for_writing, settings_or_fail
+
+    if data is not None and not data.is_dir():
+        fail(f"--data {data}: not a folder", 2)
+    settings = settings_or_fail()
+    sessions = database_for_writing(settings)
+    ids, roots = _jobs_and_roots(settings, sessions, jobs)
+    return settings, sessions, ids, roots
+
+
 def adapt(jobs: list[str] = JOBS,
           out: str = typer.Option(..., "--out", help="the new model's name in the registry"),
           data: Path | None = DATA) -> None:
     """Fine-tune the model that read the jobs on their reviewed photos; register it."""
-    from signdigits.cli.preflight import database_for_writing, settings_or_fail
     from signdigits.cli.training import CONVERTER, require_training_extra
     from signdigits.training.adapt_jobs import adapt_jobs
     from signdigits.training.data import DataError
     from signdigits.training.registry import RegistryError
 
     require_training_extra("adapt", CONVERTER)
-    if data is not None and not data.is_dir():
-        fail(f"--data {data}: not a folder", 2)
-    settings = settings_or_fail()
-    sessions = database_for_writing(settings)
-    ids, roots = _jobs_and_roots(settings, sessions, jobs)
+    settings, sessions, ids, roots = _prepared(jobs, data)
     finish, stage = _stage_bar()
     try:
         result = adapt_jobs(settings, sessions, ids, name=out, data=data, allowed_roots=roots,
@@ -93,16 +100,11 @@ def compare(jobs: list[str] = JOBS,
             data: Path | None = DATA) -> None:
     """The candidate beside the serving model on the jobs' photos and the dataset's test
     signers: how many answers would change, and which."""
-    from signdigits.cli.preflight import database_for_writing, settings_or_fail
     from signdigits.training.compare import compare_jobs, summary_lines
     from signdigits.training.data import DataError
     from signdigits.training.registry import RegistryError
 
-    if data is not None and not data.is_dir():
-        fail(f"--data {data}: not a folder", 2)
-    settings = settings_or_fail()
-    sessions = database_for_writing(settings)
-    ids, roots = _jobs_and_roots(settings, sessions, jobs)
+    settings, sessions, ids, roots = _prepared(jobs, data)
     finish, stage = _stage_bar()
     try:
         result = compare_jobs(settings, sessions, ids, model=model, data=data,
