@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from signdigits.db.migrate import SCHEMA_HEAD, alembic_config, upgrade
 from signdigits.db.session import engine_for
-from tests.migrating import migrating
+from tests.migrating import add_job, migrating
 
 
 def test_hand_columns_migration_keeps_the_rows_and_goes_back(empty_database_url):
@@ -25,10 +25,7 @@ def test_hand_columns_migration_keeps_the_rows_and_goes_back(empty_database_url)
 
     to("0007", command.upgrade)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
-            " model_version, inline, created_at) VALUES"
-            " ('h', '/', 0.5, 2, 2, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        add_job(connection, "h", total_images=2)
         connection.execute(text(
             "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence)"
             " VALUES ('h', 0, 'a', 'done', 1, 3, 0.75), ('h', 0, 'b', 'pending', 1, NULL, NULL)"))
@@ -60,10 +57,7 @@ def test_hands_migration_keeps_the_rows_and_goes_back(empty_database_url):
 
     to("0008", command.upgrade)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
-            " model_version, inline, created_at) VALUES"
-            " ('m', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        add_job(connection, "m", total_images=1)
         connection.execute(text(
             "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence)"
             " VALUES ('m', 0, 'a', 'done', 1, 3, 0.75)"))
@@ -104,10 +98,7 @@ def test_resent_at_migration_keeps_the_batches_and_goes_back(empty_database_url)
 
     to("0008", command.upgrade)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
-            " model_version, inline, created_at) VALUES"
-            " ('r', '/', 0.5, 2, 2, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        add_job(connection, "r", total_images=2)
         connection.execute(text(
             "INSERT INTO batches (job_id, batch, attempts, images, done, errors, cancelled,"
             " below_threshold, enqueued_at) VALUES ('r', 0, 1, 2, 1, 0, 0, 0,"
@@ -147,10 +138,7 @@ def test_filtered_page_indexes_migration_keeps_the_rows_and_goes_back(empty_data
     to(previous, command.upgrade)
     assert not indexes() & FILTERED_PAGE_INDEXES
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
-            " model_version, inline, created_at) VALUES"
-            " ('f', '/', 0.5, 2, 2, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        add_job(connection, "f", total_images=2)
         connection.execute(text(
             "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence,"
             " below_threshold) VALUES ('f', 0, 'a', 'done', 1, 7, 0.25, true),"
@@ -181,10 +169,7 @@ def test_hand_reviews_migration_keeps_the_reviews_and_goes_back(empty_database_u
 
     to("0011", command.upgrade)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
-            " model_version, inline, created_at) VALUES"
-            " ('v', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        add_job(connection, "v", total_images=1)
         connection.execute(text(
             "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence)"
             " VALUES ('v', 0, 'a', 'done', 1, 3, 0.75)"))
@@ -213,10 +198,7 @@ def test_object_etags_migration_keeps_the_rows_and_goes_back(empty_database_url)
 
     to("0012", command.upgrade)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
-            " model_version, inline, created_at) VALUES"
-            " ('m', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        add_job(connection, "m", total_images=1)
         connection.execute(text(
             "INSERT INTO images (job_id, batch, path, status, attempts, digit)"
             " VALUES ('m', 0, 'a', 'done', 1, 3)"))
@@ -244,10 +226,7 @@ def test_webhook_migration_keeps_the_jobs_and_goes_back(empty_database_url):
 
     to("0014", command.upgrade)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
-            " model_version, inline, created_at) VALUES"
-            " ('w', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        add_job(connection, "w", total_images=1)
         connection.execute(text(
             "INSERT INTO images (job_id, batch, path, status, attempts)"
             " VALUES ('w', 0, 'a', 'pending', 0)"))
@@ -306,10 +285,7 @@ def test_models_migration_adds_the_registry_and_goes_back(empty_database_url):
 
     to("0012", command.upgrade)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO jobs (id, root, threshold, batch_size, total_images, total_batches,"
-            " model_version, inline, created_at) VALUES"
-            " ('r', '/', 0.5, 2, 1, 1, 'v', false, CURRENT_TIMESTAMP)"))
+        add_job(connection, "r", total_images=1)
         connection.execute(text(
             "INSERT INTO images (job_id, batch, path, status, attempts, digit, confidence,"
             " model_version) VALUES ('r', 0, 'a', 'done', 1, 3, 0.75, 'v')"))
