@@ -5,7 +5,8 @@ convex problem: start from the parent's weights and minimise, with full-batch Ad
 numpy, the cross-entropy of
 
 - the dataset's development signers (replayed, so the studio accuracy does not drop),
-- the reviewed photos, each weighing :func:`review_weight` dataset photos,
+- the reviewed hands (one per photo reviewed as a whole, one per hand answered in a photo
+  reviewed hand by hand), each weighing :func:`review_weight` dataset photos,
 
 plus a pull towards the parent's weights (``PULL``; a few reviews move the boundary, they
 do not redraw it). The temperature and the default threshold are fitted again on
@@ -47,7 +48,7 @@ Step = Callable[[int, int], None]
 
 
 def review_weight(dataset_rows: int, reviews: int) -> float:
-    """How many dataset photos one reviewed photo weighs: together the reviews weigh about
+    """How many dataset photos one reviewed hand weighs: together the reviews weigh about
     a fifth of the dataset (a handful of them must move the boundary), never less than one
     photo each, never more than 20 (a single review must not swamp a digit)."""
     if reviews <= 0:
@@ -148,7 +149,7 @@ def adapt(parent: ModelInfo, dataset: LabelledImages, reviewed_x: np.ndarray,
     groups = development.groups[development.found]
     weight = review_weight(len(x_data), len(reviewed_x))
     mean, std = x_data.mean(axis=0), np.maximum(x_data.std(axis=0), 1e-3)
-    report(f"fine-tuning on {len(x_data)} dataset hands and {len(reviewed_x)} reviewed photos "
+    report(f"fine-tuning on {len(x_data)} dataset hands and {len(reviewed_x)} reviewed hands "
            f"(each weighing {weight:.1f}), from {parent.version}; calibrating on "
            f"{CALIBRATION_FOLDS}-fold out-of-fold predictions by signer")
 
@@ -183,7 +184,7 @@ def adapt(parent: ModelInfo, dataset: LabelledImages, reviewed_x: np.ndarray,
         "after": _right(tuned.logits(reviewed_x), reviewed_classes),
     }
     report(f"dataset test signers: {before['accuracy']:.2%} before, {after['accuracy']:.2%} "
-           f"after; reviewed photos right: {reviewed_right['before']} before, "
+           f"after; reviewed hands right: {reviewed_right['before']} before, "
            f"{reviewed_right['after']} after (of {len(reviewed_x)}); temperature "
            f"{temperature}, default threshold {threshold}")
 

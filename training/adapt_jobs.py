@@ -2,9 +2,9 @@
 
 The parent is the model that read most of the jobs' rows (``images.model_version``),
 found in the registry or as the default model. The reviewed photos are read again
-(training.job_photos), the dataset the parent was trained on is replayed
-(training.hand_features caches its features), training.adapt fine-tunes, and the pair is
-registered, not promoted: ``compare`` and ``models promote`` come next.
+(training.job_photos: one example per reviewed hand), the dataset the parent was trained
+on is replayed (training.hand_features caches its features), training.adapt fine-tunes,
+and the pair is registered, not promoted: ``compare`` and ``models promote`` come next.
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ from signdigits.db.models import ModelRow
 from signdigits.db.registry import RegistryError, versions_that_read
 from signdigits.db.reviews import reviewed_images
 from signdigits.serving.artifact import ModelInfo
-from signdigits.training.job_photos import JobPhotos, read_job_photos
+from signdigits.training.job_photos import (
+    JobPhotos,
+    left_out_text,
+    read_job_photos,
+    review_answer,
+)
 from signdigits.training.registry import add_to_registry, model_of_version, training_data_of
 
 Stage = Callable[[str, int, int], None]  # stage name, done, total
@@ -51,15 +56,16 @@ def parent_model(settings: Settings, session: Session, job_ids: list[str]) -> Mo
 
 def reviewed_photos(settings: Settings, session: Session, job_ids: list[str], *,
                     allowed_roots: list[Path], stage: Stage | None = None) -> JobPhotos:
-    """The features of the jobs' photos whose current review is a digit."""
+    """The features of the jobs' reviewed hands: of each photo whose current review is a
+    digit, and of each hand answered with a digit in a photo reviewed hand by hand."""
     from signdigits.serving.hands.models import models_dir
 
-    items = [(image, job, review.digit) for image, job, review
+    items = [(image, job, review_answer(review)) for image, job, review
              in reviewed_images(session, job_ids=job_ids)]
     return read_job_photos(items, total=len(items),
                            hand_models=models_dir(settings.hand_models_dir),
                            max_bytes=settings.max_file_bytes, allowed_roots=allowed_roots,
-                           max_pixels=settings.max_image_pixels,
+                           max_pixels=settings.max_image_pixels, max_hands=settings.max_hands,
                            progress=(lambda n, t: stage("reading the reviewed photos", n, t))
                            if stage else None)
 
@@ -85,7 +91,9 @@ def adapt_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: lis
         photos = reviewed_photos(settings, session, job_ids, allowed_roots=allowed_roots,
                                  stage=stage)
     if not len(photos):
-        raise RegistryError("no reviewed photo with one hand in these jobs: review some first")
+        left = left_out_text(photos.left_out)
+        raise RegistryError("no reviewed hand to learn from in these jobs"
+                            + (f" (left out: {left})" if left else "") + ": review some first")
     data = data or training_data_of(parent)
     if data is None:
         raise RegistryError(f"the data model {parent.version} was trained on is not found "
@@ -94,7 +102,10 @@ def adapt_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: lis
                             if stage else None)
     digit_to_class = {d: i for i, d in enumerate(parent.class_to_digit)}
     classes = np.array([digit_to_class[int(d)] for d in photos.digits if d is not None])
-    lineage = {"jobs": job_ids, "reviews": len(photos), "dataset": str(Path(data).absolute()),
+    # "reviews": the examples, one per reviewed hand (the Models page and `models list`
+    # show it); "reviewed_photos": the photos they are on; "left_out": job_photos' reasons.
+    lineage = {"jobs": job_ids, "reviews": len(photos), "reviewed_hands": len(photos),
+               "reviewed_photos": photos.photos, "dataset": str(Path(data).absolute()),
                "left_out": photos.left_out}
     command = "signdigits " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "adapt"
     with tempfile.TemporaryDirectory(prefix="signdigits-adapt-") as tmp:
