@@ -69,10 +69,11 @@ def _prepared(jobs: list[str], data: Path | None):
 def adapt(jobs: list[str] = JOBS,
           out: str = typer.Option(..., "--out", help="the new model's name in the registry"),
           data: Path | None = DATA) -> None:
-    """Fine-tune the model that read the jobs on their reviewed photos; register it."""
+    """Fine-tune the model that read the jobs on their reviewed hands; register it."""
     from signdigits.cli.training import CONVERTER, require_training_extra
     from signdigits.training.adapt_jobs import adapt_jobs
     from signdigits.training.data import DataError
+    from signdigits.training.job_photos import left_out_text
     from signdigits.training.registry import RegistryError
 
     require_training_extra("adapt", CONVERTER)
@@ -86,9 +87,13 @@ def adapt(jobs: list[str] = JOBS,
         fail(str(exc))
     finish()
     evaluation = result.figures["evaluation"]
+    hands, photos = len(result.reviewed), result.reviewed.photos
+    left = left_out_text(result.reviewed.left_out)
     console.print(
         f"registered {result.row.name} ({result.row.version}, parent {result.row.parent}) "
-        f"from {len(result.reviewed)} reviewed photos of {len(ids)} job(s) in "
+        f"from {hands} reviewed hand{'s' * (hands != 1)} in {photos} photo"
+        f"{'s' * (photos != 1)} of {len(ids)} job(s)"
+        + (f" (left out: {left})" if left else "") + " in "
         f"{result.seconds:.0f} s; dataset test signers {evaluation['test']['accuracy']:.2%} "
         f"(parent {evaluation['test_before']['accuracy']:.2%}). Next: signdigits compare "
         f"{' '.join(i[:8] for i in ids)} --model {result.row.name}", markup=False)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from tests.conftest import Stack, copy_sample, link_signers
 from tests.holds import BatchHolds
 from tests.models import SWAP, write_swapped_model
+from tests.photos import three_people
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,18 @@ def _register(stack: Stack, keras: Path, name: str):
 
     return add_to_registry(_settings(stack), stack.sessions(), keras, name=name, parent=None,
                            figures={})
+
+
+def _review_hands(stack: Stack, job_id: str, path: str, answers: dict[int, int | None]) -> None:
+    """Answer some hands of the job's photo ``path`` one by one (the others keep the
+    model's answers), as the review page does."""
+    from signdigits.db.models import Image
+    from signdigits.db.reviews import add_hand_review
+
+    with stack.sessions().begin() as session:
+        image = session.scalar(select(Image).where(Image.job_id == job_id, Image.path == path))
+        for hand, digit in answers.items():
+            add_hand_review(session, image=image, hand=hand, digit=digit, reviewer="test")
 
 
 def _promoted(stack: Stack):
@@ -135,11 +148,13 @@ def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model
                                                              tmp_path):
     _register(stack, swapped_model, "swapped")
     truth = copy_sample(dataset, tmp_path / "photos", per_digit=2, seed=5)
+    assert three_people(dataset, tmp_path / "photos" / "group.jpg") == "407"
     studio = tmp_path / "studio"  # three signers: the "test split" of the swapped model
     link_signers(dataset, studio, range(3))
     stack.start_worker(concurrency=1)
     job_id = stack.submit(tmp_path / "photos")
     stack.wait_for(job_id)
+    _review_hands(stack, job_id, "group.jpg", {0: 4})  # reviewed hand by hand: 4 0 7
     served = {r.id: r.digit for r in stack.rows(job_id)}
     result = stack.cli("compare", job_id[:8], "--model", "swapped", "--data", str(studio))
     assert result.returncode == 0, result.stderr[-2000:]
@@ -148,6 +163,9 @@ def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model
     listed = sorted(int(line.split()[1]) for line in result.stdout.splitlines()
                     if line.startswith("  image "))
     assert listed == expected, result.stdout
+    # The group's three hands are scored one by one; the candidate reads its 7 as a 1.
+    assert "reviewed hands (3 from 1 photo): serving 3 right, candidate 2 right" \
+        in result.stdout.splitlines()
     assert f"other photos ({len(truth)}): {len(expected)} answers would change" in result.stdout
     studio_line = next(x for x in result.stdout.splitlines() if x.startswith("dataset test"))
     serving_share, candidate_share = (float(v.rstrip("%,")) for v in studio_line.split()[5::2])
@@ -158,6 +176,8 @@ def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model
         stored = find_model(session, "swapped").figures["comparison"]
     assert sorted(c["image_id"] for c in stored["changed"]) == expected
     assert all(c["candidate"] == SWAP[c["serving"]] for c in stored["changed"])
+    assert stored["reviewed"] == {"images": 3, "hands": 3, "photos": 1, "left_out": {},
+                                  "serving_right": 3, "candidate_right": 2}
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -167,15 +187,18 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
     from signdigits.serving.artifact import read_model_info, shipped_model_path
 
     truth = copy_sample(dataset, tmp_path / "photos", per_digit=1, seed=9)
+    three_people(dataset, tmp_path / "photos" / "group.jpg")
     replay = tmp_path / "replay"  # eight signers of the dataset: read in seconds
     link_signers(dataset, replay, range(8))
     stack.start_worker(concurrency=1)
     job_id = stack.submit(tmp_path / "photos")
     stack.wait_for(job_id)
     with stack.sessions().begin() as session:
-        for image in session.scalars(select(Image).where(Image.job_id == job_id)):
+        for image in session.scalars(select(Image).where(Image.job_id == job_id,
+                                                         Image.path != "group.jpg")):
             add_review(session, image=image, digit=truth[image.path], unusable=False,
                        reviewer="test")
+    _review_hands(stack, job_id, "group.jpg", {1: None})  # 4, not a hand, 7
     adapted = stack.cli("adapt", job_id, "--out", "small", "--data", str(replay))
     assert adapted.returncode == 0, adapted.stderr[-3000:]
     assert "registered small (" in adapted.stderr
@@ -194,9 +217,15 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
     assert info.version == row.version and info.onnx_path is not None
     lineage = info.metadata["lineage"]
     assert lineage["parent"] == shipped and lineage["jobs"] == [job_id]
-    reviewed_with_a_hand = lineage["reviews"]
-    assert reviewed_with_a_hand + sum(lineage["left_out"].values()) == len(truth)
-    assert reviewed_with_a_hand >= 8
+    # One example per photo with its hand found again, and two from the group's hands.
+    photos = lineage["reviewed_photos"]
+    assert lineage["reviews"] == lineage["reviewed_hands"] == photos + 1
+    left_out = dict(lineage["left_out"])
+    assert left_out.pop("not a hand") == 1
+    assert photos - 1 + sum(left_out.values()) == len(truth) and photos >= 9
+    said = " ".join(adapted.stderr.split())  # the console wraps long lines
+    assert f"from {photos + 1} reviewed hands in {photos} photos of 1 job(s) (left out: " \
+        in said and "1 hand answered not a hand" in said, adapted.stderr[-2000:]
     assert row.figures["lineage"] == lineage
     # It can be promoted: the workers could load it.
     assert stack.cli("models", "promote", "small").returncode == 0

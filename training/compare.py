@@ -2,8 +2,10 @@
 
 Three views, each scored by both models on the same features:
 
-- the jobs' reviewed photos: the only labels this population has (a candidate adapted on
-  them has seen them: its figure there is a fit, not a forecast);
+- the jobs' reviewed hands, read as ``adapt`` reads them (training.job_photos: one per
+  photo reviewed as a whole, one per hand answered in a photo reviewed hand by hand): the
+  only labels this population has (a candidate adapted on them has seen them: its figure
+  there is a fit, not a forecast);
 - the dataset's test signers, which neither model was fitted on: the studio must not drop;
 - the jobs' other photos, unlabelled: how many answers would change, and which (the
   Models page shows them as a grid of thumbnails).
@@ -25,7 +27,7 @@ from signdigits.db.registry import classified_images, find_model, set_figures
 from signdigits.files.names import printable
 from signdigits.serving.artifact import ModelInfo
 from signdigits.training.adapt_jobs import Stage, reviewed_photos
-from signdigits.training.job_photos import read_job_photos
+from signdigits.training.job_photos import left_out_text, read_job_photos
 from signdigits.training.registry import (
     RegistryError,
     registered_path,
@@ -59,15 +61,18 @@ def compare_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: l
         serving = serving_model_info(settings, session)
         reviewed = reviewed_photos(settings, session, job_ids, allowed_roots=allowed_roots,
                                    stage=stage)
+        scored = set(reviewed.image_ids)
         others = [(image, job, None) for image, job in classified_images(session, job_ids=job_ids)
-                  if image.id not in set(reviewed.image_ids)]
+                  if image.id not in scored]
     new, old = _probabilities(settings, candidate), _probabilities(settings, serving)
     result: dict[str, Any] = {"jobs": job_ids, "candidate": candidate.version,
                               "serving": serving.version}
 
     truth = np.array([d for d in reviewed.digits if d is not None], dtype=int)
     result["reviewed"] = {
-        "images": int(len(truth)),
+        # "images": the hands scored, as the Models page reads it; "photos": theirs.
+        "images": int(len(truth)), "hands": int(len(truth)), "photos": reviewed.photos,
+        "left_out": reviewed.left_out,
         "serving_right": int((_digits(serving, old(reviewed.x))[0] == truth).sum()),
         "candidate_right": int((_digits(candidate, new(reviewed.x))[0] == truth).sum()),
     }
@@ -92,7 +97,7 @@ def compare_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: l
         photos = read_job_photos(
             others, total=len(others), hand_models=_hand_models(settings),
             max_bytes=settings.max_file_bytes, allowed_roots=allowed_roots,
-            max_pixels=settings.max_image_pixels,
+            max_pixels=settings.max_image_pixels, max_hands=settings.max_hands,
             progress=(lambda n, t: stage("reading the other photos", n, t)) if stage else None)
         paths = {image.id: image.path for image, _, _ in others}
     before, before_conf = _digits(serving, old(photos.x))
@@ -133,8 +138,11 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     """What `compare` prints: one line per view, then the changed images."""
     lines = [f"candidate {result['candidate']} against serving {result['serving']}"]
     reviewed = result["reviewed"]
-    lines.append(f"reviewed photos ({reviewed['images']}): serving {reviewed['serving_right']} "
-                 f"right, candidate {reviewed['candidate_right']} right")
+    photos, left = reviewed["photos"], left_out_text(reviewed["left_out"])
+    lines.append(f"reviewed hands ({reviewed['hands']} from {photos} photo{'s' * (photos != 1)})"
+                 f": serving {reviewed['serving_right']} "
+                 f"right, candidate {reviewed['candidate_right']} right"
+                 + (f"; left out: {left}" if left else ""))
     if "test_split" in result:
         test = result["test_split"]
         n = max(test["images"], 1)
