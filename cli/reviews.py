@@ -38,6 +38,10 @@ def export_reviews_command(
                   f"({summary.linked} hard links, {summary.written - summary.linked} copies"
                   + (f", {summary.skipped} skipped" if summary.skipped else "") + "); "
                   f"manifest {out}/reviews.csv")
+    if summary.several_digits:
+        console.print(f"not exported: {summary.several_digits} photo(s) whose hands were "
+                      "reviewed as different digits (a digit folder holds one digit a photo; "
+                      "`signdigits adapt` learns from each hand)", markup=False, highlight=False)
 
 
 def _ask(image, position: str) -> str:

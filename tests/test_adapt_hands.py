@@ -89,3 +89,14 @@ def test_each_hand_answered_with_a_digit_is_one_example_of_the_hand_it_answers(
     # the job reads them 4 0 7 (the middle one is the hand the reviewer said is a 6).
     read = [p.digit for p in Classifier().classify(photos.x)]
     assert read == [4, 0, 7, 4, 7]
+
+    # export-reviews writes digit folders: the photos answered hand by hand with several
+    # digits fit none of them, and are counted instead (they had gone into a "None" folder).
+    from signdigits.training.review_export import export_reviews
+
+    out = tmp_path / "export"
+    with stack.sessions()() as session:
+        summary = export_reviews(session, job_ids=[job_id], out=out, max_bytes=1 << 24,
+                                 allowed_roots=[], warn=lambda line: None)
+    assert (summary.written, summary.several_digits) == (2, 3)
+    assert sorted(p.parent.name for p in out.glob("*/*")) == ["3", "4"]

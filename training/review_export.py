@@ -1,11 +1,13 @@
 """``export-reviews``: reviewed images as digit folders, for ``signdigits train --data``.
 
-Each image whose current review is a digit becomes ``OUT/<digit>/<job8>-<image id>-<name>``
+Each image whose current review is one digit becomes ``OUT/<digit>/<job8>-<image id>-<name>``
 (a hard link to the job's file when the file system allows, else a copy read through the
 workers' :class:`files.reading.JobFolder`, so nothing outside the job's folder is taken),
 and one row of ``OUT/reviews.csv``: ``file, job, path, reviewer, digit, reviewed_at,
 model_digit, confidence``. ``training.data`` reads that manifest to group the photos by
-signer: runs of the photo counter of the original name, within each job.
+signer: runs of the photo counter of the original name, within each job. A photo whose
+hands were reviewed one by one as different digits fits no digit folder and is counted,
+not exported (``adapt`` learns from its hands).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ExportSummary:
     written: int = 0
     linked: int = 0
     skipped: int = 0  # a file gone or refused since its job ran
+    several_digits: int = 0  # reviewed hand by hand: no one digit folder holds the photo
 
 
 def check_out_folder(out: Path) -> None:
@@ -63,6 +66,11 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
         writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
         for image, job, review in reviewed_images(session, job_ids=job_ids):
+            if review.digit is None:
+                # Hands reviewed one by one with different digits: a digit folder says one
+                # digit a photo. `adapt` learns from each hand (training.job_photos).
+                summary.several_digits += 1
+                continue
             folder = folders.setdefault(job.id, JobFolder(job.root, allowed_roots=allowed_roots))
             relative = os.fsdecode(image.raw_path) if image.raw_path else image.path
             name = _export_name(job.id, image.id, image.path)
