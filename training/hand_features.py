@@ -28,6 +28,10 @@ from signdigits.serving.hands.models import check_models, models_dir
 from signdigits.serving.model_input import FEATURE_COUNT, PREPROCESS_VERSION
 
 _CHUNK = 32  # photos per task: progress often enough, few round trips
+# Bump when the hand finder reads some photos differently without a new PREPROCESS_VERSION
+# (which would refuse every model): cached features of those photos are then read again.
+# 2: squares larger than the landmark model's input cut at the nearest pixel.
+_READING = 2
 
 
 class UnreadablePhoto(ValueError):
@@ -98,8 +102,8 @@ def _until_broken(rows: Iterator[Rows]) -> Iterator[Rows]:
 
 
 def _cache_file(paths: list[Path], model_hashes: dict[str, str]) -> Path:
-    h = hashlib.sha256(f"{PREPROCESS_VERSION} {FEATURES_VERSION} {sorted(model_hashes.items())}"
-                       .encode())
+    h = hashlib.sha256(f"{PREPROCESS_VERSION} {FEATURES_VERSION} {_READING} "
+                       f"{sorted(model_hashes.items())}".encode())
     for path in paths:
         found = path.stat()
         h.update(f"{path.resolve()}\0{found.st_size}\0{found.st_mtime_ns}\n".encode())

@@ -36,7 +36,17 @@ class Landmarks:
 
 
 def cut_region(image: Image.Image, region: Region, side: int = INPUT_SIDE) -> Image.Image:
-    """The rotated square upright, ``side`` pixels a side; outside the photo is black."""
+    """The rotated square upright, ``side`` pixels a side; outside the photo is black.
+
+    A square larger than ``side`` photo pixels (a webcam photo read whole, a big hand) is
+    sampled at the nearest pixel: Pillow's bilinear affine costs 1.0-1.4 ms a cut here,
+    nearest 0.1 ms, and without an anti-aliasing filter neither blends more than the
+    neighbouring pixels when shrinking. A smaller square (a studio crop, a small hand) is
+    enlarged, where bilinear keeps the edges smooth, and stays bilinear. Measured on
+    ``modi``: 16.5 -> 14.5 CPU-ms a photo to find its hand; the shipped model 499/500 right
+    (was 500/500; the one miss below the threshold), 497 above it, all right; ``cyril``
+    500/500 both ways; the studio photos' features unchanged (all enlarged).
+    """
     cos, sin = math.cos(region.rotation), math.sin(region.rotation)
     step = region.side / side
     cx, cy = region.center
@@ -44,8 +54,9 @@ def cut_region(image: Image.Image, region: Region, side: int = INPUT_SIDE) -> Im
     # Output pixel (u, v) -> photo point centre + R(rotation) @ (u*step - half, v*step - half).
     coefficients = (cos * step, -sin * step, cx - cos * half + sin * half,
                     sin * step, cos * step, cy - sin * half - cos * half)
+    sampling = Image.Resampling.NEAREST if step >= 1 else Image.Resampling.BILINEAR
     return image.transform((side, side), Image.Transform.AFFINE, coefficients,
-                           resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+                           resample=sampling, fillcolor=(0, 0, 0))
 
 
 def place_landmarks(model: TfliteModel, image: Image.Image, region: Region) -> Landmarks:
