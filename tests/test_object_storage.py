@@ -200,3 +200,48 @@ def test_a_storage_outage_mid_job_is_waited_out(s3, dataset, redis_url, sqlite_u
     assert sorted(r.path for r in rows) == sorted(truth)
     record("s3 outage mid-job", {**account(rows, list(truth)), "down s": round(down, 1),
                                  "finished s after the restart": round(finished, 1)})
+
+
+def test_the_job_pages_pictures_of_objects(s3, dataset, redis_url, sqlite_url, tmp_path,
+                                           monkeypatch):
+    """The web shows an s3:// job's photos as its workers read them: the object the
+    listing saw, a replaced one refused in one line (422), the storage down a 503 with
+    Retry-After; never a 500 (the web had read every s3:// row's path as a local file)."""
+    from PIL import Image
+
+    from signdigits.config.settings import Settings
+    from tests.web_server import serving
+
+    bucket = s3.new_bucket()
+    truth = upload_sample(s3, bucket, "w/", dataset, per_digit=1, seed=6)
+    stack = stack_for(s3, redis_url, sqlite_url, tmp_path)
+    stack.start_worker(concurrency=1)
+    try:
+        job_id = stack.submit(f"s3://{bucket}/w")
+        stack.wait_for(job_id)
+        rows = {r.path: r for r in stack.rows(job_id)}
+    finally:
+        stack.stop()
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    shown, replaced = sorted(truth)[:2]
+    settings = Settings(database_url=sqlite_url, broker_url="redis://127.0.0.1:1/0",
+                        upload_dir=tmp_path / "uploads")
+    with serving(settings) as web:
+        thumbnail = web.get(f"/api/images/{rows[shown].id}/thumbnail")
+        assert thumbnail.status_code == 200, thumbnail.text
+        assert Image.open(io.BytesIO(thumbnail.content)).size[0] > 0
+        assert web.get(f"/api/images/{rows[shown].id}/annotated.jpg").status_code == 200
+        s3.client().put_object(Bucket=bucket, Key=f"w/{replaced}",
+                               Body=(dataset / "0" / sorted(
+                                   p.name for p in (dataset / "0").iterdir())[0]).read_bytes())
+        refused = web.get(f"/api/images/{rows[replaced].id}/thumbnail")
+        assert refused.status_code == 422
+        assert "object replaced after submit" in refused.json()["detail"]
+        s3.stop()
+        try:
+            down = web.get(f"/api/images/{rows[shown].id}/thumbnail")
+        finally:
+            s3.start()
+        assert down.status_code == 503 and down.headers["Retry-After"] == "5", down.text
+        assert "object storage" in down.json()["detail"]

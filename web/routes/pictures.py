@@ -1,10 +1,11 @@
 """Each image's pictures: ``/thumbnail``, ``/annotated.jpg`` (the photo with the hands the
 reader found) and ``/hand.png`` (the square its landmark model read).
 
-A row's path is read through :class:`files.reading.JobFolder` of its job: nothing outside
-the job's folder (by ``..``, a symlink, a swapped file) and nothing from a folder outside
-``SIGNDIGITS_ALLOWED_ROOTS`` is ever served. The hands are drawn from the row's stored
-JSON: the web loads no model.
+A row's path is read through :class:`files.reading.JobFolder` of its job (or, for an
+``s3://`` job, as its worker read the object: the ETag listed, the same caps): nothing
+outside the job's folder or prefix (by ``..``, a symlink, a swapped file or object) and
+nothing from outside ``SIGNDIGITS_ALLOWED_ROOTS`` is ever served. The hands are drawn
+from the row's stored JSON: the web loads no model.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sqlalchemy.orm import Session
 from signdigits.config.settings import Settings
 from signdigits.db.images import image_with_job
 from signdigits.db.models import Image, ImageStatus, Job
-from signdigits.files.paths import disk_name
+from signdigits.files.objects import StorageRefused, StorageUnavailable
+from signdigits.files.paths import disk_name, is_object_url
 from signdigits.files.reading import ImageError, JobFolder
 from signdigits.web.deps import SessionDep, SettingsDep
 from signdigits.web.imaging import (
@@ -29,6 +31,7 @@ from signdigits.web.imaging import (
 )
 from signdigits.web.limits import ImageId
 from signdigits.web.uploads import upload_root
+from signdigits.worker.sources import job_reader
 
 router = APIRouter(prefix="/api/images", tags=["images"])
 # A finished row's file and answer are never rewritten; a pending row's hands are to come.
@@ -45,12 +48,20 @@ def _row(session: Session, image_id: int) -> tuple[Image, Job]:
 
 
 def _file(settings: Settings, image: Image, job: Job) -> bytes:
-    roots = [*settings.allowed_roots, upload_root(settings)] if settings.allowed_roots else []
     try:
+        if is_object_url(job.root):
+            # Read as its worker read it: the object the listing saw (its ETag), by the
+            # same caps; a replaced object is refused rather than shown.
+            return job_reader(job.root, settings)(image.path, image.etag)
+        roots = [*settings.allowed_roots, upload_root(settings)] if settings.allowed_roots \
+            else []
         return JobFolder(job.root, allowed_roots=roots).read(
             disk_name(image.path, image.raw_path), max_bytes=settings.max_file_bytes)
     except ImageError as exc:
         raise HTTPException(422, f"cannot read image {image.id}: {exc}") from None
+    except (StorageUnavailable, StorageRefused) as exc:
+        raise HTTPException(503, f"cannot read image {image.id}: object storage: {exc}",
+                            headers={"Retry-After": "5"}) from None
 
 
 def _read(session: Session, settings: Settings, image_id: int) -> tuple[Image, bytes]:
