@@ -228,4 +228,9 @@ def test_try_reads_every_hand_of_a_group_left_to_right(site, page, dataset, tmp_
     lefts = page.eval_on_selector_all("#answer-overlay g.hand rect.box",
                                       "r => r.map(n => Number(n.getAttribute('x')))")
     assert lefts == sorted(lefts) and len(lefts) == 3
+    # The photo's confidence is its least sure hand's, and says so; the wide photo is
+    # drawn wider than a 4:3 one (480 px), each hand large enough to see.
+    assert page.inner_text("#answer-confidence").endswith("the least sure of the 3 hands")
+    assert page.inner_text("#answer-crop-caption").startswith("what was read of the first hand")
+    assert page.eval_on_selector("#answer-stage", "s => s.getBoundingClientRect().width") > 600
     _shoot(page, "web-try-several.png", tmp)

@@ -9,6 +9,7 @@ const BONES = [[0, 1], [1, 2], [2, 3], [3, 4], [0, 5], [5, 6], [6, 7], [7, 8], [
   [10, 11], [11, 12], [9, 13], [13, 14], [14, 15], [15, 16], [13, 17], [0, 17], [17, 18],
   [18, 19], [19, 20]];
 const SHOWN = 480; // the photo's longest side on the page, in CSS pixels
+const WIDE = 960; // a wide photo (a group side by side) may take this width instead
 let photoUrl = null;
 let shown = null; // the answer on the page, redrawn when the window's size changes
 let photoSent = null; // the photo shown, as sent: "Keep it for review" sends it again
@@ -100,7 +101,10 @@ function showPhoto(url, size) {
   const stage = document.getElementById("answer-stage");
   const photo = document.getElementById("answer-photo");
   const [width, height] = size;
-  const scale = SHOWN / Math.max(width, height);
+  // A group photo 4:1 drawn 480 px wide leaves each hand a thumbnail: wide photos keep
+  // their height up to SHOWN and take up to WIDE of the width.
+  const scale = width > 1.5 * height ? Math.min(WIDE / width, SHOWN / height) :
+    SHOWN / Math.max(width, height);
   stage.style.width = Math.round(width * scale) + "px";
   stage.style.aspectRatio = `${width} / ${height}`;
   stage.classList.remove("unshown");
@@ -123,6 +127,9 @@ function show(answer, url) {
     `read from the ${answer.reading}`;
   const crop = document.getElementById("answer-crop");
   document.getElementById("answer-crop-figure").hidden = !answer.crop_png;
+  document.getElementById("answer-crop-caption").textContent = count > 1 ?
+    "what was read of the first hand: the 224 x 224 square around it" :
+    "what was read: the 224 x 224 square around the hand";
   if (answer.crop_png) crop.src = "data:image/png;base64," + answer.crop_png;
   else crop.removeAttribute("src");
 
@@ -137,7 +144,10 @@ function show(answer, url) {
   headline.className = "big" + (found ? "" : " none");
   document.getElementById("answer-scores").hidden = !found;
   document.getElementById("answer-hint").hidden = found;
-  document.getElementById("answer-confidence").textContent = percent(answer.confidence);
+  // A photo is as sure as its least sure hand (what the threshold is checked against).
+  document.getElementById("answer-confidence").textContent = count > 1 ?
+    `${percent(answer.confidence)}, the least sure of the ${count} hands` :
+    percent(answer.confidence);
   const flag = document.getElementById("answer-flag");
   flag.textContent = answer.below_threshold ?
       `below the threshold ${answer.threshold} (uncertain)` : `above the threshold ${answer.threshold}`;
