@@ -224,7 +224,7 @@ def evaluate(
     from signdigits.cli.preflight import settings_or_fail
     from signdigits.serving.artifact import ArtifactError
     from signdigits.serving.classifier import Classifier
-    from signdigits.training.evaluate import score_model, write_report
+    from signdigits.training.evaluate import same_photos_as_trained, score_model, write_report
 
     settings = settings_or_fail()
     try:
@@ -235,13 +235,16 @@ def evaluate(
     console.print(f"model: {classifier.info.path} (version {classifier.version})")
     meta = classifier.info.metadata
     trained_on_this = images.digest() == meta.get("data_digest")
-    if split == "test" or (split == "auto" and trained_on_this):
+    same_photos = trained_on_this or same_photos_as_trained(images, meta)
+    if split == "test" or (split == "auto" and same_photos):
         test_groups = set(meta.get("split", {}).get("test_groups", []))
-        if not trained_on_this:
+        if not same_photos:
             fail("--split test needs the data the model was trained on, every --data in "
                  "the same order (digest differs)")
         images = images.subset(np.flatnonzero(np.isin(images.groups, list(test_groups))))
-        console.print(f"evaluating on the model's test split: {len(images)} images")
+        console.print(f"evaluating on the model's test split: {len(images)} images"
+                      + ("" if trained_on_this else " (the same photos; what the hand "
+                         "finder reads of them has changed since the training)"))
     else:
         console.print(f"evaluating on all {len(images)} images"
                       + ("" if split == "all" else " (not the data this model was trained "

@@ -241,6 +241,7 @@ def test_train_and_evaluate_end_to_end_on_a_tiny_subset(dataset, tmp_path):
     assert meta["training_command"].startswith("signdigits train")
     assert meta["split"]["by"] == "signer" and len(meta["split"]["test_groups"]) == 1
     assert meta["recipe"]["epochs"] == 50 and meta["calibration"]["on"] == "validation"
+    assert len(meta["photos_digest"]) == 64  # evaluate finds the test split by it
     # Trained on the training photos' hands as served: one row a photo with a hand.
     assert meta["history"]["hands"] == meta["split"]["train_images"] == 20
     report = tmp_path / "report"

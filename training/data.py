@@ -58,6 +58,15 @@ class LabelledImages:
     def with_hands(self) -> LabelledImages:
         return self.subset(np.flatnonzero(self.found))
 
+    def photos_digest(self) -> str:
+        """sha256 of the photos' names, labels and signers, not of what was read of them:
+        the same photos after the hand finder changed (``evaluate`` finds the test split)."""
+        h = hashlib.sha256()
+        for name, label, group in zip(self.names, self.classes.tolist(), self.groups.tolist(),
+                                      strict=True):
+            h.update(f"{name}\0{label}\0{group}\n".encode())
+        return h.hexdigest()
+
     def digest(self) -> str:
         """sha256 of features and labels: identifies the training data in the artifact."""
         h = hashlib.sha256()

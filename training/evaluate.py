@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from signdigits.training.data import LabelledImages
 from signdigits.training.labels import NUM_CLASSES
 
 
@@ -151,3 +152,16 @@ def write_report(
         fig.tight_layout()
         fig.savefig(folder / "learning_curves.png", dpi=100)
         plt.close(fig)
+
+
+def same_photos_as_trained(images: LabelledImages, meta: dict[str, Any]) -> bool:
+    """The photos the model was trained on, though what is read of them differs (features
+    change with the hand finder): by their names, labels and signers where the model
+    records them; else, for a model trained before it did, by the split's counts."""
+    if "photos_digest" in meta:
+        return images.photos_digest() == meta["photos_digest"]
+    counts = meta.get("split", {})
+    total = sum(int(counts.get(k) or 0) for k in ("train_images", "validation_images",
+                                                   "test_images"))
+    in_test = int(np.isin(images.groups, list(counts.get("test_groups", []))).sum())
+    return bool(counts) and total == len(images) and in_test == counts.get("test_images")

@@ -137,6 +137,7 @@ def train_model(
     metadata = {
         "class_to_digit": list(NPY_CLASS_TO_DIGIT),
         "data_digest": data.digest(),
+        "photos_digest": data.photos_digest(),
         # The landmarks the features were made from: a reader with other hand models is
         # refused (serving.reader).
         "hand_models": check_models(models_dir(get_settings().hand_models_dir)),

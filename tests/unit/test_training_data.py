@@ -115,3 +115,29 @@ def test_a_photo_without_a_hand_counts_wrong_and_outside_the_loss_and_confusion(
     assert sum(map(sum, figures["confusion"])) == 3 and figures["confusion"][7][1] == 1
     assert figures["loss"] == round(-np.mean(np.log([0.91, 0.91, 0.01])), 4)
     assert figures["per_digit"]["3"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+
+
+def test_the_same_photos_are_known_after_the_hand_finder_changed():
+    """evaluate --split test finds a model's test signers when what is read of the photos
+    (the features, hence the data digest) changed but the photos did not; other photos are
+    never taken for them."""
+    from signdigits.training.data import LabelledImages
+    from signdigits.training.evaluate import same_photos_as_trained
+
+    def photos(names, x=0.0):
+        n = len(names)
+        return LabelledImages(np.full((n, 3), x, np.float32), np.ones(n, bool),
+                              np.arange(n) % 10, np.arange(n) // 4, list(names))
+
+    trained = photos([f"{d}/IMG_{i}.JPG" for i, d in enumerate(range(12))])
+    today = photos(trained.names, x=1.0)  # read again: other features, same photos
+    assert today.digest() != trained.digest()
+    assert same_photos_as_trained(today, {"photos_digest": trained.photos_digest()})
+    other = photos([f"x{name}" for name in trained.names])
+    assert not same_photos_as_trained(other, {"photos_digest": trained.photos_digest()})
+    # A model trained before photos_digest was recorded: by the split's counts.
+    split = {"train_images": 8, "validation_images": 0, "test_images": 4, "test_groups": [2]}
+    assert same_photos_as_trained(today, {"split": split})
+    assert not same_photos_as_trained(today.subset(np.arange(11)), {"split": split})
+    assert not same_photos_as_trained(today, {"split": {**split, "test_groups": [1, 2]}})
+    assert not same_photos_as_trained(today, {})
