@@ -3,7 +3,7 @@
 #   docker build -t signdigits .
 #   docker compose up -d --scale worker=4        # see docker-compose.yml and .env.example
 #
-# Layers: the Python dependencies (`pip install .`: the plain package, no extras) are
+# Layers: the Python dependencies (the plain package and its `s3` extra) are
 # installed from pyproject.toml alone, so editing the code rebuilds only the small layer
 # holding our wheel.
 #
@@ -69,15 +69,19 @@ RUN groupadd --system signdigits \
       --shell /usr/sbin/nologin signdigits
 
 # Dependencies only, read from pyproject.toml, so this layer is rebuilt only when
-# pyproject.toml changes. In the same layer, what serving never loads is removed (57 MB,
+# pyproject.toml changes: the package's own and its `s3` extra's (boto3: workers and the
+# web read s3:// jobs). In the same layer, what serving never loads is removed (57 MB,
 # which took the image from 545 to under 500 MB): LiteRT's WebGPU accelerator, NPU vendor
 # plugins, compiler tools and ahead-of-time compilation; ONNX Runtime's model-conversion
-# and quantisation tools; the packages' own test suites. The hand finder and the
-# classifier were checked to run the same without them.
+# and quantisation tools; the packages' own test suites; and botocore's descriptions of
+# AWS's 450 other services (28 MB): only S3's are read, and STS's and SSO's where a
+# profile assumes a role or signs in with SSO. The hand finder, the classifier and an S3
+# client were checked to run the same without them (tests/test_docker.py).
 COPY pyproject.toml /tmp/deps/
 RUN set -eux; \
     python -c "import tomllib; \
-print('\\n'.join(tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']['dependencies']))" \
+project = tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']; \
+print('\\n'.join(project['dependencies'] + project['optional-dependencies']['s3']))" \
       > /tmp/deps/requirements.txt; \
     pip install -r /tmp/deps/requirements.txt; \
     rm -rf /tmp/deps; \
@@ -86,7 +90,9 @@ print('\\n'.join(tomllib.load(open('/tmp/deps/pyproject.toml', 'rb'))['project']
            "$site/ai_edge_litert/vendors" "$site/ai_edge_litert/aot" \
            "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" \
            "$site/onnxruntime/tools"; \
-    find "$site" -depth -type d -name tests -exec rm -rf {} +
+    find "$site" -depth -type d -name tests -exec rm -rf {} +; \
+    find "$site/botocore/data" -mindepth 1 -maxdepth 1 -type d \
+      ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} +
 
 # The hand models where `signdigits fetch-hand-models` puts them for this Python
 # (sys.prefix /usr/local), before the code: a code change keeps this layer.

@@ -368,3 +368,24 @@ def test_the_serving_image_is_under_500_mb():
         pytest.skip(f"the image is {size_mb:.0f} MB with TensorFlow inside: the 500 MB limit "
                     "applies to the serving image, once `pip install .` no longer brings it")
     assert size_mb < 500, f"the serving image is {size_mb:.0f} MB"
+
+
+def test_the_image_reads_an_object_from_s3(tmp_path):
+    """boto3 is in the image, and what was pruned of botocore leaves S3 working: the
+    image's own reader takes an object from a real S3 server (SeaweedFS) on the host."""
+    from tests.s3_server import S3Server
+
+    server = S3Server(tmp_path / "s3")
+    server.start()
+    try:
+        bucket = server.new_bucket()
+        body = b"\xff\xd8 the bytes of a photo"
+        server.client().put_object(Bucket=bucket, Key="in/1.jpg", Body=body)
+        env = [f"--env={name}={value}" for name, value in server.env().items()]
+        read = docker("run", "--rm", "--network", "host", "--no-healthcheck", *env, IMAGE,
+                      "python", "-c", "from signdigits.files.objects import JobObjects; "
+                      f"print(len(JobObjects('s3://{bucket}/in/', allowed_roots=[])"
+                      ".read('1.jpg', max_bytes=1000, etag=None)))")
+    finally:
+        server.stop()
+    assert read.stdout.strip() == str(len(body)), read.stdout + read.stderr
