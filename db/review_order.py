@@ -70,3 +70,53 @@ def review_order(candidates: Sequence[Candidate], *, reviewed: Sequence[tuple[fl
         first.append(candidate.id)
         known = point[None] if known is None or not len(known) else np.vstack([known, point])
     return first + later
+
+
+SPOT_EVERY = 5  # with spot checks, every 5th photo shown is one
+
+
+def with_spot_checks(queue: Sequence[Candidate], sure: Sequence[Candidate], *,
+                     reviewed: Sequence[tuple[float, ...]] = (), every: int = SPOT_EVERY,
+                     near: float = NEAR) -> list[tuple[int, bool]]:
+    """``queue`` (below-threshold, in :func:`review_order`'s order) with a spot check in
+    every ``every``-th place: of ``sure`` (the photos at or above the threshold), the one
+    whose hand is farthest from every reviewed hand and every hand shown before it. A
+    confident answer can be wrong, and a queue of uncertain photos never shows one; a
+    hand unlike anything answered is where the model's confidence says least. Only hands
+    at least ``near`` from all of those are spot checks, so they stop when each sure hand
+    is like one seen; once the queue is done the rest of them follow, farthest first.
+    (id, is a spot check) in order; ties by lower confidence, then id."""
+    import numpy as np
+
+    pool = sorted((c for c in sure if c.shape is not None), key=lambda c: (c.confidence, c.id))
+    points = np.asarray([c.shape for c in pool], np.float64).reshape(len(pool), -1)
+    gap = np.full(len(pool), np.inf)  # each sure hand's distance to the nearest one seen
+    taken = np.zeros(len(pool), bool)
+
+    def seen(shape: tuple[float, ...] | None) -> None:
+        if shape is not None and len(pool) and len(shape) == points.shape[1]:
+            np.minimum(gap, np.linalg.norm(points - np.asarray(shape), axis=1), out=gap)
+
+    def spot_check() -> int | None:
+        free = np.where(taken, -1.0, gap)
+        if not len(pool) or free.max() < near:
+            return None
+        best = int(np.argmax(free))  # the first of equals: the least confident
+        taken[best] = True
+        seen(pool[best].shape)
+        return pool[best].id
+
+    for shape in reviewed:
+        seen(shape)
+    order: list[tuple[int, bool]] = []
+    rest = list(queue)
+    while True:
+        spot = spot_check() if len(order) % every == every - 1 or not rest else None
+        if spot is not None:
+            order.append((spot, True))
+        elif rest:
+            candidate = rest.pop(0)
+            seen(candidate.shape)
+            order.append((candidate.id, False))
+        else:
+            return order

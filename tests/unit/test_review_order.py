@@ -51,3 +51,30 @@ def test_a_photo_like_one_already_reviewed_waits():
     candidates = [Candidate(1, 0.1, burst), Candidate(2, 0.9, other)]
     assert review_order(candidates, reviewed=[burst]) == [2, 1]
     assert review_order(candidates, reviewed=[other]) == [1, 2]
+
+
+def test_every_fifth_is_a_spot_check_the_hand_least_like_those_seen():
+    from signdigits.db.review_order import with_spot_checks
+
+    near, far = hand_shape(_hand(bend=0.05)), hand_shape(_hand(bend=1.5))
+    queue = [Candidate(i, 0.1 * i, hand_shape(_hand(scale=1 + i / 100))) for i in range(1, 7)]
+    sure = [Candidate(20, 0.96, near), Candidate(21, 0.99, far)]
+    order = with_spot_checks(queue, sure, every=5)
+    # The fifth place is the confident hand unlike every one shown (queued hands are all
+    # straight, 20 is nearly so): 21, though 20 is less sure. 20 is like the hands shown:
+    # never a spot check.
+    assert order == [(1, False), (2, False), (3, False), (4, False), (21, True),
+                     (5, False), (6, False)]
+
+
+def test_spot_checks_follow_an_empty_queue_and_skip_what_was_reviewed():
+    from signdigits.db.review_order import with_spot_checks
+
+    a, b, c = (hand_shape(_hand(bend=x)) for x in (0.0, 0.5, 1.6))
+    sure = [Candidate(1, 0.99, a), Candidate(2, 0.97, b), Candidate(3, 0.98, c),
+            Candidate(4, 0.96, None)]
+    # Nothing seen: the least confident first, then the farthest from all those shown;
+    # a photo without a hand's shape, never.
+    assert with_spot_checks([], sure) == [(2, True), (3, True), (1, True)]
+    assert (1, True) not in with_spot_checks([], sure, reviewed=[a])
+    assert with_spot_checks([], sure, reviewed=[a, b, c]) == []
