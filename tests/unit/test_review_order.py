@@ -56,15 +56,16 @@ def test_a_photo_like_one_already_reviewed_waits():
 def test_every_fifth_is_a_spot_check_the_hand_least_like_those_seen():
     from signdigits.db.review_order import with_spot_checks
 
-    near, far = hand_shape(_hand(bend=0.05)), hand_shape(_hand(bend=1.5))
     queue = [Candidate(i, 0.1 * i, hand_shape(_hand(scale=1 + i / 100))) for i in range(1, 7)]
-    sure = [Candidate(20, 0.96, near), Candidate(21, 0.99, far)]
-    order = with_spot_checks(queue, sure, every=5)
-    # The fifth place is the confident hand unlike every one shown (queued hands are all
-    # straight, 20 is nearly so): 21, though 20 is less sure. 20 is like the hands shown:
-    # never a spot check.
-    assert order == [(1, False), (2, False), (3, False), (4, False), (21, True),
-                     (5, False), (6, False)]
+    sure = [Candidate(20, 0.96, hand_shape(_hand(bend=0.6))),
+            Candidate(21, 0.99, hand_shape(_hand(bend=1.5))),
+            Candidate(22, 0.95, hand_shape(_hand(bend=0.02)))]
+    # The queued hands are all straight. Fifth: the confident hand farthest from them (21,
+    # though 20 is less sure); once the queue is done, 20, unlike all shown; 22, like the
+    # queued hands, is never a spot check.
+    assert with_spot_checks(queue, sure, every=5) == [
+        (1, False), (2, False), (3, False), (4, False), (21, True), (5, False), (6, False),
+        (20, True)]
 
 
 def test_spot_checks_follow_an_empty_queue_and_skip_what_was_reviewed():
