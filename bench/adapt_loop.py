@@ -197,7 +197,8 @@ def adapt_in_order(env: dict[str, str], args: argparse.Namespace, work: Path, or
                    new: dict[str, int], counts: list[int]) -> list[tuple]:
     """Review in ``order`` on a copy of the job's database, adapting at each N: one row
     (order, N, reviewed, wrong, wrong and sure, seconds or None, model or None, evaluation)
-    each; when the order has no photo left, no new adapt (the previous model stands)."""
+    each; when the order has no photo left, or none with a hand among those reviewed, no
+    new adapt (the previous model, or the shipped one, stands)."""
     from signdigits.serving.artifact import read_model_info
 
     database = work / f"results-{order}.db"
@@ -219,10 +220,16 @@ def adapt_in_order(env: dict[str, str], args: argparse.Namespace, work: Path, or
                 done, wrong, wrong_sure = done + len(batch), wrong + more, wrong_sure + more_sure
                 started = time.monotonic()
                 out = f"{args.folder.name}-{order}-{n}"
-                run(env, *CLI, "adapt", "latest", "--out", out, "--data", str(args.dataset))
-                seconds = time.monotonic() - started
-                model = next((work / "models").glob(f"{out}-*.keras"))
-                evaluation = read_model_info(model).metadata["evaluation"]
+                try:
+                    run(env, *CLI, "adapt", "latest", "--out", out, "--data", str(args.dataset))
+                except SystemExit as failed:  # photos without a hand teach nothing
+                    if "no reviewed photo with one hand" not in str(failed):
+                        raise
+                    say(f"order {order}, {done} reviews: no photo with a hand to adapt on")
+                else:
+                    seconds = time.monotonic() - started
+                    model = next((work / "models").glob(f"{out}-*.keras"))
+                    evaluation = read_model_info(model).metadata["evaluation"]
             rows.append((order, n, done, wrong, wrong_sure, seconds, model, evaluation))
     finally:
         reviewer.stop()

@@ -73,23 +73,24 @@ def review_order(candidates: Sequence[Candidate], *, reviewed: Sequence[tuple[fl
 
 
 SPOT_EVERY = 5  # with spot checks, every 5th photo shown is one
+SPOT_CHECK = "spot check: above the threshold, unlike anything reviewed so far"
 
 
 def with_spot_checks(queue: Sequence[Candidate], sure: Sequence[Candidate], *,
-                     reviewed: Sequence[tuple[float, ...]] = (), every: int = SPOT_EVERY,
-                     near: float = NEAR) -> list[tuple[int, bool]]:
+                     reviewed: Sequence[tuple[float, ...]] = (), start: int = 0,
+                     every: int = SPOT_EVERY, near: float = NEAR) -> list[tuple[int, bool]]:
     """``queue`` (below-threshold, in :func:`review_order`'s order) with a spot check in
-    every ``every``-th place: of ``sure`` (the photos at or above the threshold), the one
-    whose hand is farthest from every reviewed hand and every hand shown before it. A
-    confident answer can be wrong, and a queue of uncertain photos never shows one; a
-    hand unlike anything answered is where the model's confidence says least. Only hands
-    at least ``near`` from all of those are spot checks, so they stop when each sure hand
-    is like one seen; once the queue is done the rest of them follow, farthest first.
-    (id, is a spot check) in order; ties by lower confidence, then id."""
+    every ``every``-th place (counted from ``start``, the photos shown before): of
+    ``sure`` (the photos at or above the threshold), the one whose hand is farthest from
+    every reviewed hand and every hand shown before it. A confident answer can be wrong,
+    and a queue of uncertain photos never shows one; a hand unlike anything answered is
+    where the model's confidence says least. Only a hand at least ``near`` from all of
+    those is a spot check, and only between queue photos: when the queue is done, so are
+    they. (id, is a spot check) in order; ties by lower confidence, then id."""
     import numpy as np
 
     pool = sorted((c for c in sure if c.shape is not None), key=lambda c: (c.confidence, c.id))
-    points = np.asarray([c.shape for c in pool], np.float64).reshape(len(pool), -1)
+    points = np.asarray([c.shape for c in pool] or np.zeros((0, 0)), np.float64)
     gap = np.full(len(pool), np.inf)  # each sure hand's distance to the nearest one seen
     taken = np.zeros(len(pool), bool)
 
@@ -109,14 +110,11 @@ def with_spot_checks(queue: Sequence[Candidate], sure: Sequence[Candidate], *,
     for shape in reviewed:
         seen(shape)
     order: list[tuple[int, bool]] = []
-    rest = list(queue)
-    while True:
-        spot = spot_check() if len(order) % every == every - 1 or not rest else None
-        if spot is not None:
-            order.append((spot, True))
-        elif rest:
-            candidate = rest.pop(0)
-            seen(candidate.shape)
-            order.append((candidate.id, False))
-        else:
-            return order
+    for candidate in queue:
+        if (start + len(order)) % every == every - 1:
+            spot = spot_check()
+            if spot is not None:
+                order.append((spot, True))
+        seen(candidate.shape)
+        order.append((candidate.id, False))
+    return order
