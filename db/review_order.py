@@ -73,7 +73,11 @@ def review_order(candidates: Sequence[Candidate], *, reviewed: Sequence[tuple[fl
 
 
 SPOT_EVERY = 5  # with spot checks, every 5th photo shown is one
-SPOT_CHECK = "spot check: above the threshold, unlike anything reviewed so far"
+
+# Spot checks are measured (bench.adapt_loop --order spot), not served: on degraded copies
+# of the foreign photos they did not make adapting better than the queue above, so the
+# review queue (db.reviews.review_queue) shows below-threshold photos only. See
+# docs/reviewing.md#spot-checks-above-the-threshold.
 
 
 def with_spot_checks(queue: Sequence[Candidate], sure: Sequence[Candidate], *,

@@ -317,36 +317,3 @@ def test_a_group_photo_is_reviewed_hand_by_hand(web, dataset, tmp_path):
     history = web.get(f"/api/images/{image['id']}/reviews").json()["items"]
     assert [r["hand_digits"] for r in history] == [[4, 6, 7], [4, 6, None], [None, 6, None],
                                                    None, [9, 0, 7]]
-
-
-def test_every_fifth_in_the_queue_is_a_spot_check_above_the_threshold(web, dataset, tmp_path):
-    """A confident answer can be wrong and the uncertain ones never show it: every fifth
-    photo of the queue is one above the threshold, saying why; counted from the photos
-    answered and shown before (``skip``), and counted apart once answered."""
-    from signdigits.db.review_order import SPOT_CHECK
-
-    folder = tmp_path / "spot"
-    first, _ = _reviewable_job(web, dataset, folder)
-    done = [i for i in web.get(f"/api/jobs/{first}/images", params={"limit": 500}).json()[
-        "items"] if i["status"] == "done"]
-    threshold = sorted(i["confidence"] for i in done)[7]  # 7 photos below it, 13 above
-    response = web.post("/api/jobs", json={"folder": str(folder), "threshold": threshold})
-    job_id = response.json()["id"]
-    sse_until_done(web, job_id)
-
-    queue = web.get(f"/api/jobs/{job_id}/review", params={"limit": 20}).json()
-    items = queue["items"]
-    assert [i["spot_check"] for i in items] == [False] * 4 + [True] + [False] * 3
-    spot = items[4]
-    assert spot["below_threshold"] is False and spot["why"] == SPOT_CHECK
-    assert {i["why"] for i in items if not i["spot_check"]} == {"below the threshold"}
-    assert all(i["below_threshold"] for i in items if not i["spot_check"])
-    assert (queue["total"], queue["spot_checks"]) == (7, 0)
-    # Four shown: the next is the fifth, a spot check.
-    skip = ",".join(str(i["id"]) for i in items[:4])
-    assert web.get(f"/api/jobs/{job_id}/review",
-                   params={"limit": 1, "skip": skip}).json()["items"][0]["id"] == spot["id"]
-    assert web.post(f"/api/images/{spot['id']}/review", json={"digit": 1}).status_code == 200
-    after = web.get(f"/api/jobs/{job_id}/review", params={"limit": 20}).json()
-    assert (after["reviewed"], after["spot_checks"]) == (0, 1)
-    assert spot["id"] not in {i["id"] for i in after["items"]}

@@ -73,20 +73,11 @@ class ReviewHistory(BaseModel):
     items: list[ReviewOut]
 
 
-class ReviewItem(ImageOut):
-    """An image of the queue, and why it is shown."""
-
-    spot_check: bool = Field(False, description=(
-        "at or above the threshold: shown because its hand is unlike anything reviewed"))
-    why: str = Field(description="why it is in the queue, in words")
-
-
 class ReviewQueue(BaseModel):
     job: str
     threshold: float
-    reviewed: int = Field(description="below-threshold images with an answer")
-    total: int = Field(description="below-threshold images")
-    spot_checks: int = Field(0, description="images at or above the threshold with an answer")
-    items: list[ReviewItem]
+    reviewed: int
+    total: int
+    items: list[ImageOut]
 
 

@@ -17,14 +17,13 @@ from starlette.concurrency import run_in_threadpool
 from signdigits.db.images import image_ids_matching
 from signdigits.db.jobs import resolve_job
 from signdigits.db.models import Image
-from signdigits.db.review_order import SPOT_CHECK
-from signdigits.db.review_queue import spot_checked_queue, spot_checks_reviewed
 from signdigits.db.reviews import (
     add_hand_review,
     add_review,
     add_reviews,
     review_history,
     review_progress,
+    review_queue,
 )
 from signdigits.web.deps import JobRef, SessionDep, UserDep, validated
 from signdigits.web.fields import ImageIds, request_body
@@ -33,7 +32,6 @@ from signdigits.web.page_schemas import MAX_BULK, BulkReviewIn, BulkReviewOut
 from signdigits.web.review_schemas import (
     ReviewHistory,
     ReviewIn,
-    ReviewItem,
     ReviewOut,
     ReviewQueue,
     ReviewStored,
@@ -44,21 +42,16 @@ router = APIRouter(tags=["reviews"])
 
 
 @router.get("/api/jobs/{job_id}/review", response_model=ReviewQueue,
-            summary="The next unreviewed below-threshold images, lowest confidence first, "
-                    "with a spot check above the threshold every 5th")
+            summary="The next unreviewed below-threshold images, lowest confidence first")
 def queue(job_id: JobRef, session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 20,
           skip: Annotated[ImageIds | None, Query(description="comma-separated image ids "
                                                              "already shown")] = None,
           ) -> ReviewQueue:
     job = resolve_job(session, ref=job_id)
-    rows = spot_checked_queue(session, job_id=job.id, limit=limit, skip=skip or [])
+    rows = review_queue(session, job_id=job.id, limit=limit, skip=skip or [])
     reviewed, total = review_progress(session, job_id=job.id)
-    items = [ReviewItem(**ImageOut.of(image).model_dump(), spot_check=spot,
-                        why=SPOT_CHECK if spot else "below the threshold"
-                        if image.hand_count else "no hand found")
-             for image, spot in rows]
     return ReviewQueue(job=job.id, threshold=job.threshold, reviewed=reviewed, total=total,
-                       spot_checks=spot_checks_reviewed(session, job_id=job.id), items=items)
+                       items=[ImageOut.of(r) for r in rows])
 
 
 @router.post("/api/images/{image_id}/review", response_model=ReviewStored,

@@ -54,9 +54,6 @@ function show() {
   document.getElementById("review-guesses").replaceChildren(...guessItems(current));
   box.dataset.hand = several(current) ? String(hand) : "";
   document.getElementById("review-path").textContent = current.path;
-  const why = document.getElementById("review-why");  // a confident photo: say why it is here
-  why.hidden = !current.spot_check;
-  why.textContent = current.spot_check ? current.why : "";
   const answer = answered.get(current.id);
   document.getElementById("review-answer").textContent =
     answer === undefined ? "" : `recorded: ${answer} (a new key replaces it)`;
