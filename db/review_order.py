@@ -70,3 +70,55 @@ def review_order(candidates: Sequence[Candidate], *, reviewed: Sequence[tuple[fl
         first.append(candidate.id)
         known = point[None] if known is None or not len(known) else np.vstack([known, point])
     return first + later
+
+
+SPOT_EVERY = 5  # with spot checks, every 5th photo shown is one
+
+# Spot checks are measured (bench.adapt_loop --order spot), not served: on degraded copies
+# of the foreign photos they did not make adapting better than the queue above, so the
+# review queue (db.reviews.review_queue) shows below-threshold photos only. See
+# docs/reviewing.md#spot-checks-above-the-threshold.
+
+
+def with_spot_checks(queue: Sequence[Candidate], sure: Sequence[Candidate], *,
+                     reviewed: Sequence[tuple[float, ...]] = (), start: int = 0,
+                     every: int = SPOT_EVERY, near: float = NEAR) -> list[tuple[int, bool]]:
+    """``queue`` (below-threshold, in :func:`review_order`'s order) with a spot check in
+    every ``every``-th place (counted from ``start``, the photos shown before): of
+    ``sure`` (the photos at or above the threshold), the one whose hand is farthest from
+    every reviewed hand and every hand shown before it. A confident answer can be wrong,
+    and a queue of uncertain photos never shows one; a hand unlike anything answered is
+    where the model's confidence says least. Only a hand at least ``near`` from all of
+    those is a spot check, and only between queue photos: when the queue is done, so are
+    they. (id, is a spot check) in order; ties by lower confidence, then id."""
+    import numpy as np
+
+    pool = sorted((c for c in sure if c.shape is not None), key=lambda c: (c.confidence, c.id))
+    points = np.asarray([c.shape for c in pool] or np.zeros((0, 0)), np.float64)
+    gap = np.full(len(pool), np.inf)  # each sure hand's distance to the nearest one seen
+    taken = np.zeros(len(pool), bool)
+
+    def seen(shape: tuple[float, ...] | None) -> None:
+        if shape is not None and len(pool) and len(shape) == points.shape[1]:
+            np.minimum(gap, np.linalg.norm(points - np.asarray(shape), axis=1), out=gap)
+
+    def spot_check() -> int | None:
+        free = np.where(taken, -1.0, gap)
+        if not len(pool) or free.max() < near:
+            return None
+        best = int(np.argmax(free))  # the first of equals: the least confident
+        taken[best] = True
+        seen(pool[best].shape)
+        return pool[best].id
+
+    for shape in reviewed:
+        seen(shape)
+    order: list[tuple[int, bool]] = []
+    for candidate in queue:
+        if (start + len(order)) % every == every - 1:
+            spot = spot_check()
+            if spot is not None:
+                order.append((spot, True))
+        seen(candidate.shape)
+        order.append((candidate.id, False))
+    return order

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MODULES = sorted(m.name for m in pkgutil.iter_modules([str(ROOT / "bench")]))
 # Each run as a command, with arguments it refuses before doing anything.
 COMMANDS = {
+    "adapt_loop": ["/nonexistent-folder", "--order", "newest"],
     "decode": ["/nonexistent-folder"],
+    "drift": ["/nonexistent-folder", "out", "--kind", "fog"],
     "hand_size": ["--shares", "0,2"],
     "image_pages": ["--rows", "0"],
     "read": ["", "0"],

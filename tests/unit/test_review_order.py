@@ -51,3 +51,38 @@ def test_a_photo_like_one_already_reviewed_waits():
     candidates = [Candidate(1, 0.1, burst), Candidate(2, 0.9, other)]
     assert review_order(candidates, reviewed=[burst]) == [2, 1]
     assert review_order(candidates, reviewed=[other]) == [1, 2]
+
+
+def test_every_fifth_is_a_spot_check_the_hand_least_like_those_seen():
+    from signdigits.db.review_order import with_spot_checks
+
+    queue = [Candidate(i, 0.1 * i, hand_shape(_hand(scale=1 + i / 100))) for i in range(1, 10)]
+    sure = [Candidate(20, 0.96, hand_shape(_hand(bend=0.6))),
+            Candidate(21, 0.99, hand_shape(_hand(bend=1.5))),
+            Candidate(22, 0.95, hand_shape(_hand(bend=0.02)))]
+    # The queued hands are all straight. Fifth: the confident hand farthest from them (21,
+    # though 20 is less sure); tenth: 20, unlike every hand shown; 22, like the queued
+    # hands, is never a spot check.
+    assert with_spot_checks(queue, sure, every=5) == [
+        (1, False), (2, False), (3, False), (4, False), (21, True), (5, False), (6, False),
+        (7, False), (8, False), (20, True), (9, False)]
+
+
+def test_spot_checks_count_the_photos_shown_before_and_skip_what_was_reviewed():
+    from signdigits.db.review_order import with_spot_checks
+
+    a, b, c = (hand_shape(_hand(bend=x)) for x in (0.0, 0.5, 1.6))
+    queue = [Candidate(i, 0.1, None) for i in (1, 2, 3)]
+    sure = [Candidate(11, 0.99, a), Candidate(12, 0.97, b), Candidate(13, 0.98, c),
+            Candidate(14, 0.96, None)]
+    # Three photos shown already: the second place is the fifth. Nothing seen has a
+    # hand: the least confident with one is the first spot check.
+    assert with_spot_checks(queue, sure, start=3) == [(1, False), (12, True), (2, False),
+                                                      (3, False)]
+    assert with_spot_checks(queue, sure, start=3, reviewed=[b]) == [
+        (1, False), (13, True), (2, False), (3, False)]
+    assert with_spot_checks(queue, sure, start=3, reviewed=[a, b, c]) == [
+        (1, False), (2, False), (3, False)]
+    # No queue, no spot check: they come between the uncertain photos only.
+    assert with_spot_checks([], sure) == []
+    assert with_spot_checks(queue, []) == [(1, False), (2, False), (3, False)]
