@@ -13,7 +13,10 @@ and divided by the palm's size (the same normalisation as the classifier's featu
 in two dimensions). :data:`NEAR` was measured on the foreign photos ``modi``: between
 consecutive frames of one burst the distance is 0.06 / 0.09 / 0.24 (10th, 50th and 90th
 percentile), between the first and last frame of a digit's burst 0.13 to 0.66.
-A photo with no hand has no shape and is never a near-duplicate.
+A photo with no hand has no shape and comes last: its confidence is 0, so it led the
+queue, yet its answer teaches ``adapt`` nothing (there is no hand to learn from). On a
+dim, low-resolution copy of ``modi`` (``bench.drift --kind webcam``) the first 25
+reviews were all such photos, and adapting on them changed nothing.
 """
 
 from __future__ import annotations
@@ -50,17 +53,18 @@ def review_order(candidates: Sequence[Candidate], *, reviewed: Sequence[tuple[fl
                  near: float = NEAR) -> list[int]:
     """The candidates' ids in the order a person should see them (see the module's text):
     first every photo unlike the reviewed ones and unlike those before it, lowest
-    confidence first; then the near-duplicates, lowest confidence first. Ties by id."""
+    confidence first; then the near-duplicates, lowest confidence first; then the photos
+    without a hand. Ties by id."""
     import numpy as np
 
     ordered = sorted(candidates, key=lambda c: (c.confidence, c.id))
     kept: list[tuple[float, ...]] = [s for s in reviewed if s is not None]
-    first, later = [], []
+    first, later, no_hand = [], [], []
     known = np.asarray(kept, np.float64).reshape(len(kept), -1) if kept else None
     for candidate in ordered:
         shape = candidate.shape
         if shape is None:
-            first.append(candidate.id)
+            no_hand.append(candidate.id)
             continue
         point = np.asarray(shape, np.float64)
         if known is not None and len(known) and known.shape[1] == len(point) and float(
@@ -69,7 +73,7 @@ def review_order(candidates: Sequence[Candidate], *, reviewed: Sequence[tuple[fl
             continue
         first.append(candidate.id)
         known = point[None] if known is None or not len(known) else np.vstack([known, point])
-    return first + later
+    return first + later + no_hand
 
 
 SPOT_EVERY = 5  # with spot checks, every 5th photo shown is one

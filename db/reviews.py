@@ -57,7 +57,8 @@ def review_queue(session: Session, *, job_id: str, limit: int,
                  skip: Iterable[int] = ()) -> list[Image]:
     """The job's below-threshold, classified images nobody has reviewed, in the order of
     db.review_order: lowest confidence first, near-duplicates of a reviewed photo (or of
-    one before it) after the rest (errors have no confidence and are never in the queue).
+    one before it) after the rest, photos without a hand last (errors have no confidence
+    and are never in the queue).
 
     The order is chosen among the :data:`QUEUE_CANDIDATES` least confident, against the
     shapes of the job's reviewed photos (as many at most)."""
