@@ -17,14 +17,17 @@
    25%, then 50% larger, filled with its edge colour: a hand cut off at the border
    becomes whole enough for the detector.
 4. **Tiles.** Still nothing: the palm detector looks at overlapping tiles of the photo,
-   3 x 3 then 5 x 5, where a small hand is large enough for it (it sees the photo at
-   192 x 192, and misses a palm much under a tenth of that); the points are placed on the
-   photo itself, as in step 2. On close-ups shrunk onto a 1280 x 960 picture
-   (``python -m signdigits.bench.hand_size``), hands were found in 11, 20 and 19 of 20 at
-   a tenth, 15% and a fifth of its width (2 x 2 then 3 x 3 tiles found 0, 8 and 16; 2 x 2
-   to 5 x 5 no more than 3 x 3 and 5 x 5). Costly (34 detector passes, about 0.3 s), and
-   paid only by photos where nothing else found a hand: a wall, a face, a hand under a
-   twentieth of the photo's width.
+   3 x 3, then 5 x 5, then 7 x 7, where a small hand is large enough for it (it sees the
+   photo at 192 x 192, and misses a palm much under a tenth of that); the points are
+   placed on the photo itself, as in step 2. On close-ups shrunk onto a 1280 x 960
+   picture (``python -m signdigits.bench.hand_size --shares 0.075,0.1,0.15,0.2,0.3``; the
+   hand is about 60% of its close-up's width), hands were found in 12, 18, 20, 20 and 20
+   of 20 (3 x 3 and 5 x 5 alone: 0, 12, 18, 20, 20; 3 x 3 and 7 x 7: the same finds, one
+   more misread). On 80 pieces of the foreign photos cut beside the hand (a room, a face,
+   no hand), the 7 x 7 tiles found no hand the others had not. Costly (83 detector
+   passes, about 0.6-1 s here), and paid only by photos where nothing else found a hand: a
+   wall, a face, a hand under about a twentieth of the photo's width; a grid whose tiles
+   would be under :data:`MIN_TILE_SIDE` pixels is skipped.
 
 A hand is kept only where the landmark model is sure there is one, so a face, a wall or
 a hand-sized blur gives no hand rather than a guess.
@@ -63,8 +66,11 @@ _WINDOW_OVERLAP = 0.25
 PADDINGS = (0.25, 0.5)
 # Tiles a side, tried in turn when still no hand: each tile 1.5 / n of the photo's side,
 # so neighbours overlap by half a tile and a hand on a border is whole in one of them.
-TILE_GRIDS = (3, 5)
+TILE_GRIDS = (3, 5, 7)
 _TILE_SPAN = 1.5
+# A grid whose tiles would be narrower than this many decoded pixels is not tried: the
+# hand in it could not be read (a 100 x 100 crop is searched in 3 x 3 tiles only).
+MIN_TILE_SIDE = 48
 # Two boxes are one hand seen twice (from two palms, windows or tiles) when they overlap
 # by more than half their union, or one lies mostly inside the other (a hand cut at a
 # window's edge seen again whole).
@@ -129,7 +135,7 @@ class HandFinder:
                 break
             hands = self.find_padded(image, padding)
         for grid in TILE_GRIDS:
-            if hands:
+            if hands or min(image.size) * _TILE_SPAN / grid < MIN_TILE_SIDE:
                 break
             hands = self._search_tiles(image, grid)
         return hands
