@@ -30,8 +30,9 @@ from signdigits.serving.model_input import FEATURE_COUNT, PREPROCESS_VERSION
 _CHUNK = 32  # photos per task: progress often enough, few round trips
 # Bump when the hand finder reads some photos differently without a new PREPROCESS_VERSION
 # (which would refuse every model): cached features of those photos are then read again.
-# 2: squares larger than the landmark model's input cut at the nearest pixel; 3: 7 x 7 tiles.
-_READING = 3
+# 2: squares larger than the landmark model's input cut at the nearest pixel; 3: 7 x 7 tiles;
+# 4: a hand kept from a presence of 0.8, not 0.5.
+_READING = 4
 
 
 class UnreadablePhoto(ValueError):
