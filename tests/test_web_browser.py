@@ -18,9 +18,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, copy_sample, require, sample_images
-from tests.web_server import save_screenshot, serving
+from tests.web_server import CHROMIUM, save_screenshot, serving
 
-CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
 DONE = 120_000  # ms a page may take to show a finished job
 
 

@@ -17,9 +17,8 @@ import pytest
 
 from tests.conftest import Stack, copy_sample, require, sample_images
 from tests.waiting import wait_until
-from tests.web_server import save_screenshot, serving
+from tests.web_server import CHROMIUM, desktop_page, save_screenshot, serving
 
-CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
 PAGE_WAIT = 120_000  # ms a page may take to show what the workers finished
 
 
@@ -44,13 +43,9 @@ def site(redis_url, tmp_path_factory, dataset):
 
 @pytest.fixture(scope="module")
 def page(site):
-    playwright_api = pytest.importorskip("playwright.sync_api")
     require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = chromium.new_context(viewport={"width": 1200, "height": 900})
-        yield context.new_page()
-        chromium.close()
+    with desktop_page() as opened:
+        yield opened
 
 
 def _upload(client, dataset, name: str | None = None, *, per_digit: int = 1,

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import Stack, copy_sample, require
 from tests.holds import BatchHolds
 from tests.test_web_browser import CHROMIUM, DONE, _shots
-from tests.web_server import serving, sse_until_done
+from tests.web_server import desktop_page, serving, sse_until_done
 
 DIGITS_SUM = ("[...document.querySelectorAll('#digits .col')].filter(c => "
               "/^[0-9]$/.test(c.lastElementChild.textContent)).reduce((n, c) => "
@@ -56,14 +56,10 @@ def site(redis_url, tmp_path_factory, dataset):
 
 @pytest.fixture(scope="module")
 def page(site):
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        opened = chromium.new_context(viewport={"width": 1200, "height": 900}).new_page()
+    with desktop_page() as opened:
         errors: list[str] = []
         opened.on("pageerror", lambda error: errors.append(str(error)))
         yield opened
-        chromium.close()
         assert not errors, errors  # no script failed on the way
 
 

@@ -14,7 +14,6 @@ import base64
 import io
 import json
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -27,9 +26,8 @@ from PIL import Image
 
 from tests.conftest import Stack, record, require
 from tests.waiting import wait_until
-from tests.web_server import serving
+from tests.web_server import CHROMIUM, serving
 
-CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
 PAGE_WAIT = 30_000  # ms: what the page gets to show a change (each is one tick, 1 s)
 
 

@@ -5,7 +5,6 @@ stored comparison shown as figures and a grid of the changed answers."""
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import httpx
@@ -13,9 +12,8 @@ import pytest
 
 from tests.conftest import require
 from tests.models import write_swapped_model
-from tests.web_server import serving
+from tests.web_server import CHROMIUM, serving
 
-CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
 USER, PASSWORD = "ann", "a-real-secret"
 
 

@@ -18,8 +18,7 @@ from PIL import Image
 
 from tests.conftest import Stack, require, sample_images
 from tests.photos import three_people
-from tests.test_web_browser import CHROMIUM
-from tests.web_server import save_screenshot, serving
+from tests.web_server import CHROMIUM, desktop_page, save_screenshot, serving
 
 NO_HAND = "no hand found"
 
@@ -150,11 +149,8 @@ def site(redis_url, tmp_path_factory, dataset):
 
 @pytest.fixture(scope="module")
 def page(site):
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium.new_context(viewport={"width": 1200, "height": 900}).new_page()
-        chromium.close()
+    with desktop_page() as opened:
+        yield opened
 
 
 def _shoot(page, name: str, tmp: Path) -> None:

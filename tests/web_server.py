@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 
 import httpx
+import pytest
+
+CHROMIUM = os.environ.get("SIGNDIGITS_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 @contextmanager
@@ -77,3 +81,16 @@ def save_screenshot(page, target) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
     shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+
+
+@contextmanager
+def desktop_page():
+    """A page of Debian's Chromium under Playwright, 1200 x 900 (skipped without
+    Playwright); the browser closed after."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium.new_context(viewport={"width": 1200, "height": 900}).new_page()
+        finally:
+            chromium.close()
