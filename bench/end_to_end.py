@@ -76,6 +76,17 @@ class BenchResult:
     def ratio_to_ceiling(self) -> float:
         return self.end_to_end.images_per_s / self.ceiling.images_per_s
 
+    @property
+    def pipeline_cpu_ms_per_image(self) -> float:
+        """The CPU the pipeline's own processes spent on an image, end to end: unlike the
+        images/s, the same on a shared, busy machine as on an idle one."""
+        return 1000 * self.end_to_end.cpu.pipeline / self.images
+
+    def cpu_bound_images_per_s(self, cores: int) -> float:
+        """What that CPU allows on ``cores`` cores with nothing else running: an upper
+        bound, which the submit's start and the last batches' tail keep end to end under."""
+        return 1000 * cores / max(self.pipeline_cpu_ms_per_image, 1e-9)
+
     def end_to_end_cpu_ms(self) -> dict[str, float | None]:
         """CPU-ms per image by stage, from the tasks' ``cpu_*`` seconds; None for a stage
         the workers did not report."""
@@ -343,6 +354,11 @@ def run_bench(*, images: int, workers: int, database_url: str | None, source: Pa
         console.print(f"ceiling: {result.ceiling.images_per_s:,.1f} images/s ("
                       f"{before.images_per_s:,.1f} before and {after.images_per_s:,.1f} after "
                       f"end to end); a hand found in {before.with_hand:,} of {images:,} photos")
+        cores = os.cpu_count() or 1
+        console.print(f"the pipeline's own CPU (workers, producer, broker): "
+                      f"{result.pipeline_cpu_ms_per_image:.2f} ms an image, end to end: at "
+                      f"most {result.cpu_bound_images_per_s(cores):,.1f} images/s on {cores} "
+                      "cores with nothing else running (a database server's CPU not counted)")
         console.print("CPU-ms per image, end to end: "
                       + describe_stages(result.end_to_end_cpu_ms()) + "; ceiling: "
                       + describe_stages(dict(result.ceiling.cpu_ms_per_image())))

@@ -67,6 +67,13 @@ class CpuSplit:
         return max(0.0, self.busy - self.workers - self.producer - self.broker - self.observer)
 
     @property
+    def pipeline(self) -> float:
+        """The pipeline's own processes: workers, producer, broker (with SQLite, the
+        database's work is the workers' and the producer's; a database server's is in
+        :attr:`rest`)."""
+        return self.workers + self.producer + self.broker
+
+    @property
     def idle(self) -> float:
         return max(0.0, self.available - self.busy)
 

@@ -41,6 +41,11 @@ def bench_lines(result: BenchResult, *, submitted_by: str, source: str = "") -> 
         "task_seconds=" + ",".join(f"{k}:{v:.2f}"
                                    for k, v in wall_phases(e2e.task_seconds).items()),
         f"tasks={e2e.tasks}",
+        # The workers', producer's and broker's CPU per image, and the images/s it allows
+        # on this machine's cores left to the pipeline: other users of a shared machine
+        # move it far less than the images/s (only through the caches they share).
+        f"pipeline_cpu_ms_per_image={result.pipeline_cpu_ms_per_image:.2f}",
+        f"cpu_bound_images_per_s={result.cpu_bound_images_per_s(os.cpu_count() or 1):.1f}",
         f"ratio_to_ceiling={result.ratio_to_ceiling:.2f}",
     ]
 

@@ -47,6 +47,14 @@ def test_bench_runs_on_a_tiny_folder(dataset, tmp_path, messages, submit):
     cpu = dict(part.split(":") for part in figures["cpu_seconds"].split(","))
     assert float(cpu["workers"]) > 0 and float(cpu["producer"]) > 0, cpu  # read from /proc
     assert float(cpu["available"]) > float(cpu["workers"]), cpu
+    # The pipeline's own CPU is its workers', producer's and broker's, per image; the
+    # images/s it allows is the cores' milliseconds over it.
+    own_ms = float(figures["pipeline_cpu_ms_per_image"])
+    own_seconds = sum(float(cpu[who]) for who in ("workers", "producer", "broker"))
+    assert own_ms == pytest.approx(1000 * own_seconds / 100, abs=0.2), (own_ms, cpu)
+    cores = int(figures["images"].split("cpu_threads=")[1].split()[0])
+    assert float(figures["cpu_bound_images_per_s"]) == pytest.approx(1000 * cores / own_ms,
+                                                                     rel=0.01), figures
     # Summed from the task events' return values: the bench sees inside the batches.
     tasks = dict(part.split(":") for part in figures["task_seconds"].split(","))
     assert float(tasks["decode_and_model"]) > 0 and float(tasks["store"]) > 0, tasks
