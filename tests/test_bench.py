@@ -80,9 +80,8 @@ def test_bench_reads_foreign_photos(tmp_path):
 
 
 def test_terminated_bench_leaves_no_worker_or_broker(dataset, tmp_path):
-    from tests.test_pipeline import _stray_processes
+    from tests.test_pipeline import _server_at, _stray_processes, embedded_brokers
 
-    brokers_before = set(_stray_processes("signdigits-redis-"))
     bench = subprocess.Popen(
         [sys.executable, "-m", "signdigits", "bench", "--images", "400", "--workers", "1",
          "--batch-size", "8", "--source", str(dataset)],
@@ -96,8 +95,9 @@ def test_terminated_bench_leaves_no_worker_or_broker(dataset, tmp_path):
         return _stray_processes(worker)
 
     wait_until(worker_started, timeout=180, message="the bench to start its worker")
+    [broker] = embedded_brokers(bench.pid)
     bench.send_signal(signal.SIGTERM)  # as `kill` or a closing terminal would
     _, stderr = bench.communicate(timeout=90)
     assert bench.returncode == 130 and "interrupted" in stderr, stderr[-2000:]
     assert _stray_processes(worker) == []
-    assert set(_stray_processes("signdigits-redis-")) <= brokers_before
+    assert _stray_processes(_server_at(broker.split()[-1])) == []

@@ -186,7 +186,6 @@ def test_run_on_an_empty_folder_fails_clearly(tmp_path):
 
 def test_run_does_everything_with_embedded_defaults(dataset, tmp_path):
     truth = copy_sample(dataset, tmp_path / "photos", per_digit=3, seed=2)
-    brokers_before = set(_stray_processes("signdigits-redis-"))
     # Threshold 1: every image is below it, so the summary says how to review them.
     run = subprocess.Popen(
         [sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"), "--workers", "2",
@@ -208,7 +207,7 @@ def test_run_does_everything_with_embedded_defaults(dataset, tmp_path):
     assert broker.startswith("broker: redis://:***@127.0.0.1:"), broker
     # Its finished job's worker is killed, not shut down warm: none of it may outlive `run`.
     assert _stray_processes(f"local-{run.pid}@") == []
-    assert set(_stray_processes("signdigits-redis-")) <= brokers_before
+    assert _stray_processes(_server_at(broker.split("@", 1)[1].split("/", 1)[0])) == []
     database = tmp_path / "signdigits" / "signdigits.db"  # the default: $XDG_DATA_HOME/...
     assert f"results database: sqlite:///{database}" in stderr
     rows = session_factory(f"sqlite:///{database}")().scalars(select(Image))
@@ -218,6 +217,24 @@ def test_run_does_everything_with_embedded_defaults(dataset, tmp_path):
 def _stray_processes(marker: str) -> list[str]:
     found = subprocess.run(["pgrep", "-af", marker], capture_output=True, text=True)
     return [line for line in found.stdout.splitlines() if "pgrep" not in line]
+
+
+def _server_at(address: str) -> str:
+    """What a Valkey/Redis server listening on ``address`` (host:port) shows as its command
+    line ("valkey-server 127.0.0.1:41234"): only that run's broker, not another test's."""
+    return f"server {address}$"
+
+
+def embedded_brokers(pid: int) -> list[str]:
+    """The command lines of the Valkey/Redis servers ``pid`` started (its children)."""
+    from signdigits.bench import procstat
+
+    return [_command_line(child) for child in procstat.children(pid)
+            if "-server" in Path(f"/proc/{child}/comm").read_text()]
+
+
+def _command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
 
 
 def _hear_ctrl_c() -> None:
@@ -272,15 +289,15 @@ def test_run_fails_in_one_line_when_its_embedded_broker_dies(dataset, tmp_path):
 
 
 def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
-    brokers_before = set(_stray_processes("signdigits-redis-"))
     run = _run_until_some_are_done(dataset, tmp_path)
+    [broker] = embedded_brokers(run.pid)
     database = tmp_path / "signdigits" / "signdigits.db"
     run.send_signal(signal.SIGINT)
     _, stderr = run.communicate(timeout=90)
     assert run.returncode == 130, stderr[-2000:]
     assert "interrupted" in stderr
     assert _stray_processes(f"local-{run.pid}@") == []  # the worker is gone
-    assert set(_stray_processes("signdigits-redis-")) <= brokers_before  # so is the broker
+    assert _stray_processes(_server_at(broker.split()[-1])) == []  # so is the broker
     with session_factory(f"sqlite:///{database}")() as session:
         pending = session.scalar(
             select(func.count()).select_from(Image).where(Image.status == "pending")
