@@ -82,7 +82,9 @@ def read_features(paths: list[Path], *, progress: Callable[[int, int], None] | N
             pool.shutdown(cancel_futures=True)
             raise
     cached.parent.mkdir(parents=True, exist_ok=True)
-    partial = cached.with_suffix(".partial.npz")
+    # Named per process: two processes reading the same folder (two test runners, `cv` in
+    # one terminal and `train` in another) each write whole files, and the last one wins.
+    partial = cached.with_suffix(f".{os.getpid()}.partial.npz")
     np.savez(partial, x=x, found=found)
     partial.replace(cached)
     return x, found
