@@ -4,7 +4,6 @@ real Celery worker processes. Nothing here mocks a server."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import random
 import shutil
@@ -20,6 +19,9 @@ import pytest
 
 from signdigits.stack.workers import WorkerProcess
 from tests.waiting import wait_until
+
+# The fault tests' figures, shown at the end of the run.
+pytest_plugins = ["tests.figures"]
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = Path(os.environ.get(
@@ -382,31 +384,3 @@ def account(rows, expected_paths) -> dict[str, int]:
         "missing": len(set(expected_paths) - set(paths)),
         "duplicates": len(paths) - len(set(paths)),
     }
-
-
-# The fault tests' figures, shown once at the end of the run. Tests run in two processes
-# (pytest-xdist), so each figure is a JSON line appended to one file the first process
-# names (its environment reaches the others), and the summary reads them all.
-_FIGURES_FILE = "SIGNDIGITS_TEST_FIGURES"
-
-
-def pytest_configure(config) -> None:
-    if not hasattr(config, "workerinput"):  # the controller, or a run in one process
-        folder = tempfile.mkdtemp(prefix="signdigits-test-figures-")
-        os.environ[_FIGURES_FILE] = os.path.join(folder, "figures.jsonl")
-
-
-def record(name: str, figures: dict) -> None:
-    line = json.dumps([name, figures], default=str) + "\n"
-    with open(os.environ[_FIGURES_FILE], "a", encoding="utf-8") as file:
-        file.write(line)  # one short append: whole lines even from two processes
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    path = Path(os.environ.get(_FIGURES_FILE, "/nonexistent"))
-    if path.is_file() and not hasattr(terminalreporter.config, "workerinput"):
-        terminalreporter.section("guarantees: figures measured by the fault tests")
-        for line in path.read_text(encoding="utf-8").splitlines():
-            name, figures = json.loads(line)
-            shown = ", ".join(f"{k} {v}" for k, v in figures.items())
-            terminalreporter.write_line(f"{name}: {shown}")

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import Stack, account, record, sample_images
+from tests.conftest import Stack, account, sample_images
+from tests.figures import record
 from tests.test_photo_formats import _heic, _png_header_only
 from tests.waiting import wait_until
 

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from signdigits.config.settings import Settings
 from signdigits.db.models import Image, Job
 from signdigits.db.session import session_factory
-from tests.conftest import make_env, record, run_cli
+from tests.conftest import make_env, run_cli
+from tests.figures import record
 from tests.web_server import serving, sse_until_done
 
 WALKED = 5_000

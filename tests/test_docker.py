@@ -28,7 +28,8 @@ from signdigits.broker.app import create_app
 from signdigits.config.settings import Settings
 from signdigits.producer.enqueue import broker_holds_messages_of
 from signdigits.stack.valkey import free_port
-from tests.conftest import POSTGRES_URL, account, copy_sample, record, start_valkey
+from tests.conftest import POSTGRES_URL, account, copy_sample, start_valkey
+from tests.figures import record
 from tests.waiting import wait_until
 
 IMAGE = os.environ.get("SIGNDIGITS_DOCKER_IMAGE", "")

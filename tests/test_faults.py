@@ -14,7 +14,8 @@ import pytest
 
 from signdigits.bench import procstat
 from signdigits.stack.valkey import RedisServer, free_port
-from tests.conftest import Stack, account, copy_sample, record, require
+from tests.conftest import Stack, account, copy_sample, require
+from tests.figures import record
 from tests.holds import BatchHolds
 from tests.waiting import wait_until
 

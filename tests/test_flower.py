@@ -11,7 +11,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import REPO, make_env, record, wait_for_http
+from tests.conftest import REPO, make_env, wait_for_http
+from tests.figures import record
 from tests.waiting import wait_until
 
 AUTH = ("operator", "s3cret-flower-pw")

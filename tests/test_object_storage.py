@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack, account, record, sample_images
+from tests.conftest import Stack, account, sample_images
+from tests.figures import record
 from tests.s3_server import SECRET_KEY, S3Server
 from tests.waiting import wait_until
 

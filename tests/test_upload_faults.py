@@ -27,7 +27,8 @@ from sqlalchemy import func, select
 from signdigits.config.settings import Settings
 from signdigits.db.models import Batch, Image, Job
 from signdigits.db.session import session_factory
-from tests.conftest import REPO, Stack, record, start_valkey, wait_for_http
+from tests.conftest import REPO, Stack, start_valkey, wait_for_http
+from tests.figures import record
 from tests.waiting import wait_until
 from tests.web_server import serving
 

@@ -192,7 +192,7 @@ def test_a_2000_photo_job_page_while_it_runs(site, page, dataset, tmp_path):
     import shutil
     import time
 
-    from tests.conftest import record
+    from tests.figures import record
 
     client, tmp = site
     folder = tmp_path / "big"

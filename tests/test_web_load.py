@@ -24,7 +24,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.conftest import Stack, record, require
+from tests.conftest import Stack, require
+from tests.figures import record
 from tests.waiting import wait_until
 from tests.web_server import CHROMIUM, serving
 

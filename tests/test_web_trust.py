@@ -12,7 +12,8 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import REPO, make_env, record, wait_for_http
+from tests.conftest import REPO, make_env, wait_for_http
+from tests.figures import record
 
 
 @pytest.fixture(scope="module")

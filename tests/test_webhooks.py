@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.conftest import Stack, copy_sample, record, run_cli
+from tests.conftest import Stack, copy_sample, run_cli
+from tests.figures import record
 from tests.waiting import wait_until
 from tests.webhook_receiver import SECRET, Receiver
 
