@@ -166,13 +166,12 @@ def held_accuracy(models: dict[str, Path], folder: Path, truth_of: dict[str, int
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.hands.finder import HandFinder
     from signdigits.serving.hands.models import models_dir
-    from signdigits.serving.photo import read_photo
-    from signdigits.serving.reader import HandReader
+    from signdigits.serving.reader import HandReader, look
 
     hands = models_dir(get_settings().hand_models_dir)
     paths = sorted(truth_of)
     finder = HandFinder(hands)
-    found = [finder.find(read_photo(folder / p).image) for p in paths]
+    found = [look(finder.find, folder / p)[1] for p in paths]
     truth = np.asarray([truth_of[p] for p in paths])
     scores = {}
     for name, path in models.items():

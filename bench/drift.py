@@ -22,7 +22,7 @@ OUT (new or empty) gets the same tree, each photo degraded as KIND says:
 ``--strength`` scales every parameter (1 = the figures in docs/reviewing.md). Each photo's
 random draws come from the seed and its relative path alone, so a rerun writes the same
 bytes. Unless ``--no-score``, the shipped model (SIGNDIGITS_MODEL_PATH if set) then reads
-every copy as a worker does (read_photo, the hand finder, the classifier) and one line
+every copy as a worker does (``HandReader.look``: decoded, the hands, the classifier) and one line
 says: right, no hand found, at or above the model's default threshold, right among those.
 """
 
@@ -127,7 +127,6 @@ def score(folder: Path, truth: dict[str, int]) -> str:
     from signdigits.config.settings import get_settings
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.hands.models import models_dir
-    from signdigits.serving.photo import read_photo
     from signdigits.serving.reader import HandReader
 
     settings = get_settings()
@@ -136,7 +135,7 @@ def score(folder: Path, truth: dict[str, int]) -> str:
     threshold = reader.classifier.info.default_threshold
     right = no_hand = above = right_above = 0
     for relative, digit in truth.items():
-        reading = reader.read(read_photo(folder / relative))
+        reading = reader.look(folder / relative)[1]
         ok = reading.digits == str(digit)
         sure = reading.confidence >= threshold
         right += ok

@@ -1,12 +1,13 @@
 """How small a hand the reader still finds and reads: close-ups shrunk onto a big picture.
 
-Each of COUNT close-up photos from FOLDER (digit folders; by default the shared ``cyril``
-webcam close-ups, the hand filling most of the frame) is shrunk to a share of a 1280 x 960
-picture's width and pasted at a random place onto smooth random colours (no hand of its
-own), saved as a JPEG, and read as a worker reads it (read_photo, the hand finder, the
-classifier). Prints, per share of the width: photos with a hand found, photos read right,
-and how they were read. The hand itself is narrower than its photo (about 60% of a
-``cyril`` frame), so a share of 0.2 is a hand about an eighth of the picture wide.
+Each of COUNT close-up photos from FOLDER (digit folders; by default the shared
+``cyril`` webcam close-ups, the hand filling most of the frame) is shrunk to a share of
+a 1280 x 960 picture's width and pasted at a random place onto smooth random colours (no
+hand of its own), saved as a JPEG, and read as a worker reads it (``HandReader.look``:
+the hand finder, the classifier). Prints, per share of the width: photos with a hand
+found, photos read right, and how they were read. The hand itself is narrower than its
+photo (about 60% of a ``cyril`` frame), so a share of 0.2 is a hand about an eighth of
+the picture wide.
 
     .venv/bin/python -m signdigits.bench.hand_size [FOLDER] [--count 20] [--shares 0.1,0.2]
 
@@ -77,7 +78,6 @@ def main() -> None:
     from signdigits.config.settings import get_settings
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.hands.models import models_dir
-    from signdigits.serving.photo import read_photo
     from signdigits.serving.reader import HandReader
 
     settings = get_settings()
@@ -90,7 +90,7 @@ def main() -> None:
         found = right = 0
         how: Counter[str] = Counter()
         for seed, path in enumerate(picked):
-            reading = reader.read(read_photo(composite(path, share, rng, seed)))
+            reading = reader.look(composite(path, share, rng, seed))[1]
             how[reading.how] += 1
             if reading.answer is not None:
                 found += 1

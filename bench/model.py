@@ -5,10 +5,11 @@ W processes forked from this one, as Celery forks its pool, each building its ow
 fork-safe) with one thread each, as a worker process has. They take chunks of the files
 from one shared counter until none is left, so a process slowed by hard photos (the
 padded retry doubles a photo's cost) takes fewer: ``read_photo``, ``HandReader.find`` on
-each photo, then one ``classify`` call per chunk, the worker's path without the broker,
-the database and the task. Each stage's CPU seconds come from the reader's own counters
-(:attr:`HandFinder.seconds`, :attr:`HandReader.classify_seconds`) and, for decoding, from
-the process clock around ``read_photo``.
+each photo (again on a closer decode when it found none or a small one), then one ``classify`` call
+per chunk, the worker's path without the broker, the database and the task. Each stage's
+CPU seconds come from the reader's own counters (:attr:`HandFinder.seconds`,
+:attr:`HandReader.classify_seconds`) and, for decoding, from the process clock around
+``read_photo``.
 """
 
 from __future__ import annotations
@@ -149,7 +150,12 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
         from signdigits.serving.hands.finder import HandFinder, StageSeconds
         from signdigits.serving.hands.models import models_dir
         from signdigits.serving.photo import read_photo
-        from signdigits.serving.reader import HandReader
+        from signdigits.serving.reader import (
+            HandReader,
+            closer_is_kept,
+            closer_look,
+            needs_closer,
+        )
 
         classifier = Classifier(job.model_path, threads=1, runtime=job.runtime)
         classifier.warm_up(CHUNK)
@@ -176,7 +182,14 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
                     continue
                 finally:
                     decode += time.process_time() - began
-                found.append(reader.find(photo.image))
+                seen = reader.find(photo.image)
+                # serving.reader.look's rule, the first decode timed apart: no or a small
+                # hand, a closer look.
+                if needs_closer([h.box for h in seen]) and (
+                        closer := closer_look(path, photo, max_pixels=job.max_pixels)):
+                    again = reader.find(closer.image)
+                    seen = again if closer_is_kept(len(seen), len(again)) else seen
+                found.append(seen)
             readings = reader.classify(found)
             with_hand += sum(bool(r.hands) for r in readings)
             hands += sum(len(r.hands) for r in readings)

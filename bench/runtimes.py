@@ -45,12 +45,12 @@ def hand_features_of(photos: list[Path]):
     from signdigits.serving.hands.features import hand_features
     from signdigits.serving.hands.finder import HandFinder
     from signdigits.serving.hands.models import models_dir
-    from signdigits.serving.photo import read_photo
+    from signdigits.serving.reader import look
 
     finder = HandFinder(models_dir(get_settings().hand_models_dir))
     rows = []
     for path in photos:
-        hands = finder.find(read_photo(path).image)
+        hands = look(finder.find, path)[1]
         if hands:
             rows.append(hand_features(hands[0].landmarks.points))
     return np.stack(rows)

@@ -1,8 +1,9 @@
 """``predict``: photos read in this process, no queue: the hands found and the digit.
 
-It reads a photo exactly as a worker does (:func:`serving.photo.read_photo`, then the
-:class:`~serving.reader.HandReader`), so what it prints for a file is what a job's row
-says for it; ``--preview`` draws what the reader saw. Needs only what serving installs.
+It reads a photo exactly as a worker does (:meth:`serving.reader.HandReader.look`:
+decoded, its hands found, closer when none was, and read), so what it prints for a file
+is what a job's row says for it; ``--preview`` draws what the reader saw. Needs only
+what serving installs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ def predict(
     from signdigits.serving.artifact import ArtifactError
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.hands.models import HandModelsError, models_dir
-    from signdigits.serving.photo import read_photo
     from signdigits.serving.reader import HandReader
 
     settings = settings_or_fail()
@@ -52,14 +52,13 @@ def predict(
     taken: set[str] = set()
     for path in images:
         try:
-            photo = read_photo(read_image_file(path, max_bytes=settings.max_file_bytes),
-                               max_pixels=settings.max_image_pixels)
+            photo, reading = reader.look(read_image_file(path, max_bytes=settings.max_file_bytes),
+                                         max_pixels=settings.max_image_pixels)
         except ImageError as exc:
             console.print(f"{printable(str(path))}: error: {exc}", markup=False,
                           highlight=False)
             failed += 1
             continue
-        reading = reader.read(photo)
         answer = reading.answer
         if not reading.hands:
             print(f"{printable(str(path))}: {reading.how} (below threshold)")

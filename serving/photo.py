@@ -29,7 +29,8 @@ from signdigits.serving.jpeg import ORIENTATION_TRANSPOSE, decode_rgb, is_jpeg
 
 ImageSource = bytes | str | Path | BinaryIO
 # The shorter side the hand finder needs: a 640 x 480 webcam frame is read at 320 x 240.
-# Hands down to a twentieth of the frame keep enough pixels for their 21 landmarks there.
+# A hand under about a fifteenth of the frame has too few pixels there for its 21
+# landmarks: such a photo is decoded again, closer (serving.reader.look).
 MIN_SIDE = 240
 _FAST_PATH_MAX_BYTES = 64 * 1024 * 1024
 T = TypeVar("T")

@@ -25,6 +25,7 @@ from signdigits.serving.hands.models import (
     default_models_dir,
 )
 from tests.conftest import DATASET, make_env, require, run_cli, sample_images
+from tests.photos import plain_wall, small_hand
 
 FOREIGN = DATASET.parent / "foreign-photos"
 
@@ -104,6 +105,27 @@ def test_a_small_hand_in_a_big_photo_is_found_by_the_palm_detector(finder, datas
     assert hands and not hands[0].whole_photo and hands[0].palm_score is not None
     x0, y0, x1, y1 = hands[0].box
     assert 400 < (x0 + x1) / 2 < 570 and 180 < (y0 + y1) / 2 < 350, hands[0].box
+
+
+def test_a_hand_too_small_at_the_first_decode_is_found_on_a_closer_one(finder, dataset,
+                                                                       tmp_path):
+    """14 pixels wide at the usual decode, no hand is found; decoded closer (1280 x 960,
+    all its pixels), the hand is found and read right, in that picture's pixels."""
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.photo import read_photo
+    from signdigits.serving.reader import HandReader, look
+
+    digit = small_hand(dataset, tmp_path / "small.jpg")
+    first = read_photo(tmp_path / "small.jpg")
+    assert first.image.size == (320, 240) and finder.find(first.image) == []
+    photo, hands = look(finder.find, tmp_path / "small.jpg")
+    assert photo.image.size == (1280, 960) and photo.scale == 1.0 and len(hands) == 1
+    reader = HandReader(Classifier(), finder)
+    assert reader.look((tmp_path / "small.jpg").read_bytes())[1].digits == str(digit)
+    # A photo that has no more pixels to give is not decoded again: the same photo back.
+    plain_wall(tmp_path / "wall.jpg", size=(320, 240))
+    wall, none = look(finder.find, tmp_path / "wall.jpg")
+    assert none == [] and wall.image.size == (320, 240)
 
 
 def _side_by_side(paths: list[Path], *, gap: int = 0, height: int = 480) -> Image.Image:

@@ -19,7 +19,7 @@ from signdigits.broker.messages import TASK_NAME
 from signdigits.db.models import Image, Job
 from signdigits.db.session import session_factory
 from tests.conftest import Stack, copy_sample, make_env, run_cli
-from tests.photos import plain_wall, three_people
+from tests.photos import plain_wall, small_hand, three_people
 from tests.waiting import wait_until
 
 
@@ -36,6 +36,7 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     (images / "broken.jpg").write_text("this is not a JPEG")
     plain_wall(images / "wall.jpg")
     group_digits = three_people(dataset, images / "group.jpg")
+    small_digit = small_hand(dataset, images / "small.jpg")
     stack.start_worker()
 
     with stack.task_events() as events:
@@ -43,7 +44,7 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
         assert submitted.returncode == 0, submitted.stderr
         job_id = submitted.stdout.strip()
         job = stack.wait_for(job_id)
-        assert job.total_images == 253 and job.total_batches == 8
+        assert job.total_images == 254 and job.total_batches == 8
         events.expect(job.total_batches)
         assert events.wait(60), "not every batch's task reported"
     # CPU seconds per stage, which `bench` divides by the images (these very names).
@@ -52,8 +53,14 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
 
     rows = stack.rows(job_id)
     assert sorted(r.path for r in rows) == sorted([*truth, "broken.jpg", "wall.jpg",
-                                                   "group.jpg"])
+                                                   "group.jpg", "small.jpg"])
     by_path = {r.path: r for r in rows}
+    # A hand 14 pixels wide at the usual decode: found on a closer one, its box in the
+    # photo's own pixels (1280 x 960), about 4.5% of its width.
+    small = by_path.pop("small.jpg")
+    assert (small.status, small.digit, small.hand_count) == ("done", small_digit, 1)
+    x0, y0, x1, y1 = small.hand["hands"][0]["box"]
+    assert 0 <= x0 < x1 <= 1280 and 0 <= y0 < y1 <= 960 and 30 < x1 - x0 < 100
     # Three people side by side: three hands in reading order, boxes inside the photo, no
     # single digit; the hands table holds the same, one row each.
     group = by_path.pop("group.jpg")
@@ -116,16 +123,17 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
 
     status = stack.cli("status", job_id[:8])
     assert status.returncode == 0 and "done with errors" in status.stdout
-    assert "253/253" in status.stdout
+    assert "254/254" in status.stdout
 
     as_csv = stack.cli("results", "latest", "--format", "csv")
     assert as_csv.returncode == 0, as_csv.stderr
     records = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert len(records) == 253
+    assert len(records) == 254
     assert list(records[0])[:5] == ["path", "digit", "confidence", "below_threshold", "error"]
     assert list(records[0])[-6:] == ["hand_box", "reading", "digits", "hand_count",
                                        "reviewed_digits", "final_digits"]
-    assert {r["path"] for r in records} == {*truth, "broken.jpg", "wall.jpg", "group.jpg"}
+    assert {r["path"] for r in records} == {*truth, "broken.jpg", "wall.jpg", "group.jpg",
+                                            "small.jpg"}
     assert (by_record := {r["path"]: r for r in records})["group.jpg"]["digits"] == "407"
     assert (by_record["group.jpg"]["digit"], by_record["group.jpg"]["hand_count"]) == ("", "3")
     assert (by_record["wall.jpg"]["digit"], by_record["wall.jpg"]["hand_box"],

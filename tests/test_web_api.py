@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import copy_sample, sample_images
+from tests.photos import small_hand
 from tests.waiting import wait_until
 from tests.web_server import sse_until_done, web_stack
 
@@ -210,6 +211,23 @@ def test_predict_one_photo(web, dataset):
     crop = Image.open(io.BytesIO(base64.b64decode(answer["crop_png"])))
     assert crop.size == (224, 224)
     assert "job_id" not in answer  # nothing stored unless asked
+
+
+def test_predict_finds_a_small_hand_on_a_closer_decode_as_a_batch_does(web, dataset,
+                                                                        tmp_path):
+    """No hand at the usual decode (the hand is 14 pixels there): the web decodes the photo
+    closer and asks again, so /try answers what a job's row says."""
+    digit = small_hand(dataset, tmp_path / "small.jpg")
+    response = web.post("/api/predict",
+                        files={"file": ("small.jpg", (tmp_path / "small.jpg").read_bytes())})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["digit"], answer["hand_count"], answer["photo_size"]) == (
+        digit, 1, [1280, 960])
+    x0, _, x1, _ = answer["hands"][0]["box"]  # the photo's own pixels
+    assert 30 < x1 - x0 < 100
+    crop = Image.open(io.BytesIO(base64.b64decode(answer["crop_png"])))
+    assert crop.size == (224, 224)
 
 
 def test_a_photo_with_no_hand_is_an_answer_not_an_error(web):

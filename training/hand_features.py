@@ -31,8 +31,8 @@ _CHUNK = 32  # photos per task: progress often enough, few round trips
 # Bump when the hand finder reads some photos differently without a new PREPROCESS_VERSION
 # (which would refuse every model): cached features of those photos are then read again.
 # 2: squares larger than the landmark model's input cut at the nearest pixel; 3: 7 x 7 tiles;
-# 4: a hand kept from a presence of 0.8, not 0.5.
-_READING = 4
+# 4: a hand kept from a presence of 0.8, not 0.5; 5: a photo with no hand searched closer.
+_READING = 5
 
 
 class UnreadablePhoto(ValueError):
@@ -132,12 +132,12 @@ def _finder():
 
 def _read_chunk(paths: list[str]) -> list[np.ndarray | str | None]:
     from signdigits.serving.hands.features import hand_features
-    from signdigits.serving.photo import read_photo
+    from signdigits.serving.reader import look
 
     rows: list[np.ndarray | str | None] = []
     for path in paths:
         try:
-            hands = _finder().find(read_photo(path).image)
+            _, hands = look(_finder().find, path)
         except ImageError as exc:
             rows.append(str(exc))
             continue

@@ -1,7 +1,7 @@
 """A job's photos as the classifier sees them: the features of each hand with an answer.
 
 ``adapt`` and ``compare`` read the jobs' photos again, through the workers' own path
-(:class:`files.reading.JobFolder`, :func:`serving.photo.read_photo`, the hand finder,
+(:class:`files.reading.JobFolder`, :func:`serving.reader.look`, the hand finder,
 :func:`serving.hands.features.hand_features`): the stored rows keep the landmarks in two
 dimensions only, and the features need the third.
 
@@ -129,7 +129,7 @@ def read_job_photos(items: Iterable[tuple[Image, Job, Answer]], *, total: int,
     exactly one hand, or per matched hand answered with a digit (see the module)."""
     from signdigits.serving.hands.features import hand_features
     from signdigits.serving.hands.finder import HandFinder
-    from signdigits.serving.photo import read_photo
+    from signdigits.serving.reader import look
 
     finder = HandFinder(hand_models, max_hands=max_hands)
     folders: dict[str, JobFolder] = {}
@@ -146,8 +146,9 @@ def read_job_photos(items: Iterable[tuple[Image, Job, Answer]], *, total: int,
         folder = folders.setdefault(job.id, JobFolder(job.root, allowed_roots=allowed_roots))
         try:
             relative = os.fsdecode(image.raw_path) if image.raw_path else image.path
-            photo = read_photo(folder.read(relative, max_bytes=max_bytes), max_pixels=max_pixels)
-            hands: list[Hand] | None = finder.find(photo.image)
+            photo, found = look(finder.find, folder.read(relative, max_bytes=max_bytes),
+                                max_pixels=max_pixels)
+            hands: list[Hand] | None = found
         except (ImageError, OSError):
             hands = None
         if hands is None:

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from signdigits.files.reading import ImageError
 from signdigits.serving.photo import Photo, open_image, read_photo, upright
 from signdigits.serving.preview import draw_hands, hand_crop
+from signdigits.serving.reader import closer_look, needs_closer
 
 THUMBNAIL_SIDE = 256
 # The annotated photo: the longest side it is shown at, and the shortest it is drawn on (a
@@ -91,8 +92,13 @@ def annotated_jpeg(data: bytes, hands: list[dict[str, Any]], *, max_pixels: int,
 
 def hand_png(data: bytes, hand: dict[str, Any], *, max_pixels: int) -> bytes:
     """The 224 x 224 square the landmark model read, cut again from the photo decoded as
-    the worker decoded it."""
+    the worker decoded it (closer for a small hand: serving.reader.look)."""
     photo = read_photo(data, max_pixels=max_pixels)
+    box = hand.get("box") if isinstance(hand, dict) else None
+    numbers = isinstance(box, list) and len(box) == 4 and all(
+        isinstance(v, (int, float)) for v in box)
+    if numbers and needs_closer([box], scale=photo.scale):
+        photo = closer_look(data, photo, max_pixels=max_pixels) or photo
     try:
         crop = hand_crop(photo.image, hand, scale=photo.scale)
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -26,6 +26,7 @@ from signdigits.files.reading import ImageError
 # runtimes of the classifier and the hand finder load in each child (worker.context).
 from signdigits.serving.hands.finder import Hand
 from signdigits.serving.photo import read_photo
+from signdigits.serving.reader import closer_is_kept, closer_look, needs_closer
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import INFERENCE_PART, WorkerContext
 from signdigits.worker.promoted import follow_promoted
@@ -208,12 +209,21 @@ def find_hands_in_parts(
     def look(image: PendingImage) -> Looked:
         started = time.thread_time()
         try:
-            photo = read_photo(read(image), max_pixels=settings.max_image_pixels)
+            data = read(image)
+            photo = read_photo(data, max_pixels=settings.max_image_pixels)
         except ImageError as exc:
             return Looked(error=str(exc), cpu=(time.thread_time() - started, 0.0, 0.0))
         decoded = time.thread_time()
         try:
             hands, palms, landmarks = find_hands(ctx, photo.image)
+            # serving.reader.look's rule, the finder's seconds kept: no or a small hand,
+            # a closer look.
+            if needs_closer([h.box for h in hands]) and (
+                    closer := closer_look(data, photo, max_pixels=settings.max_image_pixels)):
+                again, palms_again, landmarks_again = find_hands(ctx, closer.image)
+                palms, landmarks = palms + palms_again, landmarks + landmarks_again
+                if closer_is_kept(len(hands), len(again)):
+                    photo, hands = closer, again
         except Exception as exc:  # noqa: BLE001 - one odd photo must not fail its batch
             log.warning("image %s: the hand finder failed", image.id, exc_info=True)
             detail = (str(exc).strip().splitlines() or [""])[0][:200]

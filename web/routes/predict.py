@@ -1,14 +1,16 @@
 """``POST /api/predict``: one photo, classified by a worker on the predict queue.
 
-The photo is decoded here, as the workers decode a job's files (a non-image is refused at
-once); only its decoded RGB pixels travel to a worker, which finds the hands, reads the
-answer's landmarks and gives the digit. The answer says how the photo was read, where
-each hand is (box and 21 landmarks, in the photo's own pixels) and the 224 x 224 square
-the landmark model read; a photo with no hand found is an answer too (``digit`` null,
-``reading`` "no hand found"), not an error. Nothing is stored unless ``store`` is asked:
-then the photo is kept under the upload folder as a one-image job (its ``job_id`` and
-``image_id`` are in the answer), which the pages show and a reviewer can correct like any
-other.
+The photo is decoded here, as the workers decode a job's files (a non-image is refused
+at once); only its decoded RGB pixels travel to a worker, which finds the hands, reads
+the answer's landmarks and gives the digit; when it finds no hand, or a small one, on a
+photo decoded reduced, the photo is decoded closer and sent once more
+(:func:`serving.reader.look`'s rule, which a batch's worker follows). The answer says
+how the photo was read, where each hand is (box and 21 landmarks, in the photo's own
+pixels) and the 224 x 224 square the landmark model read; a photo with no hand found is
+an answer too (``digit`` null, ``reading`` "no hand found"), not an error. Nothing is
+stored unless ``store`` is asked: then the photo is kept under the upload folder as a
+one-image job (its ``job_id`` and ``image_id`` are in the answer), which the pages show
+and a reviewer can correct like any other.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from signdigits.db.results import record_prediction
 from signdigits.files.paths import is_image_name
 from signdigits.files.reading import ImageError
 from signdigits.serving.photo import Photo, read_photo
+from signdigits.serving.reader import closer_is_kept, closer_look, needs_closer
 from signdigits.web.deps import CeleryDep, RepliesDep, SessionDep, SettingsDep, StateDep
 from signdigits.web.fields import Threshold
 from signdigits.web.imaging import photo_message
@@ -64,6 +67,16 @@ async def predict(state: StateDep, settings: SettingsDep, celery: CeleryDep,
         raise HTTPException(415, f"{file.filename or 'the upload'}: {exc}") from None
     with waiting_slot(state):
         answer = await ask_worker(celery, replies, settings, photo, threshold)
+        # serving.reader.look's rule, as a batch reads the photo: no or a small hand, a
+        # closer look (the boxes come in the photo's own pixels).
+        first = answer.get("hands") or []
+        if needs_closer([hand["box"] for hand in first], scale=photo.scale):
+            closer = await run_in_threadpool(closer_look, data, photo,
+                                             max_pixels=settings.max_image_pixels)
+            if closer is not None:
+                again = await ask_worker(celery, replies, settings, closer, threshold)
+                if closer_is_kept(len(first), len(again.get("hands") or [])):
+                    answer = again
     if store:
         answer.update(await run_in_threadpool(_store, session, settings, file.filename or "",
                                               data, answer))
