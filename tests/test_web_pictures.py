@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, require, sample_images
-from tests.photos import three_people
+from tests.photos import small_hand, three_people
 from tests.web_server import CHROMIUM, desktop_page, save_screenshot, serving
 
 NO_HAND = "no hand found"
@@ -91,6 +91,26 @@ def test_a_stored_hand_is_drawn_on_the_photo_and_cut_out_again(pictures, dataset
     photo = read_photo(path)
     expected = np.asarray(hand_crop(photo.image, hands[0], scale=photo.scale))
     assert served.shape == (224, 224, 3) and np.array_equal(served, expected)
+
+
+def test_a_small_hand_is_cut_out_of_the_closer_decode_the_worker_read(pictures, dataset):
+    """The hand found only on a closer decode (serving.reader.look) is cut out of that
+    decode, as the worker read it, not out of the usual one, where it is 14 pixels."""
+    from signdigits.serving.hands.finder import HandFinder
+    from signdigits.serving.hands.models import default_models_dir
+    from signdigits.serving.preview import hand_crop, hand_record
+    from signdigits.serving.reader import look
+
+    client, tmp = pictures
+    digit = small_hand(dataset, tmp / "small.jpg")
+    photo, hands = look(HandFinder(default_models_dir()).find, tmp / "small.jpg")
+    assert photo.image.size == (1280, 960) and len(hands) == 1
+    record = hand_record(hands[0], scale=photo.scale, digit=digit, confidence=0.9)
+    image_id = _record(client.settings, tmp, "small.jpg", [record])
+    crop = client.get(f"/api/images/{image_id}/hand.png")
+    assert crop.status_code == 200, crop.text
+    served = np.asarray(Image.open(io.BytesIO(crop.content)).convert("RGB"))
+    assert np.array_equal(served, np.asarray(hand_crop(photo.image, record, scale=1.0)))
 
 
 def test_no_hand_is_a_404_in_one_line_and_the_photo_alone(pictures, dataset):
