@@ -25,10 +25,10 @@ from tests.conftest import (
     account,
     copy_sample,
     make_env,
-    record,
     run_cli,
     start_valkey,
 )
+from tests.figures import record
 from tests.holds import BatchHolds
 from tests.waiting import wait_until
 
