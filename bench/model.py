@@ -5,11 +5,11 @@ W processes forked from this one, as Celery forks its pool, each building its ow
 fork-safe) with one thread each, as a worker process has. They take chunks of the files
 from one shared counter until none is left, so a process slowed by hard photos (the
 padded retry doubles a photo's cost) takes fewer: ``read_photo``, ``HandReader.find`` on
-each photo (again on a closer decode when it found none or a small one), then one ``classify`` call
-per chunk, the worker's path without the broker, the database and the task. Each stage's
-CPU seconds come from the reader's own counters (:attr:`HandFinder.seconds`,
-:attr:`HandReader.classify_seconds`) and, for decoding, from the process clock around
-``read_photo``.
+each photo (again on a closer decode when it found none or a small one: ``look_again``),
+then one ``classify`` call per chunk, the worker's path without the broker, the database
+and the task. Each stage's CPU seconds come from the reader's own counters
+(:attr:`HandFinder.seconds`, :attr:`HandReader.classify_seconds`) and, for decoding,
+from the process clock around ``read_photo``.
 """
 
 from __future__ import annotations
@@ -150,12 +150,7 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
         from signdigits.serving.hands.finder import HandFinder, StageSeconds
         from signdigits.serving.hands.models import models_dir
         from signdigits.serving.photo import read_photo
-        from signdigits.serving.reader import (
-            HandReader,
-            closer_is_kept,
-            closer_look,
-            needs_closer,
-        )
+        from signdigits.serving.reader import HandReader, look_again
 
         classifier = Classifier(job.model_path, threads=1, runtime=job.runtime)
         classifier.warm_up(CHUNK)
@@ -182,14 +177,8 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
                     continue
                 finally:
                     decode += time.process_time() - began
-                seen = reader.find(photo.image)
-                # serving.reader.look's rule, the first decode timed apart: no or a small
-                # hand, a closer look.
-                if needs_closer([h.box for h in seen]) and (
-                        closer := closer_look(path, photo, max_pixels=job.max_pixels)):
-                    again = reader.find(closer.image)
-                    seen = again if closer_is_kept(len(seen), len(again)) else seen
-                found.append(seen)
+                found.append(look_again(reader.find, path, photo, reader.find(photo.image),
+                                        max_pixels=job.max_pixels)[1])
             readings = reader.classify(found)
             with_hand += sum(bool(r.hands) for r in readings)
             hands += sum(len(r.hands) for r in readings)

@@ -109,14 +109,24 @@ def closer_is_kept(first: int, closer: int) -> bool:
     return closer >= first
 
 
-def look(find: Callable[[Image.Image], list[Hand]], source: ImageSource, *,
+Finder = Callable[[Image.Image], list[Hand]]
+
+
+def look(find: Finder, source: ImageSource, *,
          max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Photo, list[Hand]]:
     """``source`` decoded and its hands found, as every reader of photos finds them: once
-    more closer when none or a small one was found (:func:`needs_closer`). The hands are
-    in the pixels of the photo returned with them. Raises :class:`ImageError` for a file
+    more closer when none or a small one was found (:func:`look_again`). The hands are in
+    the pixels of the photo returned with them. Raises :class:`ImageError` for a file
     that is not an image."""
     photo = read_photo(source, max_pixels=max_pixels)
-    hands = find(photo.image)
+    return look_again(find, source, photo, find(photo.image), max_pixels=max_pixels)
+
+
+def look_again(find: Finder, source: ImageSource, photo: Photo, hands: list[Hand], *,
+               max_pixels: int) -> tuple[Photo, list[Hand]]:
+    """The hands ``find`` found on ``photo`` (``source`` decoded), or those it finds on a
+    closer decode when those call for one (:func:`needs_closer`, :func:`closer_is_kept`);
+    with the photo they are in. For a caller that times the first decode apart."""
     if needs_closer([h.box for h in hands]) and (
             closer := closer_look(source, photo, max_pixels=max_pixels)):
         again = find(closer.image)

@@ -25,8 +25,8 @@ from signdigits.files.reading import ImageError
 # Numpy and Pillow only at import (the parent imports this module before forking): the
 # runtimes of the classifier and the hand finder load in each child (worker.context).
 from signdigits.serving.hands.finder import Hand
-from signdigits.serving.photo import read_photo
-from signdigits.serving.reader import closer_is_kept, closer_look, needs_closer
+from signdigits.serving.photo import Photo, read_photo
+from signdigits.serving.reader import look_again
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import INFERENCE_PART, WorkerContext
 from signdigits.worker.promoted import follow_promoted
@@ -215,15 +215,8 @@ def find_hands_in_parts(
             return Looked(error=str(exc), cpu=(time.thread_time() - started, 0.0, 0.0))
         decoded = time.thread_time()
         try:
-            hands, palms, landmarks = find_hands(ctx, photo.image)
-            # serving.reader.look's rule, the finder's seconds kept: no or a small hand,
-            # a closer look.
-            if needs_closer([h.box for h in hands]) and (
-                    closer := closer_look(data, photo, max_pixels=settings.max_image_pixels)):
-                again, palms_again, landmarks_again = find_hands(ctx, closer.image)
-                palms, landmarks = palms + palms_again, landmarks + landmarks_again
-                if closer_is_kept(len(hands), len(again)):
-                    photo, hands = closer, again
+            photo, hands, palms, landmarks = find_hands(ctx, data, photo,
+                                                        max_pixels=settings.max_image_pixels)
         except Exception as exc:  # noqa: BLE001 - one odd photo must not fail its batch
             log.warning("image %s: the hand finder failed", image.id, exc_info=True)
             detail = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -249,13 +242,16 @@ def find_hands_in_parts(
             future.cancel()  # the batch failed part-way: decode no further
 
 
-def find_hands(ctx: WorkerContext, image) -> tuple[list[Hand], float, float]:
-    """This decode thread's finder on one photo: the hands, and its palm and landmark
-    seconds for it."""
+def find_hands(ctx: WorkerContext, data: bytes, photo: Photo, *, max_pixels: int
+               ) -> tuple[Photo, list[Hand], float, float]:
+    """This decode thread's finder on one photo (``data`` decoded), again on a closer
+    decode when it calls for one (serving.reader.look_again): the photo the hands are in,
+    the hands, and the finder's palm and landmark seconds for them."""
     finder = ctx.finders.get()
     palms, landmarks = finder.seconds.palms, finder.seconds.landmarks
-    hands = finder.find(image)
-    return hands, finder.seconds.palms - palms, finder.seconds.landmarks - landmarks
+    photo, hands = look_again(finder.find, data, photo, finder.find(photo.image),
+                              max_pixels=max_pixels)
+    return photo, hands, finder.seconds.palms - palms, finder.seconds.landmarks - landmarks
 
 
 def classify_hands(
