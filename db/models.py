@@ -160,9 +160,10 @@ class Image(Base):
     # first, in the photo's own pixels; NULL when none was found or the row is no result
     # (SQL NULL on SQLite too, not JSON's null: `WHERE hand IS NULL` finds them).
     hand: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
-    # How the photo was read (serving.reader.Reading.how): "hand landmarks, whole photo",
-    # "hand landmarks", "hand landmarks, on a padded copy" or "no hand found"; NULL on error
-    # and pending rows.
+    # How the photo was read (serving.reader.Reading.how): "hand landmarks, whole photo"
+    # (", placed once" when the first placement settled it), "hand landmarks", "hand
+    # landmarks, on a padded copy", "hand landmarks, N hands" or "no hand found"; NULL on
+    # error and pending rows.
     reading: Mapped[str | None] = mapped_column(Text)
     # The digits of every hand read, in reading order ("407"; "7" for one hand; "" for
     # none): ``digit`` holds a digit only for a photo with exactly one hand.

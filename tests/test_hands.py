@@ -168,6 +168,48 @@ def test_a_close_up_is_not_taken_for_a_group(finder):
     assert finder.seconds.palms == palms_before
 
 
+def test_a_whole_photo_hand_the_classifier_is_sure_of_is_placed_once(finder):
+    """The reader places a hand filling the photo once when the classifier is all but
+    certain of its digit there (serving.reader.SETTLED_CONFIDENCE), else twice; either way
+    its answers are those of two placements (training's reading) on these photos."""
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.reader import SETTLED_CONFIDENCE, HandReader
+
+    require(FOREIGN.is_dir(), f"foreign photos not found at {FOREIGN}")
+    reader = HandReader(Classifier(), finder)
+    once = 0
+    for path in [_first(signer, digit) for signer in ("cyril", "modi") for digit in range(10)]:
+        image = Image.open(path).convert("RGB")
+        served, placed_twice = reader.find(image), finder.find(image)
+        assert len(served) == len(placed_twice) == 1 and not placed_twice[0].placed_once
+        reading, reference = reader.classify([served, placed_twice])
+        assert reading.digits == reference.digits == path.parent.name, path
+        if served[0].placed_once:
+            once += 1
+            # Read in the photo's own square, which the web then shows as the crop read.
+            assert served[0].region.side == max(image.size) and served[0].region.rotation == 0
+            assert reading.confidence >= SETTLED_CONFIDENCE
+            assert reading.how == "hand landmarks, whole photo, placed once"
+        else:  # placed twice (or found by the palm detector), as training reads it
+            assert served[0].landmarks.points.tolist() == \
+                placed_twice[0].landmarks.points.tolist()
+            assert reading.how == reference.how != "hand landmarks, whole photo, placed once"
+    assert 5 <= once < 20, once
+
+
+def test_only_a_hand_that_is_the_photos_subject_is_placed_once(finder):
+    """Four people side by side: no hand fills the photo, so none is settled at its first
+    placement, whatever the classifier would say."""
+    require(FOREIGN.is_dir(), f"foreign photos not found at {FOREIGN}")
+    row = _side_by_side([_first("cyril", 4), _first("modi", 1), _first("cyril", 2),
+                         _first("modi", 9)])
+    hands = finder.find(row, lambda _landmarks: True)
+    assert len(hands) == 4 and not any(hand.placed_once for hand in hands)
+    close_up = Image.open(_first("cyril", 5)).convert("RGB")
+    assert finder.find(close_up, lambda _landmarks: True)[0].placed_once
+    assert not finder.find(close_up, lambda _landmarks: False)[0].placed_once
+
+
 def test_several_hands_bench_reads_its_composites(tmp_path):
     """python -m signdigits.bench.several_hands: photos of 1-4 foreign photos in a row, the
     digits expected left to right, and the share read right."""

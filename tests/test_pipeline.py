@@ -94,8 +94,9 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
         assert row.below_threshold == (row.confidence < 0.9)
         assert len(row.probabilities) == 10 and abs(sum(row.probabilities) - 1) < 1e-3
         assert row.probabilities[row.digit] == pytest.approx(row.confidence, abs=1e-5)
-        assert row.reading in ("hand landmarks, whole photo", "hand landmarks",
-                             "hand landmarks, on a padded copy")
+        assert row.reading in ("hand landmarks, whole photo",
+                               "hand landmarks, whole photo, placed once", "hand landmarks",
+                               "hand landmarks, on a padded copy")
         answer = row.hand["hands"][0]  # the hand the digit was read from comes first
         assert (answer["digit"], answer["confidence"]) == (
             row.digit, pytest.approx(row.confidence, abs=1e-5))

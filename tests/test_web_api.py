@@ -102,8 +102,9 @@ def test_upload_is_classified_and_browsable(web, dataset):
     # Pictures: the thumbnail is a small JPEG; the annotated photo and the hand's square
     # are drawn from the hands the worker stored (tests/test_web_pictures.py checks them).
     image = next(i for i in seen if i["digit"] is not None)
-    assert image["reading"] in ("hand landmarks, whole photo", "hand landmarks",
-                             "hand landmarks, on a padded copy")
+    assert image["reading"] in ("hand landmarks, whole photo",
+                                "hand landmarks, whole photo, placed once", "hand landmarks",
+                                "hand landmarks, on a padded copy")
     thumb = web.get(f"/api/images/{image['id']}/thumbnail")
     assert thumb.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(thumb.content)).size) <= 256
@@ -198,8 +199,9 @@ def test_predict_one_photo(web, dataset):
     assert answer["probabilities"][digit] == pytest.approx(answer["confidence"], abs=1e-5)
     assert answer["below_threshold"] == (answer["confidence"] < 0.5)
     assert answer["model_version"]
-    assert answer["reading"] in ("hand landmarks, whole photo", "hand landmarks",
-                             "hand landmarks, on a padded copy")
+    assert answer["reading"] in ("hand landmarks, whole photo",
+                                "hand landmarks, whole photo, placed once", "hand landmarks",
+                                "hand landmarks, on a padded copy")
     assert answer["photo_size"] == list(Image.open(path).size)
     hand = answer["hands"][0]
     assert hand["digit"] == digit and len(hand["landmarks"]) == 21

@@ -159,8 +159,10 @@ class ImageOut(BaseModel):
                                               "history for what)")
     reading: str | None = Field(description=(
         'how it was read: "hand landmarks, whole photo" (the hand filled it), "hand '
-        'landmarks" (found by the palm detector), "hand landmarks, on a padded copy", '
-        '"hand landmarks, N hands" or "no hand found" (digit null); null until read'))
+        'landmarks, whole photo, placed once" (and the classifier was at least 0.999 sure '
+        'of its first placement), "hand landmarks" (found by the palm detector), "hand '
+        'landmarks, on a padded copy", "hand landmarks, N hands" or "no hand found" (digit '
+        'null); null until read'))
     digits: str | None = Field(None, description=(
         'every hand\'s digit, left to right ("407"; "7" for one hand; "" for none); '
         "digit is null for several hands"))
@@ -220,7 +222,8 @@ class PredictOut(BaseModel):
     probabilities: list[float] | None = Field(description="index = digit; null: no hand")
     model_version: str
     reading: str = Field(description=(
-        '"hand landmarks, whole photo", "hand landmarks", "hand landmarks, on a padded copy" '
+        '"hand landmarks, whole photo", "hand landmarks, whole photo, placed once", '
+        '"hand landmarks", "hand landmarks, on a padded copy" '
         'or "no hand found"'))
     hands: list[HandOut] = Field(description="every hand read, left to right")
     crop_png: str | None = Field(description=(

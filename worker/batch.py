@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -249,8 +250,9 @@ def find_hands(ctx: WorkerContext, data: bytes, photo: Photo, *, max_pixels: int
     the hands, and the finder's palm and landmark seconds for them."""
     finder = ctx.finders.get()
     palms, landmarks = finder.seconds.palms, finder.seconds.landmarks
-    photo, hands = look_again(finder.find, data, photo, finder.find(photo.image),
-                              max_pixels=max_pixels)
+    # As the reader finds them (serving.reader.HandReader.find), with this thread's finder.
+    find = functools.partial(finder.find, settled=ctx.reader.settles)
+    photo, hands = look_again(find, data, photo, find(photo.image), max_pixels=max_pixels)
     return photo, hands, finder.seconds.palms - palms, finder.seconds.landmarks - landmarks
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # importing them for real would load the runtimes in the pare
     from PIL import Image
 
     from signdigits.serving.classifier import Classifier
-    from signdigits.serving.hands.finder import Hand, HandFinder
+    from signdigits.serving.hands.finder import Hand, HandFinder, Settled
     from signdigits.serving.reader import HandReader
     from signdigits.worker.promoted import LoadedModels
 
@@ -70,9 +70,9 @@ class ThreadFinders:
         self.model_hashes = check_models(folder)  # each thread's finder checks them again
         self._local = threading.local()
 
-    def find(self, image: Image.Image) -> list[Hand]:
+    def find(self, image: Image.Image, settled: Settled | None = None) -> list[Hand]:
         """The hands in ``image``, found with the calling thread's own finder."""
-        return self.get().find(image)
+        return self.get().find(image, settled)
 
     def get(self) -> HandFinder:
         finder = getattr(self._local, "finder", None)

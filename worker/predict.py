@@ -81,7 +81,7 @@ def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | Non
     ctx = get_context()
     # In a decode thread, with that thread's hand finder: the finders are not thread-safe,
     # and those threads are the only ones that use them, whatever the pool runs tasks in.
-    hands = ctx.decoders.submit(ctx.finders.find, photo.image).result()
+    hands = ctx.decoders.submit(ctx.reader.find, photo.image).result()
     reading = ctx.reader.classify([hands])[0]
     if threshold is None:
         threshold = ctx.settings.threshold
