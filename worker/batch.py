@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import functools
 import logging
 import time
 from collections.abc import Iterator
@@ -250,8 +249,8 @@ def find_hands(ctx: WorkerContext, data: bytes, photo: Photo, *, max_pixels: int
     the hands, and the finder's palm and landmark seconds for them."""
     finder = ctx.finders.get()
     palms, landmarks = finder.seconds.palms, finder.seconds.landmarks
-    # As the reader finds them (serving.reader.HandReader.find), with this thread's finder.
-    find = functools.partial(finder.find, settled=ctx.reader.settles)
+    # The reader's find (placed once when settled) runs on this thread's finder too.
+    find = ctx.reader.find
     photo, hands = look_again(find, data, photo, find(photo.image), max_pixels=max_pixels)
     return photo, hands, finder.seconds.palms - palms, finder.seconds.landmarks - landmarks
 
