@@ -171,7 +171,7 @@ def held_accuracy(models: dict[str, Path], folder: Path, truth_of: dict[str, int
     hands = models_dir(get_settings().hand_models_dir)
     paths = sorted(truth_of)
     finder = HandFinder(hands)
-    found = [look(finder.find, folder / p)[1] for p in paths]
+    found = [look(finder, folder / p)[1] for p in paths]
     truth = np.asarray([truth_of[p] for p in paths])
     scores = {}
     for name, path in models.items():

@@ -177,7 +177,7 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
                     continue
                 finally:
                     decode += time.process_time() - began
-                found.append(look_again(reader.find, path, photo, reader.find(photo.image),
+                found.append(look_again(reader, path, photo, reader.find(photo.image),
                                         max_pixels=job.max_pixels)[1])
             readings = reader.classify(found)
             with_hand += sum(bool(r.hands) for r in readings)

@@ -50,7 +50,7 @@ def hand_features_of(photos: list[Path]):
     finder = HandFinder(models_dir(get_settings().hand_models_dir))
     rows = []
     for path in photos:
-        hands = look(finder.find, path)[1]
+        hands = look(finder, path)[1]
         if hands:
             rows.append(hand_features(hands[0].landmarks.points))
     return np.stack(rows)

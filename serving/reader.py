@@ -10,8 +10,8 @@ hand is found is still a reading: no digit, confidence 0, and ``how`` says why.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
@@ -44,6 +44,17 @@ READ_PADDED = "hand landmarks, on a padded copy"
 # costs about 0.9 CPU-s more (two searches).
 SMALL_HAND_SIDE = 16
 CLOSER_SIDE = 960
+# A hand found at SMALL_HAND_SIDE up to CLOSE_HAND_SIDE decoded pixels is placed in a
+# square enlarged more than twice into the landmark model's 224 pixels: the photo is decoded
+# closer and every hand placed again there, from its own points (two landmark passes a
+# hand, no search). Close-ups shrunk onto 1280 x 960, 60 a share (`python -m
+# signdigits.bench.hand_size FOLDER --count 60 --shares 0.1,0.125,0.15,0.2,0.25,0.3`: the
+# hand 18-56 pixels at the first decode), read right, before -> after: cyril 57, 57, 58,
+# 60, 60, 59 -> 59, 60, 59, 60, 60, 60; modi 55, 57, 58, 58, 60, 60 -> 55, 59, 59, 59, 60,
+# 60 (one placement instead of two: cyril 57 at 0.1; up to 32 pixels only: cyril 59 at
+# 0.3, modi 58 at 0.2). About 15 CPU-ms a photo so placed, which took 0.1-0.3 s to find
+# the hand in; no hand in modi's or cyril's photos is under 97 pixels.
+CLOSE_HAND_SIDE = 64
 # A hand filling the photo is placed once on the photo's square, then again on the square
 # derived from those points (serving.hands.finder). When the classifier gives the first
 # placement's digit at least this confidence, the second is not made: a landmark pass,
@@ -100,11 +111,22 @@ class Reading:
         return READ_PADDED if hand.padded else READ_HAND
 
 
-def needs_closer(boxes: list, *, scale: float = 1.0) -> bool:
-    """Whether hands found with these boxes (x0, y0, x1, y1; ``scale`` decoded pixels per
-    box unit) call for a closer look: none, or one under :data:`SMALL_HAND_SIDE`."""
-    return not boxes or min(max(x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes) * scale \
-        < SMALL_HAND_SIDE
+class Closer(Enum):
+    """What a photo's first hands call for on a closer decode (:func:`closer_step`)."""
+
+    SEARCH = "search"  # none, or one under SMALL_HAND_SIDE: search the closer decode
+    PLACE = "place"  # the smallest under CLOSE_HAND_SIDE: place the same hands again on it
+
+
+def closer_step(boxes: list, *, scale: float = 1.0) -> Closer | None:
+    """What hands found with these boxes (x0, y0, x1, y1; ``scale`` decoded pixels per box
+    unit) call for on a closer decode; None: they are read where they were found."""
+    if not boxes:
+        return Closer.SEARCH
+    smallest = min(max(x1 - x0, y1 - y0) for x0, y0, x1, y1 in boxes) * scale
+    if smallest < SMALL_HAND_SIDE:
+        return Closer.SEARCH
+    return Closer.PLACE if smallest < CLOSE_HAND_SIDE else None
 
 
 def closer_look(source: ImageSource, photo: Photo, *, max_pixels: int) -> Photo | None:
@@ -120,38 +142,56 @@ def closer_look(source: ImageSource, photo: Photo, *, max_pixels: int) -> Photo 
 
 def closer_is_kept(first: int, closer: int) -> bool:
     """The closer look's hands replace the first ones unless it found fewer (a hand the
-    first saw, lost in the larger picture)."""
+    first saw, lost in the larger picture, or one the landmark model is not sure of when
+    placed again)."""
     return closer >= first
 
 
-Finder = Callable[[Image.Image], list[Hand]]
+class FindsHands(Protocol):
+    """Finds a photo's hands and places found ones again: a :class:`HandFinder`, the
+    worker's one-finder-per-decode-thread pool, or the :class:`HandReader` over either."""
+
+    def find(self, image: Image.Image) -> list[Hand]: ...
+
+    def place_closer(self, image: Image.Image, hand: Hand, factor: float) -> Hand | None: ...
 
 
-def look(find: Finder, source: ImageSource, *,
+def placed_closer(finder: FindsHands, image: Image.Image, hands: list[Hand],
+                  factor: float) -> list[Hand]:
+    """``hands``, found on a decode ``factor`` times smaller than ``image``, placed again on
+    ``image``; without those the landmark model is no longer sure of."""
+    return [hand for hand in (finder.place_closer(image, h, factor) for h in hands) if hand]
+
+
+def look(finder: FindsHands, source: ImageSource, *,
          max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Photo, list[Hand]]:
     """``source`` decoded and its hands found, as every reader of photos finds them: once
     more closer when none or a small one was found (:func:`look_again`). The hands are in
     the pixels of the photo returned with them. Raises :class:`ImageError` for a file
     that is not an image."""
     photo = read_photo(source, max_pixels=max_pixels)
-    return look_again(find, source, photo, find(photo.image), max_pixels=max_pixels)
+    return look_again(finder, source, photo, finder.find(photo.image), max_pixels=max_pixels)
 
 
-def look_again(find: Finder, source: ImageSource, photo: Photo, hands: list[Hand], *,
+def look_again(finder: FindsHands, source: ImageSource, photo: Photo, hands: list[Hand], *,
                max_pixels: int) -> tuple[Photo, list[Hand]]:
-    """The hands ``find`` found on ``photo`` (``source`` decoded), or those it finds on a
-    closer decode when those call for one (:func:`needs_closer`, :func:`closer_is_kept`);
-    with the photo they are in. For a caller that times the first decode apart."""
-    if needs_closer([h.box for h in hands]) and (
-            closer := closer_look(source, photo, max_pixels=max_pixels)):
-        again = find(closer.image)
-        if closer_is_kept(len(hands), len(again)):
-            return closer, again
-    return photo, hands
+    """The hands found on ``photo`` (``source`` decoded), or those of a closer decode when
+    they call for one (:func:`closer_step`, :func:`closer_is_kept`): searched there, or
+    the same hands placed again there; with the photo they are in. For a caller that
+    times the first decode apart."""
+    step = closer_step([h.box for h in hands])
+    if step is None or (closer := closer_look(source, photo, max_pixels=max_pixels)) is None:
+        return photo, hands
+    if step is Closer.SEARCH:
+        again = finder.find(closer.image)
+    else:
+        again = placed_closer(finder, closer.image, hands, closer.image.width / photo.image.width)
+    return (closer, again) if closer_is_kept(len(hands), len(again)) else (photo, hands)
 
 
-class FindsHands(Protocol):
-    """A :class:`HandFinder`, or the worker's one-finder-per-decode-thread pool."""
+class ReaderFinder(FindsHands, Protocol):
+    """What a :class:`HandReader` finds hands with: a :class:`HandFinder`, or the worker's
+    one-finder-per-decode-thread pool."""
 
     folder: Path
     model_hashes: dict[str, str]
@@ -163,7 +203,7 @@ class FindsHands(Protocol):
 class HandReader:
     """The hand finder and the digit classifier of one process (neither is fork-safe)."""
 
-    def __init__(self, classifier: Classifier, finder: FindsHands) -> None:
+    def __init__(self, classifier: Classifier, finder: ReaderFinder) -> None:
         check_trained_on(classifier.info, finder.model_hashes, finder.folder)
         self.classifier = classifier
         self.finder = finder
@@ -179,6 +219,10 @@ class HandReader:
         """The hands in ``image``, as served: a whole-photo hand the classifier settles at
         its first placement (:meth:`settles`) is placed once."""
         return self.finder.find(image, self.settles)
+
+    def place_closer(self, image: Image.Image, hand: Hand, factor: float) -> Hand | None:
+        """``hand`` placed again on a closer decode (:meth:`HandFinder.place_closer`)."""
+        return self.finder.place_closer(image, hand, factor)
 
     def settles(self, landmarks: Landmarks) -> bool:
         """Whether the classifier reads these points' digit at :data:`SETTLED_CONFIDENCE`
@@ -212,5 +256,5 @@ class HandReader:
              max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Photo, Reading]:
         """``source`` decoded, its hands found (closer when none or a small one was:
         :func:`look`) and read; the photo the hands were found on."""
-        photo, hands = look(self.find, source, max_pixels=max_pixels)
+        photo, hands = look(self, source, max_pixels=max_pixels)
         return photo, self.classify([hands])[0]

@@ -103,7 +103,7 @@ def test_a_small_hand_is_cut_out_of_the_closer_decode_the_worker_read(pictures, 
 
     client, tmp = pictures
     digit = small_hand(dataset, tmp / "small.jpg")
-    photo, hands = look(HandFinder(default_models_dir()).find, tmp / "small.jpg")
+    photo, hands = look(HandFinder(default_models_dir()), tmp / "small.jpg")
     assert photo.image.size == (1280, 960) and len(hands) == 1
     record = hand_record(hands[0], scale=photo.scale, digit=digit, confidence=0.9)
     image_id = _record(client.settings, tmp, "small.jpg", [record])

@@ -137,7 +137,7 @@ def _read_chunk(paths: list[str]) -> list[np.ndarray | str | None]:
     rows: list[np.ndarray | str | None] = []
     for path in paths:
         try:
-            _, hands = look(_finder().find, path)
+            _, hands = look(_finder(), path)
         except ImageError as exc:
             rows.append(str(exc))
             continue

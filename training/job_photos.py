@@ -146,7 +146,7 @@ def read_job_photos(items: Iterable[tuple[Image, Job, Answer]], *, total: int,
         folder = folders.setdefault(job.id, JobFolder(job.root, allowed_roots=allowed_roots))
         try:
             relative = os.fsdecode(image.raw_path) if image.raw_path else image.path
-            photo, found = look(finder.find, folder.read(relative, max_bytes=max_bytes),
+            photo, found = look(finder, folder.read(relative, max_bytes=max_bytes),
                                 max_pixels=max_pixels)
             hands: list[Hand] | None = found
         except (ImageError, OSError):

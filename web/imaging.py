@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from signdigits.files.reading import ImageError
 from signdigits.serving.photo import Photo, open_image, read_photo, upright
 from signdigits.serving.preview import draw_hands, hand_crop
-from signdigits.serving.reader import closer_look, needs_closer
+from signdigits.serving.reader import closer_look, closer_step
 
 THUMBNAIL_SIDE = 256
 # The annotated photo: the longest side it is shown at, and the shortest it is drawn on (a
@@ -97,7 +97,7 @@ def hand_png(data: bytes, hand: dict[str, Any], *, max_pixels: int) -> bytes:
     box = hand.get("box") if isinstance(hand, dict) else None
     numbers = isinstance(box, list) and len(box) == 4 and all(
         isinstance(v, (int, float)) for v in box)
-    if numbers and needs_closer([box], scale=photo.scale):
+    if numbers and closer_step([box], scale=photo.scale) is not None:
         photo = closer_look(data, photo, max_pixels=max_pixels) or photo
     try:
         crop = hand_crop(photo.image, hand, scale=photo.scale)

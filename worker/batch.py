@@ -249,9 +249,10 @@ def find_hands(ctx: WorkerContext, data: bytes, photo: Photo, *, max_pixels: int
     the hands, and the finder's palm and landmark seconds for them."""
     finder = ctx.finders.get()
     palms, landmarks = finder.seconds.palms, finder.seconds.landmarks
-    # The reader's find (placed once when settled) runs on this thread's finder too.
-    find = ctx.reader.find
-    photo, hands = look_again(find, data, photo, find(photo.image), max_pixels=max_pixels)
+    # The reader finds (placed once when settled) and places closer on this thread's finder.
+    reader = ctx.reader
+    photo, hands = look_again(reader, data, photo, reader.find(photo.image),
+                              max_pixels=max_pixels)
     return photo, hands, finder.seconds.palms - palms, finder.seconds.landmarks - landmarks
 
 

@@ -74,6 +74,10 @@ class ThreadFinders:
         """The hands in ``image``, found with the calling thread's own finder."""
         return self.get().find(image, settled)
 
+    def place_closer(self, image: Image.Image, hand: Hand, factor: float) -> Hand | None:
+        """``hand`` placed again on a closer decode, with the calling thread's finder."""
+        return self.get().place_closer(image, hand, factor)
+
     def get(self) -> HandFinder:
         finder = getattr(self._local, "finder", None)
         if finder is None:

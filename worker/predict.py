@@ -16,11 +16,16 @@ import json
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from signdigits.broker.messages import PREDICT_TASK_NAME
+from signdigits.serving.hands.finder import Hand
+from signdigits.serving.hands.landmarks import Landmarks
+from signdigits.serving.hands.palm import Region
 from signdigits.serving.photo import Photo
 from signdigits.serving.preview import hand_crop
+from signdigits.serving.reader import placed_closer
 from signdigits.worker.app import app
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import get_context
@@ -30,6 +35,7 @@ _REPLY_SECONDS = 60  # an answer nobody collected by then is dropped by Redis
 # side, so this is only there to refuse a message that would take gigabytes to unpack.
 MAX_PIXELS = 4096 * 4096
 CROP_SIDE = 224  # the hand as the landmark model read it
+MAX_PLACED = 64  # hands a message may ask to place again (a photo's are MAX_HANDS + 1)
 
 
 class BadRequest(ValueError):
@@ -45,19 +51,24 @@ def _replies(url: str):
 
 @app.task(name=PREDICT_TASK_NAME, acks_late=False)
 def predict_image(rgb_b64: str, size: list[int], original_size: list[int],
-                  threshold: float | None = None, reply_to: str | None = None) -> dict:
+                  threshold: float | None = None, reply_to: str | None = None,
+                  place: list[dict] | None = None) -> dict:
     """A decoded photo -> the digit, how it was read, and the hands found.
 
     ``rgb_b64``: the RGB bytes (uint8, height x width x 3, rows top first) of the picture
     :func:`read_photo` decoded, base64; ``size``: its width and height; ``original_size``:
     the photo's own upright width and height, the pixels the hands are reported in.
+    ``place``: hands already found on a smaller decode of the photo (each its
+    ``landmarks``, 21 [x, y] in the photo's own pixels, and ``padded``), placed again on
+    this one instead of searched for; those the landmark model is no longer sure of are
+    left out of the answer (serving.reader.look_again).
 
     The answer is pushed to the Redis list ``reply_to`` on the broker, where the web
     waits for it. Acknowledged on receipt (not late): a prediction redelivered an hour
     later would answer nobody. Malformed input gets an ``error`` answer, not a retry.
     """
     try:
-        answer = _predict(rgb_b64, size, original_size, threshold)
+        answer = _predict(rgb_b64, size, original_size, threshold, place)
     except BadRequest as exc:
         answer = {"error": str(exc)}
     except Exception as exc:
@@ -76,12 +87,18 @@ def _reply(reply_to: str | None, answer: dict) -> None:
             pipe.rpush(reply_to, json.dumps(answer)).expire(reply_to, _REPLY_SECONDS).execute()
 
 
-def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | None) -> dict:
+def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | None,
+             place: Any) -> dict:
     photo = unpack_photo(rgb_b64, size, original_size)
+    to_place = None if place is None else hands_to_place(place)
     ctx = get_context()
     # In a decode thread, with that thread's hand finder: the finders are not thread-safe,
     # and those threads are the only ones that use them, whatever the pool runs tasks in.
-    hands = ctx.decoders.submit(ctx.reader.find, photo.image).result()
+    if to_place is None:
+        hands = ctx.decoders.submit(ctx.reader.find, photo.image).result()
+    else:
+        hands = ctx.decoders.submit(placed_closer, ctx.reader, photo.image, to_place,
+                                    photo.scale).result()
     reading = ctx.reader.classify([hands])[0]
     if threshold is None:
         threshold = ctx.settings.threshold
@@ -126,6 +143,30 @@ def unpack_photo(rgb_b64: Any, size: Any, original_size: Any) -> Photo:
                          f"got {len(raw):,}")
     image = Image.frombytes("RGB", (width, height), raw)
     return Photo(image, (int(original_size[0]), int(original_size[1])))
+
+
+def hands_to_place(place: Any) -> list[Hand]:
+    """The message's ``place`` as hands in the photo's own pixels (a factor of
+    ``photo.scale`` away from the picture's); BadRequest if it is not a list of hands."""
+    if not isinstance(place, list) or len(place) > MAX_PLACED:
+        raise BadRequest(f"place must be a list of at most {MAX_PLACED} hands")
+    hands = []
+    for hand in place:
+        points = hand.get("landmarks") if isinstance(hand, dict) else None
+        try:
+            xy = np.asarray(points, dtype=np.float32)
+        except (TypeError, ValueError):
+            xy = np.zeros(0, np.float32)
+        if xy.shape != (21, 2) or not np.isfinite(xy).all():
+            raise BadRequest("each hand to place needs landmarks: 21 [x, y] pairs of numbers")
+        padded = hand.get("padded", False)
+        if not isinstance(padded, bool):
+            raise BadRequest("a hand's padded must be true or false")
+        landmarks = Landmarks(np.column_stack([xy, np.zeros(21, np.float32)]), 1.0, 0.5)
+        # Found by the palm detector (palm_score not None): a hand the landmark model finds
+        # filling the photo is never a small one; its score is not carried.
+        hands.append(Hand(landmarks, Region((0.0, 0.0), 0.0, 0.0), 1.0, padded))
+    return hands
 
 
 def _dimensions(name: str, value: Any) -> tuple[int, int]:

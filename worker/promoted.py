@@ -25,7 +25,7 @@ from signdigits.db.registry import Promoted, model_file
 
 if TYPE_CHECKING:
     from signdigits.serving.classifier import Classifier
-    from signdigits.serving.reader import FindsHands, HandReader
+    from signdigits.serving.reader import HandReader, ReaderFinder
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class WorkerContext(Protocol):
     models: LoadedModels
 
     @property
-    def finders(self) -> FindsHands: ...
+    def finders(self) -> ReaderFinder: ...
 
     @property
     def classifier(self) -> Classifier: ...

@@ -16,7 +16,7 @@ from signdigits.serving.hands.palm import Region
 from signdigits.serving.reader import HandReading, Reading
 from signdigits.worker.batch import Looked, StageCpu
 from signdigits.worker.columns import reading_columns
-from signdigits.worker.predict import BadRequest, unpack_photo
+from signdigits.worker.predict import BadRequest, hands_to_place, unpack_photo
 
 
 def _hand(x0: float, y0: float, *, padded: bool = False) -> Hand:
@@ -98,6 +98,29 @@ def test_the_message_unpacks_to_the_photo_the_web_decoded():
 def test_a_malformed_message_is_one_line(rgb, size, original, says):
     with pytest.raises(BadRequest) as refused:
         unpack_photo(rgb, size, original)
+    assert says in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_hands_to_place_keep_their_points_and_padding():
+    points = [[float(i), 2.0 * i] for i in range(21)]
+    [hand] = hands_to_place([{"landmarks": points, "padded": True}])
+    assert hand.landmarks.points.shape == (21, 3) and hand.padded and not hand.whole_photo
+    assert hand.landmarks.points[:, :2].tolist() == points
+
+
+@pytest.mark.parametrize(("place", "says"), [
+    ({"landmarks": []}, "place must be a list"),
+    ([{"landmarks": [[0, 0]] * 21}] * 65, "place must be a list of at most 64 hands"),
+    (["a hand"], "each hand to place needs landmarks: 21 [x, y] pairs of numbers"),
+    ([{"landmarks": [[0, 0]] * 20}], "21 [x, y] pairs"),
+    ([{"landmarks": [[0, 0, 0]] * 21}], "21 [x, y] pairs"),
+    ([{"landmarks": [["x", 0]] * 21}], "21 [x, y] pairs"),
+    ([{"landmarks": [[float("nan"), 0]] * 21}], "21 [x, y] pairs"),
+    ([{"landmarks": [[0, 0]] * 21, "padded": "yes"}], "padded must be true or false"),
+])
+def test_a_malformed_hand_to_place_is_one_line(place, says):
+    with pytest.raises(BadRequest) as refused:
+        hands_to_place(place)
     assert says in str(refused.value) and "\n" not in str(refused.value)
 
 

@@ -3,8 +3,9 @@
 The photo is decoded here, as the workers decode a job's files (a non-image is refused
 at once); only its decoded RGB pixels travel to a worker, which finds the hands, reads
 the answer's landmarks and gives the digit; when it finds no hand, or a small one, on a
-photo decoded reduced, the photo is decoded closer and sent once more
-(:func:`serving.reader.look`'s rule, which a batch's worker follows). The answer says
+photo decoded reduced, the photo is decoded closer and sent once more, to be searched
+again or to have the small hands placed again on it (:func:`serving.reader.look_again`'s
+rule, which a batch's worker follows). The answer says
 how the photo was read, where each hand is (box and 21 landmarks, in the photo's own
 pixels) and the 224 x 224 square the landmark model read; a photo with no hand found is
 an answer too (``digit`` null, ``reading`` "no hand found"), not an error. Nothing is
@@ -36,7 +37,7 @@ from signdigits.db.results import record_prediction
 from signdigits.files.paths import is_image_name
 from signdigits.files.reading import ImageError
 from signdigits.serving.photo import Photo, read_photo
-from signdigits.serving.reader import closer_is_kept, closer_look, needs_closer
+from signdigits.serving.reader import Closer, closer_is_kept, closer_look, closer_step
 from signdigits.web.deps import CeleryDep, RepliesDep, SessionDep, SettingsDep, StateDep
 from signdigits.web.fields import Threshold
 from signdigits.web.imaging import photo_message
@@ -67,14 +68,19 @@ async def predict(state: StateDep, settings: SettingsDep, celery: CeleryDep,
         raise HTTPException(415, f"{file.filename or 'the upload'}: {exc}") from None
     with waiting_slot(state):
         answer = await ask_worker(celery, replies, settings, photo, threshold)
-        # serving.reader.look's rule, as a batch reads the photo: no or a small hand, a
-        # closer look (the boxes come in the photo's own pixels).
+        # serving.reader.look_again's rule, as a batch reads the photo: no hand or a small
+        # one, a closer look (the boxes come in the photo's own pixels), which searches the
+        # closer decode or places the same hands again on it.
         first = answer.get("hands") or []
-        if needs_closer([hand["box"] for hand in first], scale=photo.scale):
+        step = closer_step([hand["box"] for hand in first], scale=photo.scale)
+        if step is not None:
             closer = await run_in_threadpool(closer_look, data, photo,
                                              max_pixels=settings.max_image_pixels)
             if closer is not None:
-                again = await ask_worker(celery, replies, settings, closer, threshold)
+                place = [{"landmarks": hand["landmarks"], "padded": hand["padded"]}
+                         for hand in first] if step is Closer.PLACE else None
+                again = await ask_worker(celery, replies, settings, closer, threshold,
+                                         place=place)
                 if closer_is_kept(len(first), len(again.get("hands") or [])):
                     answer = again
     if store:
@@ -129,9 +135,11 @@ def waiting_slot(state: WebState) -> Iterator[None]:
 
 
 async def ask_worker(celery: Celery, replies: redis.asyncio.Redis, settings: Settings,
-                     photo: Photo, threshold: float | None) -> dict:
+                     photo: Photo, threshold: float | None, *,
+                     place: list[dict] | None = None) -> dict:
     """Send the decoded photo to the predict queue and wait for the answer, up to the
-    timeout.
+    timeout. ``place``: hands found on a smaller decode, to be placed again on this one
+    rather than searched for.
 
     The worker pushes its answer to a Redis list named for this request; BLPOP waits on
     it without polling, on the event loop (one pooled connection per waiter, no thread).
@@ -142,7 +150,8 @@ async def ask_worker(celery: Celery, replies: redis.asyncio.Redis, settings: Set
     rgb_b64, size, original_size = photo_message(photo)
     await run_in_threadpool(  # kombu's client is synchronous; a send is one short write
         celery.send_task, PREDICT_TASK_NAME, args=[rgb_b64, size, original_size, threshold],
-        kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
+        kwargs={"reply_to": reply_to, **({"place": place} if place is not None else {})},
+        queue=PREDICT_QUEUE, ignore_result=True)
     found = await replies.blpop([reply_to], timeout=settings.predict_timeout)
     if found is None:
         raise HTTPException(503, f"no worker answered in {settings.predict_timeout:g} s "
