@@ -137,7 +137,7 @@ def score(folder: Path, truth: dict[str, int]) -> str:
     for relative, digit in truth.items():
         reading = reader.look(folder / relative)[1]
         ok = reading.digits == str(digit)
-        sure = reading.confidence >= threshold
+        sure = not reading.doubtful(threshold)
         right += ok
         no_hand += not reading.hands
         above += sure

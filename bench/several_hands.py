@@ -10,7 +10,11 @@ whole string right, the number of hands right, and the CPU-ms per photo; then ph
 and hands/s for the lot on one core.
 
     .venv/bin/python -m signdigits.bench.several_hands [FOLDERS...] [--count 200]
-        [--seed 0] [--out DIR]
+        [--seed 0] [--resting] [--out DIR]
+
+``--resting`` adds to each photo one more, turned 110-250 degrees (fingers down, as a
+hand resting by someone's side or on a table is held), at a random place in the row: its
+hand is not signing, and the digits expected stay those of the others.
 
 ``--out DIR`` also writes the photos (and ``expected.csv``: file, digits) for
 ``signdigits bench --source DIR``, which times them end to end through the workers.
@@ -44,15 +48,23 @@ def labelled_photos(folders: list[Path]) -> list[tuple[Path, int]]:
                   for photo in (folder / str(digit)).iterdir() if photo.is_file())
 
 
-def composite(picks: list[tuple[Path, int]], rng: random.Random) -> tuple[bytes, str]:
-    """The photos side by side as one JPEG, and the digits they sign left to right."""
+def composite(picks: list[tuple[Path, int]], rng: random.Random,
+              resting: Path | None = None) -> tuple[bytes, str]:
+    """The photos side by side as one JPEG, and the digits they sign left to right; with
+    ``resting`` turned fingers down at a random place among them, signing nothing."""
     from PIL import Image
 
     gap = rng.choice([0, 0, rng.randint(1, ROW_HEIGHT // 10)])
+    turns = [0.0] * len(picks)
+    paths = [path for path, _ in picks]
+    if resting is not None:
+        place = rng.randint(0, len(paths))
+        paths.insert(place, resting)
+        turns.insert(place, rng.uniform(110, 250))
     photos = []
-    for path, _ in picks:
+    for path, turn in zip(paths, turns, strict=True):
         with Image.open(path) as opened:
-            photo = opened.convert("RGB")
+            photo = opened.convert("RGB").rotate(turn, expand=True)
         height = round(ROW_HEIGHT * rng.uniform(0.6, 1.0))
         photos.append(photo.resize((round(photo.width * height / photo.height), height)))
     width = sum(photo.width for photo in photos) + gap * (len(photos) - 1)
@@ -74,6 +86,8 @@ def main() -> None:
                         help="digit folders of photos (default: foreign-photos/cyril, modi)")
     parser.add_argument("--count", type=positive_int, default=200, help="photos to build")
     parser.add_argument("--seed", type=int, default=0, help="which photos and layouts")
+    parser.add_argument("--resting", action="store_true",
+                        help="add a hand turned fingers down to each photo, not to be read")
     parser.add_argument("--out", type=Path, default=None,
                         help="also write the photos and expected.csv here")
     args = parser.parse_args()
@@ -98,13 +112,16 @@ def main() -> None:
     reader = HandReader.from_folder(Classifier(settings.model_path, threads=1),
                                     models_dir(settings.hand_models_dir),
                                     max_hands=settings.max_hands)
+    threshold = reader.classifier.info.default_threshold
     rng = random.Random(args.seed)
     tally: Counter[str] = Counter()
     cpu: dict[int, float] = dict.fromkeys(HANDS, 0.0)
     expected_lines = ["file,digits"]
     for index in range(args.count):
         hands = rng.choice(HANDS)
-        data, expected = composite(rng.sample(photos, hands), rng)
+        picks = rng.sample(photos, hands + args.resting)
+        data, expected = composite(picks[:hands], rng,
+                                   resting=picks[-1][0] if args.resting else None)
         if args.out is not None:
             name = f"{index:05d}-{expected}.jpg"
             (args.out / name).write_bytes(data)
@@ -116,10 +133,12 @@ def main() -> None:
         tally[f"{hands} count"] += len(reading.hands) == hands
         tally[f"{hands} string"] += reading.digits == expected
         tally["hands read"] += len(reading.hands)
+        tally["sure and wrong"] += reading.digits != expected and not reading.doubtful(threshold)
     if args.out is not None:
         (args.out / "expected.csv").write_text("\n".join(expected_lines) + "\n")
-    print(f"{args.count} photos from {', '.join(map(str, folders))} (seed {args.seed}), "
-          "1 thread")
+    resting = ", each with a hand resting, fingers down" if args.resting else ""
+    print(f"{args.count} photos from {', '.join(map(str, folders))} (seed {args.seed}"
+          f"{resting}), 1 thread")
     for hands in HANDS:
         n = tally[f"{hands}"]
         if n:
@@ -132,6 +151,7 @@ def main() -> None:
         print(f"several: {n:4d} photos, string right "
               f"{sum(tally[f'{h} string'] for h in several) / n:6.1%}, hands counted right "
               f"{sum(tally[f'{h} count'] for h in several) / n:6.1%}")
+    print(f"wrong at or above the threshold ({threshold:.3f}): {tally['sure and wrong']}")
     seconds = sum(cpu.values())
     print(f"photos_per_cpu_s={args.count / seconds:.1f} "
           f"hands_per_cpu_s={tally['hands read'] / seconds:.1f}")

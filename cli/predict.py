@@ -64,12 +64,11 @@ def predict(
             print(f"{printable(str(path))}: {reading.how} (below threshold)")
         elif answer is not None:
             p = answer.prediction
-            flag = " below threshold" if p.confidence < limit else ""
+            flag = " below threshold" if reading.doubtful(limit) else ""
             print(f"{printable(str(path))}: digit {p.digit} confidence {p.confidence:.4f}"
                   f"{flag} ({reading.how})")
         else:  # several hands: the string, then each hand's confidence in the same order
-            flag = " below threshold" if reading.confidence < limit or reading.more_hands \
-                else ""
+            flag = " below threshold" if reading.doubtful(limit) else ""
             each = ", ".join(f"{h.prediction.confidence:.4f}" for h in reading.hands)
             print(f"{printable(str(path))}: digits {reading.digits} confidences {each}"
                   f"{flag} ({reading.how})")

@@ -9,6 +9,7 @@ hand is found is still a reading: no digit, confidence 0, and ``how`` says why.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from enum import Enum
@@ -22,7 +23,7 @@ from signdigits.config.settings import DEFAULT_MAX_IMAGE_PIXELS
 from signdigits.serving.classifier import Classifier, Prediction
 from signdigits.serving.hands.features import hand_features
 from signdigits.serving.hands.finder import MAX_HANDS, Hand, HandFinder, Settled
-from signdigits.serving.hands.landmarks import Landmarks
+from signdigits.serving.hands.landmarks import Landmarks, hand_rotation
 from signdigits.serving.hands.order import reading_order
 from signdigits.serving.photo import ImageSource, Photo, read_photo
 from signdigits.serving.served import check_trained_on
@@ -66,6 +67,20 @@ CLOSE_HAND_SIDE = 64
 # first placement alone settled 59% of the studio's, 37% of modi's and 62% of cyril's.
 # The classifier is trained on the second placement only.
 SETTLED_CONFIDENCE = 0.999
+# ASL's digits are signed with the fingers up: turned at most 53 degrees from upright in
+# the studio's photos, 34 in modi's, 14 in cyril's (serving.hands.landmarks.hand_rotation).
+# A hand whose fingers point below the horizontal is resting (hanging by someone's side,
+# on a table), and the classifier, whose features are turned upright, reads it as a digit
+# all the same, at 0.97-1.0 for foreign close-ups turned 90-180 degrees beside an upright
+# one. So beside hands that point up it is set aside, not read; when every hand found
+# points down (a resting hand whose signing one was missed, or a photo stored upside
+# down) they are read, below any threshold.
+SIGNING_TILT = math.radians(90)
+
+
+def points_up(hand: Hand) -> bool:
+    """Whether ``hand`` is held as a digit is signed: fingers above the horizontal."""
+    return abs(hand_rotation(hand.landmarks.points)) <= SIGNING_TILT
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,14 @@ class HandReading:
 class Reading:
     hands: list[HandReading]  # in reading order: left to right, rows top to bottom
     more_hands: bool = False  # the photo held more hands than the cap; the surest were read
+    set_aside: int = 0  # hands pointing down beside ones pointing up: found, not read
+    pointing_down: bool = False  # every hand found points down: read, below any threshold
+
+    def doubtful(self, threshold: float) -> bool:
+        """Below the threshold: a person should look. No hand, more hands than were read,
+        only hands pointing down, or a hand read less sure than ``threshold``."""
+        return (not self.hands or self.more_hands or self.pointing_down
+                or self.confidence < threshold)
 
     @property
     def digits(self) -> str:
@@ -100,6 +123,10 @@ class Reading:
 
     @property
     def how(self) -> str:
+        return self._route() + (", pointing down" if self.pointing_down else "") + (
+            f", {self.set_aside} more pointing down, not read" if self.set_aside else "")
+
+    def _route(self) -> str:
         if not self.hands:
             return NO_HAND
         if len(self.hands) > 1:
@@ -243,10 +270,16 @@ class HandReader:
         return readings
 
     def _reading(self, surest_first: list[HandReading]) -> Reading:
-        kept = surest_first[:self.finder.max_hands]
+        """The hands pointing up, surest first up to the cap, in reading order; only when
+        there is none, those pointing down (:data:`SIGNING_TILT`)."""
+        up = [h for h in surest_first if points_up(h.hand)]
+        signing = up or surest_first
+        kept = signing[:self.finder.max_hands]
         order = reading_order([h.hand.box for h in kept])
         return Reading([kept[i] for i in order],
-                       more_hands=len(surest_first) > self.finder.max_hands)
+                       more_hands=len(signing) > self.finder.max_hands,
+                       set_aside=len(surest_first) - len(up) if up else 0,
+                       pointing_down=bool(surest_first) and not up)
 
     def read(self, photo: Photo) -> Reading:
         """The photo as decoded (the web's ``/try`` sends it so); :meth:`look` decodes."""

@@ -236,13 +236,15 @@ def test_only_a_hand_that_is_the_photos_subject_is_placed_once(finder):
     assert not finder.find(close_up, lambda _landmarks: False)[0].placed_once
 
 
-def test_several_hands_bench_reads_its_composites(tmp_path):
-    """python -m signdigits.bench.several_hands: photos of 1-4 foreign photos in a row, the
-    digits expected left to right, and the share read right."""
+@pytest.mark.parametrize("resting", [[], ["--resting"]])
+def test_several_hands_bench_reads_its_composites(tmp_path, resting):
+    """python -m signdigits.bench.several_hands: photos of 1-4 foreign photos in a row (and
+    one more turned fingers down, not signing), the digits expected left to right, and the
+    share read right."""
     require(FOREIGN.is_dir(), f"foreign photos not found at {FOREIGN}")
     done = subprocess.run(
         [sys.executable, "-m", "signdigits.bench.several_hands", "--count", "12",
-         "--seed", "4", "--out", str(tmp_path / "out")],
+         "--seed", "4", "--out", str(tmp_path / "out"), *resting],
         capture_output=True, text=True, timeout=300, env=make_env())
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -17,16 +17,17 @@ def reading_columns(reading: Reading, *, scale: float, threshold: float) -> dict
     """A reading as result columns. No hand found is a result, not an error: no digit,
     confidence 0, below the threshold (a person should look), and ``reading`` says so.
     Several hands: ``digits`` in reading order, no single ``digit``, the least sure hand's
-    confidence, and below the threshold when any hand is (or more hands than were read)."""
+    confidence, and below the threshold when any hand is (or more hands than were read).
+    Hands pointing down only: read, and below the threshold (``Reading.doubtful``)."""
     columns: dict[str, Any] = {"confidence": reading.confidence, "reading": reading.how,
                                "digits": reading.digits, "hand_count": len(reading.hands),
-                               "below_threshold": (not reading.hands or reading.more_hands
-                                                   or reading.confidence < threshold)}
+                               "below_threshold": reading.doubtful(threshold)}
     if reading.hands:
         columns["hand"] = {"hands": [hand_record(
             h.hand, scale=scale, digit=h.prediction.digit, confidence=h.prediction.confidence,
             probabilities=h.prediction.probabilities,
-            below_threshold=h.prediction.confidence < threshold) for h in reading.hands]}
+            below_threshold=reading.pointing_down or h.prediction.confidence < threshold)
+            for h in reading.hands]}
     answer = reading.answer
     if answer is not None:
         p = answer.prediction

@@ -75,12 +75,18 @@ def place_landmarks(model: TfliteModel, image: Image.Image, region: Region) -> L
                      _probability(handedness))
 
 
-def region_from_landmarks(points: np.ndarray) -> Region:
-    """The square MediaPipe reads a hand in again, from landmarks placed once."""
+def hand_rotation(points: np.ndarray) -> float:
+    """How far the hand is turned from fingers up, in radians in [-pi, pi): the direction
+    from the wrist to the middle of the palm (0: straight up the photo; +-pi: down)."""
     wrist = points[0, :2]
     palm_middle = ((points[5, :2] + points[13, :2]) / 2 + points[9, :2]) / 2
     rotation = math.pi / 2 - math.atan2(-(palm_middle[1] - wrist[1]), palm_middle[0] - wrist[0])
-    rotation -= 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))
+    return rotation - 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))
+
+
+def region_from_landmarks(points: np.ndarray) -> Region:
+    """The square MediaPipe reads a hand in again, from landmarks placed once."""
+    rotation = hand_rotation(points)
     cos, sin = math.cos(rotation), math.sin(rotation)
     # The points in the square's own axes: their bounds give its centre and size.
     to_square = np.array([[cos, sin], [-sin, cos]])
