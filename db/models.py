@@ -162,7 +162,8 @@ class Image(Base):
     hand: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     # How the photo was read (serving.reader.Reading.how): "hand landmarks, whole photo"
     # (", placed once" when the first placement settled it), "hand landmarks", "hand
-    # landmarks, on a padded copy", "hand landmarks, N hands" or "no hand found"; NULL on
+    # landmarks, on a padded copy", "hand landmarks, N hands" or "no hand found", then
+    # ", N more pointing down, not read" or ", pointing down" (hands not signing); NULL on
     # error and pending rows.
     reading: Mapped[str | None] = mapped_column(Text)
     # The digits of every hand read, in reading order ("407"; "7" for one hand; "" for

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -81,6 +82,29 @@ SIGNING_TILT = math.radians(90)
 def points_up(hand: Hand) -> bool:
     """Whether ``hand`` is held as a digit is signed: fingers above the horizontal."""
     return abs(hand_rotation(hand.landmarks.points)) <= SIGNING_TILT
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Which of a photo's hands are read (:func:`choose_hands`)."""
+
+    read: list[int]  # indices into the hands found, in reading order
+    more_hands: bool  # the finder returned more than the cap: the photo may hold more
+    set_aside: int  # hands pointing down beside ones pointing up: not read
+    pointing_down: bool  # every hand found points down: read, below any threshold
+
+
+def choose_hands(surest_first: Sequence[Hand], max_hands: int) -> Chosen:
+    """The hands read, as workers, predict and training's rebuilt rows all choose them: those
+    pointing up, the surest ``max_hands``, in reading order; only when none points up,
+    those pointing down (:data:`SIGNING_TILT`)."""
+    up = [i for i, hand in enumerate(surest_first) if points_up(hand)]
+    signing = up or list(range(len(surest_first)))
+    kept = signing[:max_hands]
+    order = reading_order([surest_first[i].box for i in kept])
+    return Chosen([kept[i] for i in order], more_hands=len(surest_first) > max_hands,
+                  set_aside=len(surest_first) - len(up) if up else 0,
+                  pointing_down=bool(surest_first) and not up)
 
 
 @dataclass(frozen=True)
@@ -270,16 +294,9 @@ class HandReader:
         return readings
 
     def _reading(self, surest_first: list[HandReading]) -> Reading:
-        """The hands pointing up, surest first up to the cap, in reading order; only when
-        there is none, those pointing down (:data:`SIGNING_TILT`)."""
-        up = [h for h in surest_first if points_up(h.hand)]
-        signing = up or surest_first
-        kept = signing[:self.finder.max_hands]
-        order = reading_order([h.hand.box for h in kept])
-        return Reading([kept[i] for i in order],
-                       more_hands=len(signing) > self.finder.max_hands,
-                       set_aside=len(surest_first) - len(up) if up else 0,
-                       pointing_down=bool(surest_first) and not up)
+        chosen = choose_hands([h.hand for h in surest_first], self.finder.max_hands)
+        return Reading([surest_first[i] for i in chosen.read], more_hands=chosen.more_hands,
+                       set_aside=chosen.set_aside, pointing_down=chosen.pointing_down)
 
     def read(self, photo: Photo) -> Reading:
         """The photo as decoded (the web's ``/try`` sends it so); :meth:`look` decodes."""

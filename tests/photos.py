@@ -1,4 +1,5 @@
-"""Photos the tests make: a wall with no hand, three people side by side, a small hand."""
+"""Photos the tests make: a wall with no hand, three people side by side, a small hand,
+a hand beside a resting one."""
 
 from __future__ import annotations
 
@@ -47,4 +48,20 @@ def small_hand(dataset: Path, path: Path, share: float = 0.075) -> int:
 
     close_up = sorted((dataset.parent / "foreign-photos" / "cyril" / "3").glob("*.jpg"))[0]
     path.write_bytes(composite(close_up, share, random.Random(0), 0))
+    return 3
+
+
+def beside_a_resting_hand(dataset: Path, path: Path) -> int:
+    """Someone signing 3 (a real webcam close-up) beside a close-up turned upside down, its
+    fingers pointing down as a hand resting by someone's side is held. The signed digit."""
+    from PIL import Image
+
+    cyril = dataset.parent / "foreign-photos" / "cyril"
+    signing, resting = (Image.open(sorted((cyril / digit).glob("*.jpg"))[index]).convert("RGB")
+                        .rotate(turn).resize((640, 480))
+                        for digit, index, turn in (("3", 3, 0), ("5", 7, 180)))
+    row = Image.new("RGB", (1280, 480))
+    row.paste(signing, (0, 0))
+    row.paste(resting, (640, 0))
+    row.save(path, quality=92)
     return 3

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import copy_sample, sample_images
-from tests.photos import small_hand
+from tests.photos import beside_a_resting_hand, small_hand
 from tests.web_server import sse_until_done, web_stack
 
 
@@ -75,6 +75,26 @@ def test_predict_reads_a_small_hand_on_a_closer_decode_as_a_batch_does(web, data
     assert np.abs(served - hand.landmarks.points[:, :2]).max() < 1
     crop = Image.open(io.BytesIO(base64.b64decode(answer["crop_png"])))
     assert crop.size == (224, 224)
+
+
+def test_predict_sets_a_resting_hand_aside_as_a_batch_does(web, dataset, tmp_path):
+    """A hand pointing down beside a signing one: one digit, said so, as serving.reader
+    reads the photo in a batch."""
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.hands.models import default_models_dir
+    from signdigits.serving.reader import HandReader
+
+    digit = beside_a_resting_hand(dataset, tmp_path / "resting.jpg")
+    response = web.post("/api/predict",
+                        files={"file": ("resting.jpg", (tmp_path / "resting.jpg").read_bytes())})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    _, batch = HandReader.from_folder(Classifier(), default_models_dir()).look(
+        tmp_path / "resting.jpg")
+    assert (answer["digit"], answer["hand_count"], answer["reading"]) == (
+        digit, 1, "hand landmarks, 1 more pointing down, not read") == (
+        batch.answer.prediction.digit, len(batch.hands), batch.how)
+    assert answer["below_threshold"] is False and len(answer["hands"]) == 1
 
 
 def test_a_photo_with_no_hand_is_an_answer_not_an_error(web):

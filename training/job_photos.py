@@ -72,17 +72,16 @@ def matched_hands(stored: Sequence[dict[str, Any]], found: Sequence[Hand], *, sc
     """For each stored hand (``images.hand``'s records, in reading order, boxes in the
     photo's own pixels), the hand found again that it is, or None.
 
-    The hands found again are put in reading order as the workers put them (the surest
-    ``max_hands``, then :func:`serving.hands.order.reading_order`); a stored hand is
+    The hands found again are chosen and put in reading order as the workers do
+    (:func:`serving.reader.choose_hands`); a stored hand is
     matched to the one at its place when there are as many, its box agrees (IoU at least
     :data:`SAME_BOX_IOU`, or each centre inside the other box, on the photo's own pixels:
     ``scale`` is the decoded copy's pixels per photo pixel) and neither box agrees with
     another hand's. Anything else is not told apart, and not guessed."""
-    from signdigits.serving.hands.order import reading_order
+    from signdigits.serving.reader import choose_hands
 
-    kept = list(found[:max_hands])
-    order = reading_order([h.box for h in kept])
-    again = [_box(v / scale for v in kept[i].box) for i in order]
+    kept = [found[i] for i in choose_hands(found, max_hands).read]
+    again = [_box(v / scale for v in hand.box) for hand in kept]
     try:
         boxes = [_box(float(v) for v in record["box"]) for record in stored]
     except (KeyError, TypeError, ValueError):  # a stored hand without its box
@@ -90,7 +89,7 @@ def matched_hands(stored: Sequence[dict[str, Any]], found: Sequence[Hand], *, sc
     if len(again) != len(boxes):
         return [None] * len(boxes)
     agree = [[_same_box(s, a) for a in again] for s in boxes]
-    return [kept[order[i]] if agree[i][i] and sum(agree[i]) == 1
+    return [kept[i] if agree[i][i] and sum(agree[i]) == 1
             and sum(row[i] for row in agree) == 1 else None for i in range(len(boxes))]
 
 
@@ -129,7 +128,7 @@ def read_job_photos(items: Iterable[tuple[Image, Job, Answer]], *, total: int,
     exactly one hand, or per matched hand answered with a digit (see the module)."""
     from signdigits.serving.hands.features import hand_features
     from signdigits.serving.hands.finder import HandFinder
-    from signdigits.serving.reader import look
+    from signdigits.serving.reader import choose_hands, look
 
     finder = HandFinder(hand_models, max_hands=max_hands)
     folders: dict[str, JobFolder] = {}
@@ -163,10 +162,10 @@ def read_job_photos(items: Iterable[tuple[Image, Job, Answer]], *, total: int,
                     photos.leave_out(NOT_FOUND)
                 elif digit is not None and hand is not None:
                     example(image, place, digit, hand)
-        elif len(hands) == 1:
-            example(image, 0, answer, hands[0])
+        elif len(read := choose_hands(hands, max_hands).read) == 1:
+            example(image, 0, answer, hands[read[0]])
         else:
-            photos.leave_out(SEVERAL if hands else NO_HAND)
+            photos.leave_out(SEVERAL if read else NO_HAND)
         if progress:
             progress(done, total)
     if rows:

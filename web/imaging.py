@@ -90,17 +90,19 @@ def annotated_jpeg(data: bytes, hands: list[dict[str, Any]], *, max_pixels: int,
     return _jpeg(drawn)
 
 
-def hand_png(data: bytes, hand: dict[str, Any], *, max_pixels: int) -> bytes:
-    """The 224 x 224 square the landmark model read, cut again from the photo decoded as
-    the worker decoded it (closer for a small hand: serving.reader.look)."""
+def hand_png(data: bytes, hands: list[dict[str, Any]], *, max_pixels: int) -> bytes:
+    """The 224 x 224 square the landmark model read for the first of a row's stored
+    ``hands``, cut again from the photo decoded as the worker decoded it: closer when its
+    hands are small (serving.reader.look_again; only the hands read were stored, so a hand
+    set aside does not count)."""
     photo = read_photo(data, max_pixels=max_pixels)
-    box = hand.get("box") if isinstance(hand, dict) else None
-    numbers = isinstance(box, list) and len(box) == 4 and all(
-        isinstance(v, (int, float)) for v in box)
-    if numbers and closer_step([box], scale=photo.scale) is not None:
+    boxes = [hand.get("box") if isinstance(hand, dict) else None for hand in hands]
+    numbers = all(isinstance(box, list) and len(box) == 4 and all(
+        isinstance(v, (int, float)) for v in box) for box in boxes)
+    if boxes and numbers and closer_step(boxes, scale=photo.scale) is not None:
         photo = closer_look(data, photo, max_pixels=max_pixels) or photo
     try:
-        crop = hand_crop(photo.image, hand, scale=photo.scale)
+        crop = hand_crop(photo.image, hands[0], scale=photo.scale)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ImageError(f"its stored hand cannot be cut out ({exc.__class__.__name__})") from None
     out = io.BytesIO()

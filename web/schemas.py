@@ -162,7 +162,9 @@ class ImageOut(BaseModel):
         'landmarks, whole photo, placed once" (and the classifier was at least 0.999 sure '
         'of its first placement), "hand landmarks" (found by the palm detector), "hand '
         'landmarks, on a padded copy", "hand landmarks, N hands" or "no hand found" (digit '
-        'null); null until read'))
+        'null), then ", N more pointing down, not read" (hands resting, not signing, left '
+        'out) or ", pointing down" (every hand found does: below the threshold); null until '
+        'read'))
     digits: str | None = Field(None, description=(
         'every hand\'s digit, left to right ("407"; "7" for one hand; "" for none); '
         "digit is null for several hands"))
@@ -217,14 +219,17 @@ class PredictOut(BaseModel):
     digits: str = Field("", description='every hand\'s digit, left to right ("407")')
     hand_count: int = Field(0, description="hands read")
     confidence: float = Field(description="the least sure hand's")
-    below_threshold: bool = Field(description="true when any hand is below the threshold")
+    below_threshold: bool = Field(description=(
+        "true when any hand is below the threshold, no hand was found, the photo holds more "
+        "hands than were read, or every hand found points down"))
     threshold: float
     probabilities: list[float] | None = Field(description="index = digit; null: no hand")
     model_version: str
     reading: str = Field(description=(
         '"hand landmarks, whole photo", "hand landmarks, whole photo, placed once", '
-        '"hand landmarks", "hand landmarks, on a padded copy" '
-        'or "no hand found"'))
+        '"hand landmarks", "hand landmarks, on a padded copy", "hand landmarks, N hands" '
+        'or "no hand found", then ", N more pointing down, not read" or ", pointing down" '
+        '(see ImageOut)'))
     hands: list[HandOut] = Field(description="every hand read, left to right")
     crop_png: str | None = Field(description=(
         "the 224 x 224 square around the first hand that the landmark model read, PNG "

@@ -13,6 +13,7 @@ import base64
 import binascii
 import io
 import json
+import math
 from functools import lru_cache
 from typing import Any
 
@@ -25,7 +26,7 @@ from signdigits.serving.hands.landmarks import Landmarks
 from signdigits.serving.hands.palm import Region
 from signdigits.serving.photo import Photo
 from signdigits.serving.preview import hand_crop
-from signdigits.serving.reader import placed_closer
+from signdigits.serving.reader import Closer, closer_step, placed_closer
 from signdigits.worker.app import app
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import get_context
@@ -35,7 +36,7 @@ _REPLY_SECONDS = 60  # an answer nobody collected by then is dropped by Redis
 # side, so this is only there to refuse a message that would take gigabytes to unpack.
 MAX_PIXELS = 4096 * 4096
 CROP_SIDE = 224  # the hand as the landmark model read it
-MAX_PLACED = 64  # hands a message may ask to place again (a photo's are MAX_HANDS + 1)
+MAX_PLACED = 65  # hands a message may place again: SIGNDIGITS_MAX_HANDS' bound, 64, + 1
 
 
 class BadRequest(ValueError):
@@ -59,9 +60,11 @@ def predict_image(rgb_b64: str, size: list[int], original_size: list[int],
     :func:`read_photo` decoded, base64; ``size``: its width and height; ``original_size``:
     the photo's own upright width and height, the pixels the hands are reported in.
     ``place``: hands already found on a smaller decode of the photo (each its
-    ``landmarks``, 21 [x, y] in the photo's own pixels, and ``padded``), placed again on
-    this one instead of searched for; those the landmark model is no longer sure of are
-    left out of the answer (serving.reader.look_again).
+    ``landmarks``, 21 [x, y] in the photo's own pixels, ``padded`` and ``whole_photo``),
+    placed again on this one instead of searched for; those the landmark model is no
+    longer sure of are left out of the answer (serving.reader.look_again). The answer's
+    ``closer`` says what a batch would do next (search a closer decode, or place these
+    ``place`` hands on it) and ``found`` how many hands were found, read or not.
 
     The answer is pushed to the Redis list ``reply_to`` on the broker, where the web
     waits for it. Acknowledged on receipt (not late): a prediction redelivered an hour
@@ -99,6 +102,10 @@ def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | Non
     else:
         hands = ctx.decoders.submit(placed_closer, ctx.reader, photo.image, to_place,
                                     photo.scale).result()
+    # What a batch would do next (serving.reader.look_again), judged on every hand found
+    # (those not read too), for the web to follow: it has the photo's bytes, this the hands.
+    step = closer_step([hand.box for hand in hands]) if photo.scale < 1 and to_place is None \
+        else None
     reading = ctx.reader.classify([hands])[0]
     if threshold is None:
         threshold = ctx.settings.threshold
@@ -120,7 +127,19 @@ def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | Non
         "reading": reading.how,
         "hands": records,
         "crop_png": _crop_png(photo, records[0]) if records else None,
+        "found": len(hands),
+        "closer": None if step is None else {
+            "step": step.value,
+            "place": [place_record(hand, scale=photo.scale) for hand in hands]
+            if step is Closer.PLACE else None},
     }
+
+
+def place_record(hand: Hand, *, scale: float) -> dict:
+    """A hand found, as a ``place`` item: points in the photo's own pixels (``scale``:
+    decoded per original), and what its reading says of it."""
+    return {"landmarks": (hand.landmarks.points[:, :2] / scale).tolist(),
+            "padded": hand.padded, "whole_photo": hand.whole_photo}
 
 
 def unpack_photo(rgb_b64: Any, size: Any, original_size: Any) -> Photo:
@@ -146,26 +165,27 @@ def unpack_photo(rgb_b64: Any, size: Any, original_size: Any) -> Photo:
 
 
 def hands_to_place(place: Any) -> list[Hand]:
-    """The message's ``place`` as hands in the photo's own pixels (a factor of
-    ``photo.scale`` away from the picture's); BadRequest if it is not a list of hands."""
+    """The message's ``place`` (:func:`place_record` items) as hands in the photo's own
+    pixels (a factor of ``photo.scale`` away from the picture's); BadRequest if it is not
+    a list of such hands."""
     if not isinstance(place, list) or len(place) > MAX_PLACED:
         raise BadRequest(f"place must be a list of at most {MAX_PLACED} hands")
     hands = []
-    for hand in place:
-        points = hand.get("landmarks") if isinstance(hand, dict) else None
-        try:
-            xy = np.asarray(points, dtype=np.float32)
-        except (TypeError, ValueError):
-            xy = np.zeros(0, np.float32)
-        if xy.shape != (21, 2) or not np.isfinite(xy).all():
+    for item in place:
+        points = item.get("landmarks") if isinstance(item, dict) else None
+        if not (isinstance(points, list) and len(points) == 21 and all(
+                isinstance(point, list) and len(point) == 2 and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                    for v in point) for point in points)):
             raise BadRequest("each hand to place needs landmarks: 21 [x, y] pairs of numbers")
-        padded = hand.get("padded", False)
-        if not isinstance(padded, bool):
-            raise BadRequest("a hand's padded must be true or false")
+        flags = [item.get(name, False) for name in ("padded", "whole_photo")]
+        if not all(isinstance(flag, bool) for flag in flags):
+            raise BadRequest("a hand's padded and whole_photo must be true or false")
+        xy = np.asarray(points, np.float32)
         landmarks = Landmarks(np.column_stack([xy, np.zeros(21, np.float32)]), 1.0, 0.5)
-        # Found by the palm detector (palm_score not None): a hand the landmark model finds
-        # filling the photo is never a small one; its score is not carried.
-        hands.append(Hand(landmarks, Region((0.0, 0.0), 0.0, 0.0), 1.0, padded))
+        # A palm score (unknown here) only tells a whole-photo hand from a palm's.
+        hands.append(Hand(landmarks, Region((0.0, 0.0), 0.0, 0.0),
+                          None if flags[1] else 1.0, flags[0]))
     return hands
 
 

@@ -82,7 +82,7 @@ def test_the_crop_is_the_square_around_the_hand_upright():
     out = io.BytesIO()
     image.save(out, "PNG")
     hand = _hand(70, 20, 60)  # centred on the boundary at x = 100
-    crop = _decoded(hand_png(out.getvalue(), hand, max_pixels=MAX_PIXELS))
+    crop = _decoded(hand_png(out.getvalue(), [hand], max_pixels=MAX_PIXELS))
     assert crop.shape == (224, 224, 3)
     assert _near(crop[112, 20], (255, 0, 0), 5) and _near(crop[112, 200], (0, 0, 255), 5)
 
@@ -91,7 +91,7 @@ def test_a_hand_that_cannot_be_drawn_is_an_image_error_not_a_crash():
     with pytest.raises(ImageError, match="stored hands cannot be drawn"):
         annotated_jpeg(_png(50, 50), [{"box": [1, 2]}], max_pixels=MAX_PIXELS)
     with pytest.raises(ImageError, match="stored hand cannot be cut out"):
-        hand_png(_png(50, 50), {"box": [1, 2, 3, 4]}, max_pixels=MAX_PIXELS)
+        hand_png(_png(50, 50), [{"box": [1, 2, 3, 4]}], max_pixels=MAX_PIXELS)
     with pytest.raises(ImageError, match="not an image"):
         annotated_jpeg(b"not an image", [], max_pixels=MAX_PIXELS)
 

@@ -101,22 +101,27 @@ def test_a_malformed_message_is_one_line(rgb, size, original, says):
     assert says in str(refused.value) and "\n" not in str(refused.value)
 
 
-def test_hands_to_place_keep_their_points_and_padding():
+def test_hands_to_place_keep_their_points_and_what_the_reading_says_of_them():
     points = [[float(i), 2.0 * i] for i in range(21)]
-    [hand] = hands_to_place([{"landmarks": points, "padded": True}])
-    assert hand.landmarks.points.shape == (21, 3) and hand.padded and not hand.whole_photo
-    assert hand.landmarks.points[:, :2].tolist() == points
+    padded, whole = hands_to_place([{"landmarks": points, "padded": True},
+                                    {"landmarks": points, "whole_photo": True}])
+    assert padded.landmarks.points.shape == (21, 3) and padded.padded
+    assert not padded.whole_photo and whole.whole_photo and not whole.padded
+    assert padded.landmarks.points[:, :2].tolist() == points
 
 
 @pytest.mark.parametrize(("place", "says"), [
     ({"landmarks": []}, "place must be a list"),
-    ([{"landmarks": [[0, 0]] * 21}] * 65, "place must be a list of at most 64 hands"),
+    ([{"landmarks": [[0, 0]] * 21}] * 66, "place must be a list of at most 65 hands"),
     (["a hand"], "each hand to place needs landmarks: 21 [x, y] pairs of numbers"),
     ([{"landmarks": [[0, 0]] * 20}], "21 [x, y] pairs"),
     ([{"landmarks": [[0, 0, 0]] * 21}], "21 [x, y] pairs"),
     ([{"landmarks": [["x", 0]] * 21}], "21 [x, y] pairs"),
     ([{"landmarks": [[float("nan"), 0]] * 21}], "21 [x, y] pairs"),
-    ([{"landmarks": [[0, 0]] * 21, "padded": "yes"}], "padded must be true or false"),
+    ([{"landmarks": [["1", 0]] * 21}], "21 [x, y] pairs"),
+    ([{"landmarks": [[True, 0]] * 21}], "21 [x, y] pairs"),
+    ([{"landmarks": [[0, 0]] * 21, "padded": "yes"}], "padded and whole_photo must be"),
+    ([{"landmarks": [[0, 0]] * 21, "whole_photo": 1}], "padded and whole_photo must be"),
 ])
 def test_a_malformed_hand_to_place_is_one_line(place, says):
     with pytest.raises(BadRequest) as refused:

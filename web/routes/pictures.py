@@ -116,7 +116,7 @@ def hand(session: SessionDep, settings: SettingsDep, image_id: ImageId) -> Respo
         raise HTTPException(404, f"image {image_id} has no hand ({_why_none(image)})")
     data = _file(settings, image, job)
     try:
-        png = hand_png(data, hands[0], max_pixels=settings.max_image_pixels)
+        png = hand_png(data, hands, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise HTTPException(422, f"cannot show image {image_id}: {exc}") from None
     return Response(png, media_type="image/png", headers=_CACHE)

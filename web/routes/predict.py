@@ -37,7 +37,7 @@ from signdigits.db.results import record_prediction
 from signdigits.files.paths import is_image_name
 from signdigits.files.reading import ImageError
 from signdigits.serving.photo import Photo, read_photo
-from signdigits.serving.reader import Closer, closer_is_kept, closer_look, closer_step
+from signdigits.serving.reader import closer_is_kept, closer_look
 from signdigits.web.deps import CeleryDep, RepliesDep, SessionDep, SettingsDep, StateDep
 from signdigits.web.fields import Threshold
 from signdigits.web.imaging import photo_message
@@ -68,20 +68,18 @@ async def predict(state: StateDep, settings: SettingsDep, celery: CeleryDep,
         raise HTTPException(415, f"{file.filename or 'the upload'}: {exc}") from None
     with waiting_slot(state):
         answer = await ask_worker(celery, replies, settings, photo, threshold)
-        # serving.reader.look_again's rule, as a batch reads the photo: no hand or a small
-        # one, a closer look (the boxes come in the photo's own pixels), which searches the
-        # closer decode or places the same hands again on it.
-        first = answer.get("hands") or []
-        step = closer_step([hand["box"] for hand in first], scale=photo.scale)
-        if step is not None:
+        # serving.reader.look_again, as a batch reads the photo: the worker, which has
+        # every hand found (those not read too), says whether to look closer; this process,
+        # which has the photo's bytes, decodes it closer and sends it once more, to be
+        # searched or to have the same hands placed again on it.
+        next_look = answer.get("closer")
+        if next_look:
             closer = await run_in_threadpool(closer_look, data, photo,
                                              max_pixels=settings.max_image_pixels)
             if closer is not None:
-                place = [{"landmarks": hand["landmarks"], "padded": hand["padded"]}
-                         for hand in first] if step is Closer.PLACE else None
                 again = await ask_worker(celery, replies, settings, closer, threshold,
-                                         place=place)
-                if closer_is_kept(len(first), len(again.get("hands") or [])):
+                                         place=next_look.get("place"))
+                if closer_is_kept(answer.get("found", 0), again.get("found", 0)):
                     answer = again
     if store:
         answer.update(await run_in_threadpool(_store, session, settings, file.filename or "",
