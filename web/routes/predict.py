@@ -2,12 +2,13 @@
 
 The photo is decoded here, as the workers decode a job's files (a non-image is refused
 at once); only its decoded RGB pixels travel to a worker, which finds the hands, reads
-the answer's landmarks and gives the digit; when it finds no hand, or a small one, on a
-photo decoded reduced, the photo is decoded closer and sent once more, to be searched
-again or to have the small hands placed again on it (:func:`serving.reader.look_again`'s
-rule, which a batch's worker follows). The answer says
-how the photo was read, where each hand is (box and 21 landmarks, in the photo's own
-pixels) and the 224 x 224 square the landmark model read; a photo with no hand found is
+the answer's landmarks and gives the digit. When it finds no hand, or a small one, on a
+photo decoded reduced, its answer says so, and the photo is decoded closer here and sent
+once more, to be searched again or to have the same hands placed again on it
+(:func:`serving.reader.look_again`'s rule, which a batch's worker follows). The answer
+says how the photo was read, where each hand read is (box and 21 landmarks, in the
+photo's own pixels) and the 224 x 224 square the landmark model read; a photo with no
+hand found is
 an answer too (``digit`` null, ``reading`` "no hand found"), not an error. Nothing is
 stored unless ``store`` is asked: then the photo is kept under the upload folder as a
 one-image job (its ``job_id`` and ``image_id`` are in the answer), which the pages show
