@@ -182,7 +182,9 @@ def test_the_worker_reports_no_hand_and_takes_the_threshold_given(predict_stack,
         "digit": None, "digits": "", "hand_count": 0, "confidence": 0.0,
         "below_threshold": True, "threshold": 0.0,
         "probabilities": None, "model_version": answer["model_version"],
-        "reading": "no hand found", "hands": [], "crop_png": None}
+        "reading": "no hand found", "hands": [], "crop_png": None,
+        # What the web does next, as a batch would: decode closer and search again.
+        "found": 0, "closer": {"step": "search", "place": None}}
 
 
 @pytest.mark.parametrize(("args", "error"), [
