@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Stack, require, sample_images
-from tests.photos import small_hand, three_people
+from tests.photos import beside_a_resting_hand, small_hand, three_people
 from tests.web_server import CHROMIUM, desktop_page, save_screenshot, serving
 
 NO_HAND = "no hand found"
@@ -250,3 +250,22 @@ def test_try_reads_every_hand_of_a_group_left_to_right(site, page, dataset, tmp_
     assert page.inner_text("#answer-crop-caption").startswith("what was read of the first hand")
     assert page.eval_on_selector("#answer-stage", "s => s.getBoundingClientRect().width") > 600
     _shoot(page, "web-try-several.png", tmp)
+
+
+def test_try_reads_the_signing_hand_and_says_the_resting_one_was_not(site, page, dataset,
+                                                                     tmp_path):
+    """A hand pointing down beside the signing one: one digit, one hand drawn, and the
+    page says a hand was left out."""
+    client, tmp = site
+    photo = tmp_path / "resting.jpg"
+    digit = beside_a_resting_hand(dataset, photo)
+    page.goto(f"{client.base_url}/try")
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector(f"#answer[data-digit='{digit}']", timeout=60_000)
+    assert page.inner_text("#answer-reading") == (
+        "read from the hand landmarks, 1 more pointing down, not read")
+    assert page.eval_on_selector_all("#answer-overlay g.hand", "g => g.length") == 1
+    assert page.eval_on_selector("#answer-overlay g.hand rect.box",
+                                 "r => Number(r.getAttribute('x'))") < 640
+    _shoot(page, "web-try-resting.png", tmp)
+

@@ -122,8 +122,11 @@ function show(answer, url) {
   drawHands(document.getElementById("answer-overlay"), answer.hands, answer.photo_size);
   const count = answer.hands.length;
   const found = count > 0;
+  // A hand set aside as resting (fingers down) is not drawn: the reading's end says so.
+  const resting = (answer.reading || "").match(/, (\d+ more pointing down, not read|pointing down)$/);
   document.getElementById("answer-reading").textContent = !found ? "no hand found" :
-    count > 1 ? `${count} hands, read left to right (orange: below the threshold)` :
+    count > 1 ? `${count} hands, read left to right (orange: below the threshold)` +
+      (resting ? `; ${resting[1]}` : "") :
     `read from the ${answer.reading}`;
   const crop = document.getElementById("answer-crop");
   document.getElementById("answer-crop-figure").hidden = !answer.crop_png;
