@@ -150,7 +150,7 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
         from signdigits.serving.hands.finder import HandFinder, StageSeconds
         from signdigits.serving.hands.models import models_dir
         from signdigits.serving.photo import read_photo
-        from signdigits.serving.reader import HandReader, look_again
+        from signdigits.serving.reader import HandReader, first_look, look_again
 
         classifier = Classifier(job.model_path, threads=1, runtime=job.runtime)
         classifier.warm_up(CHUNK)
@@ -177,7 +177,7 @@ def _read_share(job: _Share, next_chunk, go, results) -> None:
                     continue
                 finally:
                     decode += time.process_time() - began
-                found.append(look_again(reader, path, photo, reader.find(photo.image),
+                found.append(look_again(reader, path, photo, first_look(reader, photo),
                                         max_pixels=job.max_pixels)[1])
             readings = reader.classify(found)
             with_hand += sum(bool(r.hands) for r in readings)

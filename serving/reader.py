@@ -57,6 +57,15 @@ CLOSER_SIDE = 960
 # 0.3, modi 58 at 0.2). About 15 CPU-ms a photo so placed, which took 0.1-0.3 s to find
 # the hand in; no hand in modi's or cyril's photos is under 97 pixels.
 CLOSE_HAND_SIDE = 64
+# A photo decoded reduced in which nothing else found a hand is searched in these tile
+# grids only, not the 7 x 7 (49 palm-detector passes): a hand not found in 5 x 5 tiles is
+# under about a twentieth of the photo's width, and the closer decode that follows
+# searches every grid with 16 times the pixels. Composites (bench.hand_size's, hands 3-6%
+# of the width, 25 a share and set at 0.05-0.1): read right the same but one of 200 (modi
+# at 0.06: 6 -> 5), palm-detector passes 160-172 -> 113-123 a photo; 24 a share at
+# 0.05-0.15: the same right, CPU 1.32 -> 0.98 s at 0.05 and 0.075, unchanged at 0.1-0.15;
+# a photo with no hand 172 -> 123 passes, 1.28 -> 0.96 CPU-s. Close-ups never get here.
+FIRST_LOOK_GRIDS = (3, 5)
 # A hand filling the photo is placed once on the photo's square, then again on the square
 # derived from those points (serving.hands.finder). When the classifier gives the first
 # placement's digit at least this confidence, the second is not made: a landmark pass,
@@ -202,7 +211,7 @@ class FindsHands(Protocol):
     """Finds a photo's hands and places found ones again: a :class:`HandFinder`, the
     worker's one-finder-per-decode-thread pool, or the :class:`HandReader` over either."""
 
-    def find(self, image: Image.Image) -> list[Hand]: ...
+    def find(self, image: Image.Image, *, grids: Sequence[int] | None = None) -> list[Hand]: ...
 
     def place_closer(self, image: Image.Image, hand: Hand, factor: float) -> Hand | None: ...
 
@@ -214,6 +223,12 @@ def placed_closer(finder: FindsHands, image: Image.Image, hands: list[Hand],
     return [hand for hand in (finder.place_closer(image, h, factor) for h in hands) if hand]
 
 
+def first_look(finder: FindsHands, photo: Photo) -> list[Hand]:
+    """The hands found on ``photo`` as first decoded: a photo decoded reduced is searched
+    in the :data:`FIRST_LOOK_GRIDS` only (:func:`look_again` searches a closer one)."""
+    return finder.find(photo.image, grids=None if photo.scale >= 1 else FIRST_LOOK_GRIDS)
+
+
 def look(finder: FindsHands, source: ImageSource, *,
          max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Photo, list[Hand]]:
     """``source`` decoded and its hands found, as every reader of photos finds them: once
@@ -221,18 +236,22 @@ def look(finder: FindsHands, source: ImageSource, *,
     the pixels of the photo returned with them. Raises :class:`ImageError` for a file
     that is not an image."""
     photo = read_photo(source, max_pixels=max_pixels)
-    return look_again(finder, source, photo, finder.find(photo.image), max_pixels=max_pixels)
+    return look_again(finder, source, photo, first_look(finder, photo), max_pixels=max_pixels)
 
 
 def look_again(finder: FindsHands, source: ImageSource, photo: Photo, hands: list[Hand], *,
                max_pixels: int) -> tuple[Photo, list[Hand]]:
-    """The hands found on ``photo`` (``source`` decoded), or those of a closer decode when
-    they call for one (:func:`closer_step`, :func:`closer_is_kept`): searched there, or
-    the same hands placed again there; with the photo they are in. For a caller that
-    times the first decode apart."""
+    """The hands found on ``photo`` (``source`` decoded, by :func:`first_look`), or those
+    of a closer decode when they call for one (:func:`closer_step`,
+    :func:`closer_is_kept`): searched there, or the same hands placed again there; with the
+    photo they are in. For a caller that times the first decode apart."""
     step = closer_step([h.box for h in hands])
-    if step is None or (closer := closer_look(source, photo, max_pixels=max_pixels)) is None:
+    if step is None:
         return photo, hands
+    closer = closer_look(source, photo, max_pixels=max_pixels)
+    if closer is None:  # no more pixels to give: the grids first_look left are searched here
+        searched = step is Closer.SEARCH and photo.scale < 1
+        return photo, finder.find(photo.image) if searched else hands
     if step is Closer.SEARCH:
         again = finder.find(closer.image)
     else:
@@ -248,7 +267,8 @@ class ReaderFinder(FindsHands, Protocol):
     model_hashes: dict[str, str]
     max_hands: int  # find() returns one more when the photo holds more, as the evidence
 
-    def find(self, image: Image.Image, settled: Settled | None = None) -> list[Hand]: ...
+    def find(self, image: Image.Image, settled: Settled | None = None, *,
+             grids: Sequence[int] | None = None) -> list[Hand]: ...
 
 
 class HandReader:
@@ -266,10 +286,10 @@ class HandReader:
         """A reader with a finder of its own, on the hand models in ``hand_models``."""
         return cls(classifier, HandFinder(hand_models, threads=threads, max_hands=max_hands))
 
-    def find(self, image: Image.Image) -> list[Hand]:
+    def find(self, image: Image.Image, *, grids: Sequence[int] | None = None) -> list[Hand]:
         """The hands in ``image``, as served: a whole-photo hand the classifier settles at
         its first placement (:meth:`settles`) is placed once."""
-        return self.finder.find(image, self.settles)
+        return self.finder.find(image, self.settles, grids=grids)
 
     def place_closer(self, image: Image.Image, hand: Hand, factor: float) -> Hand | None:
         """``hand`` placed again on a closer decode (:meth:`HandFinder.place_closer`)."""

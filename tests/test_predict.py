@@ -199,3 +199,14 @@ def test_a_malformed_message_is_answered_with_one_line(predict_stack, args, erro
     answer = ask_worker(predict_stack, *args)
     assert list(answer) == ["error"] and error in answer["error"], answer
     assert "\n" not in answer["error"]
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"last_look": "yes"}, "last_look must be true or false"),
+    ({"place": [{"landmarks": [[0, 0]] * 20}]}, "21 [x, y] pairs of numbers"),
+    ({"place": "everywhere"}, "place must be a list"),
+])
+def test_a_malformed_closer_look_is_answered_with_one_line(predict_stack, kwargs, error):
+    answer = ask_worker(predict_stack, base64.b64encode(bytes(12)).decode(), [2, 2], [8, 8],
+                        **kwargs)
+    assert list(answer) == ["error"] and error in answer["error"], answer

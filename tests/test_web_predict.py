@@ -52,7 +52,7 @@ def test_predict_one_photo(web, dataset):
     assert "job_id" not in answer  # nothing stored unless asked
 
 
-@pytest.mark.parametrize("share", [0.075, 0.125])
+@pytest.mark.parametrize("share", [0.075, 0.1, 0.125])
 def test_predict_reads_a_small_hand_on_a_closer_decode_as_a_batch_does(web, dataset,
                                                                         tmp_path, share):
     """No hand at the usual decode (14 pixels there), or one of 23 pixels: the web decodes

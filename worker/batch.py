@@ -26,7 +26,7 @@ from signdigits.files.reading import ImageError
 # runtimes of the classifier and the hand finder load in each child (worker.context).
 from signdigits.serving.hands.finder import Hand
 from signdigits.serving.photo import Photo, read_photo
-from signdigits.serving.reader import look_again
+from signdigits.serving.reader import first_look, look_again
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import INFERENCE_PART, WorkerContext
 from signdigits.worker.promoted import follow_promoted
@@ -251,7 +251,7 @@ def find_hands(ctx: WorkerContext, data: bytes, photo: Photo, *, max_pixels: int
     palms, landmarks = finder.seconds.palms, finder.seconds.landmarks
     # The reader finds (placed once when settled) and places closer on this thread's finder.
     reader = ctx.reader
-    photo, hands = look_again(reader, data, photo, reader.find(photo.image),
+    photo, hands = look_again(reader, data, photo, first_look(reader, photo),
                               max_pixels=max_pixels)
     return photo, hands, finder.seconds.palms - palms, finder.seconds.landmarks - landmarks
 

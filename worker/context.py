@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -70,9 +71,10 @@ class ThreadFinders:
         self.model_hashes = check_models(folder)  # each thread's finder checks them again
         self._local = threading.local()
 
-    def find(self, image: Image.Image, settled: Settled | None = None) -> list[Hand]:
+    def find(self, image: Image.Image, settled: Settled | None = None, *,
+             grids: Sequence[int] | None = None) -> list[Hand]:
         """The hands in ``image``, found with the calling thread's own finder."""
-        return self.get().find(image, settled)
+        return self.get().find(image, settled, grids=grids)
 
     def place_closer(self, image: Image.Image, hand: Hand, factor: float) -> Hand | None:
         """``hand`` placed again on a closer decode, with the calling thread's finder."""

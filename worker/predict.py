@@ -26,7 +26,7 @@ from signdigits.serving.hands.landmarks import Landmarks
 from signdigits.serving.hands.palm import Region
 from signdigits.serving.photo import Photo
 from signdigits.serving.preview import hand_crop
-from signdigits.serving.reader import Closer, closer_step, placed_closer
+from signdigits.serving.reader import Closer, closer_step, first_look, placed_closer
 from signdigits.worker.app import app
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import get_context
@@ -53,7 +53,7 @@ def _replies(url: str):
 @app.task(name=PREDICT_TASK_NAME, acks_late=False)
 def predict_image(rgb_b64: str, size: list[int], original_size: list[int],
                   threshold: float | None = None, reply_to: str | None = None,
-                  place: list[dict] | None = None) -> dict:
+                  place: list[dict] | None = None, last_look: bool = False) -> dict:
     """A decoded photo -> the digit, how it was read, and the hands found.
 
     ``rgb_b64``: the RGB bytes (uint8, height x width x 3, rows top first) of the picture
@@ -64,14 +64,17 @@ def predict_image(rgb_b64: str, size: list[int], original_size: list[int],
     placed again on this one instead of searched for; those the landmark model is no
     longer sure of are left out of the answer (serving.reader.look_again). The answer's
     ``closer`` says what a batch would do next (search a closer decode, or place these
-    ``place`` hands on it) and ``found`` how many hands were found, read or not.
+    ``place`` hands on it) and ``found`` how many hands were found, read or not. A first
+    look at a photo decoded reduced leaves the tile search to that closer one
+    (serving.reader.first_look); ``last_look`` says this is it: searched fully, and no
+    further look asked for.
 
     The answer is pushed to the Redis list ``reply_to`` on the broker, where the web
     waits for it. Acknowledged on receipt (not late): a prediction redelivered an hour
     later would answer nobody. Malformed input gets an ``error`` answer, not a retry.
     """
     try:
-        answer = _predict(rgb_b64, size, original_size, threshold, place)
+        answer = _predict(rgb_b64, size, original_size, threshold, place, last_look)
     except BadRequest as exc:
         answer = {"error": str(exc)}
     except Exception as exc:
@@ -91,21 +94,25 @@ def _reply(reply_to: str | None, answer: dict) -> None:
 
 
 def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | None,
-             place: Any) -> dict:
+             place: Any, last_look: Any) -> dict:
     photo = unpack_photo(rgb_b64, size, original_size)
     to_place = None if place is None else hands_to_place(place)
+    if not isinstance(last_look, bool):
+        raise BadRequest("last_look must be true or false")
     ctx = get_context()
     # In a decode thread, with that thread's hand finder: the finders are not thread-safe,
     # and those threads are the only ones that use them, whatever the pool runs tasks in.
-    if to_place is None:
-        hands = ctx.decoders.submit(ctx.reader.find, photo.image).result()
-    else:
+    if to_place is not None:
         hands = ctx.decoders.submit(placed_closer, ctx.reader, photo.image, to_place,
                                     photo.scale).result()
+    elif last_look:
+        hands = ctx.decoders.submit(ctx.reader.find, photo.image).result()
+    else:
+        hands = ctx.decoders.submit(first_look, ctx.reader, photo).result()
     # What a batch would do next (serving.reader.look_again), judged on every hand found
     # (those not read too), for the web to follow: it has the photo's bytes, this the hands.
-    step = closer_step([hand.box for hand in hands]) if photo.scale < 1 and to_place is None \
-        else None
+    step = closer_step([hand.box for hand in hands]) \
+        if photo.scale < 1 and to_place is None and not last_look else None
     reading = ctx.reader.classify([hands])[0]
     if threshold is None:
         threshold = ctx.settings.threshold

@@ -30,7 +30,9 @@
    no hand), the 7 x 7 tiles found no hand the others had not. Costly (83 detector
    passes, about 0.6-1 s here), and paid only by photos where nothing else found a hand: a
    wall, a face, a hand under about a twentieth of the photo's width; a grid whose tiles
-   would be under :data:`MIN_TILE_SIDE` pixels is skipped.
+   would be under :data:`MIN_TILE_SIDE` pixels is skipped. A caller may ask for fewer
+   grids: the reader searches a reduced decode in 3 x 3 and 5 x 5 only, and a closer one
+   in all three (serving.reader.first_look).
 
 A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`),
 so a face, a wall or a hand-sized blur gives no hand rather than a guess.
@@ -40,7 +42,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,9 +139,13 @@ class HandFinder:
         self._landmarks = TfliteModel(folder / LANDMARK_MODEL, threads=threads)
         self.seconds = StageSeconds()
 
-    def find(self, image: Image.Image, settled: Settled | None = None) -> list[Hand]:
+    def find(self, image: Image.Image, settled: Settled | None = None, *,
+             grids: Sequence[int] | None = None) -> list[Hand]:
         """The hands in ``image`` (RGB), surest first; points in ``image``'s pixels. A hand
-        filling the photo whose first placement ``settled`` accepts is not placed again."""
+        filling the photo whose first placement ``settled`` accepts is not placed again.
+        ``grids``: the tiles searched in turn when nothing else found a hand (step 4; None:
+        :data:`TILE_GRIDS`), fewer for a reduced decode a closer one will follow
+        (serving.reader.first_look)."""
         self.seconds.photos += 1
         whole = self._whole_photo(image, settled)
         if whole is not None and _is_subject(whole, image):
@@ -151,7 +157,7 @@ class HandFinder:
             if hands:
                 break
             hands = self.find_padded(image, padding)
-        for grid in TILE_GRIDS:
+        for grid in TILE_GRIDS if grids is None else grids:
             if hands or min(image.size) * _TILE_SPAN / grid < MIN_TILE_SIDE:
                 break
             hands = self._search_tiles(image, grid)

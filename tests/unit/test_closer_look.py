@@ -6,6 +6,7 @@ import pytest
 
 from signdigits.serving.reader import (
     CLOSE_HAND_SIDE,
+    FIRST_LOOK_GRIDS,
     SMALL_HAND_SIDE,
     Closer,
     closer_is_kept,
@@ -45,3 +46,54 @@ def test_boxes_in_the_photos_own_pixels_are_scaled_to_the_decoded_ones():
                                                        (1, 0, False), (0, 0, True)])
 def test_the_closer_hands_are_kept_unless_fewer(first, closer, kept):
     assert closer_is_kept(first, closer) is kept
+
+
+class _Finder:
+    """Records how it was asked to search; finds no hand."""
+
+    def __init__(self) -> None:
+        self.searches: list[tuple[tuple[int, int], object]] = []
+
+    def find(self, image, *, grids=None):
+        self.searches.append((image.size, grids))
+        return []
+
+    def place_closer(self, image, hand, factor):  # pragma: no cover - no hand to place
+        raise AssertionError("nothing to place")
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, (90, 140, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_reduced_decode_leaves_the_finest_tiles_to_the_closer_one():
+    from signdigits.serving.reader import look
+
+    finder = _Finder()
+    photo, hands = look(finder, _png((1280, 960)))
+    assert hands == [] and photo.image.size == (1280, 960)
+    # None: every grid (serving.hands.finder.TILE_GRIDS).
+    assert finder.searches == [((320, 240), FIRST_LOOK_GRIDS), ((1280, 960), None)]
+    assert 7 not in FIRST_LOOK_GRIDS
+
+
+def test_a_photo_with_no_more_pixels_to_give_is_searched_in_every_grid_at_once_or_again():
+    from PIL import Image
+
+    from signdigits.serving.photo import Photo
+    from signdigits.serving.reader import first_look, look, look_again
+
+    finder = _Finder()
+    look(finder, _png((320, 240)))  # decoded whole: no closer look to leave the tiles to
+    assert finder.searches == [((320, 240), None)]
+    # Reduced, but the closer decode would be no larger: every grid is searched here.
+    finder = _Finder()
+    small = Photo(Image.new("RGB", (320, 240)), (1280, 960))
+    look_again(finder, _png((320, 240)), small, first_look(finder, small), max_pixels=10**8)
+    assert finder.searches == [((320, 240), FIRST_LOOK_GRIDS), ((320, 240), None)]

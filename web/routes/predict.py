@@ -77,9 +77,10 @@ async def predict(state: StateDep, settings: SettingsDep, celery: CeleryDep,
         if next_look:
             closer = await run_in_threadpool(closer_look, data, photo,
                                              max_pixels=settings.max_image_pixels)
-            if closer is not None:
-                again = await ask_worker(celery, replies, settings, closer, threshold,
-                                         place=next_look.get("place"))
+            # No more pixels to give: a search (tiles and all) is on the same picture.
+            if closer is not None or next_look.get("step") == "search":
+                again = await ask_worker(celery, replies, settings, closer or photo, threshold,
+                                         place=next_look.get("place"), last_look=True)
                 if closer_is_kept(answer.get("found", 0), again.get("found", 0)):
                     answer = again
     if store:
@@ -135,10 +136,10 @@ def waiting_slot(state: WebState) -> Iterator[None]:
 
 async def ask_worker(celery: Celery, replies: redis.asyncio.Redis, settings: Settings,
                      photo: Photo, threshold: float | None, *,
-                     place: list[dict] | None = None) -> dict:
+                     place: list[dict] | None = None, last_look: bool = False) -> dict:
     """Send the decoded photo to the predict queue and wait for the answer, up to the
     timeout. ``place``: hands found on a smaller decode, to be placed again on this one
-    rather than searched for.
+    rather than searched for; ``last_look``: the closer look, searched fully.
 
     The worker pushes its answer to a Redis list named for this request; BLPOP waits on
     it without polling, on the event loop (one pooled connection per waiter, no thread).
@@ -149,7 +150,8 @@ async def ask_worker(celery: Celery, replies: redis.asyncio.Redis, settings: Set
     rgb_b64, size, original_size = photo_message(photo)
     await run_in_threadpool(  # kombu's client is synchronous; a send is one short write
         celery.send_task, PREDICT_TASK_NAME, args=[rgb_b64, size, original_size, threshold],
-        kwargs={"reply_to": reply_to, **({"place": place} if place is not None else {})},
+        kwargs={"reply_to": reply_to, **({"place": place} if place is not None else {}),
+                **({"last_look": True} if last_look else {})},
         queue=PREDICT_QUEUE, ignore_result=True)
     found = await replies.blpop([reply_to], timeout=settings.predict_timeout)
     if found is None:
