@@ -5,7 +5,8 @@ Each of COUNT close-up photos from FOLDER (digit folders; by default the shared
 a 1280 x 960 picture's width and pasted at a random place onto smooth random colours (no
 hand of its own), saved as a JPEG, and read as a worker reads it (``HandReader.look``:
 the hand finder, the classifier). Prints, per share of the width: photos with a hand
-found, photos read right, and how they were read. The hand itself is narrower than its
+found, photos read right, how they were read, and the CPU-ms a photo took on one thread
+(decode, find, classify). The hand itself is narrower than its
 photo (about 60% of a ``cyril`` frame), so a share of 0.2 is a hand about an eighth of
 the picture wide.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -88,16 +90,20 @@ def main() -> None:
     print(f"{len(picked)} close-ups from {folder}, on a {CANVAS[0]}x{CANVAS[1]} picture")
     for share in args.shares:
         found = right = 0
+        cpu = 0.0
         how: Counter[str] = Counter()
         for seed, path in enumerate(picked):
-            reading = reader.look(composite(path, share, rng, seed))[1]
+            data = composite(path, share, rng, seed)
+            started = time.thread_time()
+            reading = reader.look(data)[1]
+            cpu += time.thread_time() - started
             how[reading.how] += 1
             if reading.answer is not None:
                 found += 1
                 right += reading.answer.prediction.digit == int(path.parent.name)
         ways = ", ".join(f"{n} {way}" for way, n in how.most_common())
         print(f"share {share:.2f}: found {found}/{len(picked)}, right {right}/{len(picked)} "
-              f"({ways})")
+              f"({ways}); {1000 * cpu / len(picked):.0f} CPU-ms a photo, one thread")
 
 
 if __name__ == "__main__":
