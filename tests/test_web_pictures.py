@@ -180,12 +180,17 @@ def _shoot(page, name: str, tmp: Path) -> None:
     save_screenshot(page, target)
 
 
+def _try(page, client, photo: Path, answered: str) -> None:
+    """``photo`` uploaded on /try, as a person picks it, until ``answered`` is on the page."""
+    page.goto(f"{client.base_url}/try")
+    page.set_input_files("#photo", str(photo))
+    page.wait_for_selector(answered, timeout=60_000)
+
+
 def test_try_draws_the_hand_over_the_photo_and_shows_its_square(site, page, dataset):
     client, tmp = site
     photo, digit = sample_images(dataset, 1, seed=31)[6]
-    page.goto(f"{client.base_url}/try")
-    page.set_input_files("#photo", str(photo))
-    page.wait_for_selector("#answer:not([hidden])", timeout=60_000)
+    _try(page, client, photo, "#answer:not([hidden])")
     assert page.inner_text("#answer-digit") == str(digit)
     # The overlay: the answer's hand, 21 points and 21 bones and its box, over the photo.
     overlay = "#answer-overlay g.answer"
@@ -215,9 +220,7 @@ def test_try_says_no_hand_for_a_photo_without_one(site, page, tmp_path):
     client, tmp = site
     plain = tmp_path / "wall.png"
     Image.new("RGB", (640, 480), (200, 190, 170)).save(plain)
-    page.goto(f"{client.base_url}/try")
-    page.set_input_files("#photo", str(plain))
-    page.wait_for_selector("#answer[data-digit='none']", timeout=60_000)
+    _try(page, client, plain, "#answer[data-digit='none']")
     assert page.inner_text("#answer-headline") == "No hand found in this photo"
     assert page.inner_text("#answer-reading") == NO_HAND
     assert page.is_visible("#answer-photo") and not page.is_visible("#answer-crop")
@@ -233,9 +236,7 @@ def test_try_reads_every_hand_of_a_group_left_to_right(site, page, dataset, tmp_
     client, tmp = site
     group = tmp_path / "group.jpg"
     digits = three_people(dataset, group)
-    page.goto(f"{client.base_url}/try")
-    page.set_input_files("#photo", str(group))
-    page.wait_for_selector(f"#answer[data-digit='{digits}']", timeout=60_000)
+    _try(page, client, group, f"#answer[data-digit='{digits}']")
     assert page.inner_text("#answer-headline") == f"digits {digits}"
     assert page.inner_text("#answer-reading").startswith("3 hands, read left to right")
     labels = page.eval_on_selector_all("#answer-overlay g.hand text.label",
@@ -259,9 +260,7 @@ def test_try_reads_the_signing_hand_and_says_the_resting_one_was_not(site, page,
     client, tmp = site
     photo = tmp_path / "resting.jpg"
     digit = beside_a_resting_hand(dataset, photo)
-    page.goto(f"{client.base_url}/try")
-    page.set_input_files("#photo", str(photo))
-    page.wait_for_selector(f"#answer[data-digit='{digit}']", timeout=60_000)
+    _try(page, client, photo, f"#answer[data-digit='{digit}']")
     assert page.inner_text("#answer-reading") == (
         "read from the hand landmarks, 1 more pointing down, not read")
     assert page.eval_on_selector_all("#answer-overlay g.hand", "g => g.length") == 1
