@@ -23,7 +23,7 @@ from PIL import Image
 from signdigits.config.settings import DEFAULT_MAX_IMAGE_PIXELS
 from signdigits.serving.classifier import Classifier, Prediction
 from signdigits.serving.hands.features import hand_features
-from signdigits.serving.hands.finder import MAX_HANDS, Hand, HandFinder, Settled
+from signdigits.serving.hands.finder import MAX_HANDS, TILE_GRIDS, Hand, HandFinder, Settled
 from signdigits.serving.hands.landmarks import Landmarks, hand_rotation
 from signdigits.serving.hands.order import reading_order
 from signdigits.serving.photo import ImageSource, Photo, read_photo
@@ -42,8 +42,9 @@ READ_PADDED = "hand landmarks, on a padded copy"
 # shrunk onto 1280 x 960 (`python -m signdigits.bench.hand_size --shares
 # 0.05,0.06,0.075,0.1`, 20 a share), the hand about 3, 3.6, 4.5 and 6% of the width: read
 # right in 6, 9, 18 and 19, against 1, 2, 13 and 18 without the closer look; from 9% of
-# the width on, 20 of 20 either way. Paid only by those photos: a photo with no hand
-# costs about 0.9 CPU-s more (two searches).
+# the width on, 20 of 20 either way (the closer decode then searched in 3 x 3 to 7 x 7
+# tiles; now finer ones, CLOSER_GRIDS). Paid only by those photos: a photo with no hand is
+# searched twice, about 2.5 CPU-s here.
 SMALL_HAND_SIDE = 16
 CLOSER_SIDE = 960
 # A hand found at SMALL_HAND_SIDE up to CLOSE_HAND_SIDE decoded pixels is placed in a
@@ -58,14 +59,21 @@ CLOSER_SIDE = 960
 # the hand in; no hand in modi's or cyril's photos is under 97 pixels.
 CLOSE_HAND_SIDE = 64
 # A photo decoded reduced in which nothing else found a hand is searched in these tile
-# grids only, not the 7 x 7 (49 palm-detector passes): a hand not found in 5 x 5 tiles is
-# under about a twentieth of the photo's width, and the closer decode that follows
-# searches every grid with 16 times the pixels. Composites (bench.hand_size's, hands 3-6%
-# of the width, 25 a share and set at 0.05-0.1): read right the same but one of 200 (modi
-# at 0.06: 6 -> 5), palm-detector passes 160-172 -> 113-123 a photo; 24 a share at
-# 0.05-0.15: the same right, CPU 1.32 -> 0.98 s at 0.05 and 0.075, unchanged at 0.1-0.15;
-# a photo with no hand 172 -> 123 passes, 1.28 -> 0.96 CPU-s. Close-ups never get here.
+# grids only: a hand not found in 5 x 5 tiles is under about a twentieth of the photo's
+# width, and the closer decode that follows searches the finer grids (CLOSER_GRIDS) with
+# 16 times the pixels. Composites (bench.hand_size's, hands 3-6% of the width, 25 a share
+# and set at 0.05-0.1): with the 7 x 7 tiles here too, read right the same but one of 200
+# (modi at 0.06: 6 -> 5) for a third more palm-detector passes a photo.
 FIRST_LOOK_GRIDS = (3, 5)
+# The closer decode is searched in the grids the first look left, finest last: its 3 x 3
+# and 5 x 5 tiles would show the palm detector a hand at the size it saw it at first.
+# Close-ups shrunk onto a picture (bench.hand_size's composites; scratch A/B of these grids
+# against 3 x 3, 5 x 5 and 7 x 7 there, 30 a share), read right before -> after: on 1280 x
+# 960, the hand 3, 3.9 and 4.8% of the width, modi 1, 12, 20 -> 17, 27, 29 and cyril 9,
+# 20 -> 25, 28 (the first two); on a webcam's 640 x 480, the hand 4.8, 6 and 7.5%, modi 7,
+# 17, 28 -> 13, 27, 30 and cyril 24, 28, 30 -> 27, 30, 30. A photo with no hand pays the
+# 9 x 9 and 11 x 11 tiles: 2.6 CPU-s instead of 1.2 here (docs/model.md, Limits).
+CLOSER_GRIDS = tuple(grid for grid in TILE_GRIDS if grid not in FIRST_LOOK_GRIDS)
 # A hand filling the photo is placed once on the photo's square, then again on the square
 # derived from those points (serving.hands.finder). When the classifier gives the first
 # placement's digit at least this confidence, the second is not made: a landmark pass,
@@ -229,6 +237,12 @@ def first_look(finder: FindsHands, photo: Photo) -> list[Hand]:
     return finder.find(photo.image, grids=None if photo.scale >= 1 else FIRST_LOOK_GRIDS)
 
 
+def closer_search(finder: FindsHands, image: Image.Image) -> list[Hand]:
+    """The hands found on a photo's closer decode (or on its first one, when it has no more
+    pixels to give), searched in the tile grids :func:`first_look` left."""
+    return finder.find(image, grids=CLOSER_GRIDS)
+
+
 def look(finder: FindsHands, source: ImageSource, *,
          max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[Photo, list[Hand]]:
     """``source`` decoded and its hands found, as every reader of photos finds them: once
@@ -251,9 +265,9 @@ def look_again(finder: FindsHands, source: ImageSource, photo: Photo, hands: lis
     closer = closer_look(source, photo, max_pixels=max_pixels)
     if closer is None:  # no more pixels to give: the grids first_look left are searched here
         searched = step is Closer.SEARCH and photo.scale < 1
-        return photo, finder.find(photo.image) if searched else hands
+        return photo, closer_search(finder, photo.image) if searched else hands
     if step is Closer.SEARCH:
-        again = finder.find(closer.image)
+        again = closer_search(finder, closer.image)
     else:
         again = placed_closer(finder, closer.image, hands, closer.image.width / photo.image.width)
     return (closer, again) if closer_is_kept(len(hands), len(again)) else (photo, hands)

@@ -21,7 +21,7 @@ from signdigits.stack.workers import WorkerProcess
 from tests.waiting import wait_until
 
 # The fault tests' figures, shown at the end of the run.
-pytest_plugins = ["tests.figures"]
+pytest_plugins = ["tests.figures", "tests.hand_fixtures"]
 
 REPO = Path(__file__).resolve().parent.parent
 DATASET = Path(os.environ.get(

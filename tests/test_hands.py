@@ -22,27 +22,10 @@ from signdigits.serving.hands.models import (
     MODEL_FILES,
     HandModelsError,
     check_models,
-    default_models_dir,
 )
 from tests.conftest import DATASET, make_env, require, run_cli, sample_images
-from tests.photos import plain_wall, small_hand
 
 FOREIGN = DATASET.parent / "foreign-photos"
-
-
-@pytest.fixture(scope="module")
-def models() -> Path:
-    folder = default_models_dir()
-    require(all((folder / name).is_file() for name in MODEL_FILES),
-            f"hand models not in {folder}: run scripts/setup")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def finder(models):
-    from signdigits.serving.hands.finder import HandFinder
-
-    return HandFinder(models)
 
 
 def _find(finder, path: Path):
@@ -105,53 +88,6 @@ def test_a_small_hand_in_a_big_photo_is_found_by_the_palm_detector(finder, datas
     assert hands and not hands[0].whole_photo and hands[0].palm_score is not None
     x0, y0, x1, y1 = hands[0].box
     assert 400 < (x0 + x1) / 2 < 570 and 180 < (y0 + y1) / 2 < 350, hands[0].box
-
-
-def test_a_hand_too_small_at_the_first_decode_is_found_on_a_closer_one(finder, dataset,
-                                                                       tmp_path):
-    """14 pixels wide at the usual decode, no hand is found; decoded closer (1280 x 960,
-    all its pixels), the hand is found and read right, in that picture's pixels."""
-    from signdigits.serving.classifier import Classifier
-    from signdigits.serving.photo import read_photo
-    from signdigits.serving.reader import HandReader, look
-
-    digit = small_hand(dataset, tmp_path / "small.jpg")
-    first = read_photo(tmp_path / "small.jpg")
-    assert first.image.size == (320, 240) and finder.find(first.image) == []
-    photo, hands = look(finder, tmp_path / "small.jpg")
-    assert photo.image.size == (1280, 960) and photo.scale == 1.0 and len(hands) == 1
-    reader = HandReader(Classifier(), finder)
-    assert reader.look((tmp_path / "small.jpg").read_bytes())[1].digits == str(digit)
-    # A photo that has no more pixels to give is not decoded again: the same photo back.
-    plain_wall(tmp_path / "wall.jpg", size=(320, 240))
-    wall, none = look(finder, tmp_path / "wall.jpg")
-    assert none == [] and wall.image.size == (320, 240)
-
-
-def test_a_small_hand_found_at_the_first_decode_is_placed_again_on_a_closer_one(
-        finder, dataset, tmp_path):
-    """23 pixels wide at the usual decode: found, but its points placed in a square blown
-    up from about 46 pixels. The photo is decoded closer and the same hand placed again
-    there from its own points, without a second search: the points move by pixels, not
-    across the photo, and the digit is read right."""
-    from signdigits.serving.classifier import Classifier
-    from signdigits.serving.photo import read_photo
-    from signdigits.serving.reader import Closer, HandReader, closer_step, look_again
-
-    digit = small_hand(dataset, tmp_path / "small.jpg", share=0.125)
-    first = read_photo(tmp_path / "small.jpg")
-    hands = finder.find(first.image)
-    assert len(hands) == 1 and closer_step([hands[0].box]) is Closer.PLACE
-    palms = finder.seconds.palms
-    photo, again = look_again(finder, tmp_path / "small.jpg", first, hands,
-                              max_pixels=10**8)
-    assert finder.seconds.palms == palms  # no palm detector pass: placed, not searched
-    assert photo.image.size == (1280, 960) and len(again) == 1
-    assert (again[0].palm_score, again[0].padded) == (hands[0].palm_score, hands[0].padded)
-    moved = again[0].landmarks.points[:, :2] - hands[0].landmarks.points[:, :2] * 4
-    assert 0 < np.abs(moved).max() < 40  # a few photo pixels: the same hand, placed anew
-    reader = HandReader(Classifier(), finder)
-    assert reader.classify([again])[0].digits == str(digit)
 
 
 def _side_by_side(paths: list[Path], *, gap: int = 0, height: int = 480) -> Image.Image:
@@ -312,19 +248,19 @@ def test_a_real_face_and_room_beside_the_hand_give_no_hands(finder):
     assert pieces >= 10, f"only {pieces} photos had room beside the hand"
 
 
-def _copy(models: Path, folder: Path) -> Path:
+def _copy(hand_models: Path, folder: Path) -> Path:
     folder.mkdir()
     for name in MODEL_FILES:
-        shutil.copyfile(models / name, folder / name)
+        shutil.copyfile(hand_models / name, folder / name)
     return folder
 
 
 @pytest.mark.parametrize("damage", ["truncated", "one byte changed", "missing"])
 def test_a_model_file_not_the_pinned_one_is_refused_with_the_command_to_fix_it(
-        models, tmp_path, damage):
+        hand_models, tmp_path, damage):
     from signdigits.serving.hands.finder import HandFinder
 
-    folder = _copy(models, tmp_path / "hands")
+    folder = _copy(hand_models, tmp_path / "hands")
     assert check_models(folder).keys() == MODEL_FILES.keys()
     target = folder / next(iter(MODEL_FILES))
     data = target.read_bytes()
@@ -340,10 +276,10 @@ def test_a_model_file_not_the_pinned_one_is_refused_with_the_command_to_fix_it(
         assert str(target) in str(refused.value)
 
 
-def test_fetch_hand_models_installs_checked_files(models, tmp_path):
+def test_fetch_hand_models_installs_checked_files(hand_models, tmp_path):
     """Over an altered copy. pip downloads the pinned wheel from the configured index;
     ``scripts/setup`` fetched the same wheel, so pip's cache answers (2 s here)."""
-    folder = _copy(models, tmp_path / "hands")
+    folder = _copy(hand_models, tmp_path / "hands")
     altered = folder / next(iter(MODEL_FILES))
     altered.write_bytes(altered.read_bytes()[:100])
     done = run_cli("fetch-hand-models", "--folder", str(folder), env=make_env(), cwd=tmp_path,
@@ -356,7 +292,7 @@ def test_fetch_hand_models_installs_checked_files(models, tmp_path):
     assert again.returncode == 0 and "present, hashes checked" in again.stdout + again.stderr
 
 
-def test_serving_and_the_workers_never_import_tensorflow(models, tmp_path):
+def test_serving_and_the_workers_never_import_tensorflow(hand_models, tmp_path):
     """Reading a photo the way a worker does loads LiteRT and ONNX Runtime, never
     TensorFlow or Keras (1.3 GB, and a worker process over its 250 MB)."""
     photo = next((FOREIGN / "cyril" / "5").iterdir(), None) if (FOREIGN / "cyril").is_dir() \
@@ -370,12 +306,12 @@ from signdigits.serving.artifact import resolve_model_path
 from signdigits.serving.hands.finder import HandFinder
 from signdigits.serving.photo import read_photo
 photo = read_photo(Path({str(photo)!r}))
-hands = HandFinder(Path({str(models)!r})).find(photo.image)
+hands = HandFinder(Path({str(hand_models)!r})).find(photo.image)
 print("hands", len(hands))
 if resolve_model_path(None).exists():
     from signdigits.serving.classifier import Classifier
     from signdigits.serving.reader import HandReader
-    reader = HandReader.from_folder(Classifier(threads=1), Path({str(models)!r}))
+    reader = HandReader.from_folder(Classifier(threads=1), Path({str(hand_models)!r}))
     print("digit", reader.read(photo).answer is not None)
 print("heavy", sorted(m for m in ("tensorflow", "keras", "tf2onnx") if m in sys.modules))
 """

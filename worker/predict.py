@@ -26,7 +26,13 @@ from signdigits.serving.hands.landmarks import Landmarks
 from signdigits.serving.hands.palm import Region
 from signdigits.serving.photo import Photo
 from signdigits.serving.preview import hand_crop
-from signdigits.serving.reader import Closer, closer_step, first_look, placed_closer
+from signdigits.serving.reader import (
+    Closer,
+    closer_search,
+    closer_step,
+    first_look,
+    placed_closer,
+)
 from signdigits.worker.app import app
 from signdigits.worker.columns import reading_columns
 from signdigits.worker.context import get_context
@@ -66,8 +72,8 @@ def predict_image(rgb_b64: str, size: list[int], original_size: list[int],
     ``closer`` says what a batch would do next (search a closer decode, or place these
     ``place`` hands on it) and ``found`` how many hands were found, read or not. A first
     look at a photo decoded reduced leaves the tile search to that closer one
-    (serving.reader.first_look); ``last_look`` says this is it: searched fully, and no
-    further look asked for.
+    (serving.reader.first_look); ``last_look`` says this is it: searched in the tiles
+    the first look left (serving.reader.closer_search), and no further look asked for.
 
     The answer is pushed to the Redis list ``reply_to`` on the broker, where the web
     waits for it. Acknowledged on receipt (not late): a prediction redelivered an hour
@@ -106,7 +112,7 @@ def _predict(rgb_b64: str, size: Any, original_size: Any, threshold: float | Non
         hands = ctx.decoders.submit(placed_closer, ctx.reader, photo.image, to_place,
                                     photo.scale).result()
     elif last_look:
-        hands = ctx.decoders.submit(ctx.reader.find, photo.image).result()
+        hands = ctx.decoders.submit(closer_search, ctx.reader, photo.image).result()
     else:
         hands = ctx.decoders.submit(first_look, ctx.reader, photo).result()
     # What a batch would do next (serving.reader.look_again), judged on every hand found

@@ -20,19 +20,16 @@
    25%, then 50% larger, filled with its edge colour: a hand cut off at the border
    becomes whole enough for the detector.
 4. **Tiles.** Still nothing: the palm detector looks at overlapping tiles of the photo,
-   3 x 3, then 5 x 5, then 7 x 7, where a small hand is large enough for it (it sees the
-   photo at 192 x 192, and misses a palm much under a tenth of that); the points are
-   placed on the photo itself, as in step 2. On close-ups shrunk onto a 1280 x 960
-   picture (``python -m signdigits.bench.hand_size --shares 0.075,0.1,0.15,0.2,0.3``; the
-   hand is about 60% of its close-up's width), hands were found in 12, 18, 20, 20 and 20
-   of 20 (3 x 3 and 5 x 5 alone: 0, 12, 18, 20, 20; 3 x 3 and 7 x 7: the same finds, one
-   more misread). On 80 pieces of the foreign photos cut beside the hand (a room, a face,
-   no hand), the 7 x 7 tiles found no hand the others had not. Costly (83 detector
-   passes, about 0.6-1 s here), and paid only by photos where nothing else found a hand: a
-   wall, a face, a hand under about a twentieth of the photo's width; a grid whose tiles
-   would be under :data:`MIN_TILE_SIDE` pixels is skipped. A caller may ask for fewer
-   grids: the reader searches a reduced decode in 3 x 3 and 5 x 5 only, and a closer one
-   in all three (serving.reader.first_look).
+   3 x 3, then 5 x 5, 7 x 7, 9 x 9 and 11 x 11, where a small hand is large enough for it
+   (it sees the photo at 192 x 192, and misses a palm much under a tenth of that); the
+   points are placed on the photo itself, as in step 2. On 80 pieces of the foreign photos
+   cut beside the hand (a room, a face, no hand), the 7 x 7 tiles found no hand the
+   others had not. Costly (up to 285 detector passes), and paid only by photos where
+   nothing else found a hand: a wall, a face, a hand under about a twentieth of the
+   photo's width; a grid whose tiles would be under :data:`MIN_TILE_SIDE` pixels is
+   skipped. A caller may ask for fewer grids: the reader searches a reduced decode in
+   3 x 3 and 5 x 5 only, and a closer one in the rest (serving.reader.first_look,
+   closer_search), where the small hand has the pixels these finer tiles need.
 
 A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`),
 so a face, a wall or a hand-sized blur gives no hand rather than a guess.
@@ -72,7 +69,7 @@ _WINDOW_OVERLAP = 0.25
 PADDINGS = (0.25, 0.5)
 # Tiles a side, tried in turn when still no hand: each tile 1.5 / n of the photo's side,
 # so neighbours overlap by half a tile and a hand on a border is whole in one of them.
-TILE_GRIDS = (3, 5, 7)
+TILE_GRIDS = (3, 5, 7, 9, 11)
 _TILE_SPAN = 1.5
 # A grid whose tiles would be narrower than this many decoded pixels is not tried: the
 # hand in it could not be read (a 100 x 100 crop is searched in 3 x 3 tiles only).

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from signdigits.serving.hands.finder import TILE_GRIDS
 from signdigits.serving.reader import (
     CLOSE_HAND_SIDE,
+    CLOSER_GRIDS,
     FIRST_LOOK_GRIDS,
     SMALL_HAND_SIDE,
     Closer,
@@ -78,12 +80,13 @@ def test_a_reduced_decode_leaves_the_finest_tiles_to_the_closer_one():
     finder = _Finder()
     photo, hands = look(finder, _png((1280, 960)))
     assert hands == [] and photo.image.size == (1280, 960)
-    # None: every grid (serving.hands.finder.TILE_GRIDS).
-    assert finder.searches == [((320, 240), FIRST_LOOK_GRIDS), ((1280, 960), None)]
-    assert 7 not in FIRST_LOOK_GRIDS
+    assert finder.searches == [((320, 240), FIRST_LOOK_GRIDS), ((1280, 960), CLOSER_GRIDS)]
+    # Between them every grid, each once; the finest on the closer decode.
+    assert sorted(FIRST_LOOK_GRIDS + CLOSER_GRIDS) == sorted(TILE_GRIDS)
+    assert max(TILE_GRIDS) in CLOSER_GRIDS and max(TILE_GRIDS) not in FIRST_LOOK_GRIDS
 
 
-def test_a_photo_with_no_more_pixels_to_give_is_searched_in_every_grid_at_once_or_again():
+def test_a_photo_with_no_more_pixels_to_give_is_searched_in_every_grid_at_once_or_after():
     from PIL import Image
 
     from signdigits.serving.photo import Photo
@@ -92,8 +95,8 @@ def test_a_photo_with_no_more_pixels_to_give_is_searched_in_every_grid_at_once_o
     finder = _Finder()
     look(finder, _png((320, 240)))  # decoded whole: no closer look to leave the tiles to
     assert finder.searches == [((320, 240), None)]
-    # Reduced, but the closer decode would be no larger: every grid is searched here.
+    # Reduced, but the closer decode would be no larger: the grids left are searched here.
     finder = _Finder()
     small = Photo(Image.new("RGB", (320, 240)), (1280, 960))
     look_again(finder, _png((320, 240)), small, first_look(finder, small), max_pixels=10**8)
-    assert finder.searches == [((320, 240), FIRST_LOOK_GRIDS), ((320, 240), None)]
+    assert finder.searches == [((320, 240), FIRST_LOOK_GRIDS), ((320, 240), CLOSER_GRIDS)]

@@ -139,7 +139,7 @@ async def ask_worker(celery: Celery, replies: redis.asyncio.Redis, settings: Set
                      place: list[dict] | None = None, last_look: bool = False) -> dict:
     """Send the decoded photo to the predict queue and wait for the answer, up to the
     timeout. ``place``: hands found on a smaller decode, to be placed again on this one
-    rather than searched for; ``last_look``: the closer look, searched fully.
+    rather than searched for; ``last_look``: the closer look, searched in the finer tiles.
 
     The worker pushes its answer to a Redis list named for this request; BLPOP waits on
     it without polling, on the event loop (one pooled connection per waiter, no thread).
