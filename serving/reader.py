@@ -71,8 +71,9 @@ FIRST_LOOK_GRIDS = (3, 5)
 # against 3 x 3, 5 x 5 and 7 x 7 there, 30 a share), read right before -> after: on 1280 x
 # 960, the hand 3, 3.9 and 4.8% of the width, modi 1, 12, 20 -> 17, 27, 29 and cyril 9,
 # 20 -> 25, 28 (the first two); on a webcam's 640 x 480, the hand 4.8, 6 and 7.5%, modi 7,
-# 17, 28 -> 13, 27, 30 and cyril 24, 28, 30 -> 27, 30, 30. A photo with no hand pays the
-# 9 x 9 and 11 x 11 tiles: 2.6 CPU-s instead of 1.2 here (docs/model.md, Limits).
+# 17, 28 -> 13, 27, 30 and cyril 24, 28, 30 -> 27, 30, 30 (with finder.TILE_PRESENCE,
+# added after: modi 12, 26, 30). A photo with no hand pays the 9 x 9 and 11 x 11 tiles:
+# 2.6 CPU-s instead of 1.2 here (docs/model.md, Limits).
 CLOSER_GRIDS = tuple(grid for grid in TILE_GRIDS if grid not in FIRST_LOOK_GRIDS)
 # A hand filling the photo is placed once on the photo's square, then again on the square
 # derived from those points (serving.hands.finder). When the classifier gives the first

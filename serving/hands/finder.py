@@ -31,8 +31,9 @@
    3 x 3 and 5 x 5 only, and a closer one in the rest (serving.reader.first_look,
    closer_search), where the small hand has the pixels these finer tiles need.
 
-A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`),
-so a face, a wall or a hand-sized blur gives no hand rather than a guess.
+A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`;
+surer for one found in tiles, :data:`TILE_PRESENCE`), so a face, a wall or a hand-sized
+blur gives no hand rather than a guess.
 """
 
 from __future__ import annotations
@@ -88,6 +89,13 @@ WHOLE_PHOTO_PRESENCE = 0.9
 # Real hands: the lowest of the foreign photos' 1,000 was 0.959, of 90 small hands 0.957,
 # of the studio's 1,852 crops 0.795 (one, then 0.884; the rest above 0.9).
 KEEP_PRESENCE = 0.8
+# A hand found only in tiles is small in the photo, placed from few pixels: it is kept from
+# this presence. Three "hands" the 9 x 9 and 11 x 11 tiles found, the real one missed, in
+# bench.drift's `webcam` copies of modi (16 to 28 pixels long: a wristband, a fold of cloth;
+# one read as 5 at 0.998) were 0.81-0.85 sure; of 301 hands 3-6% of a picture's width
+# (bench.hand_size's composites) all but two were 0.93 or more sure, and of those two the
+# one at 0.88 was read wrong.
+TILE_PRESENCE = 0.9
 
 # Whether the hand's first placement on the whole photo is settled: given by the reader
 # (serving.reader.HandReader.settles), which asks the classifier. Without it (training)
@@ -218,7 +226,8 @@ class HandFinder:
                 palms += [_moved(palm, box[0], box[1]) for palm in
                           find_palms(self._palms, image.crop(box), max_palms=self.max_hands + 1)]
         self.seconds.palms += time.thread_time() - started
-        return self._distinct(self._hands_at(image, palms, padded=False))
+        return self._distinct([hand for hand in self._hands_at(image, palms, padded=False)
+                               if hand.landmarks.presence >= TILE_PRESENCE])
 
     def _distinct(self, hands: list[Hand]) -> list[Hand]:
         """Surest first, each hand once (seen from two palms, windows or tiles), at most
