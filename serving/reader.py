@@ -265,8 +265,10 @@ def look_again(finder: FindsHands, source: ImageSource, photo: Photo, hands: lis
         return photo, hands
     closer = closer_look(source, photo, max_pixels=max_pixels)
     if closer is None:  # no more pixels to give: the grids first_look left are searched here
-        searched = step is Closer.SEARCH and photo.scale < 1
-        return photo, closer_search(finder, photo.image) if searched else hands
+        if step is not Closer.SEARCH or photo.scale >= 1:
+            return photo, hands
+        again = closer_search(finder, photo.image)
+        return photo, again if closer_is_kept(len(hands), len(again)) else hands
     if step is Closer.SEARCH:
         again = closer_search(finder, closer.image)
     else:
@@ -334,7 +336,8 @@ class HandReader:
                        set_aside=chosen.set_aside, pointing_down=chosen.pointing_down)
 
     def read(self, photo: Photo) -> Reading:
-        """The photo as decoded (the web's ``/try`` sends it so); :meth:`look` decodes."""
+        """The photo as decoded, searched in every tile grid and not decoded closer (the
+        benches that time the finder alone); :meth:`look` reads a photo as a batch does."""
         return self.classify([self.find(photo.image)])[0]
 
     def look(self, source: ImageSource, *,

@@ -24,12 +24,13 @@
    (it sees the photo at 192 x 192, and misses a palm much under a tenth of that); the
    points are placed on the photo itself, as in step 2. On 80 pieces of the foreign photos
    cut beside the hand (a room, a face, no hand), the 7 x 7 tiles found no hand the
-   others had not. Costly (up to 285 detector passes), and paid only by photos where
-   nothing else found a hand: a wall, a face, a hand under about a twentieth of the
-   photo's width; a grid whose tiles would be under :data:`MIN_TILE_SIDE` pixels is
-   skipped. A caller may ask for fewer grids: the reader searches a reduced decode in
-   3 x 3 and 5 x 5 only, and a closer one in the rest (serving.reader.first_look,
-   closer_search), where the small hand has the pixels these finer tiles need.
+   others had not; the finer ones do find specks, which :data:`TILE_PRESENCE` turns
+   away. Costly (up to 285 detector passes), and paid only by photos where nothing else
+   found a hand: a wall, a face, a hand under about a twentieth of the photo's width; a
+   grid whose tiles would be under :data:`MIN_TILE_SIDE` pixels is skipped. A caller may
+   ask for fewer grids: the reader searches a reduced decode in 3 x 3 and 5 x 5 only, and
+   a closer one in the rest (serving.reader.first_look, closer_search), where the small
+   hand has the pixels these finer tiles need.
 
 A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`;
 surer for one found in tiles, :data:`TILE_PRESENCE`), so a face, a wall or a hand-sized
@@ -86,8 +87,8 @@ WHOLE_PHOTO_PRESENCE = 0.9
 # How sure it must be, at the second placement, for a hand to be kept. At 0.5 (the model's
 # own cut) 6 of 80 pieces of the foreign photos cut beside the hand (a face, a room) gave
 # a "hand" at 0.56-0.75, and the classifier read 5 of them at 0.97-1.0: confidently wrong.
-# Real hands: the lowest of the foreign photos' 1,000 was 0.959, of 90 small hands 0.957,
-# of the studio's 1,852 crops 0.795 (one, then 0.884; the rest above 0.9).
+# Real hands: the lowest of the foreign photos' 1,000 was 0.959, of the studio's 1,852
+# crops 0.795 (one, then 0.884; the rest above 0.9). Small hands: TILE_PRESENCE.
 KEEP_PRESENCE = 0.8
 # A hand found only in tiles is small in the photo, placed from few pixels: it is kept from
 # this presence. Three "hands" the 9 x 9 and 11 x 11 tiles found, the real one missed, in
@@ -149,8 +150,9 @@ class HandFinder:
         """The hands in ``image`` (RGB), surest first; points in ``image``'s pixels. A hand
         filling the photo whose first placement ``settled`` accepts is not placed again.
         ``grids``: the tiles searched in turn when nothing else found a hand (step 4; None:
-        :data:`TILE_GRIDS`), fewer for a reduced decode a closer one will follow
-        (serving.reader.first_look)."""
+        :data:`TILE_GRIDS`), or some of them: the coarse ones for a reduced decode a
+        closer one will follow, the fine ones for that closer one (serving.reader.first_look,
+        closer_search)."""
         self.seconds.photos += 1
         whole = self._whole_photo(image, settled)
         if whole is not None and _is_subject(whole, image):

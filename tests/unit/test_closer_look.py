@@ -100,3 +100,26 @@ def test_a_photo_with_no_more_pixels_to_give_is_searched_in_every_grid_at_once_o
     small = Photo(Image.new("RGB", (320, 240)), (1280, 960))
     look_again(finder, _png((320, 240)), small, first_look(finder, small), max_pixels=10**8)
     assert finder.searches == [((320, 240), FIRST_LOOK_GRIDS), ((320, 240), CLOSER_GRIDS)]
+
+
+class _Speck:
+    """A hand 10 pixels wide: small enough to call for a closer search."""
+
+    box = (100.0, 100.0, 110.0, 110.0)
+
+
+def test_a_hand_the_search_on_the_same_picture_loses_is_kept_as_a_closer_decode_keeps_it():
+    """No more pixels to give, and the grids left on the same picture find nothing: the tiny
+    hand the first look found stays, as serving.reader.closer_is_kept keeps it on a closer
+    decode and the web keeps it (web/routes/predict.py)."""
+    from PIL import Image
+
+    from signdigits.serving.photo import Photo
+    from signdigits.serving.reader import look_again
+
+    finder = _Finder()
+    small = Photo(Image.new("RGB", (320, 240)), (1280, 960))
+    speck = _Speck()
+    photo, hands = look_again(finder, _png((320, 240)), small, [speck], max_pixels=10**8)
+    assert finder.searches == [((320, 240), CLOSER_GRIDS)]
+    assert photo is small and hands == [speck]

@@ -77,7 +77,8 @@ async def predict(state: StateDep, settings: SettingsDep, celery: CeleryDep,
         if next_look:
             closer = await run_in_threadpool(closer_look, data, photo,
                                              max_pixels=settings.max_image_pixels)
-            # No more pixels to give: a search (tiles and all) is on the same picture.
+            # No more pixels to give: the grids the first look left are searched on the
+            # same picture.
             if closer is not None or next_look.get("step") == "search":
                 again = await ask_worker(celery, replies, settings, closer or photo, threshold,
                                          place=next_look.get("place"), last_look=True)
