@@ -13,7 +13,7 @@ found on colours. The hand itself is narrower than its photo (about 60% of a ``c
 frame), so a share of 0.2 is a hand about an eighth of the picture wide.
 
     .venv/bin/python -m signdigits.bench.hand_size [FOLDER] [--count 20] [--shares 0.1,0.2]
-        [--size 640x480] [--seed 0]
+        [--size 640x480] [--seed 0] [--save DIR]
 
 A composite is not a photo (a pasted rectangle, no room light): this measures the finder's
 reach in size, not its accuracy on people's photos.
@@ -95,6 +95,9 @@ def main() -> None:
                         help="the picture's size (default 1280x960; a webcam's 640x480)")
     parser.add_argument("--seed", type=int, default=0,
                         help="which close-ups, and where they are put")
+    parser.add_argument("--save", type=Path, default=None, metavar="DIR",
+                        help="also write the pictures here (SHARE/DIGIT/NAME.jpg, no-hand/N.jpg), "
+                             "for `signdigits run` to read them through the whole pipeline")
     args = parser.parse_args()
     folder = args.folder or default_close_ups()
     photos = sorted(p for d in range(10) if (folder / str(d)).is_dir()
@@ -115,12 +118,26 @@ def main() -> None:
     size = args.size
     print(f"{len(picked)} close-ups from {folder}, on a {size[0]}x{size[1]} picture")
     for share in args.shares:
-        measured = _measure(reader, [(path, composite(path, share, rng, seed, size))
-                                     for seed, path in enumerate(picked)])
-        print(f"share {share:g}: {measured}")
-    alone = _measure(reader, [(None, composite(None, 0, rng, seed, size))
-                              for seed in range(len(picked))])
-    print(f"no hand: {alone}")
+        pictures = [(path, composite(path, share, rng, seed, size))
+                    for seed, path in enumerate(picked)]
+        _save(args.save, f"{share:g}", pictures)
+        print(f"share {share:g}: {_measure(reader, pictures)}")
+    alone: list[tuple[Path | None, bytes]] = [(None, composite(None, 0, rng, seed, size))
+                                              for seed in range(len(picked))]
+    _save(args.save, "no-hand", alone)
+    alone_measured = _measure(reader, alone)
+    print(f"no hand: {alone_measured}")
+
+
+def _save(root: Path | None, name: str, pictures: list[tuple[Path | None, bytes]]) -> None:
+    """The pictures under ``root``/``name``: in their close-up's digit folder, the pictures
+    without a hand numbered."""
+    if root is None:
+        return
+    for number, (path, data) in enumerate(pictures):
+        target = root / name / (f"{path.parent.name}/{path.name}" if path else f"{number}.jpg")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 def _measure(reader: HandReader, photos: list[tuple[Path | None, bytes]]) -> str:
