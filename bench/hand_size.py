@@ -125,8 +125,7 @@ def main() -> None:
     alone: list[tuple[Path | None, bytes]] = [(None, composite(None, 0, rng, seed, size))
                                               for seed in range(len(picked))]
     _save(args.save, "no-hand", alone)
-    alone_measured = _measure(reader, alone)
-    print(f"no hand: {alone_measured}")
+    print(f"no hand: {_measure(reader, alone)}")
 
 
 def _save(root: Path | None, name: str, pictures: list[tuple[Path | None, bytes]]) -> None:

@@ -70,7 +70,8 @@ _WINDOW_OVERLAP = 0.25
 # Of the longer side, added on every side, tried in turn when no palm gave a hand.
 PADDINGS = (0.25, 0.5)
 # Tiles a side, tried in turn when still no hand: each tile 1.5 / n of the photo's side,
-# so neighbours overlap by half a tile and a hand on a border is whole in one of them.
+# one n-th apart, so neighbours overlap by a third of a tile and a hand on a border is
+# whole in one of them.
 TILE_GRIDS = (3, 5, 7, 9, 11)
 _TILE_SPAN = 1.5
 # A grid whose tiles would be narrower than this many decoded pixels is not tried: the
