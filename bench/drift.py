@@ -3,7 +3,8 @@
     .venv/bin/python -m signdigits.bench.drift SOURCE OUT --kind KIND [--strength 1]
         [--seed 0] [--no-score]
 
-SOURCE holds ``<digit>/<name>.jpg`` photos (the foreign photos ``modi`` or ``cyril``);
+SOURCE holds ``<digit>/<name>`` photos (the foreign photos ``modi`` or ``cyril``, a copy of
+the dataset's test split);
 OUT (new or empty) gets the same tree, each photo degraded as KIND says:
 
 - ``dark``: a dim room; the sensor's gain brings it back up with its noise (shot and
@@ -18,6 +19,10 @@ OUT (new or empty) gets the same tree, each photo degraded as KIND says:
   as wide (the hand's shape itself changes, which the classifier reads).
 - ``webcam``: a cheap webcam doing that: a small sensor, stretched, dim light with its
   noise, compression.
+- ``black``: the hand cut out onto black, under one of many lights (brightness, contrast,
+  colour): the kind of set people make by segmenting their hands. It cuts by warmth (red
+  over blue, Otsu's threshold), so it needs a light, neutral background: ``cyril``, the
+  dataset's studio photos; not ``modi``'s room.
 
 ``--strength`` scales every parameter (1 = the figures in docs/reviewing.md). Each photo's
 random draws come from the seed and its relative path alone, so a rerun writes the same
@@ -36,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from signdigits.files.paths import is_image_name
 
 Degrade = Callable[[Image.Image, np.random.Generator, float], Image.Image]
 
@@ -101,8 +108,32 @@ def webcam(image: Image.Image, rng: np.random.Generator, s: float) -> Image.Imag
     return _jpeg(image, round(20 / s))
 
 
+def black(image: Image.Image, rng: np.random.Generator, s: float) -> Image.Image:
+    pixels = np.asarray(image, np.float32)
+    warmth = pixels[..., 0] - pixels[..., 2]  # skin is redder than blue; grey walls are not
+    hand = Image.fromarray(((warmth > max(_otsu(warmth), 12.0)) * 255).astype(np.uint8))
+    # Opened and closed: specks of warm wall out, pinholes in the hand filled.
+    hand = hand.filter(ImageFilter.MinFilter(3)).filter(ImageFilter.MaxFilter(5))
+    hand = hand.filter(ImageFilter.MinFilter(3))
+    kept = pixels * (np.asarray(hand, np.float32)[..., None] / 255.0)
+    gain = np.exp(rng.uniform(-0.8, 0.35) * s)  # 0.45-1.4 at strength 1
+    gamma = np.exp(rng.uniform(-0.35, 0.4) * s)
+    tint = np.exp(rng.uniform(-0.2, 0.2, 3) * s)  # warm or cold light
+    lit = np.clip((kept / 255.0) ** gamma * gain * tint, 0, 1)
+    return Image.fromarray((lit * 255).astype(np.uint8))
+
+
+def _otsu(values: np.ndarray) -> float:
+    """The threshold that best splits ``values`` in two (Otsu's between-class variance)."""
+    counts, edges = np.histogram(values, 256)
+    share = np.cumsum(counts) / counts.sum()
+    mean = np.cumsum(counts * edges[:-1]) / counts.sum()
+    between = (mean[-1] * share - mean) ** 2 / np.maximum(share * (1 - share), 1e-12)
+    return float(edges[int(np.argmax(between))])
+
+
 KINDS: dict[str, Degrade] = {f.__name__: f for f in (dark, blur, lowres, jpeg, small, stretch,
-                                                      webcam)}
+                                                      webcam, black)}
 
 
 def degrade_folder(source: Path, out: Path, kind: str, *, strength: float = 1.0,
@@ -110,14 +141,14 @@ def degrade_folder(source: Path, out: Path, kind: str, *, strength: float = 1.0,
     """Write the degraded copies; relative path -> its folder's digit."""
     truth = {}
     for digit in range(10):
-        for path in sorted((source / str(digit)).glob("*.jpg")):
+        for path in sorted(p for p in (source / str(digit)).iterdir() if is_image_name(p.name)):
             relative = f"{digit}/{path.name}"
             key = hashlib.sha256(f"{seed}:{kind}:{relative}".encode()).digest()
             rng = np.random.default_rng(int.from_bytes(key[:8], "big"))
             with Image.open(path) as opened:
                 copy = KINDS[kind](opened.convert("RGB"), rng, strength)
             (out / str(digit)).mkdir(parents=True, exist_ok=True)
-            copy.save(out / relative, "JPEG", quality=90)
+            copy.save(out / relative, quality=90)  # the format its name says
             truth[relative] = digit
     return truth
 
@@ -151,7 +182,7 @@ def score(folder: Path, truth: dict[str, int]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m signdigits.bench.drift",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, help="<digit>/<name>.jpg photos")
+    parser.add_argument("source", type=Path, help="<digit>/<name> photos")
     parser.add_argument("out", type=Path, help="a new (or empty) folder for the copies")
     parser.add_argument("--kind", choices=sorted(KINDS), required=True)
     parser.add_argument("--strength", type=float, default=1.0, help="scales the parameters")

@@ -67,6 +67,27 @@ def test_a_hand_is_found_in_the_datasets_crops(finder, dataset):
     assert whole >= 27, whole
 
 
+def test_a_hand_cut_out_onto_black_is_found_and_read(finder, dataset, tmp_path):
+    """The kind of set people make by segmenting their hands: bench.drift's `black` cuts
+    the studio hand out of its light wall onto black, under lights from dim to bright. The
+    wall is gone (the corners black), and the hand is still found and read right."""
+    from signdigits.bench.drift import degrade_folder
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.reader import HandReader
+
+    for path, digit in sample_images(dataset, 1, seed=3):
+        (tmp_path / "studio" / str(digit)).mkdir(parents=True)
+        (tmp_path / "studio" / str(digit) / path.name).symlink_to(path)  # read in place
+    truth = degrade_folder(tmp_path / "studio", tmp_path / "black", "black")
+    reader = HandReader(Classifier(), finder)
+    right = 0
+    for relative, digit in truth.items():
+        copy = np.asarray(Image.open(tmp_path / "black" / relative).convert("RGB"))
+        assert copy[:3, :3].max() < 40 and copy[-3:, -3:].max() < 40, relative  # the wall
+        right += reader.look(tmp_path / "black" / relative)[1].digits == str(digit)
+    assert right == 10, right
+
+
 def test_a_hand_that_fills_the_photo_is_read_without_the_palm_detector(finder, dataset):
     path, _digit = sample_images(dataset, 1, seed=3)[0]
     palms_before = finder.seconds.palms
