@@ -24,6 +24,13 @@ output = Console(highlight=False, width=200)
 USAGE, FAILURE, INTERRUPTED = 2, 1, 130
 
 
+def counted(n: int, noun: str) -> str:
+    """``1 batch``, ``2,000 batches``: a count and its noun, agreeing."""
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n:,} {noun}{'es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's'}"
+
+
 def fail(message: str, code: int = FAILURE) -> NoReturn:
     """Print ``error: message`` as one line (control characters escaped) and exit."""
     console.print(f"error: {printable(message)}", markup=False, highlight=False)

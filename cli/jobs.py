@@ -10,6 +10,7 @@ from signdigits.cli.console import (
     INTERRUPTED,
     USAGE,
     console,
+    counted,
     exit_interrupted,
     exit_promptly,
     fail,
@@ -200,11 +201,12 @@ def resume(
         except SubmissionError as exc:
             fail(str(exc))
         kind = "lost or never sent" if done.lost else "never sent"
-        console.print(f"job {found.id}: enqueued {done.resent} batches with pending images "
-                      f"({kind})")
+        console.print(f"job {found.id}: enqueued {counted(done.resent, 'batch')} with pending "
+                      f"images ({kind})")
         if found.submitted_at is None:
-            console.print(f"job {found.id}: walk finished: {done.found:,} more images in "
-                          f"{done.batches:,} batches")
+            console.print(f"job {found.id}: walk finished: {done.found:,} more "
+                          f"{'image' if done.found == 1 else 'images'} in "
+                          f"{counted(done.batches, 'batch')}")
         return found.id
 
     if not settings.broker_url:

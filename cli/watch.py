@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from signdigits.cli.console import INTERRUPTED, USAGE, console, fail, output
+from signdigits.cli.console import INTERRUPTED, USAGE, console, counted, fail, output
 from signdigits.config.messages import masked_password
 from signdigits.config.settings import Settings
 from signdigits.config.webhooks import WebhookRefused
@@ -49,7 +49,8 @@ def submit(folder: Path | str, *, settings: Settings, sessions: sessionmaker[Ses
             fail(str(exc), code=USAGE)  # a URL this server will never call
         except (FolderError, ArtifactError, ValueError) as exc:
             fail(str(exc))
-    console.print(f"job {job.job_id}: {job.total_images:,} images in {job.total_batches:,} batches")
+    console.print(f"job {job.job_id}: {counted(job.total_images, 'image')} in "
+                  f"{counted(job.total_batches, 'batch')}")
     return job
 
 
@@ -73,7 +74,7 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
             rate = f"{summary.rate:,.0f} img/s" if summary.rate else ""
             stalled = " STALLED" if summary.stalled else ""
             bar.update(task, completed=summary.finished,
-                       detail=f"{summary.errors} errors {rate}{stalled}")
+                       detail=f"{counted(summary.errors, 'error')} {rate}{stalled}")
     return summary
 
 
@@ -162,7 +163,7 @@ def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> No
     output.print(table)
     rate = f"{images_per_s:,.1f} images/s" if images_per_s else "n/a"
     say(f"{summary.done:,} classified, {summary.below_threshold:,} below threshold "
-        f"{job.threshold:g}, {summary.errors:,} errors, {summary.cancelled:,} "
+        f"{job.threshold:g}, {counted(summary.errors, 'error')}, {summary.cancelled:,} "
         f"cancelled, of {summary.total:,} images; {rate}")
     for line in next_steps(summary):
         say(line)

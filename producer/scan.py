@@ -35,11 +35,12 @@ def scan_folder(root: Path) -> Iterator[str | Unreachable]:
     Recurses (each folder's subfolders in sorted order, so a second walk of an unchanged
     folder yields the same sequence: what ``resume`` relies on); matches extensions
     case-insensitively; skips hidden files and folders; never descends into symlinked
-    folders (loops, escapes) and yields a symlinked file only when its target lies inside
-    ``root``. A subfolder that cannot be listed (no permission, an I/O error) is yielded
-    as :class:`Unreachable`, never skipped in silence; one deeper than the system's path
-    limit is opened a component at a time from a descriptor, and its files are yielded
-    like any other.
+    folders (loops, escapes) and follows a symlinked file only when its target lies inside
+    ``root``. What it finds but will not read (a symlink leading out of ``root`` or to
+    nothing, a FIFO or device with an image's name) and a subfolder that cannot be listed
+    (no permission, an I/O error) are yielded as :class:`Unreachable`, error rows, never
+    skipped in silence. A folder deeper than the system's path limit is opened a
+    component at a time from a descriptor, and its files are yielded like any other.
     """
     root = Path(root)
     try:
@@ -79,18 +80,16 @@ def scan_folder(root: Path) -> Iterator[str | Unreachable]:
                     name = f"{relative}/{entry.name}" if relative else entry.name
                     if entry.is_dir(follow_symlinks=False):
                         subfolders.append(name)
+                    elif entry.is_symlink():
+                        found = _symlink(entry, name, real_root, by_descriptor)
+                        if found is not None:
+                            yield found
                     elif is_image_name(entry.name):
-                        if entry.is_symlink():
-                            if by_descriptor:
-                                # Its target would be resolved by a path the system refuses.
-                                yield Unreachable(name, "symlink past the path limit "
-                                                        "(not followed)")
-                                continue
-                            target = os.path.realpath(entry.path)
-                            if is_inside(target, real_root) and os.path.isfile(target):
-                                yield name
-                        elif entry.is_file(follow_symlinks=False):  # no FIFO, socket, device
+                        if entry.is_file(follow_symlinks=False):
                             yield name
+                        else:  # reading a FIFO would block; a device is not a photo
+                            yield Unreachable(name, "not a regular file (a FIFO, socket or "
+                                                    "device; not read)")
             except OSError as exc:
                 yield Unreachable(f"{relative}/" if relative else "./",
                                   f"folder listed only in part: {_reason(exc)}")
@@ -99,6 +98,30 @@ def scan_folder(root: Path) -> Iterator[str | Unreachable]:
             stack.extend(sorted(subfolders, reverse=True))
     finally:
         deep.close()
+
+
+def _symlink(entry: os.DirEntry[str], name: str, real_root: str,
+             by_descriptor: bool) -> str | Unreachable | None:
+    """A symlink in the folder: its name when it leads to a file inside, an error row when
+    it leads out or nowhere, nothing when it is a folder inside (its images are walked
+    where they are) or a file that is not an image."""
+    if by_descriptor:  # its target would be resolved by a path the system refuses
+        return Unreachable(name, "symlink past the path limit (not followed)") \
+            if is_image_name(entry.name) else None
+    target = os.path.realpath(entry.path)
+    inside = is_inside(target, real_root)
+    if os.path.isdir(target):
+        return None if inside else Unreachable(
+            f"{name}/", "symlink to a folder outside the job's folder (not followed); the "
+                        "images in it have no rows")
+    if not is_image_name(entry.name):
+        return None
+    if not inside:
+        return Unreachable(name, "symlink to a file outside the job's folder (not followed)")
+    if not os.path.lexists(target):
+        return Unreachable(name, "broken symlink (its target does not exist)")
+    return name if os.path.isfile(target) else Unreachable(
+        name, "symlink to something that is not a regular file (not read)")
 
 
 def _reason(exc: OSError) -> str:

@@ -94,6 +94,7 @@ def test_bad_files_get_error_rows_and_the_job_goes_on(postgres_url, redis_url, d
     expected["swapped.jpg"] = "outside the job's folder"
     shutil.copyfile(good[7][0], outside / "secret.jpg")
     os.symlink(outside / "secret.jpg", photos / "link-out.jpg")  # never followed
+    expected["link-out.jpg"] = "symlink to a file outside the job's folder"
 
     stack = Stack(redis_url, postgres_url, tmp_path, max_file_bytes=1_000_000)
     job_id = stack.submit(photos, "--batch-size", "8")  # no worker yet: files can change

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from signdigits.producer.scan import FolderError, scan_folder
+from signdigits.producer.scan import FolderError, Unreachable, scan_folder
 from tests.conftest import REPO
 
 
@@ -33,7 +33,10 @@ def test_walk_recurses_matches_case_insensitively_and_skips_hidden(tmp_path):
                             "line\nbreak.jpg"])
 
 
-def test_symlinks_out_of_the_folder_are_not_followed(tmp_path):
+def test_symlinks_out_of_the_folder_are_not_followed_and_each_gets_its_reason(tmp_path):
+    """A file a symlink leads to inside the folder is read; what leads out or nowhere, or is
+    not a file, is an error row with its reason, never dropped in silence; a symlinked
+    folder inside (here a loop) is not walked twice, and other names are not images."""
     root, outside = tmp_path / "root", tmp_path / "outside"
     _touch(outside / "secret.jpg")
     _touch(root / "inside.jpg")
@@ -41,9 +44,23 @@ def test_symlinks_out_of_the_folder_are_not_followed(tmp_path):
     os.symlink(outside, root / "dir-out")
     os.symlink(root / "inside.jpg", root / "link-in.jpg")
     os.symlink(root, root / "loop")
-    os.symlink(tmp_path / "nowhere.jpg", root / "dangling.jpg")
+    os.symlink(root / "missing.jpg", root / "dangling.jpg")
+    os.symlink(outside / "secret.jpg", root / "notes.txt")
     os.mkfifo(root / "fifo.jpg")  # reading it would block forever
-    assert sorted(scan_folder(root)) == ["inside.jpg", "link-in.jpg"]
+    os.symlink(root / "fifo.jpg", root / "link-to-fifo.png")
+    found = {item if isinstance(item, str) else item.path: item for item in scan_folder(root)}
+    assert sorted(name for name, item in found.items() if isinstance(item, str)) == [
+        "inside.jpg", "link-in.jpg"]
+    reasons = {name: item.reason for name, item in found.items()
+               if isinstance(item, Unreachable)}
+    assert reasons == {
+        "link-out.jpg": "symlink to a file outside the job's folder (not followed)",
+        "dir-out/": "symlink to a folder outside the job's folder (not followed); the images "
+                    "in it have no rows",
+        "dangling.jpg": "broken symlink (its target does not exist)",
+        "fifo.jpg": "not a regular file (a FIFO, socket or device; not read)",
+        "link-to-fifo.png": "symlink to something that is not a regular file (not read)",
+    }
 
 
 def test_the_walk_is_a_stream(tmp_path):
