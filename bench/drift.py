@@ -141,7 +141,10 @@ def degrade_folder(source: Path, out: Path, kind: str, *, strength: float = 1.0,
     """Write the degraded copies; relative path -> its folder's digit."""
     truth = {}
     for digit in range(10):
-        for path in sorted(p for p in (source / str(digit)).iterdir() if is_image_name(p.name)):
+        folder = source / str(digit)
+        names = sorted(p for p in folder.iterdir() if is_image_name(p.name)) \
+            if folder.is_dir() else []
+        for path in names:
             relative = f"{digit}/{path.name}"
             key = hashlib.sha256(f"{seed}:{kind}:{relative}".encode()).digest()
             rng = np.random.default_rng(int.from_bytes(key[:8], "big"))

@@ -67,6 +67,32 @@ def test_a_hand_is_found_in_the_datasets_crops(finder, dataset):
     assert whole >= 27, whole
 
 
+def test_a_thin_picture_costs_a_bounded_number_of_detector_passes(finder, tmp_path,
+                                                                 monkeypatch):
+    """A 6000 x 2 PNG (92 bytes) was 3,000 windows, each a palm-detector and a landmark
+    pass, then a padded canvas of 12000 x 6002: a minute of a worker, every other job
+    waiting; 50000 x 2 ended in a decompression-bomb error. Now a picture under
+    MIN_PHOTO_SIDE is not searched, a long one gets at most MAX_WINDOWS windows and no
+    padded copy, and the whole read, closer decode included, is a no-hand answer."""
+    from signdigits.serving.classifier import Classifier
+    from signdigits.serving.hands import finder as finder_module
+    from signdigits.serving.reader import HandReader
+
+    passes = []
+    real = finder_module.find_palms
+    monkeypatch.setattr(finder_module, "find_palms",
+                        lambda model, window, **kw: passes.append(window.size)
+                        or real(model, window, **kw))
+    Image.new("L", (6000, 2)).save(tmp_path / "line.png")
+    Image.new("RGB", (8000, 40), (200, 150, 120)).save(tmp_path / "strip.png")
+    reader = HandReader(Classifier(), finder)
+    line = reader.look((tmp_path / "line.png").read_bytes())[1]
+    assert line.hands == [] and passes == []
+    strip = reader.look((tmp_path / "strip.png").read_bytes())[1]
+    assert strip.hands == [] and 0 < len(passes) <= finder_module.MAX_WINDOWS
+    assert max(max(size) for size in passes) < 8000  # windows of the strip, no canvas
+
+
 def test_a_hand_cut_out_onto_black_is_found_and_read(finder, dataset, tmp_path):
     """The kind of set people make by segmenting their hands: bench.drift's `black` cuts
     the studio hand out of its light wall onto black, under lights from dim to bright. The

@@ -32,8 +32,9 @@ _CHUNK = 32  # photos per task: progress often enough, few round trips
 # (which would refuse every model): cached features of those photos are then read again.
 # 2: squares larger than the landmark model's input cut at the nearest pixel; 3: 7 x 7 tiles;
 # 4: a hand kept from a presence of 0.8, not 0.5; 5: a photo with no hand searched closer;
-# 6: the closer decode searched in finer tiles, a hand found in tiles kept from 0.9.
-_READING = 6
+# 6: the closer decode searched in finer tiles, a hand found in tiles kept from 0.9;
+# 7: at most MAX_WINDOWS windows, no padded copy of a long picture, none under 32 pixels.
+_READING = 7
 
 
 class UnreadablePhoto(ValueError):

@@ -16,9 +16,12 @@
    wider (or taller) than 3:2 is searched in overlapping square windows along its longer
    side, one detector pass each: letterboxed whole into the detector's 192 x 192, four
    people side by side were too small for it. A hand seen in two windows is kept once.
-3. **A padded copy.** When no palm gives a hand, the photo is searched again on a canvas
-   25%, then 50% larger, filled with its edge colour: a hand cut off at the border
-   becomes whole enough for the detector.
+   At most :data:`MAX_WINDOWS` windows, longer than square past that: a 6000 x 2 picture
+   was 3,000 windows and a minute of a worker.
+3. **A padded copy.** When no palm gives a hand, a photo searched in one window is
+   searched again on a canvas 25%, then 50% larger, filled with its edge colour: a hand
+   cut off at the border becomes whole enough for the detector. (A panorama is not a
+   crop that cut a wrist, and its canvas, padded by its longer side, would be huge.)
 4. **Tiles.** Still nothing: the palm detector looks at overlapping tiles of the photo,
    3 x 3, then 5 x 5, 7 x 7, 9 x 9 and 11 x 11, where a small hand is large enough for it
    (it sees the photo at 192 x 192, and misses a palm much under a tenth of that); the
@@ -32,7 +35,8 @@
    a closer one in the rest (serving.reader.first_look, closer_search), where the small
    hand has the pixels these finer tiles need.
 
-A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`;
+A picture under :data:`MIN_PHOTO_SIDE` pixels on a side holds no hand to read, and is not
+searched. A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`;
 surer for one found in tiles, :data:`TILE_PRESENCE`), so a face, a wall or a hand-sized
 blur gives no hand rather than a guess.
 """
@@ -67,6 +71,10 @@ SUBJECT_SHARE = 0.35
 # side that overlap by at least a quarter, so a hand on a seam is whole in one of them.
 MAX_WINDOW_ASPECT = 1.5
 _WINDOW_OVERLAP = 0.25
+MAX_WINDOWS = 24  # squares up to about 18:1; a longer picture, longer windows
+# The landmark model reads a hand in 224 x 224; one in fewer pixels than this a side has
+# nothing left to read (the dataset's crops are 100 x 100).
+MIN_PHOTO_SIDE = 32
 # Of the longer side, added on every side, tried in turn when no palm gave a hand.
 PADDINGS = (0.25, 0.5)
 # Tiles a side, tried in turn when still no hand: each tile 1.5 / n of the photo's side,
@@ -155,13 +163,15 @@ class HandFinder:
         closer one will follow, the fine ones for that closer one (serving.reader.first_look,
         closer_search)."""
         self.seconds.photos += 1
+        if min(image.size) < MIN_PHOTO_SIDE:
+            return []
         whole = self._whole_photo(image, settled)
         if whole is not None and _is_subject(whole, image):
             return [whole]
         hands = self._search(image, padded=False)
         if not hands and whole is not None:
             hands = [whole]  # the palm detector missed the one hand the landmarks saw
-        for padding in PADDINGS:
+        for padding in PADDINGS if len(windows(image.size)) == 1 else ():
             if hands:
                 break
             hands = self.find_padded(image, padding)
@@ -285,16 +295,19 @@ class HandFinder:
 
 
 def windows(size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """The boxes the palm detector is shown: the photo, or squares along its longer side."""
+    """The boxes the palm detector is shown: the photo, or squares along its longer side
+    (longer than square when squares would be more than :data:`MAX_WINDOWS`)."""
     width, height = size
     short, long = min(size), max(size)
     if long <= short * MAX_WINDOW_ASPECT:
         return [(0, 0, width, height)]
-    count = math.ceil((long - short) / (short * (1 - _WINDOW_OVERLAP))) + 1
-    starts = [round(i * (long - short) / (count - 1)) for i in range(count)]
+    # The window's length along the longer side: MAX_WINDOWS of this span it, overlapping.
+    span = max(short, math.ceil(long / (1 + (MAX_WINDOWS - 1) * (1 - _WINDOW_OVERLAP))))
+    count = math.ceil((long - span) / (span * (1 - _WINDOW_OVERLAP))) + 1
+    starts = [round(i * (long - span) / (count - 1)) for i in range(count)]
     if width >= height:
-        return [(x, 0, x + short, height) for x in starts]
-    return [(0, y, width, y + short) for y in starts]
+        return [(x, 0, x + span, height) for x in starts]
+    return [(0, y, width, y + span) for y in starts]
 
 
 def _centre_in(hand_box: tuple[float, float, float, float],
