@@ -50,9 +50,13 @@ def _ask(image, position: str) -> str:
     probabilities = image.probabilities or []
     top = sorted(range(len(probabilities)), key=lambda d: -probabilities[d])[:3]
     guesses = ", ".join(f"{d} ({probabilities[d]:.0%})" for d in top)
+    if image.digit is None:  # nothing to accept with Enter: no hand, or several digits
+        guesses = f"{image.digits} ({image.hand_count} hands)" if image.digits \
+            else "no hand found"
     print(f"{position} {printable(image.path)}: model {guesses}", flush=True)
+    enter = f"Enter = {image.digit}, " if image.digit is not None else ""
     try:
-        return input(f"  digit 0-9, Enter = {image.digit}, x unusable, b back, q quit: ").strip()
+        return input(f"  digit 0-9, {enter}x unusable, b back, q quit: ").strip()
     except EOFError:
         return "q"
 
@@ -99,6 +103,10 @@ def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or
             continue
         if answer not in ("", "x", "X") and not (len(answer) == 1 and answer in "0123456789"):
             console.print(f"  {answer!r}: type one digit 0-9, Enter, x, b or q", markup=False)
+            continue
+        if answer == "" and image.digit is None:
+            console.print("  no digit of the model's to accept: type the digit, x, b or q",
+                          markup=False)
             continue
         digit = image.digit if answer == "" else None if key == "x" else int(answer)
         with sessions.begin() as session:

@@ -105,6 +105,8 @@ def add_review(session: Session, *, image: Image, digit: int | None, unusable: b
                reviewer: str) -> Review:
     """Record a new answer for ``image`` (the caller commits). Raises NotReviewable."""
     _check_reviewable(image)
+    if digit is None and not unusable:
+        raise NotReviewable(f"image {image.id}: a review is a digit 0-9 or unusable")
     review = Review(image_id=image.id, digit=None if unusable else digit, unusable=unusable,
                     reviewer=reviewer[:MAX_REVIEWER])
     session.add(review)

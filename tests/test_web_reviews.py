@@ -236,6 +236,33 @@ def test_review_in_the_terminal(web, dataset, tmp_path):
     assert {r["reviewer"] for h in histories for r in h} == {getpass.getuser()}
 
 
+def test_enter_on_a_photo_without_a_hand_stores_nothing(web, tmp_path):
+    """The model has no digit for a wall: Enter had stored an empty review (no digit, not
+    unusable) that `results` showed as nothing and export-reviews called a disagreement.
+    Now Enter says to type the digit, and a typed one is stored."""
+    import subprocess
+    import sys
+
+    from tests.photos import plain_wall
+
+    (tmp_path / "walls").mkdir()
+    plain_wall(tmp_path / "walls" / "wall.jpg")
+    response = web.post("/api/jobs", json={"folder": str(tmp_path / "walls")})
+    assert response.status_code == 201, response.text
+    job_id = response.json()["id"]
+    sse_until_done(web, job_id)
+    [wall] = web.get(f"/api/jobs/{job_id}/review").json()["items"]
+    done = subprocess.run([sys.executable, "-m", "signdigits", "review", job_id],
+                          input="\n7\n", text=True, capture_output=True,
+                          env=web.stack.env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout + done.stderr
+    assert "wall.jpg: model no hand found" in shown and "Enter =" not in shown
+    assert "no digit of the model's to accept" in shown
+    history = web.get(f"/api/images/{wall['id']}/reviews").json()["items"]
+    assert [(r["digit"], r["unusable"]) for r in history] == [(7, False)]
+
+
 def test_an_exported_photo_with_a_long_name_gets_a_name_the_file_system_takes(tmp_path):
     """`<job8>-<id>-<name>` had gone past 255 bytes: the photo was skipped, exit 0."""
     from signdigits.training.review_export import _export_name

@@ -157,7 +157,7 @@ async def ask_worker(celery: Celery, replies: redis.asyncio.Redis, settings: Set
     found = await replies.blpop([reply_to], timeout=settings.predict_timeout)
     if found is None:
         raise HTTPException(503, f"no worker answered in {settings.predict_timeout:g} s "
-                                 "(are workers running?)")
+                                 "(none is running, or all are busy: try again)")
     answer = json.loads(found[1])
     if "failed" in answer:
         raise HTTPException(503, f"the worker failed to classify it: {answer['failed']}")
