@@ -184,7 +184,8 @@ def confidence_histogram(session: Session, *, job_id: str, bins: int = 20) -> li
     return counts
 
 
-def record_prediction(session: Session, *, root: str, path: str, answer: dict) -> tuple[str, int]:
+def record_prediction(session: Session, *, root: str, path: str, answer: dict,
+                      threshold_from_model: bool) -> tuple[str, int]:
     """A one-image job holding a prediction already made (``POST /api/predict`` with
     ``store``): its job id and image id, so the photo can be browsed and reviewed later.
 
@@ -193,7 +194,8 @@ def record_prediction(session: Session, *, root: str, path: str, answer: dict) -
     """
     now = utcnow()
     job = Job(id=uuid.uuid4().hex, name=default_job_name(f"photo {path}"), root=root,
-              threshold=answer["threshold"], batch_size=1,
+              threshold=answer["threshold"], threshold_from_model=threshold_from_model,
+              batch_size=1,
               total_images=1, total_batches=1, model_version=answer["model_version"],
               inline=True, created_at=now, submitted_at=now)
     create_job(session, job=job)

@@ -47,7 +47,8 @@ def _record(settings, root: Path, path: str, hands: list[dict]) -> int:
               "model_version": "test", "reading": "hand landmarks" if hands else NO_HAND,
               "hands": hands}
     with session_factory(settings.database_url)() as session, session.begin():
-        return record_prediction(session, root=str(root), path=path, answer=answer)[1]
+        return record_prediction(session, root=str(root), path=path, answer=answer,
+                                 threshold_from_model=True)[1]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def test_no_hand_is_a_404_in_one_line_and_the_photo_alone(pictures, dataset):
     shown = client.get(f"/api/images/{pending['id']}/annotated.jpg")
     assert shown.status_code == 200 and shown.headers["cache-control"] == "no-cache"
     assert client.get(f"/api/images/{pending['id']}/hand.png").json() == {
-        "detail": f"image {pending['id']} has no hand (it is pending)"}
+        "detail": f"image {pending['id']} has no hand (not read yet)"}
     assert client.get("/api/images/987654321/hand.png").status_code == 404
 
 

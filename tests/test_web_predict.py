@@ -152,6 +152,7 @@ def test_predict_stores_the_photo_when_asked(web, dataset, name, stored_as):
     answer = response.json()
     job = web.get(f"/api/jobs/{answer['job_id']}").json()
     assert (job["state"], job["total_images"], job["done"]) == ("done", 1, 1)
+    assert job["threshold_from_model"] is True  # no threshold was given: the model's
     assert job["id"] not in {j["id"] for j in jobs_before}
     [image] = web.get(f"/api/jobs/{job['id']}/images").json()["items"]
     assert image["id"] == answer["image_id"] and image["path"] == stored_as

@@ -71,8 +71,10 @@ def _read(session: Session, settings: Settings, image_id: int) -> tuple[Image, b
 
 def _why_none(image: Image) -> str:
     reading = image.reading
+    if image.status == ImageStatus.ERROR:
+        return "the file could not be read"
     if image.status != ImageStatus.DONE:
-        return f"it is {image.status}"
+        return "it was cancelled" if image.status == ImageStatus.CANCELLED else "not read yet"
     return str(reading) if reading else "none was stored"
 
 

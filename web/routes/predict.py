@@ -86,19 +86,20 @@ async def predict(state: StateDep, settings: SettingsDep, celery: CeleryDep,
                     answer = again
     if store:
         answer.update(await run_in_threadpool(_store, session, settings, file.filename or "",
-                                              data, answer))
+                                              data, answer, threshold is None))
     return PredictOut.of(answer, photo_size=photo.original_size)
 
 
 def _store(session: Session, settings: Settings, filename: str, data: bytes,
-           answer: dict) -> dict:
+           answer: dict, threshold_from_model: bool) -> dict:
     """The photo written under the upload folder (a name the server chooses for the
     folder, the client's only as the image's path) and recorded with its answer."""
     folder = store_uploads([Upload(_image_name(filename), io.BytesIO(data))], settings=settings)
     path = next(p for p in folder.rglob("*") if p.is_file()).relative_to(folder).as_posix()
     with session.begin():
         job_id, image_id = record_prediction(session, root=str(folder), path=path,
-                                             answer=answer)
+                                             answer=answer,
+                                             threshold_from_model=threshold_from_model)
     return {"job_id": job_id, "image_id": image_id}
 
 
