@@ -110,7 +110,7 @@ def _decode(source: bytes | BinaryIO, *, max_pixels: int, min_side: int) -> Phot
             return Photo(*fast)
         source = data
     return decode_with_pillow(source, max_pixels=max_pixels, reduce_to=min_side,
-                              finish=lambda img, size: Photo(_to_rgb(_reduced(img, min_side)),
+                              finish=lambda img, size: Photo(to_rgb(_reduced(img, min_side)),
                                                              size))
 
 
@@ -225,7 +225,9 @@ def to_gray(img: Image.Image) -> Image.Image:
     return _on_white(img).convert("L")
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB as the workers read it: transparency on white, 16-bit and float as gray (the
+    web's thumbnails show what was read, not transparency gone black)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F", "LAB"):
         return to_gray(img).convert("RGB")  # no colour to keep: its gray, scaled as gray
     img = _on_white(img)

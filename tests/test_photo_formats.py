@@ -166,6 +166,19 @@ def test_a_heic_thumbnail_for_the_web():
     assert thumbnail.format == "JPEG" and thumbnail.size == (256, 256)
 
 
+def test_a_thumbnail_shows_transparency_white_as_the_workers_read_it():
+    """It had gone black in the grid while /try and the annotated photo showed white."""
+    from signdigits.web.imaging import thumbnail_jpeg
+
+    clear = Image.new("RGBA", (300, 200), (0, 0, 0, 0))
+    clear.paste((200, 60, 40, 255), (100, 50, 200, 150))  # an opaque patch in the middle
+    out = io.BytesIO()
+    clear.save(out, "PNG")
+    shown = np.asarray(Image.open(io.BytesIO(thumbnail_jpeg(out.getvalue(), max_pixels=10**8))))
+    assert shown[:10, :10].min() > 240  # the transparent corner: white
+    assert np.asarray(read_photo(out.getvalue()).image)[:10, :10].min() > 240  # as read
+
+
 @pytest.mark.parametrize(("fmt", "size", "decoded"), [
     ("JPEG", (4032, 3024), (504, 378)),  # a phone photo: the DCT's 1/8, still >= 240 a side
     ("JPEG", (640, 480), (320, 240)),  # a webcam frame: 1/2

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from signdigits.files.reading import ImageError
-from signdigits.serving.photo import Photo, open_image, read_photo, upright
+from signdigits.serving.photo import Photo, open_image, read_photo, to_rgb, upright
 from signdigits.serving.preview import draw_hands, hand_crop
 from signdigits.serving.reader import closer_look, closer_step
 
@@ -42,7 +42,7 @@ def thumbnail_jpeg(data: bytes, *, max_pixels: int, side: int = THUMBNAIL_SIDE) 
             img.load()
             # The workers' own turn: ImageOps.exif_transpose rewrites the EXIF block
             # and fails on tags it cannot write back, for pixels that are fine.
-            shown = upright(img).convert("RGB")
+            shown = to_rgb(upright(img))
     except ImageError:
         raise
     except UnidentifiedImageError:
