@@ -160,4 +160,10 @@ def write_results(session: Session, *, job: Job, digit: int | None, below_thresh
                 final = "-" if row["final_digit"] is None else str(row["final_digit"])
                 out.write(f"{d:>5} {conf:>7} {low:>3} {rev:>3} {final:>5}  {tail}\n")
                 count += 1
+            filters = [f for f, on in (("--digit", digit is not None),
+                                       ("--below-threshold", below_threshold),
+                                       ("--errors", errors)) if on]
+            if not count and filters:
+                both = " together (an image must match each)" if len(filters) > 1 else ""
+                out.write(f"# no image matches {' '.join(filters)}{both}\n")
     return count

@@ -159,6 +159,9 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     low = json.loads(stack.cli("results", job_id, "--below-threshold", "--format", "json").stdout)
     assert all(r["below_threshold"] and r["confidence"] < 0.9 for r in low)
     assert "wall.jpg" in {r["path"] for r in low}
+    none = stack.cli("results", job_id, "--digit", "3", "--errors")  # a table that is empty
+    assert none.stdout.splitlines()[-1] == (
+        "# no image matches --digit --errors together (an image must match each)")
 
 
 def test_empty_or_missing_folder_leaves_no_job(stack, tmp_path):
