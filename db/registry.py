@@ -60,7 +60,7 @@ def find_model(session: Session, which: str) -> ModelRow:
     """The model named ``which``: its name, its version, or a unique prefix of a version."""
     which = which.strip()
     if not which:
-        raise RegistryError("no model named (give a name or a version)")
+        raise ModelNotFound("no model named (give a name or a version)")
     by_name = session.scalar(select(ModelRow).where(ModelRow.name == which))
     if by_name is not None:
         return by_name
