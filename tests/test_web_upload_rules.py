@@ -1,17 +1,27 @@
-"""Uploads refused in one short line that says what is wrong.
+"""Uploads read as ``signdigits run`` reads a folder, and refused in one short line.
 
-A server with small caps and no worker (``capped``): each is refused before anything is
-enqueued.
+A real uvicorn, Valkey and Celery worker on SQLite (``web``) for the uploads that become
+jobs; a server with small caps and no worker (``capped``) for those refused before
+anything is enqueued.
 """
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 import pytest
 
-from tests.web_server import serving
+from tests.conftest import sample_images
+from tests.web_server import serving, sse_until_done, web_stack
 
 MB = 1024 * 1024
 JPEG = b"\xff\xd8\xff\xe0" + b"0" * 100  # named .jpg; refused before any worker reads it
+
+
+@pytest.fixture(scope="module", params=["sqlite"])
+def web(request, redis_url, tmp_path_factory):
+    yield from web_stack(request, redis_url, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +35,53 @@ def capped(redis_url, tmp_path_factory):
     with serving(settings) as client:
         client.uploads = tmp / "uploads"
         yield client
+
+
+def _rows(client, job_id: str) -> dict[str, tuple[str, str | None]]:
+    items = client.get(f"/api/jobs/{job_id}/images", params={"limit": 100}).json()["items"]
+    return {i["path"]: (i["status"], i["error"]) for i in items}
+
+
+def _zip(*entries: tuple[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def test_a_folder_upload_is_read_as_the_server_folder_is(web, dataset, tmp_path):
+    """A Mac's folder, sent with paths as a program sends it: its empty photo was a 400
+    for the whole upload (`'0/broken.jpg' is empty`), its .DS_Store another ("not a usable
+    file name"); now the empty photo is an error row, hidden files are skipped, and the
+    rows are those the same folder gets when named on the server."""
+    photo = sample_images(dataset, 1, seed=5)[0][0].read_bytes()
+    folder = tmp_path / "mac"
+    files = {"0/0.jpg": photo, "0/broken.jpg": b"", ".DS_Store": b"\0\0\0\1Bud1",
+             "0/._0.jpg": b"AppleDouble", ".git/x.jpg": JPEG}
+    for path, data in files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(data)
+    upload = web.post("/api/jobs", files=[("files", (p, d)) for p, d in files.items()])
+    assert upload.status_code == 201, upload.text
+    assert upload.json()["total_images"] == 2
+    named = web.post("/api/jobs", json={"folder": str(folder)})
+    assert named.status_code == 201, named.text
+    expected = {"0/0.jpg": ("done", None), "0/broken.jpg": ("error", "empty file (0 bytes)")}
+    for job in (upload.json(), named.json()):
+        assert sse_until_done(web, job["id"])[-1][1]["state"] == "done with errors"
+        assert _rows(web, job["id"]) == expected
+
+
+def test_a_zip_from_a_mac_is_unpacked_without_its_hidden_files(web, dataset):
+    """``.DS_Store`` and ``__MACOSX/._*`` entries had refused the whole zip."""
+    photo = sample_images(dataset, 1, seed=6)[3][0].read_bytes()
+    archive = _zip(("3/a.jpg", photo), ("3/.DS_Store", b"x"), ("__MACOSX/3/._a.jpg", b"x"),
+                   (".hidden/b.jpg", photo))
+    response = web.post("/api/jobs", files=[("files", ("mac.zip", archive))])
+    assert response.status_code == 201, response.text
+    sse_until_done(web, response.json()["id"])
+    assert _rows(web, response.json()["id"]) == {"3/a.jpg": ("done", None)}
 
 
 def _multipart(filename: str, data: bytes) -> tuple[bytes, dict[str, str]]:

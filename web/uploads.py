@@ -2,10 +2,11 @@
 
 The folder's name is chosen here (a random id under ``SIGNDIGITS_UPLOAD_DIR``); inside it
 each image keeps its path (``3/IMG_1.JPG`` from a zip or a browser's folder upload stays
-``3/IMG_1.JPG``) with every component cleaned. A path that would climb out, a link, a
-file that is neither an image nor a zip, or an archive that unpacks to more than
-``SIGNDIGITS_MAX_UNPACKED_BYTES`` (a zip bomb) refuses the whole upload and leaves
-nothing behind.
+``3/IMG_1.JPG``) with every component cleaned. Hidden files and folders are skipped, as
+the walk skips them; an empty image is kept, so that its row says so, as the walk's does.
+A path that would climb out, a link, a file that is neither an image nor a
+zip, or an archive that unpacks to more than ``SIGNDIGITS_MAX_UNPACKED_BYTES`` (a zip
+bomb) refuses the whole upload and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -68,7 +69,22 @@ def shown(name: str) -> str:
 
 
 def clean_relative(name: str) -> str:
-    """A client's path made safe to join under our folder, or :class:`UploadRefused`."""
+    """A client's path made safe to join under our folder, or :class:`UploadRefused`
+    (hidden parts too: see :func:`upload_path`)."""
+    parts = _clean_parts(name)
+    if any(part.startswith(".") for part in parts):
+        raise UploadRefused(f"{shown(name)}: not a usable file name")
+    return "/".join(parts)
+
+
+def upload_path(name: str) -> str | None:
+    """Where an uploaded file or zip entry goes, or None for a hidden one (``.DS_Store``,
+    ``.git/...``, a Mac's ``._IMG_1.jpg``): skipped, as the walk skips them."""
+    parts = _clean_parts(name)
+    return None if any(part.startswith(".") for part in parts) else "/".join(parts)
+
+
+def _clean_parts(name: str) -> list[str]:
     if not name.strip():
         raise UploadRefused("a file without a name (its filename is empty); refused")
     parts = PurePosixPath(name.replace("\\", "/")).parts
@@ -80,12 +96,12 @@ def clean_relative(name: str) -> str:
         raise UploadRefused(f"{shown(name)}: nested more than {_MAX_DEPTH} folders deep; "
                             "refused")
     cleaned = [_SAFE.sub("_", part).strip() for part in parts if part not in ("", ".")]
-    if not cleaned or any(not part or part.startswith(".") for part in cleaned):
+    if not cleaned or not all(cleaned):
         raise UploadRefused(f"{shown(name)}: not a usable file name")
     if any(len(part.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES for part in cleaned):
         raise UploadRefused(f"{shown(name)}: a file or folder name over {_MAX_NAME_BYTES} "
                             "bytes, longer than a file system takes; refused")
-    return "/".join(cleaned)
+    return cleaned
 
 
 def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> Path:
@@ -129,18 +145,29 @@ class _Budget:
                                 "(a zip bomb?); refused", status=413)
 
 
+def _zip_name(name: str) -> bool:
+    return name.lower().endswith(".zip")
+
+
+def _hidden_leaf(name: str) -> bool:
+    return name.replace("\\", "/").rsplit("/", 1)[-1].strip().startswith(".")
+
+
 def _store_one(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget) -> int:
     name = upload.filename or ""
-    if name.lower().endswith(".zip"):
+    if _zip_name(name):  # its own name is never a path here
+        if _hidden_leaf(name):
+            return 0  # a Mac's ._day1.zip, not a zip
         return _unpack_zip(upload, folder, settings=settings, budget=budget)
-    relative = clean_relative(name)
+    relative = upload_path(name)  # refuses climbing, an empty name, ... before anything
+    if relative is None:
+        return 0  # hidden: a system's file (.DS_Store), never the user's photo
     if not is_image_name(PurePosixPath(relative).name):
         raise UploadRefused(f"{shown(name)} is not an image or a .zip of images; refused",
                             status=415)
-    written = _write(folder, relative, upload.stream, cap=settings.max_file_bytes,
-                     budget=budget, what=shown(name))
-    if not written:
-        raise UploadRefused(f"{shown(name)} is empty (0 bytes)")
+    # An empty image is kept: the walk records it and its row says "empty file (0 bytes)".
+    _write(folder, relative, upload.stream, cap=settings.max_file_bytes, budget=budget,
+           what=shown(name))
     return 1
 
 
@@ -163,11 +190,11 @@ def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Bu
             if entry.is_dir():
                 continue
             what = f"{shown(name)}: {shown(entry.filename)}"
-            relative = clean_relative(entry.filename)  # refuses climbing before anything else
+            relative = upload_path(entry.filename)  # refuses climbing before anything else
             if stat.S_ISLNK(entry.external_attr >> 16):
                 raise UploadRefused(f"{what} is a link; refused")
-            parts = PurePosixPath(relative).parts
-            if parts[0] == "__MACOSX" or not is_image_name(parts[-1]):
+            if relative is None or relative.split("/")[0] == "__MACOSX" or not is_image_name(
+                    PurePosixPath(relative).name):
                 continue  # an archive's other files are not the user's photos
             if entry.file_size > settings.max_file_bytes:
                 raise UploadRefused(f"{what} is over the {_cap(settings.max_file_bytes)} "
