@@ -2,7 +2,7 @@
 
 A real uvicorn, Valkey and Celery worker on SQLite (``web``) for the uploads that become
 jobs; a server with small caps and no worker (``capped``) for those refused before
-anything is enqueued.
+anything is enqueued. The page's side of the same rules: tests/test_web_browser.py.
 """
 
 from __future__ import annotations
@@ -82,6 +82,28 @@ def test_a_zip_from_a_mac_is_unpacked_without_its_hidden_files(web, dataset):
     assert response.status_code == 201, response.text
     sse_until_done(web, response.json()["id"])
     assert _rows(web, response.json()["id"]) == {"3/a.jpg": ("done", None)}
+
+
+def test_zips_holding_the_same_names_each_keep_a_folder_of_their_own(web, dataset):
+    """Cameras restart their numbering: day1.zip and day2.zip both hold IMG_0001.jpg
+    (was 400 "two files in the upload have the path"). Each zip's images go under its
+    name, below a label folder 0-9 so that labels by folder still count; a zip named
+    like another gets a folder of its own too."""
+    photos = [path.read_bytes() for path, _ in sample_images(dataset, 1, seed=7)[:4]]
+    day1 = _zip(("IMG_0001.jpg", photos[0]), ("3/IMG_0002.jpg", photos[1]))
+    day2 = _zip(("IMG_0001.jpg", photos[2]))
+    again = _zip(("IMG_0001.jpg", photos[3]))
+    response = web.post("/api/jobs", files=[("files", ("day1.zip", day1)),
+                                            ("files", ("day2.zip", day2)),
+                                            ("files", ("old/day1.zip", again))])
+    assert response.status_code == 201, response.text
+    sse_until_done(web, response.json()["id"])
+    rows = _rows(web, response.json()["id"])
+    assert set(rows) == {"day1/IMG_0001.jpg", "3/day1/IMG_0002.jpg", "day2/IMG_0001.jpg",
+                         "day1 (2)/IMG_0001.jpg"}
+    assert {status for status, _ in rows.values()} == {"done"}
+    csv = web.get(f"/api/jobs/{response.json()['id']}/results.csv").text
+    assert "day2/IMG_0001.jpg" in csv and "3/day1/IMG_0002.jpg" in csv
 
 
 def _multipart(filename: str, data: bytes) -> tuple[bytes, dict[str, str]]:

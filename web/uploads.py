@@ -4,7 +4,9 @@ The folder's name is chosen here (a random id under ``SIGNDIGITS_UPLOAD_DIR``); 
 each image keeps its path (``3/IMG_1.JPG`` from a zip or a browser's folder upload stays
 ``3/IMG_1.JPG``) with every component cleaned. Hidden files and folders are skipped, as
 the walk skips them; an empty image is kept, so that its row says so, as the walk's does.
-A path that would climb out, a link, a file that is neither an image nor a
+Of two zips or more, each unpacks under a folder named after it (``day1/IMG_0001.jpg``,
+or ``3/day1/IMG_0001.jpg`` below a label folder), so two cameras' ``IMG_0001.jpg`` are
+two images. A path that would climb out, a link, a file that is neither an image nor a
 zip, or an archive that unpacks to more than ``SIGNDIGITS_MAX_UNPACKED_BYTES`` (a zip
 bomb) refuses the whole upload and leaves nothing behind.
 """
@@ -34,6 +36,7 @@ _MAX_DEPTH = 32
 _SAFE = re.compile(r"[^\w.\- ]")  # \w is Unicode: accented names stay readable
 _MAX_NAME_BYTES = 255  # a file or folder name, on every common file system
 _SHOWN = 60  # characters of a client's name a message echoes
+_LABELS = frozenset("0123456789")  # label folders (db.labels): a zip's folder goes below
 
 
 class UploadRefused(ValueError):
@@ -112,10 +115,16 @@ def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> Path:
     except OSError as exc:
         raise _cannot_store(exc) from None
     budget = _Budget(settings.max_unpacked_bytes)
+    uploads = list(uploads)
+    # One zip's paths are the images' (beside any files sent with it). Of two zips or
+    # more, each gets a folder of its own: two cameras' IMG_0001.jpg are two images.
+    several = sum(_zip_name(u.filename or "") and not _hidden_leaf(u.filename or "")
+                  for u in uploads) > 1
+    zips = _ZipFolders() if several else None
     try:
         images = 0
         for upload in uploads:
-            images += _store_one(upload, folder, settings=settings, budget=budget)
+            images += _store_one(upload, folder, settings=settings, budget=budget, zips=zips)
         if not images:
             raise UploadRefused("no images in the upload (send images or .zip archives of them)")
     except (OSError, _DiskFailed) as exc:  # the disk, not the request: full, or gone
@@ -145,6 +154,33 @@ class _Budget:
                                 "(a zip bomb?); refused", status=413)
 
 
+class _ZipFolders:
+    """The folder each zip of a several-zip upload unpacks under: its name without
+    ``.zip``, made unique (``day1``, ``day1 (2)``)."""
+
+    def __init__(self) -> None:
+        self.used: set[str] = set()
+
+    def name_for(self, zip_name: str) -> str:
+        leaf = zip_name.replace("\\", "/").rsplit("/", 1)[-1][:-4]
+        base = _SAFE.sub("_", leaf).strip().lstrip(".")[:200] or "zip"
+        name, n = base, 1
+        while name.lower() in self.used:
+            n += 1
+            name = f"{base} ({n})"
+        self.used.add(name.lower())
+        return name
+
+
+def _under(folder: str, relative: str) -> str:
+    """``relative`` under the zip's ``folder``, kept below a label folder (``3/``) so that
+    labels by folder still count."""
+    parts = relative.split("/")
+    if len(parts) > 1 and parts[0] in _LABELS:
+        return "/".join([parts[0], folder, *parts[1:]])
+    return f"{folder}/{relative}"
+
+
 def _zip_name(name: str) -> bool:
     return name.lower().endswith(".zip")
 
@@ -153,12 +189,14 @@ def _hidden_leaf(name: str) -> bool:
     return name.replace("\\", "/").rsplit("/", 1)[-1].strip().startswith(".")
 
 
-def _store_one(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget) -> int:
+def _store_one(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget,
+               zips: _ZipFolders | None) -> int:
     name = upload.filename or ""
     if _zip_name(name):  # its own name is never a path here
         if _hidden_leaf(name):
             return 0  # a Mac's ._day1.zip, not a zip
-        return _unpack_zip(upload, folder, settings=settings, budget=budget)
+        return _unpack_zip(upload, folder, settings=settings, budget=budget,
+                           under=zips.name_for(name) if zips else None)
     relative = upload_path(name)  # refuses climbing, an empty name, ... before anything
     if relative is None:
         return 0  # hidden: a system's file (.DS_Store), never the user's photo
@@ -171,7 +209,8 @@ def _store_one(upload: Upload, folder: Path, *, settings: Settings, budget: _Bud
     return 1
 
 
-def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget) -> int:
+def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget,
+                under: str | None) -> int:
     name = upload.filename
     try:
         archive = zipfile.ZipFile(upload.stream)
@@ -203,8 +242,9 @@ def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Bu
             try:
                 with archive.open(entry) as data:
                     # The header's size can lie: the cap is enforced on what comes out.
-                    _write(folder, relative, data, cap=settings.max_file_bytes,
-                           declared=entry.file_size, budget=budget, what=what)
+                    _write(folder, _under(under, relative) if under else relative, data,
+                           cap=settings.max_file_bytes, declared=entry.file_size,
+                           budget=budget, what=what)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
                     NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError) as exc:
                 # An OSError's text names the server's own path: its reason is enough.
