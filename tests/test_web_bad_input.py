@@ -64,7 +64,8 @@ JPEG = b"\xff\xd8\xff\xe0" + b"0" * 100  # named .jpg; its content is the worker
 
 CASES = {
     "not an image": (415, dict(files=[("files", ("notes.txt", b"hello"))])),
-    "empty file": (400, dict(files=[("files", ("a.jpg", b""))])),
+    # An empty image is an error row, as in a folder (test_web_upload_rules.py).
+    "only hidden files": (400, dict(files=[("files", (".DS_Store", b"x"))])),
     "no files": (400, dict(files=[("other", ("a.jpg", JPEG))])),
     "zip climbing out": (400, dict(files=[("files", ("x.zip", _zip(("../../evil.jpg", JPEG))))])),
     "zip absolute path": (400, dict(files=[("files", ("x.zip", _zip(("/tmp/evil.jpg", JPEG))))])),

@@ -11,6 +11,7 @@ Screenshots go to ``SIGNDIGITS_SCREENSHOT_DIR`` (``docs/`` when they are refresh
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,46 @@ def test_review_a_group_photo_hand_by_hand_with_the_keyboard(site, browser, data
     assert (image["final_digits"], image["final_digit"]) == ("67", None)
     history = client.get(f"/api/images/{image['id']}/reviews").json()["items"]
     assert [r["hand_digits"] for r in history] == [[6, 0, 7], [6, None, 7], [6, None, 7]]
+
+
+def test_a_folder_upload_leaves_out_what_the_walk_would_and_the_last_source_chosen_wins(
+        site, browser, dataset, tmp_path):
+    """A Mac's folder (a readme, .DS_Store, an empty photo) had failed whole: now the page
+    sends its photos only and says what it left out, and the empty one is an error row,
+    as for the same folder named on the server. A text file chosen by name is refused in
+    one line; a source chosen after it (the folder, the server folder) clears it: the
+    picked files had always won over what was chosen next."""
+    from tests.web_server import sse_until_done
+
+    client, _ = site
+    page = browser
+    mac = tmp_path / "mac"
+    (mac / "0").mkdir(parents=True)
+    shutil.copyfile(sample_images(dataset, 1, seed=31)[0][0], mac / "0" / "0.jpg")
+    (mac / "0" / "broken.jpg").write_bytes(b"")
+    (mac / "readme.txt").write_text("day 1")
+    (mac / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    expected = {"0/0.jpg": ("done", None), "0/broken.jpg": ("error", "empty file (0 bytes)")}
+    page.goto(f"{client.base_url}/")
+
+    refused = "#submit-message.error:has-text(\"'readme.txt' is not an image or a .zip\")"
+    for source in ("#folder", "#server-folder"):
+        page.set_input_files("#files", str(mac / "readme.txt"))
+        page.click("#submit")
+        page.wait_for_selector(refused)
+        if source == "#folder":
+            page.set_input_files("#folder", str(mac))
+        else:
+            page.fill("#server-folder", str(mac))
+        assert page.eval_on_selector("#files", "i => i.files.length") == 0
+        assert "the files chosen before cleared" in page.inner_text("#submit-message")
+        page.click("#submit")
+        page.wait_for_selector("#submit-message:has-text('Started mac: 2 images.')",
+                               timeout=60_000)
+        if source == "#folder":
+            assert "Left out 2 files that are not images or hidden" in page.inner_text(
+                "#submit-message")
+        job_id = page.get_attribute("#submit-message a.open-job", "href").rsplit("/", 1)[1]
+        sse_until_done(client, job_id)
+        items = client.get(f"/api/jobs/{job_id}/images").json()["items"]
+        assert {i["path"]: (i["status"], i["error"]) for i in items} == expected, source

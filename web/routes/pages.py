@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from signdigits.files.paths import IMAGE_EXTENSIONS
 from signdigits.web.auth import CSRF_COOKIE, new_csrf_token
 from signdigits.web.deps import FoundSummary, SessionDep, SettingsDep
 from signdigits.web.schemas import JobOut
@@ -31,7 +32,8 @@ def _page(request: Request, name: str, **context) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> HTMLResponse:
-    return _page(request, "index.html")
+    # The form leaves out of a folder what the walk would not read: the same list.
+    return _page(request, "index.html", image_extensions=" ".join(sorted(IMAGE_EXTENSIONS)))
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)

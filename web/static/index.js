@@ -58,7 +58,7 @@ function showStarted(job) {
   message.className = "message";
   message.replaceChildren("Started ", el("a", {href: "/jobs/" + job.id, text: job.name}),
     `: ${job.total_images.toLocaleString("en")} images${counting}. `,
-    el("a", {href: "/jobs/" + job.id, class: "open-job", text: "Open the job"}));
+    el("a", {href: "/jobs/" + job.id, class: "open-job", text: "Open the job"}), startedNote);
 }
 
 async function rename(row) {
@@ -144,27 +144,99 @@ async function loadJobs(more) {
 
 document.getElementById("more-jobs").addEventListener("click", () => loadJobs(true));
 
+// The form's three sources are one at a time: choosing one empties the others, so Start
+// sends what the form shows (an earlier choice had silently won over a later one).
+const filesInput = document.getElementById("files");
+const folderInput = document.getElementById("folder");
+const serverInput = document.getElementById("server-folder");
+const SOURCES = [[filesInput, "the files chosen"], [folderInput, "the folder chosen"],
+                 [serverInput, "the server folder"]];
+
+function chose(input) {
+  const cleared = [];
+  for (const [other, what] of SOURCES) {
+    if (other !== input && other.value) { other.value = ""; cleared.push(what); }
+  }
+  const message = document.getElementById("submit-message");
+  if (cleared.length) say(message, `one source at a time: ${cleared.join(" and ")} before ` +
+                          "cleared");
+  else if (message.classList.contains("error")) say(message, "");  // an earlier error's
+}
+filesInput.addEventListener("change", () => { if (filesInput.files.length) chose(filesInput); });
+folderInput.addEventListener("change", () => {
+  if (folderInput.files.length) chose(folderInput);
+});
+serverInput.addEventListener("input", () => { if (serverInput.value.trim()) chose(serverInput); });
+
+// What a folder's walk reads (files.paths.is_image_name), from the server's own list.
+const IMAGE_EXTENSIONS = new Set(
+    document.getElementById("submit-form").dataset.imageExtensions.split(" "));
+
+function isImageName(name) {
+  const dot = name.lastIndexOf(".");
+  return dot > 0 && IMAGE_EXTENSIONS.has(name.slice(dot).toLowerCase());
+}
+
+// A folder chosen in the browser, sent as `signdigits run` would read it: its paths inside
+// it (3/IMG_1.JPG, without the chosen folder's own name), hidden files and folders and
+// names that are not images left out (a readme, .DS_Store, a zip: the walk reads none).
+function folderUpload(chosen) {
+  const sent = [], leftOut = [];
+  for (const f of chosen) {
+    const inside = f.webkitRelativePath.split("/").slice(1);
+    if (inside.some(part => part.startsWith(".")) || !isImageName(inside[inside.length - 1])) {
+      leftOut.push(inside.join("/"));
+    } else {
+      sent.push([f, inside.join("/")]);
+    }
+  }
+  return {sent, leftOut};
+}
+
+function leftOutNote(leftOut) {
+  if (!leftOut.length) return "";
+  const named = leftOut.slice(0, 3).join(", ") + (leftOut.length > 3 ? ", ..." : "");
+  return ` Left out ${leftOut.length} ${leftOut.length === 1 ? "file" : "files"} that ` +
+         `${leftOut.length === 1 ? "is" : "are"} not images or hidden: ${named}.`;
+}
+
+let startedNote = "";  // what the upload left out, said with the job's count
+
 document.getElementById("submit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.target;
   const message = document.getElementById("submit-message");
   const threshold = document.getElementById("threshold").value;
-  const server = document.getElementById("server-folder").value.trim();
-  const folderFiles = [...document.getElementById("folder").files];
-  const files = [...document.getElementById("files").files, ...folderFiles];
-  // A folder chosen in the browser is named after itself (the server sees only its files).
-  const chosenFolder = folderFiles.length ? folderFiles[0].webkitRelativePath.split("/")[0] : "";
-  const name = document.getElementById("job-name").value.trim() ||
-      (files.length === folderFiles.length ? chosenFolder : "");
-  let options;
-  if (files.length) {
-    const body = new FormData();
-    // A folder's files keep their paths inside it (3/IMG_1.JPG), as a zip's do and as
-    // `signdigits run FOLDER` records them: without the chosen folder's own name.
-    for (const f of files) {
-      const inside = f.webkitRelativePath ? f.webkitRelativePath.split("/").slice(1).join("/") : "";
-      body.append("files", f, inside || f.name);
+  const server = serverInput.value.trim();
+  const picked = [...filesInput.files];
+  const folderFiles = [...folderInput.files];
+  let name = document.getElementById("job-name").value.trim();
+  let options, note = "";
+  if (folderFiles.length || picked.length) {
+    let sent;
+    if (folderFiles.length) {
+      const chosenFolder = folderFiles[0].webkitRelativePath.split("/")[0];
+      const folder = folderUpload(folderFiles);
+      if (!folder.sent.length) {
+        say(message, `the folder '${chosenFolder}' holds no images (${folder.leftOut.length} ` +
+                     "other files); nothing was sent", true);
+        return;
+      }
+      sent = folder.sent;
+      note = leftOutNote(folder.leftOut);
+      name = name || chosenFolder;  // named after itself: the server sees only its files
+    } else {
+      // Each file chosen by name must be one: a wrong one is said, not skipped.
+      const wrong = picked.find(f => !isImageName(f.name) && !/\.zip$/i.test(f.name));
+      if (wrong) {
+        say(message, `'${wrong.name}' is not an image or a .zip of images; nothing was sent`,
+            true);
+        return;
+      }
+      sent = picked.map(f => [f, f.name]);
     }
+    const body = new FormData();
+    for (const [f, path] of sent) body.append("files", f, path);
     if (threshold) body.append("threshold", threshold);
     if (name) body.append("name", name);
     options = {method: "POST", body};
@@ -183,6 +255,7 @@ document.getElementById("submit-form").addEventListener("submit", async (event) 
     const job = await api("/api/jobs", options);
     form.reset();  // the next job starts from an empty form
     started = job.id;
+    startedNote = note;
     // The stream may have shown it already, with newer counts than this answer's.
     const known = document.getElementById("job-" + job.id);
     if (!known) tbody.prepend(jobRow(job));
