@@ -107,9 +107,11 @@ function modelAnswer(image) {
   return several(image) ? image.digits : image.digit === null ? "no hand" : String(image.digit);
 }
 
-// What a tile says: the final answer, the model's beside it once a person answered.
+// What a tile says: the final answer, the model's beside it once a person answered; an
+// unreadable file's name (its error is where the picture would be).
 function tileLabel(image) {
-  if (image.status !== "done") return image.error || image.status;
+  if (image.status === "error") return image.path.split("/").pop();
+  if (image.status !== "done") return image.status;
   if (image.reviewed) {
     const final = image.final_digits === "" ? "unusable" : image.final_digits;
     return `${final} (model ${modelAnswer(image)})`;
@@ -132,10 +134,12 @@ function tile(image) {
   const cls = "tile" + (image.below_threshold ? " low" : "") +
               (image.status === "error" ? " error" : "") + (image.reviewed ? " reviewed" : "");
   const pick = el("input", {type: "checkbox", class: "pick", title: "select (shift: a range)"});
+  // An unreadable file has no picture to ask for (its thumbnail is a 422): its error.
+  const picture = image.status === "error" ?
+    el("div", {class: "unreadable", text: image.error || "unreadable"}) :
+    el("img", {src: `/api/images/${image.id}/thumbnail`, loading: "lazy", alt: image.path});
   const node = el("div", {class: cls, "data-image": String(image.id), title: image.path},
-    pick,
-    el("img", {src: `/api/images/${image.id}/thumbnail`, loading: "lazy", alt: image.path}),
-    el("div", {class: "label", text: tileLabel(image)}));
+    pick, picture, el("div", {class: "label", text: tileLabel(image)}));
   node.image = image;
   node.sortKey = sortKey(image);
   node.addEventListener("click", event => {

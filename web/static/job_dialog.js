@@ -13,7 +13,12 @@ function reviewText(image) {
 function openImage(image) {
   shownImage = image;
   document.getElementById("detail-path").textContent = image.path;
-  document.getElementById("detail-photo").src = `/api/images/${image.id}/annotated.jpg`;
+  // An unreadable file has no photo to show (its picture is a 422): the error says why.
+  const unreadable = image.status === "error";
+  const photo = document.getElementById("detail-photo");
+  document.getElementById("detail-picture").hidden = unreadable;
+  if (unreadable) photo.removeAttribute("src");
+  else photo.src = `/api/images/${image.id}/annotated.jpg`;
   showCrop(document.getElementById("detail-crop"), document.getElementById("detail-preview"),
            image);
   document.getElementById("detail-reading").textContent = readingText(image);
@@ -22,15 +27,18 @@ function openImage(image) {
   review.hidden = !image.reviewed;
   const summary = document.getElementById("detail-summary");
   const model = image.reviewed ? "the model said " : "";
-  summary.textContent = image.status !== "done" ? (image.error || image.status) :
+  summary.textContent = unreadable ? `This file could not be read: ${image.error || "error"}` :
+    image.status !== "done" ? image.status :
     several(image) ? `${model}digits ${image.digits}: ${image.hand_count} hands, read left ` +
       `to right; the least sure ${percent(image.confidence)}` +
       (image.below_threshold ? " (below the threshold)" : "") :
     image.digit === null ? (image.reviewed ? "the model found no hand" : "No hand found in this photo") :
     `${model}digit ${image.digit}, confidence ${percent(image.confidence)}` +
     (image.below_threshold ? " (below the threshold)" : "");
+  const noHand = image.status === "done" && image.digit === null && !several(image) &&
+    !image.reviewed;
   summary.className = "reading" + (image.reviewed ? " model" : "") +
-    (image.status === "done" && image.digit === null && !several(image) && !image.reviewed ? " nohand" : "");
+    (unreadable || noHand ? " nohand" : "");
   const probabilities = image.probabilities || [];
   document.getElementById("detail-probabilities").hidden = !probabilities.length;
   barChart(document.getElementById("detail-probabilities"), probabilities.map((p, d) => ({
