@@ -17,16 +17,27 @@ const live = window.liveUpdates = {renders: [], updates: [], rows: 0, batches: 0
 
 const ENDED = new Set(["done", "done with errors", "failed", "cancelled"]);
 
+// The bar: images read in green, cancelled ones striped apart ("3 / 5 images read, 2
+// cancelled", never a full green 5 / 5).
 function showProgress(job) {
-  const finished = job.total_images - job.pending;
+  const cancelled = job.cancelled || 0;
+  const read = job.total_images - job.pending - cancelled;
+  const share = n => job.total_images ? (100 * n / job.total_images) + "%" : "0";
   jobState = job.state;
   document.getElementById("state").textContent = job.state + (job.stalled ? " (stalled)" : "");
   document.getElementById("counts").textContent =
-    `${finished} / ${job.total_images} images: ${job.done} classified, ` +
-    `${job.below_threshold} below threshold, ${job.errors} errors` +
+    (cancelled ? `${read} / ${job.total_images} images read, ${cancelled} cancelled: ` :
+                 `${read} / ${job.total_images} images: `) +
+    `${job.done} classified, ${job.below_threshold} below threshold, ` +
+    plural(job.errors, "error") +
     (job.images_per_second ? `, ${job.images_per_second} images/s` : "");
-  document.getElementById("progress").style.width =
-    job.total_images ? (100 * finished / job.total_images) + "%" : "0";
+  document.getElementById("progress").style.width = share(read);
+  document.getElementById("progress-cancelled").style.width = share(cancelled);
+  // The review page lists the images below the threshold: linked only when there are some.
+  const review = document.getElementById("review-link");
+  review.hidden = !job.below_threshold;
+  review.textContent = `review the ${plural(job.below_threshold, "uncertain image")}`;
+  document.getElementById("review-none").hidden = Boolean(job.below_threshold);
   // Nothing is left to cancel once the job has ended.
   document.getElementById("cancel").disabled = ENDED.has(job.state);
 }
