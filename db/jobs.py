@@ -36,24 +36,44 @@ class JobRunning(Exception):
 
 
 MAX_NAME = 200
+# Characters that end a line (what str.splitlines splits on): a name is one line.
+LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+# Bidirectional controls: marks, embeddings, overrides and isolates. Invisible, and one
+# (U+202E) shown beside the name reverses what follows it: a job id, a count.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+
+
+def _control(c: str) -> bool:
+    return ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF
 
 
 def job_name(text: str) -> str:
-    """``text`` as a job's name: trimmed, one line, 1 to 200 characters."""
-    name = " ".join(str(text).split())
+    """``text`` as a job's name, the one rule of the API and the command line: trimmed,
+    runs of spaces and tabs made one space, 1 to 200 characters; refused with a line
+    break inside it (a name is one line), another control character or a bidirectional
+    control."""
+    trimmed = str(text).strip()
+    name = " ".join(trimmed.split())
     if not name:
         raise JobNameError("a job's name cannot be empty")
     if len(name) > MAX_NAME:
         raise JobNameError(f"a job's name is at most {MAX_NAME} characters (got {len(name)})")
-    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+    if any(c in LINE_BREAKS for c in trimmed):
+        raise JobNameError("a job's name is one line: it cannot hold a line break")
+    if any(_control(c) for c in name):
         raise JobNameError("a job's name cannot hold control characters")
+    bidi = next((c for c in name if c in BIDI_CONTROLS), None)
+    if bidi is not None:
+        raise JobNameError(f"a job's name cannot hold bidirectional control characters "
+                           f"(U+{ord(bidi):04X}): they reorder the text shown beside it")
     return name
 
 
 def default_job_name(text: str) -> str:
-    """A name made from a folder's or a file's name: never refused, cut to fit."""
-    cleaned = "".join(c for c in str(text) if ord(c) >= 32 and ord(c) != 127
-                      and not 0xD800 <= ord(c) <= 0xDFFF)
+    """A name made from a folder's or a file's name: never refused, cut to fit (control
+    and bidirectional control characters left out)."""
+    cleaned = "".join(c for c in str(text) if not _control(c) and c not in BIDI_CONTROLS)
     return " ".join(cleaned.split())[:MAX_NAME] or "job"
 
 

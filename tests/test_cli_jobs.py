@@ -44,8 +44,11 @@ def test_delete_asks_first_and_refuses_a_job_that_has_not_ended(tmp_path):
         assert session.scalar(select(func.count()).select_from(Image)) == 10
 
 
-@pytest.mark.parametrize(("name", "said"), [("", "cannot be empty"), ("x" * 201, "is at most 200"),
-                                            ("a\tb\x1bc", "cannot hold control characters")])
+@pytest.mark.parametrize(("name", "said"), [
+    ("", "cannot be empty"), ("x" * 201, "is at most 200"),
+    ("a\tb\x1bc", "cannot hold control characters"),
+    ("a\nb", "is one line: it cannot hold a line break"),  # not "a b" in silence
+    ("x \u202e rtl", "cannot hold bidirectional control characters (U+202E)")])
 def test_a_name_no_job_can_have_is_refused_before_anything_starts(name, said, tmp_path):
     env = make_env(database_url=f"sqlite:///{tmp_path / 'sd.db'}")
     for command in ("run", "submit"):

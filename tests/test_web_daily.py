@@ -83,13 +83,29 @@ def test_jobs_are_named_after_their_folder_or_upload_unless_named(site, dataset,
         _done(client, job["id"])
 
 
-def test_bad_names_get_one_line_each(site, tmp_path):
+def test_bad_names_get_one_line_each(site, dataset, tmp_path):
+    """POST (JSON and the upload form) and PATCH keep run --name's rule: a line break
+    inside a name or a bidirectional control is a 422, never changed in silence."""
     client = site
+    job = _upload(client, dataset, "kept")
     for name, said in (("", "cannot be empty"), ("x" * 201, "at most 200"),
-                       ("a\x00b", "control characters"), (7, "must be a string")):
+                       ("a\x00b", "control characters"), (7, "must be a string"),
+                       ("a\nb", "name: a job's name is one line: it cannot hold a line break"),
+                       ("x \u202e rtl", "bidirectional control characters (U+202E)"),
+                       ("\u2066x\u2069", "bidirectional control characters (U+2066)")):
         answer = client.post("/api/jobs", json={"folder": str(tmp_path), "name": name})
         assert answer.status_code == 422, answer.text
         assert said in answer.json()["detail"] and "\n" not in answer.json()["detail"]
+        renamed = client.patch(f"/api/jobs/{job['id']}", json={"name": name})
+        assert renamed.status_code == 422, renamed.text
+        assert said in renamed.json()["detail"] and "\n" not in renamed.json()["detail"]
+        if isinstance(name, str) and name:
+            form = client.post("/api/jobs", data={"name": name},
+                               files=[("files", ("a.jpg", b"\xff\xd8", "image/jpeg"))])
+            assert form.status_code == 422, form.text
+            assert said.removeprefix("name: ") in form.json()["detail"]
+    assert client.get(f"/api/jobs/{job['id']}").json()["name"] == "kept"
+    _done(client, job["id"])
 
 
 def test_a_job_is_renamed_and_its_downloads_are_named_after_it(site, dataset):

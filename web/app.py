@@ -1,6 +1,7 @@
 """The application factory: ``create_app(settings)`` is what uvicorn serves.
 
-Every error a client can cause leaves as a 4xx with one line of JSON ``detail``; the
+Every error a client can cause leaves as a 4xx with one line of JSON ``detail`` (but a
+404 asked for by a browser, ``Accept: text/html``, outside ``/api/``: a small page); the
 handlers below are the one place where an exception becomes a status: the domain's
 refusals (an unknown job, a finished one, a refused upload or folder), validation errors,
 a database or broker that is down, and anything unexpected, so no traceback ever
@@ -35,6 +36,7 @@ from signdigits.web.head import HeadAsGet
 from signdigits.web.hosts import HostCheck, allowed_hosts
 from signdigits.web.limits import BodyCap
 from signdigits.web.routes import ROUTERS
+from signdigits.web.routes.pages import not_found_page, wants_page
 from signdigits.web.state import WebState
 from signdigits.web.uploads import UploadRefused
 
@@ -155,7 +157,9 @@ def _validation_detail(exc: RequestValidationError) -> str:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and wants_page(request):
+            return not_found_page(request, one_line(exc.detail))
         return _refused(exc.status_code, exc.detail, getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -199,7 +203,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _refusal_handler(status: int):
-    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+    async def refused(request: Request, exc: Exception) -> Response:
+        if status == 404 and wants_page(request):  # /jobs/nope in a browser: a page
+            return not_found_page(request, one_line(str(exc)))
         return _refused(status, str(exc))
 
     return refused

@@ -23,11 +23,33 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=FilePath(__file__).resolve().parents[1] / "templates")
 
 
-def _page(request: Request, name: str, **context) -> HTMLResponse:
+def _page(request: Request, name: str, *, status: int = 200, **context) -> HTMLResponse:
     token = request.cookies.get(CSRF_COOKIE) or new_csrf_token()
-    response = templates.TemplateResponse(request, name, {"csrf_token": token, **context})
+    response = templates.TemplateResponse(request, name, {"csrf_token": token, **context},
+                                          status_code=status)
     response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict")
     return response
+
+
+# Paths whose 404 stays JSON whatever the client accepts: the API and what programs read.
+_NOT_PAGES = ("/api/", "/static/", "/docs-assets/")
+_PROGRAMS = ("/metrics", "/healthz", "/openapi.json", "/favicon.ico")
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (``Accept: text/html``), not a program asking the API."""
+    path = request.url.path
+    return ("text/html" in request.headers.get("accept", "")
+            and not path.startswith(_NOT_PAGES) and path not in _PROGRAMS)
+
+
+def not_found_page(request: Request, detail: str) -> HTMLResponse:
+    """A 404 for a person: what was not found, in the site's layout, with a way back."""
+    path = request.url.path
+    if detail == "Not Found":  # no route: Starlette's own words
+        detail = f"there is no page at {path}"
+    back = ("/models", "all models") if path.startswith("/models") else ("/", "all jobs")
+    return _page(request, "not_found.html", status=404, detail=detail, back=back)
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -39,6 +39,9 @@ function barChart(container, columns, markAt) {
   }
 }
 
+// "1 photo", "2 photos".
+function plural(n, word, words = word + "s") { return `${n} ${n === 1 ? word : words}`; }
+
 function percent(x) { return x === null || x === undefined ? "-" : (100 * x).toFixed(1) + "%"; }
 
 const NO_HAND = "no hand found";

@@ -1,6 +1,6 @@
-// One job: live progress, charts and thumbnail grid (server-sent events), the image dialog
-// with its review. The selection and bulk review are in job_select.js, the check against
-// folder labels in job_labels.js.
+// One job: live progress, charts and thumbnail grid (server-sent events). The image dialog
+// and its review are in job_dialog.js, the selection and bulk review in job_select.js, the
+// check against folder labels in job_labels.js.
 "use strict";
 const section = document.getElementById("job");
 const JOB = section.dataset.job;
@@ -17,16 +17,27 @@ const live = window.liveUpdates = {renders: [], updates: [], rows: 0, batches: 0
 
 const ENDED = new Set(["done", "done with errors", "failed", "cancelled"]);
 
+// The bar: images read in green, cancelled ones striped apart ("3 / 5 images read, 2
+// cancelled", never a full green 5 / 5).
 function showProgress(job) {
-  const finished = job.total_images - job.pending;
+  const cancelled = job.cancelled || 0;
+  const read = job.total_images - job.pending - cancelled;
+  const share = n => job.total_images ? (100 * n / job.total_images) + "%" : "0";
   jobState = job.state;
   document.getElementById("state").textContent = job.state + (job.stalled ? " (stalled)" : "");
   document.getElementById("counts").textContent =
-    `${finished} / ${job.total_images} images: ${job.done} classified, ` +
-    `${job.below_threshold} below threshold, ${job.errors} errors` +
+    (cancelled ? `${read} / ${job.total_images} images read, ${cancelled} cancelled: ` :
+                 `${read} / ${job.total_images} images: `) +
+    `${job.done} classified, ${job.below_threshold} below threshold, ` +
+    plural(job.errors, "error") +
     (job.images_per_second ? `, ${job.images_per_second} images/s` : "");
-  document.getElementById("progress").style.width =
-    job.total_images ? (100 * finished / job.total_images) + "%" : "0";
+  document.getElementById("progress").style.width = share(read);
+  document.getElementById("progress-cancelled").style.width = share(cancelled);
+  // The review page lists the images below the threshold: linked only when there are some.
+  const review = document.getElementById("review-link");
+  review.hidden = !job.below_threshold;
+  review.textContent = `review the ${plural(job.below_threshold, "uncertain image")}`;
+  document.getElementById("review-none").hidden = Boolean(job.below_threshold);
   // Nothing is left to cancel once the job has ended.
   document.getElementById("cancel").disabled = ENDED.has(job.state);
 }
@@ -107,9 +118,11 @@ function modelAnswer(image) {
   return several(image) ? image.digits : image.digit === null ? "no hand" : String(image.digit);
 }
 
-// What a tile says: the final answer, the model's beside it once a person answered.
+// What a tile says: the final answer, the model's beside it once a person answered; an
+// unreadable file's name (its error is where the picture would be).
 function tileLabel(image) {
-  if (image.status !== "done") return image.error || image.status;
+  if (image.status === "error") return image.path.split("/").pop();
+  if (image.status !== "done") return image.status;
   if (image.reviewed) {
     const final = image.final_digits === "" ? "unusable" : image.final_digits;
     return `${final} (model ${modelAnswer(image)})`;
@@ -132,10 +145,12 @@ function tile(image) {
   const cls = "tile" + (image.below_threshold ? " low" : "") +
               (image.status === "error" ? " error" : "") + (image.reviewed ? " reviewed" : "");
   const pick = el("input", {type: "checkbox", class: "pick", title: "select (shift: a range)"});
+  // An unreadable file has no picture to ask for (its thumbnail is a 422): its error.
+  const picture = image.status === "error" ?
+    el("div", {class: "unreadable", text: image.error || "unreadable"}) :
+    el("img", {src: `/api/images/${image.id}/thumbnail`, loading: "lazy", alt: image.path});
   const node = el("div", {class: cls, "data-image": String(image.id), title: image.path},
-    pick,
-    el("img", {src: `/api/images/${image.id}/thumbnail`, loading: "lazy", alt: image.path}),
-    el("div", {class: "label", text: tileLabel(image)}));
+    pick, picture, el("div", {class: "label", text: tileLabel(image)}));
   node.image = image;
   node.sortKey = sortKey(image);
   node.addEventListener("click", event => {
@@ -243,71 +258,6 @@ function arrived(batches) {
   return patching;
 }
 
-// ---- the dialog: the photo, what the model read, the review, and a correction.
-let shownImage = null;
-
-function reviewText(image) {
-  if (!image.reviewed) return "";
-  const said = image.final_digits === "" ? "unusable: no digit shown" :
-    several(image) ? `digits ${image.final_digits}` : `digit ${image.final_digits}`;
-  return `Reviewed: ${said}. The model's answer below.`;
-}
-
-function openImage(image) {
-  shownImage = image;
-  document.getElementById("detail-path").textContent = image.path;
-  document.getElementById("detail-photo").src = `/api/images/${image.id}/annotated.jpg`;
-  showCrop(document.getElementById("detail-crop"), document.getElementById("detail-preview"),
-           image);
-  document.getElementById("detail-reading").textContent = readingText(image);
-  const review = document.getElementById("detail-review");
-  review.textContent = reviewText(image);
-  review.hidden = !image.reviewed;
-  const summary = document.getElementById("detail-summary");
-  const model = image.reviewed ? "the model said " : "";
-  summary.textContent = image.status !== "done" ? (image.error || image.status) :
-    several(image) ? `${model}digits ${image.digits}: ${image.hand_count} hands, read left ` +
-      `to right; the least sure ${percent(image.confidence)}` +
-      (image.below_threshold ? " (below the threshold)" : "") :
-    image.digit === null ? (image.reviewed ? "the model found no hand" : "No hand found in this photo") :
-    `${model}digit ${image.digit}, confidence ${percent(image.confidence)}` +
-    (image.below_threshold ? " (below the threshold)" : "");
-  summary.className = "reading" + (image.reviewed ? " model" : "") +
-    (image.status === "done" && image.digit === null && !several(image) && !image.reviewed ? " nohand" : "");
-  const probabilities = image.probabilities || [];
-  document.getElementById("detail-probabilities").hidden = !probabilities.length;
-  barChart(document.getElementById("detail-probabilities"), probabilities.map((p, d) => ({
-    label: String(d), value: p, shown: percent(p), cls: d === image.digit ? "top" : ""})));
-  document.getElementById("detail-keys").hidden = image.status !== "done";
-  document.getElementById("detail-message").textContent = "";
-  const dialog = document.getElementById("detail");
-  if (!dialog.open) dialog.showModal();
-}
-
-async function correct(answer) {
-  const image = shownImage;
-  const message = document.getElementById("detail-message");
-  if (!image || image.status !== "done") return;
-  try {
-    await api(`/api/images/${image.id}/review`, {method: "POST",
-      headers: {"Content-Type": "application/json"}, body: JSON.stringify(answer)});
-  } catch (error) {
-    message.textContent = error.message;
-    message.className = "message error";
-    return;
-  }
-  const updated = Object.assign({}, image, {reviewed: true,
-    reviewed_digit: answer.unusable ? null : answer.digit,
-    final_digit: answer.unusable ? null : answer.digit,
-    final_digits: answer.unusable ? "" : String(answer.digit)});
-  const shown = tileOf(image.id);
-  if (shown) shown.replaceWith(tile(updated));
-  openImage(updated);
-  message.className = "message";
-  message.textContent = "saved";
-  reviewsChanged();
-}
-
 // The charts (and the labels' figures) after a person's answers: read afresh. While the
 // job runs, the stream is opened again: its first event holds figures and the batches
 // they count together.
@@ -319,17 +269,6 @@ function reviewsChanged() {
 async function loadStats() {
   setStats(await api(`/api/jobs/${JOB}/stats`));
 }
-
-for (const button of document.querySelectorAll(".detail-digit")) {
-  button.addEventListener("click", () => correct({digit: Number(button.dataset.digit)}));
-}
-document.getElementById("detail-unusable").addEventListener("click",
-                                                              () => correct({unusable: true}));
-document.getElementById("detail").addEventListener("keydown", event => {
-  if (event.ctrlKey || event.metaKey || event.altKey) return;
-  if (/^[0-9]$/.test(event.key)) { event.preventDefault(); correct({digit: Number(event.key)}); }
-  else if (event.key === "x") { event.preventDefault(); correct({unusable: true}); }
-});
 
 for (const id of ["filter-digit", "filter-reviewed", "filter-below", "filter-errors",
                   "filter-wrong"]) {

@@ -66,14 +66,14 @@ async function readEvaluation() {
   if (found.errors) apart.push(`${found.errors} unreadable`);
   if (found.pending) apart.push(`${found.pending} not read yet`);
   document.getElementById("labels-summary").textContent =
-    `Accuracy ${share(found.right, found.counted)}: ${found.right} of ${found.counted} ` +
-    `labelled photos right` +
+    `Accuracy ${share(found.right, found.counted)}: ${found.right} of ` +
+    `${plural(found.counted, "labelled photo")} right` +
     (found.final_right !== found.right || found.final_counted !== found.counted ?
       `; with the reviews applied, ${share(found.final_right, found.final_counted)} of ` +
       `${found.final_counted}` : "") +
     ". A photo with no hand found counts as wrong" +
     (apart.length ? `; not counted: ${apart.join(", ")}` : "") +
-    (found.unlabelled ? `; ${found.unlabelled} photos outside folders 0-9` : "") + ".";
+    (found.unlabelled ? `; ${plural(found.unlabelled, "photo")} outside folders 0-9` : "") + ".";
   document.getElementById("threshold-job").textContent =
     `The job's threshold, ${found.threshold}: ${found.kept} kept (coverage ` +
     `${share(found.kept, found.counted)}), ${share(found.kept_right, found.kept)} of them right.`;
