@@ -205,10 +205,18 @@ def test_words_agree_with_their_numbers(site, jobs, page):
     assert page.inner_text("#review-link") == f"review the {cancelled['below_threshold']} " \
         f"uncertain image{'' if cancelled['below_threshold'] == 1 else 's'}"
     page.goto(f"{client.base_url}/")
-    row = f"#job-{cancelled['id']} .fill"
-    page.wait_for_selector(row)
+    row = f"#job-{cancelled['id']}"
+    page.wait_for_selector(f"{row} .muted:has-text('cancelled')")
+    assert page.inner_text(f"{row} .muted") == (
+        f"{read} / {cancelled['total_images']}, {cancelled['cancelled']} cancelled")
     assert "repeating-linear-gradient" in page.eval_on_selector(
-        row, "e => getComputedStyle(e).backgroundImage")  # the list's bar: not green
+        f"{row} .fill.cancelled", "e => getComputedStyle(e).backgroundImage")
+    page.wait_for_function("""([row, share]) => {  // the list's bar split the same way
+      const width = part => document.querySelector(`${row} .fill.${part}`)
+                                    .getBoundingClientRect().width;
+      const bar = document.querySelector(`${row} .bar`).getBoundingClientRect().width;
+      return Math.abs(width('cancelled') - share * bar) <= 2 &&
+             Math.abs(width('read') - (1 - share) * bar) <= 2; }""", arg=[row, share])
 
     page.goto(f"{client.base_url}/jobs/{named['id']}/review")
     assert page.inner_text("#review-job") == LONG_NAME

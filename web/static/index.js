@@ -21,7 +21,8 @@ function jobRow(job) {
     for (let i = 0; i < 8; i++) row.append(el("td"));
     row.cells[0].append(el("a", {href: "/jobs/" + job.id, class: "job-name"}),
                         el("span", {class: "job-id", text: job.id.slice(0, 8)}));
-    row.cells[2].append(el("div", {class: "bar"}, el("div", {class: "fill"})));
+    row.cells[2].append(el("div", {class: "bar"}, el("div", {class: "fill read"}),
+                           el("div", {class: "fill cancelled"})));
     row.cells[2].append(el("span", {class: "muted"}));
     row.cells[7].className = "actions";
     row.cells[7].append(el("button", {class: "rename", type: "button", text: "Rename"}),
@@ -29,15 +30,20 @@ function jobRow(job) {
     row.querySelector(".rename").addEventListener("click", () => rename(row));
     row.querySelector(".delete").addEventListener("click", () => remove(row));
   }
-  const finished = job.total_images - job.pending;
+  // Images read in green, cancelled ones striped apart: never a full green bar for a job
+  // that was stopped.
+  const cancelled = job.cancelled || 0;
+  const read = job.total_images - job.pending - cancelled;
+  const share = n => job.total_images ? (100 * n / job.total_images) + "%" : "0";
   row.dataset.state = job.state;
   row.dataset.name = job.name;
   row.querySelector(".job-name").textContent = job.name || job.id.slice(0, 8);
   row.cells[1].textContent = job.state + (job.stalled ? " (stalled)" : "");
   row.cells[1].className = "state";
-  row.querySelector(".fill").style.width = job.total_images ?
-      (100 * finished / job.total_images) + "%" : "0";
-  row.querySelector(".muted").textContent = finished + " / " + job.total_images;
+  row.querySelector(".fill.read").style.width = share(read);
+  row.querySelector(".fill.cancelled").style.width = share(cancelled);
+  row.querySelector(".muted").textContent = read + " / " + job.total_images +
+      (cancelled ? `, ${cancelled} cancelled` : "");
   // Events carry no review count (null): the last one known stays.
   if (job.reviewed !== null && job.reviewed !== undefined) row.dataset.reviewed = job.reviewed;
   row.cells[3].className = "reviews";
@@ -92,7 +98,7 @@ async function rename(row) {
 
 async function remove(row) {
   const name = row.dataset.name;
-  const images = row.querySelector(".muted").textContent.split(" / ")[1];
+  const images = row.querySelector(".muted").textContent.split(" / ")[1].split(",")[0];
   if (!confirm(`Delete the job "${name}": its ${images} images' results, their reviews ` +
                "and any uploaded files? This cannot be undone.")) return;
   try {
