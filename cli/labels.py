@@ -42,6 +42,7 @@ def report(found: Evaluation, *, source: str) -> str:
     apart = [f"{n:,} {what}" for n, what in ((found.several_hands, "of several hands"),
                                              (found.errors, "unreadable"),
                                              (found.pending, "not read yet"),
+                                             (found.cancelled, "cancelled"),
                                              (found.unlabelled, "without a label")) if n]
     if apart:
         lines.append("not counted: " + ", ".join(apart))

@@ -85,6 +85,7 @@ class Evaluation:
     several_hands: int = 0  # labelled, not counted
     errors: int = 0  # labelled error rows, not counted
     pending: int = 0  # labelled rows not read yet
+    cancelled: int = 0  # labelled rows the job's cancel left unread
     unlabelled: int = 0  # rows of the job with no label
     kept: int = 0  # counted rows at or above the job's threshold
     kept_right: int = 0
@@ -104,6 +105,9 @@ class Evaluation:
             below: bool | None, hand_count: int | None, review) -> None:
         if status == ImageStatus.ERROR:
             self.errors += 1
+            return
+        if status == ImageStatus.CANCELLED:
+            self.cancelled += 1
             return
         if status != ImageStatus.DONE:
             self.pending += 1

@@ -187,6 +187,9 @@ def test_words_agree_with_their_numbers(site, jobs, page):
 
     page.goto(f"{client.base_url}/jobs/{cancelled['id']}")
     page.wait_for_selector("#counts:has-text('cancelled')")
+    page.wait_for_selector("#labels:not([hidden])")  # folders 0-2: labelled photos
+    assert f"not counted: {cancelled['cancelled']} cancelled" in page.inner_text(
+        "#labels-summary")  # not "not read yet": nothing will read them
     read = cancelled["done"] + cancelled["errors"]
     assert cancelled["state"] == "cancelled" and cancelled["cancelled"] >= 1, cancelled
     assert page.inner_text("#counts").startswith(

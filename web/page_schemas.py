@@ -112,7 +112,8 @@ class EvaluationOut(BaseModel):
     accuracy: float | None
     several_hands: int = Field(description="labelled photos of several hands: not counted")
     errors: int = Field(description="labelled photos that could not be read: not counted")
-    pending: int
+    pending: int = Field(description="labelled photos not read yet: not counted")
+    cancelled: int = Field(description="labelled photos a cancel left unread: not counted")
     unlabelled: int
     threshold: float
     kept: int = Field(description="counted photos at or above the job's threshold")
@@ -130,6 +131,7 @@ class EvaluationOut(BaseModel):
             counted=found.counted, right=found.right,
             accuracy=found.right / found.counted if found.counted else None,
             several_hands=found.several_hands, errors=found.errors, pending=found.pending,
+            cancelled=found.cancelled,
             unlabelled=found.unlabelled, threshold=found.threshold, kept=found.kept,
             kept_right=found.kept_right, final_counted=found.final_counted,
             final_right=found.final_right, matrix=found.matrix,

@@ -55,7 +55,8 @@ function drawThreshold() {
 
 async function readEvaluation() {
   const found = await api(`/api/jobs/${JOB}/evaluation`);
-  const has = found.counted + found.several_hands + found.errors + found.pending > 0;
+  const has = found.counted + found.several_hands + found.errors + found.pending +
+      found.cancelled > 0;
   document.getElementById("labels").hidden = !has;
   document.getElementById("filter-wrong-label").hidden = !has;
   if (!has) return;
@@ -65,6 +66,7 @@ async function readEvaluation() {
   if (found.several_hands) apart.push(`${found.several_hands} of several hands`);
   if (found.errors) apart.push(`${found.errors} unreadable`);
   if (found.pending) apart.push(`${found.pending} not read yet`);
+  if (found.cancelled) apart.push(`${found.cancelled} cancelled`);
   document.getElementById("labels-summary").textContent =
     `Accuracy ${share(found.right, found.counted)}: ${found.right} of ` +
     `${plural(found.counted, "labelled photo")} right` +
