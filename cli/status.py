@@ -8,7 +8,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.cli.console import console, output
-from signdigits.cli.watch import classified_rate
 from signdigits.config.settings import Settings
 from signdigits.db.jobs import list_jobs
 from signdigits.db.models import Job
@@ -27,7 +26,6 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             total_jobs = session.scalar(select(func.count()).select_from(Job))
         summaries = [summarize_job(session, job=session.merge(j),
                                    stall_seconds=settings.stall_seconds) for j in jobs]
-        rates = [classified_rate(session, s) for s in summaries]
     if not summaries:
         console.print("no jobs yet")
         return
@@ -37,7 +35,8 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
     for column in ("job", "name", "state", "done/total", "below thr.", "errors", "img/s", "model",
                    "created", "folder"):
         table.add_column(column)
-    for s, rate in zip(summaries, rates, strict=True):
+    for s in summaries:
+        rate = s.rate
         state = f"{s.state} (stalled)" if s.stalled else str(s.state)
         if s.job.failure:
             state += f": {s.job.failure}"
@@ -49,7 +48,8 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
         # Text, not markup: a folder named "[red]x" or holding escape codes prints as is.
         table.add_row(
             s.job.id, Text(printable(s.job.name)), Text(printable(state)),
-            f"{s.finished:,}/{s.total:,}",
+            f"{s.total - s.pending - s.cancelled:,}/{s.total:,}"
+            + (f", {s.cancelled:,} cancelled" if s.cancelled else ""),
             f"{s.below_threshold:,}", f"{s.errors:,}", f"{rate:,.1f}" if rate else "-",
             Text(printable(s.job.model_version)),
             s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(printable(s.job.root)),

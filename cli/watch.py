@@ -11,7 +11,6 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.cli.console import INTERRUPTED, USAGE, console, counted, fail, output
@@ -19,7 +18,6 @@ from signdigits.config.messages import masked_password
 from signdigits.config.settings import Settings
 from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import resolve_job
-from signdigits.db.models import Image, ImageStatus, as_utc
 from signdigits.db.progress import JobSummary, summarize_job
 from signdigits.db.results import digit_counts
 from signdigits.db.session import shown_url
@@ -73,8 +71,11 @@ def watch(job_id: str, *, settings: Settings, sessions: sessionmaker[Session],
             summary = summarize(job_id, settings=settings, sessions=sessions)
             rate = f"{summary.rate:,.0f} img/s" if summary.rate else ""
             stalled = " STALLED" if summary.stalled else ""
-            bar.update(task, completed=summary.finished,
-                       detail=f"{counted(summary.errors, 'error')} {rate}{stalled}")
+            cancelled = f"{summary.cancelled:,} cancelled " if summary.cancelled else ""
+            # Rows a cancel marked are not read: the bar stops where reading stopped.
+            bar.update(task, total=summary.total,
+                       completed=summary.finished - summary.cancelled,
+                       detail=f"{counted(summary.errors, 'error')} {cancelled}{rate}{stalled}")
     return summary
 
 
@@ -152,7 +153,7 @@ def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> No
     progress and the stack's own lines stay on stderr."""
     with sessions() as session:
         counts = digit_counts(session, job_id=summary.job.id)
-        images_per_s = classified_rate(session, summary)
+        images_per_s = summary.rate
     job = summary.job
     say = partial(output.print, markup=False, soft_wrap=True)
     say(f"job {job.id} ({printable(job.name)}): {summary.state}")
@@ -182,25 +183,6 @@ def next_steps(summary: JobSummary) -> list[str]:
     steps.append(f"all the results: signdigits results {job_id} --format csv "
                  "--output results.csv")
     return steps
-
-
-def classified_rate(session: Session, summary: JobSummary) -> float | None:
-    """Images per second over the images a worker finished (done or error).
-
-    A cancel marks every pending image finished at once, so counting those (as
-    :attr:`JobSummary.rate` does) gave a cancelled job thousands of images per second.
-    """
-    if summary.state != "cancelled" and not summary.cancelled:
-        return summary.rate
-    worked = (ImageStatus.DONE, ImageStatus.ERROR)
-    count, last = session.execute(
-        select(func.count(), func.max(Image.finished_at))
-        .where(Image.job_id == summary.job.id, Image.status.in_(worked))
-    ).one()
-    if not count or last is None:
-        return None
-    seconds = (as_utc(last) - as_utc(summary.job.created_at)).total_seconds()
-    return count / seconds if seconds > 0 else None
 
 
 def wait_for_webhook(job_id: str, *, sessions: sessionmaker[Session], alive=lambda: True) -> None:

@@ -8,6 +8,7 @@ pages and the jobs list all ask for it, the first two twice a second.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,6 +40,9 @@ class JobSummary:
     below_threshold: int
     last_finished: datetime | None
     stalled: bool
+    # The latest row a worker read (done or error): a cancel marks every pending row
+    # finished at once, so a cancelled job's rate stops here. Only set when some are.
+    last_worked: datetime | None = None
 
     @property
     def finished(self) -> int:
@@ -46,11 +50,14 @@ class JobSummary:
 
     @property
     def rate(self) -> float | None:
-        """Images per second from submission to the latest stored row."""
-        if not self.last_finished or not self.finished:
+        """Images per second read, from submission to the latest row read; the rows a
+        cancel marked are not counted (they gave a cancelled job thousands a second)."""
+        read = self.done + self.errors if self.cancelled else self.finished
+        last = self.last_worked if self.cancelled else self.last_finished
+        if not last or not read:
             return None
-        seconds = (as_utc(self.last_finished) - as_utc(self.job.created_at)).total_seconds()
-        return self.finished / seconds if seconds > 0 else None
+        seconds = (as_utc(last) - as_utc(self.job.created_at)).total_seconds()
+        return read / seconds if seconds > 0 else None
 
 
 def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSummary:
@@ -67,7 +74,21 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
             Image.job_id == job.id, Image.status == ImageStatus.ERROR,
             Image.batch == UNREACHABLE_BATCH)
     ).one()
-    return _summary(job, tuple(counts), tuple(unreachable), stall_seconds=stall_seconds)
+    summary = _summary(job, tuple(counts), tuple(unreachable), stall_seconds=stall_seconds)
+    if not summary.cancelled:
+        return summary
+    return dataclasses.replace(summary, last_worked=_last_worked(session, [job.id])[job.id])
+
+
+def _last_worked(session: Session, job_ids: list[str]) -> dict[str, datetime | None]:
+    """Each job's latest row a worker read (done or error), for jobs with cancelled rows."""
+    # Not dict(result): a Result has keys(), so dict() would take it for a mapping.
+    found = {job_id: last for job_id, last in session.execute(
+        select(Image.job_id, func.max(Image.finished_at))
+        .where(Image.job_id.in_(job_ids),
+               Image.status.in_((ImageStatus.DONE, ImageStatus.ERROR)))
+        .group_by(Image.job_id))}
+    return {job_id: found.get(job_id) for job_id in job_ids}
 
 
 def _summary(job: Job, counts: tuple, unreachable_rows: tuple, *,
@@ -130,6 +151,12 @@ def summarize_jobs(session: Session, *, jobs: list[Job],
         select(Image.job_id, func.count(), func.max(Image.finished_at))
         .where(Image.job_id.in_(ids), Image.status == ImageStatus.ERROR,
                Image.batch == UNREACHABLE_BATCH).group_by(Image.job_id))}
-    return [_summary(job, counts.get(job.id, (None,) * 6),
-                     unreachable.get(job.id, (0, None)), stall_seconds=stall_seconds)
-            for job in jobs]
+    summaries = [_summary(job, counts.get(job.id, (None,) * 6),
+                          unreachable.get(job.id, (0, None)), stall_seconds=stall_seconds)
+                 for job in jobs]
+    cancelled = [s.job.id for s in summaries if s.cancelled]
+    if not cancelled:
+        return summaries
+    worked = _last_worked(session, cancelled)
+    return [dataclasses.replace(s, last_worked=worked[s.job.id]) if s.cancelled else s
+            for s in summaries]

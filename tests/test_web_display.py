@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,17 @@ def test_words_agree_with_their_numbers(site, jobs, page):
     page.wait_for_selector("#counts:has-text('1 error')")
     assert page.inner_text("#counts").endswith("1 error") or ", 1 error," in \
         page.inner_text("#counts")
+
+    # Its rate counts the rows read, until the last one read: not the rows the cancel
+    # marked at once (they had made a cancelled job read hundreds a second).
+    read_rows = [r for r in client.stack.rows(cancelled["id"]) if r.status in ("done", "error")]
+    last = max(r.finished_at for r in read_rows)
+    created = datetime.fromisoformat(cancelled["created_at"]).replace(tzinfo=None)
+    assert cancelled["images_per_second"] == pytest.approx(
+        len(read_rows) / (last.replace(tzinfo=None) - created).total_seconds(), abs=0.01)
+    status = client.stack.cli("status", cancelled["id"])
+    assert f"{len(read_rows)}/{cancelled['total_images']}, {cancelled['cancelled']} " \
+        "cancelled" in " ".join(status.stdout.split()), status.stdout
 
     page.goto(f"{client.base_url}/jobs/{cancelled['id']}")
     page.wait_for_selector("#counts:has-text('cancelled')")
