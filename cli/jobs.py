@@ -193,6 +193,10 @@ def resume(
     found = job_or_fail(sessions, job)
     if found.cancelled_at is not None:
         fail(f"job {found.id} was cancelled")
+    state = watch.summarize(found.id, settings=settings, sessions=sessions).state
+    if state in ("done", "done with errors"):  # every row read: no stack to start
+        console.print(f"job {found.id} is {state}: nothing to resume")
+        return
 
     def send_again(settings: Settings) -> str:
         try:

@@ -195,6 +195,10 @@ def test_resume_without_a_broker_starts_the_embedded_stack_and_finishes(tmp_path
     assert _counts(database, job_id) == {"done": 20}
     record("`resume` of an embedded stack's job, no broker configured",
            {"rows done": 20, "exit": 0, "seconds": round(time.monotonic() - started, 1)})
+    again = run_cli("resume", job_id, env=make_env(database_url=database, concurrency="1"),
+                    cwd=tmp_path, timeout=60)  # it had started the whole stack again
+    assert again.returncode == 0 and again.stderr.strip() == (
+        f"job {job_id} is done: nothing to resume"), again.stdout + again.stderr
 
 
 def test_serve_started_again_continues_a_job_an_earlier_stack_left(tmp_path, dataset):
