@@ -132,15 +132,16 @@ def on_local_stack(begin: Callable[[Settings], str], *, settings: Settings,
                           "database, by itself)")
             return 1
         print_summary(summary, sessions=sessions)
+        abandon = True  # every row is stored
         # The workers post the webhook: they stop once it is settled, or on Ctrl-C (the
         # next `run` or `serve` on this database then sends it).
         wait_for_webhook(job_id, sessions=sessions, alive=lambda: stack.failure() is None)
-        abandon = True  # every row is stored
         return 1 if summary.state == "failed" else 0
     except StackError as exc:
         fail(str(exc), code=1)
     except KeyboardInterrupt:
-        console.print("interrupted: stopping workers (pending images stay recorded)")
+        console.print("interrupted: stopping workers (the webhook stays to send)" if abandon
+                      else "interrupted: stopping workers (pending images stay recorded)")
         abandon = True
         return INTERRUPTED
     finally:
@@ -200,6 +201,12 @@ def wait_for_webhook(job_id: str, *, sessions: sessionmaker[Session], alive=lamb
     job = read()
     if job.webhook_state is None:
         return
+    if job.webhook_state in ("pending", "sending"):
+        # A line, not only the spinner: a log or a pipe gets no spinner, and a receiver that
+        # is down keeps this waiting through every retry.
+        console.print(f"{describe_webhook(job)}; waiting for it (Ctrl-C stops waiting: the "
+                      "results are stored, and the next `run` or `serve` on this database "
+                      "sends it)", markup=False)
     with console.status("sending the webhook") as spinner:
         while job.webhook_state in ("pending", "sending") and alive():
             spinner.update(describe_webhook(job))

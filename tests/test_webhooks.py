@@ -163,3 +163,41 @@ def test_the_api_refuses_a_disallowed_webhook_with_a_400(redis_url, sqlite_url, 
         assert "link-local or cloud metadata" in answer.json()["detail"]
         answer = client.post("/api/jobs", json={"folder": str(photos), "webhook": "gopher://x"})
         assert answer.status_code == 422 and "http:// or https://" in answer.json()["detail"]
+
+
+def test_run_says_it_waits_for_a_webhook_whose_receiver_is_down(dataset, tmp_path):
+    """After its summary, `run` waited for a dead receiver through every retry (24 h by
+    default) with nothing said when its stderr is not a terminal; Ctrl-C then said
+    "pending images stay recorded" of a job whose every row was stored."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import make_env
+    from tests.waiting import wait_until
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
+    copy_sample(dataset, tmp_path / "photos", 1)
+    env = {**make_env(webhook_secret=SECRET), "XDG_DATA_HOME": str(tmp_path),
+           "SIGNDIGITS_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as stderr:
+        run = subprocess.Popen([sys.executable, "-m", "signdigits", "run", str(tmp_path / "photos"),
+                                "--workers", "1", "--webhook", dead], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+        try:
+            wait_until(lambda: "waiting for it (Ctrl-C stops waiting" in log.read_text()
+                       or run.poll() is not None, timeout=180,
+                       message="run's line on the webhook it waits for")
+            assert run.poll() is None, log.read_text()[-2000:]
+            run.send_signal(signal.SIGINT)
+            run.wait(timeout=90)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    said = log.read_text()
+    assert run.returncode == 130, said[-2000:]
+    assert "interrupted: stopping workers (the webhook stays to send)" in said, said[-2000:]
