@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -157,7 +158,11 @@ def open_image(source: bytes | BinaryIO) -> Image.Image:
     that a format one of them reads, the other reads too.
     """
     _register_heif()
-    return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    with warnings.catch_warnings():
+        # Pillow warns past 89 megapixels; the callers refuse past their own limit in one
+        # line, and its warning had been printed above that line, raw.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
 
 
 @cache
