@@ -104,6 +104,7 @@ def on_local_stack(begin: Callable[[Settings], str], *, settings: Settings,
 
     try:  # before the broker and workers start: their workers would exit at once
         check_served_models(settings)
+        check_promoted(settings, sessions)
     except (ArtifactError, HandModelsError) as exc:
         fail(str(exc))
     console.print(f"results database: {shown_url(settings.database_url)}")
@@ -184,6 +185,24 @@ def next_steps(summary: JobSummary) -> list[str]:
     steps.append(f"all the results: signdigits results {job_id} --format csv "
                  "--output results.csv")
     return steps
+
+
+def check_promoted(settings: Settings, sessions: sessionmaker[Session]) -> None:
+    """The promoted model's files load here, or ArtifactError. This machine's workers
+    would otherwise serve the default model beside it, saying so only in their log."""
+    from signdigits.db.registry import model_file, promoted_model
+    from signdigits.serving.served import check_model_file
+
+    with sessions() as session:
+        promoted = promoted_model(session)
+    if promoted is None:
+        return
+    try:
+        check_model_file(model_file(settings.registry_dir, promoted.file), settings)
+    except ArtifactError as exc:
+        raise ArtifactError(f"the promoted model {promoted.version} cannot be served here "
+                            f"({exc}): restore its files, or `signdigits models rollback`"
+                            ) from None
 
 
 def wait_for_webhook(job_id: str, *, sessions: sessionmaker[Session], alive=lambda: True) -> None:

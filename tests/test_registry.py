@@ -249,6 +249,12 @@ def test_a_promoted_model_a_worker_cannot_read_leaves_it_on_its_model(stack, swa
     assert sorted(r.path for r in rows) == sorted(truth) and all(r.status == "done" for r in rows)
     assert {r.model_version for r in rows} == {read_model_info(shipped_model_path()).version}
     assert f"cannot serve model {row.version}" in worker.log.read_text()
+    # `run` starts its workers on this machine: it says so before anything, in one line,
+    # where it had read the job with the default model in silence.
+    ran = stack.cli("run", str(tmp_path / "photos"), "--workers", "1")
+    assert ran.returncode == 1 and len(ran.stderr.strip().splitlines()) == 1, ran.stderr
+    assert ran.stderr.startswith(f"error: the promoted model {row.version} cannot be served "
+                                 "here (") and "models rollback" in ran.stderr, ran.stderr
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
