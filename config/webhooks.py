@@ -97,7 +97,9 @@ def _address_problem(address: Address, *, production: bool, listed: bool) -> str
         address = address.ipv4_mapped
     if address.is_link_local or address in _METADATA:
         return "a link-local or cloud metadata address (never called)"
-    if address.is_unspecified or address.is_multicast or address.is_reserved:
+    # ::1 lies in IPv6's reserved ::/8: a loopback is judged as 127.0.0.1 is, below.
+    if address.is_unspecified or address.is_multicast or (
+            address.is_reserved and not address.is_loopback):
         return "not an address a server can be called on"
     if production and not listed and not address.is_global:
         return ("a private or loopback address (in production only hosts named in "

@@ -51,6 +51,11 @@ def test_private_addresses_only_in_development_or_when_named():
         check_webhook_url("http://10.1.2.3/h", allowed_hosts=[], production=True)
     assert check_webhook_url("http://127.0.0.1:9/h", allowed_hosts=["127.0.0.1"],
                              production=True)
+    # IPv6's loopback, in its reserved ::/8, is a loopback like 127.0.0.1 (it was "not an
+    # address a server can be called on").
+    assert check_webhook_url("http://[::1]:9/h", allowed_hosts=[], production=False)
+    with pytest.raises(WebhookRefused, match="private or loopback"):
+        check_webhook_url("http://[::1]:9/h", allowed_hosts=[], production=True)
 
 
 def test_allowed_hosts_limit_every_call_before_any_lookup():
