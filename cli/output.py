@@ -149,15 +149,16 @@ def write_results(session: Session, *, job: Job, digit: int | None, below_thresh
             out.write(f"{'digit':>5} {'conf':>7} {'low':>3} {'rev':>3} {'final':>5}"
                       "  path / error\n")
             for row in rows:
-                d = "-" if row["digit"] is None else str(row["digit"])
+                # A photo of several hands has no one digit: its digits, left to right.
+                d = _shown(row["digit"], row["digits"])
                 conf = "-" if row["confidence"] is None else f"{row['confidence']:.4f}"
                 low = "yes" if row["below_threshold"] else ""
                 # One image per line, and nothing from a name reaches the terminal raw.
                 # Why there is no digit: the error, or how the photo was read (no hand).
-                why = row["error"] or (row["reading"] if row["digit"] is None else None)
+                why = row["error"] or (row["reading"] if d == "-" else None)
                 tail = printable(row["path"]) + (f"  [{printable(why)}]" if why else "")
-                rev = "-" if row["reviewed_digit"] is None else str(row["reviewed_digit"])
-                final = "-" if row["final_digit"] is None else str(row["final_digit"])
+                rev = _shown(row["reviewed_digit"], row["reviewed_digits"])
+                final = _shown(row["final_digit"], row["final_digits"])
                 out.write(f"{d:>5} {conf:>7} {low:>3} {rev:>3} {final:>5}  {tail}\n")
                 count += 1
             filters = [f for f, on in (("--digit", digit is not None),
@@ -167,3 +168,8 @@ def write_results(session: Session, *, job: Job, digit: int | None, below_thresh
                 both = " together (an image must match each)" if len(filters) > 1 else ""
                 out.write(f"# no image matches {' '.join(filters)}{both}\n")
     return count
+
+
+def _shown(digit: int | None, digits: str | None) -> str:
+    """A table cell: the digit, else the several hands' digits ("407"), else "-"."""
+    return str(digit) if digit is not None else digits or "-"

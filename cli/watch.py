@@ -19,7 +19,7 @@ from signdigits.config.settings import Settings
 from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import resolve_job
 from signdigits.db.progress import JobSummary, summarize_job
-from signdigits.db.results import digit_counts
+from signdigits.db.results import digit_counts, without_a_digit
 from signdigits.db.session import shown_url
 from signdigits.files.names import printable
 from signdigits.producer.scan import FolderError
@@ -155,6 +155,7 @@ def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> No
     progress and the stack's own lines stay on stderr."""
     with sessions() as session:
         counts = digit_counts(session, job_id=summary.job.id)
+        no_hand, several = without_a_digit(session, job_id=summary.job.id)
         images_per_s = summary.rate
     job = summary.job
     say = partial(output.print, markup=False, soft_wrap=True)
@@ -162,7 +163,12 @@ def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> No
     table = Table(show_header=True)
     for digit in range(10):
         table.add_column(str(digit), justify="right")
-    table.add_row(*(str(counts.get(d, 0)) for d in range(10)))
+    table.add_column("no hand", justify="right")
+    extra = [str(no_hand)]
+    if several:  # photos of several hands read: their digits are in `results`
+        table.add_column("several hands", justify="right")
+        extra.append(str(several))
+    table.add_row(*(str(counts.get(d, 0)) for d in range(10)), *extra)
     output.print(table)
     rate = f"{images_per_s:,.1f} images/s" if images_per_s else "n/a"
     say(f"{summary.done:,} classified, {summary.below_threshold:,} below threshold "

@@ -140,6 +140,17 @@ def digit_counts(session: Session, *, job_id: str) -> dict[int, int]:
     return {int(d): int(n) for d, n in rows if d is not None}
 
 
+def without_a_digit(session: Session, *, job_id: str) -> tuple[int, int]:
+    """The job's read photos that have no one digit: (no hand found, several hands)."""
+    several = (func.coalesce(Image.hand_count, 0) > 1).label("several")
+    rows = session.execute(
+        select(several, func.count())
+        .where(Image.job_id == job_id, Image.status == ImageStatus.DONE, Image.digit.is_(None))
+        .group_by(several))
+    counts = {bool(flag): int(n) for flag, n in rows}
+    return counts.get(False, 0), counts.get(True, 0)
+
+
 @dataclass(frozen=True)
 class FinalCounts:
     digits: list[int]  # images per digit, 0-9, with the reviews applied

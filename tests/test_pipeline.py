@@ -159,6 +159,9 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     low = json.loads(stack.cli("results", job_id, "--below-threshold", "--format", "json").stdout)
     assert all(r["below_threshold"] and r["confidence"] < 0.9 for r in low)
     assert "wall.jpg" in {r["path"] for r in low}
+    table = stack.cli("results", job_id).stdout.splitlines()
+    [group_line] = [line for line in table if line.endswith("  group.jpg")]
+    assert group_line.split()[0] == "407"  # several hands: their digits, not "-"
     none = stack.cli("results", job_id, "--digit", "3", "--errors")  # a table that is empty
     assert none.stdout.splitlines()[-1] == (
         "# no image matches --digit --errors together (an image must match each)")
