@@ -15,6 +15,7 @@ import html
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import Stack, copy_sample, require
@@ -285,8 +286,12 @@ def test_cancel_asks_first_naming_the_job(site, dataset, page, tmp_path):
     copy_sample(dataset, folder, per_digit=1, seed=73)
     for digit in range(3, 10):
         shutil.rmtree(folder / str(digit))
-    job = client.post("/api/jobs", json={"folder": str(folder), "batch_size": 1,
-                                         "threshold": 1.0, "name": "ask me first"}).json()
+    # Without the session's cookies: a page the client fetched earlier left it a CSRF
+    # cookie, and a POST carrying that cookie must carry its token too.
+    answer = httpx.post(f"{client.base_url}/api/jobs", timeout=60, json={
+        "folder": str(folder), "batch_size": 1, "threshold": 1.0, "name": "ask me first"})
+    assert answer.status_code < 300, answer.text
+    job = answer.json()
     holds = BatchHolds(client.stack.broker_url)
     holds.wait_held(job["id"], 1)
     try:
