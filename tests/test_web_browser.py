@@ -22,6 +22,8 @@ from tests.conftest import Stack, copy_sample, require, sample_images
 from tests.web_server import CHROMIUM, save_screenshot, serving
 
 DONE = 120_000  # ms a page may take to show a finished job
+# The annotated photo's caption: what its colours mean (serving/preview.py draw_hands).
+HAND_COLOURS = "Hands in green: read at or above the threshold; in orange: below it."
 
 
 def write_y4m(photo: Path, target: Path, *, frames: int = 10) -> None:
@@ -126,6 +128,8 @@ def test_upload_watch_filter_open(site, browser, dataset, tmp_path):
     page.wait_for_function("document.getElementById('detail-preview').naturalWidth === 224")
     assert page.inner_text("#detail-path") == titles[0]
     assert "hand landmarks" in page.inner_text("#detail-reading")
+    # The colours are the threshold's (serving/preview.py), not "the answer's hand".
+    assert page.inner_text("#detail-reading").endswith(HAND_COLOURS)
     assert page.inner_text("#detail-summary").startswith("digit 3, confidence")
     _shoot(page, "web-job-image.png", tmp)
     page.keyboard.press("Escape")
@@ -174,7 +178,7 @@ def test_review_three_images_with_the_keyboard(site, browser, dataset, tmp_path)
     page.goto(f"{client.base_url}/jobs/{job['id']}/review")
     page.wait_for_selector(f"#counter:text-is('0 of {total} reviewed')")
 
-    shown = []
+    shown, captioned = [], []
     for key in ("3", "Enter", "x"):
         page.wait_for_selector("#review-item:not([hidden])")
         page.wait_for_function(
@@ -186,9 +190,13 @@ def test_review_three_images_with_the_keyboard(site, browser, dataset, tmp_path)
         assert page.eval_on_selector_all("#review-guesses li", "l => l.length") == guesses
         if key == "3":
             _shoot(page, "web-review.png", tmp)
+        if guesses == 3:  # a hand drawn: the caption says what its colour means
+            assert page.inner_text("#review-reading").endswith(HAND_COLOURS)
+            captioned.append(key)
         page.keyboard.press(key)
     page.wait_for_selector("#review[data-saved='3']")
     page.wait_for_selector(f"#counter:text-is('3 of {total} reviewed')")
+    assert captioned, "no photo with a hand drawn: its caption went unchecked"
     assert shown == [i["id"] for i in queue["items"][:3]]  # lowest confidence first
 
     page.keyboard.press("Backspace")

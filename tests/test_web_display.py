@@ -16,6 +16,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import Stack, copy_sample, require
@@ -287,3 +288,43 @@ def test_a_browser_gets_a_not_found_page_and_a_program_json(site, jobs, page):
     page.click("#not-found a")
     page.wait_for_selector(f"#job-{jobs['named']['id']}")
     assert page.get_attribute("link[rel=icon]", "href").startswith("data:image/svg+xml,")
+
+
+def test_cancel_asks_first_naming_the_job(site, dataset, page, tmp_path):
+    """Cancelling cannot be undone: the button asks first (as Promote, Roll back and Delete
+    do), naming the job and what cancelling does; declined, the job runs on."""
+    client, tmp = site
+    folder = tmp_path / "to-ask"
+    copy_sample(dataset, folder, per_digit=1, seed=73)
+    for digit in range(3, 10):
+        shutil.rmtree(folder / str(digit))
+    # Without the session's cookies: a page the client fetched earlier left it a CSRF
+    # cookie, and a POST carrying that cookie must carry its token too.
+    answer = httpx.post(f"{client.base_url}/api/jobs", timeout=60, json={
+        "folder": str(folder), "batch_size": 1, "threshold": 1.0, "name": "ask me first"})
+    assert answer.status_code < 300, answer.text
+    job = answer.json()
+    holds = BatchHolds(client.stack.broker_url)
+    holds.wait_held(job["id"], 1)
+    try:
+        page.goto(f"{client.base_url}/jobs/{job['id']}")
+        page.wait_for_selector("#cancel:enabled")
+        asked: list[str] = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        page.click("#cancel")
+        assert asked == [f'Cancel the job "ask me first" ({job["id"][:8]})? Its pending images '
+                         "will not be read; the results so far stay. This cannot be undone."]
+        assert not [url for url in page.requests if url.endswith("/cancel")]  # declined
+        assert client.get(f"/api/jobs/{job['id']}").json()["state"] != "cancelled"
+        assert page.is_enabled("#cancel")
+
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+        page.click("#cancel")
+        page.wait_for_selector("#state:text-is('cancelled')", timeout=30_000)
+        assert len(asked) == 2
+        assert client.get(f"/api/jobs/{job['id']}").json()["state"] == "cancelled"
+        _shoot(page, "web-job-cancelled.png", tmp)
+    finally:
+        holds.release(job["id"], 1)
+    sse_until_done(client, job["id"])
+    assert page.failures == [], page.failures

@@ -22,6 +22,8 @@ from tests.web_server import desktop_page, serving, sse_until_done
 DIGITS_SUM = ("[...document.querySelectorAll('#digits .col')].filter(c => "
               "/^[0-9]$/.test(c.lastElementChild.textContent)).reduce((n, c) => "
               "n + Number(c.firstElementChild.textContent), 0)")
+# The first four tiles' boxes, ticked or not, in the grid's order.
+PICKS = "[...document.querySelectorAll('#grid .tile .pick')].slice(0, 4).map(p => p.checked)"
 READ_TILES = ("[...document.querySelectorAll('#grid .tile .label')]"
               ".filter(l => l.textContent !== 'pending').length")
 
@@ -138,6 +140,18 @@ def test_labels_bulk_review_and_the_dialog(site, page, dataset, tmp_path):
     page.click("#grid .tile >> nth=0 >> .pick")
     page.click("#grid .tile >> nth=2 >> .pick", modifiers=["Shift"])
     assert page.inner_text("#selection-count") == "3 images selected"
+    # Every box agrees with the selection, the shift-clicked one too (it was once left
+    # unticked, and clicking it again took it out of the selection while still unticked).
+    assert page.evaluate(PICKS) == [True, True, True, False]
+    page.click("#grid .tile >> nth=2 >> .pick")
+    page.wait_for_selector("#selection-count:text-is('2 images selected')", timeout=5000)
+    assert page.evaluate(PICKS) == [True, True, False, False]
+    page.click("#grid .tile >> nth=2 >> .pick")
+    page.wait_for_selector("#selection-count:text-is('3 images selected')", timeout=5000)
+    assert page.is_checked("#grid .tile >> nth=2 >> .pick")
+    assert page.evaluate(PICKS) == [True, True, True, False]
+    assert page.eval_on_selector_all("#grid .tile", "t => t.slice(0, 4).map(x => "
+                                     "x.classList.contains('selected'))") == [True] * 3 + [False]
     picked = page.eval_on_selector_all("#grid .tile.selected", "t => t.map(x => x.image)")
     _shoot(page, "web-job-select.png", tmp, at="#selection")
     page.click(".bulk-digit[data-digit='7']")

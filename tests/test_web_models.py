@@ -5,6 +5,7 @@ stored comparison shown as figures and a grid of the changed answers."""
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,19 @@ from tests.models import write_swapped_model
 from tests.web_server import CHROMIUM, serving
 
 USER, PASSWORD = "ann", "a-real-secret"
+CHANGED = 12  # answers a stored comparison changes: more than one row of tiles
+# Each changed tile's box and its thumbnail's ([left, top, right, bottom]), and the
+# comparison card's content box.
+TILE_BOXES = """() => {
+  const edges = r => [r.left, r.top, r.right, r.bottom];
+  const card = document.getElementById("comparison"), style = getComputedStyle(card);
+  const outer = card.getBoundingClientRect();
+  return {inner: [outer.left + parseFloat(style.paddingLeft), outer.top,
+                  outer.right - parseFloat(style.paddingRight), outer.bottom],
+          tiles: [...card.querySelectorAll("#changed figure.tile")].map(t => ({
+            box: edges(t.getBoundingClientRect()),
+            img: edges(t.querySelector("img").getBoundingClientRect())}))};
+}"""
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +152,60 @@ def test_promote_needs_a_confirmation_on_the_page(registry_site):
         finally:
             chromium.close()
         client.post("/api/models/rollback", headers=_csrf(client))
+
+
+def test_the_changed_photos_fit_their_tiles_and_open_the_photo(tmp_path):
+    """The model page's grid of changed answers: each tile holds its 120 px thumbnail, the
+    grid wraps inside the card, and each thumbnail links to its photo (the tiles were once
+    62 px wide, thumbnails spilling over them, the last column on the card's edge, nothing
+    to click). A copy of the shipped model stands for the candidate: no TensorFlow needed."""
+    require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    from signdigits.config.settings import Settings
+    from signdigits.db.registry import find_model, set_figures
+    from signdigits.db.session import session_factory
+    from signdigits.serving.artifact import shipped_model_path
+    from signdigits.training.registry import add_to_registry
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}",
+                        models_dir=tmp_path / "models", web_auth=f"{USER}:{PASSWORD}")
+    changed = [{"image_id": 900 + i, "path": f"1/{i}.jpg", "serving": 1,
+                "serving_confidence": 0.99, "candidate": 7, "candidate_confidence": 0.97}
+               for i in range(CHANGED)]
+    with serving(settings) as client:
+        sessions = session_factory(settings.database_url)
+        row = add_to_registry(settings, sessions, shipped_model_path(), name="gridded",
+                              parent=None, figures={})
+        with sessions.begin() as session:
+            set_figures(session, find_model(session, "gridded"), comparison={
+                "jobs": ["ab" * 16], "candidate": row.version, "serving": "s",
+                "changed": changed,
+                "reviewed": {"images": 12, "serving_right": 9, "candidate_right": 12},
+                "others": {"images": 40, "changed": CHANGED, "serving_below_threshold": 4,
+                           "candidate_below_threshold": 2, "left_out": {}}})
+        with playwright_api.sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            try:
+                page = chromium.new_context(viewport={"width": 1000, "height": 800},
+                                            http_credentials={"username": USER,
+                                                              "password": PASSWORD}).new_page()
+                page.goto(f"{client.base_url}/models/gridded")
+                page.wait_for_selector(f"#changed figure.tile >> nth={CHANGED - 1}")
+                shots = Path(os.environ.get("SIGNDIGITS_SCREENSHOT_DIR") or tmp_path)
+                shots.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(shots / "web-model-changed.png"), full_page=True)
+                boxes = page.evaluate(TILE_BOXES)
+                assert len(boxes["tiles"]) == CHANGED
+                for tile in boxes["tiles"]:
+                    assert tile["img"][2] - tile["img"][0] == 120, tile
+                    assert tile["box"][0] <= tile["img"][0], tile  # the thumbnail inside
+                    assert tile["img"][2] <= tile["box"][2], tile
+                    assert boxes["inner"][0] <= tile["box"][0], (tile, boxes["inner"])
+                    assert tile["box"][2] <= boxes["inner"][2], (tile, boxes["inner"])
+                assert len({round(tile["box"][1]) for tile in boxes["tiles"]}) > 1  # wrapped
+                links = page.eval_on_selector_all("#changed figure.tile", "f => f.map(x => "
+                                                  "x.querySelector('a img') && "
+                                                  "x.querySelector('a').getAttribute('href'))")
+                assert links == [f"/api/images/{900 + i}/annotated.jpg" for i in range(CHANGED)]
+            finally:
+                chromium.close()

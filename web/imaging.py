@@ -73,7 +73,7 @@ def annotated_jpeg(data: bytes, hands: list[dict[str, Any]], *, max_pixels: int,
                    side: int = ANNOTATED_SIDE) -> bytes:
     """The photo at most ``side`` pixels on its longest side (a small one enlarged to
     :data:`ANNOTATED_MIN_SIDE`), upright, with each hand's box, bones and points drawn:
-    the answer in green, other hands in orange. No hands: the photo alone."""
+    green if read at or above the threshold, orange below it. No hands: the photo alone."""
     photo = read_photo(data, max_pixels=max_pixels, min_side=min(side, ANNOTATED_MIN_SIDE))
     shown = photo.image
     longest = max(shown.size)

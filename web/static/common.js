@@ -46,12 +46,16 @@ function percent(x) { return x === null || x === undefined ? "-" : (100 * x).toF
 
 const NO_HAND = "no hand found";
 
+// The annotated photo's colours (serving/preview.py draw_hands): a hand read at or above
+// the job's threshold green, below it orange; whichever hand gave the answer.
+const HAND_COLOURS = "Hands in green: read at or above the threshold; in orange: below it.";
+
 // How a results row was read, in words, for under its annotated photo.
 function readingText(image) {
   if (image.status !== "done") return image.status;
   if (!image.reading) return "";
   if (image.reading === NO_HAND) return "no hand found: the hand finder saw none";
-  return `read from the ${image.reading} (the answer's hand in green)`;
+  return `read from the ${image.reading}. ${HAND_COLOURS}`;
 }
 
 // The square the landmark model read (/api/images/{id}/hand.png), or nothing for a row

@@ -275,7 +275,11 @@ for (const id of ["filter-digit", "filter-reviewed", "filter-below", "filter-err
   document.getElementById(id).addEventListener("change", () => loadImages(true));
 }
 document.getElementById("more-images").addEventListener("click", () => loadImages(false));
+// Cancelling cannot be undone: asked first, as promoting, rolling back and deleting are.
 document.getElementById("cancel").addEventListener("click", async () => {
+  const name = document.getElementById("job-name").textContent;
+  if (!window.confirm(`Cancel the job "${name}" (${JOB.slice(0, 8)})? Its pending images ` +
+                      "will not be read; the results so far stay. This cannot be undone.")) return;
   showProgress(await api(`/api/jobs/${JOB}/cancel`, {method: "POST"}));
 });
 

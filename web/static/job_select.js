@@ -58,8 +58,9 @@ window.onTile = node => {
   pick.checked = on;
   node.classList.toggle("selected", on);
   pick.addEventListener("click", event => {
-    event.preventDefault();  // showSelection sets the box
-    event.stopPropagation();
+    // No preventDefault: a cancelled click puts the box back as it was once the handlers
+    // have run, undoing what showSelection set (a shift-click's box left unticked).
+    event.stopPropagation();  // the tile's own click opens the image
     tick(node, event.shiftKey);
   });
 };
