@@ -264,3 +264,20 @@ def test_registry_commands_refuse_in_one_line(stack):
         lines = done.stderr.strip().splitlines()
         assert done.returncode in (1, 2) and len(lines) == 1, (args, done.stderr)
         assert lines[0].startswith(expected), (args, lines)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("args", [("models", "list"), ("models", "rollback"),
+                                  ("models", "promote", "x")])
+def test_the_model_commands_never_create_a_database(stack, args):
+    """Pointed at a mistyped path they say there is none there, as `status` does (they
+    had created and migrated one, and answered "nothing is promoted")."""
+    from tests.conftest import run_cli
+
+    typo = stack.tmp / "typo.db"
+    done = run_cli(*args, env={**stack.env, "SIGNDIGITS_DATABASE_URL": f"sqlite:///{typo}"},
+                   cwd=stack.tmp)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: no database at {typo} (SIGNDIGITS_DATABASE_URL): nothing was submitted "
+        "there"], done.stderr
+    assert not typo.exists()
