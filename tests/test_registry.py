@@ -179,6 +179,15 @@ def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model
     assert stored["reviewed"] == {"images": 3, "hands": 3, "photos": 1, "left_out": {},
                                   "serving_right": 3, "candidate_right": 2}
 
+    # Serving, it has nothing to be compared with: refused, and the comparison its page
+    # shows is kept (compared with itself, it had become "0 answers would change").
+    assert stack.cli("models", "promote", "swapped").returncode == 0
+    itself = stack.cli("compare", job_id[:8], "--model", "swapped", "--data", str(studio))
+    assert itself.returncode == 1 and itself.stderr.strip().splitlines() == [
+        "error: swapped is the model serving now: nothing to compare it with"], itself.stderr
+    with stack.sessions()() as session:
+        assert find_model(session, "swapped").figures["comparison"] == stored
+
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path):
