@@ -276,6 +276,31 @@ def test_registry_commands_refuse_in_one_line(stack):
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_model_name_is_checked_before_any_work(stack):
+    """`adapt --out` refuses a name no model can have before it looks at a job (the
+    fine-tune had run, then failed on it, or registered an invisible name); registering
+    refuses it by the same rule before a file is copied."""
+    from signdigits.db.registry import MAX_NAME, ModelNameError
+
+    for name, expected in [
+        ("", "a model's name cannot be empty"),
+        ("   ", "a model's name cannot be empty"),
+        ("x" * 300, f"a model's name is at most {MAX_NAME} characters (got 300)"),
+        ("\U0001f44b" * 60, "a model's name is at most 223 bytes in UTF-8"),
+        ("two\nlines", "a model's name is one line"),
+        ("evil\u202etxt.exe", "a model's name cannot hold bidirectional control characters"),
+        ("tab\there", "a model's name cannot hold control characters"),
+    ]:
+        done = stack.cli("adapt", "latest", "--out", name)  # no job: refused before that
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, (name, done.stderr)
+        assert lines[0].startswith(f"error: --out: {expected}"), (name, lines)
+        with pytest.raises(ModelNameError):
+            _register(stack, stack.tmp / "no-such-model.keras", name)
+    assert not (stack.tmp / "models").exists() or not any((stack.tmp / "models").iterdir())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("args", [("models", "list"), ("models", "rollback"),
                                   ("models", "promote", "x")])
 def test_the_model_commands_never_create_a_database(stack, args):

@@ -74,13 +74,13 @@ def adapt_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: lis
                name: str, data: Path | None, allowed_roots: list[Path],
                report: Callable[[str], None] = print,
                stage: Stage | None = None) -> AdaptResult:
+    from signdigits.db.registry import find_model, model_name
     from signdigits.training.adapt import adapt
     from signdigits.training.data import load_labelled
 
+    name = model_name(name)  # before any work: refused at the end, it was all lost
     started = time.monotonic()
     with sessions() as session:
-        from signdigits.db.registry import find_model
-
         try:
             find_model(session, name)
         except RegistryError:
@@ -109,7 +109,7 @@ def adapt_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: lis
                "left_out": photos.left_out}
     command = "signdigits " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "adapt"
     with tempfile.TemporaryDirectory(prefix="signdigits-adapt-") as tmp:
-        adapted = adapt(parent, dataset, photos.x, classes, out=Path(tmp) / f"{name}.keras",
+        adapted = adapt(parent, dataset, photos.x, classes, out=Path(tmp) / "candidate.keras",
                         lineage=lineage, command=command, report=report,
                         step=(lambda n, t: stage("fine-tuning", n, t)) if stage else None)
         seconds = time.monotonic() - started
