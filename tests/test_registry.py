@@ -188,6 +188,22 @@ def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model
     with stack.sessions()() as session:
         assert find_model(session, "swapped").figures["comparison"] == stored
 
+    # The model that read the job, its files gone from the registry's folder: `adapt`
+    # says so in one line (it had printed a traceback), as `compare` does.
+    from sqlalchemy import update
+
+    from signdigits.db.models import Image
+
+    with stack.sessions().begin() as session:  # as if the swapped model had read the job
+        session.execute(update(Image).where(Image.job_id == job_id)
+                        .values(model_version=find_model(session, "swapped").version))
+        gone = stack.tmp / "models" / find_model(session, "swapped").file
+    gone.unlink()
+    orphan = stack.cli("adapt", job_id[:8], "--out", "orphan", "--data", str(studio))
+    lines = orphan.stderr.strip().splitlines()
+    assert orphan.returncode == 1 and len(lines) == 1, orphan.stderr[-2000:]
+    assert lines[0].startswith("error: the parent model ") and "cannot be read" in lines[0]
+
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path):

@@ -47,11 +47,17 @@ class AdaptResult:
 
 
 def parent_model(settings: Settings, session: Session, job_ids: list[str]) -> ModelInfo:
-    """The model that read most of these jobs' rows; RegistryError if none did."""
+    """The model that read most of these jobs' rows; RegistryError (one line) if none did
+    or its files cannot be read here (gone from SIGNDIGITS_MODELS_DIR, say)."""
+    from signdigits.serving.artifact import ArtifactError
+
     counts = versions_that_read(session, job_ids=job_ids)
     if not counts:
         raise RegistryError("the jobs have no classified image yet: nothing to adapt from")
-    return model_of_version(settings, session, counts[0][0])
+    try:
+        return model_of_version(settings, session, counts[0][0])
+    except ArtifactError as exc:
+        raise RegistryError(f"the parent model {counts[0][0]} cannot be read: {exc}") from None
 
 
 def reviewed_photos(settings: Settings, session: Session, job_ids: list[str], *,
