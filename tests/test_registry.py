@@ -224,6 +224,14 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
             add_review(session, image=image, digit=truth[image.path], unusable=False,
                        reviewer="test")
     _review_hands(stack, job_id, "group.jpg", {1: None})  # 4, not a hand, 7
+    # A reviewed photo replaced by another since its review: its answer is for a photo no
+    # longer there. export-reviews skips it; adapt leaves it out by the same check (it had
+    # learnt the new photo under the old answer).
+    changed, other = sorted(truth)[:2]
+    (tmp_path / "photos" / changed).write_bytes((tmp_path / "photos" / other).read_bytes())
+    exported = stack.cli("export-reviews", job_id, "--out", str(tmp_path / "export"))
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert f"{changed}: changed since it was reviewed" in exported.stdout + exported.stderr
     adapted = stack.cli("adapt", job_id, "--out", "small", "--data", str(replay))
     assert adapted.returncode == 0, adapted.stderr[-3000:]
     assert "registered small (" in adapted.stderr
@@ -247,10 +255,12 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
     assert lineage["reviews"] == lineage["reviewed_hands"] == photos + 1
     left_out = dict(lineage["left_out"])
     assert left_out.pop("not a hand") == 1
-    assert photos - 1 + sum(left_out.values()) == len(truth) and photos >= 9
+    assert left_out.get("changed since it was reviewed") == 1
+    assert photos - 1 + sum(left_out.values()) == len(truth) and photos >= 8
     said = " ".join(adapted.stderr.split())  # the console wraps long lines
     assert f"from {photos + 1} reviewed hands in {photos} photos of 1 job(s) (left out: " \
         in said and "1 hand answered not a hand" in said, adapted.stderr[-2000:]
+    assert "1 photo changed since it was reviewed" in said, adapted.stderr[-2000:]
     assert row.figures["lineage"] == lineage
     # It can be promoted: the workers could load it.
     assert stack.cli("models", "promote", "small").returncode == 0

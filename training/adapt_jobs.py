@@ -63,12 +63,15 @@ def parent_model(settings: Settings, session: Session, job_ids: list[str]) -> Mo
 def reviewed_photos(settings: Settings, session: Session, job_ids: list[str], *,
                     allowed_roots: list[Path], stage: Stage | None = None) -> JobPhotos:
     """The features of the jobs' reviewed hands: of each photo whose current review is a
-    digit, and of each hand answered with a digit in a photo reviewed hand by hand."""
+    digit, and of each hand answered with a digit in a photo reviewed hand by hand. A
+    photo written after its review is left out, by export-reviews' own check."""
     from signdigits.serving.hands.models import models_dir
 
-    items = [(image, job, review_answer(review)) for image, job, review
-             in reviewed_images(session, job_ids=job_ids)]
+    reviews = list(reviewed_images(session, job_ids=job_ids))
+    items = [(image, job, review_answer(review)) for image, job, review in reviews]
     return read_job_photos(items, total=len(items),
+                           reviewed_at={image.id: review.reviewed_at
+                                        for image, _, review in reviews},
                            hand_models=models_dir(settings.hand_models_dir),
                            max_bytes=settings.max_file_bytes, allowed_roots=allowed_roots,
                            max_pixels=settings.max_image_pixels, max_hands=settings.max_hands,
