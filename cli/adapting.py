@@ -71,11 +71,16 @@ def adapt(jobs: list[str] = JOBS,
           data: Path | None = DATA) -> None:
     """Fine-tune the model that read the jobs on their reviewed hands; register it."""
     from signdigits.cli.training import CONVERTER, require_training_extra
+    from signdigits.db.registry import model_name
     from signdigits.training.adapt_jobs import adapt_jobs
     from signdigits.training.data import DataError
     from signdigits.training.job_photos import left_out_text
     from signdigits.training.registry import RegistryError
 
+    try:
+        out = model_name(out)  # before any work: a name refused at the end lost it all
+    except RegistryError as exc:
+        fail(f"--out: {exc}", 2)
     require_training_extra("adapt", CONVERTER)
     settings, sessions, ids, roots = _prepared(jobs, data)
     finish, stage = _stage_bar()

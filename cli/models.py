@@ -2,7 +2,9 @@
 
 The workers switch to the promoted model between batches, without a restart (the next
 batch each worker process claims is read by it); a promote or rollback of a model they
-could not load is refused in one line, and nothing changes.
+could not load is refused in one line, and nothing changes. None of them creates or
+migrates a database (cli.preflight.database_for_reading): pointed at a wrong path they say
+so, and a promote on a new, empty database has nothing to promote.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ def list_command() -> None:
     """Every registered model, the newest first; '*' marks the one the workers serve."""
     from rich.table import Table
 
-    from signdigits.cli.preflight import database_for_writing, settings_or_fail
+    from signdigits.cli.preflight import database_for_reading, settings_or_fail
     from signdigits.db.registry import list_models, promoted_model
     from signdigits.files.names import printable
     from signdigits.training.registry import default_model_info
 
     settings = settings_or_fail()
-    sessions = database_for_writing(settings)
+    sessions = database_for_reading(settings)
     with sessions() as session:
         rows = list_models(session)
         promoted = promoted_model(session)
@@ -58,11 +60,11 @@ def promote_command(
     model: str = typer.Argument(..., help="a registered model's name, version or version prefix"),
 ) -> None:
     """Serve MODEL from every worker's next batch (checked first: refused if they cannot)."""
-    from signdigits.cli.preflight import database_for_writing, settings_or_fail
+    from signdigits.cli.preflight import database_for_reading, settings_or_fail
     from signdigits.training.registry import RegistryError, promote_model
 
     settings = settings_or_fail()
-    sessions = database_for_writing(settings)
+    sessions = database_for_reading(settings)
     try:
         change = promote_model(settings, sessions, model)
     except RegistryError as exc:
@@ -74,11 +76,11 @@ def promote_command(
 @models_app.command("rollback")
 def rollback_command() -> None:
     """Serve the model promoted before the current one (or the default) from the next batch."""
-    from signdigits.cli.preflight import database_for_writing, settings_or_fail
+    from signdigits.cli.preflight import database_for_reading, settings_or_fail
     from signdigits.training.registry import RegistryError, rollback_model
 
     settings = settings_or_fail()
-    sessions = database_for_writing(settings)
+    sessions = database_for_reading(settings)
     try:
         change = rollback_model(settings, sessions)
     except RegistryError as exc:

@@ -99,8 +99,9 @@ def database_for_writing(settings):
 def database_for_reading(settings):
     """Sessions on a database that already holds jobs: never created, never migrated.
 
-    ``status``, ``results``, ``resume`` and ``cancel`` pointed at the wrong place would
-    otherwise leave an empty database (and its folders) there, and report "no jobs".
+    ``status``, ``results``, ``resume``, ``cancel`` and ``models`` pointed at the wrong
+    place would otherwise leave an empty database (and its folders) there, and report "no
+    jobs" (or "nothing is promoted").
     """
     from sqlalchemy.exc import DBAPIError
 

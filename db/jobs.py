@@ -44,7 +44,7 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                           "\u2066\u2067\u2068\u2069")
 
 
-def _control(c: str) -> bool:
+def is_control(c: str) -> bool:
     return ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF
 
 
@@ -61,7 +61,7 @@ def job_name(text: str) -> str:
         raise JobNameError(f"a job's name is at most {MAX_NAME} characters (got {len(name)})")
     if any(c in LINE_BREAKS for c in trimmed):
         raise JobNameError("a job's name is one line: it cannot hold a line break")
-    if any(_control(c) for c in name):
+    if any(is_control(c) for c in name):
         raise JobNameError("a job's name cannot hold control characters")
     bidi = next((c for c in name if c in BIDI_CONTROLS), None)
     if bidi is not None:
@@ -73,7 +73,7 @@ def job_name(text: str) -> str:
 def default_job_name(text: str) -> str:
     """A name made from a folder's or a file's name: never refused, cut to fit (control
     and bidirectional control characters left out)."""
-    cleaned = "".join(c for c in str(text) if not _control(c) and c not in BIDI_CONTROLS)
+    cleaned = "".join(c for c in str(text) if not is_control(c) and c not in BIDI_CONTROLS)
     return " ".join(cleaned.split())[:MAX_NAME] or "job"
 
 

@@ -18,9 +18,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from signdigits.db.jobs import BIDI_CONTROLS, LINE_BREAKS, is_control
 from signdigits.db.models import Image, ImageStatus, Job, ModelRow, utcnow
 
-MAX_NAME = 255
+MAX_NAME = 100  # characters: a name is shown in tables, and is its files' stem
+# The registry writes ".NAME-VERSION.keras.partial" (a 16-character version), then renames
+# it: the name's UTF-8 bytes must leave room for the rest in a file name's 255 bytes.
+MAX_NAME_BYTES = 255 - len(".-0123456789abcdef.keras.partial")
 
 
 class RegistryError(ValueError):
@@ -29,6 +33,34 @@ class RegistryError(ValueError):
 
 class ModelNotFound(RegistryError):
     """No registered model by that name or version."""
+
+
+class ModelNameError(RegistryError):
+    """A name no model can have: empty, too long, or holding control characters."""
+
+
+def model_name(text: str) -> str:
+    """``text`` as a new model's name, the one rule of ``adapt --out`` and of registering:
+    trimmed, 1 to :data:`MAX_NAME` characters and :data:`MAX_NAME_BYTES` bytes (its files
+    are named after it), one line, no other control and no bidirectional control
+    character (as job names: db.jobs.job_name)."""
+    name = str(text).strip()
+    if not name:
+        raise ModelNameError("a model's name cannot be empty")
+    if len(name) > MAX_NAME:
+        raise ModelNameError(f"a model's name is at most {MAX_NAME} characters (got {len(name)})")
+    if any(c in LINE_BREAKS for c in name):
+        raise ModelNameError("a model's name is one line: it cannot hold a line break")
+    if any(is_control(c) for c in name):
+        raise ModelNameError("a model's name cannot hold control characters")
+    bidi = next((c for c in name if c in BIDI_CONTROLS), None)
+    if bidi is not None:
+        raise ModelNameError(f"a model's name cannot hold bidirectional control characters "
+                             f"(U+{ord(bidi):04X}): they reorder the text shown beside it")
+    if len(name.encode()) > MAX_NAME_BYTES:
+        raise ModelNameError(f"a model's name is at most {MAX_NAME_BYTES} bytes in UTF-8 "
+                             f"(its files are named after it; got {len(name.encode())})")
+    return name
 
 
 @dataclass(frozen=True)
@@ -76,8 +108,7 @@ def find_model(session: Session, which: str) -> ModelRow:
 def register_model(session: Session, *, version: str, name: str, file: str,
                    parent: str | None, figures: dict[str, Any]) -> ModelRow:
     """Add a model to the registry (not promoted). The caller commits."""
-    if not name or len(name) > MAX_NAME:
-        raise RegistryError(f"a model name must have 1-{MAX_NAME} characters")
+    name = model_name(name)
     if session.get(ModelRow, version) is not None:
         raise RegistryError(f"model version {version} is already registered")
     if session.scalar(select(ModelRow).where(ModelRow.name == name)) is not None:

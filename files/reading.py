@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 from signdigits.files.paths import inside_allowed_roots, is_inside, is_object_url, resolve_inside
@@ -134,6 +135,31 @@ class JobFolder:
             os.close(handle)
             raise ImageError("is a symlink past the path limit (refused)")
         return handle, info
+
+
+class ChangedSinceReview(ImageError):
+    """The file was written after its review: not the photo the person looked at."""
+
+
+def unchanged_since_review(folder: JobFolder, relative: str,
+                           reviewed_at: datetime) -> tuple[str, os.stat_result | None]:
+    """The file's real path and its ``lstat`` (None when it leads outside the folder: the
+    read refuses it, as the workers do); ChangedSinceReview if it was written after
+    ``reviewed_at`` (naive: UTC). The one check of ``export-reviews`` and ``adapt``:
+    exported or learnt, another photo would train under the reviewed digit."""
+    real = os.path.realpath(os.path.join(folder.real_root, relative))
+    if not is_inside(real, folder.real_root):
+        return real, None
+    try:
+        found = os.stat(real, follow_symlinks=False)  # realpath: no link is left in it
+    except OSError as exc:
+        raise file_error(exc) from None
+    moment = reviewed_at if reviewed_at.tzinfo else reviewed_at.replace(tzinfo=UTC)
+    if found.st_mtime > moment.timestamp():
+        written = datetime.fromtimestamp(found.st_mtime, UTC)
+        raise ChangedSinceReview(f"changed since it was reviewed (written "
+                                 f"{written:%Y-%m-%d %H:%M:%S} UTC); review it again")
+    return real, found
 
 
 class _PathTooLong(ImageError):

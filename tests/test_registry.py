@@ -179,6 +179,31 @@ def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model
     assert stored["reviewed"] == {"images": 3, "hands": 3, "photos": 1, "left_out": {},
                                   "serving_right": 3, "candidate_right": 2}
 
+    # Serving, it has nothing to be compared with: refused, and the comparison its page
+    # shows is kept (compared with itself, it had become "0 answers would change").
+    assert stack.cli("models", "promote", "swapped").returncode == 0
+    itself = stack.cli("compare", job_id[:8], "--model", "swapped", "--data", str(studio))
+    assert itself.returncode == 1 and itself.stderr.strip().splitlines() == [
+        "error: swapped is the model serving now: nothing to compare it with"], itself.stderr
+    with stack.sessions()() as session:
+        assert find_model(session, "swapped").figures["comparison"] == stored
+
+    # The model that read the job, its files gone from the registry's folder: `adapt`
+    # says so in one line (it had printed a traceback), as `compare` does.
+    from sqlalchemy import update
+
+    from signdigits.db.models import Image
+
+    with stack.sessions().begin() as session:  # as if the swapped model had read the job
+        session.execute(update(Image).where(Image.job_id == job_id)
+                        .values(model_version=find_model(session, "swapped").version))
+        gone = stack.tmp / "models" / find_model(session, "swapped").file
+    gone.unlink()
+    orphan = stack.cli("adapt", job_id[:8], "--out", "orphan", "--data", str(studio))
+    lines = orphan.stderr.strip().splitlines()
+    assert orphan.returncode == 1 and len(lines) == 1, orphan.stderr[-2000:]
+    assert lines[0].startswith("error: the parent model ") and "cannot be read" in lines[0]
+
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path):
@@ -199,6 +224,14 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
             add_review(session, image=image, digit=truth[image.path], unusable=False,
                        reviewer="test")
     _review_hands(stack, job_id, "group.jpg", {1: None})  # 4, not a hand, 7
+    # A reviewed photo replaced by another since its review: its answer is for a photo no
+    # longer there. export-reviews skips it; adapt leaves it out by the same check (it had
+    # learnt the new photo under the old answer).
+    changed, other = sorted(truth)[:2]
+    (tmp_path / "photos" / changed).write_bytes((tmp_path / "photos" / other).read_bytes())
+    exported = stack.cli("export-reviews", job_id, "--out", str(tmp_path / "export"))
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert f"{changed}: changed since it was reviewed" in exported.stdout + exported.stderr
     adapted = stack.cli("adapt", job_id, "--out", "small", "--data", str(replay))
     assert adapted.returncode == 0, adapted.stderr[-3000:]
     assert "registered small (" in adapted.stderr
@@ -222,10 +255,12 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
     assert lineage["reviews"] == lineage["reviewed_hands"] == photos + 1
     left_out = dict(lineage["left_out"])
     assert left_out.pop("not a hand") == 1
-    assert photos - 1 + sum(left_out.values()) == len(truth) and photos >= 9
+    assert left_out.get("changed since it was reviewed") == 1
+    assert photos - 1 + sum(left_out.values()) == len(truth) and photos >= 8
     said = " ".join(adapted.stderr.split())  # the console wraps long lines
     assert f"from {photos + 1} reviewed hands in {photos} photos of 1 job(s) (left out: " \
         in said and "1 hand answered not a hand" in said, adapted.stderr[-2000:]
+    assert "1 photo changed since it was reviewed" in said, adapted.stderr[-2000:]
     assert row.figures["lineage"] == lineage
     # It can be promoted: the workers could load it.
     assert stack.cli("models", "promote", "small").returncode == 0
@@ -270,3 +305,45 @@ def test_registry_commands_refuse_in_one_line(stack):
         lines = done.stderr.strip().splitlines()
         assert done.returncode in (1, 2) and len(lines) == 1, (args, done.stderr)
         assert lines[0].startswith(expected), (args, lines)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_model_name_is_checked_before_any_work(stack):
+    """`adapt --out` refuses a name no model can have before it looks at a job (the
+    fine-tune had run, then failed on it, or registered an invisible name); registering
+    refuses it by the same rule before a file is copied."""
+    from signdigits.db.registry import MAX_NAME, ModelNameError
+
+    for name, expected in [
+        ("", "a model's name cannot be empty"),
+        ("   ", "a model's name cannot be empty"),
+        ("x" * 300, f"a model's name is at most {MAX_NAME} characters (got 300)"),
+        ("\U0001f44b" * 60, "a model's name is at most 223 bytes in UTF-8"),
+        ("two\nlines", "a model's name is one line"),
+        ("evil\u202etxt.exe", "a model's name cannot hold bidirectional control characters"),
+        ("tab\there", "a model's name cannot hold control characters"),
+    ]:
+        done = stack.cli("adapt", "latest", "--out", name)  # no job: refused before that
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, (name, done.stderr)
+        assert lines[0].startswith(f"error: --out: {expected}"), (name, lines)
+        with pytest.raises(ModelNameError):
+            _register(stack, stack.tmp / "no-such-model.keras", name)
+    assert not (stack.tmp / "models").exists() or not any((stack.tmp / "models").iterdir())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("args", [("models", "list"), ("models", "rollback"),
+                                  ("models", "promote", "x")])
+def test_the_model_commands_never_create_a_database(stack, args):
+    """Pointed at a mistyped path they say there is none there, as `status` does (they
+    had created and migrated one, and answered "nothing is promoted")."""
+    from tests.conftest import run_cli
+
+    typo = stack.tmp / "typo.db"
+    done = run_cli(*args, env={**stack.env, "SIGNDIGITS_DATABASE_URL": f"sqlite:///{typo}"},
+                   cwd=stack.tmp)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: no database at {typo} (SIGNDIGITS_DATABASE_URL): nothing was submitted "
+        "there"], done.stderr
+    assert not typo.exists()

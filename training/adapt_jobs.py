@@ -47,22 +47,31 @@ class AdaptResult:
 
 
 def parent_model(settings: Settings, session: Session, job_ids: list[str]) -> ModelInfo:
-    """The model that read most of these jobs' rows; RegistryError if none did."""
+    """The model that read most of these jobs' rows; RegistryError (one line) if none did
+    or its files cannot be read here (gone from SIGNDIGITS_MODELS_DIR, say)."""
+    from signdigits.serving.artifact import ArtifactError
+
     counts = versions_that_read(session, job_ids=job_ids)
     if not counts:
         raise RegistryError("the jobs have no classified image yet: nothing to adapt from")
-    return model_of_version(settings, session, counts[0][0])
+    try:
+        return model_of_version(settings, session, counts[0][0])
+    except ArtifactError as exc:
+        raise RegistryError(f"the parent model {counts[0][0]} cannot be read: {exc}") from None
 
 
 def reviewed_photos(settings: Settings, session: Session, job_ids: list[str], *,
                     allowed_roots: list[Path], stage: Stage | None = None) -> JobPhotos:
     """The features of the jobs' reviewed hands: of each photo whose current review is a
-    digit, and of each hand answered with a digit in a photo reviewed hand by hand."""
+    digit, and of each hand answered with a digit in a photo reviewed hand by hand. A
+    photo written after its review is left out, by export-reviews' own check."""
     from signdigits.serving.hands.models import models_dir
 
-    items = [(image, job, review_answer(review)) for image, job, review
-             in reviewed_images(session, job_ids=job_ids)]
+    reviews = list(reviewed_images(session, job_ids=job_ids))
+    items = [(image, job, review_answer(review)) for image, job, review in reviews]
     return read_job_photos(items, total=len(items),
+                           reviewed_at={image.id: review.reviewed_at
+                                        for image, _, review in reviews},
                            hand_models=models_dir(settings.hand_models_dir),
                            max_bytes=settings.max_file_bytes, allowed_roots=allowed_roots,
                            max_pixels=settings.max_image_pixels, max_hands=settings.max_hands,
@@ -74,13 +83,13 @@ def adapt_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: lis
                name: str, data: Path | None, allowed_roots: list[Path],
                report: Callable[[str], None] = print,
                stage: Stage | None = None) -> AdaptResult:
+    from signdigits.db.registry import find_model, model_name
     from signdigits.training.adapt import adapt
     from signdigits.training.data import load_labelled
 
+    name = model_name(name)  # before any work: refused at the end, it was all lost
     started = time.monotonic()
     with sessions() as session:
-        from signdigits.db.registry import find_model
-
         try:
             find_model(session, name)
         except RegistryError:
@@ -109,7 +118,7 @@ def adapt_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: lis
                "left_out": photos.left_out}
     command = "signdigits " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "adapt"
     with tempfile.TemporaryDirectory(prefix="signdigits-adapt-") as tmp:
-        adapted = adapt(parent, dataset, photos.x, classes, out=Path(tmp) / f"{name}.keras",
+        adapted = adapt(parent, dataset, photos.x, classes, out=Path(tmp) / "candidate.keras",
                         lineage=lineage, command=command, report=report,
                         step=(lambda n, t: stage("fine-tuning", n, t)) if stage else None)
         seconds = time.monotonic() - started

@@ -10,7 +10,9 @@ Three views, each scored by both models on the same features:
 - the jobs' other photos, unlabelled: how many answers would change, and which (the
   Models page shows them as a grid of thumbnails).
 
-The result is stored in the candidate's registry row (``figures.comparison``).
+The result is stored in the candidate's registry row (``figures.comparison``). The serving
+model is refused as a candidate: compared with itself, it would overwrite the comparison
+its page shows with "0 answers would change".
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.config.settings import Settings
-from signdigits.db.registry import classified_images, find_model, set_figures
+from signdigits.db.registry import classified_images, find_model, promoted_model, set_figures
 from signdigits.files.names import printable
-from signdigits.serving.artifact import ModelInfo
+from signdigits.serving.artifact import ArtifactError, ModelInfo
 from signdigits.training.adapt_jobs import Stage, reviewed_photos
 from signdigits.training.job_photos import left_out_text, read_job_photos
 from signdigits.training.registry import (
@@ -57,8 +59,18 @@ def compare_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: l
 
     with sessions() as session:
         row = find_model(session, model)
+        promoted = promoted_model(session)
+        if promoted is not None and promoted.version == row.version:
+            raise RegistryError(f"{row.name} is the model serving now: nothing to compare it "
+                                "with")
         candidate = _read(registered_path(settings, row))
-        serving = serving_model_info(settings, session)
+        try:
+            serving = serving_model_info(settings, session)
+        except ArtifactError as exc:
+            raise RegistryError(f"the serving model cannot be read: {exc}") from None
+        if serving.version == candidate.version:  # the default model, registered by name
+            raise RegistryError(f"{row.name} is the model serving now: nothing to compare it "
+                                "with")
         reviewed = reviewed_photos(settings, session, job_ids, allowed_roots=allowed_roots,
                                    stage=stage)
         scored = set(reviewed.image_ids)
@@ -120,7 +132,7 @@ def compare_jobs(settings: Settings, sessions: sessionmaker[Session], job_ids: l
 
 
 def _read(path: Path) -> ModelInfo:
-    from signdigits.serving.artifact import ArtifactError, read_model_info
+    from signdigits.serving.artifact import read_model_info
 
     try:
         return read_model_info(path)

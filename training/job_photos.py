@@ -15,15 +15,21 @@ the stored hand it answers by :func:`matched_hands`; a hand it cannot match is l
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from signdigits.db.models import Image, Job
-from signdigits.files.reading import ImageError, JobFolder
+from signdigits.files.reading import (
+    ChangedSinceReview,
+    ImageError,
+    JobFolder,
+    unchanged_since_review,
+)
 from signdigits.serving.hands.finder import MAX_HANDS, Hand
 from signdigits.serving.model_input import FEATURE_COUNT
 
@@ -33,8 +39,9 @@ Progress = Callable[[int, int], None]
 Answer = int | list[int | None] | None
 Box = tuple[float, float, float, float]
 SAME_BOX_IOU = 0.5  # or each box's centre inside the other: the same hand found again
-# Why a photo or a hand gave no example. The first three count photos, the last two hands.
+# Why a photo or a hand gave no example. The first four count photos, the last two hands.
 UNREADABLE, NO_HAND, SEVERAL = "unreadable now", "no hand", "several hands"
+CHANGED = "changed since it was reviewed"  # export-reviews' own check (files.reading)
 NOT_FOUND, NOT_A_HAND = "hand not found again", "not a hand"
 
 
@@ -123,9 +130,13 @@ def _inside(point: tuple[float, float], box: Box) -> bool:
 def read_job_photos(items: Iterable[tuple[Image, Job, Answer]], *, total: int,
                     hand_models: Path, max_bytes: int, allowed_roots: list[Path],
                     max_pixels: int, max_hands: int = MAX_HANDS,
+                    reviewed_at: Mapping[int, datetime] | None = None,
                     progress: Progress | None = None) -> JobPhotos:
     """The features of each (image, its job, its answer): one example per photo with
-    exactly one hand, or per matched hand answered with a digit (see the module)."""
+    exactly one hand, or per matched hand answered with a digit (see the module).
+
+    A photo whose file was written after ``reviewed_at[image id]`` is left out
+    (:data:`CHANGED`): its answer is for another photo."""
     from signdigits.serving.hands.features import hand_features
     from signdigits.serving.hands.finder import HandFinder
     from signdigits.serving.reader import choose_hands, look
@@ -143,14 +154,22 @@ def read_job_photos(items: Iterable[tuple[Image, Job, Answer]], *, total: int,
 
     for done, (image, job, answer) in enumerate(items, start=1):
         folder = folders.setdefault(job.id, JobFolder(job.root, allowed_roots=allowed_roots))
+        relative = os.fsdecode(image.raw_path) if image.raw_path else image.path
+        changed = False
         try:
-            relative = os.fsdecode(image.raw_path) if image.raw_path else image.path
+            if reviewed_at and image.id in reviewed_at and folder.allowed \
+                    and not folder.object_url:
+                unchanged_since_review(folder, relative, reviewed_at[image.id])
             photo, found = look(finder, folder.read(relative, max_bytes=max_bytes),
                                 max_pixels=max_pixels)
             hands: list[Hand] | None = found
+        except ChangedSinceReview:
+            hands, changed = None, True
         except (ImageError, OSError):
             hands = None
-        if hands is None:
+        if changed:
+            photos.leave_out(CHANGED)
+        elif hands is None:
             photos.leave_out(UNREADABLE)
         elif isinstance(answer, list):
             stored = (image.hand or {}).get("hands") or []
@@ -177,6 +196,7 @@ def left_out_text(left_out: dict[str, int]) -> str:
     """``left_out`` in words, each count with its unit: "2 photos with no hand, 1 hand
     not found again"; "" for nothing left out."""
     words = {UNREADABLE: ("photo", "unreadable now"), NO_HAND: ("photo", "with no hand"),
+             CHANGED: ("photo", "changed since it was reviewed"),
              SEVERAL: ("photo", "with several hands, answered as a whole"),
              NOT_FOUND: ("hand", "not found again"), NOT_A_HAND: ("hand", "answered not a hand")}
     parts = []

@@ -23,6 +23,7 @@ from signdigits.db.registry import (
     RegistryError,
     find_model,
     model_file,
+    model_name,
     promote,
     register_model,
     roll_back,
@@ -116,7 +117,9 @@ def add_to_registry(settings: Settings, sessions: sessionmaker[Session], keras: 
                     name: str, parent: str | None, figures: dict[str, Any]) -> ModelRow:
     """Copy the pair at ``keras`` (and its ``.onnx``) into the registry folder as
     ``NAME-VERSION.keras|onnx`` and add its row. The files are written first, under a
-    temporary name then renamed, so a row never names a half-copied file."""
+    temporary name then renamed, so a row never names a half-copied file. The name is
+    checked first (db.registry.model_name): nothing is copied for a name refused."""
+    name = model_name(name)
     info = read_model_info(keras)
     if info.keras_path is None or info.onnx_path is None:
         raise RegistryError(f"{keras}: a registered model needs both files (.keras and .onnx)")

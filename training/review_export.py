@@ -17,15 +17,14 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from signdigits.db.export import spreadsheet_safe
 from signdigits.db.models import as_utc
 from signdigits.db.reviews import reviewed_images
 from signdigits.files.names import printable
-from signdigits.files.paths import is_inside
-from signdigits.files.reading import ImageError, JobFolder, file_error
+from signdigits.files.reading import ImageError, JobFolder, unchanged_since_review
 from signdigits.training.data import REVIEW_MANIFEST
 
 MANIFEST_COLUMNS = ["file", "job", "path", "reviewer", "digit", "reviewed_at", "model_digit",
@@ -78,7 +77,7 @@ def export_reviews(session, *, job_ids: list[str], out: Path, max_bytes: int,
             target.parent.mkdir(exist_ok=True)
             source = os.path.realpath(os.path.join(folder.real_root, relative))
             try:
-                summary.linked += _place(folder, relative, source, target,
+                summary.linked += _place(folder, relative, target,
                                          max_bytes=max_bytes, reviewed_at=review.reviewed_at)
             except (ImageError, OSError) as exc:
                 warn(f"skipped {job.id[:8]} {printable(image.path)}: {exc}")
@@ -107,24 +106,17 @@ def _export_name(job_id: str, image_id: int, path: str) -> str:
     return prefix + stem[: _NAME_MAX - len(prefix) - len(suffix)] + suffix
 
 
-def _place(folder: JobFolder, relative: str, real: str, target: Path, *, max_bytes: int,
+def _place(folder: JobFolder, relative: str, target: Path, *, max_bytes: int,
            reviewed_at: datetime) -> bool:
     """Hard-link the job's file at ``target`` (True) or copy its bytes (False).
 
     A file written after its review is not what the person looked at: exported, another
     photo went into training under the reviewed digit (or a text file, which then failed
-    the training)."""
+    the training). ``adapt`` leaves it out by the same check."""
     if not folder.allowed:
         raise ImageError("the job's folder is outside SIGNDIGITS_ALLOWED_ROOTS (refused)")
-    if is_inside(real, folder.real_root):  # else the read below refuses it, as workers do
-        try:
-            found = os.stat(real, follow_symlinks=False)  # realpath: no link is left in it
-        except OSError as exc:
-            raise file_error(exc) from None
-        if found.st_mtime > as_utc(reviewed_at).timestamp():
-            written = datetime.fromtimestamp(found.st_mtime, UTC)
-            raise ImageError(f"changed since it was reviewed (written "
-                             f"{written:%Y-%m-%d %H:%M:%S} UTC); review it again")
+    real, found = unchanged_since_review(folder, relative, reviewed_at)
+    if found is not None:  # else the read below refuses it, as workers do
         try:
             if stat.S_ISREG(found.st_mode):
                 os.link(real, target, follow_symlinks=False)
