@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from signdigits.db.batches import refresh_batch_counts
 from signdigits.db.models import Batch, Image, ImageStatus, Job, as_utc, utcnow
+from signdigits.files.names import BIDI_CONTROLS, LINE_BREAKS, is_control, name_problem
 
 
 class JobNotFound(LookupError):
@@ -36,18 +37,6 @@ class JobRunning(Exception):
 
 
 MAX_NAME = 200
-# Characters that end a line (what str.splitlines splits on): a name is one line.
-LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
-# Bidirectional controls: marks, embeddings, overrides and isolates. Invisible, and one
-# (U+202E) shown beside the name reverses what follows it: a job id, a count.
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
-                          "\u2066\u2067\u2068\u2069")
-
-
-def is_control(c: str) -> bool:
-    return ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF
-
-
 def job_name(text: str) -> str:
     """``text`` as a job's name, the one rule of the API and the command line: trimmed,
     runs of spaces and tabs made one space, 1 to 200 characters; refused with a line
@@ -59,14 +48,11 @@ def job_name(text: str) -> str:
         raise JobNameError("a job's name cannot be empty")
     if len(name) > MAX_NAME:
         raise JobNameError(f"a job's name is at most {MAX_NAME} characters (got {len(name)})")
-    if any(c in LINE_BREAKS for c in trimmed):
-        raise JobNameError("a job's name is one line: it cannot hold a line break")
-    if any(is_control(c) for c in name):
-        raise JobNameError("a job's name cannot hold control characters")
-    bidi = next((c for c in name if c in BIDI_CONTROLS), None)
-    if bidi is not None:
-        raise JobNameError(f"a job's name cannot hold bidirectional control characters "
-                           f"(U+{ord(bidi):04X}): they reorder the text shown beside it")
+    # Line breaks are looked for in the text as given (split() made them spaces); the
+    # rest in the name, whose tabs split() made spaces too.
+    problem = name_problem(trimmed if any(c in LINE_BREAKS for c in trimmed) else name)
+    if problem:
+        raise JobNameError(f"a job's name {problem}")
     return name
 
 

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from signdigits.db.jobs import BIDI_CONTROLS, LINE_BREAKS, is_control
 from signdigits.db.models import Image, ImageStatus, Job, ModelRow, utcnow
+from signdigits.files.names import name_problem
 
 MAX_NAME = 100  # characters: a name is shown in tables, and is its files' stem
 # The registry writes ".NAME-VERSION.keras.partial" (a 16-character version), then renames
@@ -49,14 +49,9 @@ def model_name(text: str) -> str:
         raise ModelNameError("a model's name cannot be empty")
     if len(name) > MAX_NAME:
         raise ModelNameError(f"a model's name is at most {MAX_NAME} characters (got {len(name)})")
-    if any(c in LINE_BREAKS for c in name):
-        raise ModelNameError("a model's name is one line: it cannot hold a line break")
-    if any(is_control(c) for c in name):
-        raise ModelNameError("a model's name cannot hold control characters")
-    bidi = next((c for c in name if c in BIDI_CONTROLS), None)
-    if bidi is not None:
-        raise ModelNameError(f"a model's name cannot hold bidirectional control characters "
-                             f"(U+{ord(bidi):04X}): they reorder the text shown beside it")
+    problem = name_problem(name)
+    if problem:
+        raise ModelNameError(f"a model's name {problem}")
     if len(name.encode()) > MAX_NAME_BYTES:
         raise ModelNameError(f"a model's name is at most {MAX_NAME_BYTES} bytes in UTF-8 "
                              f"(its files are named after it; got {len(name.encode())})")

@@ -19,10 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Stack, copy_sample, require
+from tests.conftest import copy_sample
 from tests.holds import BatchHolds
-from tests.test_web_browser import CHROMIUM, DONE
-from tests.web_server import desktop_page, serving, sse_until_done
+from tests.test_web_browser import DONE
+from tests.web_server import desktop_page, held_site, sse_until_done
 
 LONG_NAME = ("session_2024-05-01_" + "classroomB_webcam_left_" * 10)[:180]
 LONG_FILE = ("unreadable_" + "webcam_left_classroomB_" * 12)[:236] + ".jpg"  # 240
@@ -39,20 +39,9 @@ LEFT_TO_RIGHT = """e => { const text = e.firstChild, range = document.createRang
 
 @pytest.fixture(scope="module")
 def site(redis_url, tmp_path_factory, dataset):
-    from signdigits.config.settings import Settings
-
-    require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
-    tmp = tmp_path_factory.mktemp("display")
-    stack = Stack(redis_url, f"sqlite:///{tmp / 'r.db'}", tmp)
-    stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES="1")
-    settings = Settings(broker_url=stack.broker_url, database_url=stack.database_url,
-                        upload_dir=tmp / "uploads")
-    try:
-        with serving(settings) as client:
-            client.stack = stack
-            yield client, tmp
-    finally:
-        stack.stop()
+    with held_site(redis_url, tmp_path_factory.mktemp("display"), concurrency=1,
+                   holds="1") as opened:
+        yield opened
 
 
 @pytest.fixture(scope="module")

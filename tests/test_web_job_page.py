@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack, copy_sample, require
+from tests.conftest import copy_sample
 from tests.holds import BatchHolds
-from tests.test_web_browser import CHROMIUM, DONE, _shots
-from tests.web_server import desktop_page, serving, sse_until_done
+from tests.test_web_browser import DONE, _shots
+from tests.web_server import desktop_page, held_site, sse_until_done
 
 DIGITS_SUM = ("[...document.querySelectorAll('#digits .col')].filter(c => "
               "/^[0-9]$/.test(c.lastElementChild.textContent)).reduce((n, c) => "
@@ -40,20 +40,9 @@ def _shoot(page, name: str, tmp: Path, *, at: str | None = None) -> None:
 
 @pytest.fixture(scope="module")
 def site(redis_url, tmp_path_factory, dataset):
-    from signdigits.config.settings import Settings
-
-    require(Path(CHROMIUM).exists(), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
-    tmp = tmp_path_factory.mktemp("job-page")
-    stack = Stack(redis_url, f"sqlite:///{tmp / 'r.db'}", tmp)
-    stack.start_worker(concurrency=2, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES="1,2")
-    settings = Settings(broker_url=stack.broker_url, database_url=stack.database_url,
-                        upload_dir=tmp / "uploads", stall_seconds=3600)  # held != stalled
-    try:
-        with serving(settings) as client:
-            client.stack = stack
-            yield client, tmp
-    finally:
-        stack.stop()
+    with held_site(redis_url, tmp_path_factory.mktemp("job-page"), concurrency=2,
+                   holds="1,2", stall_seconds=3600) as opened:  # held != stalled
+        yield opened
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,26 @@ def serving(settings, *, timeout: float = 30):
         yield client
 
 
+@contextmanager
+def held_site(redis_url: str, tmp, *, concurrency: int, holds: str, **settings):
+    """A site over a SQLite database with its own worker, whose batches ``holds`` (as
+    SIGNDIGITS_TEST_HOLD_BATCHES) wait to be released (tests.holds): yields (client, tmp),
+    the client's ``stack`` the worker's."""
+    from signdigits.config.settings import Settings
+    from tests.conftest import Stack, require
+
+    require(os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM} (scripts/test installs it)")
+    stack = Stack(redis_url, f"sqlite:///{tmp / 'r.db'}", tmp)
+    stack.start_worker(concurrency=concurrency, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES=holds)
+    try:
+        with serving(Settings(broker_url=stack.broker_url, database_url=stack.database_url,
+                              upload_dir=tmp / "uploads", **settings)) as client:
+            client.stack = stack
+            yield client, tmp
+    finally:
+        stack.stop()
+
+
 def sse_until_done(client: httpx.Client, job_id: str, timeout: float = 240, *,
                    stored: bool = False) -> list[tuple]:
     """The job's events as (name, data) until its ``done`` event; fails past ``timeout``.
