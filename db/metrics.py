@@ -20,7 +20,7 @@ OUTCOMES = ("done", "below_threshold", "error", "cancelled", "pending")
 def jobs_by_state(session: Session, *, stall_seconds: int) -> dict[str, int]:
     """Every state, with how many jobs are in it now (0 for none)."""
     jobs = list(session.scalars(select(Job)))
-    counts = Counter(str(s.state) for s in summarize_jobs(session, jobs=jobs,
+    counts = Counter(str(s.state) for s in summarize_jobs(session, jobs=jobs, rates=False,
                                                           stall_seconds=stall_seconds))
     return {str(state): counts.get(str(state), 0) for state in JobState}
 
