@@ -16,6 +16,8 @@ let jobState = section.querySelector("#state").textContent;
 const live = window.liveUpdates = {renders: [], updates: [], rows: 0, batches: 0};
 
 const ENDED = new Set(["done", "done with errors", "failed", "cancelled"]);
+// Ended when the page was drawn: its rows and figures are final, nothing to read again.
+const endedAtLoad = ENDED.has(jobState);
 
 // The bar: images read in green, cancelled ones striped apart ("3 / 5 images read, 2
 // cancelled", never a full green 5 / 5).
@@ -290,14 +292,15 @@ document.getElementById("cancel").addEventListener("click", async () => {
 let events = null;
 function listen() {
   const source = events = new EventSource(`/api/jobs/${JOB}/events?stored=true`);
-  let followed = false;  // a progress event came: the job ran while the page watched
   source.addEventListener("stats", e => setStats(JSON.parse(e.data)));
   source.addEventListener("stored", e => arrived(JSON.parse(e.data).batches));
-  source.addEventListener("progress", e => { followed = true; showProgress(JSON.parse(e.data)); });
+  source.addEventListener("progress", e => showProgress(JSON.parse(e.data)));
   source.addEventListener("done", async e => {
     showProgress(JSON.parse(e.data));
     source.close();
-    if (!followed) return;  // finished before the page opened: all shown already
+    // A job that ended with no progress event in between (its last batch stored between
+    // two of the stream's looks) had left its tiles "pending" and its charts at zero.
+    if (endedAtLoad) return;
     await patching;
     await loadStats();  // exact, now that nothing changes
     await loadImages(true);
