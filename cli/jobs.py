@@ -15,6 +15,7 @@ from signdigits.cli.console import (
     exit_promptly,
     fail,
 )
+from signdigits.cli.options import threshold_option
 from signdigits.cli.preflight import (
     check_broker,
     database_for_reading,
@@ -33,7 +34,7 @@ FOLDER_HELP = "folder of images (searched recursively), or s3://bucket/prefix"
 
 def submit(
     folder: str = typer.Argument(..., help=FOLDER_HELP),
-    threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
+    threshold: float | None = threshold_option(),
     batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
     inline: bool | None = typer.Option(None, "--inline/--paths",
                                        help="ship image bytes in messages"),
@@ -64,7 +65,7 @@ def submit(
 def run(
     folder: str = typer.Argument(..., help=FOLDER_HELP),
     workers: int | None = typer.Option(None, min=1, max=64, help="worker processes"),
-    threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
+    threshold: float | None = threshold_option(),
     batch_size: int | None = typer.Option(None, min=1, max=4096, help="images per task"),
     webhook: str | None = typer.Option(
         None, "--webhook", metavar="URL", help="POST the job's signed summary here when it "

@@ -13,11 +13,12 @@ from pathlib import Path
 import typer
 
 from signdigits.cli.console import console, fail
+from signdigits.cli.options import threshold_option
 
 
 def predict(
     images: list[Path] = typer.Argument(..., help="image files", readable=False),
-    threshold: float | None = typer.Option(None, min=0, max=1, help="default: the model's"),
+    threshold: float | None = threshold_option(),
     preview: Path | None = typer.Option(
         None, help="write NAME.png (the photo with the hands found drawn on it) and "
         "NAME-hand.png (the hand the digit was read from, as the landmark model saw it) "

@@ -229,6 +229,17 @@ def test_usage_errors_exit_2_and_failures_exit_1(tmp_path):
     one_line_error(run_cli("status", "no-such-job", env=env, cwd=tmp_path), 1, "no-such-job")
 
 
+@pytest.mark.parametrize("command", ["run", "submit", "predict"])
+@pytest.mark.parametrize("value", ["nan", "inf", "1.5", "-0.1"])
+def test_a_threshold_outside_0_to_1_is_named_as_such(command, value, tmp_path):
+    # NaN passed typer's own range check and then failed it as "not <= 1".
+    env = make_env(database_url=f"sqlite:///{tmp_path / 'sd.db'}")
+    result = run_cli(command, "--threshold", value, str(tmp_path), env=env, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "'--threshold': must be a number from 0 to 1" in result.stderr, result.stderr
+    assert not (tmp_path / "sd.db").exists()
+
+
 @pytest.mark.parametrize("bench", ["bench", "bench-web"])
 def test_a_bench_given_a_bad_database_or_an_imageless_source_stops_before_it_starts(
         bench, tmp_path):
