@@ -50,29 +50,60 @@ def _ask(image, position: str) -> str:
     probabilities = image.probabilities or []
     top = sorted(range(len(probabilities)), key=lambda d: -probabilities[d])[:3]
     guesses = ", ".join(f"{d} ({probabilities[d]:.0%})" for d in top)
-    if image.digit is None:  # nothing to accept with Enter: no hand, or several digits
-        guesses = f"{image.digits} ({image.hand_count} hands)" if image.digits \
-            else "no hand found"
+    hands = _several(image)
+    if hands:
+        guesses = f"{image.digits} ({hands} hands, left to right)"
+    elif image.digit is None:  # nothing to accept with Enter
+        guesses = "no hand found"
     print(f"{position} {printable(image.path)}: model {guesses}", flush=True)
-    enter = f"Enter = {image.digit}, " if image.digit is not None else ""
+    if hands:
+        prompt = (f"  {hands} characters, one per hand (a digit, or - for not a hand), Enter = "
+                  f"{image.digits}; or one digit for the photo, x unusable, b back, q quit: ")
+    else:
+        enter = f"Enter = {image.digit}, " if image.digit is not None else ""
+        prompt = f"  digit 0-9, {enter}x unusable, b back, q quit: "
     try:
-        return input(f"  digit 0-9, {enter}x unusable, b back, q quit: ").strip()
+        return input(prompt).strip()
     except EOFError:
         return "q"
+
+
+def _several(image) -> int:
+    """How many hands the model read on the photo, when more than one (else 0)."""
+    count = image.hand_count or 0
+    return count if count > 1 and image.digits and len(image.digits) == count else 0
+
+
+def _hand_answers(answer: str, image) -> list[int | None] | None:
+    """A group photo's answer hand by hand ("4-7"), or None when it is not one."""
+    count = _several(image)
+    if not count:
+        return None
+    if answer == "":
+        return [int(d) for d in image.digits]
+    if len(answer) == count and all(c in "0123456789-" for c in answer):
+        return [None if c == "-" else int(c) for c in answer]
+    return None
 
 
 def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or 'latest'"),
            ) -> None:
     """Review the job's below-threshold images in the terminal (reviewer: your user name).
 
-    Lowest confidence first, as on /jobs/{id}/review: type a digit, Enter for the model's
-    digit, x for unusable, b to go back one, q to stop. Each answer is stored at once.
+    In the order of /jobs/{id}/review: type a digit, Enter for the model's digit, x for
+    unusable, b to go back one, q to stop. A photo with several hands takes one character
+    per hand, left to right ("4-7": a 4, not a hand, a 7). Each answer is stored at once.
     """
     import getpass
 
     from signdigits.cli.preflight import database_for_reading, job_or_fail, settings_or_fail
     from signdigits.db.models import Image
-    from signdigits.db.reviews import add_review, review_progress, review_queue
+    from signdigits.db.reviews import (
+        add_hands_review,
+        add_review,
+        review_progress,
+        review_queue,
+    )
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
@@ -101,16 +132,24 @@ def review(job: str = typer.Argument(..., help="job id, unique prefix of one, or
         if key == "b":
             position = max(0, position - 1)
             continue
-        if answer not in ("", "x", "X") and not (len(answer) == 1 and answer in "0123456789"):
-            console.print(f"  {answer!r}: type one digit 0-9, Enter, x, b or q", markup=False)
+        hands = _hand_answers(answer, image)
+        if hands is None and answer not in ("", "x", "X") and not (
+                len(answer) == 1 and answer in "0123456789"):
+            each = (f", {_several(image)} characters (0-9 or -)" if _several(image) else "")
+            console.print(f"  {answer!r}: type one digit 0-9{each}, Enter, x, b or q",
+                          markup=False)
             continue
-        if answer == "" and image.digit is None:
+        if hands is None and answer == "" and image.digit is None:
             console.print("  no digit of the model's to accept: type the digit, x, b or q",
                           markup=False)
             continue
-        digit = image.digit if answer == "" else None if key == "x" else int(answer)
         with sessions.begin() as session:
-            add_review(session, image=session.get(Image, image.id), digit=digit,
-                       unusable=key == "x", reviewer=reviewer)
+            row = session.get(Image, image.id)
+            if hands is not None:
+                add_hands_review(session, image=row, digits=hands, reviewer=reviewer)
+            else:
+                digit = image.digit if answer == "" else None if key == "x" else int(answer)
+                add_review(session, image=row, digit=digit, unusable=key == "x",
+                           reviewer=reviewer)
         answered.add(image.id)
         position += 1

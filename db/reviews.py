@@ -127,6 +127,24 @@ def add_hand_review(session: Session, *, image: Image, hand: int, digit: int | N
                              .order_by(Review.id.desc()).limit(1)).first()
     answers = hand_answers(image, newest)
     answers[hand] = digit
+    return _add_hands(session, image=image, answers=answers, reviewer=reviewer)
+
+
+def add_hands_review(session: Session, *, image: Image, digits: Sequence[int | None],
+                     reviewer: str) -> Review:
+    """Answer every hand of a photo at once, left to right (None: not a hand): one new
+    row, as :func:`add_hand_review` would leave after one call per hand. Raises
+    NotReviewable."""
+    _check_reviewable(image)
+    count = image.hand_count or 0
+    if len(digits) != count or count < 2:
+        raise NotReviewable(f"image {image.id} has {count} hand{'s' * (count != 1)}: "
+                            f"{len(digits)} answers given")
+    return _add_hands(session, image=image, answers=list(digits), reviewer=reviewer)
+
+
+def _add_hands(session: Session, *, image: Image, answers: list[int | None],
+               reviewer: str) -> Review:
     left = [d for d in answers if d is not None]
     review = Review(image_id=image.id, digit=left[0] if len(left) == 1 else None,
                     unusable=not left, reviewer=reviewer[:MAX_REVIEWER], hand_digits=answers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -344,3 +345,35 @@ def test_a_group_photo_is_reviewed_hand_by_hand(web, dataset, tmp_path):
     history = web.get(f"/api/images/{image['id']}/reviews").json()["items"]
     assert [r["hand_digits"] for r in history] == [[4, 6, 7], [4, 6, None], [None, 6, None],
                                                    None, [9, 0, 7]]
+
+
+def test_a_group_photo_is_reviewed_hand_by_hand_in_the_terminal(web, dataset, tmp_path):
+    """`signdigits review` had only one digit for the whole photo: one character a hand
+    now ("4-7": the middle one is not a hand), Enter keeps the model's hands."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "group"
+    folder.mkdir()
+    three_people(dataset, folder / "group.jpg")
+    shutil.copyfile(folder / "group.jpg", folder / "again.jpg")
+    response = web.post("/api/jobs", json={"folder": str(folder), "threshold": 1.0})
+    job_id = response.json()["id"]
+    sse_until_done(web, job_id)
+    queue = web.get(f"/api/jobs/{job_id}/review").json()["items"]
+    assert [image["digits"] for image in queue] == ["407", "407"]
+    done = subprocess.run([sys.executable, "-m", "signdigits", "review", job_id],
+                          input="40\n4-7\n\n", text=True, capture_output=True,
+                          env=web.stack.env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = done.stdout + done.stderr
+    assert ".jpg: model 407 (3 hands, left to right)" in shown
+    assert "'40': type one digit 0-9, 3 characters (0-9 or -)" in shown
+    assert "nothing left to review: 2 of 2 reviewed" in shown
+    histories = [web.get(f"/api/images/{image['id']}/reviews").json()["items"]
+                 for image in queue]
+    assert [[(r["hand_digits"], r["digit"]) for r in h] for h in histories] == [
+        [([4, None, 7], None)], [([4, 0, 7], None)]]
+    finals = {row["id"]: row["final_digits"]
+              for row in web.get(f"/api/jobs/{job_id}/images").json()["items"]}
+    assert [finals[image["id"]] for image in queue] == ["47", "407"]
