@@ -43,6 +43,9 @@ class JobSummary:
     # The latest row a worker read (done or error): a cancel marks every pending row
     # finished at once, so a cancelled job's rate stops here. Only set when some are.
     last_worked: datetime | None = None
+    # Time inside the job's span when no batch finished for over SIGNDIGITS_STALL_SECONDS
+    # (workers stopped, the job interrupted until `resume`): not working time.
+    idle_seconds: float = 0.0
 
     @property
     def finished(self) -> int:
@@ -50,14 +53,58 @@ class JobSummary:
 
     @property
     def rate(self) -> float | None:
-        """Images per second read, from submission to the latest row read; the rows a
+        """Images per second read, from submission to the latest row read, less the time
+        nothing was read (an interrupted job's hour had made it 0.3 a second); the rows a
         cancel marked are not counted (they gave a cancelled job thousands a second)."""
         read = self.done + self.errors if self.cancelled else self.finished
         last = self.last_worked if self.cancelled else self.last_finished
         if not last or not read:
             return None
         seconds = (as_utc(last) - as_utc(self.job.created_at)).total_seconds()
+        seconds -= self.idle_seconds
         return read / seconds if seconds > 0 else None
+
+
+def idle_seconds(start: datetime, finishes: list[datetime], *, until: datetime,
+                 stall_seconds: float) -> float:
+    """Time no worker was reading the job, between ``start`` and ``until``: each gap
+    between batch finishes (in order) longer than ``stall_seconds``, less the time a batch
+    takes (the job's other gaps, on average), since the batch that ended the gap was read
+    in it. A batch takes seconds, so a longer gap is an outage, not work."""
+    gaps, previous = [], as_utc(start)
+    for finish in finishes:
+        finish = as_utc(finish)
+        if finish > as_utc(until):
+            break
+        gaps.append((finish - previous).total_seconds())
+        previous = max(previous, finish)
+    working = [gap for gap in gaps if gap <= stall_seconds]
+    batch = sum(working) / len(working) if working else 0.0
+    return sum(gap - batch for gap in gaps if gap > stall_seconds)
+
+
+def _with_idle(session: Session, summaries: list[JobSummary], *,
+               stall_seconds: float) -> list[JobSummary]:
+    """``summaries`` with their idle seconds, from their batches' finish times."""
+    wanted = {s.job.id: s for s in summaries if (s.last_worked or s.last_finished)}
+    if not wanted:
+        return summaries
+    finishes: dict[str, list[datetime]] = {job_id: [] for job_id in wanted}
+    for job_id, finished in session.execute(
+            select(Batch.job_id, Batch.last_finished_at)
+            .where(Batch.job_id.in_(list(wanted)), Batch.last_finished_at.is_not(None))
+            .order_by(Batch.job_id, Batch.last_finished_at)):
+        if finished is not None:  # never: the query leaves them out
+            finishes[job_id].append(finished)
+    out = []
+    for s in summaries:
+        until = s.last_worked if s.cancelled else s.last_finished
+        if s.job.id in wanted and until is not None:
+            s = dataclasses.replace(s, idle_seconds=idle_seconds(
+                s.job.created_at, finishes[s.job.id], until=until,
+                stall_seconds=stall_seconds))
+        out.append(s)
+    return out
 
 
 def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSummary:
@@ -75,9 +122,10 @@ def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSumma
             Image.batch == UNREACHABLE_BATCH)
     ).one()
     summary = _summary(job, tuple(counts), tuple(unreachable), stall_seconds=stall_seconds)
-    if not summary.cancelled:
-        return summary
-    return dataclasses.replace(summary, last_worked=_last_worked(session, [job.id])[job.id])
+    if summary.cancelled:
+        summary = dataclasses.replace(summary,
+                                      last_worked=_last_worked(session, [job.id])[job.id])
+    return _with_idle(session, [summary], stall_seconds=stall_seconds)[0]
 
 
 def _last_worked(session: Session, job_ids: list[str]) -> dict[str, datetime | None]:
@@ -135,7 +183,7 @@ def _state(job: Job, *, total: int, pending: int, errors: int,
 def summarize_jobs(session: Session, *, jobs: list[Job], stall_seconds: int,
                    rates: bool = True) -> list[JobSummary]:
     """:func:`summarize_job` of each job, in two queries for all of them (a third for the
-    cancelled ones' rates, unless ``rates`` is False: /metrics counts states only).
+    rates, unless ``rates`` is False: /metrics counts states only).
 
     The jobs page's one event stream watches every unfinished job it shows: asked one job
     at a time, 20 jobs were 40 queries a second per open page.
@@ -155,9 +203,11 @@ def summarize_jobs(session: Session, *, jobs: list[Job], stall_seconds: int,
     summaries = [_summary(job, counts.get(job.id, (None,) * 6),
                           unreachable.get(job.id, (0, None)), stall_seconds=stall_seconds)
                  for job in jobs]
-    cancelled = [s.job.id for s in summaries if s.cancelled]
-    if not cancelled or not rates:
+    if not rates:
         return summaries
-    worked = _last_worked(session, cancelled)
-    return [dataclasses.replace(s, last_worked=worked[s.job.id]) if s.cancelled else s
-            for s in summaries]
+    cancelled = [s.job.id for s in summaries if s.cancelled]
+    if cancelled:
+        worked = _last_worked(session, cancelled)
+        summaries = [dataclasses.replace(s, last_worked=worked[s.job.id]) if s.cancelled
+                     else s for s in summaries]
+    return _with_idle(session, summaries, stall_seconds=stall_seconds)
