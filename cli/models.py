@@ -57,9 +57,11 @@ def list_command() -> None:
 
 @models_app.command("promote")
 def promote_command(
-    model: str = typer.Argument(..., help="a registered model's name, version or version prefix"),
+    model: str = typer.Argument(..., help="a registered model's name, version or version "
+                                "prefix, or 'default'"),
 ) -> None:
-    """Serve MODEL from every worker's next batch (checked first: refused if they cannot)."""
+    """Serve MODEL from every worker's next batch (checked first: refused if they cannot);
+    'default' serves the configured or shipped model, whatever was promoted."""
     from signdigits.cli.preflight import database_for_reading, settings_or_fail
     from signdigits.training.registry import RegistryError, promote_model
 

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from signdigits.db.models import Image, ImageStatus, Job, ModelRow, utcnow
 from signdigits.files.names import name_problem
 
+# What `models promote` and the pages call the model served when nothing is promoted
+# (SIGNDIGITS_MODEL_PATH or the shipped one): never a registered model's name.
+DEFAULT = "default"
 MAX_NAME = 100  # characters: a name is shown in tables, and is its files' stem
 # The registry writes ".NAME-VERSION.keras.partial" (a 16-character version), then renames
 # it: the name's UTF-8 bytes must leave room for the rest in a file name's 255 bytes.
@@ -55,6 +58,9 @@ def model_name(text: str) -> str:
     if len(name.encode()) > MAX_NAME_BYTES:
         raise ModelNameError(f"a model's name is at most {MAX_NAME_BYTES} bytes in UTF-8 "
                              f"(its files are named after it; got {len(name.encode())})")
+    if name.casefold() == DEFAULT.casefold():
+        raise ModelNameError(f"{DEFAULT!r} names the configured or shipped model; choose "
+                             "another name")
     return name
 
 
@@ -130,6 +136,12 @@ def rollback_target(session: Session) -> tuple[ModelRow, ModelRow | None]:
     if not promoted:
         raise RegistryError("nothing is promoted: the default model already serves")
     return promoted[0], promoted[1] if len(promoted) > 1 else None
+
+
+def unpromote_all(session: Session) -> None:
+    """Nothing promoted: the default model serves from the next batch. Caller commits."""
+    session.execute(update(ModelRow).where(ModelRow.promoted_at.is_not(None))
+                    .values(promoted_at=None))
 
 
 def roll_back(session: Session, current: ModelRow) -> None:

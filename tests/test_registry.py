@@ -144,6 +144,38 @@ def test_a_candidate_the_workers_cannot_load_is_refused_and_nothing_changes(stac
     assert _promoted(stack).version == good.version
 
 
+def test_promote_default_is_the_way_back_when_the_model_before_is_broken(stack,
+                                                                         swapped_model):
+    """A rollback to a model whose files went away is refused; `promote default` had been
+    refused too ("no registered model 'default'"), leaving the workers on the last one."""
+    import pytest
+
+    from signdigits.db.registry import ModelNameError
+    from signdigits.serving.artifact import read_model_info, shipped_model_path
+
+    shipped = read_model_info(shipped_model_path()).version
+    first = _register(stack, swapped_model, "first")
+    second = _register(stack, shipped_model_path(), "second")
+    for name in ("first", "second"):
+        assert stack.cli("models", "promote", name).returncode == 0
+    (stack.tmp / "models" / first.file).unlink()
+    refused = stack.cli("models", "rollback")
+    assert refused.returncode == 1
+    assert "model file not found" in refused.stderr
+    assert "promote 'default' to serve the default model instead" in refused.stderr
+    assert _promoted(stack).version == second.version
+
+    back = stack.cli("models", "promote", "default")
+    assert back.returncode == 0, back.stderr
+    assert f"promoted default ({shipped}; was {second.version})" in back.stderr
+    assert _promoted(stack) is None
+    listed = stack.cli("models", "list")
+    [default_row] = [line for line in listed.stdout.splitlines() if " default " in line]
+    assert default_row.lstrip().startswith("*"), listed.stdout
+    with pytest.raises(ModelNameError, match="names the configured or shipped model"):
+        _register(stack, swapped_model, "Default")
+
+
 def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model, dataset,
                                                              tmp_path):
     _register(stack, swapped_model, "swapped")

@@ -149,6 +149,17 @@ def test_promote_needs_a_confirmation_on_the_page(registry_site):
             assert len(captions) == 3 and all(c.startswith("1 → 7") for c in captions)
             table = page.locator("#comparison-table").inner_text()
             assert "the dataset's test signers (right)\t30\t29\t23" in table
+
+            # The default row's own button: the way back, whatever was promoted before.
+            page.goto(f"{client.base_url}/models")
+            page.once("dialog", lambda dialog: answer(dialog, True))
+            with page.expect_navigation():
+                page.locator("tr[data-version='default'] button.promote").click()
+            assert questions[-1].startswith("Serve the default model again?")
+            page.locator("tr.serving[data-version='default']").wait_for()
+            assert page.locator("tr[data-version='default'] button.promote").count() == 0
+            listed = client.get("/api/models").json()
+            assert listed["serving"] == listed["default"]
         finally:
             chromium.close()
         client.post("/api/models/rollback", headers=_csrf(client))

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from signdigits.config.settings import Settings
 from signdigits.db.models import ModelRow
 from signdigits.db.registry import (
+    DEFAULT,
     RegistryError,
     find_model,
     model_file,
@@ -28,6 +29,7 @@ from signdigits.db.registry import (
     register_model,
     roll_back,
     rollback_target,
+    unpromote_all,
 )
 from signdigits.serving.artifact import (
     ArtifactError,
@@ -86,8 +88,15 @@ def _serving_version(settings: Settings, session: Session) -> str:
 
 
 def promote_model(settings: Settings, sessions: sessionmaker[Session], which: str) -> Change:
-    """Serve ``which`` (a name, version or version prefix) from the workers' next batch."""
+    """Serve ``which`` (a name, version or version prefix; ``default``: the configured or
+    shipped model, nothing promoted) from the workers' next batch."""
     with sessions.begin() as session:
+        if which.strip().casefold() == DEFAULT:
+            # The way back from any promote, whatever is broken among the models between.
+            after = _check_default(settings)
+            before = _serving_version(settings, session)
+            unpromote_all(session)
+            return Change(before, after, DEFAULT)
         row = find_model(session, which)
         check_servable(settings, row)
         before = _serving_version(settings, session)
@@ -100,17 +109,25 @@ def rollback_model(settings: Settings, sessions: sessionmaker[Session]) -> Chang
     with sessions.begin() as session:
         current, previous = rollback_target(session)
         if previous is not None:
-            check_servable(settings, previous)
+            try:
+                check_servable(settings, previous)
+            except RegistryError as exc:
+                raise RegistryError(f"{exc}; promote 'default' to serve the default model "
+                                    "instead") from None
             after, name = previous.version, previous.name
         else:
-            try:
-                info = check_model_file(resolve_model_path(settings.model_path), settings)
-            except (ArtifactError, HandModelsError) as exc:
-                raise RegistryError(f"refused, nothing changed: the default model cannot be "
-                                    f"served: {exc}") from None
-            after, name = info.info.version, "default"
+            after, name = _check_default(settings), DEFAULT
         roll_back(session, current)
         return Change(current.version, after, name)
+
+
+def _check_default(settings: Settings) -> str:
+    """The default model's version, once checked as the workers would load it."""
+    try:
+        return check_model_file(resolve_model_path(settings.model_path), settings).info.version
+    except (ArtifactError, HandModelsError) as exc:
+        raise RegistryError(f"refused, nothing changed: the default model cannot be "
+                            f"served: {exc}") from None
 
 
 def add_to_registry(settings: Settings, sessions: sessionmaker[Session], keras: Path, *,

@@ -19,8 +19,10 @@ for (const button of document.querySelectorAll("#models-table button.promote")) 
   const row = button.closest("tr");
   button.addEventListener("click", () => change(
     `/api/models/${encodeURIComponent(row.dataset.version)}/promote`,
-    `Promote ${row.dataset.name} (${row.dataset.version})? Every worker reads its next ` +
-    "batch with it."));
+    row.dataset.version === "default"
+      ? "Serve the default model again? Every worker reads its next batch with it."
+      : `Promote ${row.dataset.name} (${row.dataset.version})? Every worker reads its next ` +
+        "batch with it."));
 }
 const rollbackButton = document.getElementById("rollback");
 if (rollbackButton) {
