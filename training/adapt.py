@@ -221,6 +221,9 @@ def _right(logits: np.ndarray, classes: np.ndarray) -> int:
 
 def served_model(kernel: np.ndarray, bias: np.ndarray):
     """The served graph of model.build_inference_model: one dense softmax layer."""
+    from signdigits.serving.classifier import import_tensorflow
+
+    import_tensorflow()
     import keras
     from keras import layers
 

@@ -39,6 +39,9 @@ def recipe_differences(recorded: object, recipe: Recipe) -> list[str]:
 def fit_classifier(train: LabelledImages, recipe: Recipe, *, report: Report = print,
                    prefix: str = ""):
     """Fit a fresh logits model on ``train``'s hands; returns (model, history dict)."""
+    from signdigits.serving.classifier import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     from signdigits.training.model import build_logits_model

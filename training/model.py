@@ -10,11 +10,14 @@ tf2onnx converts, so every runtime serves the same calibrated probabilities.
 
 from __future__ import annotations
 
-import keras
 import numpy as np
-from keras import layers
 
+from signdigits.serving.classifier import import_tensorflow
 from signdigits.serving.model_input import FEATURE_COUNT, NUM_CLASSES
+
+import_tensorflow()  # before Keras imports it: TensorFlow's start-up lines kept off stderr
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 
 def build_logits_model(train_x: np.ndarray, *, l2: float) -> keras.Model:
