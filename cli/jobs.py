@@ -110,14 +110,28 @@ def _name_or_fail(name: str | None) -> str | None:
 
 def status(
     job: str | None = typer.Argument(None, help=JOB_HELP + "; omit for all jobs"),
+    follow: bool = typer.Option(False, "--follow", "-f",
+                                help="JOB's progress bar until it ends, then its summary"),
 ) -> None:
     """State, images done / total, below threshold, errors, rate, model version."""
     from signdigits.cli.status import print_status
 
+    if follow and job is None:
+        fail("--follow watches one job: give its id, a unique prefix or 'latest'", code=USAGE)
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
     jobs = [job_or_fail(sessions, job)] if job is not None else None
-    print_status(jobs, settings=settings, sessions=sessions)
+    if not follow or jobs is None:
+        print_status(jobs, settings=settings, sessions=sessions)
+        return
+    from signdigits.cli import watch
+
+    try:
+        summary = watch.watch(jobs[0].id, settings=settings, sessions=sessions)
+    except KeyboardInterrupt:
+        exit_interrupted(f"stopped watching; job {jobs[0].id} goes on "
+                         "(`signdigits cancel` stops it)")
+    watch.print_summary(summary, sessions=sessions)
 
 
 def results(

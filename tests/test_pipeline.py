@@ -318,3 +318,30 @@ def test_run_stops_everything_on_ctrl_c(dataset, tmp_path):
             select(func.count()).select_from(Image).where(Image.status == "pending")
         )
     assert pending > 0  # stopped part-way, and the rest is still recorded for `resume`
+
+
+def test_status_follow_shows_a_running_job_to_its_end(stack, dataset, tmp_path):
+    """`status --follow JOB`: the bar of a job submitted elsewhere, then its summary; there
+    had been no way to watch a job but the `submit --wait` or `run` that started it."""
+    from tests.holds import BatchHolds
+
+    copy_sample(dataset, tmp_path / "photos", per_digit=1)
+    stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES="1")
+    holds = BatchHolds(stack.broker_url)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "4", "--threshold", "1")
+    holds.wait_held(job_id, 1)  # batch 0 is stored, batch 1 held: the job is running
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "signdigits", "status", "--follow", job_id[:8]],
+        env=stack.env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True)
+    try:
+        holds.release(job_id, 1)
+        stdout, stderr = follow.communicate(timeout=240)
+    finally:
+        follow.kill()
+    assert follow.returncode == 0, stderr[-3000:]
+    assert "classifying" in stderr
+    assert "10 classified, 10 below threshold 1" in stdout, stdout
+    assert f"signdigits review {job_id}" in stdout
+    alone = stack.cli("status", "--follow")
+    assert alone.returncode == 2 and "--follow watches one job" in alone.stderr
