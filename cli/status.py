@@ -44,7 +44,7 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             why = f" ({s.job.submission_stopped})" if s.job.submission_stopped else ""
             state += f"{why}: `signdigits resume {s.job.id}` finishes it"
         if s.job.id in reports:
-            state += " (a worker's database lacks it, see below)"
+            state += " (a worker cannot take it, see below)"
         # Text, not markup: a folder named "[red]x" or holding escape codes prints as is.
         table.add_row(
             s.job.id, Text(printable(s.job.name)), Text(printable(state)),
@@ -63,10 +63,11 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
                      "`signdigits status JOB` shows any one")
     for job_id, found in reports.items():
         for report in found:
-            output.print(f"job {job_id}: worker {report.worker} has no such job in its "
-                         f"database {report.database} ({report.seconds_ago:.0f} s ago); it "
-                         "puts the batches back for a worker that knows the job",
-                         soft_wrap=True, markup=False)
+            why = (f"cannot read the job's objects: {report.cannot_read}" if report.cannot_read
+                   else f"has no such job in its database {report.database}")
+            output.print(f"job {job_id}: worker {report.worker} {why} "
+                         f"({report.seconds_ago:.0f} s ago); it puts the batches back for "
+                         "another worker", soft_wrap=True, markup=False)
 
 
 def _unknown_job_reports(settings: Settings, job_ids: list[str]) -> dict:

@@ -46,6 +46,12 @@ class StorageRefused(RuntimeError):
     batch's error, retried and then given up as any failing batch is."""
 
 
+class StorageNotConfigured(StorageRefused):
+    """This process cannot use object storage at all (no boto3, no credentials, a profile
+    that is not there): its own set-up, not the job's. A worker passes such a batch on
+    to another worker (worker.tasks) before counting a try of it."""
+
+
 @dataclass(frozen=True)
 class ObjectLocation:
     bucket: str
@@ -106,6 +112,8 @@ def objects_allowed(location: ObjectLocation, allowed_roots: list[Path]) -> bool
                                     for root in object_roots(allowed_roots))
 
 
+NO_CREDENTIALS = ("no S3 credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
+                  "AWS_PROFILE)")
 _clients: dict[int, Any] = {}
 _clients_lock = threading.Lock()
 
@@ -125,7 +133,7 @@ def _new_client() -> Any:
         import boto3
         from botocore.config import Config
     except ImportError:
-        raise StorageRefused("reading s3:// needs boto3: install the s3 extra "
+        raise StorageNotConfigured("reading s3:// needs boto3: install the s3 extra "
                              "(pip install 'signdigits[s3]'; scripts/setup installs it)"
                              ) from None
     import botocore.exceptions
@@ -135,9 +143,12 @@ def _new_client() -> Any:
     config = Config(connect_timeout=5, read_timeout=30, max_pool_connections=32,
                     retries={"max_attempts": 2, "mode": "standard"})
     try:
-        return boto3.session.Session().client("s3", config=config)
+        session = boto3.session.Session()
+        if session.get_credentials() is None:  # else every request fails the same way
+            raise StorageNotConfigured(NO_CREDENTIALS)
+        return session.client("s3", config=config)
     except botocore.exceptions.BotoCoreError as exc:  # a profile that is not there, say
-        raise StorageRefused(f"object storage settings: {exc}") from None
+        raise StorageNotConfigured(f"object storage settings: {exc}") from None
 
 
 def storage_error(exc: Exception) -> Exception:
@@ -161,8 +172,7 @@ def storage_error(exc: Exception) -> Exception:
             return StorageUnavailable(f"{code or status}: {message}")
         return StorageRefused(f"{code or status}: {message}")
     if isinstance(exc, errors.NoCredentialsError | errors.PartialCredentialsError):
-        return StorageRefused(f"no S3 credentials: {exc} (set AWS_ACCESS_KEY_ID and "
-                              "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")
+        return StorageNotConfigured(f"{NO_CREDENTIALS}: {exc}")
     if isinstance(exc, errors.HTTPClientError | errors.ConnectionError
                   | errors.IncompleteReadError | errors.ResponseStreamingError):
         return StorageUnavailable(f"{exc.__class__.__name__}: {exc}")

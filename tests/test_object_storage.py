@@ -203,6 +203,34 @@ def test_a_storage_outage_mid_job_is_waited_out(s3, dataset, redis_url, sqlite_u
                                  "finished s after the restart": round(finished, 1)})
 
 
+def test_a_worker_without_credentials_passes_the_batches_on(s3, dataset, redis_url,
+                                                             sqlite_url, tmp_path):
+    """One worker has no S3 credentials: it had failed every batch it took, five times
+    over, into error rows, with a worker that could read them beside it. It now puts each
+    back, uncounted, says why on the broker, and the other worker reads every image."""
+    bucket = s3.new_bucket()
+    truth = upload_sample(s3, bucket, "c/", dataset, per_digit=2, seed=7)
+    stack = stack_for(s3, redis_url, sqlite_url, tmp_path, batch_size=4)
+    blind = stack.start_worker(concurrency=1, AWS_ACCESS_KEY_ID="", AWS_SECRET_ACCESS_KEY="",
+                               AWS_EC2_METADATA_DISABLED="true")
+    try:
+        job_id = stack.submit(f"s3://{bucket}/c")
+        wait_until(lambda: f"cannot read job {job_id}'s objects: no S3 credentials" in
+                   blind.log.read_text(errors="replace"), timeout=60,
+                   message="the worker without credentials to pass a batch on",
+                   details=lambda: blind.log_tail())
+        status = stack.cli("status", job_id)
+        stack.start_worker(concurrency=1)
+        stack.wait_for(job_id, timeout=180)
+        rows = stack.rows(job_id)
+    finally:
+        stack.stop()
+    assert sorted(r.path for r in rows) == sorted(truth)
+    assert [r.error for r in rows if r.status != "done"] == []
+    assert all(r.attempts == 1 for r in rows), {r.path: r.attempts for r in rows}
+    assert "cannot read the job's objects: no S3 credentials" in status.stdout, status.stdout
+
+
 def test_the_job_pages_pictures_of_objects(s3, dataset, redis_url, sqlite_url, tmp_path,
                                            monkeypatch):
     """The web shows an s3:// job's photos as its workers read them: the object the

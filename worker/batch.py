@@ -20,6 +20,8 @@ from signdigits.db.batches import count_attempt, pending_images
 from signdigits.db.models import ImageStatus, Job, utcnow
 from signdigits.db.registry import Promoted, promoted_model
 from signdigits.db.results import store_results
+from signdigits.files.objects import s3_client
+from signdigits.files.paths import is_object_url
 from signdigits.files.reading import ImageError
 
 # Numpy and Pillow only at import (the parent imports this module before forking): the
@@ -158,7 +160,9 @@ def claim_batch(sessions: sessionmaker[Session], *, job_id: str, batch: int,
     """Count this delivery's attempt on the batch (once) and load its pending images; None
     if none are left.
 
-    Raises :class:`UnknownJob` if this worker's database has no such job.
+    Raises :class:`UnknownJob` if this worker's database has no such job, and
+    StorageNotConfigured if the job is in object storage and this worker has no way to
+    read any object (no credentials, say): neither counts a try of the batch.
     """
     with sessions.begin() as session:
         job = session.get(Job, job_id)
@@ -166,6 +170,8 @@ def claim_batch(sessions: sessionmaker[Session], *, job_id: str, batch: int,
             raise UnknownJob(job_id)
         if job.cancelled_at is not None:
             return None
+        if is_object_url(job.root):
+            s3_client()
         images = [
             PendingImage(*row) for row in pending_images(session, job_id=job_id, batch=batch)
         ]

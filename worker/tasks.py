@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from signdigits.broker.messages import TASK_NAME
 from signdigits.db.session import shown_url
-from signdigits.files.objects import StorageUnavailable
+from signdigits.files.objects import StorageNotConfigured, StorageUnavailable
 from signdigits.worker.app import app
 from signdigits.worker.batch import (
     ClaimedBatch,
@@ -75,6 +75,9 @@ def _classify(self: Task, ctx: WorkerContext, *, job_id: str, batch: int,
             return outcome.__dict__
         except UnknownJob:
             return _put_back(self, ctx, job_id=job_id, batch=batch, worker=worker)
+        except StorageNotConfigured as exc:
+            return _put_back(self, ctx, job_id=job_id, batch=batch, worker=worker,
+                             cannot_read=str(exc))
         except (OperationalError, DBAPIError, StorageUnavailable) as exc:
             if not _is_outage(exc):
                 return _after_failure(self, ctx, job_id=job_id, batch=batch, exc=exc,
@@ -140,31 +143,39 @@ def _after_failure(
     raise self.retry(exc=exc, countdown=decision.delay)
 
 
-def _put_back(self: Task, ctx: WorkerContext, *, job_id: str, batch: int, worker: str) -> dict:
-    """A job this worker's database does not know: loud, and the batch stays queued.
+def _put_back(self: Task, ctx: WorkerContext, *, job_id: str, batch: int, worker: str,
+              cannot_read: str | None = None) -> dict:
+    """A job this worker cannot take: loud, and the batch stays queued for one that can.
 
-    Acknowledging it would lose the batch for the workers that do know the job (the
-    producer's database still holds its rows as pending); putting it back at once would
-    let this worker take it again in a loop. So: an error naming the database looked in,
-    a report on the broker that `signdigits status` shows, a pause, then the message goes
-    back to the queue. Only after ``UNKNOWN_JOB_PATIENCE`` (no worker knew the job all
-    that time: a deleted job, a stale message) is it dropped, with an error.
+    Its database has no such job (it is not the producer's), or ``cannot_read`` says why it
+    cannot read the job's objects (no S3 credentials on this machine). Acknowledging it
+    would lose the batch for the workers that can; putting it back at once would let this
+    worker take it again in a loop. So: an error naming the cause, a report on the broker
+    that `signdigits status` shows, a pause, then the message goes back to the queue. Only
+    after ``UNKNOWN_JOB_PATIENCE`` (no worker took the job all that time) is it dropped,
+    with an error; its rows stay pending, for `resume --lost` once a worker can.
     """
     database = shown_url(ctx.settings.database_url)
     try:
         waited = report_unknown_job(self.app.conf.broker_url, job_id=job_id, worker=worker,
-                                    database=database)
+                                    database=database, cannot_read=cannot_read)
     except Exception as exc:  # noqa: BLE001 - the report is advice; keeping the batch is not
-        log.warning("could not report unknown job %s on the broker: %s", job_id, exc)
+        log.warning("could not report job %s on the broker: %s", job_id, exc)
         waited = 0.0
+    cause = (f"this worker cannot read job {job_id}'s objects: {cannot_read}" if cannot_read
+             else f"job {job_id} is not in database {database}")
     decision = decide(tries=None, failure=Failure.UNKNOWN_JOB, settings=ctx.settings,
-                      waited=waited, detail=f"job {job_id} is not in database {database}")
+                      waited=waited, detail=cause)
     if decision.action is Action.GIVE_UP:
         log.error("batch %s of job %s dropped: %s", batch, job_id, decision.reason)
         return {"job_id": job_id, "batch": batch, "dropped": decision.reason}
-    log.error("batch %s of job %s: no such job in this worker's database %s (is "
-              "SIGNDIGITS_DATABASE_URL the producer's?); putting the batch back on the queue "
-              "in %.0f s for a worker that knows the job", batch, job_id, database,
-              decision.delay)
+    if cannot_read:
+        log.error("batch %s: %s; putting the batch back on the queue in %.0f s for a worker "
+                  "that can", batch, cause, decision.delay)
+    else:
+        log.error("batch %s of job %s: no such job in this worker's database %s (is "
+                  "SIGNDIGITS_DATABASE_URL the producer's?); putting the batch back on the "
+                  "queue in %.0f s for a worker that knows the job", batch, job_id, database,
+                  decision.delay)
     time.sleep(decision.delay)
-    raise Reject(f"job {job_id} is not in database {database}", requeue=True)
+    raise Reject(cause, requeue=True)

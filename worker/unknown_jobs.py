@@ -25,6 +25,7 @@ class UnknownJobReport:
     worker: str
     database: str  # as the worker shows it: password hidden
     seconds_ago: float
+    cannot_read: str | None = None  # the job is in its database; its objects unreadable
 
 
 def _client(broker_url: str) -> redis.Redis:
@@ -32,15 +33,17 @@ def _client(broker_url: str) -> redis.Redis:
     return redis.Redis.from_url(broker_url, socket_connect_timeout=3, socket_timeout=3)
 
 
-def report_unknown_job(broker_url: str, *, job_id: str, worker: str, database: str) -> float:
-    """Record that ``worker``, whose database is ``database``, has no job ``job_id``.
+def report_unknown_job(broker_url: str, *, job_id: str, worker: str, database: str,
+                       cannot_read: str | None = None) -> float:
+    """Record that ``worker``, whose database is ``database``, has no job ``job_id`` (or,
+    with ``cannot_read``, cannot read its objects, and why).
 
     Returns how many seconds ago any worker first reported this job unknown: the caller
     decides from it how long to keep putting the job's batches back.
     """
     now = time.time()
     key = _KEY.format(job_id=job_id)
-    entry = json.dumps({"database": database, "at": now})
+    entry = json.dumps({"database": database, "at": now, "cannot_read": cannot_read})
     with _client(broker_url) as client:
         pipe = client.pipeline()
         pipe.hsetnx(key, _FIRST_SEEN, now)
@@ -68,5 +71,6 @@ def unknown_job_reports(
                     continue
                 entry = json.loads(value)
                 found.setdefault(job_id, []).append(UnknownJobReport(
-                    name.removeprefix("worker:"), entry["database"], now - entry["at"]))
+                    name.removeprefix("worker:"), entry["database"], now - entry["at"],
+                    entry.get("cannot_read")))
     return found
