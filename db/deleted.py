@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from signdigits.db.models import (
@@ -64,6 +63,9 @@ def delete_job_rows(session: Session, *, job_id: str) -> bool:
 def _add(session: Session, amounts: Counter[str]) -> None:
     """Add to ``deleted_totals``: one statement that makes a missing row (an upsert, so
     two deletes at once each add theirs)."""
+    # Imported here: the dialects cost every process that imports db.jobs 40 ms.
+    from sqlalchemy.dialects import postgresql, sqlite
+
     table = DELETED_TOTALS
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table).values(
