@@ -248,12 +248,10 @@ def _vacuum(database_url: str) -> None:
 
 def _delete_job(sessions, *, job_id: str) -> None:
     """Repeated runs against one database would otherwise grow it, and slow later runs."""
-    from sqlalchemy import delete
+    from signdigits.db.deleted import delete_job_rows
 
-    from signdigits.db.models import Job
-
-    with sessions.begin() as session:  # images and batches go with it (ON DELETE CASCADE)
-        session.execute(delete(Job).where(Job.id == job_id))
+    with sessions.begin() as session:  # counted for /metrics, as `signdigits delete` does
+        delete_job_rows(session, job_id=job_id)
 
 
 def _total_batches(sessions, *, job_id: str, timeout: float = 600.0) -> int:

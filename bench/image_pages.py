@@ -129,12 +129,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import httpx
-    from sqlalchemy import delete
 
     from signdigits.bench.web_thread import web_in_thread
     from signdigits.config.settings import Settings
+    from signdigits.db.deleted import delete_job_rows
     from signdigits.db.migrate import upgrade
-    from signdigits.db.models import Job
     from signdigits.db.session import session_factory, shown_url
 
     scratch = Path(tempfile.mkdtemp(prefix="signdigits-bench-pages-"))
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                 measure(client, job_id, repeats=args.repeats)
         finally:
             with sessions.begin() as session:
-                session.execute(delete(Job).where(Job.id == job_id))
+                delete_job_rows(session, job_id=job_id)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -34,9 +34,10 @@ DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 def one_run(url: str, sessions, workers, *, job_images: int) -> tuple[float, float, float]:
     """(wall, client CPU, server CPU) seconds of claiming and storing IMAGES images."""
-    from sqlalchemy import delete, func, select, text
+    from sqlalchemy import func, select, text
 
     from signdigits.bench.procstat import cpu_seconds
+    from signdigits.db.deleted import delete_job_rows
     from signdigits.db.jobs import create_job
     from signdigits.db.manifest import add_manifest
     from signdigits.db.models import Image, ImageStatus, Job, utcnow
@@ -73,7 +74,7 @@ def one_run(url: str, sessions, workers, *, job_images: int) -> tuple[float, flo
         left = session.scalar(select(func.count()).where(
             Image.job_id == job.id, Image.status == ImageStatus.PENDING,
             Image.batch < IMAGES // BATCH))
-        session.execute(delete(Job).where(Job.id == job.id))
+        delete_job_rows(session, job_id=job.id)
     if left:
         raise RuntimeError(f"{left} rows still pending")
     return wall, client, server_cpu

@@ -113,11 +113,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from sqlalchemy import delete
     from sqlalchemy.exc import OperationalError
 
+    from signdigits.db.deleted import delete_job_rows
     from signdigits.db.migrate import upgrade
-    from signdigits.db.models import Job
     from signdigits.db.session import session_factory, shown_url
 
     scratch = None if args.url else Path(tempfile.mkdtemp(prefix="signdigits-bench-summary-"))
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
             print(compare(sessions, job.id))
         finally:
             with sessions.begin() as session:
-                session.execute(delete(Job).where(Job.id == job.id))
+                delete_job_rows(session, job_id=job.id)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

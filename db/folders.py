@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from signdigits.db.deleted import delete_job_rows
 from signdigits.db.jobs import cancel_job
 from signdigits.db.models import Batch, Job
 
@@ -44,8 +45,7 @@ def discard_job(session: Session, *, job_id: str, reason: str) -> bool:
     sent = session.scalar(select(Batch.batch).where(
         Batch.job_id == job_id, Batch.enqueued_at.is_not(None)).limit(1))
     if sent is None:
-        session.execute(delete(Job).where(Job.id == job_id))  # images, batches: ON DELETE
-        return True
+        return delete_job_rows(session, job_id=job_id)  # counted for /metrics
     cancel_job(session, job_id=job_id)
     session.get_one(Job, job_id).failure = reason
     return False

@@ -12,10 +12,11 @@ import socket
 from datetime import timedelta
 from typing import cast
 
-from sqlalchemy import CursorResult, delete, func, select, tuple_, update
+from sqlalchemy import CursorResult, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from signdigits.db.batches import refresh_batch_counts
+from signdigits.db.deleted import delete_job_rows
 from signdigits.db.models import Batch, Image, ImageStatus, Job, as_utc, utcnow
 from signdigits.files.names import BIDI_CONTROLS, LINE_BREAKS, is_control, name_problem
 
@@ -72,16 +73,17 @@ def rename_job(session: Session, *, job_id: str, name: str) -> Job:
 
 
 def delete_job(session: Session, *, job_id: str, finished: bool) -> None:
-    """Delete the job and, through ON DELETE CASCADE, its images, batches, reviews and
-    hands. ``finished`` is whether its summary says it ended: a job that has not could
-    still have batches queued, which workers would keep putting back for an hour."""
+    """Delete the job with its images, batches, reviews and hands, keeping what they
+    counted for /metrics (:func:`db.deleted.delete_job_rows`). ``finished`` is whether
+    its summary says it ended: a job that has not could still have batches queued, which
+    workers would keep putting back for an hour."""
     job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
     if job is None:
         raise JobNotFound(f"no job {job_id!r}")
     if not finished:
         raise JobRunning(f"job {job.id} ({job.name}) has not ended: cancel it first, "
                          "then delete it")
-    session.execute(delete(Job).where(Job.id == job.id))
+    delete_job_rows(session, job_id=job.id)
 
 
 def create_job(session: Session, *, job: Job) -> None:

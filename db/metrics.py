@@ -1,20 +1,30 @@
 """What ``GET /metrics`` counts in the database when it is scraped: jobs by state, images
-by outcome, and images finished in the last minute. Read from the ``batches`` rows (one
-per batch, kept by :func:`db.batches.refresh_batch_counts`), never the image rows, so a
-scrape costs the same at a million images as at ten."""
+by outcome (ever, and now), and images finished in the last minute. Read from the
+``batches`` rows (one per batch, kept by :func:`db.batches.refresh_batch_counts`) and
+``deleted_totals`` (what deleted jobs took with them, db/deleted.py), never the image
+rows, so a scrape costs the same at a million images as at ten."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, func, select
 from sqlalchemy.orm import Session
 
-from signdigits.db.models import UNREACHABLE_BATCH, Batch, Image, ImageStatus, Job, JobState, utcnow
+from signdigits.db.deleted import TOTALS
+from signdigits.db.models import (
+    DELETED_TOTALS,
+    UNREACHABLE_BATCH,
+    Batch,
+    Image,
+    ImageStatus,
+    Job,
+    JobState,
+    utcnow,
+)
 from signdigits.db.progress import summarize_jobs
-
-OUTCOMES = ("done", "below_threshold", "error", "cancelled", "pending")
 
 
 def jobs_by_state(session: Session, *, stall_seconds: int) -> dict[str, int]:
@@ -25,16 +35,46 @@ def jobs_by_state(session: Session, *, stall_seconds: int) -> dict[str, int]:
     return {str(state): counts.get(str(state), 0) for state in JobState}
 
 
-def images_by_outcome(session: Session) -> dict[str, int]:
-    """Image rows by outcome: ``done`` above the threshold, ``below_threshold``, ``error``
-    (unreadable, or given up), ``cancelled``, ``pending``."""
-    images, done, errors, cancelled, below = (int(v or 0) for v in session.execute(
-        select(func.sum(Batch.images), func.sum(Batch.done), func.sum(Batch.errors),
-               func.sum(Batch.cancelled), func.sum(Batch.below_threshold))).one())
-    unreachable = int(session.scalar(select(func.count()).where(
-        Image.status == ImageStatus.ERROR, Image.batch == UNREACHABLE_BATCH)) or 0)
-    return {"done": done - below, "below_threshold": below, "error": errors + unreachable,
+class ImageCounts(NamedTuple):
+    """What a scrape reads of the image rows and the webhooks, in one statement."""
+
+    totals: dict[str, int]  # rows that reached each outcome, ever: counters, never fall
+    rows: dict[str, int]  # rows in the database now by outcome, ``pending`` too: a gauge
+    webhook_attempts: int  # every POST made, ever
+    deleted_jobs: int  # jobs deleted since migration 0017
+
+
+def _sum(column, *where) -> ScalarSelect:
+    return select(func.coalesce(func.sum(column), 0)).where(*where).scalar_subquery()
+
+
+def image_counts(session: Session) -> ImageCounts:
+    """The rows by outcome (``done`` above the threshold, ``below_threshold``, ``error``:
+    unreadable or given up, ``cancelled``, and now ``pending``), with the deleted jobs'
+    rows added back for the counters (db/deleted.py).
+
+    One statement: PostgreSQL reads it all from one snapshot (and SQLite reads one
+    anyway), so a job deleted while it runs is counted once, among the rows or among
+    the deleted, never twice nor not at all.
+    """
+    deleted = DELETED_TOTALS.c
+    unreachable = select(func.count()).where(
+        Image.status == ImageStatus.ERROR, Image.batch == UNREACHABLE_BATCH).scalar_subquery()
+    row = session.execute(select(
+        _sum(Batch.images), _sum(Batch.done), _sum(Batch.errors), _sum(Batch.cancelled),
+        _sum(Batch.below_threshold), unreachable, _sum(Job.webhook_attempts),
+        *(_sum(deleted.total, deleted.name == name) for name in TOTALS))).one()
+    images, done, errors, cancelled, below, unreachable_rows, attempts = map(int, row[:7])
+    gone = dict(zip(TOTALS, map(int, row[7:]), strict=True))
+    rows = {"done": done - below, "below_threshold": below, "error": errors + unreachable_rows,
             "cancelled": cancelled, "pending": images - done - errors - cancelled}
+    totals = {"done": rows["done"] + gone["done"] - gone["below_threshold"],
+              "below_threshold": below + gone["below_threshold"],
+              "error": rows["error"] + gone["errors"],
+              "cancelled": cancelled + gone["cancelled"]}
+    return ImageCounts(totals=totals, rows=rows,
+                       webhook_attempts=attempts + gone["webhook_attempts"],
+                       deleted_jobs=gone["jobs"])
 
 
 def images_finished_since(session: Session, *, seconds: float) -> int:

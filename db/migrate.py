@@ -16,7 +16,7 @@ from signdigits.files.paths import real_path
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision under migrations/versions; tests/test_migrate.py fails if it is not.
-SCHEMA_HEAD = "0016"
+SCHEMA_HEAD = "0017"
 _PG_LOCK_KEY = 0x5167D161  # any constant shared by all signdigits processes
 
 

@@ -276,8 +276,22 @@ class ModelRow(Base):
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class DeletedTotal(Base):
+    """What deleted jobs took with them, one row per name (migration 0017, db/deleted.py):
+    ``jobs``, and their ``images``, ``done``, ``below_threshold``, ``errors``,
+    ``cancelled`` rows and ``webhook_attempts``. Only ever added to, in the transaction
+    that deletes the job: ``GET /metrics`` adds them back, so its counters never fall."""
+
+    __tablename__ = "deleted_totals"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 # The tables as Core objects, for statements that bypass the ORM (bulk inserts, COPY,
 # executemany updates): ``Model.__table__`` is typed as any FROM clause.
 IMAGES = cast(Table, Image.__table__)
 HANDS = cast(Table, HandRow.__table__)
 BATCHES = cast(Table, Batch.__table__)
+JOBS = cast(Table, Job.__table__)
+DELETED_TOTALS = cast(Table, DeletedTotal.__table__)

@@ -302,3 +302,34 @@ def test_models_migration_adds_the_registry_and_goes_back(empty_database_url):
     assert "models" not in inspect(engine).get_table_names()
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 'r'")) == 1
+
+
+def test_deleted_totals_migration_adds_the_table_and_goes_back(empty_database_url):
+    """0017 adds deleted_totals (empty: jobs deleted before it were not counted) beside a
+    job's rows; down again drops it and keeps every job and image."""
+    from alembic import command
+
+    engine = engine_for(empty_database_url)
+
+    to = migrating(engine)
+
+    to("0016", command.upgrade)
+    with engine.begin() as connection:
+        add_job(connection, "t", total_images=1)
+        connection.execute(text(
+            "INSERT INTO images (job_id, batch, path, status, attempts)"
+            " VALUES ('t', 0, 'a', 'done', 1)"))
+    to("0017", command.upgrade)
+    with engine.begin() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM deleted_totals")) == 0
+        connection.execute(text("INSERT INTO deleted_totals (name, total) VALUES ('jobs', 1)"))
+        with pytest.raises(IntegrityError), connection.begin_nested():  # one row a name
+            connection.execute(text(
+                "INSERT INTO deleted_totals (name, total) VALUES ('jobs', 2)"))
+    to("0016", command.downgrade)
+    assert "deleted_totals" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT count(*) FROM images WHERE job_id = 't'")) == 1
+    to("head", command.upgrade)
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == SCHEMA_HEAD

@@ -3,7 +3,9 @@
 Counts come from the database (jobs by state, images by outcome, images finished in the
 last minute, webhooks) and the broker (queued and unacknowledged messages, the workers'
 heartbeats with their model version) at scrape time: no per-process counter is lost when
-`serve` restarts, and several web processes report the same numbers. Only the batch
+`serve` restarts, and several web processes report the same numbers. The counters add
+back what deleted jobs took with them (``deleted_totals``, db/deleted.py), so they never
+fall; what is there now (pending rows among them) is a gauge. Only the batch
 seconds histogram is this process's own: it is built from the workers' task events
 (``task-succeeded`` carries each batch's runtime), heard from the first scrape on.
 prometheus_client (Prometheus' own Python client, already installed with Flower) writes
@@ -25,8 +27,8 @@ from signdigits.broker.app import reply_deadlines
 from signdigits.broker.depths import queue_depths
 from signdigits.broker.events import TaskEvents, phases
 from signdigits.broker.liveness import live_workers
-from signdigits.db.metrics import images_by_outcome, images_finished_since, jobs_by_state
-from signdigits.db.webhooks import webhook_totals
+from signdigits.db.metrics import image_counts, images_finished_since, jobs_by_state
+from signdigits.db.webhooks import webhooks_by_state
 from signdigits.web.state import WebState
 
 log = logging.getLogger(__name__)
@@ -45,18 +47,30 @@ class ScrapeTime(Collector):
         settings = self.state.settings
         with self.state.sessions() as session:
             states = jobs_by_state(session, stall_seconds=settings.stall_seconds)
-            outcomes = images_by_outcome(session)
+            counts = image_counts(session)
             recent = images_finished_since(session, seconds=RATE_WINDOW_SECONDS)
-            webhooks, attempts = webhook_totals(session)
+            webhooks = webhooks_by_state(session)
         jobs = GaugeMetricFamily("signdigits_jobs", "Jobs by state", labels=["state"])
         for name, count in states.items():
             jobs.add_metric([name], count)
         yield jobs
-        images = CounterMetricFamily("signdigits_images", "Image rows by outcome (done: "
-                                     "above the threshold)", labels=["outcome"])
-        for name, count in outcomes.items():
+        yield CounterMetricFamily("signdigits_jobs_deleted", "Jobs deleted (their image "
+                                  "rows stay counted in signdigits_images_total)",
+                                  value=counts.deleted_jobs)
+        # A counter only rises: the rows that reached an outcome, the deleted jobs' too.
+        # Pending rows go down as work proceeds: they are in the gauge, never here.
+        images = CounterMetricFamily("signdigits_images", "Image rows that reached each "
+                                     "outcome, deleted jobs' included (done: above the "
+                                     "threshold)", labels=["outcome"])
+        for name, count in counts.totals.items():
             images.add_metric([name], count)
         yield images
+        rows = GaugeMetricFamily("signdigits_image_rows", "Image rows in the database now, "
+                                 "by outcome (pending: not yet classified)",
+                                 labels=["outcome"])
+        for name, count in counts.rows.items():
+            rows.add_metric([name], count)
+        yield rows
         yield GaugeMetricFamily("signdigits_images_per_second", "Images stored per second "
                                 "over the last minute", value=recent / RATE_WINDOW_SECONDS)
         hooks = GaugeMetricFamily("signdigits_webhooks", "Jobs' webhooks by state",
@@ -64,8 +78,8 @@ class ScrapeTime(Collector):
         for name, count in webhooks.items():
             hooks.add_metric([name], count)
         yield hooks
-        yield CounterMetricFamily("signdigits_webhook_attempts", "Webhook POSTs made",
-                                  value=attempts)
+        yield CounterMetricFamily("signdigits_webhook_attempts", "Webhook POSTs made, "
+                                  "deleted jobs' included", value=counts.webhook_attempts)
         yield from self._broker()
 
     def _broker(self) -> Iterator[Metric]:
