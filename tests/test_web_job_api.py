@@ -237,3 +237,23 @@ def test_a_job_read_by_several_models_names_each_with_its_images_and_threshold(w
         assert [(m["images"], m["threshold"]) for m in job["models"]] == [
             (6, 0.7), (3, 0.7), (1, 0.7)]
 
+
+def test_status_names_every_model_that_read_a_job(web, dataset, tmp_path):
+    job_id, submitted, threshold = _job_of_two_models(web, dataset, tmp_path / "status")
+    alone = web.stack.cli("status", job_id)
+    assert alone.returncode == 0 and "read by" not in alone.stdout, alone.stdout
+    with _read_later(web, job_id):
+        said = web.stack.cli("status", job_id)
+        assert said.returncode == 0, said.stderr
+        assert (f"job {job_id}: read by 3 models (a model was promoted after it was "
+                f"submitted with {submitted}), each flagging by its own default threshold: "
+                f"{LATER} 6 images, threshold 0.6; {submitted} 3 images, threshold "
+                f"{threshold:g}; {GONE} 1 image, threshold unknown (its files are gone)"
+                ) in said.stdout, said.stdout
+        # The table's model column: each model and the images it read.
+        assert f"{LATER} (6)" in said.stdout and f"{GONE} (1)" in said.stdout, said.stdout
+
+        _threshold_given(web, job_id, 0.7)
+        said = web.stack.cli("status", job_id).stdout
+        assert ("every one flagging by the threshold given, 0.7: "
+                f"{LATER} 6 images; {submitted} 3 images; {GONE} 1 image") in said, said
