@@ -58,7 +58,7 @@ def submit(
     print(job.job_id)
     if wait:
         summary = watch.watch(job.job_id, settings=settings, sessions=sessions)
-        watch.print_summary(summary, sessions=sessions)
+        watch.print_summary(summary, settings=settings, sessions=sessions)
     exit_promptly()
 
 
