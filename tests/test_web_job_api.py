@@ -224,8 +224,10 @@ def test_a_job_read_by_several_models_names_each_with_its_images_and_threshold(w
         assert job["models"] == [{"version": LATER, "images": 6, "threshold": 0.6},
                                  {"version": submitted, "images": 3, "threshold": threshold},
                                  {"version": GONE, "images": 1, "threshold": None}]
-        # The submit's fields are as they were; lists and events leave the models out.
+        # The submit's fields are as they were. The done event is the job as its answer
+        # shows it; lists leave the models out (they would count every job's rows).
         assert (job["model_version"], job["threshold"]) == (submitted, threshold)
+        assert sse_until_done(web, job_id)[-1][1] == job
         listed = web.get("/api/jobs", params={"limit": 200}).json()["items"]
         assert next(j for j in listed if j["id"] == job_id)["models"] is None
         renamed = web.patch(f"/api/jobs/{job_id}", json={"name": "two models"}).json()

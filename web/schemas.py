@@ -120,7 +120,8 @@ class JobOut(BaseModel):
         "every model that classified the job's images, most images first, with the "
         "threshold each applied: more than one when a model was promoted while the job ran "
         "(`model_version` and `threshold` are the submit's). Given by one job's answers "
-        "(`GET /api/jobs/{id}`, submit, rename, cancel), null in lists and events"))
+        "(`GET /api/jobs/{id}`, submit, rename, cancel) and its `done` event; null in "
+        "lists and the other events, which do not count its rows"))
 
     @classmethod
     def of(cls, summary: JobSummary, *, reviewed: int | None = None,

@@ -361,13 +361,18 @@ function listen() {
   source.addEventListener("stored", e => arrived(JSON.parse(e.data).batches));
   source.addEventListener("progress", e => showProgress(JSON.parse(e.data)));
   source.addEventListener("done", async e => {
-    showProgress(JSON.parse(e.data));
+    const job = JSON.parse(e.data);
+    showProgress(job);
     source.close();
+    if (job.models) {  // the models that read it, now final (the event names them)
+      models = job.models;
+      showModels();
+      if (stats) drawStats();
+    }
     // A job that ended with no progress event in between (its last batch stored between
     // two of the stream's looks) had left its tiles "pending" and its charts at zero.
     if (endedAtLoad) return;
     await patching;
-    await loadModels();
     await loadStats();  // exact, now that nothing changes
     await loadImages(true);
     if (window.loadEvaluation) window.loadEvaluation();
