@@ -14,7 +14,7 @@ from signdigits.db.models import Job
 from signdigits.db.progress import summarize_job
 from signdigits.db.webhooks import describe_webhook
 from signdigits.files.names import printable
-from signdigits.training.registry import ModelRead, models_that_read
+from signdigits.worker.thresholds import ModelRead, models_that_read
 
 STATUS_LIMIT = 50  # jobs `status` lists, newest first
 

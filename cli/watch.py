@@ -155,7 +155,7 @@ def print_summary(summary: JobSummary, *, settings: Settings,
     """The job's figures and what to do next, on stdout (``run ... > summary.txt``): the
     progress and the stack's own lines stay on stderr."""
     from signdigits.cli.status import models_line, several_models
-    from signdigits.training.registry import models_that_read
+    from signdigits.worker.thresholds import models_that_read
 
     with sessions() as session:
         counts = digit_counts(session, job_id=summary.job.id)

@@ -11,10 +11,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from signdigits.db.models import Image, Job, JobState, Review
 from signdigits.db.progress import JobSummary
-from signdigits.training.registry import ModelRead
 from signdigits.web.fields import BatchSize, Offset, Threshold
 from signdigits.web.review_schemas import ReviewIn, ReviewOut
 from signdigits.web.schemas import ImageOut, JobOut, SubmitFolder
+from signdigits.worker.thresholds import ModelRead
 
 
 def _refusal(adapter: TypeAdapter, value) -> str:

@@ -18,19 +18,16 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from signdigits.config.settings import Settings
-from signdigits.db.models import Job, ModelRow
+from signdigits.db.models import ModelRow
 from signdigits.db.registry import (
-    Recorded,
     RegistryError,
     find_model,
     model_file,
     model_name,
     promote,
-    recorded_models,
     register_model,
     roll_back,
     rollback_target,
-    versions_by_job,
 )
 from signdigits.serving.artifact import (
     ArtifactError,
@@ -42,7 +39,7 @@ from signdigits.serving.hands.models import HandModelsError
 from signdigits.serving.served import check_model_file
 
 __all__ = ["RegistryError", "Change", "promote_model", "rollback_model", "add_to_registry",
-           "default_model_info", "registered_path", "ModelRead", "models_that_read"]
+           "default_model_info", "registered_path"]
 
 
 @dataclass(frozen=True)
@@ -180,44 +177,3 @@ def training_data_of(info: ModelInfo) -> Path | None:
         if flag == "--data" and Path(value).is_dir():
             return Path(value).absolute()
     return None
-
-
-@dataclass(frozen=True)
-class ModelRead:
-    """A model that classified some of a job's images, and the threshold that flagged them."""
-
-    version: str
-    images: int
-    threshold: float | None  # None: its model's default is known no more (files gone)
-
-
-def models_that_read(settings: Settings, session: Session, jobs: list[Job]
-                     ) -> dict[str, list[ModelRead]]:
-    """Each job's models, most images first: more than one when a model was promoted while
-    it ran. The threshold each applied is worker.thresholds.flag_threshold's: the job's own,
-    except for a job whose threshold is its model's default, read by another model than
-    the one it was submitted with: that model's default (as its registry figures record
-    it, else as its artifact does; None when neither can be read any more)."""
-    counts = versions_by_job(session, job_ids=[job.id for job in jobs])
-    others = sorted({version for job in jobs if job.threshold_from_model
-                     for version, _ in counts[job.id] if version != job.model_version})
-    recorded = recorded_models(session, others)
-    defaults = {version: _default_threshold(settings, version, recorded.get(version))
-                for version in others}
-    return {job.id: [ModelRead(version, n, job.threshold
-                               if not job.threshold_from_model or version == job.model_version
-                               else defaults[version])
-                     for version, n in counts[job.id]] for job in jobs}
-
-
-def _default_threshold(settings: Settings, version: str, row: Recorded | None) -> float | None:
-    if row is not None and row.default_threshold is not None:
-        return row.default_threshold
-    try:
-        if row is not None:
-            info = read_model_info(model_file(settings.registry_dir, row.file))
-        else:
-            info = default_model_info(settings)
-    except (ArtifactError, OSError):
-        return None
-    return info.default_threshold if info.version == version else None

@@ -22,10 +22,10 @@ from signdigits.config.settings import Settings
 from signdigits.db.jobs import resolve_job
 from signdigits.db.models import Job
 from signdigits.db.progress import JobSummary, summarize_job
-from signdigits.training.registry import models_that_read
 from signdigits.web.auth import request_user
 from signdigits.web.schemas import JobOut
 from signdigits.web.state import WebState
+from signdigits.worker.thresholds import models_that_read
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -23,9 +23,9 @@ from signdigits.db.export import final_digit, final_digits, hands_list, reviewed
 from signdigits.db.models import Image, ImageStatus, Job, JobState
 from signdigits.db.progress import JobSummary
 from signdigits.db.webhooks import describe_webhook
-from signdigits.training.registry import ModelRead
 from signdigits.web.fields import BatchSize, Folder, Threshold, UtcTime, Webhook, an_object
 from signdigits.web.job_names import JobName
+from signdigits.worker.thresholds import ModelRead
 
 
 class SubmitFolder(BaseModel):
