@@ -255,6 +255,7 @@ def test_a_model_promoted_while_the_page_is_open_shows_with_its_threshold(site, 
         assert page.inner_text("#review-thresholds") == (
             f"thresholds, each its model's default ({threshold} by model {submitted}; 0.6 by "
             f"model {later})")
+        _shoot(page, "web-review-two-models.png", tmp)
 
 
 @pytest.mark.slow
