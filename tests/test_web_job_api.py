@@ -254,8 +254,17 @@ def test_status_names_every_model_that_read_a_job(web, dataset, tmp_path):
                 ) in said.stdout, said.stdout
         # The table's model column: each model and the images it read.
         assert f"{LATER} (6)" in said.stdout and f"{GONE} (1)" in said.stdout, said.stdout
+        # The answers against the folder labels: kept by the threshold of each model.
+        checked = web.stack.cli("results", job_id, "--labels", "folders")
+        assert checked.returncode == 0, checked.stderr
+        assert (f"at the threshold each model that read it applied (0.6 by model {LATER}; "
+                f"{threshold:g} by model {submitted}; unknown by model {GONE}): "
+                ) in checked.stdout, checked.stdout
+        assert "    0.600  " in checked.stdout  # a row of the table at 0.6 too
 
         _threshold_given(web, job_id, 0.7)
         said = web.stack.cli("status", job_id).stdout
         assert ("every one flagging by the threshold given, 0.7: "
                 f"{LATER} 6 images; {submitted} 3 images; {GONE} 1 image") in said, said
+        checked = web.stack.cli("results", job_id, "--labels", "folders").stdout
+        assert "at the job's threshold 0.7: " in checked, checked
