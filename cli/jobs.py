@@ -58,7 +58,7 @@ def submit(
     print(job.job_id)
     if wait:
         summary = watch.watch(job.job_id, settings=settings, sessions=sessions)
-        watch.print_summary(summary, sessions=sessions)
+        watch.print_summary(summary, settings=settings, sessions=sessions)
     exit_promptly()
 
 
@@ -175,7 +175,9 @@ def results(
 
 def _check_labels(job: str, source: str) -> None:
     from signdigits.cli.labels import read_labels, report
+    from signdigits.cli.status import several_models
     from signdigits.db.labels import evaluate
+    from signdigits.worker.thresholds import models_that_read
 
     try:
         labels = read_labels(source)
@@ -185,7 +187,11 @@ def _check_labels(job: str, source: str) -> None:
     sessions = database_for_reading(settings)
     found = job_or_fail(sessions, job)
     with sessions() as session:
-        print(report(evaluate(session, job=found, labels=labels), source=source))
+        figures = evaluate(session, job=found, labels=labels)
+        reads = models_that_read(settings, session, [found])[found.id]
+    # A model promoted while it ran flagged its images by its own default: each said.
+    flagged = reads if found.threshold_from_model and several_models(found, reads) else None
+    print(report(figures, source=source, models=flagged))
 
 
 def resume(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from signdigits.db.labels import MAX_LABELS_FILE, NO_HAND, Evaluation, read_labels_csv
+from signdigits.worker.thresholds import ModelRead
 
 THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
 
@@ -34,8 +35,9 @@ def _share(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
-def report(found: Evaluation, *, source: str) -> str:
-    """The figures as lines of text."""
+def report(found: Evaluation, *, source: str, models: list[ModelRead] | None = None) -> str:
+    """The figures as lines of text. ``models``: the models that read the job, when more
+    than one flagged its images, each by its own default threshold."""
     where = "the folder names (0-9)" if source == "folders" else source
     lines = [f"checked against {where}: {found.counted:,} labelled photos with one hand "
              "or none (a photo with no hand found counts as wrong)"]
@@ -51,13 +53,19 @@ def report(found: Evaluation, *, source: str) -> str:
     lines.append(f"with the reviews applied: {found.final_right:,} of {found.final_counted:,} "
                  f"right ({_share(found.final_right, found.final_counted)}; photos marked "
                  "unusable left out)")
-    lines.append(f"at the job's threshold {found.threshold:g}: {found.kept:,} kept (coverage "
+    at = f"at the job's threshold {found.threshold:g}"
+    if models:  # the images were flagged by several thresholds, one per model
+        at = "at the threshold each model that read it applied (" + "; ".join(
+            f"{'unknown' if m.threshold is None else f'{m.threshold:g}'} by model {m.version}"
+            for m in models) + ")"
+    lines.append(f"{at}: {found.kept:,} kept (coverage "
                  f"{_share(found.kept, found.counted)}), {_share(found.kept_right, found.kept)} "
                  f"of them right; {found.counted - found.kept:,} below")
     lines.append("")
     lines.append("coverage and accuracy by threshold:")
     lines.append(f"{'threshold':>9}  {'kept':>7}  {'coverage':>8}  {'right':>7}")
-    for threshold in sorted({*THRESHOLDS, round(found.threshold, 3)}):
+    applied = {round(m.threshold, 3) for m in models or [] if m.threshold is not None}
+    for threshold in sorted({*THRESHOLDS, round(found.threshold, 3), *applied}):
         kept, right = found.at(threshold)
         lines.append(f"{threshold:>9.3f}  {kept:>7,}  {_share(kept, found.counted):>8}  "
                      f"{_share(right, kept):>7}")

@@ -14,6 +14,7 @@ from signdigits.db.models import Job
 from signdigits.db.progress import summarize_job
 from signdigits.db.webhooks import describe_webhook
 from signdigits.files.names import printable
+from signdigits.worker.thresholds import ModelRead, models_that_read
 
 STATUS_LIMIT = 50  # jobs `status` lists, newest first
 
@@ -26,6 +27,7 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             total_jobs = session.scalar(select(func.count()).select_from(Job))
         summaries = [summarize_job(session, job=session.merge(j),
                                    stall_seconds=settings.stall_seconds) for j in jobs]
+        reads = models_that_read(settings, session, [s.job for s in summaries])
     if not summaries:
         console.print("no jobs yet")
         return
@@ -51,12 +53,14 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             f"{s.total - s.pending - s.cancelled:,}/{s.total:,}"
             + (f", {s.cancelled:,} cancelled" if s.cancelled else ""),
             f"{s.below_threshold:,}", f"{s.errors:,}", f"{rate:,.1f}" if rate else "-",
-            Text(printable(s.job.model_version)),
+            Text(model_cell(s.job, reads[s.job.id])),
             s.job.created_at.strftime("%Y-%m-%d %H:%M:%S"), Text(printable(s.job.root)),
         )
     output.print(table)
     for s in summaries:  # a line each: the table has no room for a URL and its answers
         if (line := describe_webhook(s.job)) is not None:
+            output.print(f"job {s.job.id}: {printable(line)}", soft_wrap=True, markup=False)
+        if (line := models_line(s.job, reads[s.job.id])) is not None:
             output.print(f"job {s.job.id}: {printable(line)}", soft_wrap=True, markup=False)
     if total_jobs is not None and total_jobs > len(summaries):
         output.print(f"the {len(summaries)} newest of {total_jobs:,} jobs; "
@@ -68,6 +72,39 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             output.print(f"job {job_id}: worker {report.worker} {why} "
                          f"({report.seconds_ago:.0f} s ago); it puts the batches back for "
                          "another worker", soft_wrap=True, markup=False)
+
+
+def several_models(job: Job, reads: list[ModelRead]) -> bool:
+    """Other models than the one it was submitted with read the job (one was promoted)."""
+    return len(reads) > 1 or any(r.version != job.model_version for r in reads)
+
+
+def model_cell(job: Job, reads: list[ModelRead]) -> str:
+    """The table's model, printable: the job's, or a line per model that read it with the
+    images it read."""
+    if not several_models(job, reads):
+        return printable(job.model_version)
+    return "\n".join(f"{printable(r.version)} ({r.images:,})" for r in reads)
+
+
+def _images(n: int) -> str:
+    return f"{n:,} image{'' if n == 1 else 's'}"
+
+
+def models_line(job: Job, reads: list[ModelRead]) -> str | None:
+    """Which models read the job and the threshold each applied, when not only its own."""
+    if not several_models(job, reads):
+        return None
+    if job.threshold_from_model:
+        each = "; ".join(f"{r.version} {_images(r.images)}, threshold "
+                         + ("unknown (its files are gone)" if r.threshold is None
+                            else f"{r.threshold:g}") for r in reads)
+        rule = "each flagging by its own default threshold"
+    else:
+        each = "; ".join(f"{r.version} {_images(r.images)}" for r in reads)
+        rule = f"every one flagging by the threshold given, {job.threshold:g}"
+    return (f"read by {len(reads)} model{'s' if len(reads) != 1 else ''} (a model was "
+            f"promoted after it was submitted with {job.model_version}), {rule}: {each}")
 
 
 def _unknown_job_reports(settings: Settings, job_ids: list[str]) -> dict:

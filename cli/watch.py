@@ -132,7 +132,7 @@ def on_local_stack(begin: Callable[[Settings], str], *, settings: Settings,
                           "(and so does the next `signdigits run` or `serve` on this "
                           "database, by itself)")
             return 1
-        print_summary(summary, sessions=sessions)
+        print_summary(summary, settings=settings, sessions=sessions)
         abandon = True  # every row is stored
         # The workers post the webhook: they stop once it is settled, or on Ctrl-C (the
         # next `run` or `serve` on this database then sends it).
@@ -150,13 +150,18 @@ def on_local_stack(begin: Callable[[Settings], str], *, settings: Settings,
             stack.stop(abandon=abandon)
 
 
-def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> None:
+def print_summary(summary: JobSummary, *, settings: Settings,
+                  sessions: sessionmaker[Session]) -> None:
     """The job's figures and what to do next, on stdout (``run ... > summary.txt``): the
     progress and the stack's own lines stay on stderr."""
+    from signdigits.cli.status import models_line, several_models
+    from signdigits.worker.thresholds import models_that_read
+
     with sessions() as session:
         counts = digit_counts(session, job_id=summary.job.id)
         no_hand, several = without_a_digit(session, job_id=summary.job.id)
         images_per_s = summary.rate
+        reads = models_that_read(settings, session, [summary.job])[summary.job.id]
     job = summary.job
     say = partial(output.print, markup=False, soft_wrap=True)
     say(f"job {job.id} ({printable(job.name)}): {summary.state}")
@@ -171,9 +176,14 @@ def print_summary(summary: JobSummary, *, sessions: sessionmaker[Session]) -> No
     table.add_row(*(str(counts.get(d, 0)) for d in range(10)), *extra)
     output.print(table)
     rate = f"{images_per_s:,.1f} images/s" if images_per_s else "n/a"
-    say(f"{summary.done:,} classified, {summary.below_threshold:,} below threshold "
-        f"{job.threshold:g}, {counted(summary.errors, 'error')}, {summary.cancelled:,} "
+    # Read by several models (one promoted meanwhile): each flagged by its threshold.
+    below = ("below the threshold of the model that read them" if several_models(job, reads)
+             and job.threshold_from_model else f"below threshold {job.threshold:g}")
+    say(f"{summary.done:,} classified, {summary.below_threshold:,} {below}, "
+        f"{counted(summary.errors, 'error')}, {summary.cancelled:,} "
         f"cancelled, of {summary.total:,} images; {rate}")
+    if (line := models_line(job, reads)) is not None:
+        say(line)
     for line in next_steps(summary):
         say(line)
 

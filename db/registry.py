@@ -167,6 +167,50 @@ def versions_that_read(session: Session, *, job_ids: list[str]) -> list[tuple[st
     return [(str(version), int(n)) for version, n in rows]
 
 
+def versions_by_job(session: Session, *, job_ids: list[str]) -> dict[str, list[tuple[str, int]]]:
+    """(model version, images it read) of each of these jobs' classified rows, most first:
+    a job with more than one had a model promoted while it ran. One query for them all
+    (it reads the jobs' rows: what `status` and one job's page and answer pay, not lists)."""
+    count = func.count().label("n")
+    found: dict[str, list[tuple[str, int]]] = {job_id: [] for job_id in job_ids}
+    if not job_ids:
+        return found
+    rows = session.execute(
+        select(Image.job_id, Image.model_version, count).where(
+            Image.job_id.in_(job_ids), Image.status == ImageStatus.DONE,
+            Image.model_version.is_not(None))
+        .group_by(Image.job_id, Image.model_version)
+        .order_by(Image.job_id, count.desc(), Image.model_version)).all()
+    for job_id, version, n in rows:
+        found[str(job_id)].append((str(version), int(n)))
+    return found
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the registry holds of a model version: the default threshold its figures
+    record (None: they record none) and its ``.keras`` file, relative to the folder."""
+
+    default_threshold: float | None
+    file: str
+
+
+def recorded_models(session: Session, versions: list[str]) -> dict[str, Recorded]:
+    """The registry's rows of these versions (an unregistered one is left out)."""
+    if not versions:
+        return {}
+    found = {}
+    for version, file, figures in session.execute(
+            select(ModelRow.version, ModelRow.file, ModelRow.figures)
+            .where(ModelRow.version.in_(versions))):
+        value = (figures or {}).get("default_threshold")
+        threshold = (float(value) if isinstance(value, (int, float))
+                     and not isinstance(value, bool) and 0 <= value <= 1  # NaN is refused
+                     else None)
+        found[str(version)] = Recorded(threshold, str(file))
+    return found
+
+
 def classified_images(session: Session, *, job_ids: list[str]) -> list[tuple[Image, Job]]:
     """Every classified image of these jobs with its job, in job and path order."""
     return [(row[0], row[1]) for row in session.execute(

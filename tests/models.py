@@ -1,9 +1,12 @@
 """A real candidate model for the registry tests, different from the shipped one in a
 known way: its weights, with digits 1 and 7 swapped in its class table, so every photo
-the shipped model reads as 1 it reads as 7 (and back), and nothing else changes."""
+the shipped model reads as 1 it reads as 7 (and back), and nothing else changes. And a
+job's rows rewritten as read by other versions, as if one had been promoted while it ran."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SWAP = {1: 7, 7: 1}
@@ -28,3 +31,32 @@ def write_swapped_model(folder: Path) -> Path:
     save_artifact(served_model(weights.kernel.astype("float32"),
                                weights.bias.astype("float32")), out, metadata)
     return export_onnx(out).path
+
+
+@contextmanager
+def read_by_another(sessions, job_id: str, batches: dict[int, tuple[str, float | None]]
+                    ) -> Iterator[None]:
+    """As if a model had been promoted while the job ran: each batch's classified rows
+    rewritten as read by the version named (registered while open, under its version as
+    name, with the default threshold given in its figures, or none; its files never
+    written), as a worker that switched between batches would have stored them."""
+    from sqlalchemy import delete, update
+
+    from signdigits.db.models import Image, ImageStatus, ModelRow
+    from signdigits.db.registry import register_model
+
+    versions = {version: threshold for version, threshold in batches.values()}
+    with sessions.begin() as session:
+        for version, threshold in versions.items():
+            register_model(session, version=version, name=version, file=f"{version}.keras",
+                           parent=None, figures={} if threshold is None else {
+                               "default_threshold": threshold})
+        for batch, (version, _) in batches.items():
+            session.execute(update(Image).where(
+                Image.job_id == job_id, Image.batch == batch, Image.status == ImageStatus.DONE
+            ).values(model_version=version))
+    try:
+        yield
+    finally:  # the PostgreSQL schema is every test's
+        with sessions.begin() as session:
+            session.execute(delete(ModelRow).where(ModelRow.version.in_(list(versions))))

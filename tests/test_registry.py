@@ -101,6 +101,17 @@ def test_promote_while_a_job_runs_later_batches_carry_the_new_version(stack, swa
     assert all(by_batch[b] == {row.version} for b in by_batch if b >= 2), by_batch
     swapped_rows = [r for r in rows if r.batch >= 2 and truth[r.path] in SWAP]
     assert swapped_rows and all(r.digit == SWAP[truth[r.path]] for r in swapped_rows)
+    # `status` names both models, the images each read and the threshold each applied
+    # (no one gave one: each model's default).
+    said = stack.cli("status", job_id)
+    assert said.returncode == 0, said.stderr
+    before = sum(r.model_version == shipped for r in rows)
+    default = read_model_info(swapped_model).default_threshold
+    assert (f"read by 2 models (a model was promoted after it was submitted with {shipped}), "
+            f"each flagging by its own default threshold: {row.version} "
+            f"{len(rows) - before} images, threshold {default:g}; {shipped} {before} images, "
+            f"threshold {read_model_info(shipped_model_path()).default_threshold:g}"
+            ) in said.stdout, said.stdout
 
     # Rollback: the next job is read by the shipped model again, by the same worker.
     rolled = stack.cli("models", "rollback")

@@ -176,3 +176,95 @@ def test_answers_checked_against_the_folder_labels(web, dataset, tmp_path):
     assert "line 1: the digit must be 0-9" in bad.stderr
     plain = web.stack.cli("results", job_id)
     assert "accuracy" not in plain.stdout and plain.returncode == 0
+
+
+
+
+LATER, GONE = "a1" * 8, "b2" * 8  # GONE: registered with no threshold, its files gone
+
+
+def _job_of_two_models(web, dataset, folder: Path) -> tuple[str, str, float]:
+    """A job of 10 photos in batches of 3, 3, 3 and 1, its threshold its model's default:
+    (its id, the model it was submitted with, that model's default threshold)."""
+    copy_sample(dataset, folder, per_digit=1, seed=54)
+    job_id, _ = _job(web, folder, batch_size=3)
+    job = web.get(f"/api/jobs/{job_id}").json()
+    assert job["threshold_from_model"] and job["done"] == 10
+    return job_id, job["model_version"], job["threshold"]
+
+
+def _read_later(web, job_id: str):
+    """Batches 0 and 1 read by LATER (its default threshold 0.6), batch 3 by GONE."""
+    from tests.models import read_by_another
+
+    return read_by_another(web.stack.sessions(), job_id, {0: (LATER, 0.6), 1: (LATER, 0.6),
+                                                         3: (GONE, None)})
+
+
+def _threshold_given(web, job_id: str, threshold: float) -> None:
+    from sqlalchemy import update
+
+    from signdigits.db.models import Job
+
+    with web.stack.sessions().begin() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(
+            threshold_from_model=False, threshold=threshold))
+
+
+def test_a_job_read_by_several_models_names_each_with_its_images_and_threshold(web, dataset,
+                                                                               tmp_path):
+    """A model promoted while a job ran read its later batches: the job's answer names
+    every model with the images it read and, the threshold being each model's default,
+    the threshold it flagged them by (not the submit's alone)."""
+    job_id, submitted, threshold = _job_of_two_models(web, dataset, tmp_path / "two-models")
+    assert web.get(f"/api/jobs/{job_id}").json()["models"] == [
+        {"version": submitted, "images": 10, "threshold": threshold}]
+    with _read_later(web, job_id):
+        job = web.get(f"/api/jobs/{job_id}").json()
+        assert job["models"] == [{"version": LATER, "images": 6, "threshold": 0.6},
+                                 {"version": submitted, "images": 3, "threshold": threshold},
+                                 {"version": GONE, "images": 1, "threshold": None}]
+        # The submit's fields are as they were. The done event is the job as its answer
+        # shows it; lists leave the models out (they would count every job's rows).
+        assert (job["model_version"], job["threshold"]) == (submitted, threshold)
+        assert sse_until_done(web, job_id)[-1][1] == job
+        listed = web.get("/api/jobs", params={"limit": 200}).json()["items"]
+        assert next(j for j in listed if j["id"] == job_id)["models"] is None
+        renamed = web.patch(f"/api/jobs/{job_id}", json={"name": "two models"}).json()
+        assert renamed["models"] == job["models"]
+
+        # A threshold someone gave flagged every model's images.
+        _threshold_given(web, job_id, 0.7)
+        job = web.get(f"/api/jobs/{job_id}").json()
+        assert [(m["images"], m["threshold"]) for m in job["models"]] == [
+            (6, 0.7), (3, 0.7), (1, 0.7)]
+
+
+def test_status_names_every_model_that_read_a_job(web, dataset, tmp_path):
+    job_id, submitted, threshold = _job_of_two_models(web, dataset, tmp_path / "status")
+    alone = web.stack.cli("status", job_id)
+    assert alone.returncode == 0 and "read by" not in alone.stdout, alone.stdout
+    with _read_later(web, job_id):
+        said = web.stack.cli("status", job_id)
+        assert said.returncode == 0, said.stderr
+        assert (f"job {job_id}: read by 3 models (a model was promoted after it was "
+                f"submitted with {submitted}), each flagging by its own default threshold: "
+                f"{LATER} 6 images, threshold 0.6; {submitted} 3 images, threshold "
+                f"{threshold:g}; {GONE} 1 image, threshold unknown (its files are gone)"
+                ) in said.stdout, said.stdout
+        # The table's model column: each model and the images it read.
+        assert f"{LATER} (6)" in said.stdout and f"{GONE} (1)" in said.stdout, said.stdout
+        # The answers against the folder labels: kept by the threshold of each model.
+        checked = web.stack.cli("results", job_id, "--labels", "folders")
+        assert checked.returncode == 0, checked.stderr
+        assert (f"at the threshold each model that read it applied (0.6 by model {LATER}; "
+                f"{threshold:g} by model {submitted}; unknown by model {GONE}): "
+                ) in checked.stdout, checked.stdout
+        assert "    0.600  " in checked.stdout  # a row of the table at 0.6 too
+
+        _threshold_given(web, job_id, 0.7)
+        said = web.stack.cli("status", job_id).stdout
+        assert ("every one flagging by the threshold given, 0.7: "
+                f"{LATER} 6 images; {submitted} 3 images; {GONE} 1 image") in said, said
+        checked = web.stack.cli("results", job_id, "--labels", "folders").stdout
+        assert "at the job's threshold 0.7: " in checked, checked

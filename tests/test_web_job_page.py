@@ -187,6 +187,77 @@ def test_labels_bulk_review_and_the_dialog(site, page, dataset, tmp_path):
     assert "with the reviews applied" in summary
 
 
+MARKS = "[...document.querySelectorAll('#histogram .threshold')].map(l => [l.title, " \
+        "parseFloat(l.style.left)])"
+MODELS = "[...document.querySelectorAll('#job-models li')].map(l => l.textContent)"
+
+
+def test_a_model_promoted_while_the_page_is_open_shows_with_its_threshold(site, page, dataset,
+                                                                         tmp_path):
+    """The job's first batch read by another model than the one it was submitted with (a
+    promote while it ran), each flagging by its own default threshold: the page names
+    both models, the images each read and its threshold, marks both thresholds on the
+    histogram and the slider, and says so on the review page; a job of one model reads
+    as it always did."""
+    from tests.models import read_by_another
+
+    client, tmp = site
+    holds = BatchHolds(client.stack.broker_url)
+    folder = tmp_path / "promoted"
+    copy_sample(dataset, folder, per_digit=2, seed=64)  # 20 photos: batches 0-2
+    job = client.post("/api/jobs", json={"folder": str(folder), "batch_size": 8}).json()
+    submitted, threshold = job["model_version"], job["threshold"]
+    assert job["threshold_from_model"] and threshold != 0.6
+    holds.wait_held(job["id"], 2)
+    holds.wait_held(job["id"], 1)
+    page.goto(f"{client.base_url}/jobs/{job['id']}")
+    page.wait_for_selector("#state:text-is('running')")
+    assert page.inner_text("#job-model") == (f"folder {folder}, threshold {threshold}, "
+                                             f"model {submitted}")
+    assert page.is_hidden("#job-models")
+    assert page.evaluate(MARKS) == [["threshold", threshold * 100]]
+
+    later = "c3" * 8
+    with read_by_another(client.stack.sessions(), job["id"], {0: (later, 0.6)}):
+        holds.release(job["id"], 1)
+        holds.release(job["id"], 2)
+        page.wait_for_selector("#state:text-is('done')", timeout=DONE)
+        page.wait_for_selector("#job-models li >> nth=1")
+        said = (f"submitted with model {submitted}; read by 2 models (a model was promoted "
+                "after it was submitted), each flagging by its own default threshold:")
+        read = [f"{submitted}: 12 images, threshold {threshold}",
+                f"{later}: 8 images, threshold 0.6"]
+        assert page.inner_text("#job-model-text") == said
+        assert page.evaluate(MODELS) == read
+        marks = page.evaluate(MARKS)
+        assert [title for title, _ in marks] == [f"threshold 0.6 (model {later})",
+                                                 f"threshold {threshold} (model {submitted})"]
+        assert [round(left, 6) for _, left in marks] == [60, round(threshold * 100, 6)]
+        assert page.inner_text("#histogram-marks") == f"(thresholds 0.6, {threshold} marked)"
+        # Below 0.6 every model flags; between the two, only the one of the higher.
+        assert page.eval_on_selector_all("#histogram .col.low", "c => c.length") == 12
+        assert page.eval_on_selector_all("#histogram .col.some", "c => c.length") == round(
+            threshold * 20) - 12
+        assert page.eval_on_selector_all("#threshold-marks option", "o => o.map(x => x.value)"
+                                         ) == ["0.6", str(threshold)]
+        page.wait_for_selector("#labels:not([hidden])")
+        page.wait_for_function("document.getElementById('threshold-job').textContent"
+                               ".startsWith('The thresholds applied')")
+        assert page.inner_text("#threshold-job").startswith(
+            f"The thresholds applied (0.6 by model {later}; {threshold} by model {submitted}): ")
+        _shoot(page, "web-job-two-models.png", tmp)
+
+        # A page opened now draws it so from the start; the review page says it too.
+        page.goto(f"{client.base_url}/jobs/{job['id']}")
+        page.wait_for_selector("#job-models li >> nth=1")
+        assert page.inner_text("#job-model-text") == said and page.evaluate(MODELS) == read
+        page.goto(f"{client.base_url}/jobs/{job['id']}/review")
+        assert page.inner_text("#review-thresholds") == (
+            f"thresholds, each its model's default ({threshold} by model {submitted}; 0.6 by "
+            f"model {later})")
+        _shoot(page, "web-review-two-models.png", tmp)
+
+
 @pytest.mark.slow
 def test_a_2000_photo_job_page_while_it_runs(site, page, dataset, tmp_path):
     """The figures of docs/web-and-api.md: a 2,000-photo job watched from its start, the

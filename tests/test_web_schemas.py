@@ -14,6 +14,7 @@ from signdigits.db.progress import JobSummary
 from signdigits.web.fields import BatchSize, Offset, Threshold
 from signdigits.web.review_schemas import ReviewIn, ReviewOut
 from signdigits.web.schemas import ImageOut, JobOut, SubmitFolder
+from signdigits.worker.thresholds import ModelRead
 
 
 def _refusal(adapter: TypeAdapter, value) -> str:
@@ -129,7 +130,13 @@ def test_a_jobs_json_is_the_shape_the_pages_and_clients_read():
         ("threshold", 0.6), ("threshold_from_model", False), ("model_version", "v1"),
         ("created_at", "2026-01-02T03:04:05.000678+00:00"), ("images_per_second", 0.6),
         ("stalled", False), ("failure", None), ("folder", "/photos"), ("webhook", None),
-        ("reviewed", None)]
+        ("reviewed", None), ("models", None)]
+    # One job's own answer adds the models that read it (several: one was promoted).
+    reads = [ModelRead("v2", 3, 0.8), ModelRead("v1", 2, 0.6), ModelRead("v0", 1, None)]
+    assert JobOut.of(summary, models=reads).model_dump(mode="json")["models"] == [
+        {"version": "v2", "images": 3, "threshold": 0.8},
+        {"version": "v1", "images": 2, "threshold": 0.6},
+        {"version": "v0", "images": 1, "threshold": None}]
     job.webhook_url, job.webhook_state = "https://u:p@hooks.example/x?token=t", "sending"
     job.webhook_attempts, job.webhook_last_status = 2, "503"
     webhook = JobOut.of(summary).model_dump(mode="json")["webhook"]

@@ -56,6 +56,9 @@ def test_a_job_that_ends_posts_one_signed_summary(stack, dataset, tmp_path):
     assert (data["id"], data["state"], data["total_images"], data["pending"]) == (
         job_id, "done", 10, 0)
     assert data["done"] + data["errors"] == 10
+    # The models that read it: one here, with the job's threshold.
+    assert data["models"] == [{"version": data["model_version"], "images": data["done"],
+                               "threshold": data["threshold"]}]
     assert (job.webhook_state, job.webhook_attempts, job.webhook_last_status) == (
         "delivered", 1, "200")
     with stack.sessions().begin() as session:  # claimed once: nobody may claim it again

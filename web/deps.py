@@ -23,7 +23,9 @@ from signdigits.db.jobs import resolve_job
 from signdigits.db.models import Job
 from signdigits.db.progress import JobSummary, summarize_job
 from signdigits.web.auth import request_user
+from signdigits.web.schemas import JobOut
 from signdigits.web.state import WebState
+from signdigits.worker.thresholds import models_that_read
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -94,6 +96,21 @@ def get_summary(job: FoundJob, session: SessionDep, settings: SettingsDep) -> Jo
 
 
 FoundSummary = Annotated[JobSummary, Depends(get_summary)]
+
+
+def described(session: Session, summary: JobSummary, settings: Settings) -> JobOut:
+    """One job as its own answer and pages show it: its counts and the models that read
+    it (more than one when a model was promoted while it ran). Reads the job's rows once
+    more: lists and events, sent often, leave ``models`` out."""
+    reads = models_that_read(settings, session, [summary.job])
+    return JobOut.of(summary, models=reads[summary.job.id])
+
+
+def get_described(summary: FoundSummary, session: SessionDep, settings: SettingsDep) -> JobOut:
+    return described(session, summary, settings)
+
+
+DescribedJob = Annotated[JobOut, Depends(get_described)]
 
 
 def validated(model: type[Model], data: Any) -> Model:

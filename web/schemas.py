@@ -25,6 +25,7 @@ from signdigits.db.progress import JobSummary
 from signdigits.db.webhooks import describe_webhook
 from signdigits.web.fields import BatchSize, Folder, Threshold, UtcTime, Webhook, an_object
 from signdigits.web.job_names import JobName
+from signdigits.worker.thresholds import ModelRead
 
 
 class SubmitFolder(BaseModel):
@@ -79,6 +80,16 @@ class WebhookOut(BaseModel):
                    delivered_at=job.webhook_delivered_at, line=line)
 
 
+class ModelReadOut(BaseModel):
+    """A model that classified some of the job's images, and the threshold it flagged by."""
+
+    version: str
+    images: int = Field(description="the job's images it classified")
+    threshold: float | None = Field(description=(
+        "the threshold its images were flagged against: the job's, or (`threshold_from_model`"
+        ") this model's default; null when that default cannot be read any more"))
+
+
 class JobOut(BaseModel):
     """A job with its counts: what the API, the events and the pages all show."""
 
@@ -105,12 +116,22 @@ class JobOut(BaseModel):
     reviewed: int | None = Field(None, description=(
         "below-threshold images a person has reviewed (of `below_threshold`): counted by "
         "the jobs list (`GET /api/jobs`), null elsewhere (one job's: its `/review`)"))
+    models: list[ModelReadOut] | None = Field(None, description=(
+        "every model that classified the job's images, most images first, with the "
+        "threshold each applied: more than one when a model was promoted while the job ran "
+        "(`model_version` and `threshold` are the submit's). Given by one job's answers "
+        "(`GET /api/jobs/{id}`, submit, rename, cancel) and its `done` event; null in "
+        "lists and the other events, which do not count its rows"))
 
     @classmethod
-    def of(cls, summary: JobSummary, *, reviewed: int | None = None) -> JobOut:
+    def of(cls, summary: JobSummary, *, reviewed: int | None = None,
+           models: list[ModelRead] | None = None) -> JobOut:
         job = summary.job
         return cls(
             id=job.id, name=job.name, state=summary.state, reviewed=reviewed,
+            models=None if models is None else [
+                ModelReadOut(version=m.version, images=m.images, threshold=m.threshold)
+                for m in models],
             total_images=summary.total, done=summary.done,
             errors=summary.errors, below_threshold=summary.below_threshold,
             cancelled=summary.cancelled, pending=summary.pending, threshold=job.threshold,

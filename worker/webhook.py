@@ -42,6 +42,7 @@ from signdigits.db.progress import JobSummary, summarize_job
 from signdigits.db.webhooks import claim_webhook, record_attempt, take_attempt
 from signdigits.worker.app import app
 from signdigits.worker.context import get_context
+from signdigits.worker.thresholds import ModelRead, models_that_read
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +77,10 @@ def deliver_webhook(self: Task, job_id: str, attempts: int) -> dict:
         if job is None:
             return {"job_id": job_id, "skipped": True}
         summary = summarize_job(session, job=job, stall_seconds=settings.stall_seconds)
+        models = models_that_read(settings, session, [job])[job.id]
         session.expunge(job)
     attempt = attempts + 1
-    status, delivered, final = post_event(job, summary, settings)
+    status, delivered, final = post_event(job, summary, settings, models)
     claimed_at = as_utc(job.webhook_claimed_at or utcnow())
     expired = (utcnow() - claimed_at).total_seconds() >= settings.webhook_deadline
     give_up = not delivered and (final or expired)
@@ -101,9 +103,10 @@ def deliver_webhook(self: Task, job_id: str, attempts: int) -> dict:
     return {"job_id": job_id, "attempt": attempt, "status": status, "delivered": delivered}
 
 
-def event_body(summary: JobSummary) -> bytes:
+def event_body(summary: JobSummary, models: list[ModelRead]) -> bytes:
     """The event: the Standard Webhooks envelope (type, timestamp, data) around the job's
-    summary, the same bytes on every attempt (the job has ended: nothing in it changes)."""
+    summary and the models that read it (more than one when a model was promoted while
+    it ran), the same bytes on every attempt (the job has ended: nothing in it changes)."""
     job = summary.job
     ended = job.cancelled_at or summary.last_finished or job.webhook_claimed_at or job.created_at
     data = {
@@ -113,6 +116,8 @@ def event_body(summary: JobSummary) -> bytes:
         "cancelled": summary.cancelled, "pending": summary.pending,
         "images_per_second": round(summary.rate, 2) if summary.rate else None,
         "threshold": job.threshold, "model_version": job.model_version,
+        "models": [{"version": m.version, "images": m.images, "threshold": m.threshold}
+                   for m in models],
         "created_at": as_utc(job.created_at).isoformat(), "ended_at": as_utc(ended).isoformat(),
         "failure": job.failure,
     }
@@ -120,7 +125,8 @@ def event_body(summary: JobSummary) -> bytes:
     return json.dumps(event, separators=(",", ":")).encode()
 
 
-def post_event(job: Job, summary: JobSummary, settings: Settings) -> tuple[str, bool, bool]:
+def post_event(job: Job, summary: JobSummary, settings: Settings, models: list[ModelRead]
+               ) -> tuple[str, bool, bool]:
     """One attempt: (what it got, delivered, final: no later attempt can do better)."""
     url = job.webhook_url or ""
     if settings.webhook_secret is None:
@@ -131,7 +137,7 @@ def post_event(job: Job, summary: JobSummary, settings: Settings) -> tuple[str, 
     except WebhookRefused as exc:
         # A name that no longer resolves may again; an address or host refused will not.
         return f"not sent: {exc}", False, "does not resolve" not in str(exc)
-    body = event_body(summary)
+    body = event_body(summary, models)
     timestamp = int(time.time())
     message_id = f"msg_{job.id}"  # one event per job: every attempt and copy shares it
     key = signing_key(settings.webhook_secret.get_secret_value())

@@ -73,3 +73,26 @@ def test_allowed_hosts_limit_every_call_before_any_lookup():
 
 def test_the_shown_url_keeps_no_credentials_or_query():
     assert shown_url("https://u:tok@h.example:8443/p/q?key=abc#f") == "https://h.example:8443/p/q"
+
+
+def test_the_event_names_every_model_that_read_the_job():
+    """A model promoted while the job ran: the event names both, each with its images and
+    the threshold it flagged them by; `model_version` and `threshold` stay the submit's."""
+    import json
+    from datetime import UTC, datetime
+
+    from signdigits.db.models import Job, JobState
+    from signdigits.db.progress import JobSummary
+    from signdigits.worker.thresholds import ModelRead
+    from signdigits.worker.webhook import event_body
+
+    created = datetime(2027, 1, 1, tzinfo=UTC)
+    job = Job(id="a" * 32, root="/photos", threshold=0.95, threshold_from_model=True,
+              model_version="v1", created_at=created)
+    summary = JobSummary(job=job, state=JobState.DONE, total=10, pending=0, done=10, errors=0,
+                         cancelled=0, below_threshold=3, stalled=False, last_finished=created)
+    data = json.loads(event_body(summary, [ModelRead("v2", 6, 0.6),
+                                           ModelRead("v1", 4, 0.95)]))["data"]
+    assert data["models"] == [{"version": "v2", "images": 6, "threshold": 0.6},
+                              {"version": "v1", "images": 4, "threshold": 0.95}]
+    assert (data["model_version"], data["threshold"]) == ("v1", 0.95)

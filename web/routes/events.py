@@ -33,13 +33,15 @@ from fastapi.responses import StreamingResponse
 from pydantic import StringConstraints
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from signdigits.config.settings import Settings
 from signdigits.db.batches import finished_batches
 from signdigits.db.jobs import jobs_after, jobs_by_id, newest_job_id, resolve_job
 from signdigits.db.models import JobState
 from signdigits.db.progress import summarize_jobs
-from signdigits.web.deps import FoundSummary, StateDep, summary_of
+from signdigits.web.deps import FoundSummary, StateDep, described, summary_of
 from signdigits.web.routes.results import job_stats
 from signdigits.web.schemas import JobOut
 from signdigits.web.state import WebState
@@ -151,14 +153,11 @@ async def events(request: Request, summary: FoundSummary, state: StateDep,
     def first() -> tuple[dict | None, dict]:
         with state.sessions() as session:
             stats = arrivals.opening(session) if arrivals else None
-            job = resolve_job(session, ref=job_id)
-            return stats, JobOut.of(summary_of(session, job, state.settings)).model_dump(
-                mode="json")
+            return stats, _shown(session, job_id, state.settings)
 
     def current() -> tuple[list[int], dict]:
         with state.sessions() as session:
-            job = resolve_job(session, ref=job_id)
-            now = JobOut.of(summary_of(session, job, state.settings)).model_dump(mode="json")
+            now = _shown(session, job_id, state.settings)
             return arrivals.stored(session) if arrivals else [], now
 
     async def stream() -> AsyncIterator[str]:
@@ -188,6 +187,15 @@ async def events(request: Request, summary: FoundSummary, state: StateDep,
             shown = snapshot
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
+
+
+def _shown(session: Session, job_id: str, settings: Settings) -> dict:
+    """The job as its ``progress`` events show it, or at its end (``done``) as ``GET
+    /api/jobs/{id}`` does, with the models that read it: counted once, not every tick."""
+    summary = summary_of(session, resolve_job(session, ref=job_id), settings)
+    shown = described(session, summary, settings) if summary.state.finished \
+        else JobOut.of(summary)
+    return shown.model_dump(mode="json")
 
 
 class _Watch:

@@ -24,12 +24,13 @@ from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, POLL_SECONDS, cancel
 from signdigits.producer.webhooks import send_if_ended
 from signdigits.web.deleting import delete_job_everywhere
 from signdigits.web.deps import (
+    DescribedJob,
     FoundJob,
-    FoundSummary,
     JobRef,
     SessionDep,
     SettingsDep,
     StateDep,
+    described,
     summary_of,
     validated,
 )
@@ -72,7 +73,8 @@ async def submit(request: Request, state: StateDep, session: SessionDep) -> JobO
 
 
 def _described(session: Session, job_id: str, settings: Settings) -> JobOut:
-    return JobOut.of(summary_of(session, resolve_job(session, ref=job_id), settings))
+    return described(session, summary_of(session, resolve_job(session, ref=job_id), settings),
+                     settings)
 
 
 async def _submit_upload(request: Request, state: WebState) -> str:
@@ -127,9 +129,10 @@ def list_jobs(session: SessionDep, settings: SettingsDep,
                    next_cursor=str(offset + limit) if len(jobs) > limit else None)
 
 
-@router.get("/{job_id}", response_model=JobOut, summary="One job: counts, state, rate")
-def get_job(summary: FoundSummary) -> JobOut:
-    return JobOut.of(summary)
+@router.get("/{job_id}", response_model=JobOut,
+            summary="One job: counts, state, rate, the models that read it")
+def get_job(job: DescribedJob) -> JobOut:
+    return job
 
 
 @router.patch("/{job_id}", response_model=JobOut, summary="Rename the job",

@@ -16,8 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from signdigits.files.paths import IMAGE_EXTENSIONS
 from signdigits.web.auth import CSRF_COOKIE, new_csrf_token
-from signdigits.web.deps import FoundSummary, SessionDep, SettingsDep
-from signdigits.web.schemas import JobOut
+from signdigits.web.deps import DescribedJob, SessionDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=FilePath(__file__).resolve().parents[1] / "templates")
@@ -59,14 +58,14 @@ def index(request: Request) -> HTMLResponse:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, summary: FoundSummary, settings: SettingsDep) -> HTMLResponse:
-    return _page(request, "job.html", job=JobOut.of(summary).model_dump(mode="json"),
+def job_page(request: Request, job: DescribedJob, settings: SettingsDep) -> HTMLResponse:
+    return _page(request, "job.html", job=job.model_dump(mode="json"),
                  flower_url=settings.flower_url)
 
 
 @router.get("/jobs/{job_id}/review", response_class=HTMLResponse)
-def review_page(request: Request, summary: FoundSummary) -> HTMLResponse:
-    return _page(request, "review.html", job=JobOut.of(summary).model_dump(mode="json"))
+def review_page(request: Request, job: DescribedJob) -> HTMLResponse:
+    return _page(request, "review.html", job=job.model_dump(mode="json"))
 
 
 @router.get("/models", response_class=HTMLResponse)

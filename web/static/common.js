@@ -21,7 +21,8 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-// columns: [{label, value, cls}] drawn as bars scaled to the largest value.
+// columns: [{label, value, cls}] drawn as bars scaled to the largest value; markAt: a
+// threshold's line, or several as [{at, title}].
 function barChart(container, columns, markAt) {
   container.replaceChildren();
   const top = Math.max(1, ...columns.map(c => c.value));
@@ -32,9 +33,11 @@ function barChart(container, columns, markAt) {
       el("span", {text: c.shown !== undefined ? c.shown : String(c.value)}), bar,
       el("span", {text: c.label})));
   }
-  if (markAt !== undefined) {
-    const line = el("div", {class: "threshold", title: "threshold"});
-    line.style.left = (markAt * 100) + "%";
+  const marks = markAt === undefined ? [] :
+    Array.isArray(markAt) ? markAt : [{at: markAt, title: "threshold"}];
+  for (const mark of marks) {
+    const line = el("div", {class: "threshold", title: mark.title});
+    line.style.left = (mark.at * 100) + "%";
     container.append(line);
   }
 }

@@ -19,6 +19,56 @@ const ENDED = new Set(["done", "done with errors", "failed", "cancelled"]);
 // Ended when the page was drawn: its rows and figures are final, nothing to read again.
 const endedAtLoad = ENDED.has(jobState);
 
+// The models that read the job (its answer's `models`): more than one when a model was
+// promoted while it ran, each with the threshold that flagged its images.
+let models = JSON.parse(section.dataset.models) || [];
+const SUBMITTED_WITH = section.dataset.model;
+const FROM_MODEL = section.dataset.fromModel === "true";
+
+function severalModels() {
+  return models.length > 1 || (models.length === 1 && models[0].version !== SUBMITTED_WITH);
+}
+
+// The thresholds its images were flagged against, lowest first, each with the models that
+// applied it: the job's own unless other models read it.
+function thresholdsApplied() {
+  if (!severalModels()) return [{at: Number(section.dataset.threshold), by: [SUBMITTED_WITH]}];
+  const by = new Map();
+  for (const m of models) {
+    if (m.threshold === null) continue;
+    if (!by.has(m.threshold)) by.set(m.threshold, []);
+    by.get(m.threshold).push(m.version);
+  }
+  return [...by].sort((a, b) => a[0] - b[0]).map(([at, versions]) => ({at, by: versions}));
+}
+
+// "threshold 0.6, model v1" as drawn, or every model with its images (and threshold).
+function showModels() {
+  const list = document.getElementById("job-models");
+  const several = severalModels();
+  list.hidden = !several;
+  document.getElementById("threshold-marks").replaceChildren(
+    ...thresholdsApplied().map(t => el("option", {value: String(t.at)})));
+  if (!several) return;
+  document.getElementById("job-model-text").textContent =
+    (FROM_MODEL ? "" : `threshold ${section.dataset.threshold} (given: every model ` +
+                       "flagged by it), ") +
+    `submitted with model ${SUBMITTED_WITH}; read by ${plural(models.length, "model")} ` +
+    "(a model was promoted after it was submitted)" +
+    (FROM_MODEL ? ", each flagging by its own default threshold:" : ":");
+  list.replaceChildren(...models.map(m => el("li", {"data-version": m.version},
+    el("code", {text: m.version}), `: ${plural(m.images, "image")}` + (FROM_MODEL ?
+      `, threshold ${m.threshold === null ? "unknown (its files are gone)" : m.threshold}` :
+      ""))));
+}
+
+// The models again: the job's own answer (it counts the job's rows, so not every event).
+async function loadModels() {
+  models = (await api(`/api/jobs/${JOB}`)).models || [];
+  showModels();
+  if (stats) drawStats();
+}
+
 // The bar: images read in green, cancelled ones striped apart ("3 / 5 images read, 2
 // cancelled", never a full green 5 / 5).
 function showProgress(job) {
@@ -50,9 +100,18 @@ function drawStats() {
   if (stats.unusable) perDigit.push({label: "unusable", value: stats.unusable, cls: "low"});
   barChart(document.getElementById("digits"), perDigit);
   const bins = stats.confidence_histogram.length;
+  // Several thresholds: a line each; a bin below the lowest is flagged by every model,
+  // one below a higher only by some (striped).
+  const applied = severalModels() ? thresholdsApplied() : [];
+  const low = applied.length ? applied[0].at : stats.threshold;
+  const high = applied.length ? applied[applied.length - 1].at : stats.threshold;
+  const marks = applied.length ? applied.map(t => ({
+    at: t.at, title: `threshold ${t.at} (model ${t.by.join(", ")})`})) : stats.threshold;
+  document.getElementById("histogram-marks").textContent = applied.length > 1 ?
+    `(thresholds ${applied.map(t => t.at).join(", ")} marked)` : "(threshold marked)";
   barChart(document.getElementById("histogram"), stats.confidence_histogram.map((n, i) => ({
     label: i % 5 === 0 ? (i / bins).toFixed(2) : "", value: n,
-    cls: (i + 1) / bins <= stats.threshold ? "low" : ""})), stats.threshold);
+    cls: (i + 1) / bins <= low ? "low" : (i + 1) / bins <= high ? "some" : ""})), marks);
 }
 
 function setStats(fresh) {
@@ -238,6 +297,7 @@ async function fetchBatches(batches) {
 
 let patching = Promise.resolve();
 let evaluated = performance.now();
+let modelsRead = performance.now();
 function arrived(batches) {
   if (!batches || !batches.length) return patching;
   // In order: a later event's rows never land before an earlier one's.
@@ -255,6 +315,11 @@ function arrived(batches) {
     if (window.loadEvaluation && performance.now() - evaluated > 10000) {
       evaluated = performance.now();
       window.loadEvaluation();
+    }
+    // A model promoted meanwhile reads the next batches: at most every 10 s too.
+    if (performance.now() - modelsRead > 10000) {
+      modelsRead = performance.now();
+      await loadModels();
     }
   }).catch(error => { document.getElementById("counts").textContent += ` (${error.message})`; });
   return patching;
@@ -296,8 +361,14 @@ function listen() {
   source.addEventListener("stored", e => arrived(JSON.parse(e.data).batches));
   source.addEventListener("progress", e => showProgress(JSON.parse(e.data)));
   source.addEventListener("done", async e => {
-    showProgress(JSON.parse(e.data));
+    const job = JSON.parse(e.data);
+    showProgress(job);
     source.close();
+    if (job.models) {  // the models that read it, now final (the event names them)
+      models = job.models;
+      showModels();
+      if (stats) drawStats();
+    }
     // A job that ended with no progress event in between (its last batch stored between
     // two of the stream's looks) had left its tiles "pending" and its charts at zero.
     if (endedAtLoad) return;
@@ -316,5 +387,6 @@ function reopen() {
   listen();
 }
 
+showModels();
 listen();
 loadImages(true);

@@ -76,8 +76,12 @@ async function readEvaluation() {
     ". A photo with no hand found counts as wrong" +
     (apart.length ? `; not counted: ${apart.join(", ")}` : "") +
     (found.unlabelled ? `; ${plural(found.unlabelled, "photo")} outside folders 0-9` : "") + ".";
-  document.getElementById("threshold-job").textContent =
-    `The job's threshold, ${found.threshold}: ${found.kept} kept (coverage ` +
+  // Read by several models (one promoted while it ran): the thresholds each applied.
+  const applied = thresholdsApplied();
+  document.getElementById("threshold-job").textContent = (severalModels() ?
+    `The ${applied.length === 1 ? "threshold" : "thresholds"} applied (` +
+    applied.map(t => `${t.at} by model ${t.by.join(", ")}`).join("; ") + "): " :
+    `The job's threshold, ${found.threshold}: `) + `${found.kept} kept (coverage ` +
     `${share(found.kept, found.counted)}), ${share(found.kept_right, found.kept)} of them right.`;
   drawMatrix(found);
   const slider = document.getElementById("threshold-slider");
