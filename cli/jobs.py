@@ -131,7 +131,7 @@ def status(
     except KeyboardInterrupt:
         exit_interrupted(f"stopped watching; job {jobs[0].id} goes on "
                          "(`signdigits cancel` stops it)")
-    watch.print_summary(summary, sessions=sessions)
+    watch.print_summary(summary, settings=settings, sessions=sessions)
 
 
 def results(

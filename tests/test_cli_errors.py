@@ -302,42 +302,6 @@ def test_a_cancelled_job_shows_the_rate_of_the_images_classified(tmp_path):
     assert cells[7] == "0.2", row  # the img/s column; counting the cancelled ones gave 0.5
 
 
-def test_a_job_resumed_after_an_hour_shows_the_rate_it_was_read_at(tmp_path):
-    """Five images read 5 s in, the other five an hour later (workers down, then `resume`):
-    10 images in 10 s of work, 1.0 a second; the hour had made it 0.0."""
-    from sqlalchemy import update
-
-    from signdigits.db.batches import refresh_batch_counts
-    from signdigits.db.jobs import create_job
-    from signdigits.db.manifest import add_manifest
-    from signdigits.db.migrate import upgrade
-    from signdigits.db.models import Image, ImageStatus, Job, utcnow
-    from signdigits.db.session import session_factory
-
-    url = f"sqlite:///{tmp_path / 'sd.db'}"
-    upgrade(url)
-    created = utcnow() - timedelta(hours=2)
-    with session_factory(url).begin() as session:
-        job = Job(id=uuid.uuid4().hex, root="/photos", threshold=0.5, batch_size=5,
-                  total_images=10, total_batches=2, model_version="test", inline=False,
-                  created_at=created, submitted_at=created)
-        create_job(session, job=job)
-        add_manifest(session, job_id=job.id,
-                     rows=[(n // 5, f"{n}.jpg") for n in range(10)])
-        for batch, seconds in ((0, 5), (1, 3610)):
-            session.execute(
-                update(Image).where(Image.job_id == job.id, Image.batch == batch)
-                .values(status=ImageStatus.DONE, digit=1, confidence=0.9,
-                        below_threshold=False,
-                        finished_at=created + timedelta(seconds=seconds)))
-        refresh_batch_counts(session, job_id=job.id)
-    result = run_cli("status", "latest", env=make_env(database_url=url), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    [row] = [line for line in result.stdout.splitlines() if "10/10" in line]
-    cells = [cell.strip() for cell in row.split("│")]
-    assert cells[7] == "1.0", row
-
-
 def test_cancel_refuses_a_job_that_already_ended_and_leaves_it_as_it_was(tmp_path):
     from sqlalchemy import select, update
 
