@@ -215,6 +215,8 @@ def test_a_model_promoted_while_the_page_is_open_shows_with_its_threshold(site, 
     assert page.inner_text("#job-model") == (f"folder {folder}, threshold {threshold}, "
                                              f"model {submitted}")
     assert page.is_hidden("#job-models")
+    # The histogram is drawn from its own request, after the state: wait for its mark.
+    page.wait_for_selector("#histogram .threshold")
     assert page.evaluate(MARKS) == [["threshold", threshold * 100]]
 
     later = "c3" * 8
@@ -229,6 +231,7 @@ def test_a_model_promoted_while_the_page_is_open_shows_with_its_threshold(site, 
                 f"{later}: 8 images, threshold 0.6"]
         assert page.inner_text("#job-model-text") == said
         assert page.evaluate(MODELS) == read
+        page.wait_for_function(f"({MARKS}).length == 2")
         marks = page.evaluate(MARKS)
         assert [title for title, _ in marks] == [f"threshold 0.6 (model {later})",
                                                  f"threshold {threshold} (model {submitted})"]
