@@ -59,6 +59,21 @@ def live_workers(client) -> dict[str, dict]:
     return found
 
 
+def workers_online(app: Celery) -> dict[str, dict]:
+    """:func:`live_workers` on ``app``'s broker (raises what the broker raises)."""
+    with app.connection_for_write(transport_options=reply_deadlines()) as connection:
+        return live_workers(connection.default_channel.client)
+
+
+def serving_versions(workers: dict[str, dict]) -> dict[str, int]:
+    """Model version -> how many of ``workers`` serve it, as their heartbeats say."""
+    counts: dict[str, int] = {}
+    for beat in workers.values():
+        version = str(beat.get("model") or "unknown")
+        counts[version] = counts.get(version, 0) + 1
+    return counts
+
+
 def restore_dead_workers_messages(app: Celery) -> list[Restored]:
     """Put back on their queue the unacknowledged messages no live worker holds."""
     restored = []

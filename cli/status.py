@@ -72,6 +72,24 @@ def print_status(jobs, *, settings: Settings, sessions: sessionmaker[Session]) -
             output.print(f"job {job_id}: worker {report.worker} {why} "
                          f"({report.seconds_ago:.0f} s ago); it puts the batches back for "
                          "another worker", soft_wrap=True, markup=False)
+    waiting = [s for s in summaries if not s.state.finished and s.pending]
+    if waiting and _no_worker_online(settings):
+        output.print(f"no worker is online (no heartbeat on the broker): "
+                     f"{'the job waits' if len(waiting) == 1 else 'the jobs wait'} until one "
+                     "starts (`signdigits worker`)", soft_wrap=True, markup=False)
+
+
+def _no_worker_online(settings: Settings) -> bool:
+    """True only when the broker answered and no worker's heartbeat is fresh on it."""
+    if not settings.broker_url:
+        return False  # `run`'s and `serve`'s own stacks: their workers are theirs
+    from signdigits.broker.app import create_app
+    from signdigits.broker.liveness import workers_online
+
+    try:
+        return not workers_online(create_app(settings))
+    except Exception:  # noqa: BLE001 - a status without the line beats no status
+        return False
 
 
 def several_models(job: Job, reads: list[ModelRead]) -> bool:

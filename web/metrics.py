@@ -23,10 +23,9 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from signdigits.broker.app import reply_deadlines
 from signdigits.broker.depths import queue_depths
 from signdigits.broker.events import TaskEvents, phases
-from signdigits.broker.liveness import live_workers
+from signdigits.broker.liveness import workers_online
 from signdigits.db.metrics import image_counts, images_finished_since, jobs_by_state
 from signdigits.db.webhooks import webhooks_by_state
 from signdigits.web.state import WebState
@@ -86,9 +85,7 @@ class ScrapeTime(Collector):
         up = GaugeMetricFamily("signdigits_broker_up", "1 if the broker answered this scrape")
         try:
             depths, unacked = queue_depths(self.state.celery)
-            with self.state.celery.connection_for_write(
-                    transport_options=reply_deadlines()) as connection:
-                workers = live_workers(connection.default_channel.client)
+            workers = workers_online(self.state.celery)
         except Exception as exc:  # noqa: BLE001 - the database's numbers still count
             log.warning("metrics: broker unavailable: %s", exc)
             up.add_metric([], 0)

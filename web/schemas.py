@@ -292,3 +292,9 @@ class ModelChange(BaseModel):
     after: str
     name: str = Field(description="the model served from the next batch ('default': the "
                       "configured or shipped one)")
+
+
+class WorkersOut(BaseModel):
+    online: int = Field(description="workers whose heartbeat on the broker is fresh")
+    models: dict[str, int] = Field(description="model version -> the workers online serving "
+                                   "it, as their heartbeats say")

@@ -15,8 +15,9 @@ from signdigits.web.routes import (
     predict,
     results,
     reviews,
+    workers,
 )
 
 ROUTERS = [jobs.router, results.router, images.router, pictures.router, predict.router,
-           reviews.router, models.router, events.router, health.router, metrics.router,
-           pages.router]
+           reviews.router, models.router, workers.router, events.router, health.router,
+           metrics.router, pages.router]
