@@ -110,6 +110,7 @@ def compare(jobs: list[str] = JOBS,
             data: Path | None = DATA) -> None:
     """The candidate beside the serving model on the jobs' photos and the dataset's test
     signers: how many answers would change, and which."""
+    from signdigits.cli.models import registry_failure
     from signdigits.training.compare import compare_jobs, summary_lines
     from signdigits.training.data import DataError
     from signdigits.training.registry import RegistryError
@@ -121,7 +122,7 @@ def compare(jobs: list[str] = JOBS,
                               allowed_roots=roots, stage=stage)
     except (RegistryError, DataError) as exc:
         finish()
-        fail(str(exc))
+        fail(registry_failure(exc))
     finish()
     for line in summary_lines(result):
         output.print(line, markup=False, highlight=False)

@@ -228,6 +228,12 @@ def resume(
         kind = "lost or never sent" if done.lost else "never sent"
         console.print(f"job {found.id}: enqueued {counted(done.resent, 'batch')} with pending "
                       f"images ({kind})")
+        if done.on_broker:
+            console.print(f"job {found.id}: {counted(done.on_broker, 'batch')} sent before "
+                          f"{'is' if done.on_broker == 1 else 'are'} still on the broker "
+                          "(queued, or held by a worker): read when a worker takes "
+                          f"{'it' if done.on_broker == 1 else 'them'}; `resume --lost` sends "
+                          f"{'it' if done.on_broker == 1 else 'them'} again if lost")
         if found.submitted_at is None:
             console.print(f"job {found.id}: walk finished: {done.found:,} more "
                           f"{'image' if done.found == 1 else 'images'} in "

@@ -13,6 +13,14 @@ import typer
 
 from signdigits.cli.console import console, fail, output
 
+
+def registry_failure(exc: Exception) -> str:
+    """A registry refusal's line, with where to see the names when no model had that one."""
+    from signdigits.db.registry import ModelNotFound
+
+    return f"{exc} (see `signdigits models list`)" if isinstance(exc, ModelNotFound) else str(exc)
+
+
 models_app = typer.Typer(help="The model registry: list, promote, roll back.",
                          no_args_is_help=True)
 
@@ -70,7 +78,7 @@ def promote_command(
     try:
         change = promote_model(settings, sessions, model)
     except RegistryError as exc:
-        fail(str(exc))
+        fail(registry_failure(exc))
     console.print(f"promoted {change.name} ({change.after}; was {change.before}): the workers "
                   "serve it from their next batch", markup=False)
 

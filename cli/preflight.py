@@ -127,8 +127,9 @@ def database_for_reading(settings):
     return session_factory(url)
 
 
-def check_broker(settings, *, timeout: float = 5.0) -> None:
-    """One line and exit 1 unless the broker answers (the producer's own check)."""
+def check_broker(settings, *, timeout: float = 5.0, writes: bool = True) -> None:
+    """One line and exit 1 unless the broker answers (the producer's own check); a
+    command that ``writes`` nothing does not say that nothing was recorded."""
     from signdigits.broker.app import create_app
     from signdigits.producer.submit import SubmissionError
     from signdigits.producer.submit import check_broker as broker_answers
@@ -136,7 +137,7 @@ def check_broker(settings, *, timeout: float = 5.0) -> None:
     try:
         broker_answers(create_app(settings), timeout=timeout)
     except SubmissionError as exc:
-        fail(str(exc))
+        fail(str(exc) if writes else str(exc).removesuffix("; nothing was recorded"))
 
 
 def job_or_fail(sessions, ref: str):

@@ -49,7 +49,8 @@ def ready(
     from signdigits.cli.preflight import check_broker
     from signdigits.worker.readiness import ask_models_loaded
 
-    check_broker(settings, timeout=timeout)  # one that never answers outlasted --timeout
+    # One that never answers outlasted --timeout.
+    check_broker(settings, timeout=timeout, writes=False)
 
     status = ask_models_loaded(create_app(settings), name=node, timeout=timeout)
     if status is None:

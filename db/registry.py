@@ -103,7 +103,7 @@ def find_model(session: Session, which: str) -> ModelRow:
         return found[0]
     if found:
         raise RegistryError(f"{which!r} names more than one model version; give more of it")
-    raise ModelNotFound(f"no registered model {which!r} (see `signdigits models list`)")
+    raise ModelNotFound(f"no registered model {which!r}")
 
 
 def register_model(session: Session, *, version: str, name: str, file: str,

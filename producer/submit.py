@@ -60,6 +60,7 @@ class Resumed:
     lost: bool  # whether batches already sent were sent again (the broker had lost them)
     found: int  # images the finished walk added
     batches: int  # their batches
+    on_broker: int = 0  # batches sent before, with pending images, still on the broker
 
 
 def submit_folder(
@@ -259,13 +260,14 @@ def resume_job(
     except BaseException as exc:  # a traceback had escaped, the job left "submitting"
         walk.stop(exc, walking=job.submitted_at is None)
         raise
+    on_broker = 0 if lost else len(sent_pending)
     if job.submitted_at is not None:
-        return Resumed(len(batches), lost, 0, 0)
+        return Resumed(len(batches), lost, 0, 0, on_broker)
     before = next_batch
     walk.run(_walk_again(job.root), first=None, next_batch=next_batch, skip_recorded=True)
     send_if_ended(app, sessions, job.id)
     with sessions() as session:
         after = next_batch_number(session, job_id=job.id)
-    return Resumed(len(batches), lost, walk.found, after - before)
+    return Resumed(len(batches), lost, walk.found, after - before, on_broker)
 
 

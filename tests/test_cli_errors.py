@@ -157,6 +157,8 @@ def test_a_broker_port_that_accepts_and_never_answers_is_a_clear_line_not_a_hang
             line = one_line_error(run_cli(*command, cwd=tmp_path, env=env, timeout=60), 1,
                                   "cannot reach the broker")
             assert "Timeout" in line
+            # `ready` records nothing: saying so had made no sense.
+            assert line.endswith("nothing was recorded") == (command[0] == "submit"), line
     assert _job_count(url) == 0
 
 

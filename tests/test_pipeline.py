@@ -345,3 +345,16 @@ def test_status_follow_shows_a_running_job_to_its_end(stack, dataset, tmp_path):
     assert f"signdigits review {job_id}" in stdout
     alone = stack.cli("status", "--follow")
     assert alone.returncode == 2 and "--follow watches one job" in alone.stderr
+
+
+def test_resume_says_the_batches_that_still_wait_on_the_broker(stack, dataset, tmp_path):
+    """With no worker running, `resume` had said "enqueued 0 batches" and nothing of the
+    three the broker still held for the job."""
+    copy_sample(dataset, tmp_path / "photos", per_digit=1)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "4")  # 10 images, 3 batches
+    done = stack.cli("resume", job_id)
+    assert done.returncode == 0, done.stderr
+    said = done.stdout + done.stderr
+    assert f"job {job_id}: enqueued 0 batches with pending images (never sent)" in said
+    assert (f"job {job_id}: 3 batches sent before are still on the broker (queued, or held "
+            "by a worker): read when a worker takes them") in said, said

@@ -338,7 +338,8 @@ def test_a_promoted_model_a_worker_cannot_read_leaves_it_on_its_model(stack, swa
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_registry_commands_refuse_in_one_line(stack):
     for args, expected in [
-        (("models", "promote", "nothing-such"), "error: no registered model 'nothing-such'"),
+        (("models", "promote", "nothing-such"),
+         "error: no registered model 'nothing-such' (see `signdigits models list`)"),
         (("models", "promote", " "), "error: no model named (give a name or a version)"),
         (("adapt", "latest", "--out", "x"), "error: no jobs yet"),
         (("compare", "latest", "--model", "x", "--data", "/no/such/folder"),
