@@ -249,6 +249,12 @@ def test_a_model_promoted_while_the_page_is_open_shows_with_its_threshold(site, 
         assert page.inner_text("#threshold-job").startswith(
             f"The thresholds applied (0.6 by model {later}; {threshold} by model {submitted}): ")
         _shoot(page, "web-job-two-models.png", tmp)
+        # Each photo's dialog names the model that read it and the threshold it applied.
+        items = client.get(f"/api/jobs/{job['id']}/images", params={"limit": 50}).json()
+        by_later = next(i for i in items["items"] if i["model_version"] == later)
+        page.evaluate("id => openImage(id)", by_later)
+        assert page.inner_text("#detail-model") == f"read by model {later}, flagged below 0.6"
+        page.keyboard.press("Escape")
 
         # A page opened now draws it so from the start; the review page says it too.
         page.goto(f"{client.base_url}/jobs/{job['id']}")

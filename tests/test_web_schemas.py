@@ -161,7 +161,7 @@ def test_an_images_and_a_reviews_json():
         ("reading", "hand landmarks"),
         ("digits", "7"), ("hand_count", 1), ("final_digits", "1"),
         ("hands", [{"position": 0, "box": [1, 2, 3, 4], "digit": 7, "confidence": 0.5,
-                    "below_threshold": True}])]
+                    "below_threshold": True}]), ("model_version", None)]
     assert ImageOut.of(image).final_digit == 7
     no_hand = Image(id=4, path="x.png", status="done", digit=None, confidence=0.0,
                     below_threshold=True, error=None, probabilities=None,
@@ -189,7 +189,7 @@ def test_openapi_shows_the_job_and_image_schemas(tmp_path):
     assert set(schemas["ImageOut"]["properties"]) == {
         "id", "path", "status", "digit", "confidence", "below_threshold", "error",
         "probabilities", "reviewed_digit", "final_digit", "reviewed", "reading", "digits",
-        "hand_count", "final_digits", "hands"}
+        "hand_count", "final_digits", "hands", "model_version"}
     assert set(schemas["PredictOut"]["properties"]) >= {
         "digit", "confidence", "reading", "hands", "crop_png", "photo_size"}
     assert set(schemas["HandOut"]["properties"]) == {"box", "landmarks", "digit", "confidence",

@@ -194,6 +194,8 @@ class ImageOut(BaseModel):
         "the digits with the current review applied, left to right; null until read"))
     hands: list[HandBrief] = Field(default_factory=list, description=(
         "each hand read, left to right: its place, box, digit, confidence and flag"))
+    model_version: str | None = Field(None, description=(
+        "the model that read it (the job's models: GET /api/jobs/{id}); null until read"))
 
     @classmethod
     def of(cls, image: Image, review=None) -> ImageOut:
@@ -205,7 +207,8 @@ class ImageOut(BaseModel):
             reviewed=review is not None,
             reading=image.reading, digits=image.digits, hand_count=image.hand_count,
             final_digits=final_digits(image, review),
-            hands=[HandBrief(**hand) for hand in hands_list(image.hand)])
+            hands=[HandBrief(**hand) for hand in hands_list(image.hand)],
+            model_version=image.model_version)
 
 
 class ImagePage(BaseModel):

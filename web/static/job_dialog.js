@@ -39,6 +39,12 @@ function openImage(image) {
     !image.reviewed;
   summary.className = "reading" + (image.reviewed ? " model" : "") +
     (unreadable || noHand ? " nohand" : "");
+  // Which model read it, and the threshold that flagged it (a promote mid-job: another).
+  const read = document.getElementById("detail-model");
+  read.hidden = !image.model_version;
+  const by = models.find(m => m.version === image.model_version);
+  const threshold = by && by.threshold !== null ? by.threshold : section.dataset.threshold;
+  read.textContent = `read by model ${image.model_version}, flagged below ${threshold}`;
   const probabilities = image.probabilities || [];
   document.getElementById("detail-probabilities").hidden = !probabilities.length;
   barChart(document.getElementById("detail-probabilities"), probabilities.map((p, d) => ({
