@@ -114,6 +114,28 @@ def test_a_worker_killed_mid_delivery_sends_the_same_webhook_id_again(stack, dat
         "seconds from the kill to the POST again": round(again, 1)})
 
 
+def test_a_receiver_slow_to_answer_holds_no_worker_process(stack, dataset, tmp_path):
+    """A one-process worker had waited on each POST to a slow receiver (up to 10 s an
+    attempt), every other job's batches behind it. The POST is now made from a thread: a
+    second job is read while the first one's POST is still unanswered."""
+    copy_sample(dataset, tmp_path / "first", 1, seed=3)
+    copy_sample(dataset, tmp_path / "second", 1, seed=4)
+    with Receiver(hold=True) as receiver:
+        stack.start_worker(concurrency=1)
+        first = stack.submit(tmp_path / "first", "--webhook", receiver.url)
+        receiver.wait_for(1)  # its POST is open, unanswered
+        second = stack.submit(tmp_path / "second")
+        stack.wait_for(second, timeout=60)
+        held = _job(stack, first)
+        # Still the first attempt, unanswered: nothing recorded, no second POST.
+        assert (held.webhook_state, held.webhook_last_status) == ("sending", None)
+        assert len(receiver.received) == 1
+        receiver.release()
+        job = _settled(stack, first)
+    assert (job.webhook_state, job.webhook_attempts, job.webhook_last_status) == (
+        "delivered", 1, "200")
+
+
 def test_cancel_ends_the_job_and_sends_its_webhook(stack, dataset, tmp_path):
     """No worker yet: `cancel` ends the job and queues its webhook; the first worker to
     start posts it, state cancelled."""

@@ -5,7 +5,9 @@ Who sends it: whoever commits the change that ends the job (the worker that stor
 last pending rows, ``cancel``, the producer that finishes a walk whose images were all
 stored meanwhile) calls :func:`send_if_ended` after its commit; the claim in SQL
 (:func:`db.webhooks.claim_webhook`) lets exactly one of them send the task. The task runs
-on the batch queue, in the same workers. Each attempt is taken in SQL too, so a copy of
+on the batch queue, in the same workers; the POST itself is made from a thread of the
+worker's process (at most four at once), so a slow receiver holds no pool process. Each
+attempt is taken in SQL too, so a copy of
 the task (re-sent by the reconciler, or a message redelivered after its worker died)
 never posts at the same time as another; a worker that dies after the receiver answered
 but before the answer was recorded makes the next attempt post the same event again,
@@ -19,7 +21,9 @@ import http.client
 import json
 import logging
 import socket
+import threading
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import unquote, urlsplit
 
@@ -79,28 +83,67 @@ def deliver_webhook(self: Task, job_id: str, attempts: int) -> dict:
         summary = summarize_job(session, job=job, stall_seconds=settings.stall_seconds)
         models = models_that_read(settings, session, [job])[job.id]
         session.expunge(job)
-    attempt = attempts + 1
-    status, delivered, final = post_event(job, summary, settings, models)
-    claimed_at = as_utc(job.webhook_claimed_at or utcnow())
-    expired = (utcnow() - claimed_at).total_seconds() >= settings.webhook_deadline
-    give_up = not delivered and (final or expired)
-    delay = backoff(attempt, visibility_timeout=settings.visibility_timeout)
-    next_at = None if delivered or give_up else utcnow() + timedelta(seconds=delay)
-    with sessions.begin() as session:
-        record_attempt(session, job_id=job_id, status=status, delivered=delivered,
-                       give_up=give_up, next_at=next_at)
-    where = shown_url(job.webhook_url or "")
-    if delivered:
-        log.info("job %s: webhook delivered to %s (attempt %d, %s)", job_id, where, attempt,
-                 status)
-    elif give_up:
-        log.error("job %s: webhook to %s given up after %d attempts: %s", job_id, where,
-                  attempt, status)
-    else:
-        log.warning("job %s: webhook to %s failed (%s); attempt %d in %.0f s", job_id, where,
-                    status, attempt + 1, delay)
-        send_webhook(self.app, job_id, attempts=attempt, countdown=delay)
-    return {"job_id": job_id, "attempt": attempt, "status": status, "delivered": delivered}
+    attempt = Attempt(self.app, settings, sessions, job, summary, models, attempts + 1)
+    if _POSTERS.acquire(blocking=False):
+        # Posted from a thread of this process, so a receiver slow to answer (up to
+        # ATTEMPT_SECONDS) holds no pool process: three jobs' webhooks to a receiver that
+        # never answered had taken a one-process worker from 87 to 20 images a second. The
+        # attempt is taken in SQL: if this process dies mid-POST, its lease runs out and
+        # the reconciler sends the attempt again (lost_deliveries).
+        threading.Thread(target=_in_thread, args=(attempt,), daemon=True,
+                         name=f"webhook-{job_id[:8]}").start()
+        return {"job_id": job_id, "attempt": attempt.number, "posting": True}
+    return attempt.make()  # every posting thread busy: this one waits in the task
+
+
+_POSTERS = threading.BoundedSemaphore(4)  # POSTs in flight per process, off the pool
+
+
+def _in_thread(attempt: Attempt) -> None:
+    try:
+        attempt.make()
+    except Exception:  # noqa: BLE001 - its lease runs out; the reconciler sends it again
+        log.exception("job %s: webhook attempt %d failed", attempt.job.id, attempt.number)
+    finally:
+        _POSTERS.release()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One POST of a job's webhook, taken in SQL: made, recorded, and the next scheduled."""
+
+    celery: Celery
+    settings: Settings
+    sessions: sessionmaker[Session]
+    job: Job
+    summary: JobSummary
+    models: list[ModelRead]
+    number: int
+
+    def make(self) -> dict:
+        job, settings, attempt = self.job, self.settings, self.number
+        status, delivered, final = post_event(job, self.summary, settings, self.models)
+        claimed_at = as_utc(job.webhook_claimed_at or utcnow())
+        expired = (utcnow() - claimed_at).total_seconds() >= settings.webhook_deadline
+        give_up = not delivered and (final or expired)
+        delay = backoff(attempt, visibility_timeout=settings.visibility_timeout)
+        next_at = None if delivered or give_up else utcnow() + timedelta(seconds=delay)
+        with self.sessions.begin() as session:
+            record_attempt(session, job_id=job.id, status=status, delivered=delivered,
+                           give_up=give_up, next_at=next_at)
+        where = shown_url(job.webhook_url or "")
+        if delivered:
+            log.info("job %s: webhook delivered to %s (attempt %d, %s)", job.id, where,
+                     attempt, status)
+        elif give_up:
+            log.error("job %s: webhook to %s given up after %d attempts: %s", job.id, where,
+                      attempt, status)
+        else:
+            log.warning("job %s: webhook to %s failed (%s); attempt %d in %.0f s", job.id,
+                        where, status, attempt + 1, delay)
+            send_webhook(self.celery, job.id, attempts=attempt, countdown=delay)
+        return {"job_id": job.id, "attempt": attempt, "status": status,
+                "delivered": delivered}
 
 
 def event_body(summary: JobSummary, models: list[ModelRead]) -> bytes:
