@@ -66,6 +66,8 @@ def serve(
         console.print(f"broker: {masked_password(settings.broker_url or '')}"
                       + (" (embedded, a new password each start)" if stack else ""),
                       markup=False)
+        if stack is None:
+            _warn_if_broker_silent(settings)
         if flower:
             flower_process, settings = _start_flower(settings, host=host, port=flower_port,
                                                      basic_auth=flower_auth)
@@ -87,6 +89,21 @@ def serve(
             with console.status("stopping workers and the embedded broker"):
                 stack.stop()
     console.print("stopped")
+
+
+def _warn_if_broker_silent(settings) -> None:
+    """One line when the configured broker does not answer: the pages still serve, but
+    submissions, predictions and the workers' figures wait for it (the first sign had been
+    a 503 on the first submit)."""
+    from signdigits.broker.app import create_app
+    from signdigits.producer.submit import SubmissionError, check_broker
+
+    try:
+        check_broker(create_app(settings))
+    except SubmissionError as exc:
+        said = str(exc).removesuffix("; nothing was recorded")
+        console.print(f"warning: {said}; the pages serve, but submissions and predictions "
+                      "are refused (503) until it answers", markup=False, highlight=False)
 
 
 def _flower_auth(settings, *, host: str) -> str | None:

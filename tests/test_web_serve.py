@@ -238,3 +238,26 @@ def test_serve_with_an_upload_folder_it_cannot_write_says_so_before_starting(tmp
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("error: uploads folder") and "SIGNDIGITS_UPLOAD_DIR" in line, line
+
+
+def test_serve_says_when_its_broker_does_not_answer(tmp_path):
+    """It had started without a word: the first sign was a 503 on the first submit."""
+    from signdigits.stack.valkey import free_port
+
+    port, silent = free_port(), free_port()
+    env = make_env(database_url=f"sqlite:///{tmp_path / 'sd.db'}",
+                   broker_url=f"redis://127.0.0.1:{silent}/0")
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "signdigits", "serve", "--port",
+                                    str(port)], env=env, cwd=tmp_path, stdout=out, stderr=out,
+                                   stdin=subprocess.DEVNULL)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
+        said = log.read_text()
+        assert "warning: cannot reach the broker at" in said, said
+        assert "the pages serve, but submissions and predictions are refused (503)" in said
+        assert "Traceback" not in said
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
