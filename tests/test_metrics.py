@@ -68,18 +68,27 @@ def test_metrics_after_a_real_job(web, dataset, tmp_path):
     answer = web.post("/api/jobs", json={"folder": str(photos), "batch_size": 4}, auth=AUTH)
     assert answer.status_code == 201, answer.text
     job_id = answer.json()["id"]
-    job = web.stack.wait_for(job_id)
+    web.stack.wait_for(job_id)
 
     def finished(samples) -> int:
         jobs = samples["signdigits_jobs"]
         return jobs[(("state", "done"),)] + jobs[(("state", "done with errors"),)]
 
-    # Every row can be stored before the producer records the end of its walk (a fast
-    # worker, a small job): the job is "done" only then, so that is waited for too.
+    def batches() -> int:
+        # Read again each time: the job's count is 0 until its walk records the end, which
+        # can come after every row was stored (a fast worker, a small job). Read once, it
+        # had stayed 0 while the histogram counted 3.
+        return web.stack.summary(job_id).job.total_batches
+
     samples = wait_until(
-        lambda: (s := _scrape(web))["signdigits_batch_seconds_count"][()] == job.total_batches
-        and finished(s) == 1 and s, timeout=60,
-        message="every batch in the histogram, and the job finished")
+        lambda: (s := _scrape(web)) and finished(s) == 1
+        and s["signdigits_batch_seconds_count"][()] == batches() > 0 and s, timeout=60,
+        message="the job finished, and every batch in the histogram",
+        details=lambda: f"batches {batches()}; scraped: " + repr({
+            k: v for k, v in _scrape(web).items() if k in (
+                "signdigits_batch_seconds_count", "signdigits_jobs",
+                "signdigits_task_events_listening")}))
+    job = web.stack.summary(job_id).job
     outcomes = {dict(k)["outcome"]: v for k, v in samples["signdigits_images_total"].items()}
     assert sum(outcomes.values()) == 10 and _rows(samples)["pending"] == 0
     assert outcomes["done"] + outcomes["below_threshold"] == web.stack.counts(job_id)["done"]
