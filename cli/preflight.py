@@ -127,9 +127,9 @@ def database_for_reading(settings):
     return session_factory(url)
 
 
-def check_broker(settings, *, timeout: float = 5.0, writes: bool = True) -> None:
-    """One line and exit 1 unless the broker answers (the producer's own check); a
-    command that ``writes`` nothing does not say that nothing was recorded."""
+def broker_silence(settings, *, timeout: float = 5.0) -> str | None:
+    """Why the broker does not answer (the producer's own check), or None when it does;
+    without the producer's "nothing was recorded", for commands that record nothing."""
     from signdigits.broker.app import create_app
     from signdigits.producer.submit import SubmissionError
     from signdigits.producer.submit import check_broker as broker_answers
@@ -137,7 +137,16 @@ def check_broker(settings, *, timeout: float = 5.0, writes: bool = True) -> None
     try:
         broker_answers(create_app(settings), timeout=timeout)
     except SubmissionError as exc:
-        fail(str(exc) if writes else str(exc).removesuffix("; nothing was recorded"))
+        return str(exc).removesuffix("; nothing was recorded")
+    return None
+
+
+def check_broker(settings, *, timeout: float = 5.0, writes: bool = True) -> None:
+    """One line and exit 1 unless the broker answers; a command that ``writes`` says that
+    nothing was recorded."""
+    silence = broker_silence(settings, timeout=timeout)
+    if silence is not None:
+        fail(f"{silence}; nothing was recorded" if writes else silence)
 
 
 def job_or_fail(sessions, ref: str):

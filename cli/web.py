@@ -95,14 +95,11 @@ def _warn_if_broker_silent(settings) -> None:
     """One line when the configured broker does not answer: the pages still serve, but
     submissions, predictions and the workers' figures wait for it (the first sign had been
     a 503 on the first submit)."""
-    from signdigits.broker.app import create_app
-    from signdigits.producer.submit import SubmissionError, check_broker
+    from signdigits.cli.preflight import broker_silence
 
-    try:
-        check_broker(create_app(settings))
-    except SubmissionError as exc:
-        said = str(exc).removesuffix("; nothing was recorded")
-        console.print(f"warning: {said}; the pages serve, but submissions and predictions "
+    silence = broker_silence(settings)
+    if silence is not None:
+        console.print(f"warning: {silence}; the pages serve, but submissions and predictions "
                       "are refused (503) until it answers", markup=False, highlight=False)
 
 

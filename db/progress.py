@@ -57,7 +57,7 @@ class JobSummary:
         nothing was read (an interrupted job's hour had made it 0.3 a second); the rows a
         cancel marked are not counted (they gave a cancelled job thousands a second)."""
         read = self.done + self.errors if self.cancelled else self.finished
-        last = self.last_worked if self.cancelled else self.last_finished
+        last = _until(self)
         if not last or not read:
             return None
         seconds = (as_utc(last) - as_utc(self.job.created_at)).total_seconds()
@@ -86,25 +86,28 @@ def idle_seconds(start: datetime, finishes: list[datetime], *, until: datetime,
 def _with_idle(session: Session, summaries: list[JobSummary], *,
                stall_seconds: float) -> list[JobSummary]:
     """``summaries`` with their idle seconds, from their batches' finish times."""
-    wanted = {s.job.id: s for s in summaries if (s.last_worked or s.last_finished)}
+    # Only a job whose span is longer than the stall time can hold an idle gap: the
+    # batches of the others (every short job, `run`'s bar twice a second) are not read.
+    wanted = {s.job.id for s in summaries if (until := _until(s)) is not None
+              and (as_utc(until) - as_utc(s.job.created_at)).total_seconds() > stall_seconds}
     if not wanted:
         return summaries
     finishes: dict[str, list[datetime]] = {job_id: [] for job_id in wanted}
     for job_id, finished in session.execute(
             select(Batch.job_id, Batch.last_finished_at)
-            .where(Batch.job_id.in_(list(wanted)), Batch.last_finished_at.is_not(None))
+            .where(Batch.job_id.in_(sorted(wanted)), Batch.last_finished_at.is_not(None))
             .order_by(Batch.job_id, Batch.last_finished_at)):
         if finished is not None:  # never: the query leaves them out
             finishes[job_id].append(finished)
-    out = []
-    for s in summaries:
-        until = s.last_worked if s.cancelled else s.last_finished
-        if s.job.id in wanted and until is not None:
-            s = dataclasses.replace(s, idle_seconds=idle_seconds(
-                s.job.created_at, finishes[s.job.id], until=until,
-                stall_seconds=stall_seconds))
-        out.append(s)
-    return out
+    return [dataclasses.replace(s, idle_seconds=idle_seconds(
+                s.job.created_at, finishes[s.job.id], until=_until(s) or s.job.created_at,
+                stall_seconds=stall_seconds)) if s.job.id in wanted else s
+            for s in summaries]
+
+
+def _until(summary: JobSummary) -> datetime | None:
+    """The end of the span a rate is read over: the last row read (a cancel's marks not)."""
+    return summary.last_worked if summary.cancelled else summary.last_finished
 
 
 def summarize_job(session: Session, *, job: Job, stall_seconds: int) -> JobSummary:

@@ -13,8 +13,7 @@ async function workersOnline() {
 
 // The job page: a line while an unfinished job has no worker to read it.
 async function watchJobWorkers(notice) {
-  const ended = new Set(["done", "done with errors", "failed", "cancelled"]);
-  while (!ended.has(document.getElementById("state").textContent)) {
+  while (!ENDED.has(document.getElementById("state").textContent)) {  // job.js's
     const workers = await workersOnline();
     notice.hidden = !(workers && workers.online === 0);
     await new Promise(resolve => setTimeout(resolve, WORKERS_EVERY_MS));
