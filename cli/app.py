@@ -20,6 +20,7 @@ from signdigits.cli import (
     reviews,
     training,
     web,
+    webhooks,
     workers,
 )
 from signdigits.cli.preflight import OneLineErrors
@@ -64,3 +65,4 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 db_app.command("upgrade")(database.db_upgrade)
 app.add_typer(db_app, name="db")
 app.add_typer(models.models_app, name="models")
+app.add_typer(webhooks.webhook_app, name="webhook")

@@ -21,6 +21,7 @@ from signdigits.db.models import Image, ImageStatus, Job, as_utc, utcnow
 
 PENDING, SENDING, DELIVERED, FAILED = "pending", "sending", "delivered", "failed"
 STATES = (PENDING, SENDING, DELIVERED, FAILED)
+STOPPED = "stopped by an operator"  # a failed webhook's last status after `webhook stop`
 
 
 def _ended():
@@ -113,7 +114,54 @@ def describe_webhook(job: Job) -> str | None:
         at = as_utc(job.webhook_delivered_at).strftime("%Y-%m-%d %H:%M:%S UTC") \
             if job.webhook_delivered_at else "?"
         return f"webhook {where}: delivered {at} ({tries} attempts{last})"
+    if job.webhook_last_status == STOPPED:
+        return f"webhook {where}: {STOPPED} after {tries} attempts"
     return f"webhook {where}: failed after {tries} attempts{last}"
+
+
+class WebhookUnchanged(Exception):
+    """A webhook ``webhook send`` or ``webhook stop`` cannot change; one line says why."""
+
+
+def send_again(session: Session, *, job_id: str, url: str | None) -> int | None:
+    """The job's webhook made to send again (``url``: a new address, already checked):
+    the attempt count its task is sent with when the job ended, its webhook now
+    ``sending`` with a new deadline; None when the job has not ended (its webhook is sent
+    when it ends). A delivered webhook is sent again too: its receiver may have lost it.
+    Attempts are never reset: ``/metrics`` counts them, and a counter never falls. A
+    webhook already sending is sent now, not at its backed-off time: the copy of the
+    task that waits finds its count taken and stops (:func:`take_attempt`)."""
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None:
+        raise WebhookUnchanged(f"no job {job_id}")
+    if url is None and job.webhook_url is None:
+        raise WebhookUnchanged(f"job {job_id} has no webhook; give it a URL to send one")
+    ended = session.scalar(select(_ended()).where(Job.id == job_id))
+    if url is not None:
+        job.webhook_url = url
+    if not ended:
+        if url is None:
+            raise WebhookUnchanged(f"job {job_id} has not ended; its webhook is sent when it "
+                                   "does")
+        job.webhook_state = PENDING
+        return None
+    job.webhook_state, job.webhook_claimed_at, job.webhook_next_at = SENDING, utcnow(), None
+    job.webhook_attempts = job.webhook_attempts or 0
+    return job.webhook_attempts
+
+
+def stop_webhook(session: Session, *, job_id: str) -> str:
+    """The job's webhook given up now: no attempt follows (one in flight is not recorded,
+    :func:`record_attempt`); the state it was in. Refused for one already settled."""
+    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    if job is None:
+        raise WebhookUnchanged(f"no job {job_id}")
+    if job.webhook_state not in (PENDING, SENDING):
+        raise WebhookUnchanged(f"job {job_id}: " + (describe_webhook(job) or "no webhook")
+                               + "; nothing to stop")
+    was = str(job.webhook_state)
+    job.webhook_state, job.webhook_last_status, job.webhook_next_at = FAILED, STOPPED, None
+    return was
 
 
 def mark_resent(session: Session, *, job_id: str) -> None:

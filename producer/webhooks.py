@@ -1,6 +1,7 @@
 """The submitting side of a job's webhook: the URL checked before anything is recorded,
 and the claim made when the walk itself is what ends the job (its images were all stored
-while it walked). The worker side, and why one claim: worker/webhook.py."""
+while it walked), and an operator's ``webhook send`` again. The worker side, and why one
+claim: worker/webhook.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from signdigits.broker.sending import send_webhook
 from signdigits.config.settings import Settings
 from signdigits.config.webhooks import WebhookRefused, check_webhook_url
-from signdigits.db.webhooks import claim_webhook
+from signdigits.db.webhooks import claim_webhook, mark_resent, send_again
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +43,21 @@ def send_if_ended(app: Celery, sessions: sessionmaker[Session], job_id: str) -> 
     except Exception as exc:  # noqa: BLE001 - the job's own record is already complete
         log.warning("job %s: its webhook could not be claimed or sent now (%s); the "
                     "workers' reconciler will", job_id, exc)
+
+
+def send_webhook_again(app: Celery | None, sessions: sessionmaker[Session], settings: Settings,
+                       *, job_id: str, url: str | None) -> bool:
+    """The job's webhook sent again (to ``url`` when given, checked as at submit); whether
+    its task is queued now. False: the job has not ended (it is sent when it does), or
+    there is no broker here (``app`` None): the workers' reconciler of the stack that
+    runs sends it within SIGNDIGITS_STALL_SECONDS. :class:`WebhookRefused` for a URL the
+    server would not call; :class:`db.webhooks.WebhookUnchanged` for a job without one."""
+    checked = job_webhook(url, settings) if url is not None else None
+    with sessions.begin() as session:
+        attempts = send_again(session, job_id=job_id, url=checked)
+    if attempts is None or app is None:
+        return False
+    send_webhook(app, job_id, attempts=attempts)
+    with sessions.begin() as session:
+        mark_resent(session, job_id=job_id)  # sent: the reconciler waits its grace again
+    return True

@@ -28,6 +28,7 @@ from signdigits.config.webhooks import WebhookRefused
 from signdigits.db.jobs import JobFinished, JobNameError, JobNotFound, JobRunning
 from signdigits.db.registry import ModelNotFound, RegistryError
 from signdigits.db.reviews import NotReviewable
+from signdigits.db.webhooks import WebhookUnchanged
 from signdigits.producer.scan import FolderError
 from signdigits.producer.submit import SubmissionError
 from signdigits.serving.artifact import ArtifactError
@@ -53,6 +54,7 @@ REFUSALS: dict[type[Exception], int] = {
     FolderError: 400,  # a submission's folder: missing, empty, outside the allowed roots
     SubmissionError: 503,  # the broker was unreachable before anything was recorded
     WebhookRefused: 400,  # a webhook URL this server will not call
+    WebhookUnchanged: 409,  # sending again a job's webhook it has not, stopping a settled one
     ModelNotFound: 404,
     RegistryError: 409,  # no such model, or one the workers could not load: nothing changed
 }

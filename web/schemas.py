@@ -58,6 +58,17 @@ class SubmitUpload(BaseModel):
     webhook: Webhook = Field(None, description="as for a folder")
 
 
+class WebhookSend(BaseModel):
+    """`{}` or `{"url": "https://..."}`: the job's webhook sent again, to `url` from now on
+    when given (checked as at submit)."""
+
+    url: Webhook = Field(None, description="where it goes from now on; unset: where it went")
+
+    @model_validator(mode="before")
+    @classmethod
+    def an_object(cls, data: Any) -> Any:
+        return an_object(data, 'send a JSON object: {} or {"url": "https://..."}')
+
 
 class WebhookOut(BaseModel):
     """What became of the job's webhook (docs/webhooks.md)."""

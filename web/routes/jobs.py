@@ -1,5 +1,5 @@
 """``/api/jobs``: submit a folder or an upload, list jobs, one job, rename, cancel or
-delete one."""
+delete one, send its webhook again or stop it."""
 
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from signdigits.config.network import is_loopback
 from signdigits.config.settings import Settings
 from signdigits.db.jobs import jobs_page, rename_job, resolve_job
 from signdigits.db.reviews import reviewed_counts
+from signdigits.db.webhooks import stop_webhook
 from signdigits.files.objects import objects_allowed, parse_object_url
 from signdigits.files.paths import inside_allowed_roots, is_object_url
 from signdigits.producer.background import submit_in_background
 from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, POLL_SECONDS, cancel_now, walk_over
-from signdigits.producer.webhooks import send_if_ended
+from signdigits.producer.webhooks import send_if_ended, send_webhook_again
 from signdigits.web.deleting import delete_job_everywhere
 from signdigits.web.deps import (
     DescribedJob,
@@ -37,7 +38,14 @@ from signdigits.web.deps import (
 from signdigits.web.fields import Offset, request_body
 from signdigits.web.job_names import JobRename, upload_name
 from signdigits.web.limits import json_body
-from signdigits.web.schemas import JobDeleted, JobOut, JobPage, SubmitFolder, SubmitUpload
+from signdigits.web.schemas import (
+    JobDeleted,
+    JobOut,
+    JobPage,
+    SubmitFolder,
+    SubmitUpload,
+    WebhookSend,
+)
 from signdigits.web.state import WebState
 from signdigits.web.upload_jobs import SERVE_ROLE, submit_upload
 from signdigits.web.uploads import Upload, store_uploads
@@ -172,6 +180,29 @@ async def cancel(job: FoundJob, state: StateDep) -> JobOut:
            and time.monotonic() < deadline):
         await asyncio.sleep(POLL_SECONDS)
     return await run_in_threadpool(_described_afresh, state, job.id)
+
+
+@router.post("/{job_id}/webhook", response_model=JobOut,
+             summary="Send the ended job's webhook again (to a new URL when given)",
+             openapi_extra=request_body({"application/json": WebhookSend}))
+async def send_webhook(job: FoundJob, request: Request, state: StateDep) -> JobOut:
+    """Queued at once for an ended job (same ``webhook-id``, a new deadline); a job still
+    running only takes the new ``url``. 409 for a job with no webhook and no ``url``; 400
+    for a URL the server will not call (docs/webhooks.md)."""
+    raw = await request.body()
+    body = validated(WebhookSend, await json_body(request) if raw.strip() else {})
+    await run_in_threadpool(send_webhook_again, state.celery, state.sessions, state.settings,
+                            job_id=job.id, url=body.url)
+    return await run_in_threadpool(_described_afresh, state, job.id)
+
+
+@router.delete("/{job_id}/webhook", response_model=JobOut,
+               summary="Stop the job's webhook: no further attempt")
+def stop(job: FoundJob, state: StateDep) -> JobOut:
+    """409 for a webhook already delivered or given up, or a job without one."""
+    with state.sessions.begin() as session:
+        stop_webhook(session, job_id=job.id)
+    return _described_afresh(state, job.id)
 
 
 def _described_afresh(state: WebState, job_id: str) -> JobOut:
