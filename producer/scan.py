@@ -47,7 +47,9 @@ def scan_folder(root: Path) -> Iterator[str | Unreachable]:
         if not root.exists():
             raise FolderError(f"{root}: no such folder")
         if not root.is_dir():
-            raise FolderError(f"{root}: not a folder")
+            # Someone pointing a job at one photo wants it read: say where that is done.
+            raise FolderError(f"{root}: not a folder (one photo alone is read by "
+                              "`signdigits predict FILE` or POST /api/predict)")
     except OSError as exc:  # a name too long for the system, say
         raise FolderError(f"{root}: cannot open it ({exc.strerror or exc})") from None
     real_root = os.path.realpath(root)

@@ -345,6 +345,14 @@ def test_a_symlink_loop_as_folder_or_model_is_one_line(tmp_path, redis_url):
         tmp_path / "a")}, cwd=tmp_path), 1, "Too many levels of symbolic links")
 
 
+def test_a_job_of_one_photo_says_where_one_photo_is_read(tmp_path, redis_url):
+    """`submit photo.jpg` said only "not a folder": the person meant the photo read."""
+    (tmp_path / "photo.jpg").write_bytes(b"not looked at")
+    env = make_env(database_url=f"sqlite:///{tmp_path / 'sd.db'}", broker_url=redis_url)
+    one_line_error(run_cli("submit", str(tmp_path / "photo.jpg"), env=env, cwd=tmp_path), 1,
+                   "photo.jpg: not a folder", "signdigits predict FILE")
+
+
 def test_a_folder_whose_own_name_is_not_utf8_is_named_in_one_line(tmp_path, redis_url):
     """The job's root is text: the database driver's UnicodeEncodeError had named nothing."""
     import os
