@@ -65,6 +65,33 @@ def workers_online(app: Celery) -> dict[str, dict]:
         return live_workers(connection.default_channel.client)
 
 
+def name_taken(app: Celery, node: str, *, wait: float = HEARTBEAT_SECONDS * 1.5
+               ) -> dict | None:
+    """The heartbeat of another live worker named ``node``, or None. A key alone is not
+    proof: a worker SIGKILLed a moment ago leaves one for :data:`DEAD_AFTER_SECONDS`, and
+    its restart must not be refused. So a key found is watched for up to ``wait``
+    seconds, and only a beat newer than the one found is (raises what the broker
+    raises). Two workers of one name overwrite each other's heartbeat: the reconciler then
+    sees one's held batches as no one's and puts them back while they are read."""
+    with app.connection_for_write(transport_options=reply_deadlines()) as connection:
+        client = connection.default_channel.client
+        first = _beat_of(client, node)
+        if first is None:
+            return None
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = _beat_of(client, node)
+            if now is not None and now.get("at", 0) > first.get("at", 0):
+                return now
+    return None
+
+
+def _beat_of(client, node: str) -> dict | None:
+    value = client.get(_HEARTBEAT_KEY + node)
+    return None if value is None else json.loads(value)
+
+
 def serving_versions(workers: dict[str, dict]) -> dict[str, int]:
     """Model version -> how many of ``workers`` serve it, as their heartbeats say."""
     counts: dict[str, int] = {}

@@ -32,9 +32,29 @@ def worker(
         fail(str(exc))
     database_for_writing(settings)
     name = hostname or "signdigits@%h"
+    _refuse_a_name_in_use(settings, name)
     command = worker_command(concurrency=concurrency or settings.concurrency, name=name,
                              loglevel=loglevel)
     os.execv(sys.executable, command)
+
+
+def _refuse_a_name_in_use(settings, name: str) -> None:
+    """One line, before anything starts, when a live worker has this node name: the
+    default, signdigits@%h, is the same for two workers started on one host."""
+    from celery.utils.nodenames import host_format
+
+    from signdigits.broker.app import create_app
+    from signdigits.broker.liveness import name_taken
+
+    node = host_format(name)
+    try:
+        other = name_taken(create_app(settings), node)
+    except Exception:  # noqa: BLE001 - an unreachable broker: the worker says so itself
+        return
+    if other is not None:
+        fail(f"a worker named {node} is already running (pid {other.get('pid')}); two of one "
+             "name take each other's batches back: start this one with -n another@%h",
+             code=USAGE)
 
 
 def ready(
