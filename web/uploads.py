@@ -150,6 +150,7 @@ def _clean_parts(name: str) -> list[str]:
 
 def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> StoredUpload:
     """Write every upload into a new folder. Nothing remains if the upload is refused."""
+    # Here, not at the top: upload_zips builds on this module's Store and names.
     from signdigits.web.upload_zips import ZipFolders, is_zip_name, unpack_zip
 
     folder = upload_root(settings) / uuid.uuid4().hex
