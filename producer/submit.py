@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -29,6 +29,7 @@ from signdigits.db.jobs import (
     job_name,
     producer_alive,
 )
+from signdigits.db.manifest import add_unreachable
 from signdigits.db.models import Job, utcnow
 from signdigits.db.registry import model_file, promoted_model
 from signdigits.db.webhooks import PENDING
@@ -77,6 +78,7 @@ def submit_folder(
     role: str | None = None,
     webhook: str | None = None,
     name: str | None = None,
+    error_rows: Sequence[tuple[str, str]] = (),
 ) -> SubmittedJob:
     """Walk ``root``, writing the job's manifest and enqueueing its batches as it goes.
 
@@ -89,7 +91,10 @@ def submit_folder(
     API answers then, rather than after a million-image walk). ``role`` names the kind
     of process walking (``serve``) in the job's producer, so that a restarted ``serve``
     knows its own interrupted walks. ``name`` is the job's (:class:`JobNameError` if no
-    name can be that); the folder's own name by default.
+    name can be that); the folder's own name by default. ``error_rows``, (path, error)
+    each, are files the job has no copy of (an upload's image over the per-file cap):
+    recorded with the job's own row, so that a walk resumed after a crash, which sees only
+    the folder, never loses them.
     """
     if is_object_url(root):
         # Its workers read the objects themselves, with their own credentials: never
@@ -134,6 +139,7 @@ def submit_folder(
     )
     with sessions.begin() as session:
         create_job(session, job=job)
+        add_unreachable(session, job_id=job.id, rows=error_rows)
     if on_recorded is not None:
         on_recorded(job.id)
     walk = Walk(job, Path(root), settings=settings, sessions=sessions, app=app,

@@ -238,15 +238,18 @@ def test_a_serve_killed_mid_submit_finishes_the_job_when_it_starts_again(kind, r
     """The walk (of an upload, or of a folder job serve was asked for) is held at
     SIGNDIGITS_INLINE_MAX_QUEUED_BYTES (no worker yet): killed there, the job has part of
     its rows; started again (and a worker with it), serve finishes the walk and every
-    image gets its row."""
+    image gets its row. The upload's photo over the per-file cap, which has no file in
+    the folder the walk resumes, keeps its error row: it was recorded with the job."""
     count = 400
     database_url = f"sqlite:///{tmp_path / 'results.db'}"
     stack = Stack(redis_url, database_url, tmp_path, upload_dir=str(tmp_path / "uploads"),
-                  batch_size="8", inline_max_queued_bytes="1", inline="true")
+                  batch_size="8", inline_max_queued_bytes="1", inline="true",
+                  max_file_bytes="1000")
     serve = Serve(tmp_path, stack.env)
     try:
         if kind == "upload":
-            _post_in_background(serve.url, files=_files(count, "7/"))
+            _post_in_background(serve.url, files=[*_files(count - 1, "7/"),
+                                                  ("files", ("7/pano.jpg", bytes(2000)))])
         else:  # a folder job's walk goes on in serve after its answer
             photos = tmp_path / "photos"
             photos.mkdir()
@@ -276,6 +279,11 @@ def test_a_serve_killed_mid_submit_finishes_the_job_when_it_starts_again(kind, r
         stack.stop()
     rows = _rows(database_url, job.id)
     assert sum(rows.values()) == count and "pending" not in rows, rows
+    if kind == "upload":
+        with session_factory(database_url)() as session:
+            assert session.scalar(select(Image.error).where(
+                Image.job_id == job.id, Image.path == "7/pano.jpg")) == (
+                "file is 2,000 bytes, over the 1,000-byte cap")
     assert finished_job.total_images == count and finished_job.submitted_at is not None
     record(f"serve killed mid-submit of {'an upload' if kind == 'upload' else 'a folder job'}, "
            "then started again", {

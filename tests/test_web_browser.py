@@ -292,3 +292,21 @@ def test_a_folder_upload_leaves_out_what_the_walk_would_and_the_last_source_chos
         sse_until_done(client, job_id)
         items = client.get(f"/api/jobs/{job_id}/images").json()["items"]
         assert {i["path"]: (i["status"], i["error"]) for i in items} == expected, source
+
+
+def test_files_picked_by_name_with_a_stray_pdf_start_a_job_that_says_it_skipped_it(
+        site, browser, dataset, tmp_path):
+    """A PDF picked beside photos had stopped the page ("nothing was sent"), and had
+    refused the whole upload on the server: now the photos make the job and the page
+    lists what the server left out, one line each."""
+    client, _ = site
+    page = browser
+    photo = tmp_path / "0.jpg"
+    shutil.copyfile(sample_images(dataset, 1, seed=32)[0][0], photo)
+    (tmp_path / "notes.pdf").write_bytes(b"%PDF-1.4 minutes")
+    page.goto(f"{client.base_url}/")
+    page.set_input_files("#files", [str(photo), str(tmp_path / "notes.pdf")])
+    page.click("#submit")
+    page.wait_for_selector("#submit-message:has-text(': 1 images.')", timeout=60_000)
+    assert page.inner_text("#submit-message ul.left-out li") == (
+        "'notes.pdf' is not an image or a .zip of images; skipped")

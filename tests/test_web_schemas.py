@@ -200,7 +200,10 @@ def test_openapi_shows_the_job_and_image_schemas(tmp_path):
     def answer(path: str, method: str, status: str = "200") -> dict:
         return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
 
-    assert answer("/api/jobs", "post", "201") == {"$ref": "#/components/schemas/JobOut"}
+    # The submit's answer is the job's and what of an upload it did without.
+    assert answer("/api/jobs", "post", "201") == {"$ref": "#/components/schemas/JobSubmitted"}
+    assert set(schemas["JobSubmitted"]["properties"]) == set(JobOut.model_fields) | {
+        "left_out", "left_out_count"}
     assert answer("/api/jobs/{job_id}", "get") == {"$ref": "#/components/schemas/JobOut"}
     assert answer("/api/jobs", "get") == {"$ref": "#/components/schemas/JobPage"}
     assert schemas["JobPage"]["properties"]["items"]["items"] == {

@@ -116,8 +116,11 @@ def _multipart(filename: str, data: bytes) -> tuple[bytes, dict[str, str]]:
 
 
 @pytest.mark.parametrize("case", ["no name", "over the file cap", "a name of 400 characters",
-                                  "a text file", "a text file among photos"])
+                                  "a text file", "nothing else to classify"])
 def test_a_refused_upload_says_what_is_wrong_in_one_short_line(capped, case):
+    """A text file or a photo over the cap among photos costs only itself
+    (tests/test_upload_parts.py); alone, or with only more of the same, the upload has
+    nothing to classify and is refused by the first's reason."""
     if case == "no name":
         body, headers = _multipart("", JPEG)
         response = capped.post("/api/jobs", content=body, headers=headers)
@@ -125,7 +128,7 @@ def test_a_refused_upload_says_what_is_wrong_in_one_short_line(capped, case):
         files = {"over the file cap": [("big.jpg", bytes(2 * MB))],
                  "a name of 400 characters": [("a" * 396 + ".jpg", JPEG)],
                  "a text file": [("readme.txt", b"hi")],
-                 "a text file among photos": [("0/0.jpg", JPEG), ("readme.txt", b"hi")],
+                 "nothing else to classify": [("readme.txt", b"hi"), ("big.jpg", bytes(2 * MB))],
                  }[case]
         response = capped.post("/api/jobs", files=[("files", f) for f in files])
     detail = response.json()["detail"]
@@ -137,8 +140,9 @@ def test_a_refused_upload_says_what_is_wrong_in_one_short_line(capped, case):
                                           "name over 255 bytes, longer than a file system "
                                           "takes; refused"),
         "a text file": (415, "'readme.txt' is not an image or a .zip of images; refused"),
-        "a text file among photos": (415, "'readme.txt' is not an image or a .zip of images; "
-                                          "refused"),
+        "nothing else to classify": (415, "nothing in the upload can be classified: "
+                                          "'readme.txt' is not an image or a .zip of images, "
+                                          "and 1 more; refused"),
     }[case]
     assert not capped.uploads.exists() or not any(capped.uploads.iterdir())
 

@@ -153,6 +153,17 @@ class JobOut(BaseModel):
             webhook=WebhookOut.of(job))
 
 
+class JobSubmitted(JobOut):
+    """A job just submitted, and what of its upload it did without."""
+
+    left_out: list[str] = Field(default_factory=list, description=(
+        "one line for each part of the upload it did without, and why: skipped (not an "
+        "image, not a readable zip) or an error row of the job (over the per-file cap, "
+        "an entry that cannot be unpacked); the first 100. Empty for a folder's job, whose "
+        "walk skips what is not an image as it goes"))
+    left_out_count: int = Field(0, description="all of them, listed or not")
+
+
 class JobDeleted(BaseModel):
     id: str
     name: str

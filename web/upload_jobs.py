@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from signdigits.config.settings import Settings
 from signdigits.db.folders import discard_job
 from signdigits.producer.submit import submit_folder
-from signdigits.web.uploads import UploadRefused, upload_root
+from signdigits.web.uploads import StoredUpload, UploadRefused, upload_root
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +34,17 @@ def upload_settings(settings: Settings) -> Settings:
         update={"allowed_roots": [*settings.allowed_roots, upload_root(settings)]})
 
 
-def submit_upload(folder: Path, *, settings: Settings, sessions: sessionmaker[Session],
+def submit_upload(stored: StoredUpload, *, settings: Settings, sessions: sessionmaker[Session],
                   app: Celery, threshold: float | None, webhook: str | None = None,
                   name: str | None = None) -> str:
-    """Submit the upload's ``folder``; the job's id. On any failure nothing is kept."""
+    """Submit the upload's folder, with an error row for each image it could not keep;
+    the job's id. On any failure nothing is kept."""
+    folder = stored.folder
     recorded: list[str] = []
     try:
         return submit_folder(folder, settings=upload_settings(settings), sessions=sessions,
                              app=app, threshold=threshold, role=SERVE_ROLE, webhook=webhook,
-                             name=name,
+                             name=name, error_rows=stored.error_rows,
                              inline=settings.upload_inline,  # unless workers see the folder
                              on_recorded=recorded.append).job_id
     except BaseException as exc:

@@ -2,27 +2,30 @@
 
 The folder's name is chosen here (a random id under ``SIGNDIGITS_UPLOAD_DIR``); inside it
 each image keeps its path (``3/IMG_1.JPG`` from a zip or a browser's folder upload stays
-``3/IMG_1.JPG``) with every component cleaned. Hidden files and folders are skipped, as
-the walk skips them; an empty image is kept, so that its row says so, as the walk's does.
-Of two zips or more, each unpacks under a folder named after it (``day1/IMG_0001.jpg``,
-or ``3/day1/IMG_0001.jpg`` below a label folder), so two cameras' ``IMG_0001.jpg`` are
-two images. A path that would climb out, a link, a file that is neither an image nor a
-zip, or an archive that unpacks to more than ``SIGNDIGITS_MAX_UNPACKED_BYTES`` (a zip
-bomb) refuses the whole upload and leaves nothing behind.
+``3/IMG_1.JPG``) with every component cleaned. Of two zips or more, each unpacks under a
+folder named after it (``day1/IMG_0001.jpg``, or ``3/day1/IMG_0001.jpg`` below a label
+folder), so two cameras' ``IMG_0001.jpg`` are two images.
+
+An upload is read as the walk reads the same folder on disk, and a bad part costs only
+itself: hidden files are skipped in silence, as the walk skips them; a file that is not
+an image (or a zip entry that is not) and a file that is not a readable zip are skipped
+and said in the answer; an image over ``SIGNDIGITS_MAX_FILE_BYTES`` and a zip entry that
+cannot be unpacked become error rows of the job, as an oversized or unreadable file on
+disk does, and are said too; an empty image is kept, so that its row says so. What
+still refuses the whole upload, leaving nothing behind: a path that would climb out, a
+link, two files with the same path, an archive past ``SIGNDIGITS_MAX_UNPACKED_BYTES`` or
+lying about its sizes (a zip bomb), our own disk failing, and an upload in which nothing
+is left to classify.
 """
 
 from __future__ import annotations
 
-import lzma
 import os
 import re
 import shutil
-import stat
 import uuid
-import zipfile
-import zlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, BinaryIO
 
@@ -30,13 +33,14 @@ from signdigits.config.settings import Settings, default_upload_dir
 from signdigits.files.paths import is_image_name, real_path
 
 _CHUNK = 1 << 20
-_MAX_ZIP_ENTRIES = 200_000
 # Deeper paths are no one's photo folders; pathlib's mkdir recurses once per level.
 _MAX_DEPTH = 32
-_SAFE = re.compile(r"[^\w.\- ]")  # \w is Unicode: accented names stay readable
+SAFE = re.compile(r"[^\w.\- ]")  # \w is Unicode: accented names stay readable
 _MAX_NAME_BYTES = 255  # a file or folder name, on every common file system
 _SHOWN = 60  # characters of a client's name a message echoes
-_LABELS = frozenset("0123456789")  # label folders (db.labels): a zip's folder goes below
+# Lines of what was left out an answer carries: a zip of thousands of stray files must
+# not make an answer of megabytes. The count says how many more.
+LISTED = 100
 
 
 class UploadRefused(ValueError):
@@ -51,6 +55,43 @@ class UploadRefused(ValueError):
 class Upload:
     filename: str
     stream: BinaryIO
+
+
+@dataclass
+class StoredUpload:
+    """The upload's folder, and what it did without."""
+
+    folder: Path
+    # (path in the job, error): the job's error rows for images it could not keep, as
+    # the walk's own for the same files on disk ("file is N bytes, over the M-byte cap").
+    error_rows: list[tuple[str, str]] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # one line each, the first LISTED
+    left_out_count: int = 0
+    images: int = 0
+    # The status the upload is refused with if nothing is left to classify: the first
+    # part left out's (415 for a PDF alone, 413 for an image over the cap alone).
+    first_status: int = 400
+
+    def leave_out(self, line: str, *, status: int, row: tuple[str, str] | None = None) -> None:
+        """``line``: the part and why, without its outcome (added here)."""
+        if not self.left_out_count:
+            self.first_status = status
+        self.left_out_count += 1
+        if len(self.left_out) < LISTED:
+            self.left_out.append(f"{line}; {'an error row says so' if row else 'skipped'}")
+        if row is not None:
+            self.error_rows.append(row)
+
+    def nothing_left(self) -> UploadRefused:
+        if not self.left_out_count:
+            return UploadRefused("no images in the upload (send images or .zip archives of "
+                                 "them)")
+        first = self.left_out[0].rsplit("; ", 1)[0]
+        if self.left_out_count == 1:
+            return UploadRefused(f"{first}; refused", status=self.first_status)
+        return UploadRefused(f"nothing in the upload can be classified: {first}, and "
+                             f"{self.left_out_count - 1:,} more; refused",
+                             status=self.first_status)
 
 
 def upload_root(settings: Settings) -> Path:
@@ -98,7 +139,7 @@ def _clean_parts(name: str) -> list[str]:
     if len(parts) > _MAX_DEPTH:
         raise UploadRefused(f"{shown(name)}: nested more than {_MAX_DEPTH} folders deep; "
                             "refused")
-    cleaned = [_SAFE.sub("_", part).strip() for part in parts if part not in ("", ".")]
+    cleaned = [SAFE.sub("_", part).strip() for part in parts if part not in ("", ".")]
     if not cleaned or not all(cleaned):
         raise UploadRefused(f"{shown(name)}: not a usable file name")
     if any(len(part.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES for part in cleaned):
@@ -107,33 +148,40 @@ def _clean_parts(name: str) -> list[str]:
     return cleaned
 
 
-def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> Path:
-    """Write every upload into a new folder; its path. Nothing remains if one is refused."""
+def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> StoredUpload:
+    """Write every upload into a new folder. Nothing remains if the upload is refused."""
+    # Here, not at the top: upload_zips builds on this module's Store and names.
+    from signdigits.web.upload_zips import ZipFolders, is_zip_name, unpack_zip
+
     folder = upload_root(settings) / uuid.uuid4().hex
     try:
         folder.mkdir(mode=0o700, parents=True)  # its photos are the uploader's alone
     except OSError as exc:
         raise _cannot_store(exc) from None
-    budget = _Budget(settings.max_unpacked_bytes)
+    store = Store(folder, settings)
     uploads = list(uploads)
     # One zip's paths are the images' (beside any files sent with it). Of two zips or
     # more, each gets a folder of its own: two cameras' IMG_0001.jpg are two images.
-    several = sum(_zip_name(u.filename or "") and not _hidden_leaf(u.filename or "")
+    several = sum(is_zip_name(u.filename or "") and not hidden_leaf(u.filename or "")
                   for u in uploads) > 1
-    zips = _ZipFolders() if several else None
+    zips = ZipFolders() if several else None
     try:
-        images = 0
         for upload in uploads:
-            images += _store_one(upload, folder, settings=settings, budget=budget, zips=zips)
-        if not images:
-            raise UploadRefused("no images in the upload (send images or .zip archives of them)")
-    except (OSError, _DiskFailed) as exc:  # the disk, not the request: full, or gone
+            name = upload.filename or ""
+            if is_zip_name(name):  # its own name is never a path here
+                if not hidden_leaf(name):  # a Mac's ._day1.zip is not a zip
+                    unpack_zip(upload, store, under=zips.name_for(name) if zips else None)
+            else:
+                _store_file(upload, store)
+        if not store.stored.images:
+            raise store.stored.nothing_left()
+    except (OSError, DiskFailed) as exc:  # the disk, not the request: full, or gone
         shutil.rmtree(folder, ignore_errors=True)
-        raise _cannot_store(exc.error if isinstance(exc, _DiskFailed) else exc) from None
+        raise _cannot_store(exc.error if isinstance(exc, DiskFailed) else exc) from None
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return folder
+    return store.stored
 
 
 def _cannot_store(exc: OSError) -> UploadRefused:
@@ -143,9 +191,50 @@ def _cannot_store(exc: OSError) -> UploadRefused:
                          status=503)
 
 
-class _Budget:
-    def __init__(self, limit: int) -> None:
-        self.left = limit
+def hidden_leaf(name: str) -> bool:
+    return name.replace("\\", "/").rsplit("/", 1)[-1].strip().startswith(".")
+
+
+def cap_text(count: int) -> str:
+    """``20 MB (20,971,520 bytes)``: a cap as people read it, and exactly."""
+    return f"{count / (1024 * 1024):,.4g} MB ({count:,} bytes)"
+
+
+def over_cap(what: str, size: int, *, cap: int, store: Store, relative: str) -> None:
+    """An image over ``SIGNDIGITS_MAX_FILE_BYTES``: an error row with the walk's own words
+    for the same file on disk (files.reading), and a line in the answer."""
+    store.claim(relative, what)
+    store.stored.leave_out(f"{what} is over the {cap_text(cap)} per-file cap "
+                           "(SIGNDIGITS_MAX_FILE_BYTES)", status=413,
+                           row=(relative, f"file is {size:,} bytes, over the {cap:,}-byte cap"))
+
+
+def _store_file(upload: Upload, store: Store) -> None:
+    name = upload.filename or ""
+    relative = upload_path(name)  # refuses climbing, an empty name, ... before anything
+    if relative is None:
+        return  # hidden: a system's file (.DS_Store), never the user's photo
+    if not is_image_name(PurePosixPath(relative).name):
+        # The walk would not read it (a PDF in the folder): it costs only itself.
+        store.stored.leave_out(f"{shown(name)} is not an image or a .zip of images",
+                               status=415)
+        return
+    # An empty image is kept: the walk records it and its row says "empty file (0 bytes)".
+    cap = store.settings.max_file_bytes
+    try:
+        store.write(relative, upload.stream, what=shown(name))
+    except OverCap as over:
+        over_cap(shown(name), over.size, cap=cap, store=store, relative=relative)
+
+
+class Store:
+    """An upload's folder being written: its budget, the paths taken, what it left out."""
+
+    def __init__(self, folder: Path, settings: Settings) -> None:
+        self.folder, self.settings = folder, settings
+        self.left = settings.max_unpacked_bytes  # SIGNDIGITS_MAX_UNPACKED_BYTES, all told
+        self.stored = StoredUpload(folder)
+        self.rows: set[str] = set()  # the error rows' paths
 
     def spend(self, count: int, what: str) -> None:
         self.left -= count
@@ -153,153 +242,79 @@ class _Budget:
             raise UploadRefused(f"{what}: unpacks to more than SIGNDIGITS_MAX_UNPACKED_BYTES "
                                 "(a zip bomb?); refused", status=413)
 
+    def claim(self, relative: str, what: str) -> None:
+        """``relative`` for an error row: a path no other file of the upload has."""
+        if relative in self.rows or (self.folder / relative).exists():
+            raise _same_path(what, relative)
+        self.rows.add(relative)
 
-class _ZipFolders:
-    """The folder each zip of a several-zip upload unpacks under: its name without
-    ``.zip``, made unique (``day1``, ``day1 (2)``)."""
-
-    def __init__(self) -> None:
-        self.used: set[str] = set()
-
-    def name_for(self, zip_name: str) -> str:
-        leaf = zip_name.replace("\\", "/").rsplit("/", 1)[-1][:-4]
-        base = _SAFE.sub("_", leaf).strip().lstrip(".")[:200] or "zip"
-        name, n = base, 1
-        while name.lower() in self.used:
-            n += 1
-            name = f"{base} ({n})"
-        self.used.add(name.lower())
-        return name
-
-
-def _under(folder: str, relative: str) -> str:
-    """``relative`` under the zip's ``folder``, kept below a label folder (``3/``) so that
-    labels by folder still count."""
-    parts = relative.split("/")
-    if len(parts) > 1 and parts[0] in _LABELS:
-        return "/".join([parts[0], folder, *parts[1:]])
-    return f"{folder}/{relative}"
-
-
-def _zip_name(name: str) -> bool:
-    return name.lower().endswith(".zip")
-
-
-def _hidden_leaf(name: str) -> bool:
-    return name.replace("\\", "/").rsplit("/", 1)[-1].strip().startswith(".")
-
-
-def _store_one(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget,
-               zips: _ZipFolders | None) -> int:
-    name = upload.filename or ""
-    if _zip_name(name):  # its own name is never a path here
-        if _hidden_leaf(name):
-            return 0  # a Mac's ._day1.zip, not a zip
-        return _unpack_zip(upload, folder, settings=settings, budget=budget,
-                           under=zips.name_for(name) if zips else None)
-    relative = upload_path(name)  # refuses climbing, an empty name, ... before anything
-    if relative is None:
-        return 0  # hidden: a system's file (.DS_Store), never the user's photo
-    if not is_image_name(PurePosixPath(relative).name):
-        raise UploadRefused(f"{shown(name)} is not an image or a .zip of images; refused",
-                            status=415)
-    # An empty image is kept: the walk records it and its row says "empty file (0 bytes)".
-    _write(folder, relative, upload.stream, cap=settings.max_file_bytes, budget=budget,
-           what=shown(name))
-    return 1
-
-
-def _unpack_zip(upload: Upload, folder: Path, *, settings: Settings, budget: _Budget,
-                under: str | None) -> int:
-    name = upload.filename
-    try:
-        archive = zipfile.ZipFile(upload.stream)
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise UploadRefused(f"{shown(name)} is not a readable zip archive") from None
-    with archive:
-        entries = archive.infolist()
-        if len(entries) > _MAX_ZIP_ENTRIES:
-            raise UploadRefused(f"{shown(name)} holds over {_MAX_ZIP_ENTRIES:,} entries; "
-                                "refused")
-        declared = sum(entry.file_size for entry in entries)
-        if declared > budget.left:
-            budget.spend(declared, shown(name))
-        images = 0
-        for entry in entries:
-            if entry.is_dir():
-                continue
-            what = f"{shown(name)}: {shown(entry.filename)}"
-            relative = upload_path(entry.filename)  # refuses climbing before anything else
-            if stat.S_ISLNK(entry.external_attr >> 16):
-                raise UploadRefused(f"{what} is a link; refused")
-            if relative is None or relative.split("/")[0] == "__MACOSX" or not is_image_name(
-                    PurePosixPath(relative).name):
-                continue  # an archive's other files are not the user's photos
-            if entry.file_size > settings.max_file_bytes:
-                raise UploadRefused(f"{what} is over the {_cap(settings.max_file_bytes)} "
-                                    "per-file cap (SIGNDIGITS_MAX_FILE_BYTES); refused",
-                                    status=413)
+    def write(self, relative: str, stream: IO[bytes], *, what: str,
+              declared: int | None = None) -> None:
+        """``what``: the file as messages name it (:func:`shown`). ``declared``: the size
+        a zip's header gives. :class:`OverCap` past ``SIGNDIGITS_MAX_FILE_BYTES``, with
+        nothing kept; any other failure leaves nothing of the file either."""
+        target = self.folder / relative
+        try:
+            if relative in self.rows or target.exists():
+                raise _same_path(what, relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL | O_NOFOLLOW: never through a link, never over a file.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+        except OSError as exc:  # a name too long, or a file where the path needs a folder
+            raise UploadRefused(f"{what}: cannot be stored as {shown(relative)} "
+                                f"({exc.strerror or exc})") from None
+        written = spent = 0
+        cap = self.settings.max_file_bytes
+        out = os.fdopen(fd, "wb")
+        try:
             try:
-                with archive.open(entry) as data:
-                    # The header's size can lie: the cap is enforced on what comes out.
-                    _write(folder, _under(under, relative) if under else relative, data,
-                           cap=settings.max_file_bytes, declared=entry.file_size,
-                           budget=budget, what=what)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
-                    NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError) as exc:
-                # An OSError's text names the server's own path: its reason is enough.
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise UploadRefused(f"{what}: cannot unpack it: {reason}") from None
-            images += 1
-        return images
+                while chunk := stream.read(_CHUNK):
+                    written += len(chunk)
+                    # A zip's header that lies is an attack, not a photo: checked first.
+                    if declared is not None and written > declared:
+                        raise UploadRefused(f"{what} unpacks to more than the {declared:,} "
+                                            "bytes its zip declares; refused", status=413)
+                    if written > cap:  # counted to its end, for the row's exact size
+                        raise OverCap(written + _drained(stream))
+                    spent += len(chunk)
+                    self.spend(len(chunk), what)
+                    on_our_disk(out.write, chunk)
+            finally:
+                on_our_disk(out.close)  # a buffered write's failure shows here
+        except BaseException:
+            target.unlink(missing_ok=True)  # nothing of a file left out stays on disk
+            self.left += spent
+            raise
+        self.stored.images += 1
 
 
-def _cap(count: int) -> str:
-    """``20 MB (20,971,520 bytes)``: a cap as people read it, and exactly."""
-    return f"{count / (1024 * 1024):,.4g} MB ({count:,} bytes)"
+def _same_path(what: str, relative: str) -> UploadRefused:
+    return UploadRefused(f"{what}: two files in the upload have the path {shown(relative)}")
 
 
-def _write(folder: Path, relative: str, stream: IO[bytes], *, cap: int, budget: _Budget,
-           what: str, declared: int | None = None) -> int:
-    """``what``: the file as messages name it (:func:`shown`). ``declared``: the size
-    a zip's header gives."""
-    target = folder / relative
-    try:
-        if target.exists():
-            raise UploadRefused(f"{what}: two files in the upload have the path "
-                                f"{shown(relative)}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # O_EXCL | O_NOFOLLOW: never through a link, never over a file.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
-    except OSError as exc:  # a name too long, or a file where the path needs a folder
-        raise UploadRefused(f"{what}: cannot be stored as {shown(relative)} "
-                            f"({exc.strerror or exc})") from None
-    written = 0
-    out = os.fdopen(fd, "wb")
-    try:
-        while chunk := stream.read(_CHUNK):
-            written += len(chunk)
-            budget.spend(len(chunk), what)
-            if written > cap:
-                raise UploadRefused(f"{what} is over the {_cap(cap)} per-file cap "
-                                    "(SIGNDIGITS_MAX_FILE_BYTES); refused", status=413)
-            if declared is not None and written > declared:
-                raise UploadRefused(f"{what} unpacks to more than the {declared:,} bytes "
-                                    "its zip declares; refused", status=413)
-            _on_our_disk(out.write, chunk)
-    finally:
-        _on_our_disk(out.close)  # a buffered write's failure shows here
-    return written
+def _drained(stream: IO[bytes]) -> int:
+    count = 0
+    while chunk := stream.read(_CHUNK):
+        count += len(chunk)
+    return count
 
 
-def _on_our_disk(write, *args) -> None:
+class OverCap(Exception):
+    """A file past ``SIGNDIGITS_MAX_FILE_BYTES``; ``size``, all of it."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def on_our_disk(write, *args) -> None:
     try:
         write(*args)
     except OSError as exc:  # the server's disk (full, quota): not the client's zip
-        raise _DiskFailed(exc) from None
+        raise DiskFailed(exc) from None
 
 
-class _DiskFailed(Exception):
+class DiskFailed(Exception):
     """A write to our own disk failed; not an OSError, which unpacking reports as the zip's."""
 
     def __init__(self, error: OSError) -> None:

@@ -42,30 +42,33 @@ from signdigits.web.schemas import (
     JobDeleted,
     JobOut,
     JobPage,
+    JobSubmitted,
     SubmitFolder,
     SubmitUpload,
     WebhookSend,
 )
 from signdigits.web.state import WebState
 from signdigits.web.upload_jobs import SERVE_ROLE, submit_upload
-from signdigits.web.uploads import Upload, store_uploads
+from signdigits.web.uploads import StoredUpload, Upload, store_uploads
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
 
-@router.post("", status_code=201, response_model=JobOut,
+@router.post("", status_code=201, response_model=JobSubmitted,
              summary="Submit a server folder (JSON) or uploaded images/zips (multipart)",
              openapi_extra=request_body({"application/json": SubmitFolder,
                                          "multipart/form-data": SubmitUpload}))
-async def submit(request: Request, state: StateDep, session: SessionDep) -> JobOut:
+async def submit(request: Request, state: StateDep, session: SessionDep) -> JobSubmitted:
     """A folder's job is answered once its row exists, while its walk goes on (the job
     shows ``submitting`` meanwhile; a web process stopped mid-walk leaves it ``submission
     interrupted``, which ``serve`` finishes when it starts again). An upload is walked
     before the answer: its files are all here already, and the answer then counts them;
-    an upload that fails leaves no folder and no job."""
+    an upload that fails leaves no folder and no job. The answer lists what of the upload
+    the job did without (``left_out``): a bad part costs only itself."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    stored = None
     if kind == "multipart/form-data":
-        job_id = await _submit_upload(request, state)
+        job_id, stored = await _submit_upload(request, state)
     elif kind == "application/json":
         body = validated(SubmitFolder, await json_body(request))
         folder = _allowed_folder(body.folder, state.settings,
@@ -77,7 +80,11 @@ async def submit(request: Request, state: StateDep, session: SessionDep) -> JobO
     else:
         raise HTTPException(415, "send application/json with a folder, or multipart/form-data "
                                  "with files")
-    return await run_in_threadpool(_described, session, job_id, state.settings)
+    job = await run_in_threadpool(_described, session, job_id, state.settings)
+    if stored is None:
+        return JobSubmitted(**dict(job))
+    return JobSubmitted(**dict(job), left_out=stored.left_out,
+                        left_out_count=stored.left_out_count)
 
 
 def _described(session: Session, job_id: str, settings: Settings) -> JobOut:
@@ -85,7 +92,7 @@ def _described(session: Session, job_id: str, settings: Settings) -> JobOut:
                      settings)
 
 
-async def _submit_upload(request: Request, state: WebState) -> str:
+async def _submit_upload(request: Request, state: WebState) -> tuple[str, StoredUpload]:
     form = await request.form(max_files=100_000, max_fields=20)
     try:
         upload = validated(SubmitUpload, {
@@ -94,17 +101,18 @@ async def _submit_upload(request: Request, state: WebState) -> str:
             "files": [f for f in form.getlist("files") if isinstance(f, UploadFile)]})
         if not upload.files:
             raise HTTPException(400, "no files uploaded (send one or more 'files' fields)")
-        folder = await run_in_threadpool(
+        stored = await run_in_threadpool(
             store_uploads, [Upload(f.filename or "", f.file) for f in upload.files],
             settings=state.settings)
     finally:
         await form.close()
     # On failure the folder (and any job) is gone, whatever the answer says.
     name = upload.name or upload_name([f.filename or "" for f in upload.files])
-    return await run_in_threadpool(submit_upload, folder, settings=state.settings,
-                                   sessions=state.sessions, app=state.celery,
-                                   threshold=upload.threshold, webhook=upload.webhook,
-                                   name=name)
+    job_id = await run_in_threadpool(submit_upload, stored, settings=state.settings,
+                                     sessions=state.sessions, app=state.celery,
+                                     threshold=upload.threshold, webhook=upload.webhook,
+                                     name=name)
+    return job_id, stored
 
 
 def _allowed_folder(folder: str, settings: Settings, *, client: str) -> Path | str:

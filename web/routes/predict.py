@@ -94,7 +94,8 @@ def _store(session: Session, settings: Settings, filename: str, data: bytes,
            answer: dict, threshold_from_model: bool) -> dict:
     """The photo written under the upload folder (a name the server chooses for the
     folder, the client's only as the image's path) and recorded with its answer."""
-    folder = store_uploads([Upload(_image_name(filename), io.BytesIO(data))], settings=settings)
+    folder = store_uploads([Upload(_image_name(filename), io.BytesIO(data))],
+                           settings=settings).folder
     path = next(p for p in folder.rglob("*") if p.is_file()).relative_to(folder).as_posix()
     with session.begin():
         job_id, image_id = record_prediction(session, root=str(folder), path=path,

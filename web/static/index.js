@@ -64,7 +64,22 @@ function showStarted(job) {
   message.className = "message";
   message.replaceChildren("Started ", el("a", {href: "/jobs/" + job.id, text: job.name}),
     `: ${job.total_images.toLocaleString("en")} images${counting}. `,
-    el("a", {href: "/jobs/" + job.id, class: "open-job", text: "Open the job"}), startedNote);
+    el("a", {href: "/jobs/" + job.id, class: "open-job", text: "Open the job"}), startedNote,
+    ...(startedLeftOut ? [startedLeftOut] : []));
+}
+
+// What the server did without (its answer's left_out: a PDF picked by name, a photo over
+// the per-file cap, a zip's stray files), one line each: the job counts only the rest.
+const LEFT_OUT_SHOWN = 10;
+function leftOutList(job) {
+  if (!job.left_out_count) return null;
+  const items = job.left_out.slice(0, LEFT_OUT_SHOWN).map(line => el("li", {text: line}));
+  const more = job.left_out_count - items.length;
+  if (more > 0) {
+    items.push(el("li", {text: `and ${more.toLocaleString("en")} more (those recorded as ` +
+                              "error rows are in the job's errors)"}));
+  }
+  return el("ul", {class: "left-out"}, ...items);
 }
 
 async function rename(row) {
@@ -206,7 +221,8 @@ function leftOutNote(leftOut) {
          `${leftOut.length === 1 ? "is" : "are"} not images or hidden: ${named}.`;
 }
 
-let startedNote = "";  // what the upload left out, said with the job's count
+let startedNote = "";  // what the page left out of a folder, said with the job's count
+let startedLeftOut = null;  // what the server left out of the upload (leftOutList)
 
 document.getElementById("submit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -232,13 +248,9 @@ document.getElementById("submit-form").addEventListener("submit", async (event) 
       note = leftOutNote(folder.leftOut);
       name = name || chosenFolder;  // named after itself: the server sees only its files
     } else {
-      // Each file chosen by name must be one: a wrong one is said, not skipped.
-      const wrong = picked.find(f => !isImageName(f.name) && !/\.zip$/i.test(f.name));
-      if (wrong) {
-        say(message, `'${wrong.name}' is not an image or a .zip of images; nothing was sent`,
-            true);
-        return;
-      }
+      // All of them: the server skips what is not an image and says so under the job
+      // (a stray PDF among 500 photos had refused the 500), or refuses in one line an
+      // upload with nothing else.
       sent = picked.map(f => [f, f.name]);
     }
     const body = new FormData();
@@ -262,6 +274,7 @@ document.getElementById("submit-form").addEventListener("submit", async (event) 
     form.reset();  // the next job starts from an empty form
     started = job.id;
     startedNote = note;
+    startedLeftOut = leftOutList(job);
     // The stream may have shown it already, with newer counts than this answer's.
     const known = document.getElementById("job-" + job.id);
     if (!known) tbody.prepend(jobRow(job));
