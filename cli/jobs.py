@@ -166,9 +166,12 @@ def results(
             check_writable(output)
         sessions = database_for_reading(settings)
         found = job_or_fail(sessions, job)
+        from signdigits.worker.thresholds import thresholds_by_model
+
         with sessions() as session:
             write_results(session, job=found, digit=digit, below_threshold=below_threshold,
-                          errors=errors, fmt=format, output=output)
+                          errors=errors, fmt=format, output=output,
+                          thresholds=thresholds_by_model(settings, session, found))
     except OutputError as exc:
         fail(str(exc))
 

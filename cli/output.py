@@ -120,9 +120,10 @@ def _umask() -> int:
 
 
 def write_results(session: Session, *, job: Job, digit: int | None, below_threshold: bool,
-                  errors: bool, fmt: str, output: Path | None) -> int:
+                  errors: bool, fmt: str, output: Path | None,
+                  thresholds: dict[str, float | None]) -> int:
     rows = (
-        result_record(image, review)
+        result_record(image, review, thresholds)
         for image, review in iter_results(session, job_id=job.id, digit=digit,
                                   below_threshold=below_threshold, errors=errors)
     )

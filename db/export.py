@@ -7,10 +7,13 @@ one and forgotten in the other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 # New columns go at the end: programs reading these files by position keep working.
 COLUMNS = ["path", "digit", "confidence", "below_threshold", "error", "status",
            "model_version", "worker", "finished_at", "reviewed_digit", "final_digit",
-           "hand_box", "reading", "digits", "hand_count", "reviewed_digits", "final_digits"]
+           "hand_box", "reading", "digits", "hand_count", "reviewed_digits", "final_digits",
+           "threshold"]
 # Cells that hold text from outside (file names, error messages, host names): the only
 # ones a spreadsheet could read as a formula. Numbers and our own words are left alone.
 TEXT_COLUMNS = ("path", "error", "model_version", "worker")
@@ -49,7 +52,10 @@ def final_digits(image, review) -> str | None:
     return image.digits if review is None else reviewed_digits(review)
 
 
-def result_record(image, review=None) -> dict:
+def result_record(image, review=None, thresholds: Mapping[str, float | None] | None = None
+                  ) -> dict:
+    """``thresholds``: model version -> the threshold its rows were flagged by (more than
+    one model reads a job promoted mid-way; worker.thresholds.thresholds_by_model)."""
     return {
         "path": image.path,
         "digit": image.digit,
@@ -70,6 +76,10 @@ def result_record(image, review=None) -> dict:
         "final_digits": final_digits(image, review),
         # JSON only (a CSV row has no room for a list of them): each hand in reading order.
         "hands": hands_list(image.hand),
+        # The threshold ``below_threshold`` was decided by: the job's, or with a model
+        # promoted mid-job and no threshold given, the default of the model that read it.
+        "threshold": (thresholds or {}).get(image.model_version) if image.model_version
+        else None,
     }
 
 

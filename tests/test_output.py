@@ -94,8 +94,8 @@ def test_csv_cells_cannot_run_as_formulas_and_every_row_stays_one(results_databa
     # The hand's columns come last, so programs that read by position are unaffected.
     header = raw.decode("utf-8").split("\r\n", 1)[0].split(",")
     assert header[:5] == ["path", "digit", "confidence", "below_threshold", "error"]
-    assert header[-6:] == ["hand_box", "reading", "digits", "hand_count", "reviewed_digits",
-                          "final_digits"]
+    assert header[-7:] == ["hand_box", "reading", "digits", "hand_count", "reviewed_digits",
+                          "final_digits", "threshold"]
     assert (by_path["a-b=c.jpg"]["hand_box"], by_path["a-b=c.jpg"]["reading"]) == (
         "4 8 150 230", "hand landmarks")
     assert (by_path["plain.jpg"]["hand_box"], by_path["plain.jpg"]["reading"]) == ("", "")
@@ -122,8 +122,9 @@ def test_json_keeps_every_name_exact(results_database, tmp_path):
     rows = json.loads(target.read_text(encoding="utf-8"))
     assert sorted(row["path"] for row in rows) == sorted(HOSTILE + PLAIN)
     by_path = {row["path"]: row for row in rows}
-    assert list(by_path["a-b=c.jpg"])[-7:] == ["hand_box", "reading", "digits", "hand_count",
-                                              "reviewed_digits", "final_digits", "hands"]
+    assert list(by_path["a-b=c.jpg"])[-8:] == ["hand_box", "reading", "digits", "hand_count",
+                                              "reviewed_digits", "final_digits", "hands",
+                                              "threshold"]
     assert by_path["a-b=c.jpg"]["hand_box"] == [4, 8, 150, 230]
     assert by_path["plain.jpg"]["hand_box"] is None and by_path["plain.jpg"]["reading"] is None
     assert list(target.parent.iterdir()) == [target]  # no temporary file left beside it

@@ -131,8 +131,8 @@ def test_folder_to_rows_end_to_end(stack, dataset, tmp_path):
     records = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert len(records) == 254
     assert list(records[0])[:5] == ["path", "digit", "confidence", "below_threshold", "error"]
-    assert list(records[0])[-6:] == ["hand_box", "reading", "digits", "hand_count",
-                                       "reviewed_digits", "final_digits"]
+    assert list(records[0])[-7:] == ["hand_box", "reading", "digits", "hand_count",
+                                       "reviewed_digits", "final_digits", "threshold"]
     assert {r["path"] for r in records} == {*truth, "broken.jpg", "wall.jpg", "group.jpg",
                                             "small.jpg"}
     assert (by_record := {r["path"]: r for r in records})["group.jpg"]["digits"] == "407"

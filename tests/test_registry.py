@@ -6,6 +6,7 @@ The candidate most tests use is the shipped model with 1 and 7 swapped (tests/mo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,11 @@ def test_promote_while_a_job_runs_later_batches_carry_the_new_version(stack, swa
             f"{len(rows) - before} images, threshold {default:g}; {shipped} {before} images, "
             f"threshold {read_model_info(shipped_model_path()).default_threshold:g}"
             ) in said.stdout, said.stdout
+    # Each exported row names the threshold that flagged it: its model's.
+    exported = stack.cli("results", job_id, "--format", "json")
+    assert exported.returncode == 0, exported.stderr
+    assert {(r["model_version"], r["threshold"]) for r in json.loads(exported.stdout)} == {
+        (shipped, read_model_info(shipped_model_path()).default_threshold), (row.version, default)}
 
     # Rollback: the next job is read by the shipped model again, by the same worker.
     rolled = stack.cli("models", "rollback")

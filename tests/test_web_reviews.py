@@ -97,7 +97,7 @@ def test_review_queue_answers_and_history(web, dataset, tmp_path):
     assert header[:9] == ["path", "digit", "confidence", "below_threshold", "error", "status",
                           "model_version", "worker", "finished_at"]
     assert header[9:] == ["reviewed_digit", "final_digit", "hand_box", "reading", "digits",
-                          "hand_count", "reviewed_digits", "final_digits"]
+                          "hand_count", "reviewed_digits", "final_digits", "threshold"]
     rows = {r["path"]: r for r in csv.DictReader(io.StringIO(exported.text))}
     assert (rows[first["path"]]["reviewed_digit"], rows[first["path"]]["final_digit"]) == ("3",
                                                                                          "3")

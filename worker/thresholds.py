@@ -58,6 +58,14 @@ def models_that_read(settings: Settings, session: Session, jobs: list[Job]
                      for version, n in counts[job.id]] for job in jobs}
 
 
+def thresholds_by_model(settings: Settings, session: Session, job: Job
+                        ) -> dict[str, float | None]:
+    """Model version -> the threshold that flagged the job's rows it read: what each
+    exported row's ``threshold`` column says."""
+    reads = models_that_read(settings, session, [job])[job.id]
+    return {read.version: read.threshold for read in reads}
+
+
 def _default_threshold(settings: Settings, version: str, row: Recorded | None) -> float | None:
     """``version``'s default threshold: its registry row's, else its artifact's (a
     registered one, or the configured/shipped default model if it is that version)."""

@@ -24,18 +24,20 @@ from signdigits.web.deps import FoundJob, JobRef, SessionDep, StateDep
 from signdigits.web.job_names import download_headers
 from signdigits.web.page_schemas import EvaluationOut
 from signdigits.web.schemas import JobStats
+from signdigits.worker.thresholds import thresholds_by_model
 
 router = APIRouter(prefix="/api/jobs")
 
 
-def _records(state, job_id: str, digit, below_threshold: bool,
+def _records(state, job: Job, digit, below_threshold: bool,
              errors: bool) -> Iterator[dict]:
     """The rows, read as the response streams (its own session: the handler's is closed
     by then)."""
     with state.sessions() as session:
-        for image, review in iter_results(session, job_id=job_id, digit=digit,
+        thresholds = thresholds_by_model(state.settings, session, job)
+        for image, review in iter_results(session, job_id=job.id, digit=digit,
                                           below_threshold=below_threshold, errors=errors):
-            yield result_record(image, review)
+            yield result_record(image, review, thresholds)
 
 
 @router.get("/{job_id}/results.csv", tags=["results"],
@@ -44,7 +46,7 @@ def results_csv(job_id: JobRef, session: SessionDep, state: StateDep,
                 digit: Annotated[int | None, Query(ge=0, le=9)] = None,
                 below_threshold: bool = False, errors: bool = False) -> StreamingResponse:
     job = resolve_job(session, ref=job_id)  # 404 before the response starts
-    records = _records(state, job.id, digit, below_threshold, errors)
+    records = _records(state, job, digit, below_threshold, errors)
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
@@ -66,7 +68,7 @@ def results_json(job_id: JobRef, session: SessionDep, state: StateDep,
                  digit: Annotated[int | None, Query(ge=0, le=9)] = None,
                  below_threshold: bool = False, errors: bool = False) -> StreamingResponse:
     job = resolve_job(session, ref=job_id)  # 404 before the response starts
-    records = _records(state, job.id, digit, below_threshold, errors)
+    records = _records(state, job, digit, below_threshold, errors)
 
     def chunks() -> Iterator[str]:
         yield "["
