@@ -55,7 +55,8 @@ def test_child_killed_mid_batch_is_redelivered(sqlite_stack, dataset, tmp_path):
     child = holds.wait_held(job_id, 1)  # claimed: its attempt counted, its rows pending
     assert child in procstat.children(worker.process.pid), "not a pool process of the worker"
     os.kill(child, signal.SIGKILL)
-    holds.wait_held(job_id, 1)  # the batch came back, to a new pool process
+    again = holds.wait_held(job_id, 1)  # the batch came back, to a new pool process
+    assert again != child and again in procstat.children(worker.process.pid), (child, again)
     holds.release(job_id, 1)
     stack.wait_for(job_id, timeout=120)
     rows = stack.rows(job_id)
