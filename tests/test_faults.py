@@ -65,6 +65,10 @@ def test_child_killed_mid_batch_is_redelivered(sqlite_stack, dataset, tmp_path):
     assert figures == {"submitted": 40, "rows": 40, "missing": 0, "duplicates": 0}
     assert all(r.status == "done" for r in rows), _not_done(rows)
     assert max(r.attempts for r in rows if r.batch == 1) == 2  # the killed try, then one more
+    # The death is one line in the worker's log (worker/lost.py), not billiard's traceback.
+    log = worker.log.read_text(errors="replace")
+    assert "a pool process died while it ran a task (Worker exited prematurely: signal 9" in log
+    assert "mark_as_worker_lost" not in log, log[-3000:]
 
 
 def test_whole_worker_killed_another_finishes(sqlite_stack, dataset, tmp_path):
