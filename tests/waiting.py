@@ -1,8 +1,9 @@
 """The one way a test waits for something it cannot be told about: ask, with a deadline.
 
 Where a process can say when something happened (a task event, a line on a pipe, a
-process's exit), a test waits on that; where only asking will do (a row, a log line, a
-web page), it asks with :func:`wait_until`, never sleeps a guessed time and then checks.
+process's exit, a value pushed on a Redis list: :func:`pop_within`), a test waits on
+that; where only asking will do (a row, a log line, a web page), it asks with
+:func:`wait_until`, never sleeps a guessed time and then checks.
 """
 
 from __future__ import annotations
