@@ -22,6 +22,7 @@ import redis
 
 from signdigits.worker import batch as worker_batch
 from tests.holds import HOLD_LIMIT_SECONDS, held_key, release_key
+from tests.waiting import broker_client, pop_within
 
 _original = worker_batch.classify_hands
 
@@ -32,14 +33,12 @@ def _batches(name: str) -> set[int]:
 
 def _hold(job_id: str, batch: int) -> None:
     """Say the batch is held, then wait for the test's release, on the worker's broker."""
-    client = redis.Redis.from_url(os.environ["SIGNDIGITS_BROKER_URL"])
+    client = broker_client(os.environ["SIGNDIGITS_BROKER_URL"])
     client.rpush(held_key(job_id, batch), os.getpid())
     deadline = time.monotonic() + HOLD_LIMIT_SECONDS
     while (left := deadline - time.monotonic()) > 0:
         try:
-            # Under 5 s a wait: redis-py 8 reads with a 5 s socket timeout by default, and a
-            # longer BLPOP failed the held batch as a TimeoutError (a hold past 5 s broke).
-            if client.blpop([release_key(job_id, batch)], timeout=max(1, min(int(left), 4))):
+            if pop_within(client, release_key(job_id, batch), timeout=left) is not None:
                 return
         except redis.ConnectionError:  # the test restarts the broker: ask the new one
             time.sleep(0.2)

@@ -11,7 +11,7 @@ takes, and the batch goes on when the test says so, not after a fixed time.
 
 from __future__ import annotations
 
-import redis
+from tests.waiting import broker_client, pop_within
 
 # A held batch that nobody releases fails (the test then fails) rather than go on.
 HOLD_LIMIT_SECONDS = 300.0
@@ -29,14 +29,14 @@ class BatchHolds:
     """Held batches on the broker at ``broker_url`` (the workers' own)."""
 
     def __init__(self, broker_url: str) -> None:
-        self.client = redis.Redis.from_url(broker_url)
+        self.client = broker_client(broker_url)
 
     def wait_held(self, job_id: str, batch: int, timeout: float = 120) -> int:
         """Until a worker holds the batch (each pass through it pushes once); the pid of
         the pool process holding it."""
-        got = self.client.blpop([held_key(job_id, batch)], timeout=timeout)
-        assert got, f"batch {batch} of job {job_id} was not held within {timeout:g} s"
-        return int(got[1])
+        got = pop_within(self.client, held_key(job_id, batch), timeout=timeout)
+        assert got is not None, f"batch {batch} of job {job_id} was not held within {timeout:g} s"
+        return int(got)
 
     def release(self, job_id: str, batch: int, times: int = 1) -> None:
         """Let the batch go on, ``times`` holds of it: one now, or kept for those to come."""

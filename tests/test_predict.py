@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.conftest import Stack, make_env, run_cli, sample_images, unseen_signer_files
 from tests.photos import plain_wall
+from tests.waiting import broker_client, pop_within
 
 
 def test_predict_reports_the_folder_digits(dataset, tmp_path):
@@ -117,8 +118,6 @@ def predict_stack(redis_url, tmp_path_factory):
 
 def ask_worker(stack: Stack, *args, **kwargs) -> dict:
     """Send predict_image as the web does and wait for the answer on its reply list."""
-    import redis
-
     from signdigits.broker.app import PREDICT_QUEUE
     from signdigits.broker.messages import PREDICT_TASK_NAME, predict_reply_key
 
@@ -126,9 +125,9 @@ def ask_worker(stack: Stack, *args, **kwargs) -> dict:
     stack.app().send_task(PREDICT_TASK_NAME, args=list(args),
                           kwargs={**kwargs, "reply_to": reply_to}, queue=PREDICT_QUEUE,
                           ignore_result=True)
-    found = redis.Redis.from_url(stack.broker_url).blpop([reply_to], timeout=60)
+    found = pop_within(broker_client(stack.broker_url), reply_to, timeout=60)
     assert found is not None, "no reply within 60 s"
-    return json.loads(found[1])
+    return json.loads(found)
 
 
 def message_of(photo) -> tuple[str, list[int], list[int]]:

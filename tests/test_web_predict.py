@@ -16,6 +16,7 @@ from PIL import Image
 
 from tests.conftest import copy_sample, sample_images
 from tests.photos import beside_a_resting_hand, small_hand
+from tests.waiting import broker_client, pop_within
 from tests.web_server import sse_until_done, web_stack
 
 
@@ -119,8 +120,6 @@ def test_a_prediction_that_fails_in_the_worker_is_answered_at_once(web, dataset)
     """The worker pushed no reply when it failed: whoever waited sat out the timeout."""
     import json
 
-    import redis
-
     from signdigits.broker.app import PREDICT_QUEUE
     from signdigits.broker.messages import PREDICT_TASK_NAME, predict_reply_key
     from signdigits.serving.photo import read_photo
@@ -132,9 +131,9 @@ def test_a_prediction_that_fails_in_the_worker_is_answered_at_once(web, dataset)
     app.send_task(PREDICT_TASK_NAME, args=[rgb_b64, size, original_size,
                                            "not a number"],  # a threshold the web refuses
                   kwargs={"reply_to": reply_to}, queue=PREDICT_QUEUE, ignore_result=True)
-    found = redis.Redis.from_url(web.stack.broker_url).blpop([reply_to], timeout=30)
+    found = pop_within(broker_client(web.stack.broker_url), reply_to, timeout=30)
     assert found is not None, "no reply within 30 s"
-    assert json.loads(found[1])["failed"].startswith("TypeError")
+    assert json.loads(found)["failed"].startswith("TypeError")
 
 
 @pytest.mark.parametrize("name, stored_as", [

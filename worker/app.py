@@ -7,6 +7,7 @@ process in :mod:`worker.context`, after the fork.
 from __future__ import annotations
 
 from signdigits.broker.app import create_app
+from signdigits.worker import lost
 from signdigits.worker.reconciler import Reconciler
 
 app = create_app()
@@ -15,3 +16,5 @@ app.conf.imports = ("signdigits.worker.tasks", "signdigits.worker.predict",
 # Every worker repairs the queue from the manifest: lost batches re-sent, a dead worker's
 # given back (worker/reconciler.py says why every worker, and how one does each pass).
 app.steps["worker"].add(Reconciler)
+# A pool process that died mid-task: one line in the log, not billiard's traceback.
+lost.install()
