@@ -63,15 +63,17 @@ def test_the_final_digit(review, reviewed, final):
 def test_the_hand_columns_come_last_and_the_box_is_one_cell():
     """Programs that read the files by position keep their columns; the box is the answer
     hand's, as four numbers in one CSV cell."""
-    assert COLUMNS[-6:] == ["hand_box", "reading", "digits", "hand_count", "reviewed_digits",
-                          "final_digits"]
+    assert COLUMNS[-7:] == ["hand_box", "reading", "digits", "hand_count", "reviewed_digits",
+                          "final_digits", "threshold"]
     hand = {"hands": [{"box": [10, 20, 110, 220]}, {"box": [0, 0, 5, 5]}]}
     image = SimpleNamespace(path="a.jpg", digit=3, confidence=0.9, below_threshold=False,
                             error=None, status="done", model_version="v", worker="w",
                             finished_at=None, hand=hand, reading="hand landmarks",
                             digits="3", hand_count=1)
-    record = result_record(image)
-    assert list(record) == [*COLUMNS, "hands"]  # the hands list: JSON only
+    record = result_record(image, thresholds={"v": 0.95, "other": 0.8})
+    # The hands list is JSON only; the threshold is the one of the model that read the row.
+    assert list(record) == [*COLUMNS[:-1], "hands", "threshold"]
+    assert record["threshold"] == 0.95
     assert list(csv_row(record)) == COLUMNS
     assert record["hand_box"] == [10, 20, 110, 220] and record["reading"] == "hand landmarks"
     assert csv_row(record)["hand_box"] == "10 20 110 220"
