@@ -47,7 +47,7 @@ def _stage_bar():
 
 def _jobs_and_roots(settings, sessions, jobs: list[str]) -> tuple[list[str], list[Path]]:
     from signdigits.cli.preflight import job_or_fail
-    from signdigits.web.uploads import upload_root
+    from signdigits.web.upload_store import upload_root
 
     ids = list(dict.fromkeys(job_or_fail(sessions, ref).id for ref in jobs))
     roots = settings.allowed_roots

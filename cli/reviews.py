@@ -16,7 +16,7 @@ def export_reviews_command(
     """Reviewed images (not unusable ones) as digit folders 0-9, plus reviews.csv."""
     from signdigits.cli.preflight import database_for_reading, job_or_fail, settings_or_fail
     from signdigits.training.review_export import ExportError, check_out_folder, export_reviews
-    from signdigits.web.uploads import upload_root
+    from signdigits.web.upload_store import upload_root
 
     settings = settings_or_fail()
     try:

@@ -166,7 +166,7 @@ def _check_can_store_uploads(settings) -> None:
     user named that cannot be written refuses the start; the default one, beside no
     SQLite file, only gets a warning: a server that is never sent uploads needs none.
     """
-    from signdigits.web.uploads import upload_root
+    from signdigits.web.upload_store import upload_root
 
     root = upload_root(settings)
     existing = next(p for p in (root, *root.parents) if p.exists())

@@ -321,7 +321,8 @@ def test_a_full_disk_while_storing_an_upload_or_unpacking_its_zip_is_503(tmp_pat
     script = textwrap.dedent(f"""
         import io, resource, signal, zipfile
         from signdigits.config.settings import Settings
-        from signdigits.web.uploads import Upload, UploadRefused, store_uploads
+        from signdigits.web.upload_store import Upload, UploadRefused
+        from signdigits.web.uploads import store_uploads
 
         settings = Settings(database_url="sqlite:///{tmp_path}/r.db",
                             upload_dir="{tmp_path}/up")

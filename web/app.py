@@ -39,7 +39,7 @@ from signdigits.web.limits import BodyCap
 from signdigits.web.routes import ROUTERS
 from signdigits.web.routes.pages import not_found_page, wants_page
 from signdigits.web.state import WebState
-from signdigits.web.uploads import UploadRefused
+from signdigits.web.upload_store import UploadRefused
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

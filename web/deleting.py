@@ -18,7 +18,7 @@ from signdigits.db.jobs import delete_job
 from signdigits.db.models import Job
 from signdigits.db.progress import summarize_job
 from signdigits.files.paths import real_path
-from signdigits.web.uploads import upload_root
+from signdigits.web.upload_store import upload_root
 
 
 def delete_job_everywhere(sessions: sessionmaker[Session], settings: Settings, *,

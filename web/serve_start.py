@@ -30,7 +30,7 @@ from signdigits.config.settings import Settings
 from signdigits.db.folders import owned_roots, unfinished_walks
 from signdigits.db.jobs import producer_alive
 from signdigits.web.upload_jobs import SERVE_ROLE, upload_settings
-from signdigits.web.uploads import upload_root
+from signdigits.web.upload_store import upload_root
 
 ORPHAN_GRACE_SECONDS = 3600.0
 _UPLOAD_FOLDER = re.compile(r"[0-9a-f]{32}")  # web.uploads.store_uploads' names

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from signdigits.config.settings import Settings
 from signdigits.db.folders import discard_job
 from signdigits.producer.submit import submit_folder
-from signdigits.web.uploads import StoredUpload, UploadRefused, upload_root
+from signdigits.web.upload_store import StoredUpload, UploadRefused, upload_root
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import zlib
 from pathlib import PurePosixPath
 
 from signdigits.files.paths import is_image_name
-from signdigits.web.uploads import (
+from signdigits.web.upload_store import (
     SAFE,
     Store,
     Upload,

@@ -78,7 +78,7 @@ def test_web_hosts_is_a_json_or_comma_list(value, hosts, monkeypatch):
 
 
 def test_uploads_without_sqlite_go_to_the_users_data_folder(tmp_path, monkeypatch):
-    from signdigits.web.uploads import upload_root
+    from signdigits.web.upload_store import upload_root
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path / "..")

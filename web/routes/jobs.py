@@ -49,7 +49,8 @@ from signdigits.web.schemas import (
 )
 from signdigits.web.state import WebState
 from signdigits.web.upload_jobs import SERVE_ROLE, submit_upload
-from signdigits.web.uploads import StoredUpload, Upload, store_uploads
+from signdigits.web.upload_store import StoredUpload, Upload
+from signdigits.web.uploads import store_uploads
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 

@@ -30,7 +30,7 @@ from signdigits.web.imaging import (
     thumbnail_jpeg,
 )
 from signdigits.web.limits import ImageId
-from signdigits.web.uploads import upload_root
+from signdigits.web.upload_store import upload_root
 from signdigits.worker.sources import job_reader
 
 router = APIRouter(prefix="/api/images", tags=["images"])

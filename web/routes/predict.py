@@ -44,7 +44,8 @@ from signdigits.web.fields import Threshold
 from signdigits.web.imaging import photo_message
 from signdigits.web.schemas import PredictOut
 from signdigits.web.state import WebState
-from signdigits.web.uploads import Upload, UploadRefused, clean_relative, store_uploads
+from signdigits.web.upload_store import Upload, UploadRefused, clean_relative
+from signdigits.web.uploads import store_uploads
 
 router = APIRouter(prefix="/api", tags=["predict"])
 
