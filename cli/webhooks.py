@@ -32,7 +32,12 @@ def send_command(
     from signdigits.config.webhooks import WebhookRefused
     from signdigits.db.models import Job
     from signdigits.db.webhooks import WebhookUnchanged, describe_webhook
-    from signdigits.producer.webhooks import send_webhook_again
+    from signdigits.producer.webhooks import (
+        BY_THE_RECONCILER,
+        QUEUED,
+        WHEN_IT_ENDS,
+        send_webhook_again,
+    )
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
@@ -43,19 +48,16 @@ def send_command(
 
         app = create_app(settings)
     try:
-        queued = send_webhook_again(app, sessions, settings, job_id=found.id, url=url)
+        became = send_webhook_again(app, sessions, settings, job_id=found.id, url=url)
     except (WebhookRefused, WebhookUnchanged) as exc:
         fail(str(exc), code=USAGE if isinstance(exc, WebhookRefused) else FAILURE)
     with sessions() as session:
         line = describe_webhook(session.get_one(Job, found.id))
-    if queued:
-        console.print(f"job {found.id}: {line}; queued for the workers", markup=False)
-    elif app is None and line and "sending" in line:
-        console.print(f"job {found.id}: {line}; the workers of the running stack send it "
-                      f"within {settings.stall_seconds} s (no broker configured here)",
-                      markup=False)
-    else:
-        console.print(f"job {found.id}: {line}", markup=False)
+    after = {QUEUED: "; queued for the workers",
+             BY_THE_RECONCILER: "; the workers of the running stack send it within "
+                                f"{settings.stall_seconds} s (no broker answered here)",
+             WHEN_IT_ENDS: ""}[became]
+    console.print(f"job {found.id}: {line}{after}", markup=False)
 
 
 @webhook_app.command("stop")

@@ -41,12 +41,12 @@ def worker(
 def _refuse_a_name_in_use(settings, name: str) -> None:
     """One line, before anything starts, when a live worker has this node name: the
     default, signdigits@%h, is the same for two workers started on one host."""
-    from celery.utils.nodenames import host_format
+    from celery.utils.nodenames import default_nodename, host_format
 
     from signdigits.broker.app import create_app
     from signdigits.broker.liveness import name_taken
 
-    node = host_format(name)
+    node = host_format(default_nodename(name))  # as Celery names it: "foo" is celery@foo
     try:
         other = name_taken(create_app(settings), node)
     except Exception:  # noqa: BLE001 - an unreachable broker: the worker says so itself

@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -54,6 +55,9 @@ def signature(key: bytes, *, message_id: str, timestamp: int, body: bytes) -> st
     return "v1," + base64.b64encode(digest).decode()
 
 
+_UNSENDABLE = re.compile(r"[\x00-\x20\x7f\ud800-\udfff]")
+
+
 def check_webhook_url(url: str, *, allowed_hosts: list[str], production: bool,
                       resolve: bool = True) -> list[Address]:
     """The addresses ``url``'s host resolves to, all of which the server may call;
@@ -65,6 +69,11 @@ def check_webhook_url(url: str, *, allowed_hosts: list[str], production: bool,
     listed. Resolved here and checked on every address, and the caller connects to one of
     these very addresses (a name that resolves differently the second time gains nothing).
     """
+    if _UNSENDABLE.search(url):
+        # http.client refuses these at every attempt (InvalidURL), and a lone surrogate
+        # cannot even be stored: refused here, once, before anything is recorded.
+        raise WebhookRefused(f"webhook {shown_url(url)!r}: a URL cannot hold spaces, control "
+                             "characters or unpaired surrogates (percent-encode them)")
     try:
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)

@@ -58,16 +58,22 @@ def take_attempt(session: Session, *, job_id: str, attempts: int,
     return session.get(Job, job_id, populate_existing=True)
 
 
-def record_attempt(session: Session, *, job_id: str, status: str, delivered: bool,
-                   give_up: bool, next_at: datetime | None) -> None:
-    """What the attempt got (``"200"``, ``"503"``, ``"timeout"``...), and what is next."""
+def record_attempt(session: Session, *, job_id: str, claimed_at: datetime | None, status: str,
+                   delivered: bool, give_up: bool, next_at: datetime | None) -> bool:
+    """What the attempt got (``"200"``, ``"503"``, ``"timeout"``...), and what is next;
+    whether it was recorded. Not when the webhook changed while the attempt was made: an
+    operator stopped it, or sent it again (a new claim time, maybe a new URL), and an
+    attempt of the old claim must not settle the new one (its deadline is the old one)."""
     values: dict = {"webhook_last_status": status[:500], "webhook_next_at": next_at}
     if delivered:
         values.update(webhook_state=DELIVERED, webhook_delivered_at=utcnow())
     elif give_up:
         values.update(webhook_state=FAILED)
-    session.execute(update(Job).where(Job.id == job_id, Job.webhook_state == SENDING)
-                    .values(values).execution_options(synchronize_session=False))
+    result = cast(CursorResult, session.execute(
+        update(Job).where(Job.id == job_id, Job.webhook_state == SENDING,
+                          Job.webhook_claimed_at == claimed_at)
+        .values(values).execution_options(synchronize_session=False)))
+    return result.rowcount == 1
 
 
 def ended_unclaimed(session: Session) -> list[str]:
@@ -140,12 +146,13 @@ def send_again(session: Session, *, job_id: str, url: str | None) -> int | None:
     if url is not None:
         job.webhook_url = url
     if not ended:
-        if url is None:
+        if url is None and job.webhook_state == PENDING:
             raise WebhookUnchanged(f"job {job_id} has not ended; its webhook is sent when it "
                                    "does")
-        job.webhook_state = PENDING
+        job.webhook_state = PENDING  # a webhook stopped while the job ran is wanted again
         return None
     job.webhook_state, job.webhook_claimed_at, job.webhook_next_at = SENDING, utcnow(), None
+    job.webhook_last_status = None  # the old claim's answer, maybe from another URL
     job.webhook_attempts = job.webhook_attempts or 0
     return job.webhook_attempts
 
@@ -153,15 +160,20 @@ def send_again(session: Session, *, job_id: str, url: str | None) -> int | None:
 def stop_webhook(session: Session, *, job_id: str) -> str:
     """The job's webhook given up now: no attempt follows (one in flight is not recorded,
     :func:`record_attempt`); the state it was in. Refused for one already settled."""
-    job = session.get(Job, job_id, with_for_update=True, populate_existing=True)
+    for was in (SENDING, PENDING):
+        # Conditional, as every change here: SQLite's SELECT ... FOR UPDATE locks nothing,
+        # and a delivery recorded meanwhile must stay delivered.
+        result = cast(CursorResult, session.execute(
+            update(Job).where(Job.id == job_id, Job.webhook_state == was)
+            .values(webhook_state=FAILED, webhook_last_status=STOPPED, webhook_next_at=None)
+            .execution_options(synchronize_session=False)))
+        if result.rowcount == 1:
+            return was
+    job = session.get(Job, job_id, populate_existing=True)
     if job is None:
         raise WebhookUnchanged(f"no job {job_id}")
-    if job.webhook_state not in (PENDING, SENDING):
-        raise WebhookUnchanged(f"job {job_id}: " + (describe_webhook(job) or "no webhook")
-                               + "; nothing to stop")
-    was = str(job.webhook_state)
-    job.webhook_state, job.webhook_last_status, job.webhook_next_at = FAILED, STOPPED, None
-    return was
+    raise WebhookUnchanged(f"job {job_id}: " + (describe_webhook(job) or "no webhook")
+                           + "; nothing to stop")
 
 
 def mark_resent(session: Session, *, job_id: str) -> None:

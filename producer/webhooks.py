@@ -46,18 +46,32 @@ def send_if_ended(app: Celery, sessions: sessionmaker[Session], job_id: str) -> 
 
 
 def send_webhook_again(app: Celery | None, sessions: sessionmaker[Session], settings: Settings,
-                       *, job_id: str, url: str | None) -> bool:
-    """The job's webhook sent again (to ``url`` when given, checked as at submit); whether
-    its task is queued now. False: the job has not ended (it is sent when it does), or
-    there is no broker here (``app`` None): the workers' reconciler of the stack that
-    runs sends it within SIGNDIGITS_STALL_SECONDS. :class:`WebhookRefused` for a URL the
-    server would not call; :class:`db.webhooks.WebhookUnchanged` for a job without one."""
+                       *, job_id: str, url: str | None) -> str:
+    """The job's webhook sent again (to ``url`` when given, checked as at submit); what
+    became of it: :data:`QUEUED` (its task is on the broker), :data:`WHEN_IT_ENDS` (the
+    job has not ended), or :data:`BY_THE_RECONCILER` (no broker here, ``app`` None, or it
+    did not answer: the workers' reconciler of the stack that runs sends it within
+    SIGNDIGITS_STALL_SECONDS, the state being recorded already). :class:`WebhookRefused`
+    for a URL the server would not call; :class:`db.webhooks.WebhookUnchanged` for a job
+    without one."""
+    if url is not None and not url.strip():
+        raise WebhookRefused("the webhook URL given is empty")
     checked = job_webhook(url, settings) if url is not None else None
     with sessions.begin() as session:
         attempts = send_again(session, job_id=job_id, url=checked)
-    if attempts is None or app is None:
-        return False
-    send_webhook(app, job_id, attempts=attempts)
+    if attempts is None:
+        return WHEN_IT_ENDS
+    if app is None:
+        return BY_THE_RECONCILER
+    try:
+        send_webhook(app, job_id, attempts=attempts)
+    except Exception as exc:  # noqa: BLE001 - recorded: the reconciler sends it
+        log.warning("job %s: its webhook's task could not be sent now (%s); the workers' "
+                    "reconciler will", job_id, exc)
+        return BY_THE_RECONCILER
     with sessions.begin() as session:
         mark_resent(session, job_id=job_id)  # sent: the reconciler waits its grace again
-    return True
+    return QUEUED
+
+
+QUEUED, WHEN_IT_ENDS, BY_THE_RECONCILER = "queued", "when it ends", "by the reconciler"

@@ -111,4 +111,38 @@ def test_the_api_sends_and_stops_a_webhook_and_refuses_in_one_line(redis_url, sq
                                                          "attempts")
         answer = client.delete(path)
         assert answer.status_code == 409 and "nothing to stop" in answer.json()["detail"]
+        # Stopped while the job runs, then wanted again: sent when the job ends.
+        answer = client.post(path, json={})
+        assert answer.status_code == 200 and answer.json()["webhook"]["state"] == "pending"
         assert client.post("/api/jobs/ffffffff/webhook").status_code == 404
+
+
+def test_an_attempt_of_the_old_claim_never_settles_a_webhook_sent_again(stack, dataset,
+                                                                        tmp_path):
+    """An attempt in flight when an operator sends the webhook again (to a new URL) ends
+    after it: its answer, and its deadline (the old claim's), must not settle the new
+    claim, or the new URL is never called while `status` says failed (or delivered)."""
+    from datetime import timedelta
+
+    from signdigits.db.webhooks import record_attempt, send_again, take_attempt
+
+    photos = tmp_path / "photos"
+    copy_sample(dataset, photos, 1)
+    job_id = stack.submit(photos, "--webhook", "http://127.0.0.1:9/old")  # no worker
+    assert stack.cli("cancel", job_id).returncode == 0  # ended: its webhook claimed
+    sessions, lease = stack.sessions(), timedelta(seconds=15)
+    with sessions.begin() as session:
+        attempts = _job(stack, job_id).webhook_attempts
+        old = take_attempt(session, job_id=job_id, attempts=attempts, lease=lease)
+        assert old is not None  # the old claim's attempt, now in flight
+    with sessions.begin() as session:
+        assert send_again(session, job_id=job_id, url="http://127.0.0.1:9/new") == attempts + 1
+    with sessions.begin() as session:  # the old attempt times out past its deadline
+        assert not record_attempt(session, job_id=job_id, claimed_at=old.webhook_claimed_at,
+                                  status="timeout", delivered=False, give_up=True,
+                                  next_at=None)
+    job = _job(stack, job_id)
+    assert (job.webhook_state, job.webhook_url, job.webhook_last_status) == (
+        "sending", "http://127.0.0.1:9/new", None)
+    with sessions.begin() as session:  # the task the send queued goes on
+        assert take_attempt(session, job_id=job_id, attempts=attempts + 1, lease=lease)

@@ -129,10 +129,14 @@ class Attempt:
         delay = backoff(attempt, visibility_timeout=settings.visibility_timeout)
         next_at = None if delivered or give_up else utcnow() + timedelta(seconds=delay)
         with self.sessions.begin() as session:
-            record_attempt(session, job_id=job.id, status=status, delivered=delivered,
-                           give_up=give_up, next_at=next_at)
+            recorded = record_attempt(session, job_id=job.id, claimed_at=job.webhook_claimed_at,
+                                      status=status, delivered=delivered, give_up=give_up,
+                                      next_at=next_at)
         where = shown_url(job.webhook_url or "")
-        if delivered:
+        if not recorded:  # stopped or sent again meanwhile: the new claim goes on alone
+            log.info("job %s: webhook attempt %d to %s got %s after its webhook was stopped "
+                     "or sent again; not recorded", job.id, attempt, where, status)
+        elif delivered:
             log.info("job %s: webhook delivered to %s (attempt %d, %s)", job.id, where,
                      attempt, status)
         elif give_up:

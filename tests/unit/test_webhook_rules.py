@@ -37,6 +37,10 @@ def test_a_secret_is_whsec_base64_or_bare_base64_of_24_bytes_or_more():
     ("http://[fe80::1]/hook", "link-local"),
     ("http://[fd00:ec2::254]/hook", "metadata"),
     ("http://0.0.0.0/hook", "not an address"),
+    # http.client refuses these at every attempt, and a lone surrogate cannot be stored.
+    ("http://127.0.0.1/a b", "cannot hold spaces"),
+    ("http://127.0.0.1/\ud800", "unpaired surrogates"),
+    ("http://127.0.0.1/x\x00", "control characters"),
 ])
 def test_urls_never_called(url, reason):
     with pytest.raises(WebhookRefused, match=reason):
