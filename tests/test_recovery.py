@@ -225,3 +225,40 @@ def test_serve_started_again_continues_a_job_an_earlier_stack_left(tmp_path, dat
         serve.send_signal(signal.SIGINT)
         output = serve.communicate(timeout=60)[0]
     assert serve.returncode == 0, output
+
+
+def test_a_worker_stopping_warmly_beats_until_its_batch_is_done(redis_url, dataset,
+                                                                  tmp_path):
+    """SIGTERM is Celery's warm shutdown: the reconciler's step is stopped before the pool
+    finishes its batches. The heartbeat stopped with it, so a batch still read 15 s after
+    the SIGTERM (64 photos with no hand take minutes) was given back to another worker
+    while this one read it. It beats now until the process ends."""
+    from signdigits.broker.liveness import HEARTBEAT_SECONDS, workers_online
+
+    stack = Stack(redis_url, f"sqlite:///{tmp_path / 'results.db'}", tmp_path,
+                  visibility_timeout=3600, stall_seconds=3600)
+    try:
+        truth = copy_sample(dataset, tmp_path / "photos", per_digit=1)
+        stopping = stack.start_worker(concurrency=1, faults=True,
+                                      SIGNDIGITS_TEST_HOLD_BATCHES="0")
+        holds = BatchHolds(stack.broker_url)
+        job_id = stack.submit(tmp_path / "photos", "--batch-size", "10")
+        holds.wait_held(job_id, 0)
+        os.kill(stopping.process.pid, signal.SIGTERM)
+        sent = time.time()
+
+        def beat_after_the_stop():
+            beat = workers_online(stack.app()).get(stopping.name)
+            return beat if beat and beat["at"] > sent + HEARTBEAT_SECONDS else None
+
+        beat = wait_until(beat_after_the_stop, timeout=30, interval=0.5,
+                          message="a heartbeat a beat after the SIGTERM",
+                          details=stopping.log_tail)
+        assert [job_id, 0] in beat["held"].values()  # still listed as this worker's
+        holds.release(job_id, 0)
+        assert stopping.process.wait(60) == 0  # warm: the batch finished, then it left
+        rows = stack.rows(job_id)
+        assert account(rows, list(truth))["rows"] == 10
+        assert all(r.status == "done" and r.attempts == 1 for r in rows), _not_done(rows)
+    finally:
+        stack.stop()

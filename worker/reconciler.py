@@ -66,6 +66,7 @@ class Reconciler(bootsteps.StartStopStep):
     def __init__(self, parent, **kwargs) -> None:
         super().__init__(parent, **kwargs)
         self.stopping = threading.Event()
+        self.beating = False
 
     def start(self, parent) -> None:
         app, node = parent.app, parent.hostname
@@ -73,9 +74,15 @@ class Reconciler(bootsteps.StartStopStep):
         from signdigits.config.settings import get_settings
 
         model = _model_version(get_settings())
-        _every(HEARTBEAT_SECONDS, self.stopping, "heartbeat",
-               lambda: beat(app, node=node, pid=os.getpid(), held=held_by_this_worker(),
-                            model=model))
+        if not self.beating:
+            # Beats until the process ends, not until stop(): a warm shutdown stops this
+            # step before the pool, which then finishes its batches, and a batch held more
+            # than 15 s past a silent heartbeat was given back to another worker while it
+            # was still being read. A process that ends takes its beats with it.
+            self.beating = True
+            _every(HEARTBEAT_SECONDS, threading.Event(), "heartbeat",
+                   lambda: beat(app, node=node, pid=os.getpid(), held=held_by_this_worker(),
+                                model=model))
 
         period = pass_seconds(get_settings().stall_seconds)
 
@@ -139,7 +146,8 @@ def held_by_this_worker() -> dict[str, tuple[str, int] | None]:
         if tag is None:
             continue
         batch = None
-        if request.task_name == TASK_NAME and len(request.args) >= 2:
+        # ``type``, the task's own name: ``task_name`` is the shadow name Flower shows.
+        if request.type == TASK_NAME and len(request.args) >= 2:
             batch = (str(request.args[0]), int(request.args[1]))
         held[str(tag)] = batch
     return held
