@@ -10,11 +10,10 @@ from __future__ import annotations
 import typer
 
 from signdigits.cli.console import FAILURE, USAGE, console, fail
+from signdigits.cli.jobs import JOB_HELP
 
 webhook_app = typer.Typer(help="A job's webhook: send it again, or stop it.",
                           no_args_is_help=True)
-
-JOB_HELP = "job id, unique prefix of one, or 'latest'"
 
 
 @webhook_app.command("send")

@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter
 
+import pytest
 import redis
 from sqlalchemy import func, select
 
@@ -37,33 +38,47 @@ def _not_done(rows) -> list:
     return [(r.batch, r.status, r.error) for r in rows if r.status != "done"]
 
 
-def test_whole_worker_killed_comes_back_in_seconds_despite_an_hour_of_visibility(
-        redis_url, dataset, tmp_path):
-    """SIGKILL of a worker and its pool, with SIGNDIGITS_VISIBILITY_TIMEOUT=3600 and a
-    stall period longer than the test: only the heartbeat restore can bring its batch back."""
+@pytest.fixture
+def patient_stack(redis_url, tmp_path):
+    """Neither the visibility timeout nor the stall period runs out during a test: only the
+    heartbeats tell whether a worker still holds its batch."""
     stack = Stack(redis_url, f"sqlite:///{tmp_path / 'results.db'}", tmp_path,
                   visibility_timeout=3600, stall_seconds=3600)
-    try:
-        truth = copy_sample(dataset, tmp_path / "photos", per_digit=4)
-        doomed = stack.start_worker(concurrency=1, faults=True,
-                                    SIGNDIGITS_TEST_HOLD_BATCHES="0")
-        job_id = stack.submit(tmp_path / "photos", "--batch-size", "8")
-        BatchHolds(stack.broker_url).wait_held(job_id, 0)  # never released: its worker dies
-        os.killpg(doomed.process.pid, signal.SIGKILL)  # the worker and its children
-        doomed.process.wait()
-        killed_at = time.monotonic()
-        live = stack.start_worker(concurrency=1)
-        stack.wait_for(job_id, timeout=60)
-        recovered = round(time.monotonic() - killed_at, 1)
-        rows = stack.rows(job_id)
-        figures = account(rows, list(truth))
-        figures["recovered after s"] = recovered
-        record("whole worker SIGKILLed mid-batch (visibility timeout 3600 s)", figures)
-        assert figures["rows"] == 40 and figures["missing"] == 0 and figures["duplicates"] == 0
-        assert all(r.status == "done" for r in rows), _not_done(rows)
-        assert f"gave back batch 0 of job {job_id}" in live.log.read_text()
-    finally:
-        stack.stop()
+    yield stack
+    stack.stop()
+
+
+def _batch_zero_held(stack: Stack, dataset, tmp_path, *, per_digit: int, batch_size: int):
+    """(truth, the worker, job id, holds): a job submitted, its batch 0 held by the worker."""
+    truth = copy_sample(dataset, tmp_path / "photos", per_digit=per_digit)
+    worker = stack.start_worker(concurrency=1, faults=True, SIGNDIGITS_TEST_HOLD_BATCHES="0")
+    holds = BatchHolds(stack.broker_url)
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", str(batch_size))
+    holds.wait_held(job_id, 0)
+    return truth, worker, job_id, holds
+
+
+def test_whole_worker_killed_comes_back_in_seconds_despite_an_hour_of_visibility(
+        patient_stack, dataset, tmp_path):
+    """SIGKILL of a worker and its pool, with SIGNDIGITS_VISIBILITY_TIMEOUT=3600 and a
+    stall period longer than the test: only the heartbeat restore can bring its batch back."""
+    stack = patient_stack
+    # Never released: its worker dies.
+    truth, doomed, job_id, _ = _batch_zero_held(stack, dataset, tmp_path, per_digit=4,
+                                                batch_size=8)
+    os.killpg(doomed.process.pid, signal.SIGKILL)  # the worker and its children
+    doomed.process.wait()
+    killed_at = time.monotonic()
+    live = stack.start_worker(concurrency=1)
+    stack.wait_for(job_id, timeout=60)
+    recovered = round(time.monotonic() - killed_at, 1)
+    rows = stack.rows(job_id)
+    figures = account(rows, list(truth))
+    figures["recovered after s"] = recovered
+    record("whole worker SIGKILLed mid-batch (visibility timeout 3600 s)", figures)
+    assert figures["rows"] == 40 and figures["missing"] == 0 and figures["duplicates"] == 0
+    assert all(r.status == "done" for r in rows), _not_done(rows)
+    assert f"gave back batch 0 of job {job_id}" in live.log.read_text()
 
 
 def test_a_broker_restarted_without_persistence_is_refilled_by_the_workers(tmp_path, dataset):
@@ -227,7 +242,7 @@ def test_serve_started_again_continues_a_job_an_earlier_stack_left(tmp_path, dat
     assert serve.returncode == 0, output
 
 
-def test_a_worker_stopping_warmly_beats_until_its_batch_is_done(redis_url, dataset,
+def test_a_worker_stopping_warmly_beats_until_its_batch_is_done(patient_stack, dataset,
                                                                   tmp_path):
     """SIGTERM is Celery's warm shutdown: the reconciler's step is stopped before the pool
     finishes its batches. The heartbeat stopped with it, so a batch still read 15 s after
@@ -235,30 +250,21 @@ def test_a_worker_stopping_warmly_beats_until_its_batch_is_done(redis_url, datas
     while this one read it. It beats now until the process ends."""
     from signdigits.broker.liveness import HEARTBEAT_SECONDS, workers_online
 
-    stack = Stack(redis_url, f"sqlite:///{tmp_path / 'results.db'}", tmp_path,
-                  visibility_timeout=3600, stall_seconds=3600)
-    try:
-        truth = copy_sample(dataset, tmp_path / "photos", per_digit=1)
-        stopping = stack.start_worker(concurrency=1, faults=True,
-                                      SIGNDIGITS_TEST_HOLD_BATCHES="0")
-        holds = BatchHolds(stack.broker_url)
-        job_id = stack.submit(tmp_path / "photos", "--batch-size", "10")
-        holds.wait_held(job_id, 0)
-        os.kill(stopping.process.pid, signal.SIGTERM)
-        sent = time.time()
+    stack = patient_stack
+    truth, stopping, job_id, holds = _batch_zero_held(stack, dataset, tmp_path, per_digit=1,
+                                                      batch_size=10)
+    os.kill(stopping.process.pid, signal.SIGTERM)
+    sent = time.time()
 
-        def beat_after_the_stop():
-            beat = workers_online(stack.app()).get(stopping.name)
-            return beat if beat and beat["at"] > sent + HEARTBEAT_SECONDS else None
+    def beat_after_the_stop():
+        beat = workers_online(stack.app()).get(stopping.name)
+        return beat if beat and beat["at"] > sent + HEARTBEAT_SECONDS else None
 
-        beat = wait_until(beat_after_the_stop, timeout=30, interval=0.5,
-                          message="a heartbeat a beat after the SIGTERM",
-                          details=stopping.log_tail)
-        assert [job_id, 0] in beat["held"].values()  # still listed as this worker's
-        holds.release(job_id, 0)
-        assert stopping.process.wait(60) == 0  # warm: the batch finished, then it left
-        rows = stack.rows(job_id)
-        assert account(rows, list(truth))["rows"] == 10
-        assert all(r.status == "done" and r.attempts == 1 for r in rows), _not_done(rows)
-    finally:
-        stack.stop()
+    beat = wait_until(beat_after_the_stop, timeout=30, interval=0.5,
+                      message="a heartbeat a beat after the SIGTERM", details=stopping.log_tail)
+    assert [job_id, 0] in beat["held"].values()  # still listed as this worker's
+    holds.release(job_id, 0)
+    assert stopping.process.wait(60) == 0  # warm: the batch finished, then it left
+    rows = stack.rows(job_id)
+    assert account(rows, list(truth))["rows"] == 10
+    assert all(r.status == "done" and r.attempts == 1 for r in rows), _not_done(rows)

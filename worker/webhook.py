@@ -7,11 +7,11 @@ stored meanwhile) calls :func:`send_if_ended` after its commit; the claim in SQL
 (:func:`db.webhooks.claim_webhook`) lets exactly one of them send the task. The task runs
 on the batch queue, in the same workers; the POST itself is made from a thread of the
 worker's process (at most four at once), so a slow receiver holds no pool process. Each
-attempt is taken in SQL too, so a copy of
-the task (re-sent by the reconciler, or a message redelivered after its worker died)
-never posts at the same time as another; a worker that dies after the receiver answered
-but before the answer was recorded makes the next attempt post the same event again,
-with the same ``webhook-id``, which the specification tells receivers to drop.
+attempt is taken in SQL too, so a copy of the task (re-sent by the reconciler, or a
+message redelivered after its worker died) never posts at the same time as another; a
+worker that dies after the receiver answered but before the answer was recorded makes
+the next attempt post the same event again, with the same ``webhook-id``, which the
+specification tells receivers to drop.
 """
 
 from __future__ import annotations
