@@ -38,7 +38,7 @@ class JobSummary:
     errors: int
     cancelled: int
     below_threshold: int
-    last_finished: datetime | None
+    last_finished: datetime | None  # the latest row a worker read (its batch's finish)
     stalled: bool
     # The latest row a worker read (done or error): a cancel marks every pending row
     # finished at once, so a cancelled job's rate stops here. Only set when some are.
@@ -46,6 +46,10 @@ class JobSummary:
     # Time inside the job's span when no batch finished for over SIGNDIGITS_STALL_SECONDS
     # (workers stopped, the job interrupted until `resume`): not working time.
     idle_seconds: float = 0.0
+    # Error rows recorded with the job, not read by a worker (what the walk could not
+    # list, an upload's image over the per-file cap): a rate counts workers' reading
+    # only (one such row had made a job 923 images/s before any worker started).
+    unreachable: int = 0
 
     @property
     def finished(self) -> int:
@@ -56,7 +60,7 @@ class JobSummary:
         """Images per second read, from submission to the latest row read, less the time
         nothing was read (an interrupted job's hour had made it 0.3 a second); the rows a
         cancel marked are not counted (they gave a cancelled job thousands a second)."""
-        read = self.done + self.errors if self.cancelled else self.finished
+        read = (self.done + self.errors if self.cancelled else self.finished) - self.unreachable
         last = _until(self)
         if not last or not read:
             return None
@@ -106,7 +110,8 @@ def _with_idle(session: Session, summaries: list[JobSummary], *,
 
 
 def _until(summary: JobSummary) -> datetime | None:
-    """The end of the span a rate is read over: the last row read (a cancel's marks not)."""
+    """The end of the span a rate is read over: the last row a worker read (a cancel's
+    marks not)."""
     return summary.last_worked if summary.cancelled else summary.last_finished
 
 
@@ -137,7 +142,8 @@ def _last_worked(session: Session, job_ids: list[str]) -> dict[str, datetime | N
     found = {job_id: last for job_id, last in session.execute(
         select(Image.job_id, func.max(Image.finished_at))
         .where(Image.job_id.in_(job_ids),
-               Image.status.in_((ImageStatus.DONE, ImageStatus.ERROR)))
+               Image.status.in_((ImageStatus.DONE, ImageStatus.ERROR)),
+               Image.batch != UNREACHABLE_BATCH)
         .group_by(Image.job_id))}
     return {job_id: found.get(job_id) for job_id in job_ids}
 
@@ -151,22 +157,29 @@ def _summary(job: Job, counts: tuple, unreachable_rows: tuple, *,
         int(v or 0) for v in (images, done, errors, cancelled, below))
     pending = images - done - errors - cancelled
     total, errors = images + unreachable, errors + unreachable
-    if last is None or (unreachable_at is not None and as_utc(unreachable_at) > as_utc(last)):
-        last = unreachable_at
-    state = _state(job, total=total, pending=pending, errors=errors,
+    # Progress is any row, those recorded with the job too; ``last_finished`` is the last
+    # a worker read (the batches'), which a rate is read to.
+    progress = last
+    if progress is None or (unreachable_at is not None
+                            and as_utc(unreachable_at) > as_utc(progress)):
+        progress = unreachable_at
+    state = _state(job, in_batches=images, pending=pending, errors=errors,
                    stall_seconds=stall_seconds)
-    progress_at = as_utc(last or job.created_at)
+    progress_at = as_utc(progress or job.created_at)
     stalled = (
         state in (JobState.QUEUED, JobState.RUNNING)
         and utcnow() - progress_at > timedelta(seconds=stall_seconds)
     )
     return JobSummary(
-        job, state, total, pending, done, errors, cancelled, below, last, stalled
+        job, state, total, pending, done, errors, cancelled, below, last, stalled,
+        unreachable=int(unreachable or 0),
     )
 
 
-def _state(job: Job, *, total: int, pending: int, errors: int,
+def _state(job: Job, *, in_batches: int, pending: int, errors: int,
            stall_seconds: int) -> JobState:
+    """``in_batches``: the images workers read (queued until one of them is read; the rows
+    recorded with the job are not a worker's start)."""
     if job.failure:
         return JobState.FAILED
     walking = job.submitted_at is None and producer_alive(job, stall_seconds=stall_seconds)
@@ -178,7 +191,7 @@ def _state(job: Job, *, total: int, pending: int, errors: int,
         return JobState.SUBMITTING if walking else JobState.SUBMISSION_INTERRUPTED
     if pending == 0:
         return JobState.DONE_WITH_ERRORS if errors else JobState.DONE
-    if pending == total:
+    if pending == in_batches:
         return JobState.QUEUED
     return JobState.RUNNING
 

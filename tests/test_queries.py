@@ -193,3 +193,31 @@ def test_filtered_pages_are_read_from_an_index_in_their_order(sqlite_url, where,
                 assert "digit=?" in plan, plan
             if where.below_threshold is not None:
                 assert "below_threshold=?" in plan, plan
+
+
+def test_rows_recorded_with_the_job_are_not_a_workers_reading(database_url):
+    """An upload's photo over the cap (or what the walk could not list) is an error row
+    from the start: it had made the job `running` at 923 images/s before any worker."""
+    from datetime import timedelta
+
+    sessions, job = job_of_pending_images(database_url, ["a.jpg", "b.jpg"])
+    with sessions.begin() as session:
+        add_unreachable(session, job_id=job.id, rows=[("big.png", "over the cap")])
+        session.get(Job, job.id).submitted_at = utcnow()
+
+    def summary():
+        with sessions() as session:
+            return summarize_job(session, job=session.get(Job, job.id), stall_seconds=60)
+
+    first = summary()
+    assert (first.state, first.total, first.errors, first.rate) == ("queued", 3, 1, None)
+    with sessions() as session:
+        created = session.get(Job, job.id).created_at
+        a = session.scalar(select(Image.id).where(Image.job_id == job.id,
+                                                  Image.path == "a.jpg"))
+    with sessions.begin() as session:  # a worker reads a.jpg two seconds in
+        store_results(session, job_id=job.id, batch=0, rows=[
+            {"id": a, "status": ImageStatus.DONE, "confidence": 0.9, "below_threshold": False,
+             "error": None, "finished_at": created + timedelta(seconds=2)}])
+    second = summary()
+    assert second.state == "running" and second.rate == pytest.approx(0.5)  # 1 row in 2 s
