@@ -30,6 +30,15 @@ def reply_deadlines(seconds: float = 5.0) -> dict:
     return {"socket_timeout": seconds, "socket_connect_timeout": seconds}
 
 
+def glance_deadlines(seconds: float = 5.0) -> dict:
+    """:func:`reply_deadlines` for a read someone is waiting to see (a page, a scrape, a
+    status line): one connection attempt, so a broker that is down is reported in
+    milliseconds. Kombu otherwise tries a refused connection again for its connect
+    timeout (2 s, then 4 s apart): /metrics took 6 s to say the broker was down. Only
+    for readers: a worker's heartbeat and reconciler keep kombu's retries."""
+    return {**reply_deadlines(seconds), "max_retries": 0}
+
+
 def celery_config(settings: Settings) -> dict:
     return {
         # No default: a worker started without a URL must not find some other Redis.

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from celery import Celery
 
-from signdigits.broker.app import PREDICT_QUEUE, QUEUE, reply_deadlines
+from signdigits.broker.app import PREDICT_QUEUE, QUEUE, glance_deadlines
 
 
 def queue_depths(app: Celery) -> tuple[dict[str, int], int]:
     """(queue name -> messages waiting, messages delivered and not yet acknowledged)."""
-    with app.connection_for_write(transport_options=reply_deadlines()) as connection:
+    with app.connection_for_write(transport_options=glance_deadlines()) as connection:
         channel = connection.default_channel
         client = channel.client
         depths = {}

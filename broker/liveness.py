@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from celery import Celery
 
-from signdigits.broker.app import reply_deadlines
+from signdigits.broker.app import glance_deadlines, reply_deadlines
 from signdigits.broker.sending import batch_of
 
 HEARTBEAT_SECONDS = 5.0
@@ -60,8 +60,9 @@ def live_workers(client) -> dict[str, dict]:
 
 
 def workers_online(app: Celery) -> dict[str, dict]:
-    """:func:`live_workers` on ``app``'s broker (raises what the broker raises)."""
-    with app.connection_for_write(transport_options=reply_deadlines()) as connection:
+    """:func:`live_workers` on ``app``'s broker (raises what the broker raises, at once
+    when it refuses: a page, a scrape or `status` is waiting)."""
+    with app.connection_for_write(transport_options=glance_deadlines()) as connection:
         return live_workers(connection.default_channel.client)
 
 
