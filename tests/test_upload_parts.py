@@ -118,7 +118,7 @@ def test_the_same_inside_a_zip_and_a_zip_that_cannot_be_read(web, dataset):
     assert len(job["left_out"]) == 100
     assert job["left_out"][:2] == [
         "'day.zip': '7/pano.jpg' is over the 0.09537 MB (100,000 bytes) per-file cap "
-        "(SIGNDIGITS_MAX_FILE_BYTES); an error row says so",
+        "(SIGNDIGITS_MAX_FILE_BYTES); the error row '7/day/pano.jpg' says so",
         "'day.zip': 'notes/000.txt' is not an image; skipped"]
     assert job["total_images"] == 5
     assert rows.pop("7/day/pano.jpg") == ("error", f"file is {BIG:,} bytes, over the "
@@ -137,3 +137,30 @@ def test_a_broken_zip_among_photos_is_said_and_the_photos_kept(web, dataset):
     assert job["left_out"] == ["'broken.zip' is not a readable zip archive; skipped"]
     sse_until_done(web, job["id"])
     assert _rows(web, job["id"]) == {path: ("done", None) for path in photos}
+
+
+def test_a_zips_line_names_the_path_of_its_error_row(web, dataset):
+    """Of two zips, each unpacks under its own folder: the lines for an entry that cannot
+    be unpacked and one over the cap named the path inside the zip ('8/torn.jpg') and
+    the rows were '8/day/torn.jpg', so neither led to the other."""
+    photos = _photos(dataset, seed=44)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("7/pano.jpg", bytes(BIG))
+        archive.writestr("8/torn.jpg", b"".join(b"line %d\n" % i for i in range(5000)),
+                         compress_type=zipfile.ZIP_DEFLATED)
+    day = _torn(out.getvalue(), "8/torn.jpg")
+    other = io.BytesIO()
+    with zipfile.ZipFile(other, "w") as archive:
+        for path, data in photos.items():
+            archive.writestr(path, data)
+    response = web.post("/api/jobs", files=[("files", ("day.zip", day)),
+                                            ("files", ("photos.zip", other.getvalue()))])
+    job, rows = _finished(web, response)
+    pano, torn = job["left_out"]
+    assert pano == ("'day.zip': '7/pano.jpg' is over the 0.09537 MB (100,000 bytes) per-file "
+                    "cap (SIGNDIGITS_MAX_FILE_BYTES); the error row '7/day/pano.jpg' says so")
+    assert torn.startswith("'day.zip': '8/torn.jpg': cannot unpack it: ")
+    assert torn.endswith("; the error row '8/day/torn.jpg' says so")
+    assert rows.pop("7/day/pano.jpg")[0] == rows.pop("8/day/torn.jpg")[0] == "error"
+    assert rows == {path.replace("/", "/photos/", 1): ("done", None) for path in photos}

@@ -56,12 +56,21 @@ class StoredUpload:
     first_status: int = 400
 
     def leave_out(self, line: str, *, status: int, row: tuple[str, str] | None = None) -> None:
-        """``line``: the part and why, without its outcome (added here)."""
+        """``line``: the part and why, without its outcome (added here). ``row``: the
+        error row's (path in the job, error); the line names that path when it does not
+        already (a zip's entry under the zip's folder, a name cleaned), so the line and
+        the row can each be found from the other."""
         if not self.left_out_count:
             self.first_status = status
         self.left_out_count += 1
         if len(self.left_out) < LISTED:
-            self.left_out.append(f"{line}; {'an error row says so' if row else 'skipped'}")
+            if row is None:
+                outcome = "skipped"
+            elif shown(row[0]) in line:
+                outcome = "an error row says so"
+            else:
+                outcome = f"the error row {shown(row[0])} says so"
+            self.left_out.append(f"{line}; {outcome}")
         if row is not None:
             self.error_rows.append(row)
 
