@@ -84,6 +84,22 @@ def test_a_zip_from_a_mac_is_unpacked_without_its_hidden_files(web, dataset):
     assert _rows(web, response.json()["id"]) == {"3/a.jpg": ("done", None)}
 
 
+def test_a_zip_in_a_hidden_folder_is_skipped_as_hidden_files_are(web, dataset):
+    """A zip under ``.git/`` or ``__MACOSX/`` (a folder upload with paths) was unpacked
+    while the hidden files beside it were skipped, and it put the user's own zip under a
+    folder of its own, as one of several."""
+    photos = [path.read_bytes() for path, _ in sample_images(dataset, 1, seed=8)[:3]]
+    response = web.post("/api/jobs", files=[
+        ("files", ("day/day.zip", _zip(("3/a.jpg", photos[0])))),
+        ("files", ("day/.git/old.zip", _zip(("4/b.jpg", photos[1])))),
+        ("files", ("day/__MACOSX/day.zip", _zip(("5/c.jpg", photos[2])))),
+        ("files", ("day/.git/x.jpg", photos[1]))])
+    assert response.status_code == 201, response.text
+    assert response.json()["left_out"] == []  # hidden parts are skipped in silence
+    sse_until_done(web, response.json()["id"])
+    assert _rows(web, response.json()["id"]) == {"3/a.jpg": ("done", None)}
+
+
 def test_zips_holding_the_same_names_each_keep_a_folder_of_their_own(web, dataset):
     """Cameras restart their numbering: day1.zip and day2.zip both hold IMG_0001.jpg
     (was 400 "two files in the upload have the path"). Each zip's images go under its

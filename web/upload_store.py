@@ -140,8 +140,13 @@ def _clean_parts(name: str) -> list[str]:
     return cleaned
 
 
-def hidden_leaf(name: str) -> bool:
-    return name.replace("\\", "/").rsplit("/", 1)[-1].strip().startswith(".")
+def hidden_zip(name: str) -> bool:
+    """Whether an uploaded zip is a system's file, skipped in silence as hidden files are:
+    hidden itself (a Mac's ``._day1.zip``) or in a hidden folder (``.git/day1.zip``,
+    ``__MACOSX/day1.zip``), which was unpacked while its hidden siblings were skipped."""
+    parts = [part.strip() for part in name.replace("\\", "/").split("/")]
+    return any(part == "__MACOSX" or (part.startswith(".") and part not in (".", ".."))
+               for part in parts)
 
 
 def cap_text(count: int) -> str:

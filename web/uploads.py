@@ -34,7 +34,7 @@ from signdigits.web.upload_store import (
     StoredUpload,
     Upload,
     UploadRefused,
-    hidden_leaf,
+    hidden_zip,
     over_cap,
     shown,
     upload_path,
@@ -54,14 +54,14 @@ def store_uploads(uploads: Iterable[Upload], *, settings: Settings) -> StoredUpl
     uploads = list(uploads)
     # One zip's paths are the images' (beside any files sent with it). Of two zips or
     # more, each gets a folder of its own: two cameras' IMG_0001.jpg are two images.
-    several = sum(is_zip_name(u.filename or "") and not hidden_leaf(u.filename or "")
+    several = sum(is_zip_name(u.filename or "") and not hidden_zip(u.filename or "")
                   for u in uploads) > 1
     zips = ZipFolders() if several else None
     try:
         for upload in uploads:
             name = upload.filename or ""
             if is_zip_name(name):  # its own name is never a path here
-                if not hidden_leaf(name):  # a Mac's ._day1.zip is not a zip
+                if not hidden_zip(name):  # ._day1.zip, .git/ or __MACOSX/: not the user's
                     unpack_zip(upload, store, under=zips.name_for(name) if zips else None)
             else:
                 _store_file(upload, store)
