@@ -127,6 +127,13 @@ def create_app(settings: Settings | None = None) -> Celery:
     return celery
 
 
+def configured_app(settings: Settings) -> Celery | None:
+    """The app for ``settings``' broker, or None when none is configured: the embedded
+    stack of a running ``run`` or ``serve`` is not reachable from another process, and
+    its workers' reconciler does what a sender here would (claim and send a webhook)."""
+    return create_app(settings) if settings.broker_url else None
+
+
 def _refuse_under_celery_command(message: str) -> None:
     program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
     if program.name == "celery" or program.parent.name == "celery":  # celery or -m celery

@@ -261,10 +261,12 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
 
     A job still being walked is answered once its walk has stopped (up to 10 s).
     """
+    from signdigits.broker.app import configured_app
     from signdigits.db.jobs import JobFinished
     from signdigits.db.models import Job
     from signdigits.db.progress import summarize_job
     from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, cancel_and_wait
+    from signdigits.producer.webhooks import send_if_ended
 
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
@@ -274,11 +276,9 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
                                   stall_seconds=settings.stall_seconds)
     except JobFinished as exc:
         fail(str(exc))
-    if settings.broker_url:  # else a running stack's reconciler claims its webhook
-        from signdigits.broker.app import create_app
-        from signdigits.producer.webhooks import send_if_ended
-
-        send_if_ended(create_app(settings), sessions, found.id)
+    app = configured_app(settings)
+    if app is not None:  # else a running stack's reconciler claims its webhook
+        send_if_ended(app, sessions, found.id)
     with sessions() as session:  # read afresh: ``found`` is from before the cancel
         summary = summarize_job(session, job=session.get_one(Job, found.id),
                                 stall_seconds=settings.stall_seconds)

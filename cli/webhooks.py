@@ -27,6 +27,7 @@ def send_command(
     Sent with a new deadline and the same webhook-id (a receiver that handled it drops
     it). For a job still running, --url sets where it goes when it ends.
     """
+    from signdigits.broker.app import configured_app
     from signdigits.cli.preflight import database_for_reading, job_or_fail, settings_or_fail
     from signdigits.config.webhooks import WebhookRefused
     from signdigits.db.models import Job
@@ -41,11 +42,7 @@ def send_command(
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
     found = job_or_fail(sessions, job)
-    app = None
-    if settings.broker_url:  # else the running stack's reconciler sends it
-        from signdigits.broker.app import create_app
-
-        app = create_app(settings)
+    app = configured_app(settings)  # None: the running stack's reconciler sends it
     try:
         became = send_webhook_again(app, sessions, settings, job_id=found.id, url=url)
     except (WebhookRefused, WebhookUnchanged) as exc:
