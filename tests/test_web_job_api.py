@@ -109,6 +109,16 @@ def test_the_events_name_the_batches_stored_and_the_first_holds_the_charts(web, 
     counted = sum(opening["digits"]) + opening["no_hand"] + opening["unusable"]
     in_named = len(_items(web, job_id, batch=named)) if named else 0
     assert counted + in_named == 10, (counted, named)
+    # The labels' figures come second, counting the same batches; and every progress or
+    # done event counts exactly the batches named before it (the page draws them together).
+    assert events[1][0] == "evaluation"
+    finished = 10 - events[1][1]["pending"]
+    assert finished == counted
+    for name, data in events[2:]:
+        if name == "stored":
+            finished += len(_items(web, job_id, batch=data["batches"]))
+        else:
+            assert data["total_images"] - data["pending"] == finished, (events, finished)
     # The progress and done events are the job as GET /api/jobs/{id} shows it, nothing more.
     assert set(events[-1][1]) == set(web.get(f"/api/jobs/{job_id}").json())
     rows = _items(web, job_id, batch=[1, 3], order="id")
@@ -118,10 +128,11 @@ def test_the_events_name_the_batches_stored_and_the_first_holds_the_charts(web, 
     assert web.get(f"/api/jobs/{job_id}/images", params={"batch": "x"}).status_code == 422
     # A finished job's stream: the charts, then done; no batch named.
     again = sse_until_done(web, job_id, stored=True)
-    assert [name for name, _ in again] == ["stats", "done"]
+    assert [name for name, _ in again] == ["stats", "evaluation", "done"]
     # Without stored=true the stream is as it was: the job's own events only.
     assert [name for name, _ in sse_until_done(web, job_id)] == ["done"]
     assert again[0][1] == web.get(f"/api/jobs/{job_id}/stats").json()
+    assert again[1][1] == web.get(f"/api/jobs/{job_id}/evaluation").json()
 
 
 def test_answers_checked_against_the_folder_labels(web, dataset, tmp_path):

@@ -5,9 +5,12 @@ The browser keeps one connection open instead of asking every second; the server
 the counts once a second and sends what changed. A job's stream ends with a ``done``
 event with the finished state. Asked with ``stored=true`` (the job page), a ``stored``
 event before one names the batches stored since the last, so the page fetches only those
-rows to fill its grid and charts, and a ``stats`` event first carries the charts' figures
-as of the batches it knows of (:class:`_Arrivals`). The ``progress`` and ``done`` events
-hold the job as ``GET /api/jobs/{id}`` shows it, nothing else.
+rows to fill its grid and charts, and ``stats`` and ``evaluation`` events first carry the
+charts' and the labels' figures as of the batches it knows of (:class:`_Arrivals`). The
+``progress`` and ``done`` events hold the job as ``GET /api/jobs/{id}`` shows it, nothing
+else. Each event's counts are read between two equal looks at the job's batches, so they
+hold exactly the batches the page was told of: the page draws the header, the charts and
+the labels' figures together, from one moment, never one panel a batch ahead of another.
 
 The jobs page has one stream for all its jobs: one per job had used up Chromium's 6
 connections to a host with 6 unfinished jobs (stalled ones never end), and every other
@@ -39,9 +42,11 @@ from starlette.concurrency import run_in_threadpool
 from signdigits.config.settings import Settings
 from signdigits.db.batches import finished_batches
 from signdigits.db.jobs import jobs_after, jobs_by_id, newest_job_id, resolve_job
+from signdigits.db.labels import evaluate
 from signdigits.db.models import JobState
 from signdigits.db.progress import summarize_jobs
 from signdigits.web.deps import FoundSummary, StateDep, described, summary_of
+from signdigits.web.page_schemas import EvaluationOut
 from signdigits.web.routes.results import job_stats
 from signdigits.web.schemas import JobOut
 from signdigits.web.state import WebState
@@ -102,27 +107,40 @@ class _Arrivals:
         self.seen: dict[int, tuple[int, datetime | None]] = {}
         self.since: datetime | None = None
 
-    def opening(self, session) -> dict:
-        """The charts' figures with every batch they count remembered as seen: the batch
-        counts read before and after the figures, until equal (no batch was stored
-        meanwhile), so the page never adds a batch the figures already hold."""
+    def opening(self, session, shown: Callable[[], dict]) -> tuple[dict, dict, dict]:
+        """The charts' figures, the labels' figures and the job as shown (``shown()``),
+        with every batch they count remembered as seen: the batch counts read before and
+        after them, until equal (no batch was stored meanwhile), so all three hold the
+        same batches and the page never adds a batch the figures already hold."""
         for _ in range(5):
             before = finished_batches(session, job_id=self.job_id, since=None)
-            stats = job_stats(session, resolve_job(session, ref=self.job_id))
+            job = resolve_job(session, ref=self.job_id)
+            stats = job_stats(session, job)
+            found = EvaluationOut.of(evaluate(session, job=job))
+            now = shown()
             after = finished_batches(session, job_id=self.job_id, since=None)
             if before == after:
                 break
             session.rollback()  # a fresh snapshot where the database keeps one
         self._remember(after)
-        return stats.model_dump(mode="json")
+        return stats.model_dump(mode="json"), found.model_dump(mode="json"), now
 
-    def stored(self, session) -> list[int]:
-        """The batches stored (or changed) since the last look."""
-        rows = finished_batches(session, job_id=self.job_id, since=self.since)
-        changed = [batch for batch, finished, _ in rows
+    def stored(self, session, shown: Callable[[], dict]) -> tuple[list[int], dict]:
+        """The batches stored (or changed) since the last look, and the job as shown
+        (``shown()``) read between two equal looks at them: its counts hold exactly the
+        batches named (read one after the other, a batch stored between the reads was in
+        the header a second before its rows were in the charts)."""
+        for _ in range(5):
+            rows = finished_batches(session, job_id=self.job_id, since=self.since)
+            now = shown()
+            again = finished_batches(session, job_id=self.job_id, since=self.since)
+            if rows == again:
+                break
+            session.rollback()
+        changed = [batch for batch, finished, _ in again
                    if self.seen.get(batch, (0, None))[0] != finished]
-        self._remember(rows)
-        return changed
+        self._remember(again)
+        return changed, now
 
     def _remember(self, rows: list[tuple[int, int, datetime | None]]) -> None:
         for batch, finished, at in rows:
@@ -137,37 +155,43 @@ class _Arrivals:
             summary="Server-sent events: a job's counts as they change, then done")
 async def events(request: Request, summary: FoundSummary, state: StateDep,
                  stored: Annotated[bool, Query(description=(
-                     "also a `stats` event first (as GET /api/jobs/{id}/stats) and, before "
+                     "also `stats` and `evaluation` events first (as GET "
+                     "/api/jobs/{id}/stats and /evaluation) and, before "
                      "a progress or done event, a `stored` event naming the batches "
                      "stored since the one before"))] = False) -> StreamingResponse:
     """``progress`` events and a last ``done`` (the job as ``GET /api/jobs/{id}``). With
-    ``stored``: ``stats`` first, and before a ``progress`` or ``done``, ``stored``
-    (``{"batches": [...]}``) when batches were stored since the one before (their rows:
-    ``GET /api/jobs/{id}/images?batch=N``)."""
+    ``stored``: ``stats`` and ``evaluation`` first, and before a ``progress`` or ``done``,
+    ``stored`` (``{"batches": [...]}``) when batches were stored since the one before
+    (their rows: ``GET /api/jobs/{id}/images?batch=N``)."""
     # The job found now (an unknown one is a 404, not an empty stream), followed by its
     # full id: asked again by `latest` or a prefix, the stream went on with a newer job
     # (and its `done`), or broke mid-body once a prefix was shared by a new job.
     job_id = summary.job.id
     arrivals = _Arrivals(job_id) if stored else None
 
-    def first() -> tuple[dict | None, dict]:
+    def first() -> tuple[str, dict]:
         with state.sessions() as session:
-            stats = arrivals.opening(session) if arrivals else None
-            return stats, _shown(session, job_id, state.settings)
+            def shown() -> dict:
+                return _shown(session, job_id, state.settings)
+            if arrivals is None:
+                return "", shown()
+            stats, found, now = arrivals.opening(session, shown)
+            return _event("stats", stats) + _event("evaluation", found), now
 
     def current() -> tuple[list[int], dict]:
         with state.sessions() as session:
-            now = _shown(session, job_id, state.settings)
-            return arrivals.stored(session) if arrivals else [], now
+            def shown() -> dict:
+                return _shown(session, job_id, state.settings)
+            return arrivals.stored(session, shown) if arrivals else ([], shown())
 
     async def stream() -> AsyncIterator[str]:
         try:
-            stats, shown = await run_in_threadpool(first)
+            figures, shown = await run_in_threadpool(first)
         except (DBAPIError, PoolTimeout) as exc:
             yield _ended_by(exc)
             return
         finished = JobState(shown["state"]).finished
-        yield (f"retry: {RETRY_MS}\n" + (_event("stats", stats) if stats is not None else "")
+        yield (f"retry: {RETRY_MS}\n" + figures
                + _event("done" if finished else "progress", shown))
         if finished:
             return

@@ -1,6 +1,6 @@
 // One job: live progress, charts and thumbnail grid (server-sent events). The image dialog
 // and its review are in job_dialog.js, the selection and bulk review in job_select.js, the
-// check against folder labels in job_labels.js.
+// check against folder labels in job_labels.js, what a tile says in job_tiles.js.
 "use strict";
 const section = document.getElementById("job");
 const JOB = section.dataset.job;
@@ -114,16 +114,13 @@ function drawStats() {
     cls: (i + 1) / bins <= low ? "low" : (i + 1) / bins <= high ? "some" : ""})), marks);
 }
 
-function setStats(fresh) {
-  stats = fresh;
-  counted = new Set();
-  drawStats();
-}
-
-// A row the stream said was stored: its place in the charts (never twice).
+// A row the stream said was stored: its place in the charts and the labels' figures
+// (never twice).
 function countRow(image) {
-  if (image.status !== "done" || counted.has(image.id)) return;
+  if (image.status === "pending" || counted.has(image.id)) return;
   counted.add(image.id);
+  if (window.countLabelled) window.countLabelled(image);
+  if (image.status !== "done") return;
   if (image.final_digit !== null) stats.digits[image.final_digit] += 1;
   else if (image.reviewed && image.final_digits === "") stats.unusable += 1;
   else if (!image.reviewed && image.digit === null && !(image.hand_count > 1)) stats.no_hand += 1;
@@ -167,39 +164,6 @@ function matches(image) {
     (where.label === undefined || label === where.label) &&
     (!where.wrong || (label !== null && image.status === "done" && !(image.hand_count > 1) &&
                       image.digit !== label));
-}
-
-// Several hands: their digits left to right, and the least sure hand's confidence.
-function several(image) {
-  return image.status === "done" && (image.hand_count || 0) > 1;
-}
-
-// The model's answer in a few characters: "7", "407", "no hand".
-function modelAnswer(image) {
-  return several(image) ? image.digits : image.digit === null ? "no hand" : String(image.digit);
-}
-
-// What a tile says: the final answer, the model's beside it once a person answered; an
-// unreadable file's name (its error is where the picture would be).
-function tileLabel(image) {
-  if (image.status === "error") return image.path.split("/").pop();
-  if (image.status !== "done") return image.status;
-  if (image.reviewed) {
-    const final = image.final_digits === "" ? "unusable" : image.final_digits;
-    return `${final} (model ${modelAnswer(image)})`;
-  }
-  return image.digit === null && !several(image) ? "no hand" :
-    `${modelAnswer(image)} (${percent(image.confidence)})`;
-}
-
-// Where a row sorts in the grid: lowest confidence first, then the unscored ones by id.
-function sortKey(image) {
-  return image.confidence === null ? [1, 0, image.id] : [0, image.confidence, image.id];
-}
-
-function before(a, b) {
-  for (let i = 0; i < 3; i++) if (a[i] !== b[i]) return a[i] < b[i];
-  return false;
 }
 
 function tile(image) {
@@ -248,14 +212,6 @@ async function loadImages(reset) {
   }
 }
 
-// The server's cursor after a tile (its codec, web/routes/images.py): after a live update
-// trims the grid, "More" goes on from its new last tile.
-function cursorAfter(image) {
-  const raw = JSON.stringify(image.confidence === null ? [image.id, null, true] :
-                                                           [image.id, image.confidence, false]);
-  return btoa(raw).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
 // Rows stored since the last event: each tile replaced or put in its place (lowest
 // confidence first), the grid kept to the tiles it had, and each row counted in the charts.
 function patch(rows) {
@@ -275,7 +231,18 @@ function patch(rows) {
     document.getElementById("more-images").hidden = false;
   }
   grid.dataset.loaded = String(grid.children.length);
-  drawStats();
+}
+
+// Every panel with figures, in one step (the browser paints them together): the header
+// from the job's counts (none: as it is), the charts and the labels' figures from the
+// figures read with them (none: as they are) and the rows of the same batches.
+function drawFigures(job, fresh, found, rows) {
+  if (fresh) { stats = fresh; counted = new Set(); }
+  if (found && window.setEvaluation) window.setEvaluation(found);
+  patch(rows);
+  if (job) showProgress(job);
+  if (stats) drawStats();
+  if (window.drawEvaluation) window.drawEvaluation();
 }
 
 // The stream names batches; their finished rows, a page at a time.
@@ -296,27 +263,29 @@ async function fetchBatches(batches) {
 }
 
 let patching = Promise.resolve();
-let evaluated = performance.now();
 let modelsRead = performance.now();
-function arrived(batches) {
-  if (!batches || !batches.length) return patching;
+// What the stream told since the last drawing: the figures (on (re)connecting) and the
+// batches stored. Drawn when the progress or done event after them arrives, once those
+// batches' rows are fetched: the header, the charts and the labels' figures then show the
+// same batches (the header had run ahead of the charts by a fetch, and the labels'
+// figures, read again at most every 10 s, behind both).
+let told = {stats: null, evaluation: null, batches: []};
+function update(job) {
+  const {stats: fresh, evaluation: found, batches} = told;
+  told = {stats: null, evaluation: null, batches: []};
   // In order: a later event's rows never land before an earlier one's.
-  const told = performance.now();
+  const at = performance.now();
   patching = patching.then(async () => {
-    const rows = await fetchBatches(batches);
+    const rows = batches.length ? await fetchBatches(batches) : [];
     const start = performance.now();
-    patch(rows);
+    drawFigures(job, fresh, found, rows);
+    if (!batches.length) return;
     live.renders.push(performance.now() - start);  // the drawing
-    live.updates.push(performance.now() - told);  // from the event: the rows' fetch too
+    live.updates.push(performance.now() - at);  // from the event: the rows' fetch too
     live.rows += rows.length;
     live.batches += batches.length;
     section.dataset.liveRows = String(live.rows);
-    // The labels' figures read every row with a label: again at most every 10 s.
-    if (window.loadEvaluation && performance.now() - evaluated > 10000) {
-      evaluated = performance.now();
-      window.loadEvaluation();
-    }
-    // A model promoted meanwhile reads the next batches: at most every 10 s too.
+    // A model promoted meanwhile reads the next batches: at most every 10 s.
     if (performance.now() - modelsRead > 10000) {
       modelsRead = performance.now();
       await loadModels();
@@ -325,16 +294,22 @@ function arrived(batches) {
   return patching;
 }
 
-// The charts (and the labels' figures) after a person's answers: read afresh. While the
-// job runs, the stream is opened again: its first event holds figures and the batches
-// they count together.
+// The charts and the labels' figures after a person's answers: read afresh, and drawn
+// together. While the job runs, the stream is opened again: its first events hold the
+// figures and the batches they count together.
 function reviewsChanged() {
-  if (ENDED.has(jobState)) loadStats(); else reopen();
-  if (window.loadEvaluation) window.loadEvaluation();
+  if (ENDED.has(jobState)) loadFigures(); else reopen();
 }
 
-async function loadStats() {
-  setStats(await api(`/api/jobs/${JOB}/stats`));
+// An ended job's figures, exact now that only people's answers change them.
+async function loadFigures(job = null) {
+  try {
+    const [fresh, found] = await Promise.all(
+      [api(`/api/jobs/${JOB}/stats`), api(`/api/jobs/${JOB}/evaluation`)]);
+    drawFigures(job, fresh, found, []);
+  } catch (error) {
+    document.getElementById("counts").textContent += ` (${error.message})`;
+  }
 }
 
 for (const id of ["filter-digit", "filter-reviewed", "filter-below", "filter-errors",
@@ -347,22 +322,26 @@ document.getElementById("cancel").addEventListener("click", async () => {
   const name = document.getElementById("job-name").textContent;
   if (!window.confirm(`Cancel the job "${name}" (${JOB.slice(0, 8)})? Its pending images ` +
                       "will not be read; the results so far stay. This cannot be undone.")) return;
-  showProgress(await api(`/api/jobs/${JOB}/cancel`, {method: "POST"}));
+  // The stream shows the cancelled images, in every panel at once, within a second.
+  await api(`/api/jobs/${JOB}/cancel`, {method: "POST"});
+  document.getElementById("cancel").disabled = true;
 });
 
 // The server ends the stream when its database fails (an "error" event, then a retry the
 // browser makes itself); a refused reconnection (a 503 while the database is still down)
 // closes the source for good, so the page opens a new one. Each (re)connection's first
-// event ("stats") brings the charts' figures afresh; "stored" names batches to fetch.
+// events ("stats", "evaluation") bring the figures afresh; "stored" names batches to
+// fetch; each is drawn with the "progress" or "done" event after it (update).
 let events = null;
 function listen() {
   const source = events = new EventSource(`/api/jobs/${JOB}/events?stored=true`);
-  source.addEventListener("stats", e => setStats(JSON.parse(e.data)));
-  source.addEventListener("stored", e => arrived(JSON.parse(e.data).batches));
-  source.addEventListener("progress", e => showProgress(JSON.parse(e.data)));
+  source.addEventListener("stats", e => { told.stats = JSON.parse(e.data); });
+  source.addEventListener("evaluation", e => { told.evaluation = JSON.parse(e.data); });
+  source.addEventListener("stored", e => { told.batches = JSON.parse(e.data).batches; });
+  source.addEventListener("progress", e => update(JSON.parse(e.data)));
   source.addEventListener("done", async e => {
     const job = JSON.parse(e.data);
-    showProgress(job);
+    update(job);
     source.close();
     if (job.models) {  // the models that read it, now final (the event names them)
       models = job.models;
@@ -373,9 +352,8 @@ function listen() {
     // two of the stream's looks) had left its tiles "pending" and its charts at zero.
     if (endedAtLoad) return;
     await patching;
-    await loadStats();  // exact, now that nothing changes
+    await loadFigures(job);  // exact, now that nothing changes
     await loadImages(true);
-    if (window.loadEvaluation) window.loadEvaluation();
   });
   source.addEventListener("error", () => {
     if (source === events && source.readyState === EventSource.CLOSED) setTimeout(listen, 5000);

@@ -1,6 +1,8 @@
 // The job's answers checked against its folder labels (folders named 0-9): accuracy, the
 // confusion matrix (a click shows those photos in the grid), and coverage and accuracy at
-// any threshold, the job's marked. Hidden for a job with no labelled photo.
+// any threshold, the job's marked. Hidden for a job with no labelled photo. The figures
+// come with the charts' (job.js: the stream's first events, or read again after reviews)
+// and are patched by the same rows, so both always count the same batches.
 "use strict";
 let evaluation = null;
 
@@ -53,15 +55,44 @@ function drawThreshold() {
     `${evaluation.counted - kept} below, for review`;
 }
 
-async function readEvaluation() {
-  const found = await api(`/api/jobs/${JOB}/evaluation`);
+// Figures read by the server (GET /api/jobs/{id}/evaluation), drawn by drawEvaluation.
+let sliderSet = false;
+window.setEvaluation = found => { evaluation = found; };
+
+// A row read since the figures were (job.js countRow, once a row): from "not read yet" to
+// where evaluate() (db/labels.py) counts it, by the same rules.
+window.countLabelled = image => {
+  const found = evaluation;
+  const label = image.path[1] === "/" && /[0-9]/.test(image.path[0]) ? Number(image.path[0]) : null;
+  if (!found || label === null) return;  // an unlabelled row was counted as one already
+  found.pending -= 1;
+  if (image.status === "error") { found.errors += 1; return; }
+  if (image.status === "cancelled") { found.cancelled += 1; return; }
+  if (image.status !== "done") { found.pending += 1; return; }
+  if ((image.hand_count || 0) > 1) { found.several_hands += 1; return; }
+  const right = image.digit === label ? 1 : 0;
+  found.counted += 1;
+  found.right += right;
+  found.matrix[label][image.digit === null ? 10 : image.digit] += 1;
+  if (!image.below_threshold) { found.kept += 1; found.kept_right += right; }
+  const bins = found.by_confidence.length;
+  const cell = found.by_confidence[Math.min(bins - 1, Math.max(0,
+    Math.floor((image.confidence || 0) * bins)))];
+  cell[0] += 1;
+  cell[1] += right;
+  if (image.reviewed && image.final_digits === "") return;  // unusable
+  found.final_counted += 1;
+  found.final_right += (image.reviewed ? image.final_digit : image.digit) === label ? 1 : 0;
+};
+
+window.drawEvaluation = () => {
+  const found = evaluation;
+  if (!found) return;
   const has = found.counted + found.several_hands + found.errors + found.pending +
       found.cancelled > 0;
   document.getElementById("labels").hidden = !has;
   document.getElementById("filter-wrong-label").hidden = !has;
   if (!has) return;
-  const first = evaluation === null;
-  evaluation = found;
   const apart = [];
   if (found.several_hands) apart.push(`${found.several_hands} of several hands`);
   if (found.errors) apart.push(`${found.errors} unreadable`);
@@ -85,12 +116,10 @@ async function readEvaluation() {
     `${share(found.kept, found.counted)}), ${share(found.kept_right, found.kept)} of them right.`;
   drawMatrix(found);
   const slider = document.getElementById("threshold-slider");
-  if (first) slider.value = String(found.threshold);
+  if (!sliderSet) slider.value = String(found.threshold);
+  sliderSet = true;
   drawThreshold();
-}
-window.loadEvaluation = () => readEvaluation().catch(error => {
-  document.getElementById("labels-summary").textContent = error.message;
-});
+};
 
 document.getElementById("threshold-slider").addEventListener("input", () => {
   if (evaluation) drawThreshold();
@@ -102,4 +131,3 @@ document.getElementById("filter-label-clear").addEventListener("click", () => {
   document.getElementById("filter-digit").value = "";
   loadImages(true);
 });
-window.loadEvaluation();
