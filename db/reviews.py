@@ -154,17 +154,21 @@ def _add_hands(session: Session, *, image: Image, answers: list[int | None],
 
 
 def add_reviews(session: Session, *, job_id: str, image_ids: Sequence[int], digit: int | None,
-                unusable: bool, reviewer: str) -> int:
+                unusable: bool, reviewer: str) -> tuple[list[int], int]:
     """One new review row per image, all with the same answer (the caller commits: one
     transaction). Every image must be one of the job's classified rows: otherwise
     NotReviewable (or LookupError for an id the job does not have), and nothing is added.
-    """
+    Returns the ids answered (each once, in order) and how many of them were below the
+    threshold (the review queue's images)."""
     ids = sorted(set(image_ids))
     found: dict[int, str] = {}
+    below = 0
     for start in range(0, len(ids), CHUNK):  # SQLite takes at most 32,766 bound values
-        rows = session.execute(select(Image.id, Image.status).where(
+        rows = session.execute(select(Image.id, Image.status, Image.below_threshold).where(
             Image.job_id == job_id, Image.id.in_(ids[start:start + CHUNK])))
-        found.update((image_id, status) for image_id, status in rows)
+        for image_id, status, flagged in rows:
+            found[image_id] = status
+            below += bool(flagged)
     missing = [i for i in ids if i not in found]
     if missing:
         raise LookupError(f"image {missing[0]} is not in job {job_id}"
@@ -178,7 +182,7 @@ def add_reviews(session: Session, *, job_id: str, image_ids: Sequence[int], digi
         session.execute(insert(Review), [
             {"image_id": i, "digit": None if unusable else digit, "unusable": unusable,
              "reviewer": reviewer[:MAX_REVIEWER]} for i in ids])
-    return len(ids)
+    return ids, below
 
 
 def review_changes(session: Session, *, job_id: str) -> list[tuple[int | None, int | None,

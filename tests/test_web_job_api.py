@@ -63,9 +63,12 @@ def test_bulk_review_by_ids_and_by_filter(web, dataset, tmp_path):
     assert _items(web, job_id, reviewed="true") == []
 
     # Three by id: one review row each, the final digit theirs.
-    stored = web.post(url, json={"image_ids": picked, "digit": 7})
+    stored = web.post(url, json={"image_ids": [*picked, picked[0]], "digit": 7})
     assert stored.status_code == 200, stored.text
-    assert stored.json()["reviewed_images"] == 3 and stored.json()["reviewed"] == 3
+    # The answer says what was just answered (each image once), then the review queue.
+    assert stored.json() == {"answered": 3, "image_ids": sorted(picked), "digit": 7,
+                             "unusable": False, "answered_below_threshold": 3,
+                             "queue_reviewed": 3, "queue_total": len(done)}
     for image_id in picked:
         history = web.get(f"/api/images/{image_id}/reviews").json()["items"]
         assert [(r["digit"], r["unusable"]) for r in history] == [(7, False)]
@@ -81,8 +84,15 @@ def test_bulk_review_by_ids_and_by_filter(web, dataset, tmp_path):
     expected = [i["id"] for i in done if i["digit"] == 5 and i["id"] not in picked]
     assert count == len(expected) > 0
     marked = web.post(url, json={"filter": where, "expected": count, "unusable": True}).json()
-    assert marked["reviewed_images"] == count
+    assert (marked["answered"], marked["image_ids"], marked["digit"], marked["unusable"]) == (
+        count, sorted(expected), None, True)
+    assert (marked["queue_reviewed"], marked["queue_total"]) == (3 + count, len(done))
     assert {i["id"] for i in _items(web, job_id, reviewed="true")} == {*picked, *expected}
+    # Answered again: counted as answered now, while the queue's reviewed count stays (it
+    # had been the answer's only count, and read as this one's).
+    again = web.post(url, json={"image_ids": [picked[0]], "digit": 7}).json()
+    assert (again["answered"], again["answered_below_threshold"]) == (1, 1)
+    assert again["queue_reviewed"] == 3 + count
 
     # The charts count the final digits: the 3 moved to 7, the 5s to unusable.
     stats = web.get(f"/api/jobs/{job_id}/stats").json()

@@ -99,9 +99,18 @@ class BulkReviewIn(BaseModel):
 
 
 class BulkReviewOut(BaseModel):
-    reviewed_images: int = Field(description="images given the answer: one review row each")
-    reviewed: int = Field(description="the job's reviewed below-threshold images now")
-    total: int = Field(description="the job's below-threshold images")
+    """What was just answered, then where the job's review queue stands (its old
+    ``reviewed`` / ``total`` had read as the answer's own count)."""
+
+    answered: int = Field(description="images given the answer now: one review row each")
+    image_ids: list[int] = Field(description="those images, by id, in order")
+    digit: int | None = Field(description="the digit given (None when marked unusable)")
+    unusable: bool
+    answered_below_threshold: int = Field(description=(
+        "of the images answered, those below the threshold (the review queue's)"))
+    queue_reviewed: int = Field(description=(
+        "the job's below-threshold images with a review, after this answer"))
+    queue_total: int = Field(description="the job's below-threshold images")
 
 
 class EvaluationOut(BaseModel):

@@ -120,9 +120,13 @@ def _record_many(session: Session, job_ref: str, answer: BulkReviewIn,
         else:
             ids = answer.image_ids or []
         try:
-            count = add_reviews(session, job_id=job.id, image_ids=ids, digit=answer.digit,
-                                unusable=answer.unusable, reviewer=reviewer)
+            answered, below = add_reviews(session, job_id=job.id, image_ids=ids,
+                                          digit=answer.digit, unusable=answer.unusable,
+                                          reviewer=reviewer)
         except LookupError as exc:
             raise HTTPException(404, str(exc)) from None
     reviewed, total = review_progress(session, job_id=job.id)
-    return BulkReviewOut(reviewed_images=count, reviewed=reviewed, total=total)
+    return BulkReviewOut(answered=len(answered), image_ids=answered,
+                         digit=None if answer.unusable else answer.digit,
+                         unusable=answer.unusable, answered_below_threshold=below,
+                         queue_reviewed=reviewed, queue_total=total)

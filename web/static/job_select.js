@@ -87,7 +87,7 @@ async function give(answer) {
     const done = await api(`/api/jobs/${JOB}/reviews`, {method: "POST",
       headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
     message.className = "message";
-    message.textContent = `${done.reviewed_images} image${done.reviewed_images === 1 ? "" : "s"}: ` +
+    message.textContent = `${plural(done.answered, "image")}: ` +
       (answer.unusable ? "unusable" : `digit ${answer.digit}`);
   } catch (error) {
     message.className = "message error";
