@@ -49,7 +49,7 @@ def _sum(column, *where) -> ScalarSelect:
 
 
 def image_counts(session: Session) -> ImageCounts:
-    """The rows by outcome (``done`` above the threshold, ``below_threshold``, ``error``:
+    """The rows by outcome (``above_threshold``, ``below_threshold``, ``error``:
     unreadable or given up, ``cancelled``, and now ``pending``), with the deleted jobs'
     rows added back for the counters (db/deleted.py).
 
@@ -66,9 +66,13 @@ def image_counts(session: Session) -> ImageCounts:
         *(_sum(deleted.total, deleted.name == name) for name in TOTALS))).one()
     images, done, errors, cancelled, below, unreachable_rows, attempts = map(int, row[:7])
     gone = dict(zip(TOTALS, map(int, row[7:]), strict=True))
-    rows = {"done": done - below, "below_threshold": below, "error": errors + unreachable_rows,
-            "cancelled": cancelled, "pending": images - done - errors - cancelled}
-    totals = {"done": rows["done"] + gone["done"] - gone["below_threshold"],
+    # Classified rows split by the threshold, each named for its side: the API's "done"
+    # is every classified row, so a `done` outcome here had read as that.
+    rows = {"above_threshold": done - below, "below_threshold": below,
+            "error": errors + unreachable_rows, "cancelled": cancelled,
+            "pending": images - done - errors - cancelled}
+    totals = {"above_threshold": rows["above_threshold"] + gone["done"]
+              - gone["below_threshold"],
               "below_threshold": below + gone["below_threshold"],
               "error": rows["error"] + gone["errors"],
               "cancelled": cancelled + gone["cancelled"]}

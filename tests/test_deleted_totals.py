@@ -48,7 +48,7 @@ def test_deleting_jobs_keeps_the_counters_and_empties_the_gauge(empty_database_u
         _add_job(session, "unsent", ((0, ImageStatus.PENDING, None),) * 2, sent=False)
     with sessions() as session:
         first = image_counts(session)
-    totals = {"done": 2, "below_threshold": 1, "error": 2, "cancelled": 1}
+    totals = {"above_threshold": 2, "below_threshold": 1, "error": 2, "cancelled": 1}
     assert first.totals == totals
     assert first.rows == {**totals, "pending": 2}
     assert (first.webhook_attempts, first.deleted_jobs) == (3, 0)
@@ -58,7 +58,7 @@ def test_deleting_jobs_keeps_the_counters_and_empties_the_gauge(empty_database_u
     with sessions() as session:
         second = image_counts(session)
     assert second.totals == totals  # the rows went, what they counted stays
-    assert second.rows == {"done": 0, "below_threshold": 0, "error": 0, "cancelled": 0,
+    assert second.rows == {"above_threshold": 0, "below_threshold": 0, "error": 0, "cancelled": 0,
                            "pending": 2}
     assert (second.webhook_attempts, second.deleted_jobs) == (3, 1)
 

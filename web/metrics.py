@@ -59,8 +59,9 @@ class ScrapeTime(Collector):
         # A counter only rises: the rows that reached an outcome, the deleted jobs' too.
         # Pending rows go down as work proceeds: they are in the gauge, never here.
         images = CounterMetricFamily("signdigits_images", "Image rows that reached each "
-                                     "outcome, deleted jobs' included (done: above the "
-                                     "threshold)", labels=["outcome"])
+                                     "outcome (classified: above_threshold or "
+                                     "below_threshold), deleted jobs' included",
+                                     labels=["outcome"])
         for name, count in counts.totals.items():
             images.add_metric([name], count)
         yield images
