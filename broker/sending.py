@@ -42,25 +42,46 @@ def send_batch(app: Celery, producer, job_id: str, batch: int, kwargs: dict) -> 
                   shadow=display_name(job_id, batch))
 
 
-def held_messages(channel) -> Iterator[bytes]:
-    """Every message the broker holds for the batch queue, raw: queued ones first, from
-    the newest end (kombu pushes there) in growing slices, then those delivered and not
-    yet acknowledged (kombu's ``unacked`` hash: one per busy worker process).
+def _queue_keys(channel) -> list[str]:
+    return list(dict.fromkeys(channel._q_for_pri(QUEUE, step) for step in channel.priority_steps))
 
-    In that order because a message moves from the queue to ``unacked`` when a worker
-    takes it: read the other way round, one taken between the two reads was in neither.
+
+def held_messages(channel) -> Iterator[bytes]:
+    """Every message the broker holds for the batch queue, raw, read in many round trips
+    (not one moment: :func:`held_at_once` is): queued ones first, from the newest end
+    (kombu pushes there) in growing slices, then those delivered and not yet
+    acknowledged (kombu's ``unacked`` hash: one per busy worker process).
+
     A caller that stops at the first match reads little: reading 100 at a time pulled
-    up to the whole inline byte cap (256 MB) out of Redis at each ask.
+    up to the whole inline byte cap (256 MB) out of Redis at each ask. What it does not
+    find is not surely gone: a message that moved between the queue and ``unacked``
+    while it read (taken by a worker, or put back by kombu's restore) can be in neither
+    read; ask :func:`held_at_once` before acting on its absence.
     """
     client = channel.client
-    keys = [channel._q_for_pri(QUEUE, step) for step in channel.priority_steps]
-    for key in dict.fromkeys(keys):
+    for key in _queue_keys(channel):
         start, step, length = 0, 1, client.llen(key)
         while start < length:
             yield from client.lrange(key, start, start + step - 1)
             start, step = start + step, min(step * 4, 64)
     for _, value in client.hscan_iter(channel.unacked_key):
         yield value
+
+
+def held_at_once(channel) -> list[bytes]:
+    """Every message the broker holds for the batch queue, raw, the queues and the
+    ``unacked`` hash read in one MULTI/EXEC transaction: one moment, so a message moving
+    from one to the other (kombu's restore moves it in a transaction of its own) is in
+    exactly one of them. A whole read: for the batches :func:`held_messages` did not find.
+
+    A message a worker has popped (BRPOP) and kombu has not yet put in ``unacked`` (its
+    next command) is in neither at any moment: found again at the next ask.
+    """
+    with channel.client.pipeline(transaction=True) as pipe:
+        for key in _queue_keys(channel):
+            pipe.lrange(key, 0, -1)
+        pipe.hvals(channel.unacked_key)
+        return [raw for reply in pipe.execute() for raw in reply]
 
 
 def batch_of(raw: bytes) -> tuple[str, int] | None:
@@ -82,22 +103,33 @@ def holds_any_of(app: Celery, job_id: str) -> bool:
     """Whether the broker holds any message of the job (queued or unacknowledged)."""
     needle = job_id.encode()
     with app.connection_for_write(transport_options=reply_deadlines()) as connection:
-        return any(needle in raw for raw in held_messages(connection.default_channel))
+        channel = connection.default_channel
+        return (any(needle in raw for raw in held_messages(channel))
+                or any(needle in raw for raw in held_at_once(channel)))
 
 
 def held_batches(app: Celery, wanted: set[tuple[str, int]]) -> set[tuple[str, int]]:
     """Which of ``wanted`` (job id, batch) the broker holds a message for; it stops
-    reading once it found them all, so only a batch truly lost costs a whole read."""
+    reading once it found them all, so only a batch truly lost costs a whole read, and
+    that read is one moment's (:func:`held_at_once`): a batch moving between the queue
+    and ``unacked`` while the reads went on was missed, and sent again for nothing."""
     found: set[tuple[str, int]] = set()
     needles = {job_id.encode() for job_id, _ in wanted}
-    with app.connection_for_write(transport_options=reply_deadlines()) as connection:
-        for raw in held_messages(connection.default_channel):
+
+    def look(messages) -> bool:
+        for raw in messages:
             if any(n in raw for n in needles):
                 batch = batch_of(raw)
                 if batch in wanted:
                     found.add(batch)
                     if found == wanted:
-                        break
+                        return True
+        return False
+
+    with app.connection_for_write(transport_options=reply_deadlines()) as connection:
+        channel = connection.default_channel
+        if not look(held_messages(channel)):
+            look(held_at_once(channel))
     return found
 
 
