@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from signdigits.broker.app import QUEUE
+from signdigits.serving.hands.models import MODEL_FILES
 from tests.conftest import REPO, Stack, copy_sample, make_env, run_cli
 from tests.waiting import wait_until
 
@@ -84,7 +85,7 @@ def test_workers_and_run_without_the_hand_models_exit_before_taking_a_batch(
     queued = redis.Redis.from_url(stack.broker_url).llen(QUEUE)
     missing, altered = tmp_path / "missing", tmp_path / "altered"
     altered.mkdir()
-    for name in ("palm_detection_lite.tflite", "hand_landmark_lite.tflite"):
+    for name in MODEL_FILES:
         (altered / name).write_bytes(b"not the pinned model")
     commands = {
         "signdigits worker": [sys.executable, "-m", "signdigits", "worker"],

@@ -35,6 +35,12 @@
    a closer one in the rest (serving.reader.first_look, closer_search), where the small
    hand has the pixels these finer tiles need.
 
+The searches and first placements run the lite landmark model; the second placement,
+whose points the classifier reads, runs the full one (2.1x a lite pass, paid once per hand
+kept): the classifier trained on its points misread 7 of the dataset's 1,574 photos out of
+fold (9 with the lite model's) and 1 of the 279 of its test split (2), and was surer on
+the foreign photos (docs/model.md, "What was tried").
+
 A picture under :data:`MIN_PHOTO_SIDE` pixels on a side holds no hand to read, and is not
 searched. A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`;
 surer for one found in tiles, :data:`TILE_PRESENCE`), so a face, a wall or a hand-sized
@@ -58,7 +64,12 @@ from signdigits.serving.hands.landmarks import (
     place_landmarks,
     region_from_landmarks,
 )
-from signdigits.serving.hands.models import LANDMARK_MODEL, PALM_MODEL, check_models
+from signdigits.serving.hands.models import (
+    LANDMARK_MODEL,
+    PALM_MODEL,
+    PLACING_MODEL,
+    check_models,
+)
 from signdigits.serving.hands.palm import Palm, Region, find_palms, hand_region
 from signdigits.serving.hands.runtime import TfliteModel
 
@@ -97,15 +108,20 @@ WHOLE_PHOTO_PRESENCE = 0.9
 # own cut) 6 of 80 pieces of the foreign photos cut beside the hand (a face, a room) gave
 # a "hand" at 0.56-0.75, and the classifier read 5 of them at 0.97-1.0: confidently wrong.
 # Real hands: the lowest of the foreign photos' 1,000 was 0.959, of the studio's 1,852
-# crops 0.795 (one, then 0.884; the rest above 0.9). Small hands: TILE_PRESENCE.
+# crops 0.795 (one, then 0.884; the rest above 0.9). Small hands: TILE_PRESENCE. (Measured
+# with the lite model at the second placement; with the full one there, every hand of the
+# foreign photos and the same 1,851 of the studio's 1,853 are kept.)
 KEEP_PRESENCE = 0.8
 # A hand found only in tiles is small in the photo, placed from few pixels: it is kept from
 # this presence. Three "hands" the 9 x 9 and 11 x 11 tiles found, the real one missed, in
 # bench.drift's `webcam` copies of modi (16 to 28 pixels long: a wristband, a fold of cloth;
-# one read as 5 at 0.998) were 0.81-0.85 sure; of 301 hands 3-6% of a picture's width
-# (bench.hand_size's composites) all but two were 0.93 or more sure, and of those two the
-# one at 0.88 was read wrong.
-TILE_PRESENCE = 0.9
+# one read as 5 at 0.998) were 0.81-0.85 sure to the lite model at the second placement;
+# of 301 hands 3-6% of a picture's width (bench.hand_size's composites) all but two were
+# 0.93 or more sure, and of those two the one at 0.88 was read wrong. The full model, which
+# places the second time now, is surer of both: 0.914 of the wristband of modi 2/20's copy
+# (tests/test_small_hands.py), 0.967 and more of the 106 hands it found in 120 composites
+# 5-7.5% wide (cyril's and modi's, seed 0; 0.967 the one read wrong).
+TILE_PRESENCE = 0.95
 
 # Whether the hand's first placement on the whole photo is settled: given by the reader
 # (serving.reader.HandReader.settles), which asks the classifier. Without it (training)
@@ -152,6 +168,8 @@ class HandFinder:
         self.model_hashes = check_models(folder)
         self._palms = TfliteModel(folder / PALM_MODEL, threads=threads)
         self._landmarks = TfliteModel(folder / LANDMARK_MODEL, threads=threads)
+        # Only for the placement the classifier reads: the searches' many passes stay lite.
+        self._placer = TfliteModel(folder / PLACING_MODEL, threads=threads)
         self.seconds = StageSeconds()
 
     def find(self, image: Image.Image, settled: Settled | None = None, *,
@@ -284,11 +302,13 @@ class HandFinder:
 
     def _placed_again(self, image: Image.Image, first: Landmarks, *, palm_score: float | None,
                       padded: bool) -> Hand | None:
-        """The points placed again in the square derived from ``first``: centred and
-        turned on the hand itself, the second placement is the one kept (out-of-fold
-        accuracy on the dataset 99.5% with it, 99.2% without)."""
+        """The points placed again in the square derived from ``first``, by the full
+        landmark model: centred and turned on the hand itself, the second placement is the
+        one kept (out-of-fold accuracy on the dataset 99.5% with it, 99.2% without), and
+        the full model misreads fewer of the studio's close poses than the lite one
+        (7 of 1,574 out of fold against 9; docs/model.md)."""
         region = region_from_landmarks(first.points)
-        again = place_landmarks(self._landmarks, image, region)
+        again = place_landmarks(self._placer, image, region)
         if again.presence < KEEP_PRESENCE:
             return None
         return Hand(again, region, palm_score, padded)

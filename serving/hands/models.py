@@ -3,7 +3,7 @@
 MediaPipe's palm detector and hand-landmark models (Apache-2.0) ship inside the
 ``mediapipe`` 0.10.21 wheel on PyPI (later releases no longer carry them). The package
 itself is never installed (its pins, numpy<2 and protobuf<5, clash with ours): set-up
-downloads the pinned wheel with pip, takes the two ``.tflite`` files out, and checks each
+downloads the pinned wheel with pip, takes the three ``.tflite`` files out, and checks each
 against the SHA-256 pinned here, so a changed upload is refused rather than served. At run
 time the files are only read from disk, never downloaded.
 """
@@ -20,8 +20,10 @@ from pathlib import Path
 
 WHEEL = "mediapipe==0.10.21"
 # name in the served folder -> (member of the wheel, SHA-256 of its bytes). The lite
-# models: the full ones cost 1.3x (palm) and 1.7x (landmarks) the time and found no more
-# hands on the foreign photos.
+# models search (the full palm detector costs 1.3x the time and found no more hands on the
+# foreign photos); the full landmark model places the points the classifier reads, once a
+# hand is found: 2.1x a lite pass, for 4 fewer studio photos misread out of fold and one
+# fewer on the test split (docs/model.md, "What was tried").
 MODEL_FILES = {
     "palm_detection_lite.tflite": (
         "mediapipe/modules/palm_detection/palm_detection_lite.tflite",
@@ -31,9 +33,14 @@ MODEL_FILES = {
         "mediapipe/modules/hand_landmark/hand_landmark_lite.tflite",
         "048edd3645c9bf7397d19a9f6e3a42957d6e414c9bea6598030a2e9b624156e6",
     ),
+    "hand_landmark_full.tflite": (
+        "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
+        "11c272b891e1a99ab034208e23937a8008388cf11ed2a9d776ed3d01d0ba00e3",
+    ),
 }
 PALM_MODEL = "palm_detection_lite.tflite"
-LANDMARK_MODEL = "hand_landmark_lite.tflite"
+LANDMARK_MODEL = "hand_landmark_lite.tflite"  # is there a hand, and roughly where
+PLACING_MODEL = "hand_landmark_full.tflite"  # the points of a hand kept, as read
 FETCH_COMMAND = "signdigits fetch-hand-models"
 
 
@@ -83,7 +90,7 @@ def models_present(folder: Path) -> bool:
 
 
 def fetch_models(folder: Path, *, say: Callable[[str], None] = lambda _: None) -> None:
-    """Download the pinned wheel with pip, check and install its two model files.
+    """Download the pinned wheel with pip, check and install its three model files.
 
     pip uses the index the user configured (a mirror works); only the files whose hashes
     match the pins are installed, each written whole under a temporary name first.
