@@ -70,10 +70,11 @@ RUN groupadd --system signdigits \
 
 # Dependencies only, read from pyproject.toml, so this layer is rebuilt only when
 # pyproject.toml changes: the package's own and its `s3` extra's (boto3: workers and the
-# web read s3:// jobs). In the same layer, what serving never loads is removed (57 MB,
+# web read s3:// jobs). In the same layer, what serving never loads is removed (60 MB,
 # which took the image from 545 to under 500 MB): LiteRT's WebGPU accelerator, NPU vendor
 # plugins, compiler tools and ahead-of-time compilation; ONNX Runtime's model-conversion
-# and quantisation tools; the packages' own test suites; and botocore's descriptions of
+# and quantisation tools; numpy's Fortran wrapper generator (f2py: 2.5 MB, room for the
+# full landmark model's 5.5); the packages' own test suites; and botocore's descriptions of
 # AWS's 450 other services (28 MB): only S3's are read, and STS's and SSO's where a
 # profile assumes a role or signs in with SSO. The hand finder, the classifier and an S3
 # client were checked to run the same without them (tests/test_docker.py).
@@ -89,7 +90,7 @@ print('\\n'.join(project['dependencies'] + project['optional-dependencies']['s3'
     rm -rf "$site/ai_edge_litert/libLiteRtWebGpuAccelerator.so" "$site/ai_edge_litert/tools" \
            "$site/ai_edge_litert/vendors" "$site/ai_edge_litert/aot" \
            "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" \
-           "$site/onnxruntime/tools"; \
+           "$site/onnxruntime/tools" "$site/numpy/f2py"; \
     find "$site" -depth -type d -name tests -exec rm -rf {} +; \
     find "$site/botocore/data" -mindepth 1 -maxdepth 1 -type d \
       ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} +
