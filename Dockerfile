@@ -73,10 +73,10 @@ RUN groupadd --system signdigits \
 # web read s3:// jobs). In the same layer, what serving never loads is removed (60 MB,
 # which took the image from 545 to under 500 MB): LiteRT's WebGPU accelerator, NPU vendor
 # plugins, compiler tools and ahead-of-time compilation; ONNX Runtime's model-conversion
-# and quantisation tools; numpy's Fortran wrapper generator (f2py: 2.5 MB, room for the
-# full landmark model's 5.5); the packages' own test suites; and botocore's descriptions of
-# AWS's 450 other services (28 MB): only S3's are read, and STS's and SSO's where a
-# profile assumes a role or signs in with SSO. The hand finder, the classifier and an S3
+# and quantisation tools; numpy's Fortran wrapper generator (f2py: with the full landmark
+# model's 5.5 MB the image was 499.6 MB, 499 without it); the packages' own test suites;
+# and botocore's descriptions of AWS's 450 other services (28 MB): only S3's are read,
+# and STS's and SSO's where a profile assumes a role or signs in with SSO. The hand finder, the classifier and an S3
 # client were checked to run the same without them (tests/test_docker.py).
 COPY pyproject.toml /tmp/deps/
 RUN set -eux; \
