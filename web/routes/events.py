@@ -109,38 +109,41 @@ class _Arrivals:
 
     def opening(self, session, shown: Callable[[], dict]) -> tuple[dict, dict, dict]:
         """The charts' figures, the labels' figures and the job as shown (``shown()``),
-        with every batch they count remembered as seen: the batch counts read before and
-        after them, until equal (no batch was stored meanwhile), so all three hold the
-        same batches and the page never adds a batch the figures already hold."""
-        for _ in range(5):
-            before = finished_batches(session, job_id=self.job_id, since=None)
+        with every batch they count remembered as seen: all three hold the same batches,
+        so the page never adds a batch the figures already hold."""
+        def figures() -> tuple[dict, dict, dict]:
             job = resolve_job(session, ref=self.job_id)
-            stats = job_stats(session, job)
-            found = EvaluationOut.of(evaluate(session, job=job))
-            now = shown()
-            after = finished_batches(session, job_id=self.job_id, since=None)
-            if before == after:
-                break
-            session.rollback()  # a fresh snapshot where the database keeps one
-        self._remember(after)
-        return stats.model_dump(mode="json"), found.model_dump(mode="json"), now
+            return (job_stats(session, job).model_dump(mode="json"),
+                    EvaluationOut.of(evaluate(session, job=job)).model_dump(mode="json"),
+                    shown())
+
+        rows, read = self._steady(session, figures, since=None)
+        self._remember(rows)
+        return read
 
     def stored(self, session, shown: Callable[[], dict]) -> tuple[list[int], dict]:
         """The batches stored (or changed) since the last look, and the job as shown
-        (``shown()``) read between two equal looks at them: its counts hold exactly the
-        batches named (read one after the other, a batch stored between the reads was in
-        the header a second before its rows were in the charts)."""
-        for _ in range(5):
-            rows = finished_batches(session, job_id=self.job_id, since=self.since)
-            now = shown()
-            again = finished_batches(session, job_id=self.job_id, since=self.since)
-            if rows == again:
-                break
-            session.rollback()
-        changed = [batch for batch, finished, _ in again
+        (``shown()``): its counts hold exactly the batches named (read one after the
+        other, a batch stored between the reads was in the header a second before its
+        rows were in the charts)."""
+        rows, now = self._steady(session, shown, since=self.since)
+        changed = [batch for batch, finished, _ in rows
                    if self.seen.get(batch, (0, None))[0] != finished]
-        self._remember(again)
+        self._remember(rows)
         return changed, now
+
+    def _steady(self, session, read: Callable[[], Any], *, since: datetime | None):
+        """(the job's batches, ``read()``), read between two looks at the batches until the
+        looks are equal (no batch was stored meanwhile; at most 5 tries), so what was read
+        holds exactly those batches."""
+        for _ in range(5):
+            before = finished_batches(session, job_id=self.job_id, since=since)
+            value = read()
+            after = finished_batches(session, job_id=self.job_id, since=since)
+            if before == after:
+                break
+            session.rollback()  # a fresh snapshot where the database keeps one
+        return after, value
 
     def _remember(self, rows: list[tuple[int, int, datetime | None]]) -> None:
         for batch, finished, at in rows:
