@@ -296,7 +296,7 @@ def test_poison_batch_stops_after_bounded_attempts(counting_stack, dataset, tmp_
         _wait_until_no_message_is_left(stack)
         deliveries = events.of(job_id, 1).count("received")
     # Three tries, each a delivery; the third gave up and was acknowledged: no fourth.
-    assert deliveries == 3, events.of(job_id, 1)
+    assert deliveries == 3, (events.of(job_id, 1), stack.worker.log.read_text()[-6000:])
     rows = stack.rows(job_id)
     poisoned = [r for r in rows if r.batch == 1]
     assert len(poisoned) == 10

@@ -268,3 +268,52 @@ def test_a_worker_stopping_warmly_beats_until_its_batch_is_done(patient_stack, d
     rows = stack.rows(job_id)
     assert account(rows, list(truth))["rows"] == 10
     assert all(r.status == "done" and r.attempts == 1 for r in rows), _not_done(rows)
+
+
+def test_a_batch_out_of_sight_for_a_moment_is_not_sent_again(redis_url, dataset, tmp_path,
+                                                             monkeypatch):
+    """kombu's window: a worker's BRPOP has taken the message and its write to ``unacked``
+    has not landed, so one look finds it nowhere. Lost is what two looks both miss: the
+    batch the worker took is not sent again, the batch the broker lost is."""
+    from signdigits.config.settings import get_settings
+    from signdigits.db.recovery import stalled_batches
+    from signdigits.worker import reconciler
+
+    stack = Stack(redis_url, f"sqlite:///{tmp_path / 'results.db'}", tmp_path,
+                  stall_seconds=1, visibility_timeout=3600)
+    client = redis.Redis.from_url(stack.broker_url)
+    copy_sample(dataset, tmp_path / "photos", per_digit=1)  # 10 images, no worker
+    job_id = stack.submit(tmp_path / "photos", "--batch-size", "5")
+
+    def stalled() -> bool:
+        with stack.sessions()() as session:
+            return [job.batches for job in stalled_batches(session, stall_seconds=1)] == [[0, 1]]
+
+    wait_until(stalled, timeout=30, message="both batches due for a re-send")
+    messages = {batch_of(raw)[1]: raw for raw in client.lrange(QUEUE, 0, -1)}
+    client.delete(QUEUE)  # batch 0 taken by a worker's BRPOP, batch 1 lost
+    looks = []
+
+    def held_batches(app, wanted):
+        found = real_held_batches(app, wanted)
+        if not looks:  # the worker's write lands after the first look
+            client.hset("unacked", "tag-0", f'[{messages[0].decode()}, "", "{QUEUE}"]')
+        looks.append(found)
+        return found
+
+    real_held_batches = reconciler.held_batches
+    monkeypatch.setattr(reconciler, "held_batches", held_batches)
+    for name, value in stack.env.items():
+        if name.startswith("SIGNDIGITS_"):
+            monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        reconciler.reconcile(stack.app())
+    finally:
+        get_settings.cache_clear()
+    assert looks == [set(), {(job_id, 0)}]
+    assert [batch_of(raw)[1] for raw in client.lrange(QUEUE, 0, -1)] == [1]
+    with stack.sessions()() as session:
+        resent = dict(session.execute(select(Batch.batch, Batch.resent_at)
+                                      .where(Batch.job_id == job_id)).all())
+    assert resent[0] is None and resent[1] is not None

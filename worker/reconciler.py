@@ -34,6 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from celery import bootsteps
 from celery.utils.log import get_logger
@@ -48,10 +49,14 @@ from signdigits.broker.liveness import (
 from signdigits.broker.messages import TASK_NAME
 from signdigits.broker.sending import held_batches, send_batch, sender
 
+if TYPE_CHECKING:
+    from signdigits.db.recovery import StalledJob
+
 # Celery's logger tree: the worker's own log level and handler apply (INFO with -l INFO).
 log = get_logger(__name__)
 
 PASS_SECONDS = 5.0  # at most; a shorter stall period gets a pass every half of it
+SECOND_LOOK_SECONDS = 0.5  # a batch missed by one look is looked for again after this
 
 
 def pass_seconds(stall_seconds: int) -> float:
@@ -165,14 +170,24 @@ def reconcile(app) -> None:
                  "its heartbeat", what, found.delivered_seconds_ago)
     settings = get_settings()
     sessions = _sessions(settings.database_url)
-    with sessions() as session:
-        stalled = stalled_batches(session, stall_seconds=settings.stall_seconds)
-    if stalled:
-        held = held_batches(app, {(job.job_id, b) for job in stalled for b in job.batches})
-        for job in stalled:
-            lost = [b for b in job.batches if (job.job_id, b) not in held]
-            if lost:
-                _resend(app, sessions, job, lost, stall_seconds=settings.stall_seconds)
+
+    def look() -> dict[tuple[str, int], StalledJob]:
+        with sessions() as session:
+            stalled = stalled_batches(session, stall_seconds=settings.stall_seconds)
+        wanted = {(job.job_id, b): job for job in stalled for b in job.batches}
+        held = held_batches(app, set(wanted)) if wanted else set()
+        return {key: job for key, job in wanted.items() if key not in held}
+
+    lost = look()
+    if lost:
+        # A message is in no key at all between a worker's BRPOP and kombu's write to
+        # `unacked`, and a worker descheduled there hides it for as long (a retried batch
+        # was re-sent so, and read four times instead of three). Lost is what two looks
+        # a moment apart both miss.
+        time.sleep(SECOND_LOOK_SECONDS)
+        lost = {key: job for key, job in look().items() if key in lost}
+    for job, batches in _by_job(lost):
+        _resend(app, sessions, job, batches, stall_seconds=settings.stall_seconds)
     _webhooks(app, sessions, stall_seconds=settings.stall_seconds)
     count_pass(app)
 
@@ -205,6 +220,13 @@ def _webhooks(app, sessions, *, stall_seconds: int) -> None:
             mark_resent(session, job_id=job_id)
         log.info("re-sent the webhook task of job %s: its attempt %d was %d s overdue",
                  job_id, attempts + 1, stall_seconds)
+
+
+def _by_job(lost: dict[tuple[str, int], StalledJob]) -> list[tuple[StalledJob, list[int]]]:
+    jobs: dict[str, tuple[StalledJob, list[int]]] = {}
+    for (job_id, batch), job in sorted(lost.items(), key=lambda item: item[0]):
+        jobs.setdefault(job_id, (job, []))[1].append(batch)
+    return list(jobs.values())
 
 
 def _resend(app, sessions, job, lost: list[int], *, stall_seconds: int) -> None:
