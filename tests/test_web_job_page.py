@@ -219,6 +219,11 @@ def test_a_model_promoted_while_the_page_is_open_shows_with_its_threshold(site, 
     # The histogram is drawn from its own request, after the state: wait for its mark.
     page.wait_for_selector("#histogram .threshold")
     assert page.evaluate(MARKS) == [["threshold", threshold * 100]]
+    # One threshold: the bins wholly below it flagged, the one it falls inside striped.
+    inside = int(round(threshold * 20, 6) % 1 != 0)
+    assert page.eval_on_selector_all("#histogram .col.low", "c => c.length") == math.floor(
+        round(threshold * 20, 6))
+    assert page.eval_on_selector_all("#histogram .col.some", "c => c.length") == inside
 
     later = "c3" * 8
     with read_by_another(client.stack.sessions(), job["id"], {0: (later, 0.6)}):
@@ -238,11 +243,10 @@ def test_a_model_promoted_while_the_page_is_open_shows_with_its_threshold(site, 
                                                  f"threshold {threshold} (model {submitted})"]
         assert [round(left, 6) for _, left in marks] == [60, round(threshold * 100, 6)]
         assert page.inner_text("#histogram-marks") == f"(thresholds 0.6, {threshold} marked)"
-        # Below 0.6 every model flags; between the two, only the one of the higher: the
-        # 20 bins whose upper edge is at or below it (the shipped model's threshold need
-        # not fall on a bin's edge: 0.875 is inside the 0.85-0.90 bin).
+        # Below 0.6 every model flags; from there to the higher threshold only one
+        # model, and the bin the higher one falls inside holds both kinds: striped.
         assert page.eval_on_selector_all("#histogram .col.low", "c => c.length") == 12
-        assert page.eval_on_selector_all("#histogram .col.some", "c => c.length") == math.floor(
+        assert page.eval_on_selector_all("#histogram .col.some", "c => c.length") == math.ceil(
             round(threshold * 20, 6)) - 12
         assert page.eval_on_selector_all("#threshold-marks option", "o => o.map(x => x.value)"
                                          ) == ["0.6", str(threshold)]

@@ -27,7 +27,7 @@ function barChart(container, columns, markAt) {
   container.replaceChildren();
   const top = Math.max(1, ...columns.map(c => c.value));
   for (const c of columns) {
-    const bar = el("div", {class: "b", title: String(c.value)});
+    const bar = el("div", {class: "b", title: c.title || String(c.value)});
     bar.style.height = (100 * c.value / top) + "%";
     container.append(el("div", {class: "col " + (c.cls || "")},
       el("span", {text: c.shown !== undefined ? c.shown : String(c.value)}), bar,

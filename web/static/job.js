@@ -101,7 +101,8 @@ function drawStats() {
   barChart(document.getElementById("digits"), perDigit);
   const bins = stats.confidence_histogram.length;
   // Several thresholds: a line each; a bin below the lowest is flagged by every model,
-  // one below a higher only by some (striped).
+  // one below a higher only by some (striped). A bin a threshold falls inside holds
+  // flagged and kept photos alike: striped too (0.875 cuts the 0.85-0.90 bin).
   const applied = severalModels() ? thresholdsApplied() : [];
   const low = applied.length ? applied[0].at : stats.threshold;
   const high = applied.length ? applied[applied.length - 1].at : stats.threshold;
@@ -109,9 +110,11 @@ function drawStats() {
     at: t.at, title: `threshold ${t.at} (model ${t.by.join(", ")})`})) : stats.threshold;
   document.getElementById("histogram-marks").textContent = applied.length > 1 ?
     `(thresholds ${applied.map(t => t.at).join(", ")} marked)` : "(threshold marked)";
-  barChart(document.getElementById("histogram"), stats.confidence_histogram.map((n, i) => ({
-    label: i % 5 === 0 ? (i / bins).toFixed(2) : "", value: n,
-    cls: (i + 1) / bins <= low ? "low" : (i + 1) / bins <= high ? "some" : ""})), marks);
+  barChart(document.getElementById("histogram"), stats.confidence_histogram.map((n, i) => {
+    const cls = (i + 1) / bins <= low ? "low" : i / bins < high ? "some" : "";
+    return {label: i % 5 === 0 ? (i / bins).toFixed(2) : "", value: n, cls,
+            title: cls === "some" ? `${n}: some flagged, some not` : undefined};
+  }), marks);
 }
 
 // A row the stream said was stored: its place in the charts and the labels' figures
