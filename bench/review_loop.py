@@ -138,7 +138,7 @@ def review_over_http(env: dict[str, str], work: Path, truth: dict[str, int]) -> 
             digit = truth[item["path"]]
             stored = http("POST", f"/api/images/{item['id']}/review", {"digit": digit})
             fixed += digit != item["digit"]
-        say(f"reviewed {stored.get('reviewed', 0)} of {queue['total']} below-threshold "
+        say(f"reviewed {stored.get('queue_reviewed', 0)} of {queue['total']} below-threshold "
             f"images as {stored.get('reviewer', '-')}; the model's digit was wrong on {fixed}")
         return queue["job"]
     finally:

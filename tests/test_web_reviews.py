@@ -71,13 +71,17 @@ def test_review_queue_answers_and_history(web, dataset, tmp_path):
     assert stored.status_code == 200, stored.text
     body = stored.json()
     assert body["digit"] == 7 and body["unusable"] is False and body["image_id"] == first["id"]
-    assert body["reviewer"] == "anonymous" and body["reviewed"] == 1
+    assert body["reviewer"] == "anonymous"
+    # Where the job's review queue stands, as the bulk answer names it; the old names too.
+    assert (body["queue_reviewed"], body["queue_total"]) == (1, len(below))
+    assert (body["reviewed"], body["total"]) == (1, len(below))
     again = web.post(f"/api/images/{first['id']}/review", json={"digit": 3}).json()
-    assert again["reviewed"] == 1  # the same image: still one reviewed
+    assert again["queue_reviewed"] == 1  # the same image: still one reviewed
     history = web.get(f"/api/images/{first['id']}/reviews").json()["items"]
     assert [r["digit"] for r in history] == [7, 3]
     unusable = web.post(f"/api/images/{second['id']}/review", json={"unusable": True}).json()
     assert unusable["digit"] is None and unusable["unusable"] is True
+    assert (unusable["queue_reviewed"], unusable["queue_total"]) == (2, len(below))
 
     # The queue moves on; items, CSV and JSON carry reviewed_digit and final_digit.
     after = web.get(f"/api/jobs/{job_id}/review", params={"limit": 500}).json()

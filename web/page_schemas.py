@@ -17,6 +17,7 @@ from signdigits.db.labels import Evaluation
 from signdigits.db.models import ImageStatus
 from signdigits.web.fields import Digit, Flag, an_object
 from signdigits.web.limits import MAX_ID
+from signdigits.web.review_schemas import QUEUE_REVIEWED, QUEUE_TOTAL
 
 # One action writes one review row per image, in one transaction: past this, the
 # transaction (and the lock SQLite holds for it) grows too long for one request.
@@ -108,9 +109,8 @@ class BulkReviewOut(BaseModel):
     unusable: bool
     answered_below_threshold: int = Field(description=(
         "of the images answered, those below the threshold (the review queue's)"))
-    queue_reviewed: int = Field(description=(
-        "the job's below-threshold images with a review, after this answer"))
-    queue_total: int = Field(description="the job's below-threshold images")
+    queue_reviewed: int = Field(description=QUEUE_REVIEWED)
+    queue_total: int = Field(description=QUEUE_TOTAL)
 
 
 class EvaluationOut(BaseModel):

@@ -64,9 +64,22 @@ class ReviewOut(BaseModel):
         "(null: not a hand)"))
 
 
+# Where the job's review queue stands after an answer: the same in the single-image and
+# the bulk answer (web.page_schemas.BulkReviewOut).
+QUEUE_REVIEWED = "the job's below-threshold images with a review, after this answer"
+QUEUE_TOTAL = "the job's below-threshold images"
+
+
 class ReviewStored(ReviewOut):
-    reviewed: int = Field(description="the job's reviewed images, this one included")
-    total: int = Field(description="the job's images to review")
+    """The stored review, then where the job's review queue stands (``reviewed`` /
+    ``total`` read as this answer's own count: kept for old clients, deprecated)."""
+
+    queue_reviewed: int = Field(description=QUEUE_REVIEWED)
+    queue_total: int = Field(description=QUEUE_TOTAL)
+    reviewed: int = Field(deprecated="deprecated: same as queue_reviewed",
+                          description="deprecated: same as queue_reviewed")
+    total: int = Field(deprecated="deprecated: same as queue_total",
+                       description="deprecated: same as queue_total")
 
 
 class ReviewHistory(BaseModel):

@@ -79,7 +79,8 @@ def _record(session: Session, image_id: int, answer: ReviewIn, reviewer: str) ->
         stored = ReviewOut.model_validate(review)
         job_id = image.job_id
     reviewed, total = review_progress(session, job_id=job_id)
-    return ReviewStored(**stored.model_dump(), reviewed=reviewed, total=total)
+    return ReviewStored(**stored.model_dump(), queue_reviewed=reviewed, queue_total=total,
+                        reviewed=reviewed, total=total)
 
 
 @router.get("/api/images/{image_id}/reviews", response_model=ReviewHistory,

@@ -90,7 +90,7 @@ function record(answer, label) {
   saving = saving.then(() => api(`/api/images/${item.id}/review`, {
     method: "POST", headers: {"Content-Type": "application/json"},
     body: JSON.stringify(answer)})).then(stored => {
-    showCounter(stored.reviewed, stored.total);
+    showCounter(stored.queue_reviewed, stored.queue_total);
     document.getElementById("review-message").textContent = "";
   }).catch(e => {
     answered.delete(item.id);
