@@ -259,11 +259,13 @@ def resume(
 def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     """Skip the job's batches not yet started; the job ends cancelled.
 
-    A job still being walked is answered once its walk has stopped (up to 10 s).
+    A job still being walked is answered once its walk has stopped (up to 10 s). A job
+    already cancelled is said to be, with when (exit 0, as the API's 200); one that ended
+    otherwise is refused.
     """
     from signdigits.broker.app import configured_app
     from signdigits.db.jobs import JobFinished
-    from signdigits.db.models import Job
+    from signdigits.db.models import Job, as_utc
     from signdigits.db.progress import summarize_job
     from signdigits.producer.cancel import CANCEL_WAIT_SECONDS, cancel_and_wait
     from signdigits.producer.webhooks import send_if_ended
@@ -271,6 +273,8 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     settings = settings_or_fail()
     sessions = database_for_reading(settings)
     found = job_or_fail(sessions, job)
+    # Cancelled again: still swept and waited for, as the API does, but not told as news.
+    before = found.cancelled_at
     try:
         stopped = cancel_and_wait(sessions, job_id=found.id,
                                   stall_seconds=settings.stall_seconds)
@@ -282,9 +286,14 @@ def cancel(job: str = typer.Argument(..., help=JOB_HELP)) -> None:
     with sessions() as session:  # read afresh: ``found`` is from before the cancel
         summary = summarize_job(session, job=session.get_one(Job, found.id),
                                 stall_seconds=settings.stall_seconds)
+    said = (f"job {found.id}: cancelled" if before is None else
+            f"job {found.id}: already cancelled at {as_utc(before):%Y-%m-%d %H:%M:%S} UTC")
     if not stopped:
-        console.print(f"job {found.id}: cancelled; its walk has not stopped after "
+        console.print(f"{said}; its walk has not stopped after "
                       f"{CANCEL_WAIT_SECONDS:g} s (it stops at its next part)")
+        return
+    if before is not None:
+        console.print(said)
         return
     console.print(f"job {found.id}: cancelled, {summary.cancelled:,} pending images "
                   f"skipped, of {summary.total:,}")

@@ -36,13 +36,17 @@ def one_line_error(result, code: int, *needles: str) -> str:
 
 def sqlite_with_jobs(path: Path, *jobs: dict) -> str:
     """A migrated SQLite file holding ``jobs`` (Job columns), each with ten pending images."""
+    return database_with_jobs(f"sqlite:///{path}", *jobs)
+
+
+def database_with_jobs(url: str, *jobs: dict) -> str:
+    """``url`` migrated, holding ``jobs`` too (Job columns), each with ten pending images."""
     from signdigits.db.jobs import create_job
     from signdigits.db.manifest import add_manifest
     from signdigits.db.migrate import upgrade
     from signdigits.db.models import Job
     from signdigits.db.session import session_factory
 
-    url = f"sqlite:///{path}"
     upgrade(url)
     with session_factory(url).begin() as session:
         for columns in jobs:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from signdigits.db.models import Image, ImageStatus, Job, utcnow
+from signdigits.db.models import Image, ImageStatus, Job, as_utc, utcnow
 from signdigits.db.session import session_factory
 from tests.conftest import make_env, run_cli
-from tests.test_cli_errors import one_line_error, sqlite_with_jobs
+from tests.test_cli_errors import database_with_jobs, one_line_error, sqlite_with_jobs
 
 HOOK = "https://hooks.example.test/signdigits?token=secret-in-the-query"
 SHOWN = "https://hooks.example.test/signdigits"  # no query: a token may be there
@@ -45,11 +45,29 @@ def test_cancel_without_a_broker_cancels_and_leaves_the_webhook_to_the_stack(tmp
     assert (after.webhook_state, after.webhook_attempts, after.webhook_claimed_at) == (
         "pending", None, None)
 
-    # Cancelled again: the same answer, nothing changed (a cancel is idempotent; only a
-    # job that ended otherwise is refused).
+    # Cancelled again: said so, nothing changed (test_cancel_again_says_when_it_was).
     again = run_cli("cancel", job.id, env=env, cwd=tmp_path)
-    assert (again.returncode, again.stderr) == (0, done.stderr)
+    assert again.returncode == 0 and "already cancelled at" in again.stderr, again.stderr
     assert _jobs(url)["running"].cancelled_at == after.cancelled_at
+
+
+def test_cancel_again_says_when_it_was(database_url, tmp_path):
+    """A job already cancelled: one line saying so and when, exit 0 (as the API's second
+    cancel answers 200), the cancel's time and the rows as they were."""
+    name = f"cancel twice {tmp_path.name}"  # the PostgreSQL schema is the session's
+    url = database_with_jobs(database_url, {"name": name, "submitted_at": utcnow()})
+    job = _jobs(url)[name]
+    env = make_env(database_url=url)
+    first = run_cli("cancel", job.id, env=env, cwd=tmp_path)
+    assert first.stderr.strip() == f"job {job.id}: cancelled, 10 pending images skipped, of 10"
+    when = as_utc(_jobs(url)[name].cancelled_at)
+
+    again = run_cli("cancel", job.id, env=env, cwd=tmp_path)
+    assert "Traceback" not in again.stderr and again.stdout == "", again.stderr
+    assert again.stderr.strip() == (
+        f"job {job.id}: already cancelled at {when:%Y-%m-%d %H:%M:%S} UTC"), again.stderr
+    assert again.returncode == 0
+    assert as_utc(_jobs(url)[name].cancelled_at) == when
 
 
 def test_webhook_send_without_a_broker_records_it_for_the_stacks_reconciler(tmp_path):
