@@ -76,6 +76,8 @@ def load_tensorflow_forward(path: Path, threads: int):
     import keras
     import tensorflow as tf
 
+    import signdigits.serving.familiar  # noqa: F401 - registers the graph's last layer
+
     model = keras.saving.load_model(path, compile=False)
     # One traced graph for every batch size: model.predict per call is slower and leaks.
     traced = tf.function(

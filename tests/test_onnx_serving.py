@@ -56,7 +56,9 @@ def test_shipped_pair_carries_one_version_and_the_table():
     assert keras_info.version == onnx_info.version == in_graph["version"]
     assert keras_info.metadata == onnx_info.metadata == in_graph
     assert list(onnx_info.class_to_digit) == in_graph["class_to_digit"]
-    assert in_graph["multiply_adds_per_image"] == 265 * 10  # one dense layer
+    # One dense layer, then the distances to the familiarity step's reference hands.
+    references = in_graph["familiarity"]["references"]
+    assert in_graph["multiply_adds_per_image"] == 265 * 10 + 265 * references
 
 
 def test_runtimes_agree_on_200_real_photos(dataset):
@@ -106,8 +108,11 @@ def test_exported_graph_of_a_trained_model_agrees_with_keras(tiny, dataset, tmp_
     assert again.returncode == 0, again.stderr[-2000:]
     version = read_model_info(copy.with_suffix(".onnx")).version
     assert read_model_info(copy).version == version
-    assert f"wrote {copy.with_suffix('.onnx')} (version {version}, 2,650 multiply-adds per " \
-        "image)" in again.stdout + again.stderr
+    references = info.metadata["familiarity"]["references"]
+    assert references == info.metadata["history"]["hands"]  # under 256: every one trained on
+    adds = 265 * 10 + 265 * references
+    assert f"wrote {copy.with_suffix('.onnx')} (version {version}, {adds:,} multiply-adds " \
+        "per image)" in again.stdout + again.stderr
 
 
 def _linked(dataset: Path, tmp_path: Path, signers: list[int]) -> list[str]:
@@ -123,6 +128,8 @@ def test_a_model_trained_with_another_class_order_still_maps_right(dataset, tmp_
 
     import_tensorflow()
     import keras
+
+    import signdigits.serving.familiar  # noqa: F401 - registers the graph's last layer
 
     shipped = keras.saving.load_model(SHIPPED_KERAS, compile=False)
     table = read_model_info(SHIPPED_KERAS).class_to_digit

@@ -257,13 +257,13 @@ def test_compare_lists_the_images_whose_answer_would_change(stack, swapped_model
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path):
     from signdigits.db.models import Image
+    from signdigits.db.registry import find_model
     from signdigits.db.reviews import add_review
     from signdigits.serving.artifact import read_model_info, shipped_model_path
 
     truth = copy_sample(dataset, tmp_path / "photos", per_digit=1, seed=9)
     three_people(dataset, tmp_path / "photos" / "group.jpg")
-    replay = tmp_path / "replay"  # eight signers of the dataset: read in seconds
-    link_signers(dataset, replay, range(8))
+    link_signers(dataset, replay := tmp_path / "replay", range(8))  # read in seconds
     stack.start_worker(concurrency=1)
     job_id = stack.submit(tmp_path / "photos")
     stack.wait_for(job_id)
@@ -285,13 +285,10 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
     assert adapted.returncode == 0, adapted.stderr[-3000:]
     assert "registered small (" in adapted.stderr
 
-    listed = stack.cli("models", "list")
-    assert listed.returncode == 0
+    assert (listed := stack.cli("models", "list")).returncode == 0
     line = next(x for x in listed.stdout.splitlines() if " small " in x)
     shipped = read_model_info(shipped_model_path()).version
     assert shipped in line  # the parent
-    from signdigits.db.registry import find_model
-
     with stack.sessions()() as session:
         row = find_model(session, "small")
     assert row.parent == shipped and row.promoted_at is None
@@ -311,6 +308,9 @@ def test_adapt_on_a_small_real_job_records_its_lineage(stack, dataset, tmp_path)
         in said and "1 hand answered not a hand" in said, adapted.stderr[-2000:]
     assert "1 photo changed since it was reviewed" in said, adapted.stderr[-2000:]
     assert row.figures["lineage"] == lineage
+    familiar = info.metadata["familiarity"]  # all replayed and reviewed hands (< 256)
+    assert (familiar["references"], familiar["test_unfamiliar"]) == (
+        info.metadata["evaluation"]["reviewed"] + info.metadata["split"]["train_images"], 0)
     # It can be promoted: the workers could load it.
     assert stack.cli("models", "promote", "small").returncode == 0
 

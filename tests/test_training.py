@@ -100,7 +100,8 @@ def test_shipped_model_is_self_describing():
     assert meta["calibration"]["on"] == "5-fold out-of-fold"
     assert meta["evaluation"]["test"]["images"] > 200
     assert meta["split"]["by"] == "signer" and meta["split"]["test_groups"]
-    assert meta["multiply_adds_per_image"] == 265 * 10
+    assert meta["multiply_adds_per_image"] == 265 * 10 + 265 * meta["familiarity"]["references"]
+    assert meta["familiarity"]["references"] == 256 and meta["familiarity"]["test_unfamiliar"] == 0
 
 
 def _pair_with_metadata(tmp_path: Path, change) -> Path:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from signdigits.serving.artifact import ModelInfo
+from signdigits.serving.model_input import FEATURE_COUNT, NUM_CLASSES
 from signdigits.training.calibration import (
     calibration_summary,
     expected_calibration_error,
@@ -36,6 +37,7 @@ from signdigits.training.calibration import (
 from signdigits.training.cv import signer_folds
 from signdigits.training.data import LabelledImages, split_by_signer
 from signdigits.training.evaluate import evaluate_probabilities
+from signdigits.training.familiarity import Familiar, familiar_from
 
 STEPS = 300
 LEARNING_RATE = 0.02
@@ -67,7 +69,7 @@ class Linear:
         return np.asarray(x, np.float64) @ self.kernel + self.bias
 
 
-def parent_weights(onnx_path: Path) -> Linear:
+def parent_weights(onnx_path: Path, classes: int = NUM_CLASSES) -> Linear:
     """The served layer of an artifact (its temperature folded in, as model.py folds it),
     read from its ONNX graph's two initialisers: no TensorFlow needed."""
     import onnx
@@ -75,8 +77,10 @@ def parent_weights(onnx_path: Path) -> Linear:
 
     arrays = [numpy_helper.to_array(t).astype(np.float64)
               for t in onnx.load(str(onnx_path)).graph.initializer]
-    kernels = [a for a in arrays if a.ndim == 2]
-    biases = [a for a in arrays if a.ndim == 1]
+    # By shape: the familiarity step's constants (serving.familiar) are initialisers too,
+    # its references (features x references) the only other matrix.
+    kernels = [a for a in arrays if a.ndim == 2 and a.shape == (FEATURE_COUNT, classes)]
+    biases = [a for a in arrays if a.ndim == 1 and a.shape == (classes,)]
     if len(kernels) != 1 or len(biases) != 1:
         raise ValueError(f"{onnx_path}: not the one-layer classifier adapt fine-tunes")
     return Linear(kernels[0], biases[0])
@@ -188,6 +192,9 @@ def adapt(parent: ModelInfo, dataset: LabelledImages, reviewed_x: np.ndarray,
            f"{reviewed_right['after']} after (of {len(reviewed_x)}); temperature "
            f"{temperature}, default threshold {threshold}")
 
+    # The reviewed hands join the references: the population a person corrected is
+    # familiar to the model that learnt it.
+    familiar = familiar_from(np.concatenate([x_data, reviewed_x]))
     kernel = (tuned.kernel / temperature).astype(np.float32)
     bias = (tuned.bias / temperature).astype(np.float32)
     evaluation = {"test": {k: v for k, v in after.items() if k != "confusion"},
@@ -207,9 +214,11 @@ def adapt(parent: ModelInfo, dataset: LabelledImages, reviewed_x: np.ndarray,
                     "review_weight": round(weight, 3)},
         "lineage": {"parent": parent.version, **lineage},
         "evaluation": evaluation,
-        "multiply_adds_per_image": int(kernel.size),
+        "multiply_adds_per_image": int(kernel.size + kernel.shape[0] * len(familiar.references)),
+        "familiarity": familiar.summary(
+            test_unfamiliar=int(familiar.unfamiliar(test.x[test.found]).sum())),
     }
-    save_artifact(served_model(kernel, bias), out, metadata)
+    save_artifact(served_model(kernel, bias, familiar), out, metadata)
     info = export_onnx(out)
     return Adapted(info, {"evaluation": evaluation, "lineage": metadata["lineage"],
                           "default_threshold": threshold})
@@ -219,16 +228,9 @@ def _right(logits: np.ndarray, classes: np.ndarray) -> int:
     return int((logits.argmax(axis=1) == classes).sum()) if len(classes) else 0
 
 
-def served_model(kernel: np.ndarray, bias: np.ndarray):
-    """The served graph of model.build_inference_model: one dense softmax layer."""
-    from signdigits.serving.classifier import import_tensorflow
+def served_model(kernel: np.ndarray, bias: np.ndarray, familiar: Familiar | None = None):
+    """The served graph of model.build_inference_model: one dense softmax layer, then
+    the familiarity step."""
+    from signdigits.training.model import served_graph
 
-    import_tensorflow()
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(shape=(kernel.shape[0],), name="features")
-    served = layers.Dense(kernel.shape[1], activation="softmax", name="probabilities")
-    model = keras.Model(inputs, served(inputs), name="signdigits_hands")
-    served.set_weights([kernel, bias])
-    return model
+    return served_graph(kernel, bias, familiar)

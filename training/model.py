@@ -4,8 +4,9 @@ Tried on the foreign photos (``modi``, ``cyril``; for choosing only, never train
 the landmark features transfer where pixels did not (the CNN was 28.5% right on
 ``modi``), and this linear model on them was 99.8-100% right on both. The graph is
 ``Normalization`` (mean and variance adapted on the training hands) -> ``Dense`` (the
-logits) -> division by the calibration temperature -> softmax: plain operations that
-tf2onnx converts, so every runtime serves the same calibrated probabilities.
+logits) -> division by the calibration temperature -> softmax -> the familiarity step
+(:mod:`serving.familiar`): operations that tf2onnx converts, so every runtime serves the
+same calibrated probabilities.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from signdigits.serving.classifier import import_tensorflow
 from signdigits.serving.model_input import FEATURE_COUNT, NUM_CLASSES
+from signdigits.training.familiarity import Familiar
 
 import_tensorflow()  # before Keras imports it: TensorFlow's start-up lines kept off stderr
 import keras  # noqa: E402
@@ -32,8 +34,11 @@ def build_logits_model(train_x: np.ndarray, *, l2: float) -> keras.Model:
     return keras.Model(inputs, logits, name="hand_digits")
 
 
-def build_inference_model(logits_model: keras.Model, temperature: float) -> keras.Model:
-    """The served graph: calibrated probabilities, from one dense layer.
+def build_inference_model(logits_model: keras.Model, temperature: float,
+                          familiar: Familiar | None = None) -> keras.Model:
+    """The served graph: calibrated probabilities, from one dense layer, then (with
+    ``familiar``) pulled toward uniform for a hand unlike the training hands
+    (:mod:`serving.familiar`).
 
     The standardisation and the temperature are folded into the dense layer's weights
     ((x - mean) / std @ W + b, over T, is x @ W' + b'): the same function in fewer
@@ -47,12 +52,30 @@ def build_inference_model(logits_model: keras.Model, temperature: float) -> kera
     kernel, bias = (np.asarray(w) for w in dense.get_weights())
     folded_kernel = kernel / std[:, None] / temperature
     folded_bias = (bias - (mean / std) @ kernel) / temperature
-    inputs = keras.Input(shape=(FEATURE_COUNT,), name="features")
-    served = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")
+    return served_graph(folded_kernel, folded_bias, familiar)
+
+
+def served_graph(kernel: np.ndarray, bias: np.ndarray,
+                 familiar: Familiar | None) -> keras.Model:
+    """Features -> softmax(x @ kernel + bias), then the familiarity step if given."""
+    from signdigits.serving.familiar import Familiarity
+
+    inputs = keras.Input(shape=(kernel.shape[0],), name="features")
+    served = layers.Dense(kernel.shape[1], activation="softmax", name="probabilities")
     outputs = served(inputs)
-    served.set_weights([folded_kernel.astype(np.float32), folded_bias.astype(np.float32)])
+    served.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    if familiar is not None:
+        step = Familiarity(len(familiar.references), kernel.shape[0], familiar.cut,
+                           name="familiarity")
+        outputs = step([inputs, outputs])
+        references = familiar.references.astype(np.float32)
+        step.set_weights([familiar.mean.astype(np.float32), familiar.scale.astype(np.float32),
+                          references.T.copy(), (references * references).sum(axis=1)])
     return keras.Model(inputs, outputs, name="signdigits_hands")
 
 
 def multiply_adds(model: keras.Model) -> int:
-    return FEATURE_COUNT * NUM_CLASSES
+    """Per hand: the dense layer's, and the familiarity step's distance product."""
+    step = next((layer for layer in model.layers if layer.name == "familiarity"), None)
+    return FEATURE_COUNT * NUM_CLASSES + (
+        FEATURE_COUNT * step.reference_count if step is not None else 0)

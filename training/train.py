@@ -71,6 +71,7 @@ def train_model(
     from signdigits.config.settings import get_settings
     from signdigits.serving.hands.features import FEATURES_VERSION
     from signdigits.serving.hands.models import check_models, models_dir
+    from signdigits.training.familiarity import familiar_from
     from signdigits.training.model import build_inference_model, multiply_adds
 
     if folds and cv_result is None:
@@ -114,7 +115,8 @@ def train_model(
             _probabilities(val_logits, val.found, calibration["temperature"]), val.classes,
             NPY_CLASS_TO_DIGIT)
     temperature, threshold = calibration["temperature"], calibration["threshold"]
-    served = build_inference_model(logits_model, temperature)
+    familiar = familiar_from(fit_on.x[fit_on.found])
+    served = build_inference_model(logits_model, temperature, familiar)
 
     test_logits = predict_logits(logits_model, test)
     test_probs = _probabilities(test_logits, test.found, temperature)
@@ -162,6 +164,8 @@ def train_model(
         ),
         "calibration": {"on": held_out, **calibration},
         "multiply_adds_per_image": multiply_adds(served),
+        "familiarity": familiar.summary(
+            test_unfamiliar=int(familiar.unfamiliar(test.x[test.found]).sum())),
         "evaluation": {
             "test": without_confusion(test_figures),
             "validation": without_confusion(val_figures),
