@@ -32,6 +32,8 @@ class Prediction:
     class_index: int
     confidence: float
     probabilities: list[float]  # indexed by digit 0-9
+    # Unlike every hand the model trained on (serving.familiar): read below any threshold.
+    unfamiliar: bool = False
 
 
 def import_tensorflow():
@@ -71,7 +73,8 @@ def configure_tensorflow(threads: int) -> None:
 
 
 def load_tensorflow_forward(path: Path, threads: int):
-    """The ``.keras`` archive as one traced TensorFlow function (N, features) -> (N, 10)."""
+    """The ``.keras`` archive as one traced TensorFlow function: (N, features) ->
+    ((N, 10) probabilities, (N,) unfamiliar or None), as :func:`load_onnx_forward`."""
     configure_tensorflow(threads)
     import keras
     import tensorflow as tf
@@ -85,7 +88,14 @@ def load_tensorflow_forward(path: Path, threads: int):
         input_signature=[tf.TensorSpec([None, FEATURE_COUNT], tf.float32)],
         reduce_retracing=True,
     )
-    return lambda batch: traced(batch).numpy()
+
+    def forward(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        found = traced(batch)
+        if isinstance(found, (list, tuple)):
+            return found[0].numpy(), found[1].numpy().reshape(-1) > 0.5
+        return found.numpy(), None
+
+    return forward
 
 
 class Classifier:
@@ -134,14 +144,21 @@ class Classifier:
         """(N, features) hands -> (N, 10) class probabilities, model order."""
         if len(features) == 0:
             return np.zeros((0, len(self.info.class_to_digit)), np.float32)
-        return self._forward(np.ascontiguousarray(features, dtype=np.float32))
+        return self._read(features)[0]
+
+    def _read(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(probabilities, unfamiliar): all familiar from a graph that does not say."""
+        if len(features) == 0:
+            return np.zeros((0, len(self.info.class_to_digit)), np.float32), np.zeros(0, bool)
+        probs, unfamiliar = self._forward(np.ascontiguousarray(features, dtype=np.float32))
+        return probs, np.zeros(len(probs), bool) if unfamiliar is None else unfamiliar
 
     def classify(self, features: np.ndarray) -> list[Prediction]:
-        probs = self.probabilities(features)
+        probs, unfamiliar = self._read(features)
         table = self.info.class_to_digit
         by_digit = probs[:, self._digit_order]
         predictions = []
-        for row, digit_row in zip(probs, by_digit, strict=True):
+        for row, digit_row, far in zip(probs, by_digit, unfamiliar, strict=True):
             index = int(row.argmax())
             predictions.append(
                 Prediction(
@@ -149,6 +166,7 @@ class Classifier:
                     class_index=index,
                     confidence=float(row[index]),
                     probabilities=[round(float(p), 6) for p in digit_row],
+                    unfamiliar=bool(far),
                 )
             )
         return predictions

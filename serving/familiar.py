@@ -7,7 +7,8 @@ to 1 there. So the graph measures, in the standardised features, how far the han
 from the nearest of the training hands it keeps (:data:`training.familiarity.REFERENCES`
 of them, chosen to cover the rest), and a hand farther than any training hand lies from
 its own nearest reference (the ``cut``) gets its probabilities pulled halfway to uniform:
-the same digit, at most 0.55 sure (docs/model.md, "Unfamiliar hands").
+the same digit, at most 0.55 sure, and the graph's second output says so (the reading
+ends ", unlike the training hands"; docs/model.md, "Unfamiliar hands").
 
 Inside the graph, not beside it: ONNX Runtime, TensorFlow, ``predict``, the workers and
 the web read the same probabilities, and an older artifact without it is served as it
@@ -27,8 +28,10 @@ KEPT_SHARE = 0.5
 
 @keras.saving.register_keras_serializable(package="signdigits")
 class Familiarity(keras.layers.Layer):
-    """[features, probabilities] -> probabilities, pulled toward uniform for a hand
-    farther than ``cut`` from every reference (standardised distances)."""
+    """[features, probabilities] -> [probabilities, unfamiliar]: the probabilities pulled
+    toward uniform for a hand farther than ``cut`` from every reference (standardised
+    distances), and 1.0 for such a hand, 0.0 for the others (the graph's second output,
+    which the reading names: serving.reader)."""
 
     def __init__(self, references: int, features: int, cut: float,
                  kept_share: float = KEPT_SHARE, **kwargs) -> None:
@@ -53,11 +56,12 @@ class Familiarity(keras.layers.Layer):
         # |z - r|^2 = |z|^2 - 2 z.r + |r|^2, the nearest reference's.
         nearest = ops.min(self.norms - 2.0 * ops.matmul(z, self.references), axis=1)
         squared = ops.sum(z * z, axis=1) + nearest
-        unfamiliar = ops.expand_dims(ops.greater(squared, self.cut ** 2), 1)
+        unfamiliar = ops.greater(squared, self.cut ** 2)
         classes = ops.shape(probabilities)[1]
         pulled = probabilities * self.kept_share + (1.0 - self.kept_share) / ops.cast(
             classes, probabilities.dtype)
-        return ops.where(unfamiliar, pulled, probabilities)
+        return (ops.where(ops.expand_dims(unfamiliar, 1), pulled, probabilities),
+                ops.cast(unfamiliar, probabilities.dtype))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "references": self.reference_count,

@@ -18,8 +18,9 @@ from signdigits.serving.onnx_file import split_model
 
 
 def load_onnx_forward(info: ModelInfo, path: Path, threads: int
-                      ) -> Callable[[np.ndarray], np.ndarray]:
-    """A function (N, features) float32 -> (N, 10) class probabilities.
+                      ) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]:
+    """A function (N, features) float32 -> ((N, 10) class probabilities, (N,) whether each
+    hand is unlike the training hands, or None from a graph without that output).
 
     ``threads`` > 0 fixes the intra-op pool (1: no pool threads at all, as each worker
     process runs one batch at a time); 0 keeps ONNX Runtime's default (all cores).
@@ -45,9 +46,10 @@ def load_onnx_forward(info: ModelInfo, path: Path, threads: int
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
-    output_name = session.get_outputs()[0].name
+    outputs = [output.name for output in session.get_outputs()[:2]]
 
-    def forward(batch: np.ndarray) -> np.ndarray:
-        return session.run([output_name], {input_name: batch})[0]
+    def forward(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        found = session.run(outputs, {input_name: batch})
+        return found[0], (found[1].reshape(-1) > 0.5 if len(found) > 1 else None)
 
     return forward

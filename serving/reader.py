@@ -34,6 +34,8 @@ READ_WHOLE = "hand landmarks, whole photo"  # the hand filled the photo: no palm
 READ_WHOLE_ONCE = "hand landmarks, whole photo, placed once"  # and settled at once (below)
 READ_HAND = "hand landmarks"
 READ_PADDED = "hand landmarks, on a padded copy"
+# Said last when a hand read is unlike every training hand: read, below any threshold.
+UNFAMILIAR = "unlike the training hands"
 # A photo decoded reduced (serving.photo: about 240 pixels on its shorter side) in which
 # no hand was found, or a hand under SMALL_HAND_SIDE decoded pixels, is decoded again with
 # at least CLOSER_SIDE pixels on its shorter side and searched once more. A hand a
@@ -144,9 +146,15 @@ class Reading:
 
     def doubtful(self, threshold: float) -> bool:
         """Below the threshold: a person should look. No hand, more hands than were read,
-        only hands pointing down, or a hand read less sure than ``threshold``."""
-        return (not self.hands or self.more_hands or self.pointing_down
+        only hands pointing down, a hand unlike every training hand, or a hand read less
+        sure than ``threshold``."""
+        return (not self.hands or self.more_hands or self.pointing_down or self.unfamiliar
                 or self.confidence < threshold)
+
+    @property
+    def unfamiliar(self) -> bool:
+        """A hand read is unlike every hand the model trained on (serving.familiar)."""
+        return any(h.prediction.unfamiliar for h in self.hands)
 
     @property
     def digits(self) -> str:
@@ -166,7 +174,8 @@ class Reading:
     @property
     def how(self) -> str:
         return self._route() + (", pointing down" if self.pointing_down else "") + (
-            f", {self.set_aside} more pointing down, not read" if self.set_aside else "")
+            f", {self.set_aside} more pointing down, not read" if self.set_aside else "") + (
+            f", {UNFAMILIAR}" if self.unfamiliar else "")
 
     def _route(self) -> str:
         if not self.hands:

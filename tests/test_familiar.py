@@ -68,6 +68,8 @@ def test_the_shipped_graph_pulls_only_unfamiliar_hands_halfway_to_uniform(runtim
     assert np.abs(got[6:] - (0.5 * dense[6:] + 0.05)).max() <= 1e-5
     assert got[6:].max() <= 0.55 + 1e-6 < info.default_threshold
     assert (got.argmax(axis=1) == dense.argmax(axis=1)).all()  # the same digit, less sure
+    said = [p.unfamiliar for p in served.classify(np.concatenate([hands, far]))]
+    assert said == [False] * 6 + [True] * 6  # the graph's second output
 
 
 def test_an_arm_without_its_hand_is_read_below_the_threshold(tmp_path):
@@ -80,6 +82,7 @@ def test_an_arm_without_its_hand_is_read_below_the_threshold(tmp_path):
     from signdigits.serving.hands.models import default_models_dir
     from signdigits.serving.photo import read_photo
     from signdigits.serving.reader import HandReader
+    from signdigits.worker.columns import reading_columns
 
     photo_path = FOREIGN / "modi" / "0" / "92.jpg"
     require(photo_path.is_file(), f"foreign photos not found at {photo_path}")
@@ -95,3 +98,8 @@ def test_an_arm_without_its_hand_is_read_below_the_threshold(tmp_path):
     assert whole.digits == "0" and not whole.doubtful(threshold)
     arm = reader.look((tmp_path / "strip.png").read_bytes())[1]
     assert arm.doubtful(threshold) and arm.confidence <= 0.55 + 1e-6, arm.digits
+    if arm.hands:  # taken for a hand: said why it is below the threshold, at any threshold
+        assert arm.how.endswith(", unlike the training hands") and arm.doubtful(0.5)
+        columns = reading_columns(arm, scale=1.0, threshold=0.5)
+        assert columns["below_threshold"] and columns["reading"] == arm.how
+        assert all(h["below_threshold"] for h in columns["hand"]["hands"])

@@ -59,7 +59,11 @@ def export_onnx(keras_path: Path, *, opset: int = OPSET) -> ModelInfo:
         mean, scale, references, _ = (np.asarray(w) for w in step.get_weights())
         probe = np.concatenate([probe, (mean + references.T[:16] / scale).astype(np.float32)])
     try:
-        expected = np.asarray(model(probe, training=False))
+        # Every output (the familiarity step's second too), the probabilities first.
+        found = model(probe, training=False)
+        outputs = [np.asarray(o) for o in (found if isinstance(found, (list, tuple))
+                                           else [found])]
+        expected = outputs[0]
     except Exception as exc:  # noqa: BLE001 - Keras raises what the layers raise
         raise ArtifactError(f"{keras_path}: its model does not take {FEATURE_COUNT} hand "
                             f"features ({exc.__class__.__name__})") from None
@@ -90,7 +94,7 @@ def export_onnx(keras_path: Path, *, opset: int = OPSET) -> ModelInfo:
     data = proto.SerializeToString()
     if split_model(data) != ({METADATA_ENTRY: entry.value}, graph_digest):
         raise ArtifactError("the ONNX file's digest changed when its metadata was added")
-    _check_agreement(data, probe, expected)
+    _check_agreement(data, probe, outputs)
     onnx_path = keras_path.with_suffix(".onnx")
     partial = onnx_path.with_suffix(".tmp.onnx")
     partial.write_bytes(data)
@@ -105,12 +109,16 @@ def _dumps(metadata: dict[str, Any]) -> str:
     return json.dumps(metadata, indent=2, sort_keys=True)
 
 
-def _check_agreement(data: bytes, probe: np.ndarray, expected: np.ndarray) -> None:
+def _check_agreement(data: bytes, probe: np.ndarray, expected: list[np.ndarray]) -> None:
     import onnxruntime as ort
 
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    got = session.run(None, {session.get_inputs()[0].name: probe})[0]
-    worst = float(np.abs(got - expected).max())
+    got = session.run(None, {session.get_inputs()[0].name: probe})
+    if len(got) != len(expected):
+        raise ArtifactError(f"the ONNX graph has {len(got)} outputs, Keras {len(expected)}; "
+                            "not exported")
+    worst = max(float(np.abs(g.reshape(e.shape) - e).max())
+                for g, e in zip(got, expected, strict=True))
     if worst > TOLERANCE:
         raise ArtifactError(f"the ONNX graph disagrees with Keras by {worst:.2e} (> "
                             f"{TOLERANCE:.0e}) on random features; not exported")

@@ -57,7 +57,9 @@ def build_inference_model(logits_model: keras.Model, temperature: float,
 
 def served_graph(kernel: np.ndarray, bias: np.ndarray,
                  familiar: Familiar | None) -> keras.Model:
-    """Features -> softmax(x @ kernel + bias), then the familiarity step if given."""
+    """Features -> softmax(x @ kernel + bias); with ``familiar``, the familiarity step's
+    two outputs instead: those probabilities, pulled for an unfamiliar hand, and whether
+    it is one."""
     from signdigits.serving.familiar import Familiarity
 
     inputs = keras.Input(shape=(kernel.shape[0],), name="features")
@@ -67,7 +69,7 @@ def served_graph(kernel: np.ndarray, bias: np.ndarray,
     if familiar is not None:
         step = Familiarity(len(familiar.references), kernel.shape[0], familiar.cut,
                            name="familiarity")
-        outputs = step([inputs, outputs])
+        outputs = list(step([inputs, outputs]))  # probabilities, unfamiliar
         references = familiar.references.astype(np.float32)
         step.set_weights([familiar.mean.astype(np.float32), familiar.scale.astype(np.float32),
                           references.T.copy(), (references * references).sum(axis=1)])

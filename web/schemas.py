@@ -206,8 +206,9 @@ class ImageOut(BaseModel):
         'of its first placement), "hand landmarks" (found by the palm detector), "hand '
         'landmarks, on a padded copy", "hand landmarks, N hands" or "no hand found" (digit '
         'null), then ", N more pointing down, not read" (hands resting, not signing, left '
-        'out) or ", pointing down" (every hand found does: below the threshold); null until '
-        'read'))
+        'out) or ", pointing down" (every hand found does: below the threshold), then '
+        '", unlike the training hands" (a hand read lies beyond every hand the model trained '
+        'on: below any threshold); null until read'))
     digits: str | None = Field(None, description=(
         'every hand\'s digit, left to right ("407"; "7" for one hand; "" for none); '
         "digit is null for several hands"))
@@ -274,8 +275,8 @@ class PredictOut(BaseModel):
     reading: str = Field(description=(
         '"hand landmarks, whole photo", "hand landmarks, whole photo, placed once", '
         '"hand landmarks", "hand landmarks, on a padded copy", "hand landmarks, N hands" '
-        'or "no hand found", then ", N more pointing down, not read" or ", pointing down" '
-        '(see ImageOut)'))
+        'or "no hand found", then ", N more pointing down, not read" or ", pointing down", '
+        'then ", unlike the training hands" (see ImageOut)'))
     hands: list[HandOut] = Field(description="every hand read, left to right")
     crop_png: str | None = Field(description=(
         "the 224 x 224 square around the first hand that the landmark model read, PNG "

@@ -18,7 +18,8 @@ def reading_columns(reading: Reading, *, scale: float, threshold: float) -> dict
     confidence 0, below the threshold (a person should look), and ``reading`` says so.
     Several hands: ``digits`` in reading order, no single ``digit``, the least sure hand's
     confidence, and below the threshold when any hand is (or more hands than were read).
-    Hands pointing down only: read, and below the threshold (``Reading.doubtful``)."""
+    Hands pointing down only, or a hand unlike every training hand: read, and below the
+    threshold (``Reading.doubtful``)."""
     columns: dict[str, Any] = {"confidence": reading.confidence, "reading": reading.how,
                                "digits": reading.digits, "hand_count": len(reading.hands),
                                "below_threshold": reading.doubtful(threshold)}
@@ -26,7 +27,8 @@ def reading_columns(reading: Reading, *, scale: float, threshold: float) -> dict
         columns["hand"] = {"hands": [hand_record(
             h.hand, scale=scale, digit=h.prediction.digit, confidence=h.prediction.confidence,
             probabilities=h.prediction.probabilities,
-            below_threshold=reading.pointing_down or h.prediction.confidence < threshold)
+            below_threshold=(reading.pointing_down or h.prediction.unfamiliar
+                             or h.prediction.confidence < threshold))
             for h in reading.hands]}
     answer = reading.answer
     if answer is not None:

@@ -48,6 +48,9 @@ function plural(n, word, words = word + "s") { return `${n} ${n === 1 ? word : w
 function percent(x) { return x === null || x === undefined ? "-" : (100 * x).toFixed(1) + "%"; }
 
 const NO_HAND = "no hand found";
+// How a reading ends when a hand is unlike every hand the model trained on: read, below
+// any threshold (serving/reader.py UNFAMILIAR).
+const UNFAMILIAR = "unlike the training hands";
 
 // The annotated photo's colours (serving/preview.py draw_hands): a hand read at or above
 // the job's threshold green, below it orange; whichever hand gave the answer.

@@ -123,11 +123,14 @@ function show(answer, url) {
   const count = answer.hands.length;
   const found = count > 0;
   // A hand set aside as resting (fingers down) is not drawn: the reading's end says so.
-  const resting = (answer.reading || "").match(/, (\d+ more pointing down, not read|pointing down)$/);
+  // A hand unlike every training hand is said last (serving/reader.py UNFAMILIAR).
+  const reading = answer.reading || "";
+  const resting = reading.match(/, (\d+ more pointing down, not read|pointing down)(,|$)/);
+  const unfamiliar = reading.endsWith(", " + UNFAMILIAR);
   document.getElementById("answer-reading").textContent = !found ? "no hand found" :
     count > 1 ? `${count} hands, read left to right (orange: below the threshold)` +
-      (resting ? `; ${resting[1]}` : "") :
-    `read from the ${answer.reading}`;
+      (resting ? `; ${resting[1]}` : "") + (unfamiliar ? `; ${UNFAMILIAR}` : "") :
+    `read from the ${reading}`;
   const crop = document.getElementById("answer-crop");
   document.getElementById("answer-crop-figure").hidden = !answer.crop_png;
   document.getElementById("answer-crop-caption").textContent = count > 1 ?
