@@ -75,7 +75,8 @@ def held_at_once(channel) -> list[bytes]:
     exactly one of them. A whole read: for the batches :func:`held_messages` did not find.
 
     A message a worker has popped (BRPOP) and kombu has not yet put in ``unacked`` (its
-    next command) is in neither at any moment: found again at the next ask.
+    next command) is in neither at any moment: found again at the next ask (so the
+    reconciler asks twice before it sends a batch again: worker.reconciler).
     """
     with channel.client.pipeline(transaction=True) as pipe:
         for key in _queue_keys(channel):

@@ -14,6 +14,7 @@ from signdigits.training.familiarity import familiar_from
 from tests.conftest import DATASET, require, sample_images
 
 FOREIGN = DATASET.parent / "foreign-photos"
+ARM_PHOTO = FOREIGN / "modi" / "0" / "92.jpg"  # the signer's forearm beside the hand
 
 
 def test_the_references_cover_every_training_hand_and_nothing_far():
@@ -48,6 +49,21 @@ def _real_features(count: int) -> np.ndarray:
                      for p in paths]).astype(np.float32)
 
 
+def arm_strip(folder: Path) -> Path:
+    """A PNG of :data:`ARM_PHOTO` left of its hand (5% of the width off): the forearm,
+    a wristband, the wall, no hand."""
+    from signdigits.serving.hands.finder import HandFinder
+    from signdigits.serving.hands.models import default_models_dir
+    from signdigits.serving.photo import read_photo
+
+    photo = read_photo(ARM_PHOTO)
+    (hand,) = HandFinder(default_models_dir()).find(photo.image)
+    strip = photo.image.crop((0, 0, int(hand.box[0] - 0.05 * photo.image.width),
+                              photo.image.height))
+    strip.save(folder / "strip.png")
+    return folder / "strip.png"
+
+
 @pytest.mark.parametrize("runtime", ["onnx", "tensorflow"])
 def test_the_shipped_graph_pulls_only_unfamiliar_hands_halfway_to_uniform(runtime):
     """Real hands of the dataset as the dense layer reads them; the same hands moved far
@@ -78,25 +94,17 @@ def test_an_arm_without_its_hand_is_read_below_the_threshold(tmp_path):
     as a 5 at 1.0. It lies farther from every training hand than the cut."""
     from signdigits.serving.artifact import read_model_info, shipped_model_path
     from signdigits.serving.classifier import Classifier
-    from signdigits.serving.hands.finder import HandFinder
     from signdigits.serving.hands.models import default_models_dir
-    from signdigits.serving.photo import read_photo
     from signdigits.serving.reader import HandReader
     from signdigits.worker.columns import reading_columns
 
-    photo_path = FOREIGN / "modi" / "0" / "92.jpg"
-    require(photo_path.is_file(), f"foreign photos not found at {photo_path}")
-    folder = default_models_dir()
-    photo = read_photo(photo_path)
-    (hand,) = HandFinder(folder).find(photo.image)
-    strip = photo.image.crop((0, 0, int(hand.box[0] - 0.05 * photo.image.width),
-                              photo.image.height))
-    strip.save(tmp_path / "strip.png")
-    reader = HandReader.from_folder(Classifier(shipped_model_path()), folder)
+    require(ARM_PHOTO.is_file(), f"foreign photos not found at {ARM_PHOTO}")
+    strip = arm_strip(tmp_path)
+    reader = HandReader.from_folder(Classifier(shipped_model_path()), default_models_dir())
     threshold = read_model_info(shipped_model_path()).default_threshold
-    whole = reader.look(Path(photo_path).read_bytes())[1]
+    whole = reader.look(ARM_PHOTO.read_bytes())[1]
     assert whole.digits == "0" and not whole.doubtful(threshold)
-    arm = reader.look((tmp_path / "strip.png").read_bytes())[1]
+    arm = reader.look(strip.read_bytes())[1]
     assert arm.doubtful(threshold) and arm.confidence <= 0.55 + 1e-6, arm.digits
     if arm.hands:  # taken for a hand: said why it is below the threshold, at any threshold
         assert arm.how.endswith(", unlike the training hands") and arm.doubtful(0.5)

@@ -161,6 +161,25 @@ def test_try_upload_and_camera(site, browser, dataset):
     _shoot(page, "web-try.png", tmp)
 
 
+def test_try_says_why_an_arm_without_its_hand_is_below_the_threshold(site, browser,
+                                                                      tmp_path):
+    """The strip beside the signing hand of a webcam photo, a forearm and no hand: what
+    the page says of a "hand" unlike every hand the model trained on."""
+    from tests.test_familiar import ARM_PHOTO, arm_strip
+
+    require(ARM_PHOTO.is_file(), f"foreign photos not found at {ARM_PHOTO}")
+    client, _ = site
+    page = browser
+    strip = arm_strip(tmp_path)
+    page.goto(f"{client.base_url}/try")
+    page.set_input_files("#photo", str(strip))
+    page.wait_for_selector("#answer:not([hidden])", timeout=60_000)
+    assert page.inner_text("#answer-headline") != "No hand found in this photo"
+    assert page.inner_text("#answer-flag").endswith(
+        "(a hand unlike every hand the model was trained on)")
+    assert page.inner_text("#answer-reading").endswith(", unlike the training hands")
+
+
 def test_review_three_images_with_the_keyboard(site, browser, dataset, tmp_path):
     """A digit key, Enter (the model's digit) and x (unusable), then Backspace and a new
     key for the last one: the rows say what was pressed, the counter counts images."""

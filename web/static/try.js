@@ -155,8 +155,10 @@ function show(answer, url) {
     `${percent(answer.confidence)}, the least sure of the ${count} hands` :
     percent(answer.confidence);
   const flag = document.getElementById("answer-flag");
+  // Below it whatever the threshold: say why, not "uncertain" (the model may be sure).
+  const why = unfamiliar ? "a hand unlike every hand the model was trained on" : "uncertain";
   flag.textContent = answer.below_threshold ?
-      `below the threshold ${answer.threshold} (uncertain)` : `above the threshold ${answer.threshold}`;
+      `below the threshold ${answer.threshold} (${why})` : `above the threshold ${answer.threshold}`;
   flag.className = "flag" + (answer.below_threshold ? " low" : "");
   document.getElementById("answer-model").textContent = answer.model_version;
   const chart = document.getElementById("answer-probabilities");
