@@ -142,8 +142,6 @@ class Classifier:
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """(N, features) hands -> (N, 10) class probabilities, model order."""
-        if len(features) == 0:
-            return np.zeros((0, len(self.info.class_to_digit)), np.float32)
         return self._read(features)[0]
 
     def _read(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

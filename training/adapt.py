@@ -214,7 +214,6 @@ def adapt(parent: ModelInfo, dataset: LabelledImages, reviewed_x: np.ndarray,
                     "review_weight": round(weight, 3)},
         "lineage": {"parent": parent.version, **lineage},
         "evaluation": evaluation,
-        "multiply_adds_per_image": int(kernel.size + kernel.shape[0] * len(familiar.references)),
         "familiarity": familiar.summary(
             test_unfamiliar=int(familiar.unfamiliar(test.x[test.found]).sum())),
     }

@@ -59,13 +59,7 @@ def familiar_from(x: np.ndarray, *, references: int = REFERENCES) -> Familiar:
     z = (x - mean) * scale
     chosen = _farthest_first(z, min(references, len(z)))
     refs = z[chosen]
-    # Each hand's nearest reference other than itself (a reference is its own nearest).
-    squared = np.empty(len(z))
-    for start in range(0, len(z), _CHUNK):
-        block = _squared(z[start:start + _CHUNK], refs)
-        inside = np.flatnonzero((chosen >= start) & (chosen < start + len(block)))
-        block[chosen[inside] - start, inside] = np.inf
-        squared[start:start + len(block)] = block.min(axis=1)
+    squared = _nearest(z, refs, chosen=chosen)
     finite = squared[np.isfinite(squared)]
     cut = float(np.sqrt(finite.max())) if len(finite) else 0.0
     return Familiar(mean, scale, refs, cut)
@@ -87,8 +81,15 @@ def _squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum((a * a).sum(axis=1)[:, None] - 2.0 * a @ b.T + (b * b).sum(axis=1), 0.0)
 
 
-def _nearest(z: np.ndarray, refs: np.ndarray) -> np.ndarray:
+def _nearest(z: np.ndarray, refs: np.ndarray, *, chosen: np.ndarray | None = None
+             ) -> np.ndarray:
+    """(N,) each row's squared distance to its nearest reference; with ``chosen`` (the
+    rows ``refs`` were taken from), the nearest other than itself."""
     out = np.empty(len(z))
     for start in range(0, len(z), _CHUNK):
-        out[start:start + _CHUNK] = _squared(z[start:start + _CHUNK], refs).min(axis=1)
+        block = _squared(z[start:start + _CHUNK], refs)
+        if chosen is not None:
+            inside = np.flatnonzero((chosen >= start) & (chosen < start + len(block)))
+            block[chosen[inside] - start, inside] = np.inf
+        out[start:start + len(block)] = block.min(axis=1)
     return out

@@ -75,9 +75,3 @@ def served_graph(kernel: np.ndarray, bias: np.ndarray,
                           references.T.copy(), (references * references).sum(axis=1)])
     return keras.Model(inputs, outputs, name="signdigits_hands")
 
-
-def multiply_adds(model: keras.Model) -> int:
-    """Per hand: the dense layer's, and the familiarity step's distance product."""
-    step = next((layer for layer in model.layers if layer.name == "familiarity"), None)
-    return FEATURE_COUNT * NUM_CLASSES + (
-        FEATURE_COUNT * step.reference_count if step is not None else 0)

@@ -72,7 +72,7 @@ def train_model(
     from signdigits.serving.hands.features import FEATURES_VERSION
     from signdigits.serving.hands.models import check_models, models_dir
     from signdigits.training.familiarity import familiar_from
-    from signdigits.training.model import build_inference_model, multiply_adds
+    from signdigits.training.model import build_inference_model
 
     if folds and cv_result is None:
         cv_result = cross_validate(data, recipe, folds=folds, report=report)
@@ -163,7 +163,6 @@ def train_model(
                            "; not reached at any threshold: the highest step is used")
         ),
         "calibration": {"on": held_out, **calibration},
-        "multiply_adds_per_image": multiply_adds(served),
         "familiarity": familiar.summary(
             test_unfamiliar=int(familiar.unfamiliar(test.x[test.found]).sum())),
         "evaluation": {
