@@ -70,14 +70,21 @@ RUN groupadd --system signdigits \
 
 # Dependencies only, read from pyproject.toml, so this layer is rebuilt only when
 # pyproject.toml changes: the package's own and its `s3` extra's (boto3: workers and the
-# web read s3:// jobs). In the same layer, what serving never loads is removed (60 MB,
-# which took the image from 545 to under 500 MB): LiteRT's WebGPU accelerator, NPU vendor
-# plugins, compiler tools and ahead-of-time compilation; ONNX Runtime's model-conversion
-# and quantisation tools; numpy's Fortran wrapper generator (f2py: with the full landmark
-# model's 5.5 MB the image was 499.6 MB, 499 without it); the packages' own test suites;
-# and botocore's descriptions of AWS's 450 other services (28 MB): only S3's are read,
-# and STS's and SSO's where a profile assumes a role or signs in with SSO. The hand finder, the classifier and an S3
-# client were checked to run the same without them (tests/test_docker.py).
+# web read s3:// jobs). In the same layer, what serving never loads is removed (65 MB,
+# which took the image from 545 to under 500 MB):
+# - LiteRT's WebGPU accelerator, NPU vendor plugins, compiler tools and ahead-of-time
+#   compilation;
+# - ONNX Runtime's model-conversion and quantisation tools;
+# - numpy's Fortran wrapper generator (f2py: with the full landmark model's 5.5 MB the
+#   image was 499.6 MB, 499 without it);
+# - the packages' own test suites, and SQLAlchemy's and Alembic's test helpers;
+# - SQLAlchemy's MySQL, SQL Server and Oracle dialects: the settings accept SQLite and
+#   PostgreSQL only, and Alembic imports those three for type checking alone (with the
+#   helpers, about 4 MB: the image had under 1 MB to spare);
+# - botocore's descriptions of AWS's 450 other services (28 MB): only S3's are read, and
+#   STS's and SSO's where a profile assumes a role or signs in with SSO.
+# The hand finder, the classifier, the migrations and an S3 client were checked to run
+# the same without them (tests/test_docker.py).
 COPY pyproject.toml /tmp/deps/
 RUN set -eux; \
     python -c "import tomllib; \
@@ -90,7 +97,10 @@ print('\\n'.join(project['dependencies'] + project['optional-dependencies']['s3'
     rm -rf "$site/ai_edge_litert/libLiteRtWebGpuAccelerator.so" "$site/ai_edge_litert/tools" \
            "$site/ai_edge_litert/vendors" "$site/ai_edge_litert/aot" \
            "$site/onnxruntime/transformers" "$site/onnxruntime/quantization" \
-           "$site/onnxruntime/tools" "$site/numpy/f2py"; \
+           "$site/onnxruntime/tools" "$site/numpy/f2py" \
+           "$site/sqlalchemy/testing" "$site/alembic/testing" \
+           "$site/sqlalchemy/dialects/mysql" "$site/sqlalchemy/dialects/mssql" \
+           "$site/sqlalchemy/dialects/oracle"; \
     find "$site" -depth -type d -name tests -exec rm -rf {} +; \
     find "$site/botocore/data" -mindepth 1 -maxdepth 1 -type d \
       ! -name s3 ! -name sts ! -name sso ! -name sso-oidc -exec rm -rf {} +
