@@ -28,6 +28,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a share, 0 or more and under 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected 0 or more and under 1, got {value:g}")
+    return value
+
+
 def folder_or_dataset(text: str) -> Path:
     """An argparse type: an existing folder; empty (``""``) means the shared dataset."""
     folder = Path(text) if text else default_dataset()

@@ -23,6 +23,7 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules([str(ROOT / "bench")]))
 # Each run as a command, with arguments it refuses before doing anything.
 COMMANDS = {
     "adapt_loop": ["/nonexistent-folder", "--order", "newest"],
+    "beside_hand": ["--least", "1.5"],
     "decode": ["/nonexistent-folder"],
     "drift": ["/nonexistent-folder", "out", "--kind", "fog"],
     "hand_size": ["--shares", "0,2"],

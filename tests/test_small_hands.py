@@ -111,3 +111,31 @@ def test_a_speck_the_finest_tiles_take_for_a_hand_is_not_kept(finder, dataset, t
     _, [speck] = look(finder, copy)
     x0, y0, x1, y1 = speck.box
     assert max(x1 - x0, y1 - y0) < 40 and speck.landmarks.presence < tile_presence
+
+
+def test_an_arm_small_at_the_edge_of_a_picture_is_not_a_hand(finder, dataset, monkeypatch):
+    """The part of modi 2/48 left of its signing hand (bench.beside_hand's strip): the
+    forearm, cut at the strip's edge, 5% of the strip. The palm detector finds it in a
+    window, not in tiles, and the landmark model is 0.84 sure of it; the classifier would
+    read it as a 5 at 1.0. Small in the picture, it needs what a hand found in tiles
+    needs (TILE_PRESENCE): no hand. Kept from KEEP_PRESENCE, as any bigger hand is, it
+    would be a hand."""
+    import io
+
+    from signdigits.bench.beside_hand import strips
+    from signdigits.serving.hands import finder as finder_module
+    from signdigits.serving.reader import look
+
+    path = dataset.parent / "foreign-photos" / "modi" / "2" / "48.jpg"
+    require(path.is_file(), f"foreign photos not found at {path.parent.parent.parent}")
+    photo, (hand,) = look(finder, path)
+    (left,) = [strip for side, strip in strips(photo.image, hand.box, margin=0.05, least=0.3)
+               if side == "left"]
+    data = io.BytesIO()
+    left.save(data, format="PNG")
+    assert look(finder, data.getvalue())[1] == []
+    monkeypatch.setattr(finder_module, "SMALL_SHARE", 0.0)
+    _, (arm,) = look(finder, data.getvalue())
+    x0, y0, x1, y1 = arm.box
+    assert max(x1 - x0, y1 - y0) < 0.1 * max(left.size)
+    assert finder_module.KEEP_PRESENCE <= arm.landmarks.presence < finder_module.TILE_PRESENCE

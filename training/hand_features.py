@@ -34,8 +34,9 @@ _CHUNK = 32  # photos per task: progress often enough, few round trips
 # 4: a hand kept from a presence of 0.8, not 0.5; 5: a photo with no hand searched closer;
 # 6: the closer decode searched in finer tiles, a hand found in tiles kept from 0.9;
 # 7: at most MAX_WINDOWS windows, no padded copy of a long picture, none under 32 pixels;
-# 8: the second placement by the full landmark model, a hand found in tiles kept from 0.95.
-_READING = 8
+# 8: the second placement by the full landmark model, a hand found in tiles kept from 0.95;
+# 9: a hand under a tenth of the picture kept from 0.95 however it was found.
+_READING = 9
 
 
 class UnreadablePhoto(ValueError):

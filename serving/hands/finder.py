@@ -43,8 +43,9 @@ the foreign photos (docs/model.md, "What was tried").
 
 A picture under :data:`MIN_PHOTO_SIDE` pixels on a side holds no hand to read, and is not
 searched. A hand is kept only where the landmark model is sure there is one (:data:`KEEP_PRESENCE`;
-surer for one found in tiles, :data:`TILE_PRESENCE`), so a face, a wall or a hand-sized
-blur gives no hand rather than a guess.
+surer for one found in tiles or small in the picture, :data:`TILE_PRESENCE`), so a face, a
+wall, a hand-sized blur or an arm cut at the picture's edge gives no hand rather than a
+guess.
 """
 
 from __future__ import annotations
@@ -122,6 +123,13 @@ KEEP_PRESENCE = 0.8
 # (tests/test_small_hands.py), 0.967 and more of the 106 hands it found in 120 composites
 # 5-7.5% wide (cyril's and modi's, seed 0; 0.967 the one read wrong).
 TILE_PRESENCE = 0.95
+# A hand spanning less than this share of the picture's longer side is small: kept from
+# TILE_PRESENCE however it was found. In strips cut beside the signing hand of modi's
+# photos (bench.beside_hand), the forearm at a strip's edge was found in windows, not in
+# tiles, 5-6.3% of the strip, the full landmark model 0.835-0.955 sure of it; the
+# classifier read 3 of those 9 as a 5 at 0.997-1.0. Real hands of that size: 0.967 and
+# more (above); of the studio's and the foreign photos' hands none is under 12%.
+SMALL_SHARE = 0.1
 
 # Whether the hand's first placement on the whole photo is settled: given by the reader
 # (serving.reader.HandReader.settles), which asks the classifier. Without it (training)
@@ -308,10 +316,8 @@ class HandFinder:
         the full model misreads fewer of the studio's close poses than the lite one
         (7 of 1,574 out of fold against 9; docs/model.md)."""
         region = region_from_landmarks(first.points)
-        again = place_landmarks(self._placer, image, region)
-        if again.presence < KEEP_PRESENCE:
-            return None
-        return Hand(again, region, palm_score, padded)
+        again = Hand(place_landmarks(self._placer, image, region), region, palm_score, padded)
+        return again if again.landmarks.presence >= _presence_needed(again, image) else None
 
 
 def windows(size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
@@ -334,6 +340,15 @@ def _centre_in(hand_box: tuple[float, float, float, float],
                box: tuple[int, int, int, int]) -> bool:
     x, y = (hand_box[0] + hand_box[2]) / 2, (hand_box[1] + hand_box[3]) / 2
     return box[0] <= x < box[2] and box[1] <= y < box[3]
+
+
+def _presence_needed(hand: Hand, image: Image.Image) -> float:
+    """How sure the landmark model must be of ``hand`` for it to be kept: a hand small in
+    ``image`` (the picture searched) was placed from few pixels, as one found only in
+    tiles is, and needs as much."""
+    x0, y0, x1, y1 = hand.box
+    small = max(x1 - x0, y1 - y0) < SMALL_SHARE * max(image.size)
+    return TILE_PRESENCE if small else KEEP_PRESENCE
 
 
 def _is_subject(hand: Hand, image: Image.Image) -> bool:
