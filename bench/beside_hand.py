@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,7 +91,9 @@ def _measure(reader: HandReader, photos: list[Path], *, margin: float, least: fl
     how: Counter[str] = Counter()
     lines = []
     unreadable = 0
-    for path in photos:
+    for number, path in enumerate(photos, 1):
+        if number % 100 == 0:
+            print(f"{number} of {len(photos)} photos read", file=sys.stderr, flush=True)
         try:
             photo, reading = reader.look(path)
         except ImageError:
