@@ -148,8 +148,14 @@ class Reading:
         """Below the threshold: a person should look. No hand, more hands than were read,
         only hands pointing down, a hand unlike every training hand, or a hand read less
         sure than ``threshold``."""
-        return (not self.hands or self.more_hands or self.pointing_down or self.unfamiliar
-                or self.confidence < threshold)
+        return (not self.hands or self.more_hands
+                or any(self.hand_doubtful(h, threshold) for h in self.hands))
+
+    def hand_doubtful(self, hand: HandReading, threshold: float) -> bool:
+        """One hand read below the threshold: every hand when all point down, one unlike
+        every training hand, or one read less sure than ``threshold``."""
+        return (self.pointing_down or hand.prediction.unfamiliar
+                or hand.prediction.confidence < threshold)
 
     @property
     def unfamiliar(self) -> bool:

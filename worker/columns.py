@@ -27,8 +27,7 @@ def reading_columns(reading: Reading, *, scale: float, threshold: float) -> dict
         columns["hand"] = {"hands": [hand_record(
             h.hand, scale=scale, digit=h.prediction.digit, confidence=h.prediction.confidence,
             probabilities=h.prediction.probabilities,
-            below_threshold=(reading.pointing_down or h.prediction.unfamiliar
-                             or h.prediction.confidence < threshold))
+            below_threshold=reading.hand_doubtful(h, threshold))
             for h in reading.hands]}
     answer = reading.answer
     if answer is not None:
